@@ -1,0 +1,5 @@
+"""Backbones turn views into embeddings; see :mod:`fpattr.backbones.base`."""
+
+from fpattr.backbones.base import Backbone, create_backbone, resolve_backbone_name
+
+__all__ = ["Backbone", "create_backbone", "resolve_backbone_name"]

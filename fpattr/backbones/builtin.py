@@ -1,0 +1,32 @@
+"""Built-in backbones, registered through the same hook as third-party ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fpattr import hookimpl
+
+
+def _spectrum(**options: Any):
+    from fpattr.backbones.spectrum import SpectrumBackbone
+
+    return SpectrumBackbone(**options)
+
+
+def _onnx(**options: Any):
+    from fpattr.backbones.onnx import OnnxBackbone
+
+    return OnnxBackbone(**options)
+
+
+def _default(**options: Any):
+    from fpattr.backbones.onnx import DefaultBackbone
+
+    return DefaultBackbone(**options)
+
+
+@hookimpl
+def fpattr_register_backbones(register) -> None:
+    register("default", _default, description="learned extractor shipped in models/ (ONNX)")
+    register("spectrum", _spectrum, description="training-free residual power spectrum (numpy)")
+    register("onnx", _onnx, description="any exported extractor: --backbone-opt model=CARD.json")

@@ -1,0 +1,185 @@
+"""ONNX Runtime backbone: runs an exported extractor described by a model card.
+
+A model card (``<name>.json`` next to ``<name>.onnx``) gives the file's sha256,
+the input spec and the calibration; the file is checked against it before use,
+so a swapped or corrupted model is an error, not silently different numbers.
+onnxruntime is imported only when a session is created: ``fpattr --help`` and
+the training-free backbones never pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpattr.backbones.base import Backbone
+from fpattr.errors import BackboneError, ModelFileError
+from fpattr.io.loader import sha256_file
+from fpattr.paths import models_dir
+
+CARD_SCHEMA = "fpattr.model/1"
+DEFAULT_MODEL = "default"
+
+_SESSIONS: dict[tuple[Any, ...], Any] = {}
+_LOCK = threading.Lock()
+
+
+def onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def default_card_path() -> Path:
+    return models_dir() / f"{DEFAULT_MODEL}.json"
+
+
+def default_model_available() -> bool:
+    """True when the shipped extractor and onnxruntime are both present."""
+    return default_card_path().is_file() and onnxruntime_available()
+
+
+def read_card(card_path: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(Path(card_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"model card not found: {card_path}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"cannot read model card {card_path}: {exc}") from exc
+    if card.get("schema") != CARD_SCHEMA:
+        raise ModelFileError(f"{card_path}: not an fpattr model card (schema {card.get('schema')!r})")
+    for key in ("file", "sha256", "input"):
+        if key not in card:
+            raise ModelFileError(f"{card_path}: model card lacks {key!r}")
+    return card
+
+
+def choose_providers(requested: str = "auto") -> list[str]:
+    """Execution providers in preference order: CUDA when onnxruntime-gpu sees a
+    GPU (and ``requested`` allows it), then CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested == "cpu":
+        return ["CPUExecutionProvider"]
+    if requested == "cuda" and "CUDAExecutionProvider" not in available:
+        raise BackboneError(
+            "CUDA requested but this onnxruntime has no CUDAExecutionProvider "
+            f"(available: {', '.join(available)}); install fpattr[gpu]"
+        )
+    order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in order if p in available] or available
+
+
+def _session(path: Path, providers: tuple[str, ...], threads: int) -> Any:
+    key = (str(path), providers, threads)
+    with _LOCK:
+        if key not in _SESSIONS:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if threads > 0:
+                opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            try:
+                _SESSIONS[key] = ort.InferenceSession(
+                    str(path), sess_options=opts, providers=list(providers)
+                )
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+                raise BackboneError(f"onnxruntime cannot load {path}: {exc}") from exc
+        return _SESSIONS[key]
+
+
+class OnnxBackbone(Backbone):
+    """An extractor exported to ONNX, described by its model card."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        providers: str = "auto",
+        threads: int = 0,
+        batch_size: int | None = None,
+        views: int | None = None,
+        verify_sha256: bool = True,
+    ) -> None:
+        if model is None:
+            raise BackboneError("the onnx backbone needs a model card: --backbone-opt model=PATH")
+        card_path = Path(model)
+        if card_path.suffix == ".onnx":
+            card_path = card_path.with_suffix(".json")
+        if not onnxruntime_available():
+            raise BackboneError(
+                "onnxruntime is not installed: pip install 'fpattr[cpu]' (or 'fpattr[gpu]')"
+            )
+        self.card = read_card(card_path)
+        self.card_path = card_path
+        self.model_path = (card_path.parent / self.card["file"]).resolve()
+        if not self.model_path.is_file():
+            raise ModelFileError(f"model file not found: {self.model_path}")
+        self._sha = sha256_file(self.model_path) if verify_sha256 else self.card["sha256"]
+        if self._sha != self.card["sha256"]:
+            raise ModelFileError(
+                f"{self.model_path} sha256 {self._sha[:12]}... does not match its model card "
+                f"({self.card['sha256'][:12]}...): the file was changed or corrupted"
+            )
+        spec = self.card["input"]
+        self.input_size = int(spec["size"])
+        self.input_name = spec.get("name", "views")
+        self.layout = spec.get("layout", "NHWC")
+        self.default_views = int(views or self.card.get("default_views", 4))
+        self.batch_size = int(batch_size or self.card.get("batch_size", 64))
+        self.providers = tuple(choose_providers(providers))
+        self.threads = int(threads)
+        self.session = _session(self.model_path, self.providers, self.threads)
+        self.active_providers = list(self.session.get_providers())
+
+    @property
+    def id(self) -> str:
+        return str(self.card.get("id") or self.card.get("name") or self.model_path.stem)
+
+    @property
+    def sha256(self) -> str:
+        return self._sha
+
+    def embed(self, views: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(views, dtype=np.float32)
+        if self.layout == "NCHW":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        out = self.session.run(None, {self.input_name: x})[0]
+        return np.asarray(out, dtype=np.float32).reshape(len(views), -1)
+
+    def calibration(self) -> dict[str, Any] | None:
+        return self.card.get("calibration")
+
+    def info(self) -> dict[str, Any]:
+        return {
+            **super().info(),
+            "model_file": str(self.model_path),
+            "model_card": str(self.card_path),
+            "providers": self.active_providers,
+            "opset": self.card.get("opset"),
+        }
+
+
+class DefaultBackbone(OnnxBackbone):
+    """The extractor shipped in ``models/`` (see docs/model-card.md)."""
+
+    name = "default"
+
+    def __init__(self, **options: Any) -> None:
+        options.pop("model", None)
+        card = default_card_path()
+        if not card.is_file():
+            raise BackboneError(
+                f"the shipped extractor is missing ({card}); use --backbone spectrum or "
+                "reinstall fpattr"
+            )
+        super().__init__(card, **options)

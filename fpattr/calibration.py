@@ -1,0 +1,123 @@
+"""Score calibration: cosine similarity -> probability, likelihood ratio, threshold.
+
+A raw cosine means different things for different extractors, so every decision
+goes through a :class:`Calibration` fitted on *held-out* data: genuine scores
+(same model) and impostor scores (different models). Where it comes from is
+recorded (``source``): the extractor's model card (fitted on held-out synthetic
+models at training time) or the gallery's own references (leave-one-out). The
+queries being scored are never used.
+
+The logistic fit uses balanced class weights, so its log-odds are a log
+likelihood ratio and ``probability`` is P(same model) under equal priors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+DEFAULT_TARGET_FAR = 0.01
+
+
+@dataclass(frozen=True)
+class Calibration:
+    a: float  #: slope of the log-odds in the cosine
+    b: float  #: intercept
+    threshold: float  #: cosine at the target false-accept rate
+    target_far: float
+    source: str
+    n_genuine: int = 0
+    n_impostor: int = 0
+    achieved_far: float | None = None  #: false-accept rate of ``threshold`` on the fitting data
+    achieved_tar: float | None = None  #: true-accept rate of ``threshold`` on the fitting data
+
+    def llr(self, s: float | np.ndarray) -> Any:
+        """Natural-log likelihood ratio of 'same model' vs 'different'."""
+        return self.a * np.asarray(s, dtype=np.float64) + self.b
+
+    def probability(self, s: float | np.ndarray) -> Any:
+        z = np.clip(self.llr(s), -50, 50)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+    @classmethod
+    def fit(
+        cls,
+        genuine: np.ndarray,
+        impostor: np.ndarray,
+        *,
+        target_far: float = DEFAULT_TARGET_FAR,
+        source: str,
+    ) -> Calibration:
+        """Fit from held-out genuine/impostor cosine scores."""
+        g = np.asarray(genuine, dtype=np.float64).ravel()
+        i = np.asarray(impostor, dtype=np.float64).ravel()
+        if g.size < 2 or i.size < 2:
+            raise ValueError(
+                f"calibration needs >= 2 genuine and >= 2 impostor scores (got {g.size}, {i.size})"
+            )
+        a, b = _fit_logistic(g, i)
+        thr = threshold_at_far(i, target_far)
+        return cls(
+            a=a, b=b, threshold=thr, target_far=float(target_far), source=source,
+            n_genuine=int(g.size), n_impostor=int(i.size),
+            achieved_far=float(np.mean(i >= thr)), achieved_tar=float(np.mean(g >= thr)),
+        )
+
+
+def threshold_at_far(impostor: np.ndarray, target_far: float) -> float:
+    """Smallest cosine threshold whose false-accept rate on ``impostor`` <= target.
+
+    With few impostor scores the achievable FAR is coarse (1/n); the threshold is
+    then just above the highest impostor score, which is the honest choice.
+    """
+    i = np.sort(np.asarray(impostor, dtype=np.float64).ravel())[::-1]
+    k = int(math.floor(target_far * i.size))  # impostors allowed above the threshold
+    if k >= i.size:
+        return float(i[-1])
+    return float(np.nextafter(i[k], np.inf))
+
+
+def _fit_logistic(g: np.ndarray, i: np.ndarray, iters: int = 100) -> tuple[float, float]:
+    """Weighted logistic regression by Newton's method with a weak ridge prior.
+
+    Balanced weights (each class sums to 1) make the fitted log-odds an LLR. The
+    ridge keeps the slope finite when the classes are perfectly separated, which
+    is common with small galleries; the slope is also forced to be >= 0 so the
+    probability is monotonic in the similarity.
+    """
+    x = np.concatenate([g, i])
+    y = np.concatenate([np.ones_like(g), np.zeros_like(i)])
+    w = np.concatenate([np.full(g.size, 0.5 / g.size), np.full(i.size, 0.5 / i.size)])
+    scale = max(float(np.std(x)), 1e-6)
+    xs = (x - x.mean()) / scale
+    theta = np.zeros(2)
+    ridge = 1e-3
+    design = np.stack([xs, np.ones_like(xs)], axis=1)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ theta, -50, 50)))
+        grad = design.T @ (w * (p - y)) + ridge * np.array([theta[0], 0.0])
+        hess = (design * (w * p * (1 - p))[:, None]).T @ design + ridge * np.diag([1.0, 1e-9])
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    slope = max(theta[0], 0.0) / scale
+    intercept = theta[1] - max(theta[0], 0.0) * x.mean() / scale
+    return float(slope), float(intercept)
+
+
+def uncalibrated(threshold: float) -> Calibration:
+    """A user-given threshold with no probability model (reported as such)."""
+    return Calibration(a=0.0, b=0.0, threshold=float(threshold), target_far=float("nan"),
+                       source="user-threshold")

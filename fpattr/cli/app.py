@@ -1,0 +1,105 @@
+"""Compose the Typer app: built-in command groups, then plugin commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from fpattr import __version__
+from fpattr.errors import ExitCode, FpattrError
+
+
+def _debug() -> bool:
+    return os.environ.get("FPATTR_DEBUG", "") not in ("", "0")
+
+
+class FpattrGroup(TyperGroup):
+    """Maps library errors to a one-line message and the contract's exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FpattrError as exc:
+            if _debug():
+                raise
+            print(f"fpattr: error: {exc}", file=sys.stderr)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            print("fpattr: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if _debug() or type(exc).__module__.startswith(("click", "typer")):
+                raise
+            print(
+                f"fpattr: internal error: {type(exc).__name__}: {exc} "
+                "(rerun with FPATTR_DEBUG=1 for the traceback and please report it)",
+                file=sys.stderr,
+            )
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fpattr {__version__}")
+        raise typer.Exit()
+
+
+def build_app(host: Any = None) -> typer.Typer:
+    """The full CLI. ``host`` (a PluginHost) is created lazily when omitted."""
+    from fpattr.cli import (
+        attribute_cmd,
+        demo_cmd,
+        doctor_cmd,
+        gallery_cmd,
+        plugins_cmd,
+        verify_cmd,
+    )
+
+    app = typer.Typer(
+        name="fpattr",
+        cls=FpattrGroup,
+        help="Attribute images to the generative model that made them (zero-shot).\n\n"
+        "Example: fpattr demo  |  fpattr attribute ./images --report report.html",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ) -> None:
+        """fpattr: forensic attribution of generated images."""
+
+    for mod in (attribute_cmd, verify_cmd, gallery_cmd, plugins_cmd, doctor_cmd, demo_cmd):
+        mod.register(app)
+    for optional in ("fpattr.cli.synth_cmd", "fpattr.cli.train_cmd", "fpattr.cli.eval_cmd"):
+        _register_optional(app, optional)
+
+    from fpattr.plugins import get_host, set_host
+
+    if host is not None:
+        set_host(host)
+    get_host().add_commands(app)
+    return app
+
+
+def _register_optional(app: typer.Typer, modname: str) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(modname)
+    except ModuleNotFoundError as exc:
+        if exc.name == modname:
+            return  # not written yet / not shipped
+        raise
+    mod.register(app)

@@ -1,0 +1,202 @@
+"""Options and helpers shared by the commands (kept free of heavy imports)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from fpattr.errors import ExitCode, UsageError
+
+FORMATS = ("table", "json", "jsonl", "csv")
+
+BackboneOpt = typer.Option(
+    "auto", "--backbone", "-b",
+    help="Registered backbone (see `fpattr plugins list`); auto = shipped extractor, "
+    "else the training-free spectrum backbone.",
+)
+BackboneOpts = typer.Option(
+    None, "--backbone-opt", help="Backbone option KEY=VALUE (repeatable), e.g. threads=2."
+)
+DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda (ONNX execution provider).")
+GalleryOpt = typer.Option(
+    None, "--gallery", "-g",
+    help="Gallery folder or registered gallery name (default: your gallery for the backbone).",
+)
+FormatOpt = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout).")
+OutputOpt = typer.Option(
+    None, "--output", "-o", help="Write results to this file instead of stdout (format from "
+    "--format, or the suffix .json/.jsonl/.csv/.html/.txt).",
+)
+ReportOpt = typer.Option(
+    None, "--report", help="Also write a self-contained HTML report (thumbnails, manifest)."
+)
+ViewsOpt = typer.Option(None, "--views", help="Crops per image (default: the backbone's).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or log on stderr.")
+
+
+def stderr_console(quiet: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+def parse_opts(pairs: list[str] | None) -> dict[str, Any]:
+    """KEY=VALUE pairs -> dict; values parsed as JSON when they parse (2, true, "x")."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--backbone-opt expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(raw)
+        except ValueError:
+            out[key.strip().replace("-", "_")] = raw
+    return out
+
+
+def load_backbone(name: str, opts: list[str] | None, device: str = "auto") -> Any:
+    from fpattr.backbones.base import create_backbone, resolve_backbone_name
+
+    options = parse_opts(opts)
+    real = resolve_backbone_name(name)
+    if device != "auto":
+        if device not in ("cpu", "cuda"):
+            raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
+        if real in ("default", "onnx"):
+            options.setdefault("providers", device)
+    return create_backbone(real, **options)
+
+
+def gallery_path(spec: str | None, backbone_name: str) -> Path:
+    """A registered gallery name, a folder, or the user's default for the backbone."""
+    from fpattr.paths import default_gallery_dir
+    from fpattr.plugins import galleries
+
+    if spec is None:
+        return default_gallery_dir(backbone_name)
+    reg = galleries()
+    if spec in reg and not Path(spec).exists():
+        obj = reg.get(spec)
+        return Path(obj() if callable(obj) else obj)
+    return Path(spec).expanduser()
+
+
+def open_gallery(spec: str | None, backbone: Any) -> Any:
+    from fpattr.errors import GalleryError
+    from fpattr.gallery import Gallery
+
+    path = gallery_path(spec, backbone.name)
+    if not (path / "gallery.json").is_file():
+        hint = (
+            f"enrol models first: fpattr gallery add NAME REF_IMAGES... --backbone {backbone.name}"
+            if spec is None else "pass an existing gallery folder or name (fpattr gallery list)"
+        )
+        raise GalleryError(f"no gallery at {path}: {hint}")
+    g = Gallery.load(path)
+    g.check_backbone(backbone.info())
+    return g
+
+
+def check_format(fmt: str) -> str:
+    from fpattr.plugins import report_formats
+
+    if fmt not in report_formats():
+        raise UsageError(
+            f"unknown format {fmt!r}; available: {', '.join(report_formats().names())}"
+        )
+    return fmt
+
+
+class Outputs:
+    """Fans results out to stdout (or --output) and an optional HTML report, atomically."""
+
+    def __init__(
+        self, fmt: str, output: Path | None, report: Path | None, manifest: dict[str, Any]
+    ) -> None:
+        from fpattr.plugins import report_formats
+        from fpattr.report.files import format_for_path, open_report
+
+        self._stack = ExitStack()
+        self.writers: list[Any] = []
+        reg = report_formats()
+        check_format(fmt)
+        if output is not None:
+            ofmt = fmt if fmt != "table" or output.suffix in ("", ".txt") else format_for_path(output)
+            self.writers.append(self._stack.enter_context(
+                open_report(output, ofmt, manifest, registry=reg, thumbnails=ofmt == "html")))
+        else:
+            self.writers.append(reg.get(fmt)(sys.stdout, manifest))
+        if report is not None:
+            self.writers.append(self._stack.enter_context(
+                open_report(report, format_for_path(report), manifest, registry=reg,
+                            thumbnails=True)))
+        self.thumbnails = report is not None or (output is not None and output.suffix in
+                                                 (".html", ".htm"))
+
+    def write(self, result: dict[str, Any]) -> None:
+        for w in self.writers:
+            w.write(result)
+
+    def close(self, summary: dict[str, Any]) -> None:
+        for w in self.writers:
+            w.close(summary)
+        self._stack.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """Discard file outputs (no half-written report) and re-raise."""
+        self._stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def exit_code(n_inputs: int, n_ok: int) -> int:
+    if n_ok == 0:
+        return int(ExitCode.USAGE)
+    return int(ExitCode.OK if n_ok == n_inputs else ExitCode.SOME_FAILED)
+
+
+def plugin_versions() -> list[dict[str, Any]]:
+    from fpattr.plugins import get_host
+
+    return [
+        {"name": p.name, "version": p.version, "builtin": p.builtin, "error": p.error}
+        for p in get_host().plugins.values()
+    ]
+
+
+@contextmanager
+def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
+    """A rich progress bar on stderr (total from a cheap pre-walk), or a no-op.
+
+    Yields ``advance(result_dict)``; nothing is drawn when stderr is not a terminal.
+    """
+    if console.quiet or not console.is_terminal:
+        yield lambda res: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from fpattr.io.walk import iter_inputs
+
+    total = sum(1 for _ in iter_inputs(paths))
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as prog:
+        task = prog.add_task(label, total=total, failed=0)
+        failed = 0
+
+        def advance(res: dict[str, Any]) -> None:
+            nonlocal failed
+            failed += res.get("status") == "error"
+            prog.update(task, advance=1, failed=failed)
+
+        yield advance

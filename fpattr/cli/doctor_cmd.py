@@ -1,0 +1,113 @@
+"""`fpattr doctor`: is this installation healthy, and what will it use?"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def collect() -> tuple[list[dict[str, Any]], int]:
+    """Checks as rows {check, status: ok|warn|fail, detail}; returns (rows, n_failures)."""
+    from fpattr import __version__
+    from fpattr.backbones.onnx import default_card_path, read_card
+    from fpattr.paths import home, models_dir
+    from fpattr.plugins import KINDS, get_host
+
+    rows: list[dict[str, Any]] = []
+
+    def add(check: str, status: str, detail: str) -> None:
+        rows.append({"check": check, "status": status, "detail": detail})
+
+    add("fpattr", "ok", f"{__version__} on Python {platform.python_version()} "
+        f"({platform.system()} {platform.machine()})")
+    for dist in ("numpy", "pillow", "typer", "rich", "pluggy"):
+        v = _version(dist)
+        add(dist, "ok" if v else "fail", v or "not installed")
+    ort_dist = _version("onnxruntime") or _version("onnxruntime-gpu")
+    if importlib.util.find_spec("onnxruntime") is None:
+        add("onnxruntime", "warn", "not installed: only training-free backbones work "
+            "(pip install 'fpattr[cpu]' or 'fpattr[gpu]')")
+    else:
+        try:
+            import onnxruntime as ort
+
+            add("onnxruntime", "ok", f"{ort_dist}; providers: {', '.join(ort.get_available_providers())}")
+        except Exception as exc:  # noqa: BLE001
+            add("onnxruntime", "fail", f"import failed: {exc}")
+    if _version("onnxruntime") and _version("onnxruntime-gpu"):
+        add("onnxruntime conflict", "fail", "both onnxruntime and onnxruntime-gpu are installed; "
+            "uninstall one")
+    add("torch (training only)", "ok" if importlib.util.find_spec("torch") else "warn",
+        _version("torch") or "not installed (only needed for synth/train/export: fpattr[train])")
+    add("models folder", "ok" if models_dir().is_dir() else "warn", str(models_dir()))
+    card = default_card_path()
+    if card.is_file():
+        try:
+            c = read_card(card)
+            from fpattr.io.loader import sha256_file
+
+            onnx_file = card.parent / c["file"]
+            ok = onnx_file.is_file() and sha256_file(onnx_file) == c["sha256"]
+            add("default extractor", "ok" if ok else "fail",
+                f"{onnx_file.name} sha256 {c['sha256'][:16]}... " + ("verified" if ok else
+                                                                    "MISMATCH or missing"))
+        except Exception as exc:  # noqa: BLE001
+            add("default extractor", "fail", str(exc))
+    else:
+        add("default extractor", "warn", f"not found ({card}); `auto` uses the spectrum backbone")
+    add("user data", "ok", str(home()))
+    host = get_host()
+    for kind in KINDS:
+        reg = host.registry(kind)
+        add(f"{kind}s", "ok", ", ".join(reg.names()) or "-")
+    for p in host.plugins.values():
+        if not p.builtin:
+            add(f"plugin {p.name}", "fail" if p.error else "ok",
+                p.error or f"{p.distribution or ''} {p.version or ''}".strip())
+    for f in host.failures:
+        if f.plugin in host.plugins and not host.plugins[f.plugin].builtin:
+            continue
+        add(f"plugin {f.plugin}", "fail", f"{f.stage}: {f.error}")
+    return rows, sum(r["status"] == "fail" for r in rows)
+
+
+def doctor(
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """Check the environment: versions, execution providers, model files, plugins.
+
+    Exits 1 when something is broken (a failed plugin, a corrupted model file).
+    Example: fpattr doctor --format json
+    """
+    rows, failures = collect()
+    if fmt == "json":
+        print(json.dumps({"checks": rows, "failures": failures}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+        t = Table("check", "status", "detail", title="fpattr doctor")
+        for r in rows:
+            t.add_row(r["check"], f"[{colour[r['status']]}]{r['status']}[/]", r["detail"])
+        Console().print(t)
+    if failures:
+        print(f"{failures} problem(s) found", file=sys.stderr)
+    raise typer.Exit(1 if failures else 0)

@@ -1,0 +1,219 @@
+"""`fpattr gallery ...`: enrol models zero-shot from a few references, manage galleries."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from fpattr.cli import common
+
+gallery_app = typer.Typer(
+    help="Enrol generative models from a few reference images (no retraining) and manage "
+    "galleries.\n\nExample: fpattr gallery add my-model refs/*.png",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gallery_app, name="gallery")
+
+
+def _emit(obj: Any, fmt: str, table: Any) -> None:
+    if fmt == "none":
+        return
+    if fmt == "json":
+        print(json.dumps(obj, indent=2, ensure_ascii=False))
+    else:
+        from rich.console import Console
+
+        Console().print(table)
+
+
+@gallery_app.command("add", no_args_is_help=True)
+def add(
+    name: str = typer.Argument(..., help="Model name, e.g. sdxl-turbo."),
+    images: list[Path] = typer.Argument(..., help="Reference images and/or folders."),
+    backbone: str = common.BackboneOpt,
+    backbone_opt: list[str] = common.BackboneOpts,
+    device: str = common.DeviceOpt,
+    gallery: str = common.GalleryOpt,
+    replace: bool = typer.Option(False, "--replace", help="Replace the model if enrolled."),
+    append: bool = typer.Option(False, "--append", help="Add references to an enrolled model."),
+    views: int = common.ViewsOpt,
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json | none"),
+    quiet: bool = common.QuietOpt,
+) -> None:
+    """Enrol a model from a few reference images (zero-shot: no retraining).
+
+    Example: fpattr gallery add stylegan2-ffhq refs/stylegan2/*.png
+    """
+    from fpattr import gallery as gal
+    from fpattr.errors import UsageError
+    from fpattr.pipeline import Embedder, Settings
+
+    if replace and append:
+        raise UsageError("--replace and --append are exclusive")
+    gal.check_model_name(name)
+    console = common.stderr_console(quiet)
+    bb = common.load_backbone(backbone, backbone_opt, device)
+    path = common.gallery_path(gallery, bb.name)
+    embs, refs, failed = [], [], []
+    with common.progress(console, images, f"enrolling {name}") as advance:
+        for e in Embedder(bb, Settings(views=views)).embed_paths(images):
+            advance({"status": "error" if e.error else "ok"})
+            if e.embedding is None or e.error:
+                failed.append({"path": e.path, "error": e.error})
+                console.print(f"[red]skipped[/] {e.path}: {e.error}")
+            else:
+                embs.append(e.embedding)
+                refs.append({"path": e.path, "sha256": e.image.sha256 if e.image else None})
+    if not embs:
+        console.print(f"[red]no usable reference image for {name!r}[/]; gallery unchanged")
+        raise typer.Exit(2)
+    import numpy as np
+
+    with gal.editing(path, bb.info()) as g:
+        model = g.add(name, np.stack(embs), refs, replace=replace, append=append)
+        n_models = len(g.models)
+    if len(model.refs) < 3:
+        console.print(f"[yellow]note:[/] {name!r} has {len(model.refs)} reference(s); 5-10 give "
+                      "much more reliable centroids")
+    result = {"gallery": str(path), "model": name, "n_refs": len(model.refs),
+              "n_models": n_models, "failed": failed, "backbone": bb.id}
+    from rich.table import Table
+
+    t = Table(title=f"enrolled {name} in {path}")
+    for k in ("model", "n_refs", "n_models", "backbone"):
+        t.add_column(k)
+    t.add_row(name, str(len(model.refs)), str(n_models), bb.id)
+    _emit(result, fmt, t)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _load(gallery: str | None, backbone: str) -> Any:
+    from fpattr.backbones.base import resolve_backbone_name
+    from fpattr.gallery import Gallery
+
+    return Gallery.load(common.gallery_path(gallery, resolve_backbone_name(backbone)))
+
+
+@gallery_app.command("list")
+def list_(
+    backbone: str = common.BackboneOpt,
+    gallery: str = common.GalleryOpt,
+    all_: bool = typer.Option(False, "--all", help="List the registered (shipped) galleries."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """List the models of a gallery (or, with --all, every registered gallery).
+
+    Example: fpattr gallery list --format json
+    """
+    from rich.table import Table
+
+    if all_:
+        from fpattr.plugins import galleries
+
+        rows = [{"name": e.name, "plugin": e.plugin, "backbone": e.meta.get("backbone"),
+                 "description": e.description} for e in galleries()]
+        t = Table("name", "plugin", "backbone", "description", title="registered galleries")
+        for r in rows:
+            t.add_row(*(str(r[k] or "") for k in ("name", "plugin", "backbone", "description")))
+        _emit(rows, fmt, t)
+        return
+    g = _load(gallery, backbone)
+    rows = [{"model": n, "n_refs": len(m.refs), "created": m.created} for n, m in g.models.items()]
+    t = Table("model", "refs", "created", title=f"{g.path} ({g.backbone.get('id')})")
+    for r in rows:
+        t.add_row(r["model"], str(r["n_refs"]), r["created"])
+    _emit({"gallery": g.info(), "models": rows}, fmt, t)
+
+
+@gallery_app.command("show", no_args_is_help=True)
+def show(
+    name: str = typer.Argument(..., help="Enrolled model name."),
+    backbone: str = common.BackboneOpt,
+    gallery: str = common.GalleryOpt,
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """Show one enrolled model: its references and their hashes.
+
+    Example: fpattr gallery show stylegan2-ffhq
+    """
+    from rich.table import Table
+
+    from fpattr.errors import GalleryError
+
+    g = _load(gallery, backbone)
+    if name not in g.models:
+        raise GalleryError(f"no model {name!r} in {g.path} (has: {', '.join(g.models) or '-'})")
+    m = g.models[name]
+    t = Table("reference", "sha256", title=f"{name}: {len(m.refs)} refs, created {m.created}")
+    for r in m.refs:
+        t.add_row(str(r.get("path")), str(r.get("sha256")))
+    _emit({"model": name, "created": m.created, "refs": m.refs, "meta": m.meta,
+           "dim": int(m.embeddings.shape[1])}, fmt, t)
+
+
+@gallery_app.command("remove", no_args_is_help=True)
+def remove(
+    name: str = typer.Argument(..., help="Enrolled model name."),
+    backbone: str = common.BackboneOpt,
+    gallery: str = common.GalleryOpt,
+) -> None:
+    """Remove a model from the gallery (atomic).
+
+    Example: fpattr gallery remove old-model
+    """
+    from fpattr.backbones.base import resolve_backbone_name
+    from fpattr.gallery import Gallery, editing
+
+    path = common.gallery_path(gallery, resolve_backbone_name(backbone))
+    binding = Gallery.load(path).backbone  # refuses a missing/corrupt gallery first
+    with editing(path, binding) as g:
+        g.remove(name)
+    print(f"removed {name} from {path}", file=sys.stderr)
+
+
+@gallery_app.command("export", no_args_is_help=True)
+def export(
+    dest: Path = typer.Argument(..., help="Output file (.npz)."),
+    backbone: str = common.BackboneOpt,
+    gallery: str = common.GalleryOpt,
+) -> None:
+    """Export a gallery to one portable .npz file (JSON metadata + float32; no pickle).
+
+    Example: fpattr gallery export team-gallery.npz
+    """
+    from fpattr.gallery import export_npz
+
+    g = _load(gallery, backbone)
+    export_npz(g, dest)
+    print(f"exported {len(g.models)} models to {dest} (sha256 {g.sha256[:16]}...)",
+          file=sys.stderr)
+
+
+@gallery_app.command("import", no_args_is_help=True)
+def import_(
+    src: Path = typer.Argument(..., help="A file written by `fpattr gallery export`."),
+    gallery: str = common.GalleryOpt,
+    replace: bool = typer.Option(False, "--replace", help="Overwrite models of the same name."),
+) -> None:
+    """Merge an exported gallery into a gallery (the backbones must match).
+
+    Example: fpattr gallery import team-gallery.npz
+    """
+    from fpattr.errors import GalleryError
+    from fpattr.gallery import editing, import_npz
+
+    src_g = import_npz(src)
+    path = common.gallery_path(gallery, src_g.backbone.get("name", "default"))
+    with editing(path, src_g.backbone) as g:
+        for name, m in src_g.models.items():
+            if name in g.models and not replace:
+                raise GalleryError(f"model {name!r} already in {path}; use --replace")
+            g.models[name] = m
+    print(f"imported {len(src_g.models)} models into {path}", file=sys.stderr)

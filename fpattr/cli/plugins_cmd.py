@@ -1,0 +1,106 @@
+"""`fpattr plugins list|install|uninstall`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import typer
+
+plugins_app = typer.Typer(
+    help="Show, install and remove plugins (entry-point group 'fpattr').\n\n"
+    "Recovery if a plugin breaks start-up: FPATTR_LOAD_PLUGINS='' fpattr plugins uninstall NAME",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plugins_app, name="plugins")
+
+
+def plugin_rows(include_builtin: bool) -> list[dict]:
+    """Plugins with what each registered (names per registry) and any failure."""
+    from fpattr.plugins import KINDS, get_host
+
+    host = get_host()
+    provided: dict[str, dict[str, list[str]]] = {}
+    for kind in KINDS:
+        for entry in host.registry(kind):
+            provided.setdefault(entry.plugin, {}).setdefault(kind, []).append(entry.name)
+    rows = []
+    for p in host.plugins.values():
+        if p.builtin and not include_builtin:
+            continue
+        rows.append({
+            "name": p.name, "module": p.module, "builtin": p.builtin,
+            "distribution": p.distribution, "version": p.version, "hooks": p.hooks,
+            "provides": provided.get(p.name, {}), "status": "failed" if p.error else "ok",
+            "error": p.error,
+        })
+    return rows
+
+
+@plugins_app.command("list")
+def list_(
+    all_: bool = typer.Option(False, "--all", help="Include the built-in plugins."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """List installed plugins, what they provide, and the ones that failed to load.
+
+    Example: fpattr plugins list --all --format json
+    """
+    rows = plugin_rows(all_)
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("plugin", "version", "provides", "status", title="fpattr plugins")
+    for r in rows:
+        provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["provides"].items())
+        status = "[green]ok[/]" if r["status"] == "ok" else f"[red]failed[/] {r['error']}"
+        t.add_row(r["name"], r["version"] or ("built-in" if r["builtin"] else "?"),
+                  provides, status)
+    Console().print(t)
+    if not rows:
+        print("no third-party plugins installed (use --all to see the built-ins)",
+              file=sys.stderr)
+
+
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", *args]
+    print("running:", " ".join(cmd), file=sys.stderr)
+    rc = subprocess.call(cmd)
+    if rc:
+        raise typer.Exit(rc)
+
+
+@plugins_app.command("install", no_args_is_help=True)
+def install(
+    packages: list[str] = typer.Argument(..., help="pip requirement(s) or local paths."),
+    editable: bool = typer.Option(False, "--editable", "-e", help="Install a local path editable."),
+    upgrade: bool = typer.Option(False, "--upgrade", "-U", help="Upgrade if installed."),
+) -> None:
+    """Install plugin distributions with pip into fpattr's own environment.
+
+    Example: fpattr plugins install ./plugins/fpattr-example
+    """
+    args = ["install"]
+    if upgrade:
+        args.append("--upgrade")
+    for p in packages:
+        args += ["-e", p] if editable else [p]
+    _pip(*args)
+
+
+@plugins_app.command("uninstall", no_args_is_help=True)
+def uninstall(
+    packages: list[str] = typer.Argument(..., help="Distribution name(s)."),
+) -> None:
+    """Uninstall plugin distributions from fpattr's environment.
+
+    Example: fpattr plugins uninstall fpattr-example
+    """
+    _pip("uninstall", "-y", *packages)

@@ -1,0 +1,87 @@
+"""`fpattr verify A B`: did the same model make A and B?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fpattr.cli import common
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify", no_args_is_help=True)(verify)
+
+
+def verify(
+    a: Path = typer.Argument(..., help="An image, or a folder of images from one source."),
+    b: Path = typer.Argument(..., help="An image, or a folder of images from one source."),
+    backbone: str = common.BackboneOpt,
+    backbone_opt: list[str] = common.BackboneOpts,
+    device: str = common.DeviceOpt,
+    gallery: str = typer.Option(
+        None, "--gallery", "-g",
+        help="Gallery whose references calibrate the score when the extractor ships no "
+        "calibration (default: your gallery for the backbone, if any).",
+    ),
+    threshold: float = typer.Option(None, "--threshold", help="Override the cosine threshold."),
+    target_far: float = typer.Option(0.01, "--target-far", min=1e-6, max=0.5,
+                                     help="False-accept rate for a gallery-fitted threshold."),
+    fmt: str = common.FormatOpt,
+    output: Path = common.OutputOpt,
+    report: Path = common.ReportOpt,
+    views: int = common.ViewsOpt,
+    quiet: bool = common.QuietOpt,
+) -> None:
+    """Same model or not, with a calibrated probability and the threshold used.
+
+    Files are compared image to image; a folder is pooled into one fingerprint.
+    Example: fpattr verify suspect.png folder_of_known_model/
+    """
+    from fpattr import pipeline
+    from fpattr.errors import FpattrError
+    from fpattr.report.manifest import build_manifest
+
+    console = common.stderr_console(quiet)
+    bb = common.load_backbone(backbone, backbone_opt, device)
+    g = None
+    try:
+        g = common.open_gallery(gallery, bb)
+    except FpattrError:
+        if gallery is not None:
+            raise
+    settings = pipeline.Settings(views=views, target_far=target_far, threshold=threshold)
+    chosen: dict = {}
+
+    def cal_for(kind: str):  # noqa: ANN202
+        cal, info = pipeline.choose_calibration(
+            bb, g, kind, target_far=target_far, threshold=threshold
+        )
+        chosen.update(info)
+        return cal, info
+
+    res = pipeline.verify(a, b, bb, settings, cal_for)
+    cal_info = res.pop("calibration")
+    if chosen.get("source") == "none":
+        console.print(f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}): no decision; "
+                      "pass --threshold or a --gallery with >= 2 models.")
+    for f in res["failed"]:
+        console.print(f"[red]skipped[/] {f['path']}: {f['error']}")
+    manifest = build_manifest(
+        "verify", backbone=bb.info(), gallery=g.info() if g else None, calibration=cal_info,
+        settings={**settings.to_dict(), "backbone_name": bb.name}, plugins=common.plugin_versions(),
+    )
+    out = common.Outputs(fmt, output, report, manifest)
+    try:
+        out.write(res)
+        n_in = res["a_images"] + res["b_images"] + len(res["failed"])
+        n_ok = res["a_images"] + res["b_images"]
+        decisions = {res["decision"]: 1} if res["decision"] else {}
+        out.close({"n_inputs": n_in, "n_ok": n_ok, "n_failed": n_in - n_ok,
+                   "decisions": decisions, "as_set": None})
+    except BaseException as exc:
+        out.abort(exc)
+        raise
+    if res["status"] == "error":
+        raise typer.Exit(2)
+    raise typer.Exit(1 if res["failed"] else 0)

@@ -1,0 +1,56 @@
+"""Error tree and exit codes shared by the library and the CLI.
+
+Every error a user can cause derives from :class:`FpattrError`, so the CLI can
+turn it into one clear line (no traceback) and the right exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (the CLI contract in docs/user-guide.md)."""
+
+    OK = 0  #: every input was processed
+    SOME_FAILED = 1  #: the run finished but some inputs failed
+    USAGE = 2  #: usage error, or nothing could be processed
+
+
+class FpattrError(Exception):
+    """Base class: a problem the user can understand and fix."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class UsageError(FpattrError):
+    """Bad arguments or options."""
+
+
+class PluginError(FpattrError):
+    """A plugin failed to load or misbehaved."""
+
+
+class RegistryError(FpattrError, LookupError):
+    """Unknown or duplicate name in a registry."""
+
+
+class ImageLoadError(FpattrError):
+    """One input could not be decoded safely; the batch goes on."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class BackboneError(FpattrError):
+    """A backbone could not be created or run (missing model file, runtime)."""
+
+
+class GalleryError(FpattrError):
+    """Gallery missing, corrupt, or made by another backbone."""
+
+
+class ModelFileError(FpattrError):
+    """A model file or model card is missing or does not match its checksum."""

@@ -1,0 +1,344 @@
+"""Reference galleries: enrolment, storage and matching.
+
+On disk a gallery is a folder::
+
+    gallery.json             metadata: schema, backbone binding, models, refs
+    emb/<model>-<hash>.npy   float32 (n_refs, D) embeddings, one file per model
+
+``gallery.json`` is the commit point: new .npy files are written first under
+content-addressed names, then the JSON is replaced atomically, then files no
+longer referenced are removed. A crash at any point leaves the previous or the
+new gallery, never a mix. Updates take an exclusive lock (``.lock``) so two
+concurrent ``fpattr gallery add`` never lose each other's model. No pickle:
+``np.load(..., allow_pickle=False)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpattr.errors import GalleryError
+from fpattr.io.atomic import atomic_write_bytes, atomic_write_text, file_lock
+
+SCHEMA = "fpattr.gallery/1"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_model_name(name: str) -> str:
+    if not _NAME_RE.match(name or "") or name == "unknown":
+        raise GalleryError(
+            f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_', '+', '-' "
+            "(starting with a letter or digit; 'unknown' is reserved)"
+        )
+    return name
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+@dataclass
+class GalleryModel:
+    """One enrolled generative model."""
+
+    name: str
+    embeddings: np.ndarray  # (n_refs, D) float32, L2-normalised per reference
+    refs: list[dict[str, Any]] = field(default_factory=list)  # {"path", "sha256"}
+    created: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def centroid(self) -> np.ndarray:
+        return _normalise(self.embeddings.mean(axis=0))
+
+
+@dataclass
+class Gallery:
+    """An in-memory gallery bound to one backbone (id + sha256)."""
+
+    backbone: dict[str, Any]  # {"name", "id", "sha256"}
+    models: dict[str, GalleryModel] = field(default_factory=dict)
+    path: Path | None = None
+    description: str = ""
+
+    # -- binding -------------------------------------------------------------------------------
+
+    def check_backbone(self, backbone_info: dict[str, Any]) -> None:
+        """Refuse to match embeddings from a different extractor."""
+        mine, theirs = self.backbone.get("sha256"), backbone_info.get("sha256")
+        if mine != theirs:
+            raise GalleryError(
+                f"gallery {self.path or ''} was made with backbone {self.backbone.get('id')} "
+                f"(sha256 {str(mine)[:12]}...), not {backbone_info.get('id')} "
+                f"(sha256 {str(theirs)[:12]}...): re-enrol the references with this backbone "
+                "or pick the matching --backbone"
+            )
+
+    # -- editing -------------------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        refs: list[dict[str, Any]],
+        *,
+        replace: bool = False,
+        append: bool = False,
+        meta: dict[str, Any] | None = None,
+    ) -> GalleryModel:
+        check_model_name(name)
+        emb = _normalise(np.atleast_2d(embeddings))
+        if emb.shape[0] != len(refs):
+            raise GalleryError(f"{emb.shape[0]} embeddings for {len(refs)} references")
+        if self.models:
+            dim = next(iter(self.models.values())).embeddings.shape[1]
+            if emb.shape[1] != dim:
+                raise GalleryError(f"embedding size {emb.shape[1]} != gallery's {dim}")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if name in self.models and append:
+            old = self.models[name]
+            known = {r.get("sha256") for r in old.refs}
+            keep = [k for k, r in enumerate(refs) if r.get("sha256") not in known]
+            old.embeddings = np.concatenate([old.embeddings, emb[keep]])
+            old.refs.extend(refs[k] for k in keep)
+            old.meta.update(meta or {})
+            return old
+        if name in self.models and not replace:
+            raise GalleryError(
+                f"model {name!r} is already enrolled; use --replace or --append"
+            )
+        model = GalleryModel(name, emb, list(refs), now, dict(meta or {}))
+        self.models[name] = model
+        return model
+
+    def remove(self, name: str) -> None:
+        if name not in self.models:
+            raise GalleryError(f"no model {name!r} in the gallery (has: {', '.join(self.models)})")
+        del self.models[name]
+
+    # -- matching ------------------------------------------------------------------------------
+
+    def centroids(self) -> tuple[list[str], np.ndarray]:
+        names = list(self.models)
+        if not names:
+            return [], np.zeros((0, 0), np.float32)
+        return names, np.stack([self.models[n].centroid for n in names])
+
+    def similarities(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Cosine similarity of (N, D) embeddings to every model centroid -> (N, M)."""
+        names, c = self.centroids()
+        if not names:
+            raise GalleryError("the gallery is empty: enrol models with `fpattr gallery add`")
+        return names, _normalise(np.atleast_2d(embeddings)) @ c.T
+
+    def loo_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Leave-one-out (genuine, impostor) reference-vs-centroid scores.
+
+        Each reference is compared with its own model's centroid computed without
+        it (genuine) and with the other models' centroids (impostor): held-out
+        data for calibration that never touches the queries.
+        """
+        names, cents = self.centroids()
+        genuine: list[float] = []
+        impostor: list[float] = []
+        for m, name in enumerate(names):
+            emb = self.models[name].embeddings
+            others = np.delete(cents, m, axis=0)
+            for k in range(emb.shape[0]):
+                if emb.shape[0] >= 2:
+                    rest = _normalise(np.delete(emb, k, axis=0).mean(axis=0))
+                    genuine.append(float(emb[k] @ rest))
+                if others.size:
+                    impostor.extend((others @ emb[k]).tolist())
+        return np.asarray(genuine), np.asarray(impostor)
+
+    def loo_pair_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Reference-vs-reference (genuine, impostor) cosines, for pair calibration."""
+        genuine: list[float] = []
+        impostor: list[float] = []
+        names = list(self.models)
+        for a, na in enumerate(names):
+            ea = self.models[na].embeddings
+            s = ea @ ea.T
+            iu = np.triu_indices(len(ea), k=1)
+            genuine.extend(s[iu].tolist())
+            for nb in names[a + 1 :]:
+                impostor.extend((ea @ self.models[nb].embeddings.T).ravel().tolist())
+        return np.asarray(genuine), np.asarray(impostor)
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def sha256(self) -> str:
+        """Content digest: backbone binding + every model's name and embeddings."""
+        h = hashlib.sha256()
+        h.update(json.dumps(self.backbone, sort_keys=True).encode())
+        for name in sorted(self.models):
+            h.update(name.encode() + b"\0")
+            h.update(np.ascontiguousarray(self.models[name].embeddings, np.float32).tobytes())
+        return h.hexdigest()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path) if self.path else None,
+            "sha256": self.sha256,
+            "backbone": self.backbone,
+            "n_models": len(self.models),
+            "models": {n: len(m.refs) for n, m in self.models.items()},
+        }
+
+    # -- storage -------------------------------------------------------------------------------
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write atomically (see module docstring). Caller holds the lock if needed."""
+        path = Path(path or self.path or "")
+        if not str(path):
+            raise GalleryError("no gallery path given")
+        emb_dir = path / "emb"
+        emb_dir.mkdir(parents=True, exist_ok=True)
+        entries = {}
+        for name, m in self.models.items():
+            blob = _npy_bytes(m.embeddings)
+            fname = f"{name}-{hashlib.sha256(blob).hexdigest()[:16]}.npy"
+            if not (emb_dir / fname).exists():
+                atomic_write_bytes(emb_dir / fname, blob)
+            entries[name] = {
+                "file": f"emb/{fname}",
+                "n_refs": len(m.refs),
+                "dim": int(m.embeddings.shape[1]),
+                "refs": m.refs,
+                "created": m.created,
+                "meta": m.meta,
+            }
+        doc = {
+            "schema": SCHEMA,
+            "backbone": self.backbone,
+            "description": self.description,
+            "sha256": self.sha256,
+            "models": entries,
+        }
+        atomic_write_text(path / "gallery.json", json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        used = {Path(e["file"]).name for e in entries.values()}
+        for f in emb_dir.glob("*.npy"):
+            if f.name not in used:
+                f.unlink(missing_ok=True)
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Gallery:
+        path = Path(path)
+        meta_file = path / "gallery.json"
+        if not meta_file.is_file():
+            raise GalleryError(f"no gallery at {path} (missing gallery.json)")
+        try:
+            doc = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise GalleryError(f"cannot read {meta_file}: {exc}") from exc
+        if doc.get("schema") != SCHEMA:
+            raise GalleryError(f"{meta_file}: unknown schema {doc.get('schema')!r}")
+        g = cls(backbone=doc["backbone"], path=path, description=doc.get("description", ""))
+        for name, e in doc.get("models", {}).items():
+            f = path / e["file"]
+            if Path(e["file"]).is_absolute() or ".." in Path(e["file"]).parts:
+                raise GalleryError(f"{meta_file}: refuses embedding path {e['file']!r}")
+            try:
+                emb = np.load(f, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise GalleryError(f"gallery {path}: cannot load {f.name}: {exc}") from exc
+            if emb.ndim != 2 or emb.shape[0] != e.get("n_refs", emb.shape[0]):
+                raise GalleryError(f"gallery {path}: {f.name} has shape {emb.shape}")
+            g.models[name] = GalleryModel(
+                name, emb.astype(np.float32), e.get("refs", []), e.get("created", ""),
+                e.get("meta", {}),
+            )
+        if doc.get("sha256") and doc["sha256"] != g.sha256:
+            raise GalleryError(f"gallery {path}: content does not match its recorded sha256")
+        return g
+
+    @classmethod
+    def open_or_create(cls, path: Path, backbone_info: dict[str, Any]) -> Gallery:
+        path = Path(path)
+        if (path / "gallery.json").is_file():
+            g = cls.load(path)
+            g.check_backbone(backbone_info)
+            return g
+        binding = {k: backbone_info.get(k) for k in ("name", "id", "sha256")}
+        return cls(backbone=binding, path=path)
+
+
+@contextmanager
+def editing(path: Path, backbone_info: dict[str, Any]) -> Iterator[Gallery]:
+    """Lock, load (or create), yield for edits, save: a safe read-modify-write."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with file_lock(path / ".lock"):
+        g = Gallery.open_or_create(path, backbone_info)
+        yield g
+        g.save(path)
+
+
+def update(path: Path, backbone_info: dict[str, Any], fn: Callable[[Gallery], Any]) -> Any:
+    with editing(path, backbone_info) as g:
+        return fn(g)
+
+
+def export_npz(gallery: Gallery, dest: Path) -> Path:
+    """One portable file: metadata as UTF-8 JSON bytes + one float32 array per model."""
+    meta = {
+        "schema": SCHEMA,
+        "backbone": gallery.backbone,
+        "description": gallery.description,
+        "sha256": gallery.sha256,
+        "models": {
+            n: {"refs": m.refs, "created": m.created, "meta": m.meta}
+            for n, m in gallery.models.items()
+        },
+    }
+    arrays = {f"emb/{n}": np.asarray(m.embeddings, np.float32) for n, m in gallery.models.items()}
+    arrays["gallery.json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(dest, buf.getvalue())
+    return Path(dest)
+
+
+def import_npz(src: Path) -> Gallery:
+    """Read a file written by :func:`export_npz` (no pickle) and verify its digest."""
+    try:
+        with np.load(src, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["gallery.json"]).decode("utf-8"))
+            if meta.get("schema") != SCHEMA:
+                raise GalleryError(f"{src}: not an fpattr gallery export")
+            g = Gallery(backbone=meta["backbone"], description=meta.get("description", ""))
+            for name, e in meta["models"].items():
+                check_model_name(name)
+                g.models[name] = GalleryModel(
+                    name, z[f"emb/{name}"].astype(np.float32), e.get("refs", []),
+                    e.get("created", ""), e.get("meta", {}),
+                )
+    except GalleryError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise GalleryError(f"cannot read gallery export {src}: {exc}") from exc
+    if meta.get("sha256") != g.sha256:
+        raise GalleryError(f"{src}: content does not match its recorded sha256 (corrupted?)")
+    return g

@@ -1,0 +1,224 @@
+"""Plugin manager: built-ins by module path, then entry points one by one.
+
+A plugin that fails to import, fails validation or raises inside a hook is
+recorded in :attr:`PluginHost.failures` and reported by ``fpattr plugins list``
+and ``fpattr doctor``; it never stops the other commands.
+
+``FPATTR_LOAD_PLUGINS`` picks the third-party plugins to load: unset = all
+installed, ``""`` = none, ``"a,b"`` = only those distributions or entry-point
+names. Built-ins always load. ``FPATTR_RAISE_ERRORS=1`` re-raises plugin errors
+(useful when developing a plugin).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from fpattr import hookspecs
+from fpattr.registry import Registry
+
+ENTRY_POINT_GROUP = "fpattr"
+ENV_LOAD = "FPATTR_LOAD_PLUGINS"
+ENV_RAISE = "FPATTR_RAISE_ERRORS"
+
+#: Built-in plugins, registered through the same hooks as third-party ones.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "fpattr.backbones.builtin",
+    "fpattr.report.builtin",
+    "fpattr.synthesis.builtin",
+    "fpattr.gallery_builtin",
+)
+
+KINDS = ("backbone", "synthesizer", "gallery", "report_format")
+_HOOK_FOR_KIND = {
+    "backbone": "fpattr_register_backbones",
+    "synthesizer": "fpattr_register_synthesizers",
+    "gallery": "fpattr_register_galleries",
+    "report_format": "fpattr_register_report_formats",
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``fpattr plugins list`` shows for one plugin."""
+
+    name: str
+    module: str
+    builtin: bool
+    version: str | None = None
+    distribution: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class PluginFailure:
+    plugin: str
+    stage: str  # "import", "register", "hook:<name>"
+    error: str
+    detail: str = ""
+
+
+def _raise_errors() -> bool:
+    return os.environ.get(ENV_RAISE, "") not in ("", "0") or hasattr(sys, "_fpattr_raise_errors")
+
+
+class PluginHost:
+    """Owns the pluggy manager, the registries and the record of failures."""
+
+    def __init__(self, *, load_entry_points: bool = True, builtins: bool = True) -> None:
+        self.pm = pluggy.PluginManager("fpattr")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.failures: list[PluginFailure] = []
+        self._registries: dict[str, Registry[Any]] = {}
+        if builtins:
+            for modname in DEFAULT_PLUGINS:
+                self._register_module(modname, builtin=True)
+        if load_entry_points:
+            self._load_entry_points()
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _record(self, plugin: str, stage: str, exc: BaseException) -> None:
+        if _raise_errors():
+            raise exc
+        msg = f"{type(exc).__name__}: {exc}"
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.failures.append(PluginFailure(plugin, stage, msg, detail))
+        if plugin in self.plugins and self.plugins[plugin].error is None:
+            self.plugins[plugin].error = f"{stage}: {msg}"
+
+    def _register_module(self, modname: str, *, builtin: bool, name: str | None = None) -> None:
+        name = name or modname
+        info = PluginInfo(name=name, module=modname, builtin=builtin)
+        self.plugins[name] = info
+        try:
+            module = importlib.import_module(modname)
+        except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything at import
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._record(name, "import", exc)
+            return
+        self.register(module, name=name, info=info)
+
+    def register(self, plugin: object, *, name: str, info: PluginInfo | None = None) -> None:
+        """Register a plugin object or module (tests use this directly)."""
+        info = info or self.plugins.setdefault(
+            name, PluginInfo(name=name, module=getattr(plugin, "__name__", name), builtin=False)
+        )
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:  # noqa: BLE001
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self._record(name, "register", exc)
+            return
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+        self._registries.clear()  # rebuilt lazily with the new plugin
+
+    def _selected(self) -> set[str] | None:
+        raw = os.environ.get(ENV_LOAD)
+        if raw is None:
+            return None
+        return {p.strip() for p in raw.split(",") if p.strip()}
+
+    def _load_entry_points(self) -> None:
+        selected = self._selected()
+        try:
+            eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        except Exception as exc:  # noqa: BLE001 - broken metadata must not kill the CLI
+            self._record("<entry points>", "import", exc)
+            return
+        for ep in sorted(eps, key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist is not None else None
+            if selected is not None and ep.name not in selected and dist not in selected:
+                continue
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                builtin=False,
+                distribution=dist,
+                version=ep.dist.version if ep.dist is not None else None,
+            )
+            self.plugins[ep.name] = info
+            try:
+                obj = ep.load()
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self._record(ep.name, "import", exc)
+                continue
+            self.register(obj, name=ep.name, info=info)
+
+    # -- registries ----------------------------------------------------------------------------
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry of one kind, filled by calling every plugin's hook once."""
+        if kind not in _HOOK_FOR_KIND:
+            raise ValueError(f"unknown registry kind {kind!r}; expected one of {KINDS}")
+        if kind not in self._registries:
+            reg: Registry[Any] = Registry(kind.replace("_", " "))
+            hookname = _HOOK_FOR_KIND[kind]
+            for impl in self._impls(hookname):
+                try:
+                    impl.function(register=reg.callback(impl.plugin_name))
+                except Exception as exc:  # noqa: BLE001
+                    self._record(impl.plugin_name, f"hook:{hookname}", exc)
+            self._registries[kind] = reg
+        return self._registries[kind]
+
+    def _impls(self, hookname: str) -> Iterator[Any]:
+        caller = getattr(self.pm.hook, hookname)
+        # pluggy calls LIFO; registration order (built-ins first) reads better in listings.
+        yield from caller.get_hookimpls()
+
+    def add_commands(self, app: Any) -> None:
+        for impl in self._impls("fpattr_register_commands"):
+            try:
+                impl.function(app=app)
+            except Exception as exc:  # noqa: BLE001
+                self._record(impl.plugin_name, "hook:fpattr_register_commands", exc)
+
+
+_HOST: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, created on first use."""
+    global _HOST
+    if _HOST is None:
+        _HOST = PluginHost()
+    return _HOST
+
+
+def set_host(host: PluginHost | None) -> None:
+    """Replace the process-wide host (tests, embedding applications)."""
+    global _HOST
+    _HOST = host
+
+
+def backbones() -> Registry[Any]:
+    return get_host().registry("backbone")
+
+
+def synthesizers() -> Registry[Any]:
+    return get_host().registry("synthesizer")
+
+
+def galleries() -> Registry[Any]:
+    return get_host().registry("gallery")
+
+
+def report_formats() -> Registry[Any]:
+    return get_host().registry("report_format")
