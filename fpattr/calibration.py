@@ -69,9 +69,15 @@ class Calibration:
         a, b = _fit_logistic(g, i)
         thr = threshold_at_far(i, target_far)
         return cls(
-            a=a, b=b, threshold=thr, target_far=float(target_far), source=source,
-            n_genuine=int(g.size), n_impostor=int(i.size),
-            achieved_far=float(np.mean(i >= thr)), achieved_tar=float(np.mean(g >= thr)),
+            a=a,
+            b=b,
+            threshold=thr,
+            target_far=float(target_far),
+            source=source,
+            n_genuine=int(g.size),
+            n_impostor=int(i.size),
+            achieved_far=float(np.mean(i >= thr)),
+            achieved_tar=float(np.mean(g >= thr)),
         )
 
 
@@ -119,5 +125,6 @@ def _fit_logistic(g: np.ndarray, i: np.ndarray, iters: int = 100) -> tuple[float
 
 def uncalibrated(threshold: float) -> Calibration:
     """A user-given threshold with no probability model (reported as such)."""
-    return Calibration(a=0.0, b=0.0, threshold=float(threshold), target_far=float("nan"),
-                       source="user-threshold")
+    return Calibration(
+        a=0.0, b=0.0, threshold=float(threshold), target_far=float("nan"), source="user-threshold"
+    )

@@ -122,9 +122,7 @@ class Gallery:
             old.meta.update(meta or {})
             return old
         if name in self.models and not replace:
-            raise GalleryError(
-                f"model {name!r} is already enrolled; use --replace or --append"
-            )
+            raise GalleryError(f"model {name!r} is already enrolled; use --replace or --append")
         model = GalleryModel(name, emb, list(refs), now, dict(meta or {}))
         self.models[name] = model
         return model
@@ -267,7 +265,10 @@ class Gallery:
             if emb.ndim != 2 or emb.shape[0] != e.get("n_refs", emb.shape[0]):
                 raise GalleryError(f"gallery {path}: {f.name} has shape {emb.shape}")
             g.models[name] = GalleryModel(
-                name, emb.astype(np.float32), e.get("refs", []), e.get("created", ""),
+                name,
+                emb.astype(np.float32),
+                e.get("refs", []),
+                e.get("created", ""),
                 e.get("meta", {}),
             )
         if doc.get("sha256") and doc["sha256"] != g.sha256:
@@ -332,8 +333,11 @@ def import_npz(src: Path) -> Gallery:
             for name, e in meta["models"].items():
                 check_model_name(name)
                 g.models[name] = GalleryModel(
-                    name, z[f"emb/{name}"].astype(np.float32), e.get("refs", []),
-                    e.get("created", ""), e.get("meta", {}),
+                    name,
+                    z[f"emb/{name}"].astype(np.float32),
+                    e.get("refs", []),
+                    e.get("created", ""),
+                    e.get("meta", {}),
                 )
     except GalleryError:
         raise

@@ -168,8 +168,13 @@ def choose_calibration(
         if cal is None:
             cal = Calibration(0.0, 0.0, float(threshold), float("nan"), "user-threshold")
         else:
-            cal = Calibration(**{**cal.to_dict(), "threshold": float(threshold),
-                                 "source": cal.source + "+user-threshold"})
+            cal = Calibration(
+                **{
+                    **cal.to_dict(),
+                    "threshold": float(threshold),
+                    "source": cal.source + "+user-threshold",
+                }
+            )
     info = cal.to_dict() if cal else {"source": "none", "note": note}
     info["kind"] = kind
     if cal is not None and cal.a == 0.0:
@@ -287,14 +292,16 @@ def embed_one_side(embedder: Embedder, path: Any) -> tuple[np.ndarray | None, di
         n_ok += 1
         shas.append(e.image.sha256 if e.image else None)
         total = e.embedding if total is None else total + e.embedding
-    info = {"path": str(path), "n_images": n_ok, "failed": failed,
-            "sha256": shas[0] if n_ok == 1 else None}
+    info = {
+        "path": str(path),
+        "n_images": n_ok,
+        "failed": failed,
+        "sha256": shas[0] if n_ok == 1 else None,
+    }
     return (_l2(total) if total is not None else None), info
 
 
-def verify(
-    a: Any, b: Any, backbone: Backbone, settings: Settings, cal_for: Any
-) -> dict[str, Any]:
+def verify(a: Any, b: Any, backbone: Backbone, settings: Settings, cal_for: Any) -> dict[str, Any]:
     """Same model or not for two files/folders. ``cal_for(kind)`` supplies calibration."""
     emb = Embedder(backbone, settings)
     ea, ia = embed_one_side(emb, a)
@@ -303,11 +310,19 @@ def verify(
     kind = "pair" if single else "centroid"
     cal, cal_info = cal_for(kind)
     res: dict[str, Any] = {
-        "a": str(a), "b": str(b), "a_sha256": ia["sha256"], "b_sha256": ib["sha256"],
-        "a_images": ia["n_images"], "b_images": ib["n_images"],
+        "a": str(a),
+        "b": str(b),
+        "a_sha256": ia["sha256"],
+        "b_sha256": ib["sha256"],
+        "a_images": ia["n_images"],
+        "b_images": ib["n_images"],
         "failed": ia["failed"] + ib["failed"],
-        "status": "ok", "error": None, "similarity": None, "probability": None,
-        "threshold": cal.threshold if cal else None, "decision": None,
+        "status": "ok",
+        "error": None,
+        "similarity": None,
+        "probability": None,
+        "threshold": cal.threshold if cal else None,
+        "decision": None,
         "calibration_kind": kind,
     }
     if ea is None or eb is None:

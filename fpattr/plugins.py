@@ -171,10 +171,19 @@ class PluginHost:
             reg: Registry[Any] = Registry(kind.replace("_", " "))
             hookname = _HOOK_FOR_KIND[kind]
             for impl in self._impls(hookname):
+                # Stage a plugin's registrations: a hook that raises contributes nothing.
+                staged: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
                 try:
-                    impl.function(register=reg.callback(impl.plugin_name))
+                    impl.function(register=lambda *a, _s=staged, **k: _s.append((a, k)))
                 except Exception as exc:  # noqa: BLE001
                     self._record(impl.plugin_name, f"hook:{hookname}", exc)
+                    continue
+                add = reg.callback(impl.plugin_name)
+                for args, kwargs in staged:
+                    try:
+                        add(*args, **kwargs)
+                    except Exception as exc:  # noqa: BLE001 - duplicate or bad name
+                        self._record(impl.plugin_name, f"hook:{hookname}", exc)
             self._registries[kind] = reg
         return self._registries[kind]
 

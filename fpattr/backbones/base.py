@@ -42,7 +42,9 @@ class Backbone(ABC):
 
     @property
     def embedding_dim(self) -> int:
-        return int(self.embed(np.zeros((1, self.input_size, self.input_size, 3), np.float32)).shape[1])
+        return int(
+            self.embed(np.zeros((1, self.input_size, self.input_size, 3), np.float32)).shape[1]
+        )
 
     @abstractmethod
     def embed(self, views: np.ndarray) -> np.ndarray:

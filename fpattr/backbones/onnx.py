@@ -51,7 +51,9 @@ def read_card(card_path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"cannot read model card {card_path}: {exc}") from exc
     if card.get("schema") != CARD_SCHEMA:
-        raise ModelFileError(f"{card_path}: not an fpattr model card (schema {card.get('schema')!r})")
+        raise ModelFileError(
+            f"{card_path}: not an fpattr model card (schema {card.get('schema')!r})"
+        )
     for key in ("file", "sha256", "input"):
         if key not in card:
             raise ModelFileError(f"{card_path}: model card lacks {key!r}")

@@ -33,7 +33,10 @@ def attribute(
         None, "--threshold", help="Override the calibrated open-set cosine threshold."
     ),
     target_far: float = typer.Option(
-        0.01, "--target-far", min=1e-6, max=0.5,
+        0.01,
+        "--target-far",
+        min=1e-6,
+        max=0.5,
         help="False-accept rate for the open-set threshold when calibrating from the gallery.",
     ),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Views per inference batch."),
@@ -46,10 +49,23 @@ def attribute(
     Example: fpattr attribute ./images --top-k 3 --report report.html
     """
     code = run(
-        paths, backbone=backbone, backbone_opt=backbone_opt, device=device, gallery=gallery,
-        top_k=top_k, as_set=as_set, fmt=fmt, output=output, report=report, views=views,
-        threshold=threshold, target_far=target_far, batch_size=batch_size, workers=workers,
-        max_mpx=max_mpx, quiet=quiet,
+        paths,
+        backbone=backbone,
+        backbone_opt=backbone_opt,
+        device=device,
+        gallery=gallery,
+        top_k=top_k,
+        as_set=as_set,
+        fmt=fmt,
+        output=output,
+        report=report,
+        views=views,
+        threshold=threshold,
+        target_far=target_far,
+        batch_size=batch_size,
+        workers=workers,
+        max_mpx=max_mpx,
+        quiet=quiet,
     )
     raise typer.Exit(code)
 
@@ -83,19 +99,33 @@ def run(
     bb = common.load_backbone(backbone, backbone_opt, device)
     g = common.open_gallery(gallery, bb)
     settings = pipeline.Settings(
-        top_k=top_k, views=views, batch_size=batch_size, workers=workers,
-        max_pixels=int(max_mpx * 1e6), target_far=target_far, threshold=threshold,
+        top_k=top_k,
+        views=views,
+        batch_size=batch_size,
+        workers=workers,
+        max_pixels=int(max_mpx * 1e6),
+        target_far=target_far,
+        threshold=threshold,
     )
     cal, cal_info = pipeline.choose_calibration(
         bb, g, "centroid", target_far=target_far, threshold=threshold
     )
     if cal is None:
-        console.print(f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}); decisions "
-                      "are left empty. Enrol >= 2 models with >= 2 references, or pass --threshold.")
+        console.print(
+            f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}); decisions "
+            "are left empty. Enrol >= 2 models with >= 2 references, or pass --threshold."
+        )
     manifest = build_manifest(
-        "attribute", backbone=bb.info(), gallery=g.info(), calibration=cal_info,
-        settings={**settings.to_dict(), "as_set": as_set, "backbone_name": bb.name,
-                  "inputs": [str(p) for p in paths]},
+        "attribute",
+        backbone=bb.info(),
+        gallery=g.info(),
+        calibration=cal_info,
+        settings={
+            **settings.to_dict(),
+            "as_set": as_set,
+            "backbone_name": bb.name,
+            "inputs": [str(p) for p in paths],
+        },
         plugins=common.plugin_versions(),
     )
     out = common.Outputs(fmt, output, report, manifest)
@@ -114,7 +144,8 @@ def run(
         out.abort(exc)
         raise
     if stats.n_inputs == 0:
-        console.print("[red]no inputs found[/] (folders are searched for .png .jpg .jpeg .webp "
-                      ".tif .tiff .bmp .gif)")
+        console.print(
+            "[red]no inputs found[/] (folders are searched for .png .jpg .jpeg .webp "
+            ".tif .tiff .bmp .gif)"
+        )
     return common.exit_code(stats.n_inputs, stats.n_ok)
-

@@ -16,7 +16,9 @@ from fpattr.errors import ExitCode, UsageError
 FORMATS = ("table", "json", "jsonl", "csv")
 
 BackboneOpt = typer.Option(
-    "auto", "--backbone", "-b",
+    "auto",
+    "--backbone",
+    "-b",
     help="Registered backbone (see `fpattr plugins list`); auto = shipped extractor, "
     "else the training-free spectrum backbone.",
 )
@@ -25,12 +27,17 @@ BackboneOpts = typer.Option(
 )
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda (ONNX execution provider).")
 GalleryOpt = typer.Option(
-    None, "--gallery", "-g",
+    None,
+    "--gallery",
+    "-g",
     help="Gallery folder or registered gallery name (default: your gallery for the backbone).",
 )
 FormatOpt = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout).")
 OutputOpt = typer.Option(
-    None, "--output", "-o", help="Write results to this file instead of stdout (format from "
+    None,
+    "--output",
+    "-o",
+    help="Write results to this file instead of stdout (format from "
     "--format, or the suffix .json/.jsonl/.csv/.html/.txt).",
 )
 ReportOpt = typer.Option(
@@ -95,7 +102,8 @@ def open_gallery(spec: str | None, backbone: Any) -> Any:
     if not (path / "gallery.json").is_file():
         hint = (
             f"enrol models first: fpattr gallery add NAME REF_IMAGES... --backbone {backbone.name}"
-            if spec is None else "pass an existing gallery folder or name (fpattr gallery list)"
+            if spec is None
+            else "pass an existing gallery folder or name (fpattr gallery list)"
         )
         raise GalleryError(f"no gallery at {path}: {hint}")
     g = Gallery.load(path)
@@ -127,17 +135,27 @@ class Outputs:
         reg = report_formats()
         check_format(fmt)
         if output is not None:
-            ofmt = fmt if fmt != "table" or output.suffix in ("", ".txt") else format_for_path(output)
-            self.writers.append(self._stack.enter_context(
-                open_report(output, ofmt, manifest, registry=reg, thumbnails=ofmt == "html")))
+            ofmt = (
+                fmt if fmt != "table" or output.suffix in ("", ".txt") else format_for_path(output)
+            )
+            self.writers.append(
+                self._stack.enter_context(
+                    open_report(output, ofmt, manifest, registry=reg, thumbnails=ofmt == "html")
+                )
+            )
         else:
             self.writers.append(reg.get(fmt)(sys.stdout, manifest))
         if report is not None:
-            self.writers.append(self._stack.enter_context(
-                open_report(report, format_for_path(report), manifest, registry=reg,
-                            thumbnails=True)))
-        self.thumbnails = report is not None or (output is not None and output.suffix in
-                                                 (".html", ".htm"))
+            self.writers.append(
+                self._stack.enter_context(
+                    open_report(
+                        report, format_for_path(report), manifest, registry=reg, thumbnails=True
+                    )
+                )
+            )
+        self.thumbnails = report is not None or (
+            output is not None and output.suffix in (".html", ".htm")
+        )
 
     def write(self, result: dict[str, Any]) -> None:
         for w in self.writers:
@@ -188,8 +206,13 @@ def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
     from fpattr.io.walk import iter_inputs
 
     total = sum(1 for _ in iter_inputs(paths))
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn())
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as prog:
         task = prog.add_task(label, total=total, failed=0)
         failed = 0

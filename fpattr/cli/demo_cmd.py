@@ -48,9 +48,19 @@ def demo(
         console.print(f"[bold]1/2[/] enrolling {len(refs)} models from {root / 'refs'}")
         for ref in refs:
             try:
-                gallery_cmd.add(ref.name, [ref], backbone=backbone, backbone_opt=None,
-                                device="auto", gallery=str(gdir), replace=True, append=False,
-                                views=None, fmt="none", quiet=True)
+                gallery_cmd.add(
+                    ref.name,
+                    [ref],
+                    backbone=backbone,
+                    backbone_opt=None,
+                    device="auto",
+                    gallery=str(gdir),
+                    replace=True,
+                    append=False,
+                    views=None,
+                    fmt="none",
+                    quiet=True,
+                )
             except typer.Exit as exc:
                 if exc.exit_code:
                     raise
@@ -64,8 +74,17 @@ def demo(
             tally["total"] += res["status"] == "ok"
             tally["correct"] += res["decision"] == truth
 
-        code = attribute_cmd.run([root / "queries"], backbone=backbone, gallery=str(gdir),
-                                 fmt=fmt, report=report, quiet=quiet, on_result=score)
-    console.print(f"demo: {tally['correct']}/{tally['total']} queries attributed correctly "
-                  f"(ground truth from file names); report: {report.resolve()}")
+        code = attribute_cmd.run(
+            [root / "queries"],
+            backbone=backbone,
+            gallery=str(gdir),
+            fmt=fmt,
+            report=report,
+            quiet=quiet,
+            on_result=score,
+        )
+    console.print(
+        f"demo: {tally['correct']}/{tally['total']} queries attributed correctly "
+        f"(ground truth from file names); report: {report.resolve()}"
+    )
     raise typer.Exit(code)

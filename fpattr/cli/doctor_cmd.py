@@ -35,27 +35,45 @@ def collect() -> tuple[list[dict[str, Any]], int]:
     def add(check: str, status: str, detail: str) -> None:
         rows.append({"check": check, "status": status, "detail": detail})
 
-    add("fpattr", "ok", f"{__version__} on Python {platform.python_version()} "
-        f"({platform.system()} {platform.machine()})")
+    add(
+        "fpattr",
+        "ok",
+        f"{__version__} on Python {platform.python_version()} "
+        f"({platform.system()} {platform.machine()})",
+    )
     for dist in ("numpy", "pillow", "typer", "rich", "pluggy"):
         v = _version(dist)
         add(dist, "ok" if v else "fail", v or "not installed")
     ort_dist = _version("onnxruntime") or _version("onnxruntime-gpu")
     if importlib.util.find_spec("onnxruntime") is None:
-        add("onnxruntime", "warn", "not installed: only training-free backbones work "
-            "(pip install 'fpattr[cpu]' or 'fpattr[gpu]')")
+        add(
+            "onnxruntime",
+            "warn",
+            "not installed: only training-free backbones work "
+            "(pip install 'fpattr[cpu]' or 'fpattr[gpu]')",
+        )
     else:
         try:
             import onnxruntime as ort
 
-            add("onnxruntime", "ok", f"{ort_dist}; providers: {', '.join(ort.get_available_providers())}")
+            add(
+                "onnxruntime",
+                "ok",
+                f"{ort_dist}; providers: {', '.join(ort.get_available_providers())}",
+            )
         except Exception as exc:  # noqa: BLE001
             add("onnxruntime", "fail", f"import failed: {exc}")
     if _version("onnxruntime") and _version("onnxruntime-gpu"):
-        add("onnxruntime conflict", "fail", "both onnxruntime and onnxruntime-gpu are installed; "
-            "uninstall one")
-    add("torch (training only)", "ok" if importlib.util.find_spec("torch") else "warn",
-        _version("torch") or "not installed (only needed for synth/train/export: fpattr[train])")
+        add(
+            "onnxruntime conflict",
+            "fail",
+            "both onnxruntime and onnxruntime-gpu are installed; uninstall one",
+        )
+    add(
+        "torch (training only)",
+        "ok" if importlib.util.find_spec("torch") else "warn",
+        _version("torch") or "not installed (only needed for synth/train/export: fpattr[train])",
+    )
     add("models folder", "ok" if models_dir().is_dir() else "warn", str(models_dir()))
     card = default_card_path()
     if card.is_file():
@@ -65,9 +83,12 @@ def collect() -> tuple[list[dict[str, Any]], int]:
 
             onnx_file = card.parent / c["file"]
             ok = onnx_file.is_file() and sha256_file(onnx_file) == c["sha256"]
-            add("default extractor", "ok" if ok else "fail",
-                f"{onnx_file.name} sha256 {c['sha256'][:16]}... " + ("verified" if ok else
-                                                                    "MISMATCH or missing"))
+            add(
+                "default extractor",
+                "ok" if ok else "fail",
+                f"{onnx_file.name} sha256 {c['sha256'][:16]}... "
+                + ("verified" if ok else "MISMATCH or missing"),
+            )
         except Exception as exc:  # noqa: BLE001
             add("default extractor", "fail", str(exc))
     else:
@@ -79,8 +100,11 @@ def collect() -> tuple[list[dict[str, Any]], int]:
         add(f"{kind}s", "ok", ", ".join(reg.names()) or "-")
     for p in host.plugins.values():
         if not p.builtin:
-            add(f"plugin {p.name}", "fail" if p.error else "ok",
-                p.error or f"{p.distribution or ''} {p.version or ''}".strip())
+            add(
+                f"plugin {p.name}",
+                "fail" if p.error else "ok",
+                p.error or f"{p.distribution or ''} {p.version or ''}".strip(),
+            )
     for f in host.failures:
         if f.plugin in host.plugins and not host.plugins[f.plugin].builtin:
             continue

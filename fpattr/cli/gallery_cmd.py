@@ -80,10 +80,18 @@ def add(
         model = g.add(name, np.stack(embs), refs, replace=replace, append=append)
         n_models = len(g.models)
     if len(model.refs) < 3:
-        console.print(f"[yellow]note:[/] {name!r} has {len(model.refs)} reference(s); 5-10 give "
-                      "much more reliable centroids")
-    result = {"gallery": str(path), "model": name, "n_refs": len(model.refs),
-              "n_models": n_models, "failed": failed, "backbone": bb.id}
+        console.print(
+            f"[yellow]note:[/] {name!r} has {len(model.refs)} reference(s); 5-10 give "
+            "much more reliable centroids"
+        )
+    result = {
+        "gallery": str(path),
+        "model": name,
+        "n_refs": len(model.refs),
+        "n_models": n_models,
+        "failed": failed,
+        "backbone": bb.id,
+    }
     from rich.table import Table
 
     t = Table(title=f"enrolled {name} in {path}")
@@ -117,8 +125,15 @@ def list_(
     if all_:
         from fpattr.plugins import galleries
 
-        rows = [{"name": e.name, "plugin": e.plugin, "backbone": e.meta.get("backbone"),
-                 "description": e.description} for e in galleries()]
+        rows = [
+            {
+                "name": e.name,
+                "plugin": e.plugin,
+                "backbone": e.meta.get("backbone"),
+                "description": e.description,
+            }
+            for e in galleries()
+        ]
         t = Table("name", "plugin", "backbone", "description", title="registered galleries")
         for r in rows:
             t.add_row(*(str(r[k] or "") for k in ("name", "plugin", "backbone", "description")))
@@ -154,8 +169,17 @@ def show(
     t = Table("reference", "sha256", title=f"{name}: {len(m.refs)} refs, created {m.created}")
     for r in m.refs:
         t.add_row(str(r.get("path")), str(r.get("sha256")))
-    _emit({"model": name, "created": m.created, "refs": m.refs, "meta": m.meta,
-           "dim": int(m.embeddings.shape[1])}, fmt, t)
+    _emit(
+        {
+            "model": name,
+            "created": m.created,
+            "refs": m.refs,
+            "meta": m.meta,
+            "dim": int(m.embeddings.shape[1]),
+        },
+        fmt,
+        t,
+    )
 
 
 @gallery_app.command("remove", no_args_is_help=True)
@@ -192,8 +216,7 @@ def export(
 
     g = _load(gallery, backbone)
     export_npz(g, dest)
-    print(f"exported {len(g.models)} models to {dest} (sha256 {g.sha256[:16]}...)",
-          file=sys.stderr)
+    print(f"exported {len(g.models)} models to {dest} (sha256 {g.sha256[:16]}...)", file=sys.stderr)
 
 
 @gallery_app.command("import", no_args_is_help=True)

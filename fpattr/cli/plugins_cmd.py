@@ -32,12 +32,19 @@ def plugin_rows(include_builtin: bool) -> list[dict]:
     for p in host.plugins.values():
         if p.builtin and not include_builtin:
             continue
-        rows.append({
-            "name": p.name, "module": p.module, "builtin": p.builtin,
-            "distribution": p.distribution, "version": p.version, "hooks": p.hooks,
-            "provides": provided.get(p.name, {}), "status": "failed" if p.error else "ok",
-            "error": p.error,
-        })
+        rows.append(
+            {
+                "name": p.name,
+                "module": p.module,
+                "builtin": p.builtin,
+                "distribution": p.distribution,
+                "version": p.version,
+                "hooks": p.hooks,
+                "provides": provided.get(p.name, {}),
+                "status": "failed" if p.error else "ok",
+                "error": p.error,
+            }
+        )
     return rows
 
 
@@ -61,12 +68,12 @@ def list_(
     for r in rows:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["provides"].items())
         status = "[green]ok[/]" if r["status"] == "ok" else f"[red]failed[/] {r['error']}"
-        t.add_row(r["name"], r["version"] or ("built-in" if r["builtin"] else "?"),
-                  provides, status)
+        t.add_row(
+            r["name"], r["version"] or ("built-in" if r["builtin"] else "?"), provides, status
+        )
     Console().print(t)
     if not rows:
-        print("no third-party plugins installed (use --all to see the built-ins)",
-              file=sys.stderr)
+        print("no third-party plugins installed (use --all to see the built-ins)", file=sys.stderr)
 
 
 def _pip(*args: str) -> None:

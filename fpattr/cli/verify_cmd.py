@@ -20,13 +20,20 @@ def verify(
     backbone_opt: list[str] = common.BackboneOpts,
     device: str = common.DeviceOpt,
     gallery: str = typer.Option(
-        None, "--gallery", "-g",
+        None,
+        "--gallery",
+        "-g",
         help="Gallery whose references calibrate the score when the extractor ships no "
         "calibration (default: your gallery for the backbone, if any).",
     ),
     threshold: float = typer.Option(None, "--threshold", help="Override the cosine threshold."),
-    target_far: float = typer.Option(0.01, "--target-far", min=1e-6, max=0.5,
-                                     help="False-accept rate for a gallery-fitted threshold."),
+    target_far: float = typer.Option(
+        0.01,
+        "--target-far",
+        min=1e-6,
+        max=0.5,
+        help="False-accept rate for a gallery-fitted threshold.",
+    ),
     fmt: str = common.FormatOpt,
     output: Path = common.OutputOpt,
     report: Path = common.ReportOpt,
@@ -63,13 +70,19 @@ def verify(
     res = pipeline.verify(a, b, bb, settings, cal_for)
     cal_info = res.pop("calibration")
     if chosen.get("source") == "none":
-        console.print(f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}): no decision; "
-                      "pass --threshold or a --gallery with >= 2 models.")
+        console.print(
+            f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}): no decision; "
+            "pass --threshold or a --gallery with >= 2 models."
+        )
     for f in res["failed"]:
         console.print(f"[red]skipped[/] {f['path']}: {f['error']}")
     manifest = build_manifest(
-        "verify", backbone=bb.info(), gallery=g.info() if g else None, calibration=cal_info,
-        settings={**settings.to_dict(), "backbone_name": bb.name}, plugins=common.plugin_versions(),
+        "verify",
+        backbone=bb.info(),
+        gallery=g.info() if g else None,
+        calibration=cal_info,
+        settings={**settings.to_dict(), "backbone_name": bb.name},
+        plugins=common.plugin_versions(),
     )
     out = common.Outputs(fmt, output, report, manifest)
     try:
@@ -77,8 +90,15 @@ def verify(
         n_in = res["a_images"] + res["b_images"] + len(res["failed"])
         n_ok = res["a_images"] + res["b_images"]
         decisions = {res["decision"]: 1} if res["decision"] else {}
-        out.close({"n_inputs": n_in, "n_ok": n_ok, "n_failed": n_in - n_ok,
-                   "decisions": decisions, "as_set": None})
+        out.close(
+            {
+                "n_inputs": n_in,
+                "n_ok": n_ok,
+                "n_failed": n_in - n_ok,
+                "decisions": decisions,
+                "as_set": None,
+            }
+        )
     except BaseException as exc:
         out.abort(exc)
         raise

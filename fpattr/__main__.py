@@ -1,0 +1,5 @@
+"""``python -m fpattr`` = the ``fpattr`` command."""
+
+from fpattr.cli import main
+
+main()

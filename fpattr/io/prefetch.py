@@ -1,0 +1,84 @@
+"""Decode the next images in background threads while the caller runs inference.
+
+Pillow and numpy release the GIL while decoding, so a small thread pool hides I/O and decode
+time. The window of started-but-not-consumed loads is bounded, so memory stays flat however
+many inputs there are, and results come back in input order so reports are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from fpattr.errors import ImageLoadError
+from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from fpattr.io.walk import InputItem
+
+__all__ = ["iter_loaded"]
+
+Loader = Callable[..., LoadedImage]
+Result = LoadedImage | ImageLoadError
+
+
+def iter_loaded(
+    items: Iterable[InputItem],
+    *,
+    workers: int = 2,
+    max_pending: int = 32,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    loader: Loader = load_image,
+) -> Iterator[tuple[InputItem, Result]]:
+    """Yield ``(item, LoadedImage or ImageLoadError)`` in input order, loading ahead.
+
+    At most ``max_pending`` loads are started and not yet handed to the caller (the one being
+    processed included). Items that carry an ``error`` are passed through as ImageLoadError
+    without touching the disk. ``loader(path, max_pixels=...)`` is called for the rest; any
+    exception it raises is returned as ImageLoadError, never raised. ``workers=0`` loads in the
+    calling thread (handy for debugging). Closing the generator early cancels queued loads and
+    waits only for the ones already running, so no thread outlives it.
+    """
+    if workers < 0 or max_pending < 1:
+        raise ValueError("workers must be >= 0 and max_pending >= 1")
+    if workers == 0:
+        for item in items:
+            yield item, _run(loader, item, max_pixels)
+        return
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fpattr-load")
+    pending: deque[tuple[InputItem, Future[Result] | None]] = deque()
+    source = iter(items)
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < max_pending:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                elif item.error is not None:
+                    pending.append((item, None))
+                else:
+                    pending.append((item, pool.submit(_run, loader, item, max_pixels)))
+            if not pending:
+                return
+            item, future = pending.popleft()
+            if future is None:
+                yield item, ImageLoadError(item.path, item.error or "unusable path")
+            else:
+                yield item, future.result()
+    finally:
+        for _, future in pending:
+            if future is not None:
+                future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(loader: Loader, item: InputItem, max_pixels: int) -> Result:
+    """Call the loader; turn every failure into a value so one bad file never stops the batch."""
+    try:
+        return loader(item.path, max_pixels=max_pixels)
+    except ImageLoadError as e:
+        return e
+    except Exception as e:  # a plugin loader broke its contract; still report, don't raise
+        detail = " ".join(str(e).split()) or "no details"
+        return ImageLoadError(item.path, f"unexpected {type(e).__name__} while loading: {detail}")

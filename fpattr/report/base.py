@@ -1,0 +1,171 @@
+"""The report-writer contract and the helpers every built-in format shares.
+
+A format is a factory registered through ``fpattr_register_report_formats``::
+
+    register(name, factory, description=..., streaming=bool, binary=False, extension=".json")
+
+``factory(stream, manifest, *, thumbnails=False, **options) -> ReportWriter``. The
+pipeline calls ``write(result)`` once per input as results arrive, then
+``close(summary)`` once. Factories must accept and ignore options they do not know,
+so the CLI can pass the same options to every format.
+
+Result and summary dicts are plain data (see docs/user-guide.md), but they may
+carry numpy scalars and NaN from the pipeline: :func:`to_jsonable` and
+:func:`dumps` make them valid, portable JSON so a report never dies at the end of
+a long run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import Any, Protocol, TextIO, runtime_checkable
+
+#: Keys the pipeline puts in results for the HTML report only; never written elsewhere.
+PRIVATE_RESULT_KEYS: frozenset[str] = frozenset({"thumbnail"})
+
+
+@runtime_checkable
+class ReportWriter(Protocol):
+    """Receives results as they stream in, then the run summary."""
+
+    def write(self, result: dict) -> None: ...  # called once per input as results stream in
+
+    def close(self, summary: dict) -> None: ...  # called once at the end
+
+
+class ReportFactory(Protocol):
+    """What a report format registers: builds a writer bound to an open stream."""
+
+    def __call__(
+        self, stream: TextIO, manifest: dict, *, thumbnails: bool = False, **options: Any
+    ) -> ReportWriter: ...
+
+
+def strip_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow copy of ``result`` without pipeline-private keys (the thumbnail).
+
+    Thumbnails are large base64 blobs meant for the HTML report; machine formats
+    must stay small and must not leak image content.
+    """
+    return {k: v for k, v in result.items() if k not in PRIVATE_RESULT_KEYS}
+
+
+def is_verify(manifest: Mapping[str, Any], result: Mapping[str, Any] | None = None) -> bool:
+    """Whether a report is about ``verify`` pairs rather than attributed images."""
+    command = manifest.get("command")
+    if command:
+        return command == "verify"
+    return result is not None and "a" in result and "b" in result
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` hook: numpy scalars/arrays, paths, dates, sets.
+
+    Anything else becomes ``str(obj)``: losing a type is better than losing the
+    whole report after hours of work.
+    """
+    if type(obj).__module__ == "numpy":
+        if getattr(obj, "ndim", 0) > 0:  # array: element-wise, keeps float32 short
+            return [json_default(x) for x in obj]
+        if _is_short_float(obj):
+            return _short_float(obj)
+        if hasattr(obj, "item"):
+            return to_jsonable(obj.item())
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, (set, frozenset)):
+        return sorted((to_jsonable(v) for v in obj), key=repr)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", errors="replace")
+    return str(obj)
+
+
+def _is_short_float(obj: Any) -> bool:
+    dtype = getattr(obj, "dtype", None)
+    return dtype is not None and dtype.kind == "f" and dtype.itemsize < 8
+
+
+def _short_float(obj: Any) -> float | None:
+    """A float32/float16 as the float its shortest repr names (0.91, not 0.910000026)."""
+    f = float(str(obj))
+    return f if math.isfinite(f) else None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """A deep copy of ``obj`` made of JSON types, with NaN/inf as ``None``.
+
+    ``json.dumps`` would write ``NaN``, which is not JSON and breaks ``jq`` and
+    most non-Python parsers; numpy float32/int64 are not serializable at all.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    return to_jsonable(json_default(obj))
+
+
+def dumps(obj: Any, *, indent: int | None = None, compact: bool = True) -> str:
+    """Strict JSON (no NaN), UTF-8 friendly (``ensure_ascii=False``).
+
+    ``compact`` drops the spaces after ``,`` and ``:`` on one-line output.
+    """
+    if indent is not None:
+        separators = (",", ": ")
+    else:
+        separators = (",", ":") if compact else (", ", ": ")
+    return json.dumps(
+        to_jsonable(obj),
+        ensure_ascii=False,
+        allow_nan=False,
+        indent=indent,
+        default=json_default,
+        separators=separators,
+    )
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` (missing, NaN, not a number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(str(value)) if _is_short_float(value) else float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: Any) -> str:
+    """``text`` with control characters shown as escapes (``\\n``, ``\\x1b``).
+
+    File names may contain newlines or terminal escape sequences; printed raw they
+    would break table rows or let a crafted name rewrite the analyst's terminal.
+    """
+    s = "" if text is None else str(text)
+
+    def esc(m: re.Match[str]) -> str:
+        c = m.group(0)
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, f"\\x{ord(c):02x}")
+
+    return _CONTROL.sub(esc, s)
+
+
+def fmt_score(value: Any, digits: int = 2) -> str:
+    """A score for people: fixed decimals, an em dash when missing."""
+    f = number(value)
+    return "\u2014" if f is None else f"{f:.{digits}f}"

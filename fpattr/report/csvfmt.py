@@ -1,0 +1,133 @@
+"""CSV report format: one row per input, for spreadsheets and ``pandas.read_csv``.
+
+Streaming: the header goes out with the first row (or at close for an empty run)
+and every row is flushed, so a crash keeps the finished rows.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any, TextIO
+
+from fpattr.report.base import is_verify, number
+
+VERIFY_COLUMNS: tuple[str, ...] = (
+    "a",
+    "b",
+    "similarity",
+    "probability",
+    "threshold",
+    "decision",
+    "error",
+)
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def attribute_columns(top_k: int) -> list[str]:
+    """Header for ``attribute``: fixed columns, then model/similarity/probability per rank."""
+    cols = ["path", "sha256", "status", "decision"]
+    for rank in range(1, top_k + 1):
+        cols += [f"top{rank}_model", f"top{rank}_similarity", f"top{rank}_probability"]
+    cols.append("error")
+    return cols
+
+
+def _top_k(manifest: dict) -> int | None:
+    settings = manifest.get("settings") or {}
+    try:
+        k = int(settings.get("top_k"))
+    except (TypeError, ValueError):
+        return None
+    return k if k > 0 else None
+
+
+class CsvWriter:
+    """Writes rows as results arrive.
+
+    ``formula_guard`` (default on) prefixes text cells that start with ``= + - @``
+    with a quote, so a crafted file name cannot run a formula when an analyst opens
+    the CSV in a spreadsheet. Numbers are never touched.
+    """
+
+    def __init__(
+        self, stream: TextIO, manifest: dict, *, formula_guard: bool = True, **_options: Any
+    ) -> None:
+        self.stream = stream
+        self.manifest = manifest
+        self.formula_guard = formula_guard
+        self.columns: list[str] | None = None
+        self.verify = False
+        self._csv = csv.writer(stream, lineterminator="\n")
+        self._closed = False
+
+    def _start(self, first: dict | None) -> None:
+        self.verify = is_verify(self.manifest, first)
+        if self.verify:
+            self.columns = list(VERIFY_COLUMNS)
+        else:
+            k = _top_k(self.manifest)
+            if k is None:  # no setting: size the columns on the first result
+                k = max(1, len((first or {}).get("top") or []))
+            self.columns = attribute_columns(k)
+        self._csv.writerow(self.columns)
+
+    def _text(self, value: Any) -> str:
+        s = "" if value is None else str(value)
+        if self.formula_guard and s.startswith(_FORMULA_START):
+            return "'" + s
+        return s
+
+    @staticmethod
+    def _num(value: Any) -> str:
+        f = number(value)
+        return "" if f is None else repr(f)
+
+    def _row(self, r: dict) -> list[str]:
+        if self.verify:
+            return [
+                self._text(r.get("a")),
+                self._text(r.get("b")),
+                self._num(r.get("similarity")),
+                self._num(r.get("probability")),
+                self._num(r.get("threshold")),
+                self._text(r.get("decision")),
+                self._text(r.get("error")),
+            ]
+        assert self.columns is not None
+        k = (len(self.columns) - 5) // 3
+        row = [
+            self._text(r.get("path")),
+            self._text(r.get("sha256")),
+            self._text(r.get("status")),
+            self._text(r.get("decision")),
+        ]
+        top = list(r.get("top") or [])[:k]
+        for rank in range(k):
+            if rank < len(top):
+                t = top[rank] or {}
+                row += [
+                    self._text(t.get("model")),
+                    self._num(t.get("similarity")),
+                    self._num(t.get("probability")),
+                ]
+            else:
+                row += ["", "", ""]
+        row.append(self._text(r.get("error")))
+        return row
+
+    def write(self, result: dict) -> None:
+        if self._closed:
+            raise RuntimeError("report writer is closed")
+        if self.columns is None:
+            self._start(result)
+        self._csv.writerow(self._row(result))
+        self.stream.flush()
+
+    def close(self, summary: dict) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.columns is None:
+            self._start(None)
+        self.stream.flush()

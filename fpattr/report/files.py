@@ -1,0 +1,125 @@
+"""Opening report files: format from the suffix, atomic writes.
+
+A report is evidence: a run that fails halfway must not leave a truncated file
+that looks complete, so files go through :func:`fpattr.io.atomic.atomic_open`
+(temp file + ``os.replace`` on success, removed on error).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from fpattr.errors import UsageError
+from fpattr.registry import Registry
+from fpattr.report.base import ReportWriter
+
+#: Suffix -> built-in format. Plugin formats add theirs through ``extension=`` meta.
+SUFFIX_FORMATS: dict[str, str] = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".csv": "csv",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "table",
+}
+
+
+def format_for_path(path: str | PathLike[str], *, registry: Registry[Any] | None = None) -> str:
+    """The report format implied by ``path``'s suffix (case-insensitive).
+
+    Built-in suffixes win; otherwise a registered format whose ``extension`` meta
+    matches is used. Unknown suffixes raise :class:`UsageError` naming the known
+    ones, rather than guessing and writing the wrong format.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in SUFFIX_FORMATS:
+        return SUFFIX_FORMATS[suffix]
+    known = dict(SUFFIX_FORMATS)
+    if registry is not None:
+        for entry in registry:
+            ext = str(entry.meta.get("extension") or "").lower()
+            if ext and ext not in known:
+                known[ext] = entry.name
+        if suffix in known:
+            return known[suffix]
+    listed = ", ".join(f"{s} ({f})" for s, f in known.items())
+    what = f"suffix {suffix!r}" if suffix else "no suffix"
+    raise UsageError(
+        f"cannot tell the report format of {str(path)!r} ({what}); use one of {listed}, "
+        "or pass the format explicitly"
+    )
+
+
+class _Guarded:
+    """Forwards to the writer and remembers whether ``close`` was called."""
+
+    def __init__(self, writer: ReportWriter) -> None:
+        self._writer = writer
+        self.closed = False
+
+    def write(self, result: dict) -> None:
+        self._writer.write(result)
+
+    def close(self, summary: dict) -> None:
+        self._writer.close(summary)
+        self.closed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+@contextmanager
+def open_report(
+    path: str | PathLike[str],
+    fmt_name: str | None,
+    manifest: dict,
+    *,
+    registry: Registry[Any] | None = None,
+    thumbnails: bool = False,
+    **options: Any,
+) -> Iterator[ReportWriter]:
+    """Open ``path`` atomically and yield a writer of format ``fmt_name``.
+
+    ``fmt_name=None`` infers the format from the suffix; ``path="-"`` writes to
+    stdout (not atomic). The caller must call ``writer.close(summary)`` inside the
+    block: leaving it without closing is treated as a failure and nothing is kept,
+    since e.g. a JSON report only writes its content at close. ``registry``
+    defaults to the process-wide report-format registry; ``options`` go to the
+    factory (unknown ones are ignored by the built-ins).
+    """
+    if registry is None:
+        from fpattr.plugins import report_formats
+
+        registry = report_formats()
+    name = fmt_name or format_for_path(path, registry=registry)
+    entry = registry.entry(name)  # RegistryError with suggestions if unknown
+    binary = bool(entry.meta.get("binary", False))
+
+    if str(path) == "-":
+        stream: Any = sys.stdout.buffer if binary else sys.stdout
+        writer = _Guarded(entry.obj(stream, manifest, thumbnails=thumbnails, **options))
+        yield writer
+        if not writer.closed:
+            raise RuntimeError(f"report writer {name!r} was not closed")
+        return
+
+    target = Path(path)
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write report {str(target)!r}: folder {str(parent)!r} not found")
+    if target.is_dir():
+        raise UsageError(f"cannot write report {str(target)!r}: it is a folder")
+
+    from fpattr.io.atomic import atomic_open
+
+    mode, encoding = ("wb", None) if binary else ("w", "utf-8")
+    with atomic_open(target, mode=mode, encoding=encoding) as stream:
+        writer = _Guarded(entry.obj(stream, manifest, thumbnails=thumbnails, **options))
+        yield writer
+        if not writer.closed:
+            raise RuntimeError(f"report writer {name!r} was not closed; {target} not written")

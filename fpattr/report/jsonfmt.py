@@ -1,0 +1,74 @@
+"""JSON and JSON Lines report formats.
+
+``json`` writes one document at close (tools that want a single object: ``jq``,
+notebooks); ``jsonl`` streams one line per input and flushes it, so a consumer can
+follow a long run and a crash still leaves every finished result on disk.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from fpattr.report.base import dumps, strip_result, to_jsonable
+
+
+class JsonWriter:
+    """One JSON object: the manifest's keys, then ``results``, then ``summary``.
+
+    Only the (stripped, converted) result dicts are held until close; the document
+    is written in pieces so no second copy of the whole report is built as a string.
+    """
+
+    def __init__(self, stream: TextIO, manifest: dict, **_options: Any) -> None:
+        self.stream = stream
+        self.manifest = to_jsonable(manifest)
+        self.results: list[Any] = []
+        self._closed = False
+
+    def write(self, result: dict) -> None:
+        if self._closed:
+            raise RuntimeError("report writer is closed")
+        self.results.append(to_jsonable(strip_result(result)))
+
+    def close(self, summary: dict) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        out = self.stream
+        head = {k: v for k, v in self.manifest.items() if k not in ("results", "summary")}
+        body = dumps(head, indent=2)
+        out.write(body[:-1].rstrip() + ("," if head else ""))  # reopen the object
+        out.write('\n  "results": [')
+        for i, result in enumerate(self.results):
+            out.write("," if i else "")
+            out.write("\n    " + dumps(result, compact=False))
+        out.write("\n  ]," if self.results else "],")
+        out.write('\n  "summary": ' + dumps(summary, indent=2).replace("\n", "\n  ") + "\n}\n")
+        out.flush()
+        self.results = []
+
+
+class JsonlWriter:
+    """Manifest line, one ``result`` line per input (flushed), then a summary line."""
+
+    def __init__(self, stream: TextIO, manifest: dict, **_options: Any) -> None:
+        self.stream = stream
+        self._closed = False
+        self._line({"type": "manifest", **{k: v for k, v in manifest.items() if k != "type"}})
+
+    def _line(self, obj: dict) -> None:
+        self.stream.write(dumps(obj) + "\n")
+        self.stream.flush()
+
+    def write(self, result: dict) -> None:
+        if self._closed:
+            raise RuntimeError("report writer is closed")
+        stripped = strip_result(result)
+        stripped.pop("type", None)
+        self._line({"type": "result", **stripped})
+
+    def close(self, summary: dict) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._line({"type": "summary", **{k: v for k, v in summary.items() if k != "type"}})

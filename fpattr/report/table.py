@@ -1,0 +1,236 @@
+"""Terminal table report (the CLI's default output), rendered with rich.
+
+Rows are collected and rendered at close because a rich table sizes its columns
+from every row. Every user-controlled string goes in as :class:`rich.text.Text`
+(never markup) after :func:`~fpattr.report.base.printable`, so a file named
+``[red]x`` or one holding escape sequences prints literally.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from fpattr.report.base import fmt_score, is_verify, number, printable
+
+DEFAULT_WIDTH = 100
+
+
+def shorten_left(text: str, width: int) -> str:
+    """Keep the end of a path (file name and nearest folders), which tells files apart."""
+    if width <= 1:
+        return text[-width:] if width > 0 else ""
+    return text if len(text) <= width else "\u2026" + text[-(width - 1) :]
+
+
+def _overhead(n_columns: int) -> int:
+    """Characters a SIMPLE_HEAD table without edge padding adds around ``n_columns``."""
+    return 2 + 3 * (n_columns - 1)
+
+
+def _decision_text(decision: Any, status: Any) -> Text:
+    if status == "error":
+        return Text("failed", style="bold red")
+    if decision is None:
+        return Text("\u2014", style="dim")
+    d = printable(decision)
+    if d == "unknown":
+        return Text(d, style="yellow")
+    if d == "same":
+        return Text(d, style="bold green")
+    if d == "different":
+        return Text(d, style="bold magenta")
+    return Text(d, style="bold cyan")
+
+
+class TableWriter:
+    """Accumulates rows, renders one table and a summary panel at close."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        manifest: dict,
+        *,
+        width: int | None = None,
+        color: bool | None = None,
+        **_options: Any,
+    ) -> None:
+        self.manifest = manifest
+        isatty = getattr(stream, "isatty", lambda: False)()
+        if width is None and not isatty:
+            width = DEFAULT_WIDTH
+        self.console = Console(
+            file=stream,
+            width=width,
+            force_terminal=color,
+            no_color=(color is False) or None,
+            highlight=False,
+            soft_wrap=False,
+        )
+        self.results: list[dict] = []
+        self._closed = False
+
+    def write(self, result: dict) -> None:
+        if self._closed:
+            raise RuntimeError("report writer is closed")
+        self.results.append({k: v for k, v in result.items() if k != "thumbnail"})
+
+    # -- attribute ----------------------------------------------------------------------------
+
+    def _attribute_table(self) -> Table:
+        ok = [r for r in self.results if r.get("status") != "error"]
+        dec_w = max([8] + [len(printable(r.get("decision"))) for r in ok])
+        dec_w = min(dec_w, 20)
+        top_lines = [
+            f"{printable((t or {}).get('model'))} 0.00" for r in ok for t in (r.get("top") or [])
+        ]
+        top_w = min(max([18] + [len(line) for line in top_lines]), 32)
+        prob_w = len("Probability")
+        path_w = max(16, self.console.width - dec_w - top_w - prob_w - _overhead(4))
+        path_w = min(path_w, max([4] + [len(printable(r.get("path"))) for r in self.results]))
+        multi = any(len(r.get("top") or []) > 1 for r in ok)
+        table = Table(
+            box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, leading=1 if multi else 0
+        )
+        table.add_column("Path", width=path_w, overflow="fold")
+        table.add_column("Decision", no_wrap=True, width=dec_w, overflow="ellipsis")
+        table.add_column("Top-k (similarity)", width=top_w)
+        table.add_column("Probability", justify="right", no_wrap=True, width=prob_w)
+        for r in self.results:
+            path = Text(shorten_left(printable(r.get("path")), path_w))
+            if r.get("status") == "error":
+                # the path column is the wide one: the reason goes under the path
+                path.stylize("red")
+                path.append("\n\u21b3 " + printable(r.get("error") or "failed"), style="red")
+                table.add_row(path, _decision_text(None, "error"), "", "")
+                continue
+            models = Text(no_wrap=True, overflow="ellipsis")
+            probs = Text()
+            for i, t in enumerate(r.get("top") or []):
+                t = t or {}
+                sep = "\n" if i else ""
+                style = "" if i == 0 else "dim"
+                models.append(sep + f"{printable(t.get('model'))} ", style=style)
+                models.append(fmt_score(t.get("similarity")), style=style)
+                probs.append(sep + fmt_score(t.get("probability")), style=style)
+            table.add_row(path, _decision_text(r.get("decision"), r.get("status")), models, probs)
+        return table
+
+    # -- verify -------------------------------------------------------------------------------
+
+    def _verify_table(self) -> tuple[Table, Text | None]:
+        numeric = (len("Similarity"), len("Probability"), len("Threshold"))
+        n_errors = sum(r.get("status") == "error" for r in self.results)
+        dec_w = max(len("different"), len(f"failed [{n_errors}]") if n_errors else 0)
+        path_w = max(12, (self.console.width - sum(numeric) - dec_w - _overhead(6)) // 2)
+        longest = max([4] + [len(printable(r.get(k))) for r in self.results for k in "ab"])
+        path_w = min(path_w, longest)
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+        table.add_column("A", no_wrap=True, width=path_w)
+        table.add_column("B", no_wrap=True, width=path_w)
+        for name, w in zip(("Similarity", "Probability", "Threshold"), numeric, strict=True):
+            table.add_column(name, justify="right", no_wrap=True, width=w)
+        table.add_column("Decision", no_wrap=True, width=dec_w)
+        notes = Text()
+        n_failed = 0
+        for r in self.results:
+            a = Text(shorten_left(printable(r.get("a")), path_w))
+            b = Text(shorten_left(printable(r.get("b")), path_w))
+            if r.get("status") == "error":
+                # reasons do not fit a numeric column: footnote them under the table
+                n_failed += 1
+                a.stylize("red")
+                b.stylize("red")
+                mark = f"failed [{n_failed}]"
+                table.add_row(a, b, "", "", "", Text(mark, style="bold red"))
+                reason = printable(r.get("error") or "failed")
+                notes.append(f"{chr(10) if n_failed > 1 else ''}[{n_failed}] ", style="bold red")
+                notes.append(f"{printable(r.get('a'))} vs {printable(r.get('b'))}: ", style="red")
+                notes.append(reason, style="red")
+                continue
+            table.add_row(
+                a,
+                b,
+                fmt_score(r.get("similarity"), 3),
+                fmt_score(r.get("probability"), 3),
+                fmt_score(r.get("threshold"), 3),
+                _decision_text(r.get("decision"), r.get("status")),
+            )
+        return table, (notes if n_failed else None)
+
+    # -- summary ------------------------------------------------------------------------------
+
+    def _summary_panel(self, summary: dict) -> Panel:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        decisions = summary.get("decisions") or {}
+        if decisions:
+            line = Text()
+            items = sorted(decisions.items(), key=lambda kv: (-int(kv[1] or 0), str(kv[0])))
+            for i, (name, count) in enumerate(items):
+                if i:
+                    line.append("  ")
+                line.append_text(_decision_text(name, "ok"))
+                line.append(f" {count}")
+            grid.add_row("Decisions", line)
+        n_in = summary.get("n_inputs", len(self.results))
+        n_ok = summary.get("n_ok")
+        n_failed = summary.get("n_failed") or 0
+        counts = Text(f"{n_in} inputs")
+        if n_ok is not None:
+            counts.append(f", {n_ok} ok")
+        counts.append(f", {n_failed} failed", style="bold red" if n_failed else "")
+        grid.add_row("Inputs", counts)
+        as_set = summary.get("as_set")
+        if isinstance(as_set, dict) and as_set:
+            text = Text()
+            if "decision" in as_set:
+                text.append_text(_decision_text(as_set.get("decision"), "ok"))
+            tops = as_set.get("top") or []
+            if tops:
+                parts = [
+                    f"{printable(t.get('model'))} {fmt_score(t.get('probability'))}"
+                    if number(t.get("probability")) is not None
+                    else f"{printable(t.get('model'))} {fmt_score(t.get('similarity'))}"
+                    for t in tops
+                    if isinstance(t, dict)
+                ]
+                text.append(("  " if text else "") + ", ".join(parts), style="dim")
+            if not text:
+                text = Text(printable(", ".join(f"{k}={v}" for k, v in as_set.items())))
+            grid.add_row("As a set", text)
+        seconds = number(summary.get("seconds"))
+        ips = number(summary.get("images_per_second"))
+        if seconds is not None or ips is not None:
+            speed = Text()
+            if seconds is not None:
+                speed.append(f"{seconds:.1f} s")
+            if ips is not None:
+                speed.append(("  " if seconds is not None else "") + f"{ips:.1f} images/s")
+            grid.add_row("Time", speed)
+        return Panel(grid, title="Summary", title_align="left", box=box.ROUNDED, expand=False)
+
+    def close(self, summary: dict) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        first = self.results[0] if self.results else None
+        parts: list[Any] = []
+        if self.results:
+            if is_verify(self.manifest, first):
+                table, notes = self._verify_table()
+                parts.append(table)
+                if notes is not None:
+                    parts += [notes, Text()]
+            else:
+                parts.append(self._attribute_table())
+        parts.append(self._summary_panel(summary))
+        self.console.print(Group(*parts))
+        self.console.file.flush()
+        self.results = []

@@ -1,0 +1,1 @@
+"""Offline training of the fingerprint extractor (torch; never imported by inference)."""

@@ -1,0 +1,122 @@
+"""A synthetic model zoo as training data: folder per model, split by model.
+
+The zoo (``fpattr synth``) is ``ZOO/<model_id>/*.png`` plus ``manifest.json``
+with each model's design labels. Images are held in memory as uint8 (a zoo of
+500 models x 32 images at 128 px is ~0.8 GB). Splits are by *model* and by
+*architecture* so validation measures zero-shot attribution of unseen models.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpattr.io.loader import IMAGE_EXTENSIONS, load_image
+from fpattr.training.augment import AugmentConfig, augment
+
+
+@dataclass
+class Zoo:
+    """Images grouped by model, with labels from the manifest."""
+
+    root: Path
+    models: list[dict[str, Any]]  # manifest entries (id, family, arch_id, design, ...)
+    images: list[np.ndarray] = field(default_factory=list)  # per model: (n, H, W, 3) uint8
+
+    @property
+    def ids(self) -> list[str]:
+        return [m["id"] for m in self.models]
+
+    def subset(self, idx: list[int]) -> Zoo:
+        return Zoo(self.root, [self.models[k] for k in idx], [self.images[k] for k in idx])
+
+
+def load_zoo(root: Path, *, max_per_model: int | None = None, min_images: int = 2) -> Zoo:
+    root = Path(root)
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        entries = json.loads(manifest.read_text())["models"]
+    else:  # a plain benchmark folder: one folder per model, no labels
+        entries = [{"id": p.name} for p in sorted(root.iterdir()) if p.is_dir()]
+    models, images = [], []
+    for e in entries:
+        folder = root / e["id"]
+        files = (
+            sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if folder.is_dir()
+            else []
+        )
+        files = files[:max_per_model] if max_per_model else files
+        arrs = [(load_image(f).pixels * 255 + 0.5).astype(np.uint8) for f in files]
+        shapes = {a.shape for a in arrs}
+        if len(arrs) < min_images or len(shapes) != 1:
+            continue
+        models.append(e)
+        images.append(np.stack(arrs))
+    return Zoo(root, models, images)
+
+
+def split_models(
+    zoo: Zoo, *, val_frac: float, calib_frac: float, holdout_archs: int, seed: int
+) -> dict[str, list[int]]:
+    """Indices for train / calib / val (val_arch = whole architectures never trained on)."""
+    rng = np.random.default_rng(seed)
+    archs = sorted({m.get("arch_id", m["id"]) for m in zoo.models})
+    held = set(rng.permutation(archs)[:holdout_archs].tolist()) if holdout_archs else set()
+    val_arch = [k for k, m in enumerate(zoo.models) if m.get("arch_id", m["id"]) in held]
+    rest = [k for k in range(len(zoo.models)) if k not in set(val_arch)]
+    rest = [int(k) for k in rng.permutation(rest)]
+    n_val = max(2, int(round(val_frac * len(rest)))) if val_frac > 0 else 0
+    n_cal = max(2, int(round(calib_frac * len(rest))))  # calibration needs impostors
+    return {
+        "val": sorted(rest[:n_val]),
+        "calib": sorted(rest[n_val : n_val + n_cal]),
+        "train": sorted(rest[n_val + n_cal :]),
+        "val_arch": sorted(val_arch),
+    }
+
+
+def pk_batches(
+    zoo: Zoo, *, p: int, k: int, size: int, aug: AugmentConfig, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless P x K batches (P models, K augmented crops each) for batch-hard triplets."""
+    n = len(zoo.models)
+    while True:
+        order = rng.permutation(n)
+        for s in range(0, n - p + 1, p):
+            labels, views = [], []
+            for m in order[s : s + p]:
+                imgs = zoo.images[m]
+                pick = rng.choice(len(imgs), k, replace=len(imgs) < k)
+                for j in pick:
+                    views.append(augment(imgs[j], size, aug, rng))
+                    labels.append(m)
+            yield np.stack(views), np.asarray(labels, np.int64)
+
+
+def eval_views(
+    zoo: Zoo, *, size: int, n_views: int, aug: AugmentConfig | None, seed: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Views for evaluation: per image, the pipeline's grid crops (after optional processing).
+
+    Returns (per-image view stacks, model index per image, image index within model).
+    """
+    from fpattr.views import make_views
+
+    rng = np.random.default_rng(seed)
+    stacks, labels, which = [], [], []
+    for m, imgs in enumerate(zoo.images):
+        for j, img in enumerate(imgs):
+            x = img
+            if aug is not None:
+                x = (augment(img, max(img.shape[:2]), aug, rng) * 255 + 0.5).astype(np.uint8)
+            v, _ = make_views(x.astype(np.float32) / 255.0, size, n_views)
+            stacks.append(v)
+            labels.append(m)
+            which.append(j)
+    return stacks, np.asarray(labels), np.asarray(which)

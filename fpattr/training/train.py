@@ -1,0 +1,340 @@
+"""Extractor training: cross-entropy over synthetic models + batch-hard triplet.
+
+Resumable: ``OUT/checkpoint.pt`` holds model, head, optimiser, scheduler, step,
+RNG states and history, saved atomically every ``ckpt_every`` steps and at the
+end; re-running the same command continues from it. Validation is zero-shot:
+models (and whole architectures) held out from training are enrolled from 5
+references and identified / verified. Calibration is fitted on a third split
+of held-out models and stored with the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fpattr.calibration import Calibration
+from fpattr.evaluation.metrics import attribution_metrics
+from fpattr.io.atomic import atomic_write_text
+from fpattr.training.augment import AugmentConfig
+from fpattr.training.data import Zoo, eval_views, load_zoo, pk_batches, split_models
+from fpattr.training.model import (
+    CosineClassifier,
+    Extractor,
+    ExtractorConfig,
+    batch_hard_triplet,
+)
+
+
+@dataclass
+class TrainConfig:
+    zoo: str
+    out: str
+    steps: int = 3000
+    p: int = 16  #: models per batch
+    k: int = 4  #: images per model per batch
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup: int = 100
+    triplet_weight: float = 1.0
+    triplet_margin: float = 0.2
+    seed: int = 0
+    val_frac: float = 0.1
+    calib_frac: float = 0.1
+    holdout_archs: int = 4
+    refs: int = 5  #: references per model in validation / calibration
+    eval_views: int = 4
+    eval_every: int = 500
+    ckpt_every: int = 200
+    max_per_model: int | None = None
+    device: str = "auto"
+    threads: int = 0
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        ext = ExtractorConfig(**d.pop("extractor", {}))
+        aug = d.pop("augment", {})
+        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+        return cls(**d, extractor=ext, augment=aug)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def embed_zoo(
+    model: Extractor,
+    zoo: Zoo,
+    *,
+    n_views: int,
+    device: torch.device,
+    aug: AugmentConfig | None = None,
+    seed: int = 0,
+    batch: int = 256,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-image embeddings exactly as the inference pipeline pools them."""
+    model.eval()
+    stacks, labels, which = eval_views(
+        zoo, size=model.cfg.size, n_views=n_views, aug=aug, seed=seed
+    )
+    flat = np.concatenate(stacks)
+    out = []
+    for s in range(0, len(flat), batch):
+        x = torch.from_numpy(flat[s : s + batch]).to(device)
+        out.append(model(x).float().cpu().numpy())
+    emb = np.concatenate(out)
+    per_image, start = [], 0
+    for v in stacks:
+        e = emb[start : start + len(v)].mean(0)
+        per_image.append(e / max(np.linalg.norm(e), 1e-12))
+        start += len(v)
+    return np.stack(per_image), labels, which
+
+
+def zero_shot_metrics(
+    model: Extractor,
+    zoo: Zoo,
+    *,
+    refs: int,
+    n_views: int,
+    device: torch.device,
+    aug: AugmentConfig | None = None,
+) -> dict[str, Any]:
+    emb, labels, which = embed_zoo(model, zoo, n_views=n_views, device=device, aug=aug)
+    is_ref = which < refs
+    return attribution_metrics(emb[is_ref], labels[is_ref], emb[~is_ref], labels[~is_ref])
+
+
+def calibration_scores(
+    emb: np.ndarray, labels: np.ndarray, which: np.ndarray, refs: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Genuine/impostor scores on held-out models, the way attribute/verify score them."""
+    is_ref = which < refs
+    names = np.unique(labels)
+    cents = np.stack([emb[is_ref & (labels == n)].mean(0) for n in names])
+    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+    q, ql = emb[~is_ref], labels[~is_ref]
+    s = q @ cents.T
+    own = ql[:, None] == names[None, :]
+    pair = emb @ emb.T
+    same = labels[:, None] == labels[None, :]
+    iu = np.triu_indices(len(emb), 1)
+    return {"centroid": (s[own], s[~own]), "pair": (pair[iu][same[iu]], pair[iu][~same[iu]])}
+
+
+def fit_calibration(
+    model: Extractor,
+    zoo: Zoo,
+    *,
+    refs: int,
+    n_views: int,
+    device: torch.device,
+    target_far: float = 0.01,
+) -> dict[str, Any]:
+    emb, labels, which = embed_zoo(model, zoo, n_views=n_views, device=device)
+    out = {}
+    for kind, (g, i) in calibration_scores(emb, labels, which, refs).items():
+        cal = Calibration.fit(g, i, target_far=target_far, source="held-out synthetic models")
+        out[kind] = cal.to_dict()
+    return out
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    log: Callable[[str], None] = print,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    zoo = load_zoo(Path(cfg.zoo), max_per_model=cfg.max_per_model)
+    if len(zoo.models) < 8:
+        raise ValueError(f"zoo {cfg.zoo} has {len(zoo.models)} usable models; need >= 8")
+    split = split_models(
+        zoo,
+        val_frac=cfg.val_frac,
+        calib_frac=cfg.calib_frac,
+        holdout_archs=cfg.holdout_archs,
+        seed=cfg.seed,
+    )
+    train_zoo = zoo.subset(split["train"])
+    log(
+        f"zoo: {len(zoo.models)} models; train {len(split['train'])}, calib "
+        f"{len(split['calib'])}, val {len(split['val'])}, held-out archs {len(split['val_arch'])}"
+        f"; device {device}"
+    )
+    model = Extractor(cfg.extractor).to(device)
+    head = CosineClassifier(cfg.extractor.dim, len(train_zoo.models)).to(device)
+    params = list(model.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    rng = np.random.default_rng(cfg.seed)
+    state: dict[str, Any] = {"step": 0, "history": [], "seconds": 0.0}
+    ckpt = out / "checkpoint.pt"
+    if ckpt.is_file():
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        if saved["config"] != cfg.to_dict():
+            raise ValueError(f"{ckpt} was made with another configuration; use a new --out")
+        model.load_state_dict(saved["model"])
+        head.load_state_dict(saved["head"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        rng.bit_generator.state = saved["np_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+        log(f"resumed from {ckpt} at step {state['step']}")
+
+    def save() -> None:
+        _save_atomic(
+            {
+                "config": cfg.to_dict(),
+                "model": model.state_dict(),
+                "head": head.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "np_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "state": state,
+                "split": split,
+                "zoo_ids": zoo.ids,
+            },
+            ckpt,
+        )
+
+    batches = pk_batches(
+        train_zoo, p=cfg.p, k=cfg.k, size=cfg.extractor.size, aug=cfg.augment, rng=rng
+    )
+    t0 = time.monotonic() - state["seconds"]
+    run_loss: dict[str, float] = {}
+    while state["step"] < cfg.steps:
+        model.train()
+        head.train()
+        views, labels = next(batches)
+        x = torch.from_numpy(views).to(device)
+        y = torch.from_numpy(labels).to(device)
+        emb = F.normalize(model.features(x), dim=1)
+        ce = F.cross_entropy(head(emb, y), y)
+        tri = batch_hard_triplet(emb, y, cfg.triplet_margin)
+        loss = ce + cfg.triplet_weight * tri
+        opt.zero_grad(set_to_none=True)  # every step (the paper's public code forgot this)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        sched.step()
+        state["step"] += 1
+        for key, val in (("loss", loss.item()), ("ce", ce.item()), ("triplet", tri.item())):
+            run_loss[key] = 0.95 * run_loss.get(key, val) + 0.05 * val
+        state["seconds"] = time.monotonic() - t0
+        if progress:
+            progress(state["step"], cfg.steps, run_loss)
+        last = state["step"] == cfg.steps
+        if state["step"] % cfg.eval_every == 0 or last:
+            rec = {
+                "step": state["step"],
+                "seconds": round(state["seconds"], 1),
+                **{k: round(v, 4) for k, v in run_loss.items()},
+            }
+            for name in ("val", "val_arch"):
+                if len(split[name]) >= 2:
+                    m = zero_shot_metrics(
+                        model,
+                        zoo.subset(split[name]),
+                        refs=cfg.refs,
+                        n_views=cfg.eval_views,
+                        device=device,
+                    )
+                    rec[f"{name}_top1"] = round(m["top1"], 4)
+                    rec[f"{name}_auc"] = round(m["roc_auc"], 4)
+            state["history"].append(rec)
+            log(json.dumps(rec))
+        if state["step"] % cfg.ckpt_every == 0 or last:
+            save()
+
+    result = finish(cfg, model, zoo, split, device, state, log)
+    save()
+    return result
+
+
+def finish(
+    cfg: TrainConfig,
+    model: Extractor,
+    zoo: Zoo,
+    split: dict[str, list[int]],
+    device: torch.device,
+    state: dict[str, Any],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Final zero-shot figures (clean and processed), calibration, weights for export."""
+    figures: dict[str, Any] = {}
+    processed = AugmentConfig(p_resize=0.0, p_blur=0.0, p_jpeg=1.0, jpeg_quality=(75, 90))
+    for name in ("val", "val_arch"):
+        if len(split[name]) >= 2:
+            sub = zoo.subset(split[name])
+            figures[name] = zero_shot_metrics(
+                model, sub, refs=cfg.refs, n_views=cfg.eval_views, device=device
+            )
+            figures[f"{name}_jpeg75-90"] = zero_shot_metrics(
+                model, sub, refs=cfg.refs, n_views=cfg.eval_views, device=device, aug=processed
+            )
+    calibration = fit_calibration(
+        model, zoo.subset(split["calib"]), refs=cfg.refs, n_views=cfg.eval_views, device=device
+    )
+    result = {
+        "steps": state["step"],
+        "seconds": round(state["seconds"], 1),
+        "validation": figures,
+        "calibration": calibration,
+        "history": state["history"],
+        "split_sizes": {k: len(v) for k, v in split.items()},
+        "zoo": {
+            "path": str(zoo.root),
+            "n_models": len(zoo.models),
+            "families": sorted({m.get("family", "?") for m in zoo.models}),
+        },
+        "config": cfg.to_dict(),
+    }
+    model_cpu = Extractor(cfg.extractor)
+    model_cpu.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    torch.save(
+        {"config": cfg.extractor.to_dict(), "model": model_cpu.state_dict()},
+        Path(cfg.out) / "extractor.pt",
+    )
+    atomic_write_text(Path(cfg.out) / "train_result.json", json.dumps(result, indent=2))
+    log(json.dumps({k: result[k] for k in ("steps", "seconds", "validation")}, indent=1))
+    return result

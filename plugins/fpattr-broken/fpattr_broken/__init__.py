@@ -1,0 +1,1 @@
+"""Deliberately broken plugins (fpattr's tests check the CLI survives them)."""

@@ -1,0 +1,185 @@
+"""`fpattr attribute` through Typer's runner: formats, exit codes, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from fpattr.testing import make_hostile_inputs, run_cli
+
+
+def _json(r):
+    assert r.stdout.strip(), r.output
+    return json.loads(r.stdout)
+
+
+def test_attribute_identifies_generators(enrolled):
+    world = enrolled
+    r = run_cli(
+        [
+            "attribute",
+            world["queries"],
+            "-g",
+            world["gallery"],
+            "-b",
+            "spectrum",
+            "-f",
+            "json",
+            "-q",
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    rep = _json(r)
+    assert rep["schema"] == "fpattr.report/1" and rep["command"] == "attribute"
+    assert rep["summary"]["n_inputs"] == 9 and rep["summary"]["n_failed"] == 0
+    assert rep["calibration"]["source"] == "gallery-leave-one-out"
+    correct = sum(
+        res["top"][0]["model"] == res["path"].rsplit("/", 1)[1].split("_")[0]
+        for res in rep["results"]
+    )
+    assert correct >= 8, [(x["path"], x["top"][0]) for x in rep["results"]]
+    for res in rep["results"]:
+        assert len(res["sha256"]) == 64 and len(res["top"]) == 3
+        assert 0 <= res["top"][0]["probability"] <= 1
+        assert res["decision"] in ("nearest", "bilinear", "checker", "unknown")
+        assert "thumbnail" not in res or res["thumbnail"] is None
+
+
+def test_formats_jsonl_csv_table(enrolled):
+    world = enrolled
+    base = ["attribute", world["queries"], "-g", world["gallery"], "-b", "spectrum", "-q"]
+    lines = run_cli([*base, "-f", "jsonl"]).stdout.strip().splitlines()
+    kinds = [json.loads(x)["type"] for x in lines]
+    assert kinds[0] == "manifest" and kinds[-1] == "summary" and kinds.count("result") == 9
+    rows = list(csv.DictReader(io.StringIO(run_cli([*base, "-f", "csv"]).stdout)))
+    assert len(rows) == 9 and {"path", "sha256", "decision", "top1_model"} <= set(rows[0])
+    table = run_cli([*base, "-f", "table"])
+    assert table.exit_code == 0 and "checker" in table.stdout
+
+
+def test_output_and_report_files(enrolled, tmp_path):
+    world = enrolled
+    out, rep = tmp_path / "res.json", tmp_path / "rep.html"
+    r = run_cli(
+        [
+            "attribute",
+            world["queries"],
+            "-g",
+            world["gallery"],
+            "-b",
+            "spectrum",
+            "-f",
+            "json",
+            "-o",
+            out,
+            "--report",
+            rep,
+            "-q",
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == ""
+    assert json.loads(out.read_text())["summary"]["n_ok"] == 9
+    html = rep.read_text()
+    assert "data:image/png;base64," in html and "fpattr" in html
+
+
+def test_as_set(enrolled):
+    world = enrolled
+    r = run_cli(
+        [
+            "attribute",
+            world["refs"] / "checker",
+            "-g",
+            world["gallery"],
+            "-b",
+            "spectrum",
+            "--as-set",
+            "-f",
+            "json",
+            "-q",
+        ]
+    )
+    assert _json(r)["summary"]["as_set"]["top"][0]["model"] == "checker"
+
+
+def test_bad_inputs_exit_1_with_reasons_and_no_traceback(enrolled, tmp_path):
+    world = enrolled
+    bad = tmp_path / "mixed"
+    cases = make_hostile_inputs(bad)
+    for k in range(2):
+        (bad / f"good{k}.png").write_bytes((world["queries"] / f"checker_{k:03d}.png").read_bytes())
+    r = run_cli(["attribute", bad, "-g", world["gallery"], "-b", "spectrum", "-f", "json", "-q"])
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output
+    rep = _json(r)
+    errors = [x for x in rep["results"] if x["status"] == "error"]
+    oks = [x for x in rep["results"] if x["status"] == "ok"]
+    assert errors and all(x["error"] for x in errors)
+    assert len(oks) >= 2
+    by_name = {x["path"].rsplit("/", 1)[-1]: x for x in rep["results"]}
+    for name in ("empty.png", "truncated.jpg", "huge.png"):
+        hits = [v for k, v in by_name.items() if k == name]
+        assert not hits or hits[0]["status"] == "error", hits
+    assert sum(1 for _ in cases) > 10
+
+
+def test_nothing_processed_is_exit_2(enrolled, tmp_path):
+    world = enrolled
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "x.png").write_bytes(b"")
+    r = run_cli(["attribute", tmp_path / "e", "-g", world["gallery"], "-b", "spectrum", "-q"])
+    assert r.exit_code == 2
+    r = run_cli(["attribute", tmp_path / "missing", "-g", world["gallery"], "-q"])
+    assert r.exit_code == 2
+
+
+def test_usage_errors_are_exit_2(enrolled):
+    world = enrolled
+    q = world["queries"]
+    assert run_cli(["attribute", q, "-g", world["gallery"], "-f", "xml"]).exit_code == 2
+    r = run_cli(["attribute", q, "-g", world["root"] / "nogallery", "-b", "spectrum"])
+    assert r.exit_code == 2 and "no gallery" in r.output
+    r = run_cli(["attribute", q, "-b", "spectrumm", "-g", world["gallery"]])
+    assert r.exit_code == 2 and "did you mean spectrum" in r.output
+
+
+def test_gallery_from_another_backbone_is_refused(enrolled):
+    world = enrolled
+    r = run_cli(
+        [
+            "attribute",
+            world["queries"],
+            "-g",
+            world["gallery"],
+            "-b",
+            "spectrum",
+            "--backbone-opt",
+            "size=32",
+        ]
+    )
+    assert r.exit_code == 2 and "re-enrol" in r.output
+
+
+def test_unknown_when_nothing_matches(enrolled, tmp_path):
+    world = enrolled
+    from fpattr.testing import write_image
+
+    for k in range(3):
+        write_image(tmp_path / "noise" / f"{k}.png", (64, 64), seed=k)
+    r = run_cli(
+        [
+            "attribute",
+            tmp_path / "noise",
+            "-g",
+            world["gallery"],
+            "-b",
+            "spectrum",
+            "-f",
+            "json",
+            "-q",
+        ]
+    )
+    decisions = [x["decision"] for x in _json(r)["results"]]
+    assert decisions.count("unknown") >= 2, decisions

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+from fpattr.testing import run_cli
+
+
+def test_verify_files_and_folders(enrolled):
+    world = enrolled
+    q = world["queries"]
+    opts = ["-g", world["gallery"], "-b", "spectrum", "-f", "json", "-q", "--target-far", "0.1"]
+    same = run_cli(["verify", q / "checker_000.png", q / "checker_001.png", *opts])
+    assert same.exit_code == 0, same.output
+    res = json.loads(same.stdout)["results"][0]
+    assert res["decision"] == "same" and res["calibration_kind"] == "pair"
+    assert 0 <= res["probability"] <= 1 and res["threshold"] is not None
+    diff = run_cli(["verify", q / "checker_000.png", q / "nearest_000.png", *opts])
+    dres = json.loads(diff.stdout)["results"][0]
+    assert dres["decision"] == "different" and dres["probability"] < res["probability"]
+    folders = run_cli(
+        [
+            "verify",
+            world["refs"] / "nearest",
+            world["refs"] / "bilinear",
+            "-g",
+            world["gallery"],
+            "-b",
+            "spectrum",
+            "-f",
+            "json",
+            "-q",
+        ]
+    )
+    res = json.loads(folders.stdout)["results"][0]
+    assert res["a_images"] == 5 and res["calibration_kind"] == "centroid"
+
+
+def test_verify_threshold_override_and_errors(world, tmp_path):
+    q = world["queries"]
+    r = run_cli(
+        [
+            "verify",
+            q / "checker_000.png",
+            q / "checker_001.png",
+            "-b",
+            "spectrum",
+            "--threshold",
+            "0.5",
+            "-f",
+            "json",
+            "-q",
+        ]
+    )
+    res = json.loads(r.stdout)["results"][0]
+    assert res["threshold"] == 0.5 and res["probability"] is None and res["decision"]
+    (tmp_path / "empty.png").write_bytes(b"")
+    r = run_cli(
+        [
+            "verify",
+            tmp_path / "empty.png",
+            q / "checker_001.png",
+            "-b",
+            "spectrum",
+            "-q",
+            "-f",
+            "json",
+        ]
+    )
+    assert r.exit_code == 2
+
+
+def test_gallery_lifecycle(enrolled, tmp_path):
+    world = enrolled
+    g = ["-g", world["gallery"], "-b", "spectrum"]
+    listing = json.loads(run_cli(["gallery", "list", *g, "-f", "json"]).stdout)
+    assert [m["model"] for m in listing["models"]] == ["nearest", "bilinear", "checker"]
+    shown = json.loads(run_cli(["gallery", "show", "checker", *g, "-f", "json"]).stdout)
+    assert len(shown["refs"]) == 5 and all(len(r["sha256"]) == 64 for r in shown["refs"])
+    dup = run_cli(["gallery", "add", "checker", world["refs"] / "checker", *g])
+    assert dup.exit_code == 2 and "already enrolled" in dup.output
+    assert run_cli(["gallery", "export", tmp_path / "x.npz", *g]).exit_code == 0
+    assert run_cli(["gallery", "remove", "checker", *g]).exit_code == 0
+    listing = json.loads(run_cli(["gallery", "list", *g, "-f", "json"]).stdout)
+    assert len(listing["models"]) == 2
+    r = run_cli(["gallery", "import", tmp_path / "x.npz", "-g", tmp_path / "g2"])
+    assert r.exit_code == 0, r.output
+    r = run_cli(["gallery", "list", "-g", tmp_path / "g2", "-b", "spectrum", "-f", "json"])
+    assert len(json.loads(r.stdout)["models"]) == 3
+
+
+def test_gallery_add_with_no_usable_reference(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    r = run_cli(
+        ["gallery", "add", "m", tmp_path / "bad.png", "-g", tmp_path / "g", "-b", "spectrum", "-q"]
+    )
+    assert r.exit_code == 2 and not (tmp_path / "g" / "gallery.json").exists()
+    r = run_cli(["gallery", "add", "bad/name", tmp_path, "-g", tmp_path / "g"])
+    assert r.exit_code == 2

@@ -1,0 +1,56 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fpattr.calibration import Calibration, threshold_at_far
+
+
+def _scores(seed=0, n_g=300, n_i=3000):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.8, 0.05, n_g), rng.normal(0.5, 0.1, n_i)
+
+
+def test_fit_recovers_gaussian_llr():
+    g, i = _scores()
+    cal = Calibration.fit(g, i, source="test")
+    # true LLR of N(.8,.05) vs N(.5,.1) at s=0.7: log(2) (equal densities ratio 2:1)
+    assert cal.llr(0.7) == pytest.approx(math.log(2.0), abs=0.35)
+    assert cal.probability(0.9) > 0.99 and cal.probability(0.4) < 0.01
+    assert cal.achieved_far <= 0.01 and cal.achieved_tar > 0.8
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_probability_is_monotonic(seed):
+    rng = np.random.default_rng(seed)
+    g = rng.normal(rng.uniform(0.3, 0.9), rng.uniform(0.01, 0.2), 20)
+    i = rng.normal(rng.uniform(-0.2, 0.6), rng.uniform(0.01, 0.2), 50)
+    cal = Calibration.fit(g, i, source="t")
+    s = np.linspace(-1, 1, 101)
+    p = cal.probability(s)
+    assert np.all(np.diff(p) >= 0)
+    assert np.all((p >= 0) & (p <= 1))
+
+
+def test_threshold_at_far_is_exact_on_fitting_data():
+    i = np.arange(1000) / 1000.0
+    t = threshold_at_far(i, 0.01)
+    assert np.mean(i >= t) <= 0.01
+    assert np.mean(i >= np.nextafter(t, -np.inf) - 1e-3) > 0.01  # not needlessly high
+
+
+def test_separable_small_sets_stay_finite():
+    cal = Calibration.fit([0.9, 0.95, 0.92], [0.1, 0.2, 0.3], source="t")
+    assert math.isfinite(cal.a) and cal.a > 0
+    assert cal.threshold > 0.3  # above every impostor
+
+
+def test_needs_data_and_roundtrips():
+    with pytest.raises(ValueError):
+        Calibration.fit([0.9], [0.1, 0.2], source="t")
+    g, i = _scores(1)
+    cal = Calibration.fit(g, i, source="t", target_far=0.05)
+    assert Calibration.from_dict(cal.to_dict() | {"junk": 1}) == cal

@@ -1,0 +1,142 @@
+"""iter_loaded: order, error pass-through, bounded in-flight work, clean early close."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fpattr.errors import ImageLoadError
+from fpattr.io.loader import LoadedImage
+from fpattr.io.prefetch import iter_loaded
+from fpattr.io.walk import InputItem, iter_inputs
+from fpattr.testing import make_hostile_inputs
+
+
+def items(n: int) -> list[InputItem]:
+    return [InputItem(Path(f"img{i:04d}.png")) for i in range(n)]
+
+
+def loader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("fpattr-load")]
+
+
+class CountingLoader:
+    """Fake loader: records calls and the number of loads started but not yet consumed."""
+
+    def __init__(self, delay: float = 0.0, jitter: float = 0.0) -> None:
+        self.delay, self.jitter = delay, jitter
+        self.lock = threading.Lock()
+        self.calls: list[str] = []
+        self.outstanding = 0
+        self.max_outstanding = 0
+
+    def __call__(self, path: Path, *, max_pixels: int) -> str:
+        with self.lock:
+            self.calls.append(str(path))
+            self.outstanding += 1
+            self.max_outstanding = max(self.max_outstanding, self.outstanding)
+        time.sleep(self.delay + random.random() * self.jitter)
+        if "bad" in str(path):
+            raise ImageLoadError(path, "bad on purpose")
+        if "weird" in str(path):
+            raise ValueError("plugin loader\nbroke")
+        return f"loaded:{path}:{max_pixels}"
+
+    def consumed(self) -> None:
+        with self.lock:
+            self.outstanding -= 1
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_order_is_preserved(workers):
+    loader = CountingLoader(jitter=0.003)
+    inputs = items(60)
+    out = list(iter_loaded(inputs, workers=workers, max_pending=8, max_pixels=7, loader=loader))
+    assert [item for item, _ in out] == inputs
+    assert [result for _, result in out] == [f"loaded:{i.path}:7" for i in inputs]
+
+
+def test_errors_are_passed_through_without_loading():
+    loader = CountingLoader()
+    inputs = [
+        InputItem(Path("a.png")),
+        InputItem(Path("missing.png"), "no such file or directory"),
+        InputItem(Path("bad.png")),
+        InputItem(Path("weird.png")),
+    ]
+    out = dict(iter_loaded(inputs, loader=loader))
+    assert out[inputs[0]] == "loaded:a.png:64000000"
+    for item, expected in [
+        (inputs[1], "no such file or directory"),
+        (inputs[2], "bad on purpose"),
+        (inputs[3], "unexpected ValueError while loading: plugin loader broke"),
+    ]:
+        assert isinstance(out[item], ImageLoadError)
+        assert (out[item].path, out[item].reason) == (str(item.path), expected)
+    assert "missing.png" not in loader.calls
+
+
+def test_in_flight_count_is_bounded():
+    loader = CountingLoader(delay=0.001)
+    for _item, _result in iter_loaded(items(200), workers=3, max_pending=4, loader=loader):
+        loader.consumed()
+        time.sleep(0.002)  # the caller is slower than the loader: the window fills up
+    assert len(loader.calls) == 200
+    assert 2 <= loader.max_outstanding <= 4
+
+
+def test_inputs_are_consumed_lazily():
+    pulled = 0
+
+    def source():
+        nonlocal pulled
+        for item in items(1000):
+            pulled += 1
+            yield item
+
+    gen = iter_loaded(source(), workers=2, max_pending=5, loader=CountingLoader())
+    next(gen)
+    assert pulled <= 6
+    gen.close()
+
+
+def test_early_close_cancels_and_leaves_no_threads():
+    loader = CountingLoader(delay=0.02)
+    gen = iter_loaded(items(500), workers=2, max_pending=16, loader=loader)
+    next(gen)
+    gen.close()
+    assert loader_threads() == []
+    calls = len(loader.calls)
+    assert calls < 20  # queued loads were cancelled, not run
+    time.sleep(0.1)
+    assert len(loader.calls) == calls
+
+
+def test_exception_in_caller_shuts_the_pool_down():
+    with pytest.raises(RuntimeError):
+        for _ in iter_loaded(items(100), workers=2, loader=CountingLoader(delay=0.01)):
+            raise RuntimeError("inference failed")
+    assert loader_threads() == []
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError):
+        list(iter_loaded(items(1), max_pending=0))
+    with pytest.raises(ValueError):
+        list(iter_loaded(items(1), workers=-1))
+
+
+def test_real_files_from_a_hostile_folder(tmp_path):
+    cases = make_hostile_inputs(tmp_path / "hostile")
+    walked = list(iter_inputs([tmp_path / "hostile"]))
+    out = list(iter_loaded(walked, workers=2, max_pending=3))
+    assert [item for item, _ in out] == walked
+    by_name = {item.path.name: result for item, result in out}
+    assert isinstance(by_name["ok.png"], LoadedImage)
+    assert isinstance(by_name["huge.png"], ImageLoadError)
+    if "broken_symlink" in cases:
+        assert by_name["broken.png"].reason.startswith("broken symbolic link")

@@ -1,0 +1,213 @@
+"""iter_inputs: ordering, filtering, symlink loops, unusable paths, laziness."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from fpattr.io import walk as walk_mod
+from fpattr.io.loader import IMAGE_EXTENSIONS
+from fpattr.io.walk import InputItem, iter_inputs
+from fpattr.testing import make_hostile_inputs
+
+needs_symlinks = pytest.mark.skipif(
+    not hasattr(os, "symlink") or os.name == "nt", reason="needs POSIX symlinks"
+)
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+def rel(items: list[InputItem], root: Path) -> list[str]:
+    return [item.path.relative_to(root).as_posix() for item in items]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    touch(
+        root,
+        "b.png",
+        "a.JPG",
+        "z.PNG",
+        "notes.txt",
+        "noext",
+        ".hidden.png",
+        ".git/e.png",
+        "sub/c.webp",
+        "sub/deeper/d.tif",
+        "sub/deeper/readme.md",
+        "sub2/f.jpeg",
+    )
+    return root
+
+
+def test_recursive_sorted_filtered_and_hidden_skipped(tree):
+    items = list(iter_inputs([tree]))
+    assert rel(items, tree) == [
+        "a.JPG",
+        "b.png",
+        "sub/c.webp",
+        "sub/deeper/d.tif",
+        "sub2/f.jpeg",
+        "z.PNG",
+    ]
+    assert all(item.error is None and isinstance(item.path, Path) for item in items)
+
+
+def test_custom_extensions_with_or_without_dot(tree):
+    assert rel(list(iter_inputs([tree], extensions=["png", ".TIF"])), tree) == [
+        "b.png",
+        "sub/deeper/d.tif",
+        "z.PNG",
+    ]
+
+
+def test_explicit_files_always_yielded(tree):
+    given = [tree / "notes.txt", tree / ".hidden.png", tree / "noext"]
+    assert [item.path for item in iter_inputs(given)] == given
+
+
+def test_paths_are_kept_as_given(tree, monkeypatch):
+    monkeypatch.chdir(tree.parent)
+    items = list(iter_inputs(["root/sub", Path("root") / "b.png"]))
+    assert [str(item.path) for item in items] == [
+        os.path.join("root", "sub", "c.webp"),
+        os.path.join("root", "sub", "deeper", "d.tif"),
+        os.path.join("root", "b.png"),
+    ]
+
+
+def test_duplicates_are_yielded_twice(tree):
+    assert len(list(iter_inputs([tree, tree]))) == 12
+    assert len(list(iter_inputs([tree / "b.png", tree / "b.png"]))) == 2
+
+
+def test_missing_path_yields_error_item(tmp_path):
+    (item,) = iter_inputs([tmp_path / "missing.png"])
+    assert item == InputItem(tmp_path / "missing.png", "no such file or directory")
+
+
+@needs_symlinks
+def test_broken_and_looping_symlinks_given_explicitly(tmp_path):
+    (tmp_path / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    errors = [item.error for item in iter_inputs([tmp_path / "broken.png", tmp_path / "loop.png"])]
+    assert errors == [
+        "broken symbolic link (target does not exist)",
+        "symbolic link loop (too many levels of symbolic links)",
+    ]
+
+
+@needs_symlinks
+def test_symlink_loop_terminates_and_visits_each_folder_once(tmp_path):
+    root = tmp_path / "root"
+    touch(root, "a.png", "sub/b.png", "sub/inner/c.png")
+    (root / "sub" / "up").symlink_to("..", target_is_directory=True)
+    (root / "sub" / "inner" / "self").symlink_to(".", target_is_directory=True)
+    assert rel(list(iter_inputs([root])), root) == ["a.png", "sub/b.png", "sub/inner/c.png"]
+
+
+@needs_symlinks
+def test_two_links_to_one_folder_enter_it_once_per_given_path(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    touch(outside, "x.png")
+    (root).mkdir()
+    (root / "l1").symlink_to(outside, target_is_directory=True)
+    (root / "l2").symlink_to(outside, target_is_directory=True)
+    assert rel(list(iter_inputs([root])), root) == ["l1/x.png"]
+    assert rel(list(iter_inputs([root, root])), root) == ["l1/x.png", "l1/x.png"]
+
+
+@needs_symlinks
+def test_follow_symlinks_false_skips_links_inside_folders(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    touch(outside, "x.png")
+    touch(root, "real.png")
+    (root / "linkdir").symlink_to(outside, target_is_directory=True)
+    (root / "link.png").symlink_to(outside / "x.png")
+    assert rel(list(iter_inputs([root])), root) == ["link.png", "linkdir/x.png", "real.png"]
+    assert rel(list(iter_inputs([root], follow_symlinks=False)), root) == ["real.png"]
+
+
+@needs_symlinks
+def test_dangling_image_link_inside_folder_is_reported(tmp_path):
+    touch(tmp_path, "ok.png")
+    (tmp_path / "dead.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "dead.txt").symlink_to(tmp_path / "gone.txt")
+    items = list(iter_inputs([tmp_path]))
+    assert [(i.path.name, i.error) for i in items] == [
+        ("dead.png", "broken symbolic link (target does not exist)"),
+        ("ok.png", None),
+    ]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_unreadable_folder_yields_error_item(tmp_path):
+    touch(tmp_path, "a.png", "locked/b.png", "z.png")
+    locked = tmp_path / "locked"
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):  # root reads anything
+            pytest.skip("running as root: chmod 000 does not stop listing")
+        items = list(iter_inputs([tmp_path]))
+    finally:
+        locked.chmod(0o755)
+    assert [(i.path.name, i.error) for i in items] == [
+        ("a.png", None),
+        ("locked", "permission denied: cannot list folder"),
+        ("z.png", None),
+    ]
+
+
+def test_walk_is_lazy(tree, monkeypatch):
+    calls: list[str] = []
+    real = os.scandir
+
+    def counting(path):
+        calls.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(walk_mod.os, "scandir", counting)
+    items = iter_inputs([tree])
+    assert calls == []
+    assert next(items).path.name == "a.JPG"
+    assert calls == ["root"]  # sub/, sub2/ are not listed yet
+
+
+def test_deep_tree_needs_no_recursion(tmp_path):
+    # A tree deeper than the frames left to the walk: a recursive walker would fail. Kept
+    # shallow on disk (shutil.rmtree, used by pytest's cleanup, recurses itself).
+    deep = tmp_path.joinpath(*["d"] * 120)
+    deep.mkdir(parents=True)
+    (deep / "x.png").write_bytes(b"x")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 60)
+    try:
+        (item,) = iter_inputs([tmp_path])
+    finally:
+        sys.setrecursionlimit(limit)
+    assert item.path == deep / "x.png"
+
+
+def test_hostile_folder_walk(tmp_path):
+    folder = tmp_path / "hostile"
+    cases = make_hostile_inputs(folder)
+    items = list(iter_inputs([folder]))
+    names = [i.path.name for i in items]
+    assert names == sorted(names) and "notes.txt" not in names
+    assert len(names) == len(set(names))  # the loop/parent link is not re-entered
+    errors = {i.path.name: i.error for i in items if i.error}
+    if "broken_symlink" in cases:
+        assert errors.pop("broken.png").startswith("broken symbolic link")
+        assert errors.pop("self.png").startswith("symbolic link loop")
+    assert errors == {}
+    assert all(i.path.suffix.lower() in IMAGE_EXTENSIONS for i in items)

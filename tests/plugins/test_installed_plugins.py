@@ -1,0 +1,121 @@
+"""Real installed plugins: fpattr-example (pip-installed by the test command) and
+fpattr-broken (pip-installed here into a throwaway folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+example_installed = pytest.mark.skipif(
+    not any(ep.name == "example" for ep in metadata.entry_points(group="fpattr")),
+    reason="fpattr-example is not installed (pip install -e plugins/fpattr-example)",
+)
+
+
+@pytest.fixture(scope="session")
+def broken_site(tmp_path_factory) -> Path:
+    """pip-install plugins/fpattr-broken into a target folder (offline, no build isolation)."""
+    target = tmp_path_factory.mktemp("broken-site")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "plugins" / "fpattr-broken"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if r.returncode:
+        pytest.fail(f"cannot pip-install the broken plugin: {r.stderr[-800:]}")
+    return target
+
+
+def fpattr(*args, env=None):
+    e = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "fpattr", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
+
+
+@example_installed
+def test_example_plugin_is_loaded_and_usable(tmp_path):
+    from fpattr.plugins import PluginHost
+
+    host = PluginHost()
+    assert host.plugins["example"].error is None
+    assert host.registry("backbone").entry("example-colorres").plugin == "example"
+    assert host.registry("report_format").entry("markdown").plugin == "example"
+    r = fpattr("example-info")
+    assert r.returncode == 0 and "fpattr-example" in r.stdout
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(tmp_path / "a", "checker", n=3)
+    write_generator_images(tmp_path / "b", "nearest", n=3)
+    env = {"FPATTR_HOME": str(tmp_path / "home")}
+    for name in ("a", "b"):
+        assert (
+            fpattr(
+                "gallery", "add", name, tmp_path / name, "-b", "example-colorres", env=env
+            ).returncode
+            == 0
+        )
+    r = fpattr("attribute", tmp_path / "a", "-b", "example-colorres", "-f", "markdown", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("| image | decision") and "3 of 3 inputs" in r.stdout
+
+
+@example_installed
+def test_plugin_selection_env(tmp_path):
+    r = fpattr("plugins", "list", "--format", "json", env={"FPATTR_LOAD_PLUGINS": ""})
+    assert json.loads(r.stdout) == []
+    r = fpattr("plugins", "list", "--format", "json", env={"FPATTR_LOAD_PLUGINS": "example"})
+    assert [p["name"] for p in json.loads(r.stdout)] == ["example"]
+    r = fpattr("plugins", "list", "--all", "-f", "json", env={"FPATTR_LOAD_PLUGINS": ""})
+    assert {p["name"] for p in json.loads(r.stdout)} >= {"fpattr.backbones.builtin"}
+
+
+def test_broken_plugins_are_reported_never_fatal(broken_site, tmp_path):
+    env = {"PYTHONPATH": str(broken_site), "FPATTR_HOME": str(tmp_path)}
+    r = fpattr("plugins", "list", "--format", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    for name in ("broken-import", "broken-hook", "broken-missing"):
+        assert rows[name]["status"] == "failed" and rows[name]["error"], rows.get(name)
+    assert "broken on purpose" in rows["broken-hook"]["error"]
+    doc = fpattr("doctor", "--format", "json", env=env)
+    assert doc.returncode == 1
+    checks = json.loads(doc.stdout)["checks"]
+    assert any(c["check"] == "plugin broken-import" and c["status"] == "fail" for c in checks)
+    # every other command still works
+    assert fpattr("--help", env=env).returncode == 0
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(tmp_path / "r", "checker", n=3)
+    r = fpattr("gallery", "add", "c", tmp_path / "r", "-b", "spectrum", env=env)
+    assert r.returncode == 0, r.stderr
+    r = fpattr("attribute", tmp_path / "r", "-b", "spectrum", "-f", "json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["summary"]["n_ok"] == 3
+    # the duplicate 'json' format of the broken plugin did not replace the built-in
+    # and recovery works with plugins off:
+    assert fpattr("plugins", "list", env={**env, "FPATTR_LOAD_PLUGINS": ""}).returncode == 0
