@@ -1,0 +1,141 @@
+"""`fpattr train` and `fpattr export` (need the [train] extra: torch, onnx)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from fpattr.cli import common
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", no_args_is_help=True)(train)
+    app.command("export", no_args_is_help=True)(export)
+
+
+def _need_torch() -> None:
+    import importlib.util
+
+    from fpattr.errors import UsageError
+
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("training needs PyTorch: pip install 'fpattr[train]'")
+
+
+def train(
+    zoo: Path = typer.Argument(..., help="A zoo made by `fpattr synth` (folder per model)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, results)."),
+    preset: str = typer.Option("compact", "--preset", help="tiny | compact (CPU) | gpu."),
+    steps: int = typer.Option(None, "--steps", min=1, help="Override the preset's steps."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0 = default)."),
+    seed: int = typer.Option(0, "--seed"),
+    set_: list[str] = typer.Option(
+        None,
+        "--set",
+        help="Override a config field KEY=VALUE, e.g. --set lr=1e-3 "
+        "--set extractor.dim=64 (repeatable).",
+    ),
+    quiet: bool = common.QuietOpt,
+) -> None:
+    """Train the fingerprint extractor on a synthetic zoo (resumable: rerun to continue).
+
+    Example: fpattr train runs/zoo --out runs/extractor --preset compact
+    """
+    _need_torch()
+    from fpattr.training.presets import preset as get_preset
+    from fpattr.training.train import TrainConfig
+    from fpattr.training.train import train as run_train
+
+    d = get_preset(preset)
+    d.update({"zoo": str(zoo), "out": str(out), "device": device, "threads": threads, "seed": seed})
+    if steps:
+        d["steps"] = steps
+    for key, value in common.parse_opts(set_).items():
+        head, _, tail = key.partition(".")
+        if tail:
+            d.setdefault(head, {})[tail] = value
+        else:
+            d[head] = value
+    cfg = TrainConfig.from_dict(d)
+    console = common.stderr_console(quiet)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text("fpattr " + shlex.join(sys.argv[1:]) + "\n")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        console=console,
+        disable=quiet or not console.is_terminal,
+    ) as prog:
+        task = prog.add_task("train", total=cfg.steps, loss="")
+
+        def progress(step: int, total: int, losses: dict[str, float]) -> None:
+            prog.update(
+                task, completed=step, loss=" ".join(f"{k} {v:.3f}" for k, v in losses.items())
+            )
+
+        result = run_train(
+            cfg, log=lambda s: console.print(s, markup=False, highlight=False), progress=progress
+        )
+    print(
+        json.dumps(
+            {k: result[k] for k in ("steps", "seconds", "validation", "split_sizes")}, indent=2
+        )
+    )
+
+
+def export(
+    run: Path = typer.Argument(..., help="A training run folder (has extractor.pt)."),
+    out: Path = typer.Option(Path("models"), "--out", "-o", help="Where to write the model."),
+    name: str = typer.Option("default", "--name", help="Model name (file stem)."),
+    parity_images: Path = typer.Option(
+        None,
+        "--parity-images",
+        help="Real images for the parity check (default: the bundled demo images).",
+    ),
+    min_cosine: float = typer.Option(0.9999, "--min-cosine", help="Parity acceptance."),
+    views: int = typer.Option(4, "--views", min=1, help="Default views per image."),
+) -> None:
+    """Export a trained extractor to ONNX, check parity with torch, write the model card.
+
+    Example: fpattr export runs/extractor --out models --name default
+    """
+    _need_torch()
+    from fpattr.paths import data_dir
+    from fpattr.training.export import export as run_export
+    from fpattr.training.export import find_images
+
+    ckpt = run / "extractor.pt"
+    tr_file = run / "train_result.json"
+    train_result = json.loads(tr_file.read_text()) if tr_file.is_file() else None
+    images = find_images(parity_images or data_dir() / "demo")
+    command = (run / "command.txt").read_text().strip() if (run / "command.txt").is_file() else ""
+    card = run_export(
+        ckpt,
+        out,
+        name=name,
+        parity_images=images,
+        train_result=train_result,
+        min_cosine=min_cosine,
+        default_views=views,
+        command=command,
+    )
+    print(
+        json.dumps(
+            {
+                "model": str(out / card["file"]),
+                "sha256": card["sha256"],
+                "size_bytes": card["size_bytes"],
+                "parity": card["parity"],
+            },
+            indent=2,
+        )
+    )

@@ -1,0 +1,119 @@
+"""Extractor training, resume, calibration and export on a tiny zoo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fpattr.training.data import load_zoo, split_models
+from fpattr.training.model import Extractor, ExtractorConfig, Preprocess, batch_hard_triplet
+from fpattr.training.presets import preset
+from fpattr.training.train import TrainConfig, train
+
+
+def _cfg(zoo, out, **kw):
+    d = preset("tiny") | {"zoo": str(zoo), "out": str(out)} | kw
+    return TrainConfig.from_dict(d)
+
+
+def test_in_graph_dft_matches_torch_fft():
+    pre = Preprocess(32)
+    x = torch.rand(2, 3, 32, 32)
+    rc = x - x.mean(dim=(2, 3), keepdim=True)
+    ref = torch.fft.fftshift(torch.fft.fft2(rc), dim=(-2, -1)).abs() ** 2
+    c, s = pre.dft_c, pre.dft_s
+    re = c @ (rc @ c.t()) - s @ (rc @ s.t())
+    im = c @ (rc @ s.t()) + s @ (rc @ c.t())
+    assert torch.allclose(re * re + im * im, ref, rtol=1e-3, atol=1e-2)
+
+
+def test_residual_matches_numpy_signal():
+    from fpattr import signal
+
+    x = torch.rand(2, 16, 16, 3)
+    r = Preprocess(16).residual(x.permute(0, 3, 1, 2)).numpy()
+    assert np.allclose(r, signal.residual(x.permute(0, 3, 1, 2).numpy()), atol=1e-6)
+
+
+def test_triplet_loss_is_zero_for_separated_classes():
+    emb = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [1, 0.01], [0, 1], [0.01, 1]]))
+    labels = torch.tensor([0, 0, 1, 1])
+    assert batch_hard_triplet(emb, labels, margin=0.2).item() == 0.0
+    assert batch_hard_triplet(emb, torch.tensor([0, 1, 0, 1]), margin=0.2).item() > 0.5
+
+
+def test_splits_are_disjoint_and_hold_out_architectures(tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    s = split_models(zoo, val_frac=0.2, calib_frac=0.2, holdout_archs=1, seed=0)
+    sets = [set(v) for v in s.values()]
+    assert sum(len(x) for x in sets) == len(zoo.models) == len(set().union(*sets))
+    held = {zoo.models[k]["arch_id"] for k in s["val_arch"]}
+    trained = {zoo.models[k]["arch_id"] for k in s["train"]}
+    assert held and not held & trained
+
+
+def test_train_one_run_resume_and_calibration(tiny_zoo, tmp_path):
+    out = tmp_path / "run"
+    r1 = train(_cfg(tiny_zoo, out, steps=10), log=lambda s: None)
+    assert r1["steps"] == 10 and (out / "checkpoint.pt").is_file()
+    # continuing the same run with more steps resumes at step 10, it does not restart
+    logs: list[str] = []
+    cfg = _cfg(tiny_zoo, out, steps=10)
+    cfg.steps = 20
+    with pytest.raises(ValueError, match="another configuration"):
+        train(cfg, log=logs.append)  # a different config must not silently mix runs
+    r = train(_cfg(tiny_zoo, out, steps=10), log=logs.append)
+    assert any("resumed from" in s for s in logs) and r["steps"] == 10
+    assert len(r["history"]) == len(r1["history"])
+    # calibration comes from the held-out calib split, and is monotonic
+    from fpattr.calibration import Calibration
+
+    for kind in ("centroid", "pair"):
+        cal = Calibration.from_dict(r["calibration"][kind])
+        assert cal.source == "held-out synthetic models"
+        assert cal.a >= 0 and cal.probability(0.9) >= cal.probability(0.1)
+    assert {"val", "val_arch"} & set(r["validation"])
+    saved = json.loads((out / "train_result.json").read_text())
+    assert saved["split_sizes"]["calib"] >= 2
+
+
+def test_interrupted_run_resumes_from_checkpoint(tiny_zoo, tmp_path):
+    out = tmp_path / "run"
+    cfg = _cfg(tiny_zoo, out, steps=20, ckpt_every=5, eval_every=100)
+
+    class Kill(Exception):
+        pass
+
+    def die_at_12(step, total, losses):
+        if step == 12:
+            raise Kill
+
+    with pytest.raises(Kill):
+        train(cfg, log=lambda s: None, progress=die_at_12)
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert saved["state"]["step"] == 10  # last checkpoint before the kill
+    seen = []
+    train(cfg, log=lambda s: None, progress=lambda st, t, lo: seen.append(st))
+    assert seen[0] == 11 and seen[-1] == 20
+
+
+def test_export_parity_and_card(tiny_zoo, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from fpattr.backbones.onnx import OnnxBackbone
+    from fpattr.training.export import export, find_images
+
+    model = Extractor(ExtractorConfig(size=32, widths=[8, 8, 8, 8], dim=16)).eval()
+    torch.save({"config": model.cfg.to_dict(), "model": model.state_dict()}, tmp_path / "x.pt")
+    card = export(
+        tmp_path / "x.pt", tmp_path / "models", name="t", parity_images=find_images(tiny_zoo)[:8]
+    )
+    assert card["parity"]["min_cosine"] >= 0.9999
+    bb = OnnxBackbone(tmp_path / "models" / "t.json")
+    x = np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.allclose(bb.embed(x), ref, atol=1e-4)
