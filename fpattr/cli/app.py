@@ -61,6 +61,9 @@ def build_app(host: Any = None) -> typer.Typer:
         verify_cmd,
     )
 
+    import logging
+
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)  # decode problems become per-file errors
     app = typer.Typer(
         name="fpattr",
         cls=FpattrGroup,

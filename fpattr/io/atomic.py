@@ -126,9 +126,9 @@ def _mode_for(target: str) -> int:
 def _umask() -> int:
     """The process umask, read without changing it where the OS allows (threads race on it)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open("/proc/self/status", "rb") as f:
             for line in f:
-                if line.startswith("Umask:"):
+                if line.startswith(b"Umask:"):
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass

@@ -190,7 +190,8 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
         orientation = _exif_orientation(im, conversions)
     pixels = _orient(pixels, orientation, conversions)
 
-    frames = _frame_count(im, conversions)
+    with _pil_guard():  # counting frames parses every later header (TIFF tags can warn)
+        frames = _frame_count(im, conversions)
     return LoadedImage(
         path=name,
         sha256=digest,
@@ -319,11 +320,24 @@ def _mpx(pixels: int) -> str:
 
 def _decode(im: Image.Image) -> None:
     try:
-        im.load()
+        _guarded_load(im)
     except Image.DecompressionBombError:
         raise
     except _CORRUPT_DATA as e:
         raise _Refused(f"truncated or corrupt image data ({_one_line(e)})") from None
+
+
+def _guarded_load(im: Image.Image) -> None:
+    """Decode the pixels, in parallel with other loads where Pillow cannot warn.
+
+    TIFF decoding re-reads tag directories and warns about corrupt ones, so it runs guarded
+    (serialised); the other formats only warn while their headers are parsed.
+    """
+    if im.format == "TIFF":
+        with _pil_guard():
+            im.load()
+    else:
+        im.load()
 
 
 def _one_line(e: BaseException) -> str:
@@ -378,7 +392,7 @@ def _decode_low_bytes(data: bytes, hi: Image.Image) -> np.ndarray | None:
         if im.size != hi.size or im.mode != hi.mode:
             return None
         _set_rawmode(im, _swap16)
-        im.load()
+        _guarded_load(im)
         lo = np.asarray(im)
     except Exception:  # the 8-bit result stays usable; the caller records the precision loss
         return None

@@ -59,6 +59,8 @@ class TrainConfig:
     max_per_model: int | None = None
     device: str = "auto"
     threads: int = 0
+    workers: int = 0  #: data-loading processes (augmentation is CPU work; use them on a GPU)
+    max_seconds: float | None = None  #: time budget: the schedule then runs on elapsed time
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -197,11 +199,16 @@ def train(
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    def progress_fraction(step: int) -> float:
+        t = step / cfg.steps
+        if cfg.max_seconds:
+            t = max(t, state["seconds"] / cfg.max_seconds)
+        return min(1.0, t)
+
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        return 0.5 * (1 + math.cos(math.pi * progress_fraction(step)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     rng = np.random.default_rng(cfg.seed)
@@ -242,7 +249,7 @@ def train(
     )
     t0 = time.monotonic() - state["seconds"]
     run_loss: dict[str, float] = {}
-    while state["step"] < cfg.steps:
+    while progress_fraction(state["step"]) < 1.0:
         model.train()
         head.train()
         views, labels = next(batches)
@@ -263,7 +270,7 @@ def train(
         state["seconds"] = time.monotonic() - t0
         if progress:
             progress(state["step"], cfg.steps, run_loss)
-        last = state["step"] == cfg.steps
+        last = progress_fraction(state["step"]) >= 1.0
         if state["step"] % cfg.eval_every == 0 or last:
             rec = {
                 "step": state["step"],

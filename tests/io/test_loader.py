@@ -462,3 +462,33 @@ def test_property_rgb16_png_roundtrip_is_exact(prop_dir, arr, filter_type):
     path = prop_dir / "p16.png"
     path.write_bytes(encode_png(arr, filter_type=filter_type))
     np.testing.assert_array_equal(load_image(path).pixels, expected16(arr))
+
+
+@pytest.fixture(scope="module")
+def fuzz_sources(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    cases = make_hostile_inputs(tmp_path_factory.mktemp("fuzz-src"))
+    names = ("ok_png", "ok_jpeg", "ok_webp", "ok_tiff", "ok_bmp", "gif_animated", "png16_rgb")
+    return [cases[n].read_bytes() for n in names if n in cases]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_property_mutated_files_load_or_fail_cleanly(prop_dir, fuzz_sources, data):
+    blob = bytearray(data.draw(st.sampled_from(fuzz_sources)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(blob) - 1))
+        if data.draw(st.booleans()):
+            blob[pos] = data.draw(st.integers(0, 255))
+        else:
+            del blob[pos : pos + data.draw(st.integers(1, 64))]
+    path = prop_dir / "mutant.bin"
+    path.write_bytes(bytes(blob))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Pillow warning may escape either
+        try:
+            img = load_image(path)
+        except ImageLoadError as e:
+            assert not e.reason.startswith("unexpected"), e.reason
+            return
+    assert img.pixels.shape == (img.height, img.width, 3)
+    assert np.isfinite(img.pixels).all() and 0 <= img.pixels.min() <= img.pixels.max() <= 1
