@@ -52,6 +52,8 @@ def _version(value: bool) -> None:
 
 def build_app(host: Any = None) -> typer.Typer:
     """The full CLI. ``host`` (a PluginHost) is created lazily when omitted."""
+    import logging
+
     from fpattr.cli import (
         attribute_cmd,
         demo_cmd,
@@ -60,8 +62,6 @@ def build_app(host: Any = None) -> typer.Typer:
         plugins_cmd,
         verify_cmd,
     )
-
-    import logging
 
     logging.getLogger("PIL").setLevel(logging.CRITICAL)  # decode problems become per-file errors
     app = typer.Typer(
