@@ -149,21 +149,117 @@ def attribution_metrics(
 ) -> dict[str, Any]:
     """Closed-set identification (nearest centroid) + single-image pair verification."""
     names = sorted(set(ref_labels.tolist()))
-    cents = np.stack([ref_emb[ref_labels == n].mean(0) for n in names])
-    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+    cents = centroids(ref_emb, ref_labels, names)
     sims = q_emb @ cents.T
     pred = [names[k] for k in sims.argmax(1)]
     top1 = float(np.mean(np.asarray(pred, dtype=object) == q_labels.astype(object)))
-    rng = np.random.default_rng(seed)
-    pairs, same = sample_pairs(q_labels, n_pairs, rng)
-    ps = np.einsum("ij,ij->i", q_emb[pairs[:, 0]], q_emb[pairs[:, 1]])
+    gen, imp = pair_scores(q_emb, q_labels, n_pairs, seed=seed)
     return {
         "top1": top1,
         "macro_f1": macro_f1(q_labels.tolist(), pred, names),
-        "roc_auc": roc_auc(ps[same], ps[~same]),
-        "eer": eer(ps[same], ps[~same]),
-        "tar_at_far_1e-2": tar_at_far(ps[same], ps[~same], 1e-2),
+        "roc_auc": roc_auc(gen, imp),
+        "eer": eer(gen, imp),
+        "tar_at_far_1e-2": tar_at_far(gen, imp, 1e-2),
         "n_models": len(names),
         "n_queries": int(q_labels.size),
-        "n_pairs": int(len(pairs)),
+        "n_pairs": int(gen.size + imp.size),
     }
+
+
+def centroids(emb: np.ndarray, labels: np.ndarray, names: list[Any]) -> np.ndarray:
+    """(len(names), D) L2-normalised mean embedding per name: the gallery entry of a model."""
+    labels = np.asarray(labels, dtype=object)
+    cents = np.stack([np.asarray(emb)[labels == n].mean(0) for n in names]).astype(np.float64)
+    return cents / np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
+
+
+def pair_scores(
+    emb: np.ndarray, labels: np.ndarray, n_pairs: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine scores of single image vs single image pairs, balanced genuine/impostor.
+
+    Pairs come from :func:`sample_pairs` with ``default_rng(seed)``, so a run is
+    reproducible and two backbones scored on the same images see the same pairs.
+    Returns (genuine scores, impostor scores).
+    """
+    pairs, same = sample_pairs(np.asarray(labels), n_pairs, np.random.default_rng(seed))
+    emb = np.asarray(emb)
+    ps = np.einsum("ij,ij->i", emb[pairs[:, 0]], emb[pairs[:, 1]])
+    return ps[same], ps[~same]
+
+
+def open_set_scores(
+    cents: np.ndarray,
+    names: list[Any],
+    q_emb: np.ndarray,
+    q_labels: np.ndarray,
+    unknown_emb: np.ndarray,
+) -> dict[str, Any]:
+    """Known-vs-unknown scoring against one gallery: max cosine, threshold-free.
+
+    ``q_emb``/``q_labels``: queries of models in the gallery (known); ``unknown_emb``:
+    queries whose source is not in it. AUROC = P(known max score > unknown max score);
+    OSCR also needs the known queries' top-1 to be right.
+    """
+    d = cents.shape[1]
+    ks = np.asarray(q_emb, np.float64).reshape(-1, d) @ cents.T
+    us = np.asarray(unknown_emb, np.float64).reshape(-1, d) @ cents.T
+    k_max = ks.max(1) if ks.size else np.zeros(0)
+    u_max = us.max(1) if us.size else np.zeros(0)
+    pred = np.asarray(names, dtype=object)[ks.argmax(1)] if ks.size else np.zeros(0, object)
+    correct = pred == np.asarray(q_labels, dtype=object)
+    return {
+        "auroc": roc_auc(k_max, u_max),
+        "oscr": oscr(k_max, correct, u_max),
+        "n_known": int(k_max.size),
+        "n_unknown": int(u_max.size),
+    }
+
+
+def lomo_folds(names: list[Any]) -> list[tuple[Any, list[Any]]]:
+    """Leave-one-model-out folds: (held-out model, models kept in the gallery).
+
+    Needs >= 2 models, since a fold must keep at least one known model; else no folds.
+    """
+    names = list(names)
+    if len(names) < 2:
+        return []
+    return [(m, [n for n in names if n != m]) for m in names]
+
+
+def open_set_lomo(
+    ref_emb: np.ndarray,
+    ref_labels: np.ndarray,
+    q_emb: np.ndarray,
+    q_labels: np.ndarray,
+    extra_unknown: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Open-set figures averaged over leave-one-model-out folds.
+
+    In each fold one model leaves the gallery and its queries (plus ``extra_unknown``,
+    e.g. real photos) are the unknowns; the other models' queries are the knowns.
+    The held-out model's references are not used in that fold. No threshold is fitted.
+    """
+    ref_labels = np.asarray(ref_labels, dtype=object)
+    q_labels = np.asarray(q_labels, dtype=object)
+    d = np.asarray(ref_emb).shape[1]
+    extra = np.zeros((0, d)) if extra_unknown is None else np.asarray(extra_unknown).reshape(-1, d)
+    per_fold = []
+    for held, kept in lomo_folds(sorted(set(ref_labels.tolist()))):
+        cents = centroids(ref_emb, ref_labels, kept)
+        known = np.isin(q_labels, np.asarray(kept, dtype=object))
+        unknown = np.concatenate([np.asarray(q_emb)[q_labels == held], extra])
+        fold = open_set_scores(cents, kept, np.asarray(q_emb)[known], q_labels[known], unknown)
+        per_fold.append({"held_out": held, **fold})
+    return {
+        "auroc": _nanmean([f["auroc"] for f in per_fold]),
+        "oscr": _nanmean([f["oscr"] for f in per_fold]),
+        "n_folds": len(per_fold),
+        "per_fold": per_fold,
+    }
+
+
+def _nanmean(values: list[float]) -> float:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")

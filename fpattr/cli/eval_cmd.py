@@ -1,0 +1,241 @@
+"""`fpattr evaluate BENCH`: benchmark figures on a folder-per-model bench."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from fpattr.cli import common
+from fpattr.errors import ExitCode, UsageError
+
+EVAL_FORMATS = ("table", "json", "jsonl", "csv")
+_MAX_LISTED = 20
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate", no_args_is_help=True)(evaluate)
+
+
+def evaluate(
+    bench: Path = typer.Argument(
+        ...,
+        help="Bench folder: BENCH/<model_id>/*.png|jpg|webp... (one folder per model) and "
+        "optionally BENCH/real/ (real photos, open-set unknowns only).",
+    ),
+    refs: int = typer.Option(
+        10,
+        "--refs",
+        "-n",
+        min=1,
+        help="The first N files of each model folder (sorted by name) are its references; "
+        "the rest are queries.",
+    ),
+    min_queries: int = typer.Option(
+        1, "--min-queries", min=1, help="Skip (and list) model folders with fewer queries."
+    ),
+    real_dir: str = typer.Option(
+        "real", "--real-dir", help="Folder name holding real images (not a model)."
+    ),
+    backbone: str = common.BackboneOpt,
+    backbone_opt: list[str] = typer.Option(
+        None,
+        "--backbone-opt",
+        help="Backbone option KEY=VALUE (repeatable); with --compare, NAME:KEY=VALUE "
+        "targets one backbone.",
+    ),
+    device: str = common.DeviceOpt,
+    compare: str = typer.Option(
+        None,
+        "--compare",
+        help="Comma-separated backbones measured side by side in one run on the same "
+        "images, pairs and folds (replaces --backbone).",
+    ),
+    views: int = common.ViewsOpt,
+    jpeg: int = typer.Option(
+        None, "--jpeg", min=1, max=100, help="Robustness: re-encode every image as JPEG at Q."
+    ),
+    resize: float = typer.Option(
+        None, "--resize", min=0.01, max=16.0, help="Robustness: bicubic rescale by this factor."
+    ),
+    crop: int = typer.Option(
+        None, "--crop", min=1, help="Robustness: center crop C x C pixels (after --resize)."
+    ),
+    pairs: int = typer.Option(
+        10000, "--pairs", min=2, help="Verification pairs (balanced genuine/impostor)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the pair sampling."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout)."),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write the results to this file instead of stdout."
+    ),
+    report: Path = typer.Option(
+        None, "--report", help="Also write a self-contained HTML report (ROC, confusion)."
+    ),
+    plots: Path = typer.Option(
+        None, "--plots", help="Also write roc.png and confusion.png into this folder."
+    ),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Views per inference batch."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    max_mpx: float = typer.Option(64.0, "--max-mpx", min=0.01, help="Refuse larger images."),
+    quiet: bool = common.QuietOpt,
+) -> None:
+    """Measure identification, verification and open-set figures on a bench.
+
+    Thresholds are never fitted on the queries being scored (all figures are
+    threshold-free). Exit code 1 when some images could not be read.
+
+    Example: fpattr evaluate ./bench --refs 10 --format json --compare spectrum,default
+    """
+    code = run(
+        bench,
+        refs=refs,
+        min_queries=min_queries,
+        real_dir=real_dir,
+        backbone=backbone,
+        backbone_opt=backbone_opt,
+        device=device,
+        compare=compare,
+        views=views,
+        jpeg=jpeg,
+        resize=resize,
+        crop=crop,
+        pairs=pairs,
+        seed=seed,
+        fmt=fmt,
+        output=output,
+        report=report,
+        plots=plots,
+        batch_size=batch_size,
+        workers=workers,
+        max_mpx=max_mpx,
+        quiet=quiet,
+    )
+    raise typer.Exit(code)
+
+
+def _note(console: Any, style: str, label: str, message: str) -> None:
+    """One stderr line; user-controlled text (paths, folder names) never parsed as markup."""
+    from rich.text import Text
+
+    from fpattr.report.base import printable
+
+    line = Text(label + " ", style=style) + Text(printable(message))
+    console.print(line, soft_wrap=True)
+
+
+def split_backbone_opts(names: list[str], opts: list[str] | None) -> dict[str, list[str]]:
+    """``KEY=VALUE`` goes to every backbone, ``NAME:KEY=VALUE`` to backbone NAME only."""
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for opt in opts or []:
+        key = opt.partition("=")[0]
+        if ":" in key:
+            name, _, rest = opt.partition(":")
+            if name not in out:
+                raise UsageError(f"--backbone-opt {opt!r}: {name!r} is not among {names}")
+            out[name].append(rest)
+        else:
+            for n in names:
+                out[n].append(opt)
+    return out
+
+
+def run(
+    bench: Path,
+    *,
+    refs: int = 10,
+    min_queries: int = 1,
+    real_dir: str = "real",
+    backbone: str = "auto",
+    backbone_opt: list[str] | None = None,
+    device: str = "auto",
+    compare: str | None = None,
+    views: int | None = None,
+    jpeg: int | None = None,
+    resize: float | None = None,
+    crop: int | None = None,
+    pairs: int = 10000,
+    seed: int = 0,
+    fmt: str = "table",
+    output: Path | None = None,
+    report: Path | None = None,
+    plots: Path | None = None,
+    batch_size: int | None = None,
+    workers: int = 2,
+    max_mpx: float = 64.0,
+    quiet: bool = False,
+) -> int:
+    """The evaluate run behind the command; returns the exit code."""
+    from fpattr.evaluation import protocol
+    from fpattr.evaluation import report as rep
+
+    started = time.perf_counter()
+    console = common.stderr_console(quiet)
+    if fmt not in EVAL_FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose {' | '.join(EVAL_FORMATS)}")
+    names = [n.strip() for n in compare.split(",") if n.strip()] if compare else [backbone]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--compare names a backbone twice: {compare}")
+    transform = protocol.Transform(jpeg=jpeg, resize=resize, crop=crop)
+    cfg = protocol.EvalConfig(
+        refs=refs,
+        pairs=pairs,
+        seed=seed,
+        min_queries=min_queries,
+        real_dir=real_dir,
+        views=views,
+        batch_size=batch_size,
+        workers=workers,
+        max_pixels=int(max_mpx * 1e6),
+        transform=transform,
+    )
+    bench_obj = protocol.discover_bench(bench, refs, real_dir=real_dir, min_queries=min_queries)
+    for s in bench_obj.skipped:
+        _note(console, "yellow", "skipped", f"model folder {s['model']!r}: {s['reason']}")
+    if bench_obj.ignored_files:
+        _note(
+            console,
+            "yellow",
+            "note:",
+            f"{len(bench_obj.ignored_files)} image file(s) directly in {bench} ignored "
+            "(images belong in BENCH/<model_id>/)",
+        )
+    opts = split_backbone_opts(names, backbone_opt)
+    backbones = [common.load_backbone(n, opts[n], device) for n in names]
+
+    paths, _, _ = bench_obj.images()
+    with common.progress(console, paths, "embedding") as advance:
+        results = protocol.evaluate(
+            bench_obj,
+            backbones,
+            cfg,
+            on_image=lambda ok: advance({"status": "ok" if ok else "error"}),
+        )
+    doc = rep.build_document(results, bench_obj, cfg, time.perf_counter() - started)
+
+    failed = {f["path"]: f["error"] for r in results for f in r.summary["failed"]}
+    for k, (path, err) in enumerate(failed.items()):
+        if k == _MAX_LISTED:
+            _note(console, "red", "...", f"and {len(failed) - _MAX_LISTED} more failed images")
+            break
+        _note(console, "red", "failed", f"{path}: {err}")
+
+    if plots is not None:
+        for p in rep.write_plots(plots, results):
+            _note(console, "green", "wrote", p)
+    if report is not None:
+        rep.write_html(report, doc, results)
+        _note(console, "green", "wrote", str(report))
+    if output is not None:
+        from fpattr.io.atomic import atomic_write_text
+
+        buf = io.StringIO()
+        rep.write(doc, fmt, buf)
+        atomic_write_text(output, buf.getvalue())
+    else:
+        rep.write(doc, fmt, sys.stdout)
+    return int(ExitCode.SOME_FAILED if failed else ExitCode.OK)

@@ -1,0 +1,551 @@
+"""The `fpattr evaluate` protocol: bench layout -> embeddings -> threshold-free metrics.
+
+A bench is ``BENCH/<model_id>/*.png|jpg|...``: the first N files of a folder (sorted by
+name) are that model's references, the rest its queries; ``BENCH/real/`` holds real
+photos, used only as open-set unknowns. Every image is decoded once, optionally
+degraded in memory (resize -> center crop -> JPEG), and embedded once per backbone,
+so several backbones are compared on exactly the same pixels, pairs and folds.
+
+Nothing is ever fitted on the queries being scored: identification uses centroids of
+the references, and verification / open-set figures are threshold-free (ROC-AUC, EER,
+TAR@FAR read off the query ROC, AUROC, OSCR).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpattr.backbones.base import Backbone
+from fpattr.errors import ImageLoadError, UsageError
+from fpattr.evaluation import metrics
+from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
+from fpattr.io.prefetch import iter_loaded
+from fpattr.io.walk import InputItem
+from fpattr.views import make_views
+
+SCHEMA = "fpattr.evaluate/1"
+THRESHOLDS_NOTE = "none fitted on queries"
+TRANSFORM_ORDER = ("resize", "crop", "jpeg")
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Transform:
+    """In-memory degradation applied to every image (refs and queries) before views.
+
+    Order: bicubic resize by ``resize`` (a scale factor), then a ``crop`` x ``crop``
+    center crop, then JPEG re-encoding at quality ``jpeg`` -- the order a sharing
+    platform applies them. With nothing set the pixels pass through untouched (16-bit
+    precision included), so clean and degraded runs share one code path.
+    """
+
+    jpeg: int | None = None
+    resize: float | None = None
+    crop: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.jpeg is not None and not 1 <= self.jpeg <= 100:
+            raise UsageError(f"--jpeg must be a quality in 1..100, not {self.jpeg}")
+        if self.resize is not None and not self.resize > 0:
+            raise UsageError(f"--resize must be a positive scale factor, not {self.resize}")
+        if self.crop is not None and self.crop < 1:
+            raise UsageError(f"--crop must be a positive size in pixels, not {self.crop}")
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.jpeg, self.resize, self.crop))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resize": self.resize,
+            "crop": self.crop,
+            "jpeg": self.jpeg,
+            "order": list(TRANSFORM_ORDER),
+        }
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """(H, W, 3) float32 in [0, 1] -> the degraded image, same convention."""
+        if self.resize is not None and self.resize != 1.0:
+            pixels = _resize(pixels, self.resize)
+        if self.crop is not None:
+            pixels = _center_crop(pixels, self.crop)
+        if self.jpeg is not None:
+            pixels = _jpeg(pixels, self.jpeg)
+        return pixels
+
+
+def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # per-channel float ("F") images: no 8-bit rounding before the JPEG step decides it
+    chans = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c])).resize(size, 3))
+        for c in range(3)
+    ]  # 3 = Image.Resampling.BICUBIC
+    return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def _center_crop(pixels: np.ndarray, side: int) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    if h < side or w < side:
+        raise ValueError(f"image is {w}x{h}, smaller than --crop {side}")
+    y, x = (h - side) // 2, (w - side) // 2
+    return pixels[y : y + side, x : x + side]
+
+
+def _jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    u8 = (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+@dataclass
+class EvalConfig:
+    """Protocol knobs, recorded verbatim under "settings" in the output."""
+
+    refs: int = 10
+    pairs: int = 10000
+    seed: int = 0
+    min_queries: int = 1
+    real_dir: str = "real"
+    views: int | None = None  # None -> each backbone's default
+    view_strategy: str = "grid"
+    batch_size: int | None = None  # views per inference batch; None -> backbone default
+    workers: int = 2
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    transform: Transform = field(default_factory=Transform)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "transform"}
+        out["transform"] = self.transform.to_dict()
+        out["thresholds"] = THRESHOLDS_NOTE
+        return out
+
+
+# --------------------------------------------------------------------------- bench layout
+
+
+@dataclass
+class ModelSplit:
+    """One model folder, split by sorted file name into references and queries."""
+
+    name: str
+    refs: list[Path]
+    queries: list[Path]
+
+
+@dataclass
+class Bench:
+    """A discovered bench: evaluable models, real images, and what was left out and why."""
+
+    root: Path
+    models: list[ModelSplit]
+    real: list[Path]
+    skipped: list[dict[str, Any]]
+    ignored_files: list[str]
+
+    def images(self) -> tuple[list[Path], list[str | None], list[str]]:
+        """All image paths in a fixed order, with their model (None = real) and role."""
+        paths: list[Path] = []
+        labels: list[str | None] = []
+        roles: list[str] = []
+        for m in self.models:
+            for role, group in (("ref", m.refs), ("query", m.queries)):
+                paths += group
+                labels += [m.name] * len(group)
+                roles += [role] * len(group)
+        paths += self.real
+        labels += [None] * len(self.real)
+        roles += ["real"] * len(self.real)
+        return paths, labels, roles
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "path": str(self.root),
+            "models": [m.name for m in self.models],
+            "n_images": sum(len(m.refs) + len(m.queries) for m in self.models) + len(self.real),
+            "n_real": len(self.real),
+        }
+
+
+def _image_files(folder: str) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    return [
+        Path(e.path)
+        for e in entries
+        if not e.name.startswith(".")
+        and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+        and e.is_file()
+    ]
+
+
+def discover_bench(
+    root: str | os.PathLike[str], refs: int, *, real_dir: str = "real", min_queries: int = 1
+) -> Bench:
+    """Read the bench layout; folders with fewer than ``refs + min_queries`` images are
+    listed in ``skipped`` (with the reason) rather than silently dropped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"bench folder not found: {root}")
+    if refs < 1 or min_queries < 1:
+        raise UsageError("--refs and --min-queries must be >= 1")
+    need = refs + min_queries
+    models: list[ModelSplit] = []
+    skipped: list[dict[str, Any]] = []
+    real: list[Path] = []
+    ignored: list[str] = []
+    with os.scandir(root) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                ignored.append(entry.name)
+            continue
+        try:
+            files = _image_files(entry.path)
+        except OSError as exc:
+            skipped.append(
+                {"model": entry.name, "n_images": None, "reason": f"cannot list folder: {exc}"}
+            )
+            continue
+        if entry.name == real_dir:
+            real = files
+        elif len(files) < need:
+            skipped.append(
+                {
+                    "model": entry.name,
+                    "n_images": len(files),
+                    "reason": f"fewer than {need} images (--refs {refs} + "
+                    f"--min-queries {min_queries})",
+                }
+            )
+        else:
+            models.append(ModelSplit(entry.name, files[:refs], files[refs:]))
+    return Bench(root, models, real, skipped, ignored)
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+@dataclass
+class EmbeddingSet:
+    """One backbone's embeddings of every bench image (rows of failed images are zero)."""
+
+    backbone: Backbone
+    emb: np.ndarray  # (N, D) float32, L2-normalised mean over views
+    ok: np.ndarray  # (N,) bool
+    errors: dict[int, str]
+    seconds: float  # views + inference of this backbone only
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _load_transformed(path: Any, *, max_pixels: int, transform: Transform) -> LoadedImage:
+    """The safe loader plus the transform; runs in the decode threads, off the main loop."""
+    img = load_image(path, max_pixels=max_pixels)
+    if transform.active:
+        try:
+            img.pixels = transform(img.pixels)
+        except Exception as exc:  # noqa: BLE001 - one odd image must not stop the run
+            raise ImageLoadError(path, f"transform: {exc}") from exc
+        img.height, img.width = img.pixels.shape[:2]
+    return img
+
+
+class _Batcher:
+    """Views of consecutive images, batched per backbone like ``Embedder._flush``."""
+
+    def __init__(self, backbone: Backbone, cfg: EvalConfig) -> None:
+        self.bb = backbone
+        self.n_views = int(cfg.views or backbone.default_views)
+        self.batch_views = int(cfg.batch_size or backbone.batch_size)
+        self.strategy = cfg.view_strategy
+        self.pending: list[tuple[int, np.ndarray]] = []
+        self.n_pending = 0
+        self.out: dict[int, np.ndarray] = {}
+        self.errors: dict[int, str] = {}
+        self.seconds = 0.0
+
+    def add(self, k: int, pixels: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        try:
+            views, _ = make_views(pixels, self.bb.input_size, self.n_views, self.strategy)
+        except Exception as exc:  # noqa: BLE001
+            self.errors[k] = f"views: {exc}"
+        else:
+            self.pending.append((k, views))
+            self.n_pending += len(views)
+        self.seconds += time.perf_counter() - t0
+        if self.n_pending >= self.batch_views:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        pending, self.pending, self.n_pending = self.pending, [], 0
+        try:
+            emb = np.asarray(self.bb.embed(np.concatenate([v for _, v in pending])))
+        except Exception as exc:  # noqa: BLE001 - report per image, keep going
+            for k, _ in pending:
+                self.errors[k] = f"backbone failed: {type(exc).__name__}: {exc}"
+        else:
+            start = 0
+            for k, v in pending:
+                self.out[k] = _l2(_l2(emb[start : start + len(v)]).mean(axis=0))
+                start += len(v)
+        self.seconds += time.perf_counter() - t0
+
+    def result(self, n: int, load_errors: dict[int, str]) -> EmbeddingSet:
+        dim = next(iter(self.out.values())).shape[0] if self.out else 0
+        emb = np.zeros((n, dim), np.float32)
+        ok = np.zeros(n, bool)
+        for k, v in self.out.items():
+            emb[k], ok[k] = v, True
+        return EmbeddingSet(self.bb, emb, ok, {**load_errors, **self.errors}, self.seconds)
+
+
+def embed_images(
+    paths: Sequence[Path],
+    backbones: Sequence[Backbone],
+    cfg: EvalConfig,
+    *,
+    on_image: Callable[[bool], None] | None = None,
+) -> tuple[list[EmbeddingSet], float]:
+    """Decode (+ transform) every image once and embed it with every backbone.
+
+    Mirrors :class:`fpattr.pipeline.Embedder` (same loader, views, cross-image view
+    batching and pooling: L2 per view, mean, L2) but takes a transform hook, which the
+    Embedder does not. Returns the per-backbone sets and the seconds the main loop
+    waited for decoded images.
+    """
+    loader = partial(_load_transformed, transform=cfg.transform)
+    batchers = [_Batcher(bb, cfg) for bb in backbones]
+    load_errors: dict[int, str] = {}
+    wait = 0.0
+    loaded = iter_loaded(
+        [InputItem(Path(p)) for p in paths],
+        workers=cfg.workers,
+        max_pixels=cfg.max_pixels,
+        loader=loader,
+    )
+    try:
+        k = 0
+        while True:
+            t0 = time.perf_counter()
+            nxt = next(loaded, None)
+            wait += time.perf_counter() - t0
+            if nxt is None:
+                break
+            _, res = nxt
+            if isinstance(res, ImageLoadError):
+                load_errors[k] = res.reason
+            else:
+                for b in batchers:
+                    b.add(k, res.pixels)
+            nxt = res = None  # drop the pixels before the next image arrives
+            if on_image is not None:
+                on_image(k not in load_errors)
+            k += 1
+        for b in batchers:
+            b.flush()
+    finally:
+        loaded.close()
+    return [b.result(len(paths), load_errors) for b in batchers], wait
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass
+class RunResult:
+    """One backbone's figures (``summary``, JSON-ready) plus the raw scores for plots."""
+
+    summary: dict[str, Any]
+    genuine: np.ndarray
+    impostor: np.ndarray
+
+
+def _r(x: float, nd: int = 4) -> float:
+    return round(float(x), nd) if np.isfinite(x) else float("nan")
+
+
+def score_run(
+    bench: Bench,
+    es: EmbeddingSet,
+    cfg: EvalConfig,
+    *,
+    extra_seconds: float = 0.0,
+) -> RunResult:
+    """All metrics of one backbone on one bench (threshold-free, nothing fitted on queries)."""
+    t0 = time.perf_counter()
+    paths, labels_l, roles_l = bench.images()
+    labels = np.asarray(labels_l, dtype=object)
+    roles = np.asarray(roles_l)
+    ok = es.ok
+    skipped = [dict(s) for s in bench.skipped]
+    names: list[str] = []
+    for m in bench.models:
+        n_ref = int(np.sum(ok & (labels == m.name) & (roles == "ref")))
+        n_q = int(np.sum(ok & (labels == m.name) & (roles == "query")))
+        if n_ref == 0 or n_q < cfg.min_queries:
+            skipped.append(
+                {
+                    "model": m.name,
+                    "n_images": len(m.refs) + len(m.queries),
+                    "reason": f"after unreadable images: {n_ref} references, {n_q} queries",
+                }
+            )
+        else:
+            names.append(m.name)
+    if len(names) < 2:
+        raise UsageError(
+            f"nothing to evaluate with {es.backbone.name}: {len(names)} evaluable model "
+            f"folder(s), need >= 2 with >= {cfg.refs} references + {cfg.min_queries} "
+            "queries each"
+        )
+    keep = np.isin(labels, np.asarray(names, dtype=object)) & ok
+    is_ref, is_q = keep & (roles == "ref"), keep & (roles == "query")
+    is_real = ok & (roles == "real")
+    ref_emb, ref_lab = es.emb[is_ref], labels[is_ref]
+    q_emb, q_lab = es.emb[is_q], labels[is_q]
+
+    # 1:N identification: nearest reference centroid by cosine
+    cents = metrics.centroids(ref_emb, ref_lab, names)
+    sims = q_emb.astype(np.float64) @ cents.T
+    pred_idx = sims.argmax(1)
+    pred = np.asarray(names, dtype=object)[pred_idx]
+    correct = pred == q_lab
+    conf = metrics.confusion(q_lab.tolist(), pred.tolist(), names)[:, : len(names)]
+    per_model: dict[str, Any] = {}
+    for k, n in enumerate(names):
+        sel = q_lab == n
+        per_model[n] = {
+            "n_refs": int(np.sum(ref_lab == n)),
+            "n_queries": int(sel.sum()),
+            "top1": _r(correct[sel].mean()),
+            "mean_genuine_similarity": _r(sims[sel, k].mean()),
+        }
+
+    # 1:1 verification: single query image vs single query image
+    gen, imp = metrics.pair_scores(q_emb, q_lab, cfg.pairs, seed=cfg.seed)
+    counts = [int(np.sum(q_lab == n)) for n in names]
+
+    # open set: leave-one-model-out (+ real photos as unknowns in every fold)
+    lomo = metrics.open_set_lomo(ref_emb, ref_lab, q_emb, q_lab, es.emb[is_real])
+    open_set: dict[str, Any] = {
+        "auroc": _r(lomo["auroc"]),
+        "oscr": _r(lomo["oscr"]),
+        "protocol": "leave-one-model-out",
+        "n_folds": lomo["n_folds"],
+        "n_real": int(is_real.sum()),
+        "per_fold": [
+            {**f, "auroc": _r(f["auroc"]), "oscr": _r(f["oscr"])} for f in lomo["per_fold"]
+        ],
+    }
+    if is_real.any():  # all models known, real photos unknown
+        real = metrics.open_set_scores(cents, names, q_emb, q_lab, es.emb[is_real])
+        open_set["real_vs_known"] = {"auroc": _r(real["auroc"]), "oscr": _r(real["oscr"])}
+
+    failed = [{"path": str(paths[k]), "error": e} for k, e in sorted(es.errors.items())]
+    bb = es.backbone
+    metric_seconds = time.perf_counter() - t0
+    seconds = extra_seconds + es.seconds + metric_seconds
+    n_ok = int(ok.sum())
+    summary = {
+        "schema": SCHEMA,
+        "backbone": bb.name,
+        "backbone_id": bb.id,
+        "extractor_sha256": bb.sha256,
+        "n_models": len(names),
+        "refs_per_model": cfg.refs,
+        "n_queries": int(is_q.sum()),
+        "identification": {
+            "top1": _r(correct.mean()),
+            "macro_f1": _r(metrics.macro_f1(q_lab.tolist(), pred.tolist(), names)),
+            "method": "nearest reference centroid (cosine)",
+        },
+        "verification": {
+            "roc_auc": _r(metrics.roc_auc(gen, imp)),
+            "eer": _r(metrics.eer(gen, imp)) if gen.size and imp.size else float("nan"),
+            "tar_at_far_1e-2": _r(metrics.tar_at_far(gen, imp, 1e-2))
+            if gen.size and imp.size
+            else float("nan"),
+            "n_pairs": int(gen.size + imp.size),
+            "n_genuine": int(gen.size),
+            "n_impostor": int(imp.size),
+            # distinct pairs the queries allow: fewer than n_pairs means pairs repeat
+            "n_possible_genuine": int(sum(c * (c - 1) // 2 for c in counts)),
+            "n_possible_impostor": int((sum(counts) ** 2 - sum(c * c for c in counts)) // 2),
+            "pairs": "single query image vs single query image",
+        },
+        "open_set": open_set,
+        "thresholds": THRESHOLDS_NOTE,
+        "per_model": per_model,
+        "confusion": {"labels": names, "matrix": conf.tolist()},
+        "skipped": skipped,
+        "failed": failed,
+        "n_images": len(paths),
+        "n_failed": len(failed),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(n_ok / seconds, 2) if seconds > 0 else None,
+        "timing": {
+            "decode_wait": round(extra_seconds, 3),
+            "embed": round(es.seconds, 3),
+            "metrics": round(metric_seconds, 3),
+        },
+        "settings": cfg.to_dict(),
+    }
+    return RunResult(summary, gen, imp)
+
+
+def evaluate(
+    bench: Bench,
+    backbones: Sequence[Backbone],
+    cfg: EvalConfig,
+    *,
+    on_image: Callable[[bool], None] | None = None,
+) -> list[RunResult]:
+    """Embed the bench once per backbone (one decode pass) and score each backbone."""
+    if not backbones:
+        raise UsageError("no backbone to evaluate")
+    if len(bench.models) < 2:
+        raise UsageError(
+            f"nothing to evaluate in {bench.root}: {len(bench.models)} model folder(s) with "
+            f">= {cfg.refs} references + {cfg.min_queries} queries; need >= 2"
+        )
+    t0 = time.perf_counter()
+    paths, _, _ = bench.images()
+    sets, wait = embed_images(paths, backbones, cfg, on_image=on_image)
+    runs = [score_run(bench, es, cfg, extra_seconds=wait) for es in sets]
+    if len(runs) == 1:  # one backbone: its time is the whole run's wall time
+        total = time.perf_counter() - t0
+        s = runs[0].summary
+        s["seconds"] = round(total, 3)
+        n_ok = int(sets[0].ok.sum())
+        s["images_per_second"] = round(n_ok / total, 2) if total > 0 else None
+    return runs

@@ -1,0 +1,168 @@
+"""`fpattr evaluate` through the CLI: JSON contract, robustness, compare, reports, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fpattr.testing import run_cli
+
+REFS = 3  # as in conftest.py
+BASE = ["--refs", REFS, "-b", "spectrum", "-q"]
+
+
+def _ev(bench: Path, *args, code: int = 0) -> dict:
+    r = run_cli(["evaluate", bench, *BASE, "-f", "json", *args])
+    assert r.exit_code == code, r.output
+    return json.loads(r.stdout)
+
+
+def _unit(x) -> bool:
+    return isinstance(x, float | int) and 0.0 <= x <= 1.0
+
+
+def test_json_contract(clean_json: dict):
+    d = clean_json
+    for key in (
+        "n_models",
+        "refs_per_model",
+        "n_queries",
+        "identification",
+        "verification",
+        "open_set",
+        "backbone",
+        "extractor_sha256",
+        "seconds",
+        "per_model",
+        "confusion",
+        "skipped",
+        "settings",
+    ):
+        assert key in d, key
+    assert d["n_models"] == 4 and d["refs_per_model"] == REFS and d["n_queries"] == 4 * 5
+    assert d["backbone"] == "spectrum" and len(d["extractor_sha256"]) == 64
+    assert d["thresholds"] == "none fitted on queries"
+    assert all(_unit(d["identification"][k]) for k in ("top1", "macro_f1"))
+    v = d["verification"]
+    assert all(_unit(v[k]) for k in ("roc_auc", "eer", "tar_at_far_1e-2"))
+    assert v["n_pairs"] == 10000 and v["n_genuine"] == v["n_impostor"] == 5000
+    o = d["open_set"]
+    assert _unit(o["auroc"]) and _unit(o["oscr"]) and o["n_folds"] == 4 and o["n_real"] == 6
+    assert all(f["n_unknown"] == 5 + 6 and f["n_known"] == 15 for f in o["per_fold"])
+    # the easy bench: fake generators are told apart
+    assert d["identification"]["top1"] >= 0.9 and v["roc_auc"] >= 0.85 and o["auroc"] >= 0.8
+    assert set(d["per_model"]) == {"nearest", "bilinear", "checker-a", "checker-b"}
+    for m in d["per_model"].values():
+        assert m["n_refs"] == REFS and m["n_queries"] == 5 and _unit(m["top1"])
+        assert -1.0 <= m["mean_genuine_similarity"] <= 1.0
+    conf = d["confusion"]
+    assert conf["labels"] == sorted(d["per_model"])
+    assert sum(map(sum, conf["matrix"])) == d["n_queries"] and len(conf["matrix"]) == 4
+    assert [s["model"] for s in d["skipped"]] == ["tiny"]
+    s = d["settings"]
+    assert s["refs"] == REFS and s["pairs"] == 10000 and s["seed"] == 0
+    assert s["transform"]["jpeg"] is None and d["seconds"] > 0 and d["failed"] == []
+
+
+def test_jpeg_does_not_help(bench_master: Path, clean_json: dict):
+    d = _ev(bench_master, "--jpeg", "50", "--pairs", "2000")
+    assert d["settings"]["transform"]["jpeg"] == 50
+    clean = clean_json
+    assert d["identification"]["top1"] <= clean["identification"]["top1"] + 0.1
+    assert d["verification"]["roc_auc"] <= clean["verification"]["roc_auc"] + 0.05
+    assert d["open_set"]["auroc"] <= clean["open_set"]["auroc"] + 0.05
+
+
+def test_resize_and_crop_run(bench_master: Path):
+    d = _ev(bench_master, "--resize", "0.75", "--crop", "40", "--pairs", "500")
+    assert d["settings"]["transform"] == {
+        "resize": 0.75,
+        "crop": 40,
+        "jpeg": None,
+        "order": ["resize", "crop", "jpeg"],
+    }
+    assert d["n_models"] == 4
+
+
+def test_compare_two_backbones(bench_master: Path):
+    from fpattr.plugins import backbones
+
+    if "example-colorres" not in backbones().names():
+        pytest.skip("plugins/fpattr-example is not installed")
+    d = _ev(bench_master, "--compare", "spectrum,example-colorres", "--pairs", "1000")
+    assert [r["backbone"] for r in d["runs"]] == ["spectrum", "example-colorres"]
+    assert d["backbones"] == ["spectrum", "example-colorres"]
+    for r in d["runs"]:
+        assert r["n_models"] == 4 and r["verification"]["n_pairs"] == 1000
+        assert _unit(r["identification"]["top1"]) and r["open_set"]["n_folds"] == 4
+    assert d["runs"][0]["extractor_sha256"] != d["runs"][1]["extractor_sha256"]
+    table = run_cli(["evaluate", bench_master, *BASE, "--compare", "spectrum,example-colorres"])
+    assert table.exit_code == 0 and "example-colorres" in table.stdout
+
+
+def test_html_report_and_plots(bench: Path, tmp_path: Path):
+    odd = bench / '<b>odd"&model'
+    shutil.move(bench / "bilinear", odd)
+    html_path, plots = tmp_path / "eval.html", tmp_path / "plots"
+    r = run_cli(
+        ["evaluate", bench, *BASE, "--pairs", "500", "--report", html_path, "--plots", plots]
+    )
+    assert r.exit_code == 0, r.output
+    page = html_path.read_text()
+    assert page.count("data:image/png;base64,") >= 2
+    assert not re.search(r"https?://", page)
+    assert "<b>odd" not in page and "&lt;b&gt;odd&quot;&amp;model" in page
+    assert "none fitted on queries" in page and "checker-a" in page
+    for name in ("roc.png", "confusion.png"):
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unreadable_images_are_reported(bench: Path):
+    (bench / "nearest" / "zz_broken.png").write_bytes(b"not an image")
+    r = run_cli(["evaluate", bench, *BASE[:-1], "-f", "json", "--pairs", "500"])  # not quiet
+    assert r.exit_code == 1, r.output  # finished, but an input failed
+    d = json.loads(r.stdout)
+    assert [f["path"].rsplit("/", 1)[-1] for f in d["failed"]] == ["zz_broken.png"]
+    assert d["per_model"]["nearest"]["n_queries"] == 5  # 6 query files, one unreadable
+    assert "zz_broken.png" in r.stderr
+
+
+def test_too_few_models_is_a_usage_error(bench: Path):
+    for name in ("bilinear", "checker-a", "checker-b"):
+        shutil.rmtree(bench / name)
+    r = run_cli(["evaluate", bench, *BASE[:-1]])  # not quiet: notes on stderr
+    assert r.exit_code == 2 and "need >= 2" in r.stderr
+    assert "skipped model folder 'tiny'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--format", "xml"],
+        ["--compare", "spectrum,spectrum"],
+        ["--backbone-opt", "nosuch:size=32"],
+        ["--jpeg", "0"],
+    ],
+)
+def test_usage_errors(bench_master: Path, args: list[str]):
+    r = run_cli(["evaluate", bench_master, *BASE, *args])
+    assert r.exit_code == 2, r.output
+
+
+def test_missing_bench_and_help(tmp_path: Path):
+    assert run_cli(["evaluate", tmp_path / "nope", "-q"]).exit_code == 2
+    h = run_cli(["evaluate", "--help"])
+    assert h.exit_code == 0 and "Example: fpattr evaluate" in h.stdout and "--refs" in h.stdout
+
+
+def test_csv_and_output_file(bench_master: Path, tmp_path: Path):
+    out = tmp_path / "eval.csv"
+    r = run_cli(["evaluate", bench_master, *BASE, "-f", "csv", "--pairs", "500", "-o", out])
+    assert r.exit_code == 0 and r.stdout == ""
+    header, row = out.read_text().splitlines()
+    assert header.startswith("backbone,backbone_id,extractor_sha256,n_models")
+    assert row.startswith("spectrum,") and ",4,3,20," in row
