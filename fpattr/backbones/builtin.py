@@ -13,6 +13,24 @@ def _spectrum(**options: Any):
     return SpectrumBackbone(**options)
 
 
+def _marra(**options: Any):
+    from fpattr.backbones.baselines import MarraBackbone
+
+    return MarraBackbone(**options)
+
+
+def _corvi(**options: Any):
+    from fpattr.backbones.baselines import CorviBackbone
+
+    return CorviBackbone(**options)
+
+
+def _dct(**options: Any):
+    from fpattr.backbones.baselines import DctBackbone
+
+    return DctBackbone(**options)
+
+
 def _onnx(**options: Any):
     from fpattr.backbones.onnx import OnnxBackbone
 
@@ -29,4 +47,7 @@ def _default(**options: Any):
 def fpattr_register_backbones(register) -> None:
     register("default", _default, description="learned extractor shipped in models/ (ONNX)")
     register("spectrum", _spectrum, description="training-free residual power spectrum (numpy)")
+    register("marra", _marra, description="baseline: averaged noise residual (Marra 2019)")
+    register("corvi", _corvi, description="baseline: averaged residual power spectrum (Corvi 2023)")
+    register("dct", _dct, description="baseline: log-DCT (Frank 2020) or azimuthal (Durall 2020)")
     register("onnx", _onnx, description="any exported extractor: --backbone-opt model=CARD.json")
