@@ -38,11 +38,14 @@ class Zoo:
 
 def load_zoo(root: Path, *, max_per_model: int | None = None, min_images: int = 2) -> Zoo:
     root = Path(root)
-    manifest = root / "manifest.json"
-    if manifest.is_file():
-        entries = json.loads(manifest.read_text())["models"]
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    done = [d / "done.json" for d in dirs if (d / "done.json").is_file()]
+    if done:  # a zoo: done.json is written last, so it is the truth even after a kill
+        entries = [json.loads(f.read_text()) for f in done]
+    elif (root / "manifest.json").is_file():
+        entries = json.loads((root / "manifest.json").read_text())["models"]
     else:  # a plain benchmark folder: one folder per model, no labels
-        entries = [{"id": p.name} for p in sorted(root.iterdir()) if p.is_dir()]
+        entries = [{"id": d.name} for d in dirs]
     models, images = [], []
     for e in entries:
         folder = root / e["id"]

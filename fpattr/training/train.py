@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from fpattr.calibration import Calibration
+from fpattr.errors import UsageError
 from fpattr.evaluation.metrics import attribution_metrics
 from fpattr.io.atomic import atomic_write_text
 from fpattr.training.augment import AugmentConfig
@@ -180,7 +181,7 @@ def train(
     torch.manual_seed(cfg.seed)
     zoo = load_zoo(Path(cfg.zoo), max_per_model=cfg.max_per_model)
     if len(zoo.models) < 8:
-        raise ValueError(f"zoo {cfg.zoo} has {len(zoo.models)} usable models; need >= 8")
+        raise UsageError(f"zoo {cfg.zoo} has {len(zoo.models)} usable models; need >= 8")
     split = split_models(
         zoo,
         val_frac=cfg.val_frac,
@@ -217,7 +218,7 @@ def train(
     if ckpt.is_file():
         saved = torch.load(ckpt, map_location=device, weights_only=False)
         if saved["config"] != cfg.to_dict():
-            raise ValueError(f"{ckpt} was made with another configuration; use a new --out")
+            raise UsageError(f"{ckpt} was made with another configuration; use a new --out")
         model.load_state_dict(saved["model"])
         head.load_state_dict(saved["head"])
         opt.load_state_dict(saved["opt"])

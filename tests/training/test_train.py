@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fpattr.errors import UsageError
 from fpattr.training.data import load_zoo, split_models
 from fpattr.training.model import Extractor, ExtractorConfig, Preprocess, batch_hard_triplet
 from fpattr.training.presets import preset
@@ -63,7 +64,7 @@ def test_train_one_run_resume_and_calibration(tiny_zoo, tmp_path):
     logs: list[str] = []
     cfg = _cfg(tiny_zoo, out, steps=10)
     cfg.steps = 20
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(UsageError, match="another configuration"):
         train(cfg, log=logs.append)  # a different config must not silently mix runs
     r = train(_cfg(tiny_zoo, out, steps=10), log=logs.append)
     assert any("resumed from" in s for s in logs) and r["steps"] == 10
