@@ -9,7 +9,9 @@ with each model's design labels. Images are held in memory as uint8 (a zoo of
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,16 +48,19 @@ def load_zoo(root: Path, *, max_per_model: int | None = None, min_images: int = 
         entries = json.loads((root / "manifest.json").read_text())["models"]
     else:  # a plain benchmark folder: one folder per model, no labels
         entries = [{"id": d.name} for d in dirs]
-    models, images = [], []
-    for e in entries:
+
+    def read(e: dict[str, Any]) -> list[np.ndarray]:
         folder = root / e["id"]
-        files = (
-            sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if folder.is_dir()
-            else []
-        )
+        if not folder.is_dir():
+            return []
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         files = files[:max_per_model] if max_per_model else files
-        arrs = [(load_image(f).pixels * 255 + 0.5).astype(np.uint8) for f in files]
+        return [(load_image(f).pixels * 255 + 0.5).astype(np.uint8) for f in files]
+
+    models, images = [], []
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 2)) as pool:
+        loaded = list(pool.map(read, entries))  # PNG decoding releases the GIL
+    for e, arrs in zip(entries, loaded, strict=True):
         shapes = {a.shape for a in arrs}
         if len(arrs) < min_images or len(shapes) != 1:
             continue
