@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from fpattr.errors import BackboneError
+
+if TYPE_CHECKING:  # numpy stays out of `fpattr --help` (plugins import this module)
+    import numpy as np
 
 
 class Backbone(ABC):
@@ -42,6 +43,8 @@ class Backbone(ABC):
 
     @property
     def embedding_dim(self) -> int:
+        import numpy as np
+
         return int(
             self.embed(np.zeros((1, self.input_size, self.input_size, 3), np.float32)).shape[1]
         )

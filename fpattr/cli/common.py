@@ -127,9 +127,12 @@ class Outputs:
     def __init__(
         self, fmt: str, output: Path | None, report: Path | None, manifest: dict[str, Any]
     ) -> None:
+        import time
+
         from fpattr.plugins import report_formats
         from fpattr.report.files import format_for_path, open_report
 
+        self._started = time.monotonic()
         self._stack = ExitStack()
         self.writers: list[Any] = []
         reg = report_formats()
@@ -162,6 +165,9 @@ class Outputs:
             w.write(result)
 
     def close(self, summary: dict[str, Any]) -> None:
+        from fpattr.report.manifest import finish_summary
+
+        summary = finish_summary(summary, self._started)
         for w in self.writers:
             w.close(summary)
         self._stack.close()
