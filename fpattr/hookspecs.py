@@ -29,10 +29,11 @@ Register = Callable[..., None]
 def fpattr_register_synthesizers(register: Register) -> None:
     """Register synthesizer families (model synthesis).
 
-    ``obj`` is a zero-argument callable returning a family object with
-    ``design_space() -> dict[str, list]``, ``build(choice, seed)`` (a torch model)
-    and the training/generation methods described in docs/plugin-guide.md. The
-    callable is where torch gets imported.
+    ``obj`` is a zero-argument callable returning a family object that follows
+    :class:`fpattr.synthesis.base.SynthesizerFamily` (``design_space()``,
+    ``architectures()``, ``arch_id()``, ``build(arch, width=, image_size=)``,
+    ``train(...)``, ``generate(...)``); subclassing ``FamilyBase`` is the easy way.
+    The callable is where torch gets imported.
     """
 
 

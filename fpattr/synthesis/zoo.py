@@ -1,0 +1,524 @@
+"""Build a zoo of trained synthetic models: one folder of generated images per model.
+
+Layout (the same as the evaluation benchmarks, so a zoo can be evaluated as is)::
+
+    OUT/<model_id>/000.png ... NNN.png
+    OUT/<model_id>/done.json      the model's manifest entry, written last
+    OUT/manifest.json             {"schema": "fpattr.zoo/1", "families", "config", "models"}
+
+Resumable: a model is built in ``OUT/.partial/<model_id>`` and moved into place
+with its ``done.json`` inside, so a finished folder is always complete. On a
+re-run, models with a matching ``done.json`` are kept, anything else is rebuilt,
+and the manifest is rebuilt from the ``done.json`` files. The plan (which
+architecture and seed model *i* gets) depends only on the families, the
+restrictions and the seed, never on ``n_models``, so a zoo can be extended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpattr.errors import FpattrError, UsageError
+from fpattr.io.atomic import atomic_write_text, file_lock
+from fpattr.synthesis.base import DEFAULT_LOSS_FLOOR, SynthesizerFamily
+
+SCHEMA = "fpattr.zoo/1"
+PARTIAL = ".partial"
+DONE = "done.json"
+LOCK = ".zoo.lock"  # hidden, so evaluating the zoo folder ignores it
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """Everything that decides what a zoo contains (saved in the manifest)."""
+
+    families: tuple[str, ...]
+    image_size: int = 64
+    images_per_model: int = 32
+    seed: int = 0
+    width: int = 32
+    loss_floor: float = DEFAULT_LOSS_FLOOR
+    max_steps: int = 150
+    batch_size: int = 16
+    train_crop: int = 32
+    train_photos: int = 64
+    photo_pool: int = 512
+    real_dir: str | None = None
+    where: dict[str, list[str]] = field(default_factory=dict)
+
+    def sha(self) -> str:
+        """Fingerprint of the settings; a zoo folder never mixes two of them."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    index: int
+    id: str
+    family: str
+    arch: dict[str, str]
+    arch_id: str
+    seed: int
+
+
+def model_seed(zoo_seed: int, index: int) -> int:
+    """Per-model seed, independent of how many models are planned."""
+    return int(np.random.SeedSequence([zoo_seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def iter_plan(
+    families: Sequence[SynthesizerFamily],
+    *,
+    seed: int,
+    where: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[ModelSpec]:
+    """Models in build order: round-robin over families; within a family every
+    architecture once (in a seeded random order) before any repeats."""
+    if not families:
+        raise UsageError("no synthesizer family selected")
+    archs = [fam.architectures(where) for fam in families]
+    for fam, a in zip(families, archs, strict=True):
+        if not a:
+            raise UsageError(f"{fam.name}: the restrictions leave no architecture")
+    perms: dict[int, tuple[int, np.ndarray]] = {}  # family -> (cycle, order of its archs)
+    index = 0
+    while True:
+        f = index % len(families)
+        fam, fam_archs = families[f], archs[f]
+        cycle, pos = divmod(index // len(families), len(fam_archs))
+        if f not in perms or perms[f][0] != cycle:
+            ss = np.random.SeedSequence([seed, zlib.crc32(fam.name.encode()), cycle])
+            perms[f] = (cycle, np.random.default_rng(ss).permutation(len(fam_archs)))
+        arch = fam_archs[int(perms[f][1][pos])]
+        arch_id = fam.arch_id(arch)
+        spec_id = f"{index:05d}-{arch_id}"
+        yield ModelSpec(index, spec_id, fam.name, arch, arch_id, model_seed(seed, index))
+        index += 1
+
+
+def plan_models(
+    families: Sequence[SynthesizerFamily],
+    n_models: int,
+    *,
+    seed: int,
+    where: Mapping[str, Sequence[str]] | None = None,
+) -> list[ModelSpec]:
+    """The first ``n_models`` of :func:`iter_plan`."""
+    it = iter_plan(families, seed=seed, where=where)
+    return [next(it) for _ in range(n_models)]
+
+
+# -- one model -------------------------------------------------------------------------------
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(image).save(path, format="PNG", compress_level=1)
+
+
+def _to_tensor(images: np.ndarray) -> Any:
+    """(N, H, W, 3) numpy -> (N, 3, H, W) torch, the families' layout."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def build_model(
+    family: SynthesizerFamily,
+    spec: ModelSpec,
+    pool: np.ndarray,
+    cfg: ZooConfig,
+    out_dir: Path,
+    device: str,
+) -> dict[str, Any]:
+    """Train one model, write its images and ``done.json``, move it into place."""
+    import torch
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    rng = np.random.default_rng(spec.seed)
+    perm = rng.permutation(len(pool))
+    n_train = min(cfg.train_photos, len(pool) - cfg.images_per_model)
+    if n_train < 1:
+        raise UsageError("photo pool too small for train + held-out photos")
+    train = _to_tensor(pool[perm[:n_train]])
+    held = _to_tensor(pool[perm[n_train : n_train + cfg.images_per_model]])
+    torch.manual_seed(spec.seed)  # build() draws the initial weights from the global RNG
+    model = family.build(spec.arch, width=cfg.width, image_size=cfg.image_size)
+    stats = family.train(
+        model,
+        train,
+        seed=spec.seed,
+        loss_floor=cfg.loss_floor,
+        max_steps=cfg.max_steps,
+        batch_size=cfg.batch_size,
+        device=device,
+        crop=cfg.train_crop,
+    )
+    t_train = time.perf_counter() - t0
+    images = family.generate(
+        model,
+        held if getattr(family, "needs_photos", True) else None,
+        cfg.images_per_model,
+        seed=spec.seed + 1,
+        device=device,
+    )
+    want = (cfg.images_per_model, cfg.image_size, cfg.image_size, 3)
+    if images.dtype != np.uint8 or images.shape != want:
+        raise RuntimeError(
+            f"{spec.family}.generate returned {images.dtype}{images.shape}, expected uint8{want}"
+        )
+    tmp = out_dir / PARTIAL / spec.id
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for i, img in enumerate(images):
+        _save_png(tmp / f"{i:03d}.png", img)
+    entry = {
+        "id": spec.id,
+        "index": spec.index,
+        "family": spec.family,
+        "arch_id": spec.arch_id,
+        "design": dict(spec.arch),
+        "seed": spec.seed,
+        "final_loss": round(float(stats["final_loss"]), 6),
+        "steps": int(stats["steps"]),
+        "seconds": round(time.perf_counter() - t0, 3),
+        # CPU time of this process: the one-core cost even when other jobs share the cores
+        "cpu_seconds": round(time.process_time() - c0, 3),
+        "train_seconds": round(t_train, 3),
+        "n_images": int(len(images)),
+        "config_sha": cfg.sha(),
+    }
+    atomic_write_text(tmp / DONE, json.dumps(entry, indent=1) + "\n")
+    final = out_dir / spec.id
+    if final.exists():  # a stray, unfinished folder from an interrupted older layout
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return entry
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+_W: dict[str, Any] = {}
+
+
+def _worker_init(
+    families: dict[str, SynthesizerFamily], pool: np.ndarray, cfg: ZooConfig, out: str, dev: str
+) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker; N workers use N cores
+    _W.update(families=families, pool=pool, cfg=cfg, out=Path(out), device=dev)
+
+
+def _worker_run(spec: ModelSpec) -> dict[str, Any]:
+    try:
+        return build_model(
+            _W["families"][spec.family], spec, _W["pool"], _W["cfg"], _W["out"], _W["device"]
+        )
+    except Exception as exc:  # noqa: BLE001 - one failing model must not stop the zoo
+        return {"id": spec.id, "error": f"{type(exc).__name__}: {exc}"}
+
+
+# -- zoo -------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when available, else cpu; a cuda device that is absent is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: torch sees no CUDA device (use cpu or auto)")
+    return device
+
+
+def resolve_families(families: Sequence[str | SynthesizerFamily]) -> list[SynthesizerFamily]:
+    """Family names (looked up in the plugin registry) or family objects."""
+    out: list[SynthesizerFamily] = []
+    for fam in families:
+        if isinstance(fam, str):
+            from fpattr.plugins import synthesizers
+
+            fam = synthesizers().get(fam)()
+        out.append(fam)
+    names = [f.name for f in out]
+    if len(set(names)) != len(names):
+        raise UsageError(f"family listed twice: {names}")
+    return out
+
+
+def read_done(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Finished models in a zoo folder: id -> done.json entry."""
+    done: dict[str, dict[str, Any]] = {}
+    if not out_dir.is_dir():
+        return done
+    for d in sorted(out_dir.iterdir()):
+        f = d / DONE
+        if d.is_dir() and not d.name.startswith(".") and f.is_file():
+            try:
+                entry = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # unreadable: treated as unfinished and rebuilt
+            if isinstance(entry, dict) and entry.get("id") == d.name:
+                done[d.name] = entry
+    return done
+
+
+def write_manifest(
+    out_dir: Path, families: Sequence[SynthesizerFamily], cfg: ZooConfig, n_models: int
+) -> Path:
+    """Rebuild ``manifest.json`` from the ``done.json`` files (the source of truth)."""
+    models = sorted(read_done(out_dir).values(), key=lambda e: e.get("index", 0))
+    manifest = {
+        "schema": SCHEMA,
+        "families": {
+            f.name: {
+                "description": f.description,
+                "design_space": f.design_space(),
+                "n_architectures": len(f.architectures(cfg.where)),
+            }
+            for f in families
+        },
+        "config": {**asdict(cfg), "n_models": n_models, "config_sha": cfg.sha()},
+        "models": [{k: v for k, v in e.items() if k != "config_sha"} for e in models],
+    }
+    path = out_dir / "manifest.json"
+    atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def build_zoo(
+    out_dir: Path,
+    *,
+    families: Sequence[str | SynthesizerFamily],
+    n_models: int,
+    images_per_model: int = 32,
+    image_size: int = 64,
+    real_dir: Path | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    loss_floor: float = DEFAULT_LOSS_FLOOR,
+    max_steps: int = 150,
+    device: str = "auto",
+    progress: bool = True,
+    width: int = 32,
+    batch_size: int = 16,
+    train_crop: int = 32,
+    train_photos: int = 64,
+    photo_pool: int = 512,
+    where: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Build (or resume) a zoo of ``n_models`` trained synthetic models in ``out_dir``.
+
+    Returns a JSON-able summary: counts of models built / kept / failed, timings
+    and the manifest path. A model that fails is reported, not fatal; running
+    again retries it.
+    """
+    t_start = time.perf_counter()
+    if n_models < 0 or images_per_model < 1 or workers < 1:
+        raise UsageError("need n_models >= 0, images_per_model >= 1, workers >= 1")
+    fams = resolve_families(families)
+    where_d = {k: list(v) for k, v in sorted((where or {}).items())}
+    for key in where_d:
+        if not any(key in f.design_space() for f in fams):
+            raise UsageError(f"no selected family has a design choice named {key!r}")
+    cfg = ZooConfig(
+        families=tuple(f.name for f in fams),
+        image_size=image_size,
+        images_per_model=images_per_model,
+        seed=seed,
+        width=width,
+        loss_floor=loss_floor,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        train_crop=min(train_crop, image_size),
+        train_photos=train_photos,
+        photo_pool=max(photo_pool, train_photos + images_per_model),
+        real_dir=str(Path(real_dir).resolve()) if real_dir is not None else None,
+        where=where_d,
+    )
+    for f in fams:  # fail fast on sizes a family cannot build
+        f.build(f.architectures(cfg.where)[0], width=width, image_size=image_size)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(out_dir / LOCK, timeout=1.0))
+        except FpattrError as exc:
+            raise UsageError(f"another process is building {out_dir}: {exc}") from None
+        return _build_locked(out_dir, fams, cfg, n_models, workers, device, progress, t_start)
+
+
+def _build_locked(
+    out_dir: Path,
+    fams: list[SynthesizerFamily],
+    cfg: ZooConfig,
+    n_models: int,
+    workers: int,
+    device: str,
+    progress: bool,
+    t_start: float,
+) -> dict[str, Any]:
+    plan = plan_models(fams, n_models, seed=cfg.seed, where=cfg.where)
+    done = read_done(out_dir)
+    foreign = sorted(e["id"] for e in done.values() if e.get("config_sha") != cfg.sha())
+    if foreign:
+        raise UsageError(
+            f"{out_dir} holds models built with other settings ({foreign[0]}, ...); "
+            "use a new folder or the same settings to resume"
+        )
+    kept = [s for s in plan if s.id in done]
+    todo = [s for s in plan if s.id not in done]
+    shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
+    write_manifest(out_dir, fams, cfg, n_models)
+
+    built: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    if todo:
+        device = resolve_device(device)
+        pool = load_photos_for(cfg)
+        by_name = {f.name: f for f in fams}
+        results = _run(todo, by_name, pool, cfg, out_dir, device, workers)
+        last_manifest = time.monotonic()
+        with _progress(progress, len(plan), len(kept)) as advance:
+            for res in results:
+                if "error" in res:
+                    failed.append(res)
+                    print(f"model {res['id']} failed: {res['error']}", file=sys.stderr)
+                else:
+                    built.append(res)
+                advance(res)
+                if time.monotonic() - last_manifest > 30:
+                    write_manifest(out_dir, fams, cfg, n_models)
+                    last_manifest = time.monotonic()
+    shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
+    manifest = write_manifest(out_dir, fams, cfg, n_models)
+    secs = [e["seconds"] for e in built]
+    cpu = [e["cpu_seconds"] for e in built]
+    return {
+        "out_dir": str(out_dir),
+        "manifest": str(manifest),
+        "n_models": n_models,
+        "built": len(built),
+        "kept": len(kept),
+        "failed": failed,
+        "families": {f.name: sum(s.family == f.name for s in plan) for f in fams},
+        "seconds": round(time.perf_counter() - t_start, 2),
+        "seconds_per_model": round(float(np.mean(secs)), 3) if secs else None,
+        "cpu_seconds_per_model": round(float(np.mean(cpu)), 3) if cpu else None,
+        "device": device if todo else None,
+        "workers": workers,
+    }
+
+
+def load_photos_for(cfg: ZooConfig) -> np.ndarray:
+    from fpattr.synthesis.photos import load_photos
+
+    return load_photos(
+        Path(cfg.real_dir) if cfg.real_dir else None,
+        size=cfg.image_size,
+        n_crops=cfg.photo_pool,
+        seed=cfg.seed,
+    )
+
+
+def _run(
+    todo: list[ModelSpec],
+    families: dict[str, SynthesizerFamily],
+    pool: np.ndarray,
+    cfg: ZooConfig,
+    out_dir: Path,
+    device: str,
+    workers: int,
+) -> Iterator[dict[str, Any]]:
+    """Build models in this process (workers=1) or in a spawn pool; yield as they finish."""
+    if workers == 1 or len(todo) == 1:
+        import torch
+
+        # One core per model, as in the pool: small convolutions gain little from more
+        # threads, and on a busy machine spinning OpenMP threads cost several times more.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        _W.update(families=families, pool=pool, cfg=cfg, out=out_dir, device=device)
+        try:
+            for spec in todo:
+                yield _worker_run(spec)
+        finally:
+            _W.clear()
+            torch.set_num_threads(threads)
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(
+        min(workers, len(todo)),
+        initializer=_worker_init,
+        initargs=(families, pool, cfg, str(out_dir), device),
+    ) as workers_pool:
+        yield from workers_pool.imap_unordered(_worker_run, todo, chunksize=1)
+
+
+class _progress:
+    """A rich progress bar on stderr (or nothing); ``advance(result)`` per finished model."""
+
+    def __init__(self, enabled: bool, total: int, completed: int) -> None:
+        self.enabled, self.total, self.completed = enabled, total, completed
+        self._p: Any = None
+
+    def __enter__(self) -> Any:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._p = Progress(
+                TextColumn("[bold]synth[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+                console=Console(stderr=True),
+            )
+            self._p.__enter__()
+            self._task = self._p.add_task("", total=self.total, completed=self.completed)
+
+        def advance(res: dict[str, Any]) -> None:
+            if self._p is not None:
+                desc = (
+                    res["id"]
+                    if "error" in res
+                    else (
+                        f"{res['id']} loss {res['final_loss']:.4f} {res['steps']} steps "
+                        f"{res['seconds']:.1f}s"
+                    )
+                )
+                self._p.update(self._task, advance=1, description=desc)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)

@@ -1,0 +1,114 @@
+"""Render docs/model-card.md from a model card JSON (models/default.json).
+
+    python scripts/model_card_md.py models/default.json docs/model-card.md
+
+The JSON is the source of truth (written by `fpattr export`); this page only
+presents it, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * float(x):.1f}"
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    return "–" if x is None else f"{float(x):.{nd}f}"
+
+
+def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+    tr = card.get("training") or {}
+    cfg = tr.get("config") or {}
+    zoo = tr.get("zoo") or {}
+    arch = card.get("architecture", {})
+    par = card.get("parity", {})
+    lines = [
+        f"# Model card: `{card['name']}` ({card['id']})",
+        "",
+        "The fingerprint extractor fpattr uses by default (`--backbone default`). Generated "
+        "from `models/" + card["name"] + ".json` by `scripts/model_card_md.py`; the JSON is "
+        "the source of truth.",
+        "",
+        "## What it is",
+        "",
+        f"- File: `models/{card['file']}`, {card.get('size_bytes', 0) / 1e6:.2f} MB, "
+        f"sha256 `{card['sha256']}`; ONNX opset {card.get('opset')}.",
+        f"- Input: `{card['input']['name']}` NHWC float32 in [0, 1], "
+        f"{card['input']['size']}x{card['input']['size']} views; "
+        f"{card.get('default_views')} native-resolution crops per image by default.",
+        f"- Output: {card['output']['dim']}-d L2-normalised embedding.",
+        f"- In-graph preprocessing: {card.get('preprocessing_in_graph')}.",
+        f"- Network: ResNet-style, widths {arch.get('widths')}, blocks {arch.get('blocks')}, "
+        f"{card.get('parameters', 0):,} parameters.",
+        "",
+        "## How it was trained",
+        "",
+        f"- Command: `{tr.get('command') or '(see scripts/train_default.sh)'}`",
+        f"- Data: a zoo of {zoo.get('n_models')} synthetic generative models "
+        f"(families: {', '.join(zoo.get('families') or [])}) trained on real photos "
+        "(BSDS500 train split); no image of any real generator was used.",
+        f"- Split by model: {tr.get('split_sizes')} (val_arch = whole architectures never "
+        "trained on; calib = models used only for calibration).",
+        f"- Steps: {tr.get('steps')}, {_f(tr.get('seconds'), 0)} s on 2 CPU cores; "
+        f"loss = cross-entropy (cosine classifier) + batch-hard triplet; AdamW lr "
+        f"{cfg.get('lr')}; P x K = {cfg.get('p')} x {cfg.get('k')}; augmentation "
+        f"{cfg.get('augment')}.",
+        "",
+        "## Zero-shot validation on held-out synthetic models",
+        "",
+        "| split | models | top-1 | macro-F1 | ROC-AUC | EER | TAR@FAR=1e-2 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in (card.get("validation") or {}).items():
+        lines.append(
+            f"| {name} | {m.get('n_models')} | {_pct(m.get('top1'))} | "
+            f"{_pct(m.get('macro_f1'))} | {_f(m.get('roc_auc'))} | {_f(m.get('eer'))} | "
+            f"{_f(m.get('tar_at_far_1e-2'))} |"
+        )
+    lines += ["", "## Calibration (held-out synthetic models, never the queries)", ""]
+    for kind, c in (card.get("calibration") or {}).items():
+        lines.append(
+            f"- `{kind}`: P(same) = sigmoid({_f(c.get('a'), 2)} * cos + {_f(c.get('b'), 2)}); "
+            f"threshold {_f(c.get('threshold'), 4)} at target FAR {c.get('target_far')} "
+            f"(achieved FAR {_f(c.get('achieved_far'))}, TAR {_f(c.get('achieved_tar'))}; "
+            f"{c.get('n_genuine')} genuine / {c.get('n_impostor')} impostor scores)."
+        )
+    lines += [
+        "",
+        "## Export parity (torch vs ONNX Runtime, real images)",
+        "",
+        f"min cosine {par.get('min_cosine')} over {par.get('n_views')} views (threshold "
+        f"{par.get('threshold')}); max |diff| {par.get('max_abs_diff')}; onnxruntime "
+        f"{par.get('onnxruntime')}, torch {par.get('torch')}.",
+    ]
+    for title, body in (extra or {}).items():
+        lines += ["", f"## {title}", "", body]
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "- Attributing images to generators enrolled from a few references, and verifying "
+        "whether two images share a source. Scores are evidence, not proof: report them with "
+        "the calibration source and threshold (the HTML report does).",
+        "- Trained on small synthetic models at low resolution; large modern generators whose "
+        "images are heavily processed (resized, re-encoded) leave weaker traces — see "
+        "docs/benchmarks.md for where it fails.",
+        "- Images smaller than the view size are reflect-padded (the report says so).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    card = json.loads(Path(sys.argv[1]).read_text())
+    extra = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else None
+    Path(sys.argv[2]).write_text(render(card, extra))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Zoo planning, building, resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from fpattr.errors import UsageError
+from fpattr.synthesis.zoo import build_zoo, plan_models
+
+
+def test_plan_covers_every_architecture_before_repeating(families):
+    fams = [families["autoencoder"], families["gan_decoder"]]
+    n_ae, n_gan = (len(f.architectures()) for f in fams)
+    plan = plan_models(fams, 2 * n_gan + 4, seed=0)
+    assert [s.family for s in plan[:4]] == ["autoencoder", "gan_decoder"] * 2  # round-robin
+    gan = [s.arch_id for s in plan if s.family == "gan_decoder"]
+    assert len(set(gan[:n_gan])) == n_gan  # a full cycle: every architecture once
+    assert set(gan[n_gan:]) <= set(gan[:n_gan])  # then repeats, in a new order
+    ae = [s.arch_id for s in plan if s.family == "autoencoder"]
+    assert len(set(ae)) == len(ae) <= n_ae
+    first = plan_models(fams, 10, seed=0)
+    assert plan[:10] == first  # extending a zoo never changes earlier models
+    assert len({s.seed for s in plan}) == len(plan)
+    assert plan_models(fams, 10, seed=1) != first
+
+
+def test_plan_restrictions(families):
+    plan = plan_models(
+        [families["autoencoder"]],
+        288,
+        seed=0,
+        where={"upsampling": ["nearest", "bilinear", "transposed"]},
+    )
+    assert len({s.arch_id for s in plan}) == 288
+    assert all("pixelshuffle" not in s.arch_id for s in plan)
+
+
+def test_build_zoo_layout_and_manifest(tmp_path, families, tiny):
+    fams = [families["autoencoder"], families["gan_decoder"], families["diffusion_denoiser"]]
+    summary = build_zoo(tmp_path / "zoo", families=fams, n_models=3, seed=0, **tiny)
+    assert summary["built"] == 3 and summary["kept"] == 0 and not summary["failed"]
+    manifest = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
+    assert manifest["schema"] == "fpattr.zoo/1"
+    assert set(manifest["families"]) == {"autoencoder", "gan_decoder", "diffusion_denoiser"}
+    assert manifest["config"]["image_size"] == 16
+    models = manifest["models"]
+    assert [m["family"] for m in models] == ["autoencoder", "gan_decoder", "diffusion_denoiser"]
+    for m in models:
+        assert {
+            "id",
+            "family",
+            "arch_id",
+            "design",
+            "seed",
+            "final_loss",
+            "steps",
+            "seconds",
+            "n_images",
+        } <= set(m)
+        folder = tmp_path / "zoo" / m["id"]
+        assert sorted(p.name for p in folder.glob("*.png")) == ["000.png", "001.png"]
+        assert families[m["family"]].arch_id(m["design"]) == m["arch_id"]
+    assert not (tmp_path / "zoo" / ".partial").exists()
+
+
+def test_resume_keeps_finished_models_and_rebuilds_partial_ones(tmp_path, families, tiny):
+    fams = [families["autoencoder"]]
+    out = tmp_path / "zoo"
+    first = build_zoo(out, families=fams, n_models=2, seed=5, **tiny)
+    assert first["built"] == 2
+    done = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/done.json")}
+    # a model killed half-way: folder present, done.json missing
+    stray_id = plan_models(fams, 3, seed=5)[2].id
+    (out / stray_id).mkdir()
+    (out / stray_id / "000.png").write_bytes(b"half a png")
+    (out / ".partial" / "x").mkdir(parents=True)
+    second = build_zoo(out, families=fams, n_models=4, seed=5, **tiny)
+    assert second["kept"] == 2 and second["built"] == 2
+    for model_id, mtime in done.items():
+        assert (out / model_id / "done.json").stat().st_mtime_ns == mtime
+    assert (out / stray_id / "done.json").is_file()
+    assert (out / stray_id / "000.png").read_bytes().startswith(b"\x89PNG")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["models"]) == 4
+    assert not (out / ".partial").exists()
+    again = build_zoo(out, families=fams, n_models=4, seed=5, **tiny)
+    assert again["built"] == 0 and again["kept"] == 4
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path, families, tiny):
+    out = tmp_path / "zoo"
+    build_zoo(out, families=[families["autoencoder"]], n_models=1, seed=0, **tiny)
+    with pytest.raises(UsageError):
+        build_zoo(out, families=[families["autoencoder"]], n_models=1, seed=1, **tiny)
+
+
+def test_parallel_workers(tmp_path, families, tiny):
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores")
+    out = tmp_path / "zoo"
+    summary = build_zoo(
+        out, families=["autoencoder", "gan_decoder"], n_models=2, seed=0, workers=2, **tiny
+    )
+    assert summary["built"] == 2 and not summary["failed"]
+    assert len(list(out.glob("*/done.json"))) == 2
+
+
+def test_a_zoo_being_built_elsewhere_is_refused(tmp_path, families, tiny):
+    from fpattr.io.atomic import file_lock
+
+    out = tmp_path / "zoo"
+    out.mkdir()
+    with file_lock(out / ".zoo.lock"), pytest.raises(UsageError, match="another process"):
+        build_zoo(out, families=[families["autoencoder"]], n_models=1, seed=0, **tiny)
