@@ -31,6 +31,12 @@ def _dct(**options: Any):
     return DctBackbone(**options)
 
 
+def _manifpt(**options: Any):
+    from fpattr.backbones.artifact import ManifptBackbone
+
+    return ManifptBackbone(**options)
+
+
 def _onnx(**options: Any):
     from fpattr.backbones.onnx import OnnxBackbone
 
@@ -50,4 +56,9 @@ def fpattr_register_backbones(register) -> None:
     register("marra", _marra, description="baseline: averaged noise residual (Marra 2019)")
     register("corvi", _corvi, description="baseline: averaged residual power spectrum (Corvi 2023)")
     register("dct", _dct, description="baseline: log-DCT (Frank 2020) or azimuthal (Durall 2020)")
+    register(
+        "manifpt",
+        _manifpt,
+        description="ManiFPT artifact x - nearest real patch: --backbone-opt ref=REF.npz",
+    )
     register("onnx", _onnx, description="any exported extractor: --backbone-opt model=CARD.json")

@@ -87,6 +87,7 @@ def build_app(host: Any = None) -> typer.Typer:
         mod.register(app)
     for optional in ("fpattr.cli.synth_cmd", "fpattr.cli.train_cmd", "fpattr.cli.eval_cmd"):
         _register_optional(app, optional)
+    _register_optional(app, "fpattr.cli.artifacts_cmd")
 
     from fpattr.plugins import get_host, set_host
 
