@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps-scale", type=float, default=1.0, help="when training here")
     p.add_argument("--ckpt-dir", type=Path, default=ROOT / "runs" / "demo_ckpt")
     p.add_argument("--device", default="auto")
+    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS),
+                   help="benchmark model ids to sample from (default: %(default)s)")
     a = p.parse_args(argv)
     dev = resolve_device(a.device)
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[str, dict] = {}
     generators: dict[str, dict] = {}
     cache: dict = {}
-    for i, model_id in enumerate(DEMO_MODELS):
+    for i, model_id in enumerate(a.models):
         cfg = REGISTRY[model_id]
         bench_ckpt = a.bench_dir / "_ckpt" / f"{model_id}.pt" if a.bench_dir else None
         done = a.bench_dir / model_id / "done.json" if a.bench_dir else None
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             save_png(img, a.out / rel)
             files[rel] = {"generator": model_id, "role": role}
         log(f"[demo] {model_id}: {len(images)} images ({origin})")
-    for j, (source, img) in enumerate(real_crops(REGISTRY[DEMO_MODELS[0]].size, DEMO_SEED)):
+    for j, (source, img) in enumerate(real_crops(REGISTRY[a.models[0]].size, DEMO_SEED)):
         rel = f"queries/real_{j:02d}.png"
         save_png(img, a.out / rel)
         files[rel] = {"generator": None, "role": "query", "expected": "unknown", "source": source}
