@@ -330,6 +330,7 @@ def finish(
         "calibration": calibration,
         "history": state["history"],
         "split_sizes": {k: len(v) for k, v in split.items()},
+        "held_out_ids": {k: [zoo.ids[i] for i in v] for k, v in split.items() if k != "train"},
         "zoo": {
             "path": str(zoo.root),
             "n_models": len(zoo.models),
