@@ -69,14 +69,37 @@ def load_zoo(root: Path, *, max_per_model: int | None = None, min_images: int = 
     return Zoo(root, models, images)
 
 
+def matches(model: dict[str, Any], cond: dict[str, str]) -> bool:
+    """True when a zoo entry has every key=value of ``cond`` (family or design choices)."""
+    design = {**model.get("design", {}), "family": model.get("family")}
+    return all(str(design.get(k)) == str(v) for k, v in cond.items())
+
+
 def split_models(
-    zoo: Zoo, *, val_frac: float, calib_frac: float, holdout_archs: int, seed: int
+    zoo: Zoo,
+    *,
+    val_frac: float,
+    calib_frac: float,
+    holdout_archs: int,
+    seed: int,
+    holdout_where: list[dict[str, str]] | None = None,
 ) -> dict[str, list[int]]:
-    """Indices for train / calib / val (val_arch = whole architectures never trained on)."""
+    """Indices for train / calib / val / val_arch, all disjoint by model.
+
+    ``val_arch`` holds architectures never trained on: every model matching one of
+    ``holdout_where`` (e.g. all autoencoders with pixel-shuffle up-sampling), else
+    ``holdout_archs`` random architecture ids (zoos larger than their design space
+    repeat architectures, so this removes every model of those ids).
+    """
     rng = np.random.default_rng(seed)
-    archs = sorted({m.get("arch_id", m["id"]) for m in zoo.models})
-    held = set(rng.permutation(archs)[:holdout_archs].tolist()) if holdout_archs else set()
-    val_arch = [k for k, m in enumerate(zoo.models) if m.get("arch_id", m["id"]) in held]
+    if holdout_where:
+        val_arch = [
+            k for k, m in enumerate(zoo.models) if any(matches(m, c) for c in holdout_where)
+        ]
+    else:
+        archs = sorted({m.get("arch_id", m["id"]) for m in zoo.models})
+        held = set(rng.permutation(archs)[:holdout_archs].tolist()) if holdout_archs else set()
+        val_arch = [k for k, m in enumerate(zoo.models) if m.get("arch_id", m["id"]) in held]
     rest = [k for k in range(len(zoo.models)) if k not in set(val_arch)]
     rest = [int(k) for k in rng.permutation(rest)]
     n_val = max(2, int(round(val_frac * len(rest)))) if val_frac > 0 else 0

@@ -26,7 +26,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 250,
         "ckpt_every": 100,
         "warmup": 100,
-        "holdout_archs": 6,
+        # unseen architectures: every autoencoder with pixel-shuffle up-sampling
+        "holdout_where": [{"family": "autoencoder", "upsampling": "pixelshuffle"}],
         "extractor": {"widths": [16, 32, 64, 128], "dim": 128},
     },
     "gpu": {
@@ -36,9 +37,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 1000,
         "ckpt_every": 500,
         "warmup": 300,
-        "holdout_archs": 12,
         "lr": 2e-3,
-        "extractor": {"widths": [24, 48, 96, 192], "blocks": [1, 2, 2, 1], "dim": 128},
+        "holdout_where": [{"family": "autoencoder", "upsampling": "pixelshuffle"}],
+        # same network as compact (CPU inference speed is the product); more data and steps
+        "extractor": {"widths": [16, 32, 64, 128], "dim": 128},
     },
 }
 

@@ -53,6 +53,8 @@ class TrainConfig:
     val_frac: float = 0.1
     calib_frac: float = 0.1
     holdout_archs: int = 4
+    #: hold out whole design values instead, e.g. [{"family": "autoencoder", "upsampling": ...}]
+    holdout_where: list[dict[str, str]] | None = None
     refs: int = 5  #: references per model in validation / calibration
     eval_views: int = 4
     eval_every: int = 500
@@ -188,6 +190,7 @@ def train(
         calib_frac=cfg.calib_frac,
         holdout_archs=cfg.holdout_archs,
         seed=cfg.seed,
+        holdout_where=cfg.holdout_where,
     )
     train_zoo = zoo.subset(split["train"])
     log(

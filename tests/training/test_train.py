@@ -118,3 +118,17 @@ def test_export_parity_and_card(tiny_zoo, tmp_path):
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     assert np.allclose(bb.embed(x), ref, atol=1e-4)
+
+
+def test_holdout_where_removes_a_design_value_from_training(tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    s = split_models(
+        zoo,
+        val_frac=0.2,
+        calib_frac=0.2,
+        holdout_archs=0,
+        seed=0,
+        holdout_where=[{"family": "fake", "kind": "checker"}],
+    )
+    assert {zoo.models[k]["design"]["kind"] for k in s["val_arch"]} == {"checker"}
+    assert all(zoo.models[k]["design"]["kind"] != "checker" for k in s["train"])

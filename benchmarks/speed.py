@@ -1,0 +1,194 @@
+"""Speed of the default extractor, measured side by side in one run, written to docs/.
+
+Measures on the same batches and the same machine:
+- ONNX Runtime vs torch eager (same weights, same batch of views) -> ratio;
+- end-to-end `fpattr attribute` images/s on a folder of PNGs vs pure inference on the
+  same number of views -> pipeline overhead (decode, views, matching, reporting);
+- peak RSS for N and 4N images (memory must stay flat);
+- `fpattr --help` wall time.
+
+    python benchmarks/speed.py --model models/default.json \
+        --checkpoint runs/default/train/extractor.pt --out docs/results/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _rate(fn, n_items: int, seconds: float) -> float:
+    fn()  # warm-up
+    t, n = time.perf_counter(), 0
+    while time.perf_counter() - t < seconds:
+        fn()
+        n += n_items
+    return n / (time.perf_counter() - t)
+
+
+def ort_vs_torch(card: Path, ckpt: Path | None, batch: int, threads: int, seconds: float) -> dict:
+    import onnxruntime as ort
+
+    c = json.loads(card.read_text())
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(
+        str(card.parent / c["file"]), so, providers=["CPUExecutionProvider"]
+    )
+    size = c["input"]["size"]
+    x = np.random.default_rng(0).random((batch, size, size, 3), dtype=np.float32)
+    out = {
+        "batch_views": batch,
+        "threads": threads,
+        "onnxruntime_views_per_s": _rate(lambda: sess.run(None, {"views": x}), batch, seconds),
+    }
+    if ckpt is not None and ckpt.is_file():
+        import torch
+
+        from fpattr.training.export import load_extractor
+
+        torch.set_num_threads(threads)
+        model = load_extractor(ckpt)
+        xt = torch.from_numpy(x)
+
+        def run() -> None:
+            with torch.no_grad():
+                model(xt)
+
+        out["torch_eager_views_per_s"] = _rate(run, batch, seconds)
+        out["ratio_ort_over_torch"] = (
+            out["onnxruntime_views_per_s"] / out["torch_eager_views_per_s"]
+        )
+    return out
+
+
+def make_images(folder: Path, n: int, size: int) -> None:
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(folder, "checker", n=n, size=size, seed=1)
+
+
+def attribute_run(folder: Path, gallery: Path, env: dict) -> dict:
+    code = (
+        "import resource, runpy, sys; sys.argv = ['fpattr'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('fpattr', run_name='__main__')\n"
+        "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+        " file=sys.stderr)\n"
+    )
+    t = time.perf_counter()
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "attribute",
+            str(folder),
+            "-g",
+            str(gallery),
+            "-f",
+            "jsonl",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - t
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    summ = lines[-1] if lines else {}
+    rss = [int(x.split()[1]) for x in r.stderr.splitlines() if x.startswith("MAXRSS")]
+    return {
+        "exit": r.returncode,
+        "wall_seconds": wall,
+        "n": summ.get("n_ok"),
+        "pipeline_images_per_s": summ.get("images_per_second"),
+        "max_rss_mb": rss[0] / 1024 if rss else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--model", type=Path, default=Path("models/default.json"))
+    ap.add_argument("--checkpoint", type=Path, default=None)
+    ap.add_argument("--images", type=int, default=400)
+    ap.add_argument("--size", type=int, default=128, help="image side (4 views of 64 each)")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    res: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        }
+    }
+    res["inference"] = [
+        ort_vs_torch(args.model, args.checkpoint, b, 2, args.seconds) for b in (64, 256)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        env = {**os.environ, "FPATTR_HOME": str(tmp / "home"), "FPATTR_LOAD_PLUGINS": ""}
+        make_images(tmp / "imgs", args.images * 4, args.size)
+        ref = tmp / "ref"
+        make_images(ref, 5, args.size)
+        subprocess.run(
+            [sys.executable, "-m", "fpattr", "gallery", "add", "m", str(ref), "-q", "-f", "none"],
+            env=env,
+            check=True,
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fpattr",
+                "gallery",
+                "add",
+                "m2",
+                str(ref),
+                "-q",
+                "-f",
+                "none",
+                "--views",
+                "1",
+            ],
+            env=env,
+            check=True,
+        )
+        few = tmp / "few"
+        few.mkdir()
+        for p in sorted((tmp / "imgs").glob("*.png"))[: args.images]:
+            (few / p.name).symlink_to(p)
+        gal = Path(env["FPATTR_HOME"]) / "galleries" / "default"
+        res["attribute_n"] = attribute_run(few, gal, env)
+        res["attribute_4n"] = attribute_run(tmp / "imgs", gal, env)
+    card = json.loads(args.model.read_text())
+    views = card.get("default_views", 4)
+    pure = max(r["onnxruntime_views_per_s"] for r in res["inference"]) / views
+    e2e = res["attribute_4n"]["pipeline_images_per_s"] or 0
+    res["pure_inference_images_per_s"] = pure
+    res["end_to_end_images_per_s"] = e2e
+    res["pipeline_overhead"] = 1 - e2e / pure if pure else None
+    t = time.perf_counter()
+    for _ in range(5):
+        subprocess.run([sys.executable, "-m", "fpattr", "--help"], capture_output=True)
+    res["help_seconds"] = (time.perf_counter() - t) / 5
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
