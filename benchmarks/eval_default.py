@@ -70,6 +70,12 @@ def main() -> None:
     ap.add_argument("--refs-synthetic", type=int, default=5)
     ap.add_argument("--refs-public", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--card",
+        type=Path,
+        default=None,
+        help="also store the figures in this model card (key 'evaluation')",
+    )
     args = ap.parse_args()
     tr = json.loads((args.run / "train_result.json").read_text())
     zoo = Path(tr["zoo"]["path"])
@@ -93,6 +99,12 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
+    if args.card:
+        from fpattr.io.atomic import atomic_write_text
+
+        card = json.loads(args.card.read_text())
+        card["evaluation"] = {**results, "command": " ".join(sys.argv)}
+        atomic_write_text(args.card, json.dumps(card, indent=2) + "\n")
 
 
 if __name__ == "__main__":

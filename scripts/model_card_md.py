@@ -87,6 +87,26 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
         f"{par.get('threshold')}); max |diff| {par.get('max_abs_diff')}; onnxruntime "
         f"{par.get('onnxruntime')}, torch {par.get('torch')}.",
     ]
+    ev = card.get("evaluation")
+    if ev:
+        lines += [
+            "",
+            "## Zero-shot evaluation against the training-free baseline (one run)",
+            "",
+            f"`{ev.get('command', '')}`",
+            "",
+            "| benchmark | backbone | models | queries | top-1 | macro-F1 | ROC-AUC | EER | "
+            "TAR@FAR=1e-2 | open-set AUROC | OSCR |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for bench, runs in ev.get("benchmarks", {}).items():
+            for r in runs:
+                lines.append(
+                    f"| {bench} | {r['backbone']} | {r['n_models']} | {r['n_queries']} | "
+                    f"{_pct(r['top1'])} | {_pct(r['macro_f1'])} | {_f(r['roc_auc'])} | "
+                    f"{_f(r['eer'])} | {_f(r['tar_at_far_1e-2'])} | "
+                    f"{_f(r['open_set_auroc'])} | {_f(r['oscr'])} |"
+                )
     for title, body in (extra or {}).items():
         lines += ["", f"## {title}", "", body]
     lines += [
