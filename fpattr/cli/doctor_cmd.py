@@ -97,7 +97,8 @@ def collect() -> tuple[list[dict[str, Any]], int]:
     host = get_host()
     for kind in KINDS:
         reg = host.registry(kind)
-        add(f"{kind}s", "ok", ", ".join(reg.names()) or "-")
+        label = {"gallery": "galleries", "report_format": "report formats"}.get(kind, kind + "s")
+        add(label, "ok", ", ".join(reg.names()) or "-")
     for p in host.plugins.values():
         if not p.builtin:
             add(
