@@ -31,6 +31,10 @@ class FpattrGroup(TyperGroup):
         except KeyboardInterrupt:
             print("fpattr: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # `fpattr attribute ... | head`: the reader left, stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
@@ -72,6 +76,7 @@ def build_app(host: Any = None) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",  # docstrings are wrapped text: join their lines
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 

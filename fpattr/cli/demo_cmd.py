@@ -30,8 +30,9 @@ def demo(
 
     The bundled images come from small generative models this project trained
     itself (fpattr/data/demo/MANIFEST.json, scripts/make_demo_data.py). Query
-    files are named <model>_NN.png (real photos: real_NN.png, which should come
+    files are named MODEL_NN.png (real photos: real_NN.png, which should come
     out "unknown"), so the demo also prints how many it got right.
+
     Example: fpattr demo --report demo.html
     """
     from fpattr.cli import attribute_cmd, gallery_cmd

@@ -119,6 +119,7 @@ def doctor(
     """Check the environment: versions, execution providers, model files, plugins.
 
     Exits 1 when something is broken (a failed plugin, a corrupted model file).
+
     Example: fpattr doctor --format json
     """
     rows, failures = collect()

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 def evaluate(
     bench: Path = typer.Argument(
         ...,
-        help="Bench folder: BENCH/<model_id>/*.png|jpg|webp... (one folder per model) and "
+        help="Bench folder: BENCH/MODEL_ID/*.png|jpg|webp... (one folder per model) and "
         "optionally BENCH/real/ (real photos, open-set unknowns only).",
     ),
     refs: int = typer.Option(

@@ -43,6 +43,7 @@ def verify(
     """Same model or not, with a calibrated probability and the threshold used.
 
     Files are compared image to image; a folder is pooled into one fingerprint.
+
     Example: fpattr verify suspect.png folder_of_known_model/
     """
     from fpattr import pipeline
