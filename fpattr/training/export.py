@@ -56,6 +56,7 @@ def _onnx_bytes(model: Extractor, tmp: Path) -> bytes:
             (x,),
             str(tmp),
             dynamo=True,
+            external_data=False,  # one self-contained file
             verbose=False,
             dynamic_shapes={"views": {0: torch.export.Dim("N", min=1, max=65536)}},
             **kwargs,
@@ -135,8 +136,8 @@ def export(
         tmp.write_bytes(blob)
         par = parity(model, tmp, parity_views(parity_images, model.cfg.size, default_views))
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for leftover in (tmp, tmp.with_name(tmp.name + ".data")):  # dynamo may write weights aside
+            leftover.unlink(missing_ok=True)
     if not par["min_cosine"] >= min_cosine:
         raise FpattrError(f"ONNX parity failed: min cosine {par['min_cosine']:.6f} < {min_cosine}")
     sha = hashlib.sha256(blob).hexdigest()
