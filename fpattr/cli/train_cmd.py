@@ -103,6 +103,13 @@ def export(
     ),
     min_cosine: float = typer.Option(0.9999, "--min-cosine", help="Parity acceptance."),
     views: int = typer.Option(4, "--views", min=1, help="Default views per image."),
+    fuse_spectrum: bool = typer.Option(
+        False,
+        "--fuse-spectrum",
+        help="Fuse the learned embedding with the spectral "
+        "fingerprint; the weight and the calibration are fitted on the run's held-out "
+        "calibration models.",
+    ),
 ) -> None:
     """Export a trained extractor to ONNX, check parity with torch, write the model card.
 
@@ -116,6 +123,11 @@ def export(
     ckpt = run / "extractor.pt"
     tr_file = run / "train_result.json"
     train_result = json.loads(tr_file.read_text()) if tr_file.is_file() else None
+    if fuse_spectrum:
+        from fpattr.training.hybrid import fuse_run
+
+        _, train_result = fuse_run(run, n_views=views, log=lambda m: print(m, file=sys.stderr))
+        ckpt = run / "fused.pt"
     images = find_images(parity_images or data_dir() / "demo")
     command = (run / "command.txt").read_text().strip() if (run / "command.txt").is_file() else ""
     card = run_export(

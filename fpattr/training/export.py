@@ -25,25 +25,24 @@ from fpattr import __version__
 from fpattr.errors import FpattrError
 from fpattr.io.atomic import atomic_write_bytes, atomic_write_text
 from fpattr.io.loader import IMAGE_EXTENSIONS, load_image
-from fpattr.training.model import Extractor, ExtractorConfig
 from fpattr.views import make_views
 
 OPSET = 18
 
 
-def load_extractor(path: Path) -> Extractor:
+def load_extractor(path: Path) -> torch.nn.Module:
+    """A plain or fused (learned + spectral) extractor from a checkpoint file."""
+    from fpattr.training.hybrid import build
+
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if "model" not in blob or "config" not in blob:
         raise FpattrError(f"{path} is not an fpattr extractor checkpoint")
-    cfg = blob["config"]
-    if "extractor" in cfg:  # a training checkpoint.pt: the extractor config is nested
-        cfg = cfg["extractor"]
-    model = Extractor(ExtractorConfig(**cfg))
-    model.load_state_dict(blob["model"])
-    return model.eval()
+    if "extractor" in blob["config"]:  # a training checkpoint.pt: the config is nested
+        blob = {**blob, "config": blob["config"]["extractor"]}
+    return build(blob)
 
 
-def _onnx_bytes(model: Extractor, tmp: Path) -> bytes:
+def _onnx_bytes(model: torch.nn.Module, tmp: Path) -> bytes:
     x = torch.rand(2, model.cfg.size, model.cfg.size, 3)
     kwargs: dict[str, Any] = {
         "input_names": ["views"],
@@ -92,7 +91,7 @@ def find_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def parity(model: Extractor, onnx_path: Path, views: np.ndarray) -> dict[str, Any]:
+def parity(model: torch.nn.Module, onnx_path: Path, views: np.ndarray) -> dict[str, Any]:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -141,6 +140,8 @@ def export(
     if not par["min_cosine"] >= min_cosine:
         raise FpattrError(f"ONNX parity failed: min cosine {par['min_cosine']:.6f} < {min_cosine}")
     sha = hashlib.sha256(blob).hexdigest()
+    with torch.no_grad():
+        dim = int(model(torch.rand(1, model.cfg.size, model.cfg.size, 3)).shape[1])
     tr = train_result or {}
     card = {
         "schema": "fpattr.model/1",
@@ -157,11 +158,12 @@ def export(
             "range": [0, 1],
             "views": "native-resolution crops (fpattr.views grid), no resizing",
         },
-        "output": {"name": "embedding", "dim": model.cfg.dim, "normalised": True},
+        "output": {"name": "embedding", "dim": dim, "normalised": True},
         "preprocessing_in_graph": "residual x - binomial5x5(x); log power spectrum of the "
         "residual via DFT matrix products (fft-shifted), instance-normalised; CNN input = "
         "[20 * residual, log-spectrum]",
         "architecture": model.cfg.to_dict(),
+        "fusion": (train_result or {}).get("fusion"),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "default_views": default_views,
         "batch_size": 64,

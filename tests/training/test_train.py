@@ -132,3 +132,49 @@ def test_holdout_where_removes_a_design_value_from_training(tiny_zoo):
     )
     assert {zoo.models[k]["design"]["kind"] for k in s["val_arch"]} == {"checker"}
     assert all(zoo.models[k]["design"]["kind"] != "checker" for k in s["train"])
+
+
+def test_spectral_branch_equals_the_spectrum_backbone():
+    from fpattr.backbones.spectrum import SpectrumBackbone
+    from fpattr.training.hybrid import FusedExtractor
+
+    fused = FusedExtractor(Extractor(ExtractorConfig(widths=[8, 8, 8, 8], dim=16)).eval(), 0.3)
+    x = np.random.default_rng(1).random((4, 64, 64, 3), dtype=np.float32)
+    with torch.no_grad():
+        e, s = fused.parts(torch.from_numpy(x))
+        out = fused(torch.from_numpy(x)).numpy()
+    ref = SpectrumBackbone(size=64).embed(x)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    assert np.allclose(s.numpy(), ref, atol=1e-5)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(out[:, :16], np.cos(0.3) * e.numpy(), atol=1e-6)
+
+
+def test_fuse_run_fits_on_calibration_split_and_exports(tiny_zoo, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fpattr.backbones.onnx import OnnxBackbone
+    from fpattr.training.export import export, find_images
+    from fpattr.training.hybrid import fuse_run
+
+    out = tmp_path / "run"
+    train(_cfg(tiny_zoo, out, steps=6), log=lambda s: None)
+    _, result = fuse_run(out, n_views=1, log=lambda s: None)
+    sel = result["fusion"]["selection"]
+    assert sel["selected_on"] == "calibration split" and len(sel["grid"]) == 11
+    assert result["calibration"]["centroid"]["source"] == "held-out synthetic models"
+    card = export(
+        out / "fused.pt",
+        tmp_path / "m",
+        name="f",
+        train_result=result,
+        parity_images=find_images(tiny_zoo)[:4],
+    )
+    assert (
+        card["parity"]["min_cosine"] >= 0.9999
+        and card["fusion"]["theta"]
+        == sel["grid"][[r["theta"] for r in sel["grid"]].index(card["fusion"]["theta"])]["theta"]
+    )
+    assert (
+        OnnxBackbone(tmp_path / "m" / "f.json").embed(np.zeros((1, 64, 64, 3), np.float32)).shape[1]
+        == card["output"]["dim"]
+    )
