@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Reproduce the shipped extractor models/default.onnx (+ its model card) from scratch:
 #   synthetic zoo -> extractor training -> ONNX export with parity check -> model card.
-# On 2 CPU cores: about 30 min for the zoo and 30-40 min for training.
+# On 2 CPU cores: about 35 min for the zoo, 25 min for training, 5 min for the fusion fit.
 #   bash scripts/train_default.sh [REAL_PHOTOS_DIR] [PUBLIC_GENERATORS_DIR]
 set -euo pipefail
 REAL=${1:-../shared/data/bsds500/train}
 PUBLIC=${2:-../shared/data/public-generators}
 RUN=${RUN:-runs/default}
-STEPS=${STEPS:-1800}
+STEPS=${STEPS:-5000}
 
 fpattr synth "$RUN/zoo" --models 640 --images-per-model 16 --size 128 --real "$REAL" \
   --workers 2 --max-steps 150 --batch-size 16 --seed 0 -q > "$RUN/synth.json"
-fpattr train "$RUN/zoo" --out "$RUN/train" --preset compact --steps "$STEPS" --threads 2 --seed 0
-fpattr export "$RUN/train" --out models --name default
+fpattr train "$RUN/zoo" --out "$RUN/train" --preset compact --steps "$STEPS" --set eval_every=1000 \
+  --threads 2 --seed 0
+fpattr export "$RUN/train" --out models --name default --fuse-spectrum
 python benchmarks/eval_default.py "$RUN/train" "$PUBLIC" --out docs/results/default_eval.json \
   --card models/default.json
 python scripts/model_card_md.py models/default.json docs/model-card.md
