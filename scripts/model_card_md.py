@@ -49,7 +49,10 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
         "",
         "## How it was trained",
         "",
-        f"- Command: `{tr.get('command') or '(see scripts/train_default.sh)'}`",
+        "- Reproduce everything (zoo, training, fusion, export, evaluation, this page): "
+        "`bash scripts/train_default.sh ../shared/data/bsds500/train "
+        "../shared/data/public-generators`.",
+        f"- Training command: `{tr.get('command') or '(see scripts/train_default.sh)'}`",
         f"- Data: a zoo of {zoo.get('n_models')} synthetic generative models "
         f"(families: {', '.join(zoo.get('families') or [])}) trained on real photos "
         "(BSDS500 train split); no image of any real generator was used.",
@@ -59,6 +62,17 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
         f"loss = cross-entropy (cosine classifier) + batch-hard triplet; AdamW lr "
         f"{cfg.get('lr')}; P x K = {cfg.get('p')} x {cfg.get('k')}; augmentation "
         f"{cfg.get('augment')}.",
+        "",
+        *(
+            [
+                f"- Fusion with the spectral fingerprint: theta = "
+                f"{card['fusion']['theta']:.3f} rad (embedding = [cos(theta) learned, "
+                "sin(theta) spectral]), chosen on the calibration split; see "
+                "docs/methods/model-synthesis.md.",
+            ]
+            if card.get("fusion")
+            else []
+        ),
         "",
         "## Zero-shot validation on held-out synthetic models",
         "",
