@@ -33,6 +33,7 @@ from generators.train import (  # noqa: E402
     generate,
     load_trained,
     log,
+    loss_summary,
     photo_set,
     resolve_device,
     save_png,
@@ -78,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps-scale", type=float, default=1.0, help="when training here")
     p.add_argument("--ckpt-dir", type=Path, default=ROOT / "runs" / "demo_ckpt")
     p.add_argument("--device", default="auto")
-    p.add_argument("--models", nargs="+", default=list(DEMO_MODELS),
-                   help="benchmark model ids to sample from (default: %(default)s)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEMO_MODELS),
+        help="benchmark model ids to sample from (default: %(default)s)",
+    )
     a = p.parse_args(argv)
     dev = resolve_device(a.device)
 
@@ -103,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             ckpt = a.ckpt_dir / f"{model_id}_{cfg.steps}steps.pt"  # a new length never resumes
             res = train(cfg, sampler, cfg.steps, dev, ckpt=ckpt)
             nets = res.nets
-            info = {**cfg.labels(), "steps": cfg.steps, "data_source": photos.source}
+            info = {
+                **cfg.labels(),
+                "steps": cfg.steps,
+                "data_source": photos.source,
+                "device": str(dev),
+                "seconds": round(res.seconds, 1),
+                "final_losses": {k: v["final"] for k, v in loss_summary(res.history).items()},
+            }
             origin = "trained by make_demo_data.py"
         seed = DEMO_SEED + i
         images = generate(cfg, nets, N_REFS + N_QUERIES, seed, dev)
@@ -112,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             "steps": info.get("steps", cfg.steps),
             "data_source": info.get("data_source"),
             "origin": origin,
+            "trained_on_device": info.get("device"),
+            "training_seconds": info.get("seconds"),
+            "final_losses": info.get("final_losses"),
             "sample_seed": seed,
         }
         for j, img in enumerate(images):
