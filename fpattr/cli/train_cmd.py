@@ -44,6 +44,9 @@ def train(
 ) -> None:
     """Train the fingerprint extractor on a synthetic zoo (resumable: rerun to continue).
 
+    Several GPUs: torchrun --nproc_per_node N -m fpattr train ... (DDP; each process
+    draws its own P x K batches, rank 0 evaluates and saves).
+
     Example: fpattr train runs/zoo --out runs/extractor --preset compact
     """
     _need_torch()
@@ -85,11 +88,10 @@ def train(
         result = run_train(
             cfg, log=lambda s: console.print(s, markup=False, highlight=False), progress=progress
         )
-    print(
-        json.dumps(
-            {k: result[k] for k in ("steps", "seconds", "validation", "split_sizes")}, indent=2
-        )
-    )
+    if "rank" in result:  # a non-zero torchrun rank: rank 0 reports
+        return
+    keys = ("steps", "seconds", "validation", "split_sizes")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
 
 
 def export(

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,59 @@ def fit_calibration(
     return out
 
 
+class _PKStream(torch.utils.data.IterableDataset):
+    """P x K batches from worker processes, each with its own random stream."""
+
+    def __init__(self, zoo: Zoo, cfg: TrainConfig, seed: int) -> None:
+        self.zoo, self.cfg, self.seed = zoo, cfg, seed
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info is not None else 0])
+        c = self.cfg
+        yield from pk_batches(self.zoo, p=c.p, k=c.k, size=c.extractor.size, aug=c.augment, rng=rng)
+
+
+def _batches(
+    zoo: Zoo, cfg: TrainConfig, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """In-process batches (exactly resumable RNG), or a multi-process stream (``workers``)."""
+    if cfg.workers <= 0:
+        return pk_batches(zoo, p=cfg.p, k=cfg.k, size=cfg.extractor.size, aug=cfg.augment, rng=rng)
+    stream = _PKStream(zoo, cfg, int(rng.integers(2**31)))
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=None, num_workers=cfg.workers, prefetch_factor=4, persistent_workers=True
+    )
+    return ((np.asarray(v), np.asarray(y)) for v, y in loader)
+
+
+class _TrainStep(torch.nn.Module):
+    """Extractor + classifier head as one module, so DDP sees a single forward."""
+
+    def __init__(self, model: Extractor, head: CosineClassifier) -> None:
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = F.normalize(self.model.features(x), dim=1)
+        return emb, self.head(emb, y)
+
+
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) under ``torchrun``; (0, 1, device) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -178,6 +231,9 @@ def train(
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
+    rank, world, device = _distributed(device)
+    if rank != 0:  # one log, one set of checkpoints: rank 0's
+        log = lambda _msg: None  # noqa: E731
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -196,7 +252,7 @@ def train(
     log(
         f"zoo: {len(zoo.models)} models; train {len(split['train'])}, calib "
         f"{len(split['calib'])}, val {len(split['val'])}, held-out archs {len(split['val_arch'])}"
-        f"; device {device}"
+        f"; device {device}" + (f"; {world} processes (DDP)" if world > 1 else "")
     )
     model = Extractor(cfg.extractor).to(device)
     head = CosineClassifier(cfg.extractor.dim, len(train_zoo.models)).to(device)
@@ -215,7 +271,7 @@ def train(
         return 0.5 * (1 + math.cos(math.pi * progress_fraction(step)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, rank] if world > 1 else cfg.seed)
     state: dict[str, Any] = {"step": 0, "history": [], "seconds": 0.0}
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
@@ -226,8 +282,9 @@ def train(
         head.load_state_dict(saved["head"])
         opt.load_state_dict(saved["opt"])
         sched.load_state_dict(saved["sched"])
-        rng.bit_generator.state = saved["np_rng"]
-        torch.set_rng_state(saved["torch_rng"])
+        if world == 1:  # other layouts re-seed their streams from (seed, rank)
+            rng.bit_generator.state = saved["np_rng"]
+            torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
         log(f"resumed from {ckpt} at step {state['step']}")
 
@@ -248,9 +305,14 @@ def train(
             ckpt,
         )
 
-    batches = pk_batches(
-        train_zoo, p=cfg.p, k=cfg.k, size=cfg.extractor.size, aug=cfg.augment, rng=rng
-    )
+    batches = _batches(train_zoo, cfg, rng)
+    step_module: torch.nn.Module = _TrainStep(model, head)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_module = DistributedDataParallel(
+            step_module, device_ids=[device.index] if device.type == "cuda" else None
+        )
     t0 = time.monotonic() - state["seconds"]
     run_loss: dict[str, float] = {}
     while progress_fraction(state["step"]) < 1.0:
@@ -259,8 +321,8 @@ def train(
         views, labels = next(batches)
         x = torch.from_numpy(views).to(device)
         y = torch.from_numpy(labels).to(device)
-        emb = F.normalize(model.features(x), dim=1)
-        ce = F.cross_entropy(head(emb, y), y)
+        emb, logits = step_module(x, y)
+        ce = F.cross_entropy(logits, y)
         tri = batch_hard_triplet(emb, y, cfg.triplet_margin)
         loss = ce + cfg.triplet_weight * tri
         opt.zero_grad(set_to_none=True)  # every step (the paper's public code forgot this)
@@ -272,10 +334,16 @@ def train(
         for key, val in (("loss", loss.item()), ("ce", ce.item()), ("triplet", tri.item())):
             run_loss[key] = 0.95 * run_loss.get(key, val) + 0.05 * val
         state["seconds"] = time.monotonic() - t0
-        if progress:
+        if world > 1:  # every rank must agree on the schedule and on when to stop
+            import torch.distributed as dist
+
+            secs = torch.tensor([state["seconds"]], dtype=torch.float64, device=device)
+            dist.all_reduce(secs, op=dist.ReduceOp.MAX)
+            state["seconds"] = float(secs.item())
+        if progress and rank == 0:
             progress(state["step"], cfg.steps, run_loss)
         last = progress_fraction(state["step"]) >= 1.0
-        if state["step"] % cfg.eval_every == 0 or last:
+        if rank == 0 and (state["step"] % cfg.eval_every == 0 or last):
             rec = {
                 "step": state["step"],
                 "seconds": round(state["seconds"], 1),
@@ -294,11 +362,20 @@ def train(
                     rec[f"{name}_auc"] = round(m["roc_auc"], 4)
             state["history"].append(rec)
             log(json.dumps(rec))
-        if state["step"] % cfg.ckpt_every == 0 or last:
+        if rank == 0 and (state["step"] % cfg.ckpt_every == 0 or last):
             save()
 
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank != 0:
+            dist.destroy_process_group()
+            return {"rank": rank, "steps": state["step"]}
     result = finish(cfg, model, zoo, split, device, state, log)
     save()
+    if world > 1:
+        dist.destroy_process_group()
     return result
 
 

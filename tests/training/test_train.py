@@ -178,3 +178,46 @@ def test_fuse_run_fits_on_calibration_split_and_exports(tiny_zoo, tmp_path):
         OnnxBackbone(tmp_path / "m" / "f.json").embed(np.zeros((1, 64, 64, 3), np.float32)).shape[1]
         == card["output"]["dim"]
     )
+
+
+def test_worker_processes_feed_training(tiny_zoo, tmp_path):
+    r = train(_cfg(tiny_zoo, tmp_path / "w", steps=4, workers=2), log=lambda s: None)
+    assert r["steps"] == 4
+
+
+def test_torchrun_ddp_on_cpu(tiny_zoo, tmp_path):
+    """Two processes (gloo on loopback): one report, one checkpoint, same step count."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    out = tmp_path / "ddp"
+    r = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "fpattr",
+            "train",
+            str(tiny_zoo),
+            "--out",
+            str(out),
+            "--preset",
+            "tiny",
+            "--steps",
+            "6",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count('"steps": 6') == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["state"]["step"] == 6
