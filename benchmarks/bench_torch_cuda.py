@@ -45,11 +45,21 @@ def main() -> None:
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 vps = n / (time.perf_counter() - t)
-            rows.append({"batch_views": batch, "bf16": amp, "views_per_s": round(vps),
-                         "images_per_s": round(vps / args.views)})
+            rows.append(
+                {
+                    "batch_views": batch,
+                    "bf16": amp,
+                    "views_per_s": round(vps),
+                    "images_per_s": round(vps / args.views),
+                }
+            )
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    print(json.dumps({"device": name, "torch": torch.__version__, "views": args.views,
-                      "rows": rows}, indent=1))
+    print(
+        json.dumps(
+            {"device": name, "torch": torch.__version__, "views": args.views, "rows": rows},
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":
