@@ -96,7 +96,7 @@ def run(
     from fpattr.report.manifest import build_manifest
 
     console = common.stderr_console(quiet)
-    bb = common.load_backbone(backbone, backbone_opt, device)
+    bb = common.load_backbone(backbone, backbone_opt, device, decode_workers=workers)
     g = common.open_gallery(gallery, bb)
     settings = pipeline.Settings(
         top_k=top_k,

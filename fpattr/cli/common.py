@@ -67,7 +67,17 @@ def parse_opts(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def load_backbone(name: str, opts: list[str] | None, device: str = "auto") -> Any:
+def load_backbone(
+    name: str, opts: list[str] | None, device: str = "auto", decode_workers: int = 2
+) -> Any:
+    """Create the backbone; ONNX backbones get the cores the decoding threads leave free.
+
+    On 2 cores, 1 inference thread + 2 decode threads ran 16 % faster end to end than
+    ONNX Runtime's default of one thread per core (231 vs 199 images/s): they would
+    otherwise compete for the same cores. ``--backbone-opt threads=N`` overrides it.
+    """
+    import os
+
     from fpattr.backbones.base import create_backbone, resolve_backbone_name
 
     options = parse_opts(opts)
@@ -77,6 +87,8 @@ def load_backbone(name: str, opts: list[str] | None, device: str = "auto") -> An
             raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
         if real in ("default", "onnx"):
             options.setdefault("providers", device)
+    if real in ("default", "onnx"):
+        options.setdefault("threads", max(1, (os.cpu_count() or 1) - decode_workers))
     return create_backbone(real, **options)
 
 
