@@ -93,6 +93,7 @@ def build_app(host: Any = None) -> typer.Typer:
     for optional in ("fpattr.cli.synth_cmd", "fpattr.cli.train_cmd", "fpattr.cli.eval_cmd"):
         _register_optional(app, optional)
     _register_optional(app, "fpattr.cli.artifacts_cmd")
+    _register_optional(app, "fpattr.cli.analyze_cmd")
 
     from fpattr.plugins import get_host, set_host
 
