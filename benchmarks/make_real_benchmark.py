@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -76,7 +77,8 @@ def run_one(
         **cfg.labels(),
         "steps": cfg.steps,
         "seconds": round(result.seconds, 1),
-        "cpu_seconds": round(result.cpu_seconds, 1),
+        # None when the run began before CPU time was recorded (an older checkpoint).
+        "cpu_seconds": round(result.cpu_seconds, 1) if math.isfinite(result.cpu_seconds) else None,
         "sample_seconds": round(sample_seconds, 2),
         "final_losses": {k: v["final"] for k, v in losses.items()},
         "loss_trend": losses,

@@ -258,8 +258,10 @@ def train(
             o.load_state_dict(state["opts"][k])
         history, start, seconds = state["history"], int(state["step"]), float(state["seconds"])
         cpu = float(state.get("cpu_seconds", float("nan")))
-        sampler.gen.set_state(state["data_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        sampler.gen.set_state(state["data_rng"].cpu())  # map_location may have moved it
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         log(f"[{cfg.id}] resumed at step {start}/{steps}")
     else:
         torch.manual_seed(cfg.seed + 1)  # noise stream, distinct from init (seed)
@@ -286,6 +288,8 @@ def train(
             "data_rng": sampler.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
+        if device.type == "cuda":  # training noise is drawn on the GPU
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -308,8 +312,19 @@ def train(
             log(f"[{cfg.id}] step {done}/{steps} {msg} ({elapsed():.0f}s)")
         if done % ckpt_every == 0 and done != steps:
             save(done)
+    if cfg.kind == "vae":
+        fit_vae_latent(nets["vae"], sampler, device)
     save(steps)
     return TrainResult(nets, history, elapsed(), steps, cpu_elapsed())
+
+
+@torch.no_grad()
+def fit_vae_latent(vae: torch.nn.Module, sampler: CropSampler, device: torch.device) -> None:
+    """Fit the VAE's sampling distribution to its aggregate posterior (see VAE.fit_latent)."""
+    vae.eval()
+    mus = [vae.encoder(sampler.batch(256).to(device))[0] for _ in range(8)]
+    vae.fit_latent(torch.cat(mus))
+    vae.train()
 
 
 def load_trained(cfg: BenchConfig, ckpt: Path, device: torch.device) -> dict:
@@ -339,7 +354,8 @@ def generate(
         if cfg.kind == "gan":
             x = nets["G"](torch.randn(b, cfg.z_dim, generator=gen).to(device))
         elif cfg.kind == "vae":
-            x = nets["vae"].decoder(torch.randn(b, cfg.z_dim, generator=gen).to(device))
+            vae = nets["vae"]
+            x = vae.decoder(vae.latent(torch.randn(b, cfg.z_dim, generator=gen).to(device)))
         else:
             noise = torch.randn(b, 3, cfg.size, cfg.size, generator=gen).to(device)
             x = nets["ddpm"].sample(noise, int(cfg.extra.get("sample_steps", 50)))

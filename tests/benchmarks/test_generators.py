@@ -69,6 +69,18 @@ def test_kind_trains_one_step_and_generates(cfg: gm.BenchConfig) -> None:
     np.testing.assert_array_equal(imgs, gt.generate(cfg, res.nets, 3, seed=5, device=CPU))
 
 
+def test_vae_samples_from_fitted_aggregate_posterior() -> None:
+    vae = gm.VAE(z_dim=4, size=16, width=8, upsampling="bilinear")
+    eps = torch.randn(4000, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(vae.latent(eps), eps)  # before fitting: the N(0, I) prior
+    mu = 3.0 * torch.randn(5000, 4, generator=torch.Generator().manual_seed(1)) + 2.0
+    vae.fit_latent(mu)
+    z = vae.latent(eps)
+    assert torch.allclose(z.mean(0), torch.full((4,), 2.0), atol=0.2)
+    assert torch.allclose(z.std(0), torch.full((4,), 3.0), atol=0.2)
+    assert "z_chol" in vae.state_dict()  # saved with the checkpoint
+
+
 def test_crop_sampler_shape_range_and_reproducible() -> None:
     a = gt.CropSampler(fake_photos(), 16, seed=3).batch(5)
     b = gt.CropSampler(fake_photos(), 16, seed=3).batch(5)
