@@ -15,47 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from eval_default import evaluate, summary  # same folder: run as a script from the repo
 
 BACKBONES = "default,manifpt,spectrum,marra,corvi,dct"
 CONDITIONS = {"clean": [], "jpeg75": ["--jpeg", "75"], "resize0.5": ["--resize", "0.5"]}
-
-
-def run(bench: Path, refs: int, backbones: str, extra: list[str]) -> dict:
-    cmd = [
-        sys.executable,
-        "-m",
-        "fpattr",
-        "evaluate",
-        str(bench),
-        "--refs",
-        str(refs),
-        "--compare",
-        backbones,
-        "--format",
-        "json",
-        "-q",
-        *extra,
-    ]
-    print("+", " ".join(cmd), file=sys.stderr, flush=True)
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode not in (0, 1):
-        raise SystemExit(f"evaluate failed ({r.returncode}): {r.stderr[-2000:]}")
-    return json.loads(r.stdout)
-
-
-def row(run_: dict) -> dict:
-    return {
-        "backbone": run_["backbone"],
-        "n_models": run_["n_models"],
-        "top1": run_["identification"]["top1"],
-        "roc_auc": run_["verification"]["roc_auc"],
-        "eer": run_["verification"]["eer"],
-        "open_set_auroc": run_["open_set"]["auroc"],
-    }
 
 
 def main() -> None:
@@ -84,11 +49,12 @@ def main() -> None:
         )
         if path is not None and Path(path).is_dir()
     ]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # manifpt's many small matmuls
     results: dict = {"backbones": backbones, "benchmarks": {}}
     for name, path, refs in benches:
         for cond in args.conditions.split(","):
-            out = run(path, refs, backbones, extra + CONDITIONS[cond])
-            results["benchmarks"].setdefault(name, {})[cond] = [row(r) for r in out["runs"]]
+            out = evaluate(path, refs, backbones, extra + CONDITIONS[cond], env=env)
+            results["benchmarks"].setdefault(name, {})[cond] = [summary(r) for r in out["runs"]]
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -22,7 +22,10 @@ import tempfile
 from pathlib import Path
 
 
-def evaluate(bench: Path, refs: int, backbones: str, extra: list[str]) -> dict:
+def evaluate(
+    bench: Path, refs: int, backbones: str, extra: list[str], env: dict | None = None
+) -> dict:
+    """One `fpattr evaluate --compare` run in a subprocess; its JSON."""
     cmd = [
         sys.executable,
         "-m",
@@ -38,8 +41,8 @@ def evaluate(bench: Path, refs: int, backbones: str, extra: list[str]) -> dict:
         "-q",
         *extra,
     ]
-    print("+", " ".join(cmd), file=sys.stderr)
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode not in (0, 1):
         raise SystemExit(f"evaluate failed ({r.returncode}): {r.stderr[-2000:]}")
     return json.loads(r.stdout)
