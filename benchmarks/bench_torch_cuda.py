@@ -23,12 +23,13 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batches", default="256,1024,4096", help="comma-separated batch sizes")
     args = ap.parse_args()
     dev = torch.device(args.device)
     model = load_extractor(args.checkpoint).to(dev)
     size = model.cfg.size
     rows = []
-    for batch in (256, 1024, 4096):
+    for batch in [int(b) for b in args.batches.split(",")]:
         for amp in (False, True):
             if amp and dev.type != "cuda":
                 continue

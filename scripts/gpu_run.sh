@@ -8,19 +8,19 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 FPATTR_LOAD_PLUGINS=
 OUT=${OUT:-/tmp/gpu-out}; REAL=${REAL:-.gpu/bsds500/train}; RUN=${RUN:-runs/gpu}
 MODELS=${MODELS:-1500}; IMAGES=${IMAGES:-24}; SIZE=${SIZE:-128}
 SYNTH_S=${SYNTH_S:-210}; TRAIN_S=${TRAIN_S:-210}; SYNTH_W=${SYNTH_W:-11}; DATA_W=${DATA_W:-11}
-BENCH_SCALE=${BENCH_SCALE:-3}; DEVICE=${DEVICE:-cuda}; PRESET=${PRESET:-gpu}
+BENCH_SCALE=${BENCH_SCALE:-3}; BENCH_S=${BENCH_S:-300}; DEVICE=${DEVICE:-cuda}; PRESET=${PRESET:-gpu}
 mkdir -p "$OUT" "$RUN"
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c \
   'import torch,sys;print(sys.version);print(torch.__version__, torch.cuda.is_available())') \
   > "$OUT/env.txt" 2>&1
 
-stamp "benchmark generators (background, 3 shards)"
+stamp "benchmark generators (background, 3 shards, ${BENCH_S}s budget)"
 ids=$(python3 benchmarks/make_real_benchmark.py x --list | python3 -c \
   'import sys,json;print(" ".join(json.loads(l)["id"] for l in sys.stdin))')
 i=0; for id in $ids; do shard[$((i % 3))]+="$id "; i=$((i + 1)); done
 for s in 0 1 2; do
-  python3 benchmarks/make_real_benchmark.py "$RUN/realbench" --real "$REAL" \
+  timeout -s INT "$BENCH_S" python3 benchmarks/make_real_benchmark.py "$RUN/realbench" --real "$REAL" \
     --images-per-model 60 --steps-scale "$BENCH_SCALE" --device "$DEVICE" \
     --only ${shard[$s]} > "$RUN/realbench_$s.log" 2>&1 &
 done

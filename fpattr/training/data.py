@@ -115,8 +115,15 @@ def split_models(
 def pk_batches(
     zoo: Zoo, *, p: int, k: int, size: int, aug: AugmentConfig, rng: np.random.Generator
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless P x K batches (P models, K augmented crops each) for batch-hard triplets."""
+    """Endless P x K batches (P models, K augmented crops each) for batch-hard triplets.
+
+    P is capped at the number of models: a split smaller than P must still yield
+    batches (it once spun forever without yielding, hanging training).
+    """
     n = len(zoo.models)
+    if n < 2:
+        raise ValueError(f"P x K batches need at least 2 models, got {n}")
+    p = min(p, n)
     while True:
         order = rng.permutation(n)
         for s in range(0, n - p + 1, p):

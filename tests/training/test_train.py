@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fpattr.errors import UsageError
-from fpattr.training.data import load_zoo, split_models
+from fpattr.training.data import Zoo, load_zoo, pk_batches, split_models
 from fpattr.training.model import Extractor, ExtractorConfig, Preprocess, batch_hard_triplet
 from fpattr.training.presets import preset
 from fpattr.training.train import TrainConfig, train
@@ -44,6 +44,20 @@ def test_triplet_loss_is_zero_for_separated_classes():
     labels = torch.tensor([0, 0, 1, 1])
     assert batch_hard_triplet(emb, labels, margin=0.2).item() == 0.0
     assert batch_hard_triplet(emb, torch.tensor([0, 1, 0, 1]), margin=0.2).item() > 0.5
+
+
+def test_pk_batches_cap_p_at_the_number_of_models(tmp_path):
+    # a train split smaller than P (a small zoo with the gpu preset's P=64) used to spin forever
+    from fpattr.training.augment import AugmentConfig
+
+    imgs = [np.full((3, 16, 16, 3), i * 40, np.uint8) for i in range(5)]
+    zoo = Zoo(tmp_path, [{"id": f"m{i}"} for i in range(5)], imgs)
+    rng = np.random.default_rng(0)
+    views, labels = next(pk_batches(zoo, p=64, k=2, size=16, aug=AugmentConfig(), rng=rng))
+    assert views.shape[0] == 10 and sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="at least 2 models"):
+        next(pk_batches(Zoo(tmp_path, [{"id": "m"}], imgs[:1]), p=4, k=2, size=16,
+                        aug=AugmentConfig(), rng=rng))
 
 
 def test_splits_are_disjoint_and_hold_out_architectures(tiny_zoo):
