@@ -154,6 +154,10 @@ def run_benchmark(
     }
     for cfg in configs:
         if is_done(out, cfg.id):
+            done = out / cfg.id / "done.json"  # labels follow the registry (cheap to refresh)
+            entry = json.loads(done.read_text())
+            if {**entry, **cfg.labels()} != entry:
+                done.write_text(json.dumps({**entry, **cfg.labels()}, indent=2) + "\n")
             log(f"[{cfg.id}] already done, skipped")
             continue
         run_one(cfg, out, real, n_images, dev, cache, ckpt_every)

@@ -151,10 +151,17 @@ class Heads:
             pred = [classes[j] for j in p[idx].argmax(1)]
             truth = [labels[i][choice] for i in idx]
             known = [t in classes for t in truth]
+            hit = np.array([a == b for a, b in zip(pred, truth, strict=True)])
+            values = sorted(set(truth))
+            recall = [float(hit[[t == v for t in truth]].mean()) for v in values]
             res[choice] = {
-                "accuracy": float(np.mean([a == b for a, b in zip(pred, truth, strict=True)])),
+                "accuracy": float(hit.mean()),
                 "n": len(idx),
+                # majority-class rate: what always answering the commonest value scores
                 "chance": float(max(np.mean([t == c for t in truth]) for c in classes)),
+                # mean per-value recall; chance is 1 / values present (fair when unbalanced)
+                "balanced_accuracy": float(np.mean(recall)),
+                "balanced_chance": 1.0 / len(values),
                 "unseen_values": int(len(known) - sum(known)),
             }
         return res
@@ -194,3 +201,50 @@ def cluster_nmi(
         x = model_emb[idx]
         out[choice] = nmi(values, kmeans(x / np.linalg.norm(x, axis=1, keepdims=True), k, seed))
     return out
+
+
+def score(
+    heads: Heads,
+    per_model: dict[str, np.ndarray],
+    entries: dict[str, dict[str, Any]],
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Heads against known labels: per image, per model (mean fingerprint) and clustering.
+
+    ``per_model`` maps a model id to its images' embeddings (n, D); ``entries`` maps it
+    to a labelled entry (``family`` + ``design``, as in a zoo's done.json). Models
+    without labels are ignored. Per-model confusion (truth -> prediction counts) shows
+    *what* is mistaken for what, which accuracy alone hides on a 15-model benchmark.
+    """
+    ids = [i for i in sorted(per_model) if i in entries and design_labels(entries[i])]
+    if not ids:
+        raise FpattrError("no labelled model among the embedded ones")
+    labels = [design_labels(entries[i]) for i in ids]
+    x = np.concatenate([per_model[i] for i in ids])
+    per_image_labels = [lab for i, lab in zip(ids, labels, strict=True) for _ in per_model[i]]
+    fp = np.stack([per_model[i].mean(0) for i in ids])
+    fp /= np.maximum(np.linalg.norm(fp, axis=1, keepdims=True), 1e-12)
+    per_model_acc = heads.accuracy(fp, labels)
+    probs = heads.predict_proba(fp)
+    confusion: dict[str, dict[str, dict[str, int]]] = {}
+    predictions: dict[str, dict[str, str]] = {i: {} for i in ids}
+    for choice, (classes, p) in probs.items():
+        for k, i in enumerate(ids):
+            pred = classes[int(p[k].argmax())]
+            predictions[i][choice] = pred
+            truth = labels[k].get(choice)
+            if truth is not None:
+                row = confusion.setdefault(choice, {}).setdefault(truth, {})
+                row[pred] = row.get(pred, 0) + 1
+    return {
+        "n_models": len(ids),
+        "n_images": len(per_image_labels),
+        "per_image": heads.accuracy(x, per_image_labels),
+        "per_model": per_model_acc,
+        "confusion": confusion,
+        "predictions": {
+            i: {"truth": lab, "predicted": predictions[i]}
+            for i, lab in zip(ids, labels, strict=True)
+        },
+        "cluster_nmi": cluster_nmi(fp, labels, seed) if len(ids) >= 2 else {},
+    }

@@ -51,7 +51,11 @@ class BenchConfig:
     extra: dict = field(default_factory=dict)
 
     def labels(self) -> dict:
-        """Design labels written to the manifest (what an analysis may try to predict)."""
+        """Design labels written to the manifest (what an analysis may try to predict).
+
+        ``family`` and ``design`` repeat them in the synthesizers' vocabulary, so
+        `fpattr analyze score` reads this benchmark like a zoo.
+        """
         return {
             "id": self.id,
             "kind": self.kind,
@@ -59,6 +63,23 @@ class BenchConfig:
             "loss": self.loss,
             "seed": self.seed,
             "data": self.data,
+            **self.design_labels(),
+        }
+
+    def design_labels(self) -> dict:
+        """Family, up-sampling, normalisation and activation as `fpattr analyze` names them.
+
+        GAN and VAE share the DCGAN generator (batch norm + ReLU up-blocks; the VAE is an
+        autoencoder), the DDPM is a GroupNorm + SiLU U-Net denoiser.
+        """
+        if self.kind == "diffusion":
+            family, norm, act = "diffusion_denoiser", "group", "silu"
+        else:
+            family = "autoencoder" if self.kind == "vae" else "gan_decoder"
+            norm, act = "batch", "relu"
+        return {
+            "family": family,
+            "design": {"upsampling": self.upsampling, "norm": norm, "activation": act},
         }
 
     def to_dict(self) -> dict:

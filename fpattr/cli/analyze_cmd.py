@@ -34,6 +34,32 @@ def _embed_folder_tree(root: Path, bb: object, views: int | None) -> dict[str, o
     return {k: np.stack(v) for k, v in per_model.items()}
 
 
+def _load_heads(heads_file: Path, bb: object) -> object:
+    """Heads bound to this backbone (same sha256), else a clear error."""
+    from fpattr.analysis import Heads
+    from fpattr.errors import GalleryError
+
+    heads = Heads.load(heads_file)
+    if heads.backbone.get("sha256") != bb.info().get("sha256"):  # type: ignore[attr-defined]
+        raise GalleryError(
+            f"{heads_file} was fitted with backbone {heads.backbone.get('id')}, not {bb.id}"  # type: ignore[attr-defined]
+        )
+    return heads
+
+
+def _labelled_entries(root: Path) -> dict[str, dict]:
+    """Model labels of a zoo or benchmark: each folder's done.json, else manifest.json."""
+    entries = {}
+    for f in sorted(root.glob("*/done.json")):
+        m = json.loads(f.read_text())
+        entries[m.get("id", f.parent.name)] = m
+    if not entries and (root / "manifest.json").is_file():
+        doc = json.loads((root / "manifest.json").read_text())
+        models = doc.get("models", []) if isinstance(doc, dict) else doc
+        entries = {m["id"]: m for m in models if isinstance(m, dict) and "id" in m}
+    return entries
+
+
 @analyze_app.command("fit", no_args_is_help=True)
 def fit(
     zoo: Path = typer.Argument(..., help="A zoo from `fpattr synth` (design labels inside)."),
@@ -56,10 +82,7 @@ def fit(
     from fpattr.io.atomic import atomic_write_text
 
     bb = common.load_backbone(backbone, backbone_opt)
-    entries: dict[str, dict] = {}
-    for f in sorted(zoo.glob("*/done.json")):
-        m = json.loads(f.read_text())
-        entries[m["id"]] = m
+    entries = _labelled_entries(zoo)
     if not entries:
         from fpattr.errors import UsageError
 
@@ -112,16 +135,10 @@ def predict(
     """
     import numpy as np
 
-    from fpattr.analysis import Heads
-    from fpattr.errors import GalleryError
     from fpattr.pipeline import Embedder, Settings
 
-    heads = Heads.load(heads_file)
     bb = common.load_backbone(backbone, backbone_opt)
-    if heads.backbone.get("sha256") != bb.info().get("sha256"):
-        raise GalleryError(
-            f"{heads_file} was fitted with backbone {heads.backbone.get('id')}, not {bb.id}"
-        )
+    heads = _load_heads(heads_file, bb)
     rows, embs, failed = [], [], 0
     for e in Embedder(bb, Settings(views=views)).embed_paths(paths):
         if e.embedding is None or e.error:
@@ -145,3 +162,41 @@ def predict(
             ]
         print(json.dumps(res))
     raise typer.Exit(1 if failed else 0)
+
+
+@analyze_app.command("score", no_args_is_help=True)
+def score_cmd(
+    bench: Path = typer.Argument(
+        ..., help="Folder per model with labels (done.json per folder, or manifest.json)."
+    ),
+    heads_file: Path = typer.Option(..., "--heads", help="File written by `analyze fit`."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write the JSON here."),
+    backbone: str = common.BackboneOpt,
+    backbone_opt: list[str] = common.BackboneOpts,
+    views: int = common.ViewsOpt,
+    seed: int = typer.Option(0, "--seed", help="k-means seed for the clustering NMI."),
+) -> None:
+    """Score fitted heads on labelled models they never saw: accuracy per image and per
+    model against chance, confusion per design choice, and clustering NMI.
+
+    Labels use the synthesizers' names (`family` plus `design`: up-sampling, norm,
+    activation), as in a zoo's done.json or benchmarks/make_real_benchmark.py's manifest.
+
+    Example: fpattr analyze score runs/realbench --heads models/analysis.json
+    """
+    from fpattr.analysis import score
+    from fpattr.errors import UsageError
+    from fpattr.io.atomic import atomic_write_text
+
+    entries = _labelled_entries(bench)
+    if not entries:
+        raise UsageError(f"{bench} has no model labels (done.json per folder or manifest.json)")
+    bb = common.load_backbone(backbone, backbone_opt)
+    heads = _load_heads(heads_file, bb)
+    emb = _embed_folder_tree(bench, bb, views)
+    res = {"bench": str(bench), "heads": str(heads_file), "backbone": bb.id}
+    res |= score(heads, emb, entries, seed)  # type: ignore[arg-type]
+    text = json.dumps(res, indent=2)
+    if out is not None:
+        atomic_write_text(out, text + "\n")
+    print(text)

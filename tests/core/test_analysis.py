@@ -68,3 +68,60 @@ def test_analyze_fit_and_predict_cli(tmp_path):
     assert pred["path"] == "<set>" and pred["upsampling"][0]["value"] == "transposed"
     r = run_cli(["analyze", "predict", zoo / "m2", "--heads", heads, "-b", "dct"])
     assert r.exit_code == 2 and "fitted with backbone" in r.output
+
+
+def test_score_reports_per_model_confusion_and_balanced_accuracy():
+    from fpattr.analysis import score
+
+    rng = np.random.default_rng(2)
+    centres = {"nearest": 3.0, "transposed": -3.0}
+    train_x, train_lab = [], []
+    for up, c in centres.items():
+        train_x.append(rng.normal(c, 0.3, (20, 4)))
+        train_lab += [{"family": "gan", "upsampling": up}, {"family": "ae", "upsampling": up}] * 10
+    heads = Heads.fit(np.concatenate(train_x), train_lab, {"sha256": "s"})
+    # 3 "nearest" models and one "transposed" model whose fingerprint looks "nearest"
+    per_model = {f"n{i}": rng.normal(3.0, 0.3, (5, 4)) for i in range(3)}
+    per_model["t0"] = rng.normal(3.0, 0.3, (5, 4))
+    entries = {
+        i: {"id": i, "family": "gan", "design": {"upsampling": "nearest"}} for i in per_model
+    }
+    entries["t0"]["design"]["upsampling"] = "transposed"
+    entries["unlabelled"] = {"id": "unlabelled"}
+    res = score(heads, per_model, entries)
+    up = res["per_model"]["upsampling"]
+    assert res["n_models"] == 4 and res["n_images"] == 20
+    assert up["accuracy"] == pytest.approx(0.75) and up["chance"] == pytest.approx(0.75)
+    assert up["balanced_accuracy"] == pytest.approx(0.5) and up["balanced_chance"] == 0.5
+    assert res["confusion"]["upsampling"] == {
+        "nearest": {"nearest": 3},
+        "transposed": {"nearest": 1},
+    }
+    assert res["predictions"]["t0"]["predicted"]["upsampling"] == "nearest"
+    with pytest.raises(Exception, match="no labelled model"):
+        score(heads, {"x": per_model["n0"]}, {})
+
+
+def test_analyze_score_cli_reads_a_labelled_benchmark(tmp_path):
+    zoo, bench = tmp_path / "zoo", tmp_path / "bench"
+    kinds = {"nearest": "nearest", "checker": "transposed"}
+    for m in range(8):
+        kind = list(kinds)[m % 2]
+        d = (zoo if m < 6 else bench) / f"m{m}"
+        write_generator_images(d, kind, n=4, size=64, seed=m, trace=m)
+        entry = {"id": f"m{m}", "family": "toy", "design": {"upsampling": kinds[kind]}}
+        if m < 6:
+            (d / "done.json").write_text(json.dumps(entry))
+        else:
+            models = json.loads((bench / "manifest.json").read_text())["models"] if m == 7 else []
+            (bench / "manifest.json").write_text(json.dumps({"models": [*models, entry]}))
+    heads = tmp_path / "heads.json"
+    assert run_cli(["analyze", "fit", zoo, "--out", heads, "-b", "spectrum"]).exit_code == 0
+    out = tmp_path / "score.json"
+    r = run_cli(["analyze", "score", bench, "--heads", heads, "-b", "spectrum", "-o", out])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["n_models"] == 2 and res["per_model"]["upsampling"]["n"] == 2
+    assert set(res["predictions"]) == {"m6", "m7"}
+    r = run_cli(["analyze", "score", tmp_path / "zoo" / "m0", "--heads", heads, "-b", "spectrum"])
+    assert r.exit_code == 2 and "no model labels" in r.output

@@ -56,8 +56,16 @@ def test_pk_batches_cap_p_at_the_number_of_models(tmp_path):
     views, labels = next(pk_batches(zoo, p=64, k=2, size=16, aug=AugmentConfig(), rng=rng))
     assert views.shape[0] == 10 and sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="at least 2 models"):
-        next(pk_batches(Zoo(tmp_path, [{"id": "m"}], imgs[:1]), p=4, k=2, size=16,
-                        aug=AugmentConfig(), rng=rng))
+        next(
+            pk_batches(
+                Zoo(tmp_path, [{"id": "m"}], imgs[:1]),
+                p=4,
+                k=2,
+                size=16,
+                aug=AugmentConfig(),
+                rng=rng,
+            )
+        )
 
 
 def test_splits_are_disjoint_and_hold_out_architectures(tiny_zoo):
