@@ -60,6 +60,8 @@ def summary(run: dict) -> dict:
         "tar_at_far_1e-2": run["verification"]["tar_at_far_1e-2"],
         "open_set_auroc": run["open_set"]["auroc"],
         "oscr": run["open_set"]["oscr"],
+        "seconds": run.get("seconds"),
+        "per_model_top1": {m: v["top1"] for m, v in (run.get("per_model") or {}).items()},
     }
 
 
