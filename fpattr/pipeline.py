@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +19,13 @@ import numpy as np
 
 from fpattr.backbones.base import Backbone
 from fpattr.calibration import DEFAULT_TARGET_FAR, Calibration
+from fpattr.embedding import ViewBatcher
+from fpattr.embedding import l2_normalize as _l2
 from fpattr.errors import ImageLoadError
 from fpattr.gallery import Gallery
-from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage
+from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem, iter_inputs
-from fpattr.views import make_views
 
 THUMB_SIDE = 96
 
@@ -64,10 +65,6 @@ class Embedded:
         return str(self.item.path)
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def thumbnail_uri(pixels: np.ndarray, side: int = THUMB_SIDE) -> str:
     from PIL import Image
 
@@ -79,62 +76,70 @@ def thumbnail_uri(pixels: np.ndarray, side: int = THUMB_SIDE) -> str:
 
 
 class Embedder:
-    """Streams files through views and a backbone, batching views across images."""
+    """Streams files through views and a backbone, batching views across images.
 
-    def __init__(self, backbone: Backbone, settings: Settings | None = None) -> None:
+    ``loader`` (default :func:`fpattr.io.loader.load_image`) is called as
+    ``loader(path, max_pixels=...)`` in the decode threads; wrap it to transform the
+    pixels before the views (the evaluation protocol's degradations, for instance).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        settings: Settings | None = None,
+        *,
+        loader: Callable[..., LoadedImage] | None = None,
+    ) -> None:
         self.backbone = backbone
         self.settings = settings or Settings()
         self.n_views = int(self.settings.views or backbone.default_views)
         self.batch_views = int(self.settings.batch_size or backbone.batch_size)
+        self.loader = loader or load_image
 
     def embed_paths(self, paths: Iterable[Any]) -> Iterator[Embedded]:
         return self.embed_items(iter_inputs(paths))
 
     def embed_items(self, items: Iterable[InputItem]) -> Iterator[Embedded]:
         s = self.settings
-        pending: list[tuple[Embedded, np.ndarray | None]] = []
-        n_pending_views = 0
-        loaded = iter_loaded(items, workers=s.workers, max_pixels=s.max_pixels)
+        batcher = ViewBatcher(
+            self.backbone,
+            n_views=self.n_views,
+            batch_views=self.batch_views,
+            strategy=s.view_strategy,
+        )
+        pending: list[tuple[int, Embedded]] = []  # in input order, errors included
+        loaded = iter_loaded(items, workers=s.workers, max_pixels=s.max_pixels, loader=self.loader)
         try:
-            for item, res in loaded:
+            for key, (item, res) in enumerate(loaded):
                 if isinstance(res, ImageLoadError):
-                    pending.append((Embedded(item, None, None, error=res.reason), None))
+                    pending.append((key, Embedded(item, None, None, error=res.reason)))
                 else:
-                    try:
-                        views, info = make_views(
-                            res.pixels, self.backbone.input_size, self.n_views, s.view_strategy
-                        )
-                    except Exception as exc:  # noqa: BLE001 - one odd image must not stop the batch
-                        pending.append((Embedded(item, res, None, error=f"views: {exc}"), None))
+                    info = batcher.add(key, res.pixels)
+                    if info is None:  # no views of this image: "views: ..."
+                        _, error = batcher.pop(key)
+                        pending.append((key, Embedded(item, res, None, error=error)))
                         continue
                     thumb = thumbnail_uri(res.pixels) if s.thumbnails else None
                     res.pixels = None  # type: ignore[assignment]  # free memory early
                     e = Embedded(item, res, None, info["n_views"], info["padded"], thumbnail=thumb)
-                    pending.append((e, views))
-                    n_pending_views += len(views)
-                if n_pending_views >= self.batch_views:
-                    yield from self._flush(pending)
-                    pending, n_pending_views = [], 0
-            yield from self._flush(pending)
+                    pending.append((key, e))
+                if batcher.full:
+                    yield from self._flush(batcher, pending)
+                    pending = []
+            yield from self._flush(batcher, pending)
         finally:
             loaded.close()
 
-    def _flush(self, pending: list[tuple[Embedded, np.ndarray | None]]) -> Iterator[Embedded]:
-        with_views = [(e, v) for e, v in pending if v is not None]
-        if with_views:
-            batch = np.concatenate([v for _, v in with_views])
-            try:
-                emb = self.backbone.embed(batch)
-            except Exception as exc:  # noqa: BLE001 - report per input, keep going
-                for e, _ in with_views:
-                    e.error = f"backbone failed: {type(exc).__name__}: {exc}"
-                yield from (e for e, _ in pending)
-                return
-            start = 0
-            for e, v in with_views:
-                e.embedding = _l2(_l2(emb[start : start + len(v)]).mean(axis=0))
-                start += len(v)
-        yield from (e for e, _ in pending)
+    @staticmethod
+    def _flush(batcher: ViewBatcher, pending: list[tuple[int, Embedded]]) -> Iterator[Embedded]:
+        batcher.flush()
+        for key, e in pending:
+            embedding, error = batcher.pop(key)
+            if embedding is not None:
+                e.embedding = embedding
+            if error is not None:
+                e.error = error
+            yield e
 
 
 def choose_calibration(

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from fpattr.backbones.base import Backbone
+from fpattr.embedding import ViewBatcher
 from fpattr.errors import ImageLoadError, UsageError
 from fpattr.evaluation import metrics
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem
-from fpattr.views import make_views
 
 SCHEMA = "fpattr.evaluate/1"
 THRESHOLDS_NOTE = "none fitted on queries"
@@ -260,10 +260,6 @@ class EmbeddingSet:
     seconds: float  # views + inference of this backbone only
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def _load_transformed(path: Any, *, max_pixels: int, transform: Transform) -> LoadedImage:
     """The safe loader plus the transform; runs in the decode threads, off the main loop."""
     img = load_image(path, max_pixels=max_pixels)
@@ -276,57 +272,13 @@ def _load_transformed(path: Any, *, max_pixels: int, transform: Transform) -> Lo
     return img
 
 
-class _Batcher:
-    """Views of consecutive images, batched per backbone like ``Embedder._flush``."""
-
-    def __init__(self, backbone: Backbone, cfg: EvalConfig) -> None:
-        self.bb = backbone
-        self.n_views = int(cfg.views or backbone.default_views)
-        self.batch_views = int(cfg.batch_size or backbone.batch_size)
-        self.strategy = cfg.view_strategy
-        self.pending: list[tuple[int, np.ndarray]] = []
-        self.n_pending = 0
-        self.out: dict[int, np.ndarray] = {}
-        self.errors: dict[int, str] = {}
-        self.seconds = 0.0
-
-    def add(self, k: int, pixels: np.ndarray) -> None:
-        t0 = time.perf_counter()
-        try:
-            views, _ = make_views(pixels, self.bb.input_size, self.n_views, self.strategy)
-        except Exception as exc:  # noqa: BLE001
-            self.errors[k] = f"views: {exc}"
-        else:
-            self.pending.append((k, views))
-            self.n_pending += len(views)
-        self.seconds += time.perf_counter() - t0
-        if self.n_pending >= self.batch_views:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        t0 = time.perf_counter()
-        pending, self.pending, self.n_pending = self.pending, [], 0
-        try:
-            emb = np.asarray(self.bb.embed(np.concatenate([v for _, v in pending])))
-        except Exception as exc:  # noqa: BLE001 - report per image, keep going
-            for k, _ in pending:
-                self.errors[k] = f"backbone failed: {type(exc).__name__}: {exc}"
-        else:
-            start = 0
-            for k, v in pending:
-                self.out[k] = _l2(_l2(emb[start : start + len(v)]).mean(axis=0))
-                start += len(v)
-        self.seconds += time.perf_counter() - t0
-
-    def result(self, n: int, load_errors: dict[int, str]) -> EmbeddingSet:
-        dim = next(iter(self.out.values())).shape[0] if self.out else 0
-        emb = np.zeros((n, dim), np.float32)
-        ok = np.zeros(n, bool)
-        for k, v in self.out.items():
-            emb[k], ok[k] = v, True
-        return EmbeddingSet(self.bb, emb, ok, {**load_errors, **self.errors}, self.seconds)
+def _embedding_set(b: ViewBatcher, n: int, load_errors: dict[int, str]) -> EmbeddingSet:
+    dim = next(iter(b.out.values())).shape[0] if b.out else 0
+    emb = np.zeros((n, dim), np.float32)
+    ok = np.zeros(n, bool)
+    for k, v in b.out.items():
+        emb[k], ok[k] = v, True
+    return EmbeddingSet(b.backbone, emb, ok, {**load_errors, **b.errors}, b.seconds)
 
 
 def embed_images(
@@ -338,13 +290,18 @@ def embed_images(
 ) -> tuple[list[EmbeddingSet], float]:
     """Decode (+ transform) every image once and embed it with every backbone.
 
-    Mirrors :class:`fpattr.pipeline.Embedder` (same loader, views, cross-image view
-    batching and pooling: L2 per view, mean, L2) but takes a transform hook, which the
-    Embedder does not. Returns the per-backbone sets and the seconds the main loop
-    waited for decoded images.
+    Embeds like :class:`fpattr.pipeline.Embedder` (same loader, and the same
+    :class:`fpattr.embedding.ViewBatcher`: views, cross-image view batching, pooling
+    L2 per view, mean, L2). An Embedder with ``loader=`` would apply the transform
+    too, but decodes once per backbone; here one :class:`ViewBatcher` per backbone is
+    fed from a single decode pass, so all backbones see exactly the same pixels.
+    Returns the per-backbone sets and the seconds the main loop waited for decoded images.
     """
     loader = partial(_load_transformed, transform=cfg.transform)
-    batchers = [_Batcher(bb, cfg) for bb in backbones]
+    batchers = [
+        ViewBatcher(bb, n_views=cfg.views, batch_views=cfg.batch_size, strategy=cfg.view_strategy)
+        for bb in backbones
+    ]
     load_errors: dict[int, str] = {}
     wait = 0.0
     loaded = iter_loaded(
@@ -367,6 +324,8 @@ def embed_images(
             else:
                 for b in batchers:
                     b.add(k, res.pixels)
+                    if b.full:
+                        b.flush()
             nxt = res = None  # drop the pixels before the next image arrives
             if on_image is not None:
                 on_image(k not in load_errors)
@@ -375,7 +334,7 @@ def embed_images(
             b.flush()
     finally:
         loaded.close()
-    return [b.result(len(paths), load_errors) for b in batchers], wait
+    return [_embedding_set(b, len(paths), load_errors) for b in batchers], wait
 
 
 # --------------------------------------------------------------------------- metrics

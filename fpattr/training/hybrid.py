@@ -101,18 +101,15 @@ def build(blob: dict[str, Any]) -> nn.Module:
     return model.eval()
 
 
-@torch.no_grad()
 def _pooled_parts(model: FusedExtractor, zoo: Any, n_views: int) -> tuple[np.ndarray, ...]:
-    """Per-image mean of each part's per-view embeddings (what the pipeline averages)."""
-    from fpattr.training.data import eval_views
+    """Per-image mean of each part's per-view embeddings, not normalised: ``fit_theta``
+    weights the parts first. One ``parts`` call per image (what theta was fitted with)."""
+    from fpattr.training.train import pooled_eval_outputs
 
-    stacks, labels, which = eval_views(zoo, size=model.cfg.size, n_views=n_views, aug=None, seed=0)
-    es, ss = [], []
-    for v in stacks:
-        e, s = model.parts(torch.from_numpy(v))
-        es.append(e.mean(0).numpy())
-        ss.append(s.mean(0).numpy())
-    return np.stack(es), np.stack(ss), labels, which
+    (e, s), labels, which = pooled_eval_outputs(
+        model.parts, zoo, size=model.cfg.size, n_views=n_views, aug=None, seed=0, batch=None
+    )
+    return e, s, labels, which
 
 
 def fit_theta(

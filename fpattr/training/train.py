@@ -92,6 +92,48 @@ def _save_atomic(obj: Any, path: Path) -> None:
 
 
 @torch.no_grad()
+def pooled_eval_outputs(
+    fn: Callable[[torch.Tensor], torch.Tensor | tuple[torch.Tensor, ...]],
+    zoo: Zoo,
+    *,
+    size: int,
+    n_views: int,
+    aug: AugmentConfig | None = None,
+    seed: int = 0,
+    batch: int | None = 256,
+    device: torch.device | str = "cpu",
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Per image of ``zoo``, the mean of ``fn``'s outputs over the image's eval views.
+
+    ``fn`` maps a (B, S, S, 3) float32 tensor of views (on ``device``) to a (B, D) tensor
+    or a tuple of them; each output is averaged over an image's views and nothing more
+    (normalising is the caller's choice). ``batch`` views go through ``fn`` per call,
+    across image boundaries, and are pooled in numpy; ``batch=None`` makes one call per
+    image, pooled in torch. Returns (one (N, D) float32 array per output, model index
+    per image, image index within its model), in ``eval_views`` order.
+    """
+    stacks, labels, which = eval_views(zoo, size=size, n_views=n_views, aug=aug, seed=seed)
+
+    def run(views: np.ndarray) -> tuple[torch.Tensor, ...]:
+        out = fn(torch.from_numpy(views).to(device))
+        return out if isinstance(out, tuple) else (out,)
+
+    if batch is None:
+        pooled = [[o.mean(0).float().cpu().numpy() for o in run(v)] for v in stacks]
+    else:
+        flat = np.concatenate(stacks)
+        chunks = [
+            [o.float().cpu().numpy() for o in run(flat[s : s + batch])]
+            for s in range(0, len(flat), batch)
+        ]
+        outs = [np.concatenate(c) for c in zip(*chunks, strict=True)]
+        pooled, start = [], 0
+        for v in stacks:
+            pooled.append([o[start : start + len(v)].mean(0) for o in outs])
+            start += len(v)
+    return [np.stack(p) for p in zip(*pooled, strict=True)], labels, which
+
+
 def embed_zoo(
     model: Extractor,
     zoo: Zoo,
@@ -102,22 +144,19 @@ def embed_zoo(
     seed: int = 0,
     batch: int = 256,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-image embeddings exactly as the inference pipeline pools them."""
+    """Per-image embeddings exactly as the inference pipeline pools them (mean, then L2)."""
     model.eval()
-    stacks, labels, which = eval_views(
-        zoo, size=model.cfg.size, n_views=n_views, aug=aug, seed=seed
+    (mean,), labels, which = pooled_eval_outputs(
+        model,
+        zoo,
+        size=model.cfg.size,
+        n_views=n_views,
+        aug=aug,
+        seed=seed,
+        batch=batch,
+        device=device,
     )
-    flat = np.concatenate(stacks)
-    out = []
-    for s in range(0, len(flat), batch):
-        x = torch.from_numpy(flat[s : s + batch]).to(device)
-        out.append(model(x).float().cpu().numpy())
-    emb = np.concatenate(out)
-    per_image, start = [], 0
-    for v in stacks:
-        e = emb[start : start + len(v)].mean(0)
-        per_image.append(e / max(np.linalg.norm(e), 1e-12))
-        start += len(v)
+    per_image = [e / max(np.linalg.norm(e), 1e-12) for e in mean]
     return np.stack(per_image), labels, which
 
 

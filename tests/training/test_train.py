@@ -243,3 +243,33 @@ def test_torchrun_ddp_on_cpu(tiny_zoo, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count('"steps": 6') == 1
     assert torch.load(out / "checkpoint.pt", weights_only=False)["state"]["step"] == 6
+
+
+def test_pooled_eval_outputs_pool_each_caller_its_own_way(tmp_path):
+    from fpattr.training.hybrid import FusedExtractor, _pooled_parts
+    from fpattr.training.train import embed_zoo, pooled_eval_outputs
+
+    rng = np.random.default_rng(0)
+    sizes = [32, 48, 32]  # 1, 4 and 1 views of 32 px per image
+    imgs = [rng.integers(0, 256, (3, s, s, 3), dtype=np.uint8) for s in sizes]
+    zoo = Zoo(tmp_path, [{"id": f"m{i}"} for i in range(3)], imgs)
+    torch.manual_seed(0)
+    model = Extractor(ExtractorConfig(size=32, widths=[8, 8, 8, 8], dim=16)).eval()
+    cpu = torch.device("cpu")
+
+    (per_call,), labels, which = pooled_eval_outputs(model, zoo, size=32, n_views=4, batch=None)
+    (batched,), labels2, _ = pooled_eval_outputs(model, zoo, size=32, n_views=4, batch=3)
+    assert per_call.shape == (9, 16) and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert which.tolist() == [0, 1, 2] * 3 and labels2.tolist() == labels.tolist()
+    assert np.allclose(per_call, batched, atol=1e-6)
+    assert not np.allclose(np.linalg.norm(per_call[3:6], axis=1), 1.0)  # a mean, not normalised
+
+    emb, _, _ = embed_zoo(model, zoo, n_views=4, device=cpu, batch=3)
+    assert np.allclose(emb, per_call / np.linalg.norm(per_call, axis=1, keepdims=True), atol=1e-6)
+
+    fused = FusedExtractor(model, 0.3)
+    e, s, lab, _ = _pooled_parts(fused, zoo, 4)
+    (e2, s2), _, _ = pooled_eval_outputs(fused.parts, zoo, size=32, n_views=4, batch=None)
+    assert np.array_equal(e, e2) and np.array_equal(s, s2) and lab.tolist() == labels.tolist()
+    assert np.allclose(np.linalg.norm(s[:3], axis=1), 1.0, atol=1e-5)  # one view: unit part
+    assert not np.allclose(np.linalg.norm(s[3:6], axis=1), 1.0)  # four views: plain mean
