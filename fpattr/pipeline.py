@@ -187,6 +187,49 @@ def choose_calibration(
     return cal, info
 
 
+@dataclass
+class ViewCalibrations:
+    """Model-card calibrations fitted with fewer views per image than the default.
+
+    A small image gives one view (64 px) instead of four, so less evidence is averaged
+    and genuine scores are lower: a threshold fitted at four views turns most of them
+    into "unknown". The card's ``by_views`` entries were fitted on the same held-out
+    calibration models at that view count.
+    """
+
+    default_views: int
+    by_views: dict[int, Calibration]
+
+    def pick(self, cal: Calibration | None, n_views: int) -> tuple[Calibration | None, int | None]:
+        """(calibration for an input of ``n_views`` views, its view count or None = default)."""
+        if cal is None or not self.by_views or n_views >= self.default_views:
+            return cal, None
+        k = max([k for k in self.by_views if k <= n_views] or [min(self.by_views)])
+        return self.by_views[k], k
+
+    def info(self) -> dict[str, Any]:
+        return {str(k): c.to_dict() for k, c in sorted(self.by_views.items())}
+
+
+def view_calibrations(
+    backbone: Backbone, kind: str, cal: Calibration | None
+) -> ViewCalibrations | None:
+    """The card's per-view-count calibrations for ``kind``, when ``cal`` is the card's own
+    (a gallery leave-one-out fit already reflects the gallery's image sizes, and a user
+    threshold applies to every input)."""
+    if cal is None or cal.source != "model-card":
+        return None
+    card = backbone.calibration() or {}
+    by = {
+        int(k): Calibration.from_dict({**v[kind], "source": f"model-card ({k} view)"})
+        for k, v in (card.get("by_views") or {}).items()
+        if isinstance(v, dict) and kind in v
+    }
+    if not by:
+        return None
+    return ViewCalibrations(int(card.get("n_views", backbone.default_views)), by)
+
+
 def _prob(cal: Calibration | None, s: float) -> float | None:
     if cal is None or cal.a == 0.0:
         return None
@@ -251,8 +294,13 @@ def attribute(
     cal: Calibration | None,
     settings: Settings,
     stats: RunStats,
+    views_cal: ViewCalibrations | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one result dict per input (see docs/user-guide.md for the schema)."""
+    """Yield one result dict per input (see docs/user-guide.md for the schema).
+
+    With ``views_cal``, an input with fewer views than the calibration's default is
+    decided with the calibration fitted at its view count (``calibration_views``).
+    """
     gallery.check_backbone(backbone.info())
     for e in Embedder(backbone, settings).embed_paths(paths):
         stats.n_inputs += 1
@@ -269,7 +317,10 @@ def attribute(
         }
         if e.embedding is not None and not e.error:
             stats.n_ok += 1
-            res["top"], res["decision"] = match(e.embedding, gallery, cal, settings.top_k)
+            c, k = views_cal.pick(cal, e.n_views) if views_cal else (cal, None)
+            if k is not None:
+                res["calibration_views"] = k
+            res["top"], res["decision"] = match(e.embedding, gallery, c, settings.top_k)
             key = res["decision"] or "undecided"
             stats.decisions[key] = stats.decisions.get(key, 0) + 1
             stats.emb_sum = e.embedding if stats.emb_sum is None else stats.emb_sum + e.embedding
@@ -289,12 +340,13 @@ def as_set_decision(
 def embed_one_side(embedder: Embedder, path: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Embedding of one verify side (a file, or the mean over a folder's images)."""
     total: np.ndarray | None = None
-    n_ok, failed, shas = 0, [], []
+    n_ok, failed, shas, views = 0, [], [], []
     for e in embedder.embed_paths([path]):
         if e.embedding is None or e.error:
             failed.append({"path": e.path, "error": e.error})
             continue
         n_ok += 1
+        views.append(e.n_views)
         shas.append(e.image.sha256 if e.image else None)
         total = e.embedding if total is None else total + e.embedding
     info = {
@@ -302,18 +354,24 @@ def embed_one_side(embedder: Embedder, path: Any) -> tuple[np.ndarray | None, di
         "n_images": n_ok,
         "failed": failed,
         "sha256": shas[0] if n_ok == 1 else None,
+        "n_views": min(views) if views else 0,
     }
     return (_l2(total) if total is not None else None), info
 
 
 def verify(a: Any, b: Any, backbone: Backbone, settings: Settings, cal_for: Any) -> dict[str, Any]:
-    """Same model or not for two files/folders. ``cal_for(kind)`` supplies calibration."""
+    """Same model or not for two files/folders.
+
+    ``cal_for(kind, n_views)`` supplies the calibration: ``n_views`` is the smaller view
+    count of two single images (a pair of small images is scored with the calibration
+    fitted at that count), None for folders.
+    """
     emb = Embedder(backbone, settings)
     ea, ia = embed_one_side(emb, a)
     eb, ib = embed_one_side(emb, b)
     single = ia["n_images"] == 1 and ib["n_images"] == 1
     kind = "pair" if single else "centroid"
-    cal, cal_info = cal_for(kind)
+    cal, cal_info = cal_for(kind, min(ia["n_views"], ib["n_views"]) if single else None)
     res: dict[str, Any] = {
         "a": str(a),
         "b": str(b),

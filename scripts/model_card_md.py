@@ -86,7 +86,11 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
             f"{_f(m.get('tar_at_far_1e-2'))} |"
         )
     lines += ["", "## Calibration (held-out synthetic models, never the queries)", ""]
-    for kind, c in (card.get("calibration") or {}).items():
+    cal = card.get("calibration") or {}
+    entries = [(k, c) for k, c in cal.items() if k in ("centroid", "pair")]
+    for views, sub in sorted((cal.get("by_views") or {}).items()):
+        entries += [(f"{k}, {views} view", c) for k, c in sub.items()]
+    for kind, c in entries:
         lines.append(
             f"- `{kind}`: P(same) = sigmoid({_f(c.get('a'), 2)} * cos + {_f(c.get('b'), 2)}); "
             f"threshold {_f(c.get('threshold'), 4)} at target FAR {c.get('target_far')} "

@@ -110,6 +110,9 @@ def run(
     cal, cal_info = pipeline.choose_calibration(
         bb, g, "centroid", target_far=target_far, threshold=threshold
     )
+    views_cal = pipeline.view_calibrations(bb, "centroid", cal)
+    if views_cal is not None:
+        cal_info["by_views"] = views_cal.info()
     if cal is None:
         console.print(
             f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}); decisions "
@@ -133,7 +136,7 @@ def run(
     stats = pipeline.RunStats()
     try:
         with common.progress(console, paths, "attributing") as advance:
-            for res in pipeline.attribute(paths, bb, g, cal, settings, stats):
+            for res in pipeline.attribute(paths, bb, g, cal, settings, stats, views_cal):
                 out.write(res)
                 if on_result is not None:
                     on_result(res)

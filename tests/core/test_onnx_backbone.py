@@ -68,3 +68,36 @@ def test_card_calibration_is_used(tmp_path):
     assert c is not None and c.source == "model-card" and c.threshold == 0.6
     c, info = choose_calibration(bb, None, "pair")
     assert c is None and info["source"] == "none"
+
+
+def test_view_calibrations_pick_the_largest_fitted_count_not_above_the_input():
+    from fpattr.calibration import Calibration
+    from fpattr.pipeline import ViewCalibrations
+
+    def cal(t: float, source: str = "model-card") -> Calibration:
+        return Calibration(1.0, 0.0, t, 0.01, source)
+
+    default = cal(0.9)
+    vc = ViewCalibrations(4, {1: cal(0.8), 2: cal(0.85)})
+    assert vc.pick(default, 1) == (vc.by_views[1], 1)
+    assert vc.pick(default, 3) == (vc.by_views[2], 2)
+    assert vc.pick(default, 4) == (default, None) and vc.pick(default, 9) == (default, None)
+    assert vc.pick(None, 1) == (None, None)
+    assert ViewCalibrations(4, {2: cal(0.85)}).pick(default, 1)[1] == 2  # nothing lower
+
+
+def test_view_calibrations_come_only_with_the_cards_own_calibration(tmp_path):
+    from fpattr.calibration import Calibration
+    from fpattr.pipeline import choose_calibration, view_calibrations
+
+    c = {"a": 1.0, "b": 0.0, "threshold": 0.9, "target_far": 0.01}
+    card = {"centroid": c, "n_views": 4, "by_views": {"1": {"centroid": {**c, "threshold": 0.7}}}}
+    bb = OnnxBackbone(write_tiny_onnx_model(tmp_path, calibration=card))
+    cal, _ = choose_calibration(bb, None, "centroid")
+    vc = view_calibrations(bb, "centroid", cal)
+    assert vc is not None and vc.default_views == 4 and vc.by_views[1].threshold == 0.7
+    assert view_calibrations(bb, "pair", cal) is None  # no 1-view pair entry
+    user, _ = choose_calibration(bb, None, "centroid", threshold=0.5)
+    assert view_calibrations(bb, "centroid", user) is None
+    loo = Calibration(1.0, 0.0, 0.5, 0.01, "gallery-leave-one-out")
+    assert view_calibrations(bb, "centroid", loo) is None

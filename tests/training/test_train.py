@@ -98,6 +98,10 @@ def test_train_one_run_resume_and_calibration(tiny_zoo, tmp_path):
         cal = Calibration.from_dict(r["calibration"][kind])
         assert cal.source == "held-out synthetic models"
         assert cal.a >= 0 and cal.probability(0.9) >= cal.probability(0.1)
+        # one view per image (small inputs) is calibrated separately on the same models
+        one = Calibration.from_dict(r["calibration"]["by_views"]["1"][kind])
+        assert one.n_genuine == cal.n_genuine and one.n_impostor == cal.n_impostor
+    assert r["calibration"]["n_views"] == 4
     assert {"val", "val_arch"} & set(r["validation"])
     saved = json.loads((out / "train_result.json").read_text())
     assert saved["split_sizes"]["calib"] >= 2
