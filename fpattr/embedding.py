@@ -34,6 +34,11 @@ class ViewBatcher:
     ``"backbone failed: Type: message"`` for every key of a batch whose call raised.
     ``pop(key)`` takes a key's result out (streaming callers keep memory flat);
     ``seconds`` is the time spent making views and in the backbone.
+
+    Views whose embedding is not finite (an extractor can divide by zero on a perfectly
+    flat crop, which carries no fingerprint anyway) are left out of the pooling and
+    counted in ``dropped[key]``; an image with no finite view gets an error instead of
+    a NaN embedding, which would poison every centroid and comparison it touches.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class ViewBatcher:
         self.n_pending = 0
         self.out: dict[Hashable, np.ndarray] = {}
         self.errors: dict[Hashable, str] = {}
+        self.dropped: dict[Hashable, int] = {}
         self.seconds = 0.0
 
     @property
@@ -91,10 +97,22 @@ class ViewBatcher:
         else:
             start = 0
             for k, v in pending:
-                self.out[k] = l2_normalize(l2_normalize(emb[start : start + len(v)]).mean(axis=0))
+                rows = emb[start : start + len(v)]
                 start += len(v)
+                finite = np.isfinite(rows).all(axis=1)
+                if not finite.all():
+                    if not finite.any():
+                        self.errors[k] = (
+                            "backbone returned non-finite values for every view "
+                            "(a flat image carries no fingerprint)"
+                        )
+                        continue
+                    self.dropped[k] = int((~finite).sum())
+                    rows = rows[finite]
+                self.out[k] = l2_normalize(l2_normalize(rows).mean(axis=0))
         self.seconds += time.perf_counter() - t0
 
     def pop(self, key: Hashable) -> tuple[np.ndarray | None, str | None]:
         """Remove and return ``(embedding, error)`` of a key (both None if it has neither)."""
+        self.dropped.pop(key, None)
         return self.out.pop(key, None), self.errors.pop(key, None)

@@ -55,8 +55,9 @@ class Embedded:
     item: InputItem
     image: LoadedImage | None
     embedding: np.ndarray | None  # (D,) L2-normalised mean over views
-    n_views: int = 0
+    n_views: int = 0  # views pooled into the embedding
     padded: bool = False
+    dropped_views: int = 0  # views left out: non-finite backbone output (flat crops)
     error: str | None = None
     thumbnail: str | None = None
 
@@ -134,6 +135,10 @@ class Embedder:
     def _flush(batcher: ViewBatcher, pending: list[tuple[int, Embedded]]) -> Iterator[Embedded]:
         batcher.flush()
         for key, e in pending:
+            dropped = batcher.dropped.get(key, 0)
+            if dropped:
+                e.n_views -= dropped
+                e.dropped_views = dropped
             embedding, error = batcher.pop(key)
             if embedding is not None:
                 e.embedding = embedding
@@ -244,6 +249,11 @@ def _image_info(e: Embedded) -> dict[str, Any] | None:
     info.pop("sha256", None)
     if e.padded:
         info["conversions"] = [*info.get("conversions", []), "reflect-padded to the view size"]
+    if e.dropped_views:
+        info["conversions"] = [
+            *info.get("conversions", []),
+            f"{e.dropped_views} flat view(s) left out (non-finite backbone output)",
+        ]
     return info
 
 

@@ -50,7 +50,9 @@ class SpectralFingerprint(nn.Module):
         p = power.mean(dim=1, keepdim=True)  # channel-averaged periodogram
         if self.pool > 1:
             p = F.avg_pool2d(p, self.pool)
-        logp = torch.log(p + 1e-8).flatten(1)
+        # clamp, not "+ 1e-8": the exported graph of the first shipped model had no add
+        # before its Log, so flat views (zero power) gave log(0) = -inf and NaN in ORT
+        logp = torch.log(p.clamp_min(1e-8)).flatten(1)
         radial = logp @ self.ring_mean
         aniso = torch.index_select(logp - radial @ self.ring_expand, 1, self.half_idx)
         return torch.cat([_l2(aniso), self.radial_weight * _l2(radial)], dim=1)

@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fpattr.backbones.base import Backbone, create_backbone
 from fpattr.embedding import ViewBatcher, l2_normalize
@@ -13,6 +14,7 @@ from fpattr.evaluation.protocol import EvalConfig, Transform, _load_transformed,
 from fpattr.io.loader import load_image
 from fpattr.pipeline import Embedder, Settings
 from fpattr.testing import write_image
+from fpattr.views import make_views
 
 
 class Patches(Backbone):
@@ -181,3 +183,37 @@ def test_embedder_with_the_transform_loader_matches_embed_images(image_files):
             assert np.array_equal(es.emb[k], e.embedding)
         else:
             assert es.errors[k] == e.error
+
+
+class FlatIsNaN(Patches):
+    """Like an extractor that normalises by a spectrum's energy: flat views give NaN."""
+
+    def embed(self, views: np.ndarray) -> np.ndarray:
+        out = super().embed(views)
+        flat = views.reshape(len(views), -1).std(axis=1) == 0
+        out[flat] = np.nan
+        return out
+
+
+def test_non_finite_views_are_left_out_and_an_all_flat_image_is_an_error():
+    rng = np.random.default_rng(3)
+    half = rng.random((32, 32, 3), dtype=np.float32)
+    half[:16] = 0.5  # the top two of its 2x2 grid views are perfectly flat
+    flat = np.full((32, 32, 3), 0.25, np.float32)
+    b = _run(ViewBatcher(FlatIsNaN(), n_views=4, batch_views=8), [half, flat])
+    assert b.dropped == {0: 2}
+    views, _ = make_views(half, 16, 4, "grid")
+    finite = Patches().embed(views[2:])  # the two bottom views, pooled the same way
+    assert np.allclose(b.out[0], l2_normalize(l2_normalize(finite).mean(axis=0)))
+    assert "non-finite values for every view" in b.errors[1] and 1 not in b.out
+    emb, err = b.pop(0)
+    assert emb is not None and err is None and 0 not in b.dropped
+
+
+def test_embedder_reports_left_out_views(tmp_path):
+    half = np.random.default_rng(4).random((32, 32, 3))
+    half[:16] = 0.5
+    Image.fromarray((half * 255).astype(np.uint8)).save(tmp_path / "half.png")
+    (e,) = Embedder(FlatIsNaN(), Settings(views=4)).embed_paths([tmp_path / "half.png"])
+    assert e.error is None and e.n_views == 2 and e.dropped_views == 2
+    assert np.isfinite(e.embedding).all()

@@ -200,10 +200,10 @@ def test_fuse_run_fits_on_calibration_split_and_exports(tiny_zoo, tmp_path):
         and card["fusion"]["theta"]
         == sel["grid"][[r["theta"] for r in sel["grid"]].index(card["fusion"]["theta"])]["theta"]
     )
-    assert (
-        OnnxBackbone(tmp_path / "m" / "f.json").embed(np.zeros((1, 64, 64, 3), np.float32)).shape[1]
-        == card["output"]["dim"]
-    )
+    # perfectly flat views (zero residual) must give finite embeddings, not log(0) NaNs
+    flat = np.stack([np.zeros((64, 64, 3)), np.full((64, 64, 3), 0.5)]).astype(np.float32)
+    emb = OnnxBackbone(tmp_path / "m" / "f.json").embed(flat)
+    assert emb.shape[1] == card["output"]["dim"] and np.isfinite(emb).all()
 
 
 def test_worker_processes_feed_training(tiny_zoo, tmp_path):
