@@ -37,7 +37,7 @@ class Settings:
     top_k: int = 3
     views: int | None = None  # None -> backbone default
     view_strategy: str = "grid"
-    batch_size: int | None = None  # images per batch; None -> backbone default
+    batch_size: int | None = None  # views per inference batch; None -> backbone default
     workers: int = 2
     max_pixels: int = DEFAULT_MAX_PIXELS
     target_far: float = DEFAULT_TARGET_FAR

@@ -17,3 +17,6 @@ fpattr export "$RUN/train" --out models --name default --fuse-spectrum
 python benchmarks/eval_default.py "$RUN/train" "$PUBLIC" --out docs/results/default_eval.json \
   --card models/default.json
 python scripts/model_card_md.py models/default.json docs/model-card.md
+# design-choice heads are bound to the extractor's sha256: refit them after every export
+fpattr analyze fit "$RUN/zoo" --run "$RUN/train" --out models/analysis.json \
+  > docs/results/analysis.json

@@ -28,7 +28,7 @@ class Backbone(ABC):
     input_size: int = 64
     #: number of views per image by default
     default_views: int = 4
-    #: images per inference batch by default (views are batched across images)
+    #: views per inference batch by default (batched across images)
     batch_size: int = 64
 
     @property
