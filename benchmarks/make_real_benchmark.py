@@ -175,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
     p.add_argument("--only", nargs="+", default=None, metavar="ID", help="train only these ids")
     p.add_argument("--ckpt-every", type=int, default=200, help="checkpoint period in steps")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's, i.e. every core; set it when running shards)",
+    )
     p.add_argument("--list", action="store_true", help="print the registry and exit")
     a = p.parse_args(argv)
     if a.list:
@@ -187,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown model id(s) {unknown}; see --list")
     configs = [REGISTRY[i] for i in a.only] if a.only else list(REGISTRY.values())
+    if a.threads:
+        torch.set_num_threads(a.threads)
     m = run_benchmark(
         a.out, configs, a.real, a.images_per_model, a.steps, a.steps_scale, a.device, a.ckpt_every
     )

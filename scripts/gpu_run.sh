@@ -21,7 +21,7 @@ ids=$(python3 benchmarks/make_real_benchmark.py x --list | python3 -c \
 i=0; for id in $ids; do shard[$((i % 3))]+="$id "; i=$((i + 1)); done
 for s in 0 1 2; do
   timeout -s INT "$BENCH_S" python3 benchmarks/make_real_benchmark.py "$RUN/realbench" --real "$REAL" \
-    --images-per-model 60 --steps-scale "$BENCH_SCALE" --device "$DEVICE" \
+    --images-per-model 60 --steps-scale "$BENCH_SCALE" --device "$DEVICE" --threads 2 \
     --only ${shard[$s]} > "$RUN/realbench_$s.log" 2>&1 &
 done
 
