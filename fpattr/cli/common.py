@@ -53,13 +53,13 @@ def stderr_console(quiet: bool = False) -> Any:
     return Console(stderr=True, quiet=quiet)
 
 
-def parse_opts(pairs: list[str] | None) -> dict[str, Any]:
+def parse_opts(pairs: list[str] | None, flag: str = "--backbone-opt") -> dict[str, Any]:
     """KEY=VALUE pairs -> dict; values parsed as JSON when they parse (2, true, "x")."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"--backbone-opt expects KEY=VALUE, got {pair!r}")
+            raise UsageError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
             out[key.strip().replace("-", "_")] = json.loads(raw)
         except ValueError:

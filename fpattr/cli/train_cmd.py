@@ -58,7 +58,7 @@ def train(
     d.update({"zoo": str(zoo), "out": str(out), "device": device, "threads": threads, "seed": seed})
     if steps:
         d["steps"] = steps
-    for key, value in common.parse_opts(set_).items():
+    for key, value in common.parse_opts(set_, "--set").items():
         head, _, tail = key.partition(".")
         if tail:
             d.setdefault(head, {})[tail] = value

@@ -72,11 +72,27 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build from a preset plus ``--set`` overrides; an unknown key is a usage error
+        naming the known ones (a typo must not silently train with the default)."""
         d = dict(d)
-        ext = ExtractorConfig(**d.pop("extractor", {}))
+        ext = _checked(ExtractorConfig, d.pop("extractor", {}), "extractor.")
         aug = d.pop("augment", {})
-        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
-        return cls(**d, extractor=ext, augment=aug)
+        aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+        aug = _checked(AugmentConfig, aug, "augment.")
+        return _checked(cls, {**d, "extractor": ext, "augment": aug}, "")
+
+
+def _checked(kind: type, values: dict[str, Any], prefix: str) -> Any:
+    from dataclasses import fields
+
+    known = [f.name for f in fields(kind)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UsageError(
+            f"unknown training setting {prefix}{unknown[0]}; known "
+            f"{prefix.rstrip('.') or 'top-level'} settings: {', '.join(known)}"
+        )
+    return kind(**values)
 
 
 def pick_device(name: str) -> torch.device:

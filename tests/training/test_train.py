@@ -68,6 +68,17 @@ def test_pk_batches_cap_p_at_the_number_of_models(tmp_path):
         )
 
 
+def test_unknown_settings_are_usage_errors():
+    with pytest.raises(UsageError, match="unknown training setting nope; known top-level"):
+        TrainConfig.from_dict(preset("tiny") | {"zoo": "z", "out": "o", "nope": 1})
+    with pytest.raises(UsageError, match="augment.bogus; known augment settings: p_resize"):
+        TrainConfig.from_dict(preset("tiny") | {"zoo": "z", "out": "o", "augment": {"bogus": 1}})
+    cfg = TrainConfig.from_dict(
+        preset("tiny") | {"zoo": "z", "out": "o", "augment": {"jpeg_quality": [40, 100]}}
+    )
+    assert cfg.augment.jpeg_quality == (40, 100)
+
+
 def test_splits_are_disjoint_and_hold_out_architectures(tiny_zoo):
     zoo = load_zoo(tiny_zoo)
     s = split_models(zoo, val_frac=0.2, calib_frac=0.2, holdout_archs=1, seed=0)
