@@ -12,8 +12,7 @@ from fpattr.cli import common
 
 analyze_app = typer.Typer(
     help="Infer design choices (family, up-sampling, normalisation, activation) of an "
-    "unknown generator from its fingerprint.\n\nExample: fpattr analyze predict img.png "
-    "--heads heads.json",
+    "unknown generator from its fingerprint.\n\nExample: fpattr analyze predict img.png",
     no_args_is_help=True,
 )
 
@@ -34,11 +33,17 @@ def _embed_folder_tree(root: Path, bb: object, views: int | None) -> dict[str, o
     return {k: np.stack(v) for k, v in per_model.items()}
 
 
-def _load_heads(heads_file: Path, bb: object) -> object:
-    """Heads bound to this backbone (same sha256), else a clear error."""
+def _load_heads(heads_file: Path | None, bb: object) -> object:
+    """Heads bound to this backbone (same sha256), else a clear error. Without a file,
+    the heads shipped next to the default extractor (models/analysis.json)."""
     from fpattr.analysis import Heads
-    from fpattr.errors import GalleryError
+    from fpattr.errors import GalleryError, UsageError
+    from fpattr.paths import models_dir
 
+    if heads_file is None:
+        heads_file = models_dir() / "analysis.json"
+        if not heads_file.is_file():
+            raise UsageError(f"no shipped heads at {heads_file}: pass --heads (fpattr analyze fit)")
     heads = Heads.load(heads_file)
     if heads.backbone.get("sha256") != bb.info().get("sha256"):  # type: ignore[attr-defined]
         raise GalleryError(
@@ -123,7 +128,9 @@ def fit(
 @analyze_app.command("predict", no_args_is_help=True)
 def predict(
     paths: list[Path] = typer.Argument(..., help="Images and/or folders."),
-    heads_file: Path = typer.Option(..., "--heads", help="File written by `analyze fit`."),
+    heads_file: Path = typer.Option(
+        None, "--heads", help="File written by `analyze fit` (default: the shipped heads)."
+    ),
     backbone: str = common.BackboneOpt,
     backbone_opt: list[str] = common.BackboneOpts,
     views: int = common.ViewsOpt,
@@ -131,7 +138,7 @@ def predict(
 ) -> None:
     """Most likely design choices per image (or for the set), with probabilities.
 
-    Example: fpattr analyze predict suspects/ --heads models/analysis.json --as-set
+    Example: fpattr analyze predict suspects/ --as-set
     """
     import numpy as np
 
@@ -169,7 +176,9 @@ def score_cmd(
     bench: Path = typer.Argument(
         ..., help="Folder per model with labels (done.json per folder, or manifest.json)."
     ),
-    heads_file: Path = typer.Option(..., "--heads", help="File written by `analyze fit`."),
+    heads_file: Path = typer.Option(
+        None, "--heads", help="File written by `analyze fit` (default: the shipped heads)."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the JSON here."),
     backbone: str = common.BackboneOpt,
     backbone_opt: list[str] = common.BackboneOpts,
@@ -182,7 +191,7 @@ def score_cmd(
     Labels use the synthesizers' names (`family` plus `design`: up-sampling, norm,
     activation), as in a zoo's done.json or benchmarks/make_real_benchmark.py's manifest.
 
-    Example: fpattr analyze score runs/realbench --heads models/analysis.json
+    Example: fpattr analyze score runs/realbench
     """
     from fpattr.analysis import score
     from fpattr.errors import UsageError
@@ -194,7 +203,7 @@ def score_cmd(
     bb = common.load_backbone(backbone, backbone_opt)
     heads = _load_heads(heads_file, bb)
     emb = _embed_folder_tree(bench, bb, views)
-    res = {"bench": str(bench), "heads": str(heads_file), "backbone": bb.id}
+    res = {"bench": str(bench), "heads": str(heads_file or "shipped"), "backbone": bb.id}
     res |= score(heads, emb, entries, seed)  # type: ignore[arg-type]
     text = json.dumps(res, indent=2)
     if out is not None:

@@ -70,6 +70,26 @@ def test_analyze_fit_and_predict_cli(tmp_path):
     assert r.exit_code == 2 and "fitted with backbone" in r.output
 
 
+def test_analyze_defaults_to_the_shipped_heads(tmp_path, monkeypatch):
+    zoo = tmp_path / "zoo"
+    kinds = {"nearest": "nearest", "checker": "transposed"}
+    for m in range(6):
+        kind = list(kinds)[m % 2]
+        write_generator_images(zoo / f"m{m}", kind, n=4, size=64, seed=m, trace=m)
+        entry = {"id": f"m{m}", "family": "toy", "design": {"upsampling": kinds[kind]}}
+        (zoo / f"m{m}" / "done.json").write_text(json.dumps(entry))
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("FPATTR_MODELS", str(models))
+    r = run_cli(["analyze", "predict", zoo / "m1", "-b", "spectrum"])
+    assert r.exit_code == 2 and "no shipped heads" in r.output
+    fit = ["analyze", "fit", zoo, "--out", models / "analysis.json", "-b", "spectrum"]
+    assert run_cli(fit).exit_code == 0
+    r = run_cli(["analyze", "predict", zoo / "m1", "-b", "spectrum", "--as-set"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["upsampling"][0]["value"] == "transposed"
+
+
 def test_score_reports_per_model_confusion_and_balanced_accuracy():
     from fpattr.analysis import score
 
