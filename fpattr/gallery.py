@@ -127,6 +127,20 @@ class Gallery:
         self.models[name] = model
         return model
 
+    def shared_references(self, name: str) -> dict[str, int]:
+        """Other models holding references with the same content (sha256) as ``name``'s.
+
+        The same file under two names makes their centroids alike, so a query of either
+        is split between them: almost always a mistake when enrolling.
+        """
+        mine = {r.get("sha256") for r in self.models[name].refs} - {None}
+        out = {}
+        for other, m in self.models.items():
+            n = sum(r.get("sha256") in mine for r in m.refs) if other != name else 0
+            if n:
+                out[other] = n
+        return out
+
     def remove(self, name: str) -> None:
         if name not in self.models:
             raise GalleryError(f"no model {name!r} in the gallery (has: {', '.join(self.models)})")

@@ -79,6 +79,12 @@ def add(
     with gal.editing(path, bb.info()) as g:
         model = g.add(name, np.stack(embs), refs, replace=replace, append=append)
         n_models = len(g.models)
+        shared = g.shared_references(name)
+    for other, n in shared.items():
+        console.print(
+            f"[yellow]warning:[/] {n} reference(s) of {name!r} are also enrolled under "
+            f"{other!r} (same file content): queries will be split between the two"
+        )
     if len(model.refs) < 3:
         console.print(
             f"[yellow]note:[/] {name!r} has {len(model.refs)} reference(s); 5-10 give "
@@ -91,6 +97,7 @@ def add(
         "n_models": n_models,
         "failed": failed,
         "backbone": bb.id,
+        "shared_references": shared,
     }
     from rich.table import Table
 

@@ -78,6 +78,11 @@ def test_gallery_lifecycle(enrolled, tmp_path):
     assert len(shown["refs"]) == 5 and all(len(r["sha256"]) == 64 for r in shown["refs"])
     dup = run_cli(["gallery", "add", "checker", world["refs"] / "checker", *g])
     assert dup.exit_code == 2 and "already enrolled" in dup.output
+    # the same files under another name: enrolled, with a warning naming the other model
+    same = run_cli(["gallery", "add", "checker2", world["refs"] / "checker", *g, "-f", "json"])
+    assert same.exit_code == 0 and "also enrolled under 'checker'" in same.stderr
+    assert json.loads(same.stdout)["shared_references"] == {"checker": 5}
+    assert run_cli(["gallery", "remove", "checker2", *g]).exit_code == 0
     assert run_cli(["gallery", "export", tmp_path / "x.npz", *g]).exit_code == 0
     assert run_cli(["gallery", "remove", "checker", *g]).exit_code == 0
     listing = json.loads(run_cli(["gallery", "list", *g, "-f", "json"]).stdout)
