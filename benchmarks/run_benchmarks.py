@@ -362,6 +362,53 @@ def plots(res: dict, backbones: list[str], figdir: Path) -> list[str]:
     return names
 
 
+def plot_analysis(an: dict, figdir: Path) -> str:
+    """Design-choice heads: accuracy vs chance (synthetic and real), and the real
+    benchmark's up-sampling confusion, where the transfer shows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    choices = ["family", "upsampling", "norm", "activation"]
+    syn = an.get("synthetic", {}).get("val", {}).get("per_image", {})
+    real = an.get("per_model", {})
+    fig, (ax, cx) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    x = np.arange(len(choices))
+    bars = [
+        ("synthetic unseen models (per image)", syn, "balanced_accuracy", "balanced_chance"),
+        ("real generators (per model)", real, "balanced_accuracy", "balanced_chance"),
+    ]
+    for i, (label, d, acc, chance) in enumerate(bars):
+        vals = [d.get(c, {}).get(acc, np.nan) for c in choices]
+        ch = [d.get(c, {}).get(chance, np.nan) for c in choices]
+        ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, label=label)
+        ax.scatter(x + (i - 0.5) * 0.38, ch, marker="_", s=300, color="k", zorder=3)
+    ax.set_xticks(x, choices)
+    ax.set_ylim(0, 1.25)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("balanced accuracy (bar) / chance (-)")
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    conf = an.get("confusion", {}).get("upsampling", {})
+    labels = sorted(set(conf) | {p for row in conf.values() for p in row})
+    m = np.array([[conf.get(t, {}).get(p, 0) for p in labels] for t in labels])
+    cx.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            cx.text(j, i, str(v), ha="center", va="center", color="w" if v > m.max() / 2 else "k")
+    cx.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+    cx.set_yticks(range(len(labels)), labels, fontsize=8)
+    cx.set_xlabel("predicted")
+    cx.set_ylabel("true")
+    cx.set_title("up-sampling, real generators (models)")
+    fig.tight_layout()
+    fig.savefig(figdir / "bench_analysis.png", dpi=110)
+    plt.close(fig)
+    return "bench_analysis.png"
+
+
 def write_docs(doc: Path, res: dict, an: dict | None, backbones: list[str], meta: dict) -> None:
     parts = [
         BEGIN,
@@ -406,6 +453,8 @@ def write_docs(doc: Path, res: dict, an: dict | None, backbones: list[str], meta
             "(mean recall per value) against 1 / values present.",
             "",
             table_analysis(an),
+            "",
+            "![analysis](figures/bench_analysis.png)",
             "",
             "Per-model confusion (truth -> predicted: models): "
             + "; ".join(
@@ -473,6 +522,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
     plots(res, args.backbones, args.figures)
+    if an:
+        plot_analysis(an, args.figures)
     write_docs(args.docs, res, an, args.backbones, meta)
     log(f"done in {time.time() - t0:.0f} s: {args.out}, {args.docs}")
     print(json.dumps({"wins": doc["wins"]}, indent=1))
