@@ -370,18 +370,22 @@ def embed_one_side(embedder: Embedder, path: Any) -> tuple[np.ndarray | None, di
 
 
 def verify(a: Any, b: Any, backbone: Backbone, settings: Settings, cal_for: Any) -> dict[str, Any]:
-    """Same model or not for two files/folders.
+    """Same model or not for two files/folders. ``cal_for(kind)`` supplies calibration.
 
-    ``cal_for(kind, n_views)`` supplies the calibration: ``n_views`` is the smaller view
-    count of two single images (a pair of small images is scored with the calibration
-    fitted at that count), None for folders.
+    Two single images are scored with the card's calibration fitted at the smaller of
+    their view counts (as ``attribute`` does per image); folders with the default.
     """
     emb = Embedder(backbone, settings)
     ea, ia = embed_one_side(emb, a)
     eb, ib = embed_one_side(emb, b)
     single = ia["n_images"] == 1 and ib["n_images"] == 1
     kind = "pair" if single else "centroid"
-    cal, cal_info = cal_for(kind, min(ia["n_views"], ib["n_views"]) if single else None)
+    cal, cal_info = cal_for(kind)
+    views_cal = view_calibrations(backbone, kind, cal) if single else None
+    if views_cal is not None:
+        picked, k = views_cal.pick(cal, min(ia["n_views"], ib["n_views"]))
+        if k is not None:
+            cal, cal_info = picked, {**picked.to_dict(), "kind": kind, "views": k}
     res: dict[str, Any] = {
         "a": str(a),
         "b": str(b),

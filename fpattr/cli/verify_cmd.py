@@ -61,15 +61,10 @@ def verify(
     settings = pipeline.Settings(views=views, target_far=target_far, threshold=threshold)
     chosen: dict = {}
 
-    def cal_for(kind: str, n_views: int | None):  # noqa: ANN202
+    def cal_for(kind: str):  # noqa: ANN202
         cal, info = pipeline.choose_calibration(
             bb, g, kind, target_far=target_far, threshold=threshold
         )
-        vc = pipeline.view_calibrations(bb, kind, cal) if n_views else None
-        if vc is not None and n_views:
-            picked, k = vc.pick(cal, n_views)
-            if k is not None and picked is not None:
-                cal, info = picked, {**picked.to_dict(), "kind": kind, "views": k}
         chosen.update(info)
         return cal, info
 
