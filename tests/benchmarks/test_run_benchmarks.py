@@ -64,6 +64,7 @@ def test_tables_bold_the_best_and_docs_section_is_replaced(tmp_path):
             for x in c["runs"]:
                 x |= {"n_models": 3, "n_queries": 9}
     meta = {"command": "x", "seconds": 1.0, "date": "d", "model": "m"}
+    meta |= {"conditions": 1, "conditions_cached": 0}
     rb.write_docs(doc, res, None, ["default", "dct"], meta)
     text = doc.read_text()
     assert "keep me" in text and "tail" in text and "OLD-SECTION" not in text
