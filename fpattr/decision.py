@@ -1,0 +1,806 @@
+"""The decision policy: the one place where similarities become decisions and probabilities.
+
+Every path (``attribute`` per image and ``--as-set``, ``verify`` of files and folders,
+``evaluate``, the reports) asks a :class:`DecisionPolicy` for a :class:`FittedCalibration`
+suited to the comparison at hand and for the decision. The policy knows:
+
+* the extractor's model card (fitted on held-out *synthetic* models: a prior, never
+  the final word on real generators);
+* the gallery's own references (the only in-domain data the tool ever sees): held-out
+  genuine and impostor scores by leave-one-out, for exactly the comparison being made
+  (image vs model, image vs image, set of n vs model, folder vs folder);
+* the query's effective evidence (views covering distinct pixels) and set size;
+* the user's ``--target-far`` / ``--threshold``.
+
+Method (docs/methods/decision-policy.md):
+
+1. Score model. The similarity ``s`` is mapped to ``phi = -log(1 - s)``, which spreads the
+   high-similarity tail where genuine and impostor scores separate; genuine and impostor
+   ``phi`` are modelled as Gaussians and the log-likelihood ratio is their log density
+   ratio, held constant below its minimum so it never decreases with ``s``.
+2. Shrinkage toward the card. ``llr = w * llr_gallery + (1 - w) * llr_card`` with
+   ``w = n / (n + n0)``, ``n`` the number of held-out genuine comparisons in the gallery and
+   ``n0`` (``PRIOR_STRENGTH``) the card's weight in pseudo-comparisons (log-linear opinion
+   pooling). The threshold is pooled the same way, ``n`` being the impostor exceedances the
+   target allows (``n_impostor * target_far``) and ``n0 = 1``.
+3. Posterior. P(model m) is proportional to ``(1 - prior_unknown) / M * LR(s_m)``,
+   P(unknown) to ``prior_unknown``: a posterior over the enrolled models and "unknown"
+   that sums to 1.
+4. Decision. Below the threshold (fitted for the target false-accept rate) the answer is
+   "unknown" with P(unknown); above it the top model is named when its posterior is at
+   least ``min_probability``, else the answer is "ambiguous" between the top candidates
+   with the probability of that set. No fingerprint evidence (every view flat) is
+   "insufficient signal", never a match.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fpattr.calibration import DEFAULT_TARGET_FAR, threshold_at_far
+
+#: Weight of the card's calibration, in held-out genuine comparisons (the gallery's
+#: leave-one-out comparisons outweigh it from ~10 references on).
+PRIOR_STRENGTH = 10.0
+DEFAULT_PRIOR_UNKNOWN = 0.5
+DEFAULT_MIN_PROBABILITY = 0.5
+#: Pseudo-sets drawn per model and set size when fitting set calibrations.
+SET_SAMPLES = 20
+INSUFFICIENT = "insufficient signal"
+AMBIGUOUS = "ambiguous"
+UNKNOWN = "unknown"
+_EPS = 1e-6
+
+
+def _phi(s: Any) -> np.ndarray:
+    """-log(1 - s) of cosines in [-1, 1] (clipped below 1), elementwise float64."""
+    return -np.log1p(-np.minimum(np.asarray(s, dtype=np.float64), 1.0 - _EPS))
+
+
+# --------------------------------------------------------------------------- score models
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    """Log-likelihood ratio of 'same source' vs 'different' as a function of a cosine.
+
+    ``kind="gaussian-phi"``: ``params`` = (mean, sd) of genuine and impostor ``phi``;
+    ``kind="logistic"``: ``params`` = (a, b), llr = a * s + b (the model card's form).
+    """
+
+    kind: str
+    params: tuple[float, ...]
+
+    def llr(self, s: Any) -> np.ndarray:
+        """Natural-log LR of cosines ``s`` (any shape) -> float64 array of that shape."""
+        s = np.asarray(s, dtype=np.float64)
+        if self.kind == "logistic":
+            a, b = self.params
+            return a * s + b
+        mg, sg, mi, si = self.params
+        f = _phi(s)
+        if sg > si:  # the density ratio has a minimum: hold it constant below (monotone)
+            f = np.maximum(f, (mi * sg**2 - mg * si**2) / (sg**2 - si**2))
+        elif sg < si:  # it has a maximum: hold it constant above
+            f = np.minimum(f, (mi * sg**2 - mg * si**2) / (sg**2 - si**2))
+        return (
+            -0.5 * ((f - mg) / sg) ** 2 + 0.5 * ((f - mi) / si) ** 2 + math.log(si) - math.log(sg)
+        )
+
+    @classmethod
+    def fit(cls, genuine: np.ndarray, impostor: np.ndarray) -> ScoreModel:
+        """Gaussian-phi model from held-out genuine / impostor cosines (>= 2 of each)."""
+        g, i = _phi(genuine), _phi(impostor)
+        floor = 0.02  # sd floor: a few identical references must not give infinite LRs
+        return cls(
+            "gaussian-phi",
+            (
+                float(g.mean()),
+                max(float(g.std(ddof=1)), floor),
+                float(i.mean()),
+                max(float(i.std(ddof=1)), floor),
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": [round(p, 6) for p in self.params]}
+
+
+@dataclass(frozen=True)
+class PooledScoreModel:
+    """``w * gallery.llr + (1 - w) * prior.llr`` (either may be absent)."""
+
+    gallery: ScoreModel | None
+    prior: ScoreModel | None
+    weight: float  #: weight of the gallery's model in [0, 1]
+
+    def llr(self, s: Any) -> np.ndarray:
+        out = np.zeros(np.shape(s), dtype=np.float64)
+        if self.gallery is not None and self.weight > 0:
+            out += self.weight * self.gallery.llr(s)
+        if self.prior is not None and self.weight < 1:
+            out += (1.0 - self.weight) * self.prior.llr(s)
+        return out
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@dataclass
+class FittedCalibration:
+    """What decides one kind of comparison: threshold, LR model and where they came from."""
+
+    comparison: str  #: "image-vs-model", "image-vs-image", "set-vs-model", "set-vs-set"
+    threshold: float
+    target_far: float | None  #: the false-accept rate the threshold was fitted for
+    score: PooledScoreModel | None  #: None: no probability model (user threshold alone)
+    source: str  #: "gallery", "model-card", "gallery+model-card", "user-threshold", ...
+    why: str
+    set_size: int = 1
+    views: int | None = None
+    n_genuine: int = 0
+    n_impostor: int = 0
+    gallery_weight: float = 0.0
+    achieved_far: float | None = None  #: on the gallery's held-out impostor scores
+    details: dict[str, Any] = field(default_factory=dict)
+    #: decision kind -> (slope, intercept) on the logit of the raw probability, fitted on
+    #: the gallery's pseudo-queries (see :func:`fit_display_maps`); absent kinds: identity
+    display: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def displayed(self, kind: str, p: float) -> float:
+        """The probability shown for a decision of ``kind`` whose raw probability is ``p``."""
+        if kind not in self.display:
+            return p
+        a, b = self.display[kind]
+        x = math.log(max(p, _EPS) / max(1.0 - p, _EPS))
+        return 1.0 / (1.0 + math.exp(-float(np.clip(a * x + b, -50, 50))))
+
+    def llr(self, s: Any) -> np.ndarray:
+        if self.score is None:
+            raise ValueError("this calibration has no probability model")
+        return self.score.llr(s)
+
+    def info(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k not in ("score", "details", "display")}
+        d["display_maps"] = {k: [round(a, 4), round(b, 4)] for k, (a, b) in self.display.items()}
+        d["threshold"] = round(self.threshold, 6)
+        d["probabilities"] = self.score is not None
+        if self.score is not None:
+            d["score_model"] = {
+                "gallery": self.score.gallery.to_dict() if self.score.gallery else None,
+                "prior": self.score.prior.to_dict() if self.score.prior else None,
+                "gallery_weight": round(self.score.weight, 4),
+            }
+        d.update(self.details)
+        return d
+
+
+def _card_entry(card: dict[str, Any] | None, kind: str, views: int | None) -> dict | None:
+    """The card's calibration for ``kind`` ("centroid" | "pair") at ``views`` views."""
+    if not card or kind not in card:
+        return None
+    by = card.get("by_views") or {}
+    default_views = int(card.get("n_views", 0) or 0)
+    if views is not None and by and views < default_views:
+        ks = sorted(int(k) for k in by if isinstance(by[k], dict) and kind in by[k])
+        if ks:
+            k = max([k for k in ks if k <= views] or [ks[0]])
+            return {**by[str(k)][kind], "_views": k}
+    return {**card[kind], "_views": default_views or None}
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class DecisionPolicy:
+    """Turns similarities into decisions and probabilities for one gallery and backbone.
+
+    ``card``: the backbone's ``calibration()`` dict (or None); ``gallery``: the enrolled
+    models (or None for verify without a gallery); ``calibration_gallery``: where
+    held-out scores are drawn from (default: ``gallery``; the evaluation's generator-
+    disjoint protocol passes another half of the generators). Fitted calibrations are
+    cached per (comparison, set sizes, views).
+    """
+
+    def __init__(
+        self,
+        card: dict[str, Any] | None,
+        gallery: Any = None,
+        *,
+        target_far: float = DEFAULT_TARGET_FAR,
+        threshold: float | None = None,
+        prior_unknown: float = DEFAULT_PRIOR_UNKNOWN,
+        min_probability: float = DEFAULT_MIN_PROBABILITY,
+        prior_strength: float = PRIOR_STRENGTH,
+        calibration_gallery: Any = None,
+        seed: int = 0,
+    ) -> None:
+        if not 0 < target_far < 1:
+            raise ValueError(f"target false-accept rate must be in (0, 1), not {target_far}")
+        if not 0 < prior_unknown < 1:
+            raise ValueError(f"prior of unknown must be in (0, 1), not {prior_unknown}")
+        if not 0 < min_probability <= 1:
+            raise ValueError(f"min probability must be in (0, 1], not {min_probability}")
+        self.card = card or None
+        self.gallery = gallery
+        self.cal_gallery = calibration_gallery if calibration_gallery is not None else gallery
+        self.target_far = float(target_far)
+        self.user_threshold = None if threshold is None else float(threshold)
+        self.prior_unknown = float(prior_unknown)
+        self.min_probability = float(min_probability)
+        self.prior_strength = float(prior_strength)
+        self.seed = seed
+        self._cache: dict[tuple, FittedCalibration | None] = {}
+        self._names: list[str] | None = None
+        self._centroids: np.ndarray | None = None
+
+    # -- description -----------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Settings and the calibrations fitted so far (for manifests and reports)."""
+        return {
+            "policy": "fpattr.decision/1",
+            "target_far": self.target_far,
+            "user_threshold": self.user_threshold,
+            "prior_unknown": self.prior_unknown,
+            "min_probability": self.min_probability,
+            "prior_strength": self.prior_strength,
+            "card": bool(self.card),
+            "calibrations": [c.info() for c in self._cache.values() if c is not None],
+        }
+
+    # -- calibration -----------------------------------------------------------------------------
+
+    def calibration(
+        self,
+        comparison: str = "image-vs-model",
+        *,
+        set_size: int = 1,
+        other_size: int = 1,
+        views: int | None = None,
+    ) -> FittedCalibration | None:
+        """The calibration for a comparison, fitted on first use and cached.
+
+        ``comparison``: "image-vs-model" (a query of ``set_size`` images pooled into one
+        embedding vs an enrolled model's centroid) or "image-vs-image" (``set_size`` images
+        vs ``other_size`` images: two files, or two folders pooled). ``views``: the
+        query's effective views (fewer than the extractor's default picks the card's
+        calibration fitted at that view count). Returns None when nothing can calibrate
+        (no card, fewer than 2 models with 2 references, no user threshold).
+        """
+        if comparison not in ("image-vs-model", "image-vs-image"):
+            raise ValueError(f"unknown comparison {comparison!r}")
+        key = (comparison, int(set_size), int(other_size), views)
+        if key not in self._cache:
+            self._cache[key] = self._fit(comparison, int(set_size), int(other_size), views)
+        return self._cache[key]
+
+    def _held_out(self, comparison: str, n: int, m: int) -> dict[str, Any] | None:
+        """Held-out genuine/impostor scores (and pseudo-queries) from the calibration gallery."""
+        if self.cal_gallery is None or len(self.cal_gallery.models) < 2:
+            return None
+        if comparison == "image-vs-image":
+            return pseudo_pairs(self.cal_gallery, n, m, seed=self.seed)
+        pq = pseudo_queries(self.cal_gallery, n, seed=self.seed)
+        g = np.array([s[t] for s, t in pq["known"]], np.float64)
+        i = np.concatenate([np.delete(s, t) for s, t in pq["known"]] or [np.zeros(0)])
+        if pq["reduced"]:
+            i = np.concatenate([i, pq["centroid_pairs"]])
+        return {**pq, "genuine": g, "impostor": i}
+
+    def _fit(self, comparison: str, n: int, m: int, views: int | None) -> FittedCalibration | None:
+        kind = "centroid" if comparison == "image-vs-model" else "pair"
+        if n == 1 and m == 1:
+            name = comparison
+        else:
+            name = "set-vs-model" if comparison == "image-vs-model" else "set-vs-set"
+        entry = _card_entry(self.card, kind, views)
+        prior = ScoreModel("logistic", (float(entry["a"]), float(entry["b"]))) if entry else None
+        prior_thr = float(entry["threshold"]) if entry else None
+        notes: list[str] = []
+        if entry and (n > 1 or m > 1):
+            notes.append("the card has no set calibration: its single-image one is the prior")
+        held = self._held_out(comparison, n, m)
+        g = held["genuine"] if held else np.zeros(0)
+        i = held["impostor"] if held else np.zeros(0)
+        if held:
+            notes.extend(held["notes"])
+        gal_ok = g.size >= 2 and i.size >= 2
+        gal_model = ScoreModel.fit(g, i) if gal_ok else None
+        w = 1.0 if prior is None else g.size / (g.size + self.prior_strength)
+        score = PooledScoreModel(gal_model, prior, w if gal_ok else 0.0)
+        details: dict[str, Any] = {"notes": notes}
+        if entry and views is not None:
+            details["card_views"] = entry.get("_views")
+        if self.user_threshold is not None:
+            far = float(np.mean(i >= self.user_threshold)) if i.size else None
+            why = "--threshold given: the user's threshold, fitted for no false-accept rate"
+            if far is not None:
+                why += f" (it accepts {far:.2%} of the gallery's held-out impostor scores)"
+            cal = FittedCalibration(
+                name,
+                self.user_threshold,
+                None,
+                score if (gal_ok or prior) else None,
+                "user-threshold",
+                why,
+                n,
+                views,
+                int(g.size),
+                int(i.size),
+                w if gal_ok else 0.0,
+                achieved_far=far,
+                details=details,
+            )
+        elif not gal_ok and prior is None:
+            return None
+        else:
+            target = self.target_far
+            if not gal_ok:
+                thr, wt, source = float(prior_thr), 0.0, "model-card"  # type: ignore[arg-type]
+                why = (
+                    "too few enrolled models or references for held-out scores (need 2 "
+                    "models with 2 references): the card's synthetic-model calibration alone, "
+                    "which overstates certainty on real generators"
+                )
+                card_far = float(entry.get("target_far", target))  # type: ignore[union-attr]
+                if card_far != target:
+                    notes.append(
+                        f"the card's threshold is fitted for FAR {card_far:g}, not the "
+                        f"requested {target:g}: enrol >= 2 models to fit the requested rate"
+                    )
+                    target = card_far
+            else:
+                gal_thr = threshold_at_far(i, target)
+                exceed = i.size * target
+                wt = 1.0 if prior is None else exceed / (exceed + 1.0)
+                thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
+                source = "gallery" if prior is None else "gallery+model-card"
+                why = (
+                    f"held out from the gallery's references ({g.size} genuine, {i.size} "
+                    f"impostor scores)"
+                    + (
+                        ""
+                        if prior is None
+                        else f", shrunk toward the card's synthetic-model calibration "
+                        f"(gallery weight {w:.2f} for probabilities, {wt:.2f} for the threshold)"
+                    )
+                )
+            cal = FittedCalibration(
+                name,
+                float(thr),
+                target,
+                score,
+                source,
+                why,
+                n,
+                views,
+                int(g.size),
+                int(i.size),
+                w if gal_ok else 0.0,
+                achieved_far=float(np.mean(i >= thr)) if i.size else None,
+                details=details,
+            )
+        if held and cal.score is not None:
+            cal.display = self._display_maps(comparison, cal, held)
+        return cal
+
+    def _display_maps(
+        self, comparison: str, cal: FittedCalibration, held: dict[str, Any]
+    ) -> dict[str, tuple[float, float]]:
+        """Per decision kind, a recalibration of the raw probability fitted on held-out
+        queries made of the gallery's references (known and unknown weighted by the prior
+        of unknown; genuine and impostor pairs equally)."""
+        rows: dict[str, list[tuple[float, bool, float]]] = {}
+        if comparison == "image-vs-model":
+            names = held["names"]
+            nk, nu = len(held["known"]), len(held["unknown"])
+            for sims, t in held["known"]:
+                r = self._raw_decide(sims, names, cal)
+                ok = r["members"] is not None and t in r["members"]
+                rows.setdefault(r["kind"], []).append((r["p"], ok, (1 - self.prior_unknown) / nk))
+            for sims, t in held["unknown"]:
+                rest = names[:t] + names[t + 1 :]
+                r = self._raw_decide(sims, rest, cal)
+                rows.setdefault(r["kind"], []).append(
+                    (r["p"], r["kind"] == "unknown", self.prior_unknown / nu)
+                )
+        else:
+            for arr, genuine in ((held["genuine"], True), (held["impostor"], False)):
+                for s in arr:
+                    r = _raw_verify(float(s), cal)
+                    rows.setdefault(r["kind"], []).append(
+                        (r["p"], (r["leaning"] == "same") == genuine, 0.5 / arr.size)
+                    )
+        maps = {}
+        for kind, rs in rows.items():
+            if kind is None or len(rs) < 5:
+                continue
+            p, ok, wt = (np.asarray(x, np.float64) for x in zip(*rs, strict=False))
+            maps[kind] = fit_platt(p, ok, wt * len(rs) / wt.sum())
+        return maps
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    def _gallery_centroids(self) -> tuple[list[str], np.ndarray]:
+        if self._names is None:
+            self._names, self._centroids = self.gallery.centroids()
+        return self._names, self._centroids  # type: ignore[return-value]
+
+    def attribute(
+        self,
+        embedding: np.ndarray,
+        *,
+        top_k: int = 3,
+        set_size: int = 1,
+        views: int | None = None,
+        flat: bool = False,
+    ) -> dict[str, Any]:
+        """Decide the source of one embedding ((D,) float32, L2-normalised).
+
+        Returns ``{"decision", "probability", "candidates", "p_unknown", "top",
+        "threshold", "target_far", "calibration"}``; ``top`` lists up to ``top_k``
+        models with similarity and posterior probability (posteriors over all models
+        plus ``p_unknown`` sum to 1). ``flat``: no view carried signal.
+        """
+        names, cents = self._gallery_centroids()
+        if not names:
+            raise ValueError("the gallery is empty")
+        sims = cents @ np.asarray(embedding, dtype=np.float32)
+        return self.decide_scores(
+            sims, names, top_k=top_k, set_size=set_size, views=views, flat=flat
+        )
+
+    def decide_scores(
+        self,
+        sims: np.ndarray,
+        names: Sequence[str],
+        *,
+        top_k: int = 3,
+        set_size: int = 1,
+        views: int | None = None,
+        flat: bool = False,
+        cal: FittedCalibration | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`attribute` from precomputed similarities ((M,) to ``names``' centroids)."""
+        sims = np.asarray(sims, dtype=np.float64)
+        cal = cal or self.calibration("image-vs-model", set_size=set_size, views=views)
+        order = np.argsort(-sims)
+        out: dict[str, Any] = {
+            "threshold": cal.threshold if cal else None,
+            "target_far": cal.target_far if cal else None,
+            "calibration": _cal_ref(cal),
+            "candidates": [],
+            "p_unknown": None,
+        }
+        raw = self._raw_decide(sims, names, cal)
+        post = raw["posterior"]
+        if post is not None and raw["kind"] is not None and not flat:
+            shown = cal.displayed(raw["kind"], raw["p"])  # type: ignore[union-attr]
+            post, out["p_unknown"] = _rescale(post, raw["p_unknown"], raw["members"], shown)
+        elif post is not None:
+            out["p_unknown"] = raw["p_unknown"]
+        out["top"] = [
+            {
+                "model": names[k],
+                "similarity": float(sims[k]),
+                "probability": None if post is None else float(post[k]),
+            }
+            for k in order[:top_k]
+        ]
+        if flat:
+            return out | {"decision": INSUFFICIENT, "probability": None}
+        if raw["kind"] is None:
+            return out | {"decision": raw["decision"], "probability": None}
+        members = raw["members"]
+        prob = out["p_unknown"] if members is None else float(sum(post[k] for k in members))
+        return out | {
+            "decision": raw["decision"],
+            "probability": prob,
+            "candidates": [names[k] for k in members] if raw["kind"] == "ambiguous" else [],
+        }
+
+    def _raw_decide(
+        self, sims: np.ndarray, names: Sequence[str], cal: FittedCalibration | None
+    ) -> dict[str, Any]:
+        """The decision rule on uncorrected posteriors (also used to fit display maps).
+
+        ``kind``: "named" | "ambiguous" | "unknown" | None (no probability model or no
+        calibration); ``members``: indices of the models the decision names (None for
+        unknown); ``p``: raw probability of the decision.
+        """
+        res: dict[str, Any] = {
+            "posterior": None,
+            "p_unknown": None,
+            "kind": None,
+            "decision": None,
+            "members": None,
+            "p": None,
+        }
+        if cal is None:
+            return res
+        order = np.argsort(-sims)
+        top = int(order[0])
+        above = sims[top] >= cal.threshold
+        if cal.score is None:  # a user threshold without any probability model
+            return res | {"decision": names[top] if above else UNKNOWN}
+        post, p_u = self.posterior(cal.llr(sims))
+        res |= {"posterior": post, "p_unknown": p_u}
+        if not above:
+            return res | {"kind": "unknown", "decision": UNKNOWN, "p": p_u}
+        if post[top] >= self.min_probability:
+            return res | {
+                "kind": "named",
+                "decision": names[top],
+                "members": [top],
+                "p": float(post[top]),
+            }
+        members, mass = [], 0.0
+        for k in order[: max(2, min(len(order), 3))]:
+            if sims[k] < cal.threshold and len(members) >= 2:
+                break
+            members.append(int(k))
+            mass += float(post[k])
+            if mass >= self.min_probability and len(members) >= 2:
+                break
+        if len(members) < 2:  # a one-model gallery: nothing to be ambiguous with
+            return res | {
+                "kind": "named",
+                "decision": names[top],
+                "members": [top],
+                "p": float(post[top]),
+            }
+        return res | {"kind": "ambiguous", "decision": AMBIGUOUS, "members": members, "p": mass}
+
+    def posterior(self, llr: np.ndarray) -> tuple[np.ndarray, float]:
+        """(M,) LLRs -> (posterior of each model, posterior of unknown); they sum to 1."""
+        llr = np.asarray(llr, dtype=np.float64)
+        m = llr.size
+        z = np.concatenate(
+            [llr + math.log((1 - self.prior_unknown) / m), [math.log(self.prior_unknown)]]
+        )
+        z -= z.max()
+        p = np.exp(z)
+        p /= p.sum()
+        return p[:-1], float(p[-1])
+
+    def verify(
+        self,
+        similarity: float,
+        *,
+        a_images: int = 1,
+        b_images: int = 1,
+        views: int | None = None,
+        flat: bool = False,
+    ) -> dict[str, Any]:
+        """Same source or not for two embeddings' cosine ``similarity``.
+
+        Files are single images; folders are pooled sets (``a_images``/``b_images``).
+        Decision "same" needs the similarity at or above the threshold (fitted for the
+        target false-accept rate) and P(same) >= 0.5; "different" needs P(same) < 0.5
+        and the similarity below the threshold; otherwise "inconclusive". The
+        probability is that of the stated decision ("inconclusive": of the likelier one,
+        named in ``leaning``). Prior odds of same vs different are 1.
+        """
+        n, m = sorted((int(a_images), int(b_images)))
+        cal = self.calibration("image-vs-image", set_size=n, other_size=m, views=views)
+        out: dict[str, Any] = {
+            "threshold": cal.threshold if cal else None,
+            "target_far": cal.target_far if cal else None,
+            "calibration": _cal_ref(cal),
+            "p_same": None,
+            "leaning": None,
+        }
+        if flat:
+            return out | {"decision": INSUFFICIENT, "probability": None}
+        raw = _raw_verify(similarity, cal)
+        if raw["p"] is None:
+            return out | {"decision": raw["decision"], "probability": None}
+        shown = cal.displayed(raw["kind"], raw["p"])  # type: ignore[union-attr]
+        lean = raw["leaning"]
+        out["p_same"] = shown if lean == "same" else 1.0 - shown
+        return out | {
+            "decision": raw["decision"],
+            "probability": shown,
+            "leaning": lean if raw["decision"] == "inconclusive" else None,
+        }
+
+
+def _raw_verify(s: float, cal: FittedCalibration | None) -> dict[str, Any]:
+    """Verify's rule on the uncorrected P(same): kind, decision, leaning, raw probability."""
+    if cal is None:
+        return {"kind": None, "decision": None, "leaning": None, "p": None}
+    above = s >= cal.threshold
+    if cal.score is None:
+        d = "same" if above else "different"
+        return {"kind": None, "decision": d, "leaning": d, "p": None}
+    p_same = float(1.0 / (1.0 + math.exp(-float(np.clip(cal.llr(s), -50, 50)))))
+    lean = "same" if p_same >= 0.5 else "different"
+    p = max(p_same, 1.0 - p_same)
+    if (above and lean == "same") or (not above and lean == "different"):
+        return {"kind": lean, "decision": lean, "leaning": lean, "p": p}
+    return {"kind": "inconclusive", "decision": "inconclusive", "leaning": lean, "p": p}
+
+
+def _rescale(
+    post: np.ndarray, p_unknown: float, members: list[int] | None, shown: float
+) -> tuple[np.ndarray, float]:
+    """Posterior with the decision's outcome set to ``shown`` and the rest scaled to 1 - shown.
+
+    ``members``: the models the decision names (None: the decision is "unknown").
+    """
+    post = np.asarray(post, np.float64).copy()
+    mask = np.zeros(post.size, bool)
+    if members is not None:
+        mask[members] = True
+    inside = p_unknown if members is None else float(post[mask].sum())
+    outside = 1.0 - inside
+    f_in = shown / inside if inside > 0 else 0.0
+    f_out = (1.0 - shown) / outside if outside > 0 else 0.0
+    if members is None:
+        return post * f_out, shown
+    post[mask] *= f_in
+    post[~mask] *= f_out
+    return post, p_unknown * f_out
+
+
+def fit_platt(
+    p: np.ndarray, correct: np.ndarray, weight: np.ndarray, strength: float = PRIOR_STRENGTH
+) -> tuple[float, float]:
+    """Logistic recalibration of probabilities: P(correct) = sigmoid(a * logit(p) + b).
+
+    Weighted maximum a posteriori with a Gaussian prior centred on the identity
+    (a = 1, b = 0) worth ``strength`` rows, so a handful of pseudo-queries only nudges
+    the raw probabilities (Platt, 1999, with shrinkage).
+    """
+    x = np.log(np.clip(p, _EPS, 1 - _EPS) / np.clip(1 - p, _EPS, 1))
+    y = np.asarray(correct, np.float64)
+    w = np.asarray(weight, np.float64)
+    w = w * (w.size / max(w.sum(), 1e-12))
+    theta = np.array([1.0, 0.0])
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    lam = strength / 2.0
+    for _ in range(50):
+        q = 1.0 / (1.0 + np.exp(-np.clip(design @ theta, -50, 50)))
+        grad = design.T @ (w * (q - y)) + 2 * lam * (theta - np.array([1.0, 0.0]))
+        hess = (design * (w * q * (1 - q))[:, None]).T @ design + 2 * lam * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return max(float(theta[0]), 0.0), float(theta[1])
+
+
+def _cal_ref(cal: FittedCalibration | None) -> dict[str, Any] | None:
+    """The short calibration reference carried by every result."""
+    if cal is None:
+        return None
+    return {
+        "comparison": cal.comparison,
+        "source": cal.source,
+        "set_size": cal.set_size,
+        "views": cal.views,
+    }
+
+
+# --------------------------------------------------------------------------- held-out scores
+
+
+def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]:
+    """Queries made of a gallery's own references, for image-vs-model calibration.
+
+    For every model and (up to ``SET_SAMPLES``) subsets of ``n`` of its references
+    pooled into one embedding: a *known* query, scored against the centroid of the
+    model's other references and every other model's centroid (leave-n-out), and an
+    *unknown* query, scored against the other models only (leave-one-model-out). A model
+    with ``n`` references or fewer gives subsets of ``n_refs - 1`` and ``notes`` says so.
+    Returns ``{"names", "known": [(sims (M,), truth index)], "unknown": [(sims (M-1,),
+    index of the model left out)], "centroid_pairs": (P,) centroid-vs-centroid cosines,
+    "reduced": bool, "notes"}``.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(gallery.models)
+    embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
+    cents = np.stack([_unit(e.mean(0)) for e in embs]) if names else np.zeros((0, 0))
+    known: list[tuple[np.ndarray, int]] = []
+    unknown: list[tuple[np.ndarray, int]] = []
+    reduced = False
+    for a, e in enumerate(embs):
+        r = e.shape[0]
+        k = min(n, r - 1) if n == 1 else min(n, max(1, r // 2))
+        reduced |= k < n
+        if k < 1:
+            continue
+        for idx in _draws(r, k, rng):
+            q = _unit(e[idx].mean(0))
+            sims = cents @ q
+            unknown.append((np.delete(sims, a), a))
+            sims = sims.copy()
+            sims[a] = q @ _unit(np.delete(e, idx, axis=0).mean(0))
+            known.append((sims, a))
+    iu = np.triu_indices(len(names), k=1)
+    notes = []
+    if reduced:
+        notes.append(
+            f"some models have {n} references or fewer: their held-out queries pool fewer "
+            f"than {n} (centroid-vs-centroid impostor scores added as the large-set limit)"
+        )
+    return {
+        "names": names,
+        "known": known,
+        "unknown": unknown,
+        "centroid_pairs": (cents @ cents.T)[iu] if names else np.zeros(0),
+        "reduced": reduced,
+        "notes": notes,
+    }
+
+
+def _draws(size: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Up to SET_SAMPLES distinct k-subsets of range(size) (all of them when few)."""
+    if k == 1:
+        return [np.array([j]) for j in range(size)]
+    if math.comb(size, k) <= SET_SAMPLES:
+        from itertools import combinations
+
+        return [np.array(c) for c in combinations(range(size), k)]
+    return [rng.choice(size, k, replace=False) for _ in range(SET_SAMPLES)]
+
+
+def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict[str, Any]:
+    """Held-out genuine / impostor cosines of ``n`` pooled references vs ``m`` pooled ones.
+
+    Two files (n = m = 1): every reference pair within a model (genuine) and across
+    models (impostor). Folders: disjoint subsets of one model (genuine; sizes reduced
+    to what its references allow, and ``notes`` says so) and subsets of two models.
+    Returns ``{"genuine", "impostor", "notes"}`` (float64 arrays).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(gallery.models)
+    embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
+    genuine: list[float] = []
+    impostor: list[float] = []
+    reduced = False
+    for a, e in enumerate(embs):
+        r = e.shape[0]
+        kn, km = n, m
+        if kn + km > r:
+            reduced = True
+            kn = max(1, min(n, r // 2))
+            km = max(1, min(m, r - kn))
+        if kn + km <= r:
+            for idx in _draws(r, kn + km, rng) if kn + km > 2 else _all_pairs(r):
+                perm = rng.permutation(idx)
+                genuine.append(float(_unit(e[perm[:kn]].mean(0)) @ _unit(e[perm[kn:]].mean(0))))
+        for f in embs[a + 1 :]:
+            if n == 1 and m == 1:
+                impostor.extend((e @ f.T).ravel().tolist())
+                continue
+            for _ in range(max(1, SET_SAMPLES // 4)):
+                ia = rng.choice(r, min(n, r), replace=False)
+                ib = rng.choice(f.shape[0], min(m, f.shape[0]), replace=False)
+                impostor.append(float(_unit(e[ia].mean(0)) @ _unit(f[ib].mean(0))))
+    notes = []
+    if reduced:
+        notes.append(
+            f"some models have fewer than {n + m} references: genuine folder pairs were "
+            "drawn at the sizes they allow"
+        )
+    return {
+        "genuine": np.asarray(genuine, np.float64),
+        "impostor": np.asarray(impostor, np.float64),
+        "notes": notes,
+    }
+
+
+def _all_pairs(r: int) -> list[np.ndarray]:
+    iu = np.triu_indices(r, k=1)
+    return [np.array([i, j]) for i, j in zip(*iu, strict=False)]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / max(float(np.linalg.norm(x)), 1e-12)

@@ -1,0 +1,420 @@
+"""Decision quality under the policy ``attribute`` and ``verify`` use (design.md, Decisions).
+
+Threshold-free figures (ROC-AUC, top-1) say how well an extractor ranks; these say what
+an analyst gets: of the answers that name a model, how many are right (precision), how
+many queries get a name at all (coverage), how often a model that is *not* enrolled is
+named anyway (unseen-model named rate, leave-one-model-out) or a real photo is (real
+named rate), the false-accept rate actually achieved at the threshold fitted for the
+target, and whether the printed probabilities mean what they say (expected calibration
+error, ECE, with the reliability table behind it).
+
+Every row is decided by :class:`fpattr.decision.DecisionPolicy` from the references
+alone. Two protocols:
+
+* ``in-gallery``: the policy calibrates on the references of the models it matches
+  against, exactly as ``attribute`` does with the user's gallery;
+* ``generator-disjoint``: the generators are split in two halves; the calibration is
+  fitted on the references of one half and the other half is measured, both ways.
+
+Rows of the ECE: every query once with its model enrolled (correct when the decision
+names it, or lists it among "ambiguous" candidates), every query once with its model
+left out (correct when "unknown"), and every real photo (correct when "unknown"):
+half the rows come from unknown sources, matching the policy's default prior of
+"unknown" (0.5). The probability of a row is that of the decision it states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from fpattr.decision import AMBIGUOUS, INSUFFICIENT, UNKNOWN, DecisionPolicy
+from fpattr.gallery import Gallery, GalleryModel
+
+ECE_BINS = 10
+SET_SIZES = (3, 5, 10)
+
+PolicyFactory = Callable[[Gallery, Gallery | None], DecisionPolicy]
+
+
+def make_gallery(emb: np.ndarray, labels: np.ndarray, names: list[str]) -> Gallery:
+    """An in-memory gallery of ``names`` from reference embeddings (N, D) and labels (N,)."""
+    g = Gallery(backbone={})
+    for n in names:
+        e = np.asarray(emb[labels == n], np.float32)
+        g.models[n] = GalleryModel(n, e, [{"path": None, "sha256": None}] * len(e))
+    return g
+
+
+class _Rows:
+    """Accumulates decided rows: (probability, correct, kind) plus the counters."""
+
+    def __init__(self) -> None:
+        self.prob: list[float] = []
+        self.correct: list[bool] = []
+        self.known = {"n": 0, "named": 0, "named_correct": 0, "ambiguous": 0, "correct": 0}
+        self.unseen = {"n": 0, "named": 0}
+        self.real = {"n": 0, "named": 0}
+        self.impostor = {"n": 0, "accepted": 0}
+        self.insufficient = 0
+
+    def add(self, d: dict[str, Any], truth: str | None) -> None:
+        """One decision; ``truth`` None = the source is not enrolled."""
+        dec = d["decision"]
+        if dec is None:
+            return
+        if dec == INSUFFICIENT:
+            self.insufficient += 1
+            return
+        named = dec not in (UNKNOWN, AMBIGUOUS)
+        if truth is None:
+            ok = dec == UNKNOWN
+        elif named:
+            ok = dec == truth
+        else:
+            ok = dec == AMBIGUOUS and truth in d["candidates"]
+        if d["probability"] is not None:
+            self.prob.append(float(d["probability"]))
+            self.correct.append(bool(ok))
+        return None
+
+    def known_row(self, d: dict[str, Any], truth: str, sims: np.ndarray, names: list[str]) -> None:
+        self.add(d, truth)
+        dec = d["decision"]
+        k = self.known
+        k["n"] += 1
+        if dec not in (UNKNOWN, AMBIGUOUS, INSUFFICIENT, None):
+            k["named"] += 1
+            k["named_correct"] += dec == truth
+            k["correct"] += dec == truth
+        elif dec == AMBIGUOUS:
+            k["ambiguous"] += 1
+        if d["threshold"] is not None:
+            wrong = np.asarray([s for n, s in zip(names, sims, strict=False) if n != truth])
+            self.impostor["n"] += wrong.size
+            self.impostor["accepted"] += int(np.sum(wrong >= d["threshold"]))
+
+    def unknown_row(self, d: dict[str, Any], bucket: dict[str, int]) -> None:
+        self.add(d, None)
+        bucket["n"] += 1
+        bucket["named"] += d["decision"] not in (UNKNOWN, AMBIGUOUS, INSUFFICIENT, None)
+
+    def summary(self) -> dict[str, Any]:
+        k = self.known
+        prob, corr = np.asarray(self.prob), np.asarray(self.correct, bool)
+        ece, bins = reliability(prob, corr)
+        return {
+            "accuracy": _ratio(k["correct"], k["n"]),
+            "coverage": _ratio(k["named"], k["n"]),
+            "precision": _ratio(k["named_correct"], k["named"]),
+            "ambiguous_rate": _ratio(k["ambiguous"], k["n"]),
+            "unseen_named_rate": _ratio(self.unseen["named"], self.unseen["n"]),
+            "real_named_rate": _ratio(self.real["named"], self.real["n"]),
+            "achieved_far": _ratio(self.impostor["accepted"], self.impostor["n"]),
+            "ece": ece,
+            "n_known": k["n"],
+            "n_named": k["named"],
+            "n_unseen": self.unseen["n"],
+            "n_real": self.real["n"],
+            "n_impostor_comparisons": self.impostor["n"],
+            "n_insufficient": self.insufficient,
+            "reliability": bins,
+        }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(float(a) / b, 4) if b else None
+
+
+def reliability(prob: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> tuple[Any, list]:
+    """Expected calibration error over ``bins`` equal-width bins and the table behind it.
+
+    ECE = sum over bins of (rows in bin / rows) * |accuracy in bin - mean probability in
+    bin| (Guo et al., ICML 2017). Returns (ece or None without rows, [{"lo", "hi", "n",
+    "confidence", "accuracy"}] for non-empty bins).
+    """
+    prob = np.asarray(prob, np.float64)
+    correct = np.asarray(correct, bool)
+    if prob.size == 0:
+        return None, []
+    idx = np.clip((prob * bins).astype(int), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        sel = idx == b
+        if not sel.any():
+            continue
+        conf, acc = float(prob[sel].mean()), float(correct[sel].mean())
+        ece += sel.mean() * abs(acc - conf)
+        table.append(
+            {
+                "lo": b / bins,
+                "hi": (b + 1) / bins,
+                "n": int(sel.sum()),
+                "confidence": round(conf, 4),
+                "accuracy": round(acc, 4),
+            }
+        )
+    return round(float(ece), 4), table
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _sets(idx: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Disjoint random sets of ``size`` from ``idx`` (each query used at most once)."""
+    perm = rng.permutation(idx)
+    return [perm[k : k + size] for k in range(0, len(perm) - size + 1, size)]
+
+
+def decide_queries(
+    policy_for: PolicyFactory,
+    ref_emb: np.ndarray,
+    ref_lab: np.ndarray,
+    q_emb: np.ndarray,
+    q_lab: np.ndarray,
+    names: list[str],
+    *,
+    real_emb: np.ndarray | None = None,
+    q_views: np.ndarray | None = None,
+    real_views: np.ndarray | None = None,
+    calibration_names: list[str] | None = None,
+    cal_emb: tuple[np.ndarray, np.ndarray] | None = None,
+    set_size: int = 1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Decision metrics of single queries (``set_size`` 1) or pooled sets of queries.
+
+    ``policy_for(gallery, calibration_gallery)`` builds the policy; with
+    ``calibration_names``/``cal_emb`` the calibration gallery is those other models'
+    references (generator-disjoint), else the matched gallery itself.
+    """
+    rng = np.random.default_rng(seed)
+    rows = _Rows()
+    cal_gallery = (
+        make_gallery(cal_emb[0], cal_emb[1], calibration_names) if calibration_names else None
+    )
+
+    def units() -> list[tuple[np.ndarray, str, int | None]]:
+        """(embedding, label, views) of each query unit (an image or a pooled set)."""
+        out = []
+        for n in names:
+            idx = np.flatnonzero(q_lab == n)
+            groups = (
+                [idx[k : k + 1] for k in range(len(idx))]
+                if set_size == 1
+                else _sets(idx, set_size, rng)
+            )
+            for gi in groups:
+                e = _unit_rows(q_emb[gi].mean(0))
+                v = None if q_views is None else int(q_views[gi].min())
+                out.append((e, n, v))
+        return out
+
+    queries = units()
+    full = make_gallery(ref_emb, ref_lab, names)
+    pol = policy_for(full, cal_gallery)
+    gnames, cents = full.centroids()
+    for e, truth, v in queries:
+        sims = cents @ e
+        d = pol.decide_scores(sims, gnames, set_size=set_size, views=v)
+        rows.known_row(d, truth, sims, gnames)
+    if real_emb is not None and len(real_emb) and set_size == 1:
+        for k, e in enumerate(real_emb):
+            v = None if real_views is None else int(real_views[k])
+            d = pol.decide_scores(cents @ e, gnames, views=v)
+            rows.unknown_row(d, rows.real)
+    for h in names:  # leave one model out: its queries come from an unseen model
+        rest = [n for n in names if n != h]
+        if len(rest) < 2:
+            continue
+        g = make_gallery(ref_emb, ref_lab, rest)
+        pol_h = policy_for(g, cal_gallery)
+        rn, rc = g.centroids()
+        for e, truth, v in queries:
+            if truth == h:
+                d = pol_h.decide_scores(rc @ e, rn, set_size=set_size, views=v)
+                rows.unknown_row(d, rows.unseen)
+    out = rows.summary()
+    cal = pol.calibration("image-vs-model", set_size=set_size)
+    out["threshold"] = None if cal is None else round(cal.threshold, 4)
+    out["calibration_source"] = None if cal is None else cal.source
+    out["n_units"] = len(queries)
+    return out
+
+
+def decide_pairs(
+    policy: DecisionPolicy,
+    q_emb: np.ndarray,
+    q_lab: np.ndarray,
+    n_pairs: int,
+    seed: int = 0,
+    q_views: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Verify decisions on balanced single-image pairs of queries."""
+    from fpattr.evaluation.metrics import sample_pairs
+
+    pairs, same = sample_pairs(np.asarray(q_lab), n_pairs, np.random.default_rng(seed))
+    prob, corr = [], []
+    n_same = n_same_ok = n_imp = n_imp_acc = n_diff = n_inconclusive = 0
+    thr = None
+    for (a, b), genuine in zip(pairs, same, strict=False):
+        s = float(q_emb[a] @ q_emb[b])
+        v = None if q_views is None else int(min(q_views[a], q_views[b]))
+        d = policy.verify(s, views=v)
+        if d["decision"] is None:
+            continue
+        thr = d["threshold"]
+        dec = d["decision"]
+        if not genuine:
+            n_imp += 1
+            n_imp_acc += s >= d["threshold"]
+        if dec == "same":
+            n_same += 1
+            n_same_ok += bool(genuine)
+        elif dec == "different":
+            n_diff += 1
+        else:
+            n_inconclusive += 1
+        if d["probability"] is not None and dec != INSUFFICIENT:
+            lean = d["leaning"] or dec
+            prob.append(d["probability"])
+            corr.append((lean == "same") == bool(genuine))
+    ece, bins = reliability(np.asarray(prob), np.asarray(corr, bool))
+    n = len(pairs)
+    return {
+        "n_pairs": int(n),
+        "threshold": None if thr is None else round(float(thr), 4),
+        "achieved_far": _ratio(n_imp_acc, n_imp),
+        "precision": _ratio(n_same_ok, n_same),
+        "coverage": _ratio(n_same, int(same.sum())),
+        "same_rate_genuine": _ratio(n_same_ok, int(same.sum())),
+        "inconclusive_rate": _ratio(n_inconclusive, n),
+        "ece": ece,
+        "reliability": bins,
+    }
+
+
+def decision_quality(
+    policy_for: PolicyFactory,
+    emb: np.ndarray,
+    labels: np.ndarray,
+    roles: np.ndarray,
+    names: list[str],
+    *,
+    views: np.ndarray | None = None,
+    n_pairs: int = 4000,
+    seed: int = 0,
+    set_sizes: tuple[int, ...] = SET_SIZES,
+) -> dict[str, Any]:
+    """Both protocols' decision metrics for one backbone's embeddings of a bench.
+
+    ``emb`` (N, D) L2-normalised; ``labels`` (N,) model name (or None for real photos);
+    ``roles`` (N,) "ref" / "query" / "real"; ``views`` (N,) effective views or None.
+    """
+    labels = np.asarray(labels, dtype=object)
+    roles = np.asarray(roles)
+    is_ref = (roles == "ref") & np.isin(labels, names)
+    is_q = (roles == "query") & np.isin(labels, names)
+    is_real = roles == "real"
+    ref_emb, ref_lab = emb[is_ref], labels[is_ref]
+    q_emb, q_lab = emb[is_q], labels[is_q]
+    v_q = None if views is None else views[is_q]
+    v_real = None if views is None else views[is_real]
+
+    def block(sub: list[str], cal_sub: list[str] | None) -> dict[str, Any]:
+        rs, qs = np.isin(ref_lab, sub), np.isin(q_lab, sub)
+        cal = None
+        if cal_sub:
+            cs = np.isin(ref_lab, cal_sub)
+            cal = (ref_emb[cs], ref_lab[cs])
+        res: dict[str, Any] = {
+            "single": decide_queries(
+                policy_for,
+                ref_emb[rs],
+                ref_lab[rs],
+                q_emb[qs],
+                q_lab[qs],
+                sub,
+                real_emb=emb[is_real],
+                q_views=None if v_q is None else v_q[qs],
+                real_views=v_real,
+                calibration_names=cal_sub,
+                cal_emb=cal,
+                seed=seed,
+            ),
+            "sets": {},
+        }
+        for n in set_sizes:
+            r = decide_queries(
+                policy_for,
+                ref_emb[rs],
+                ref_lab[rs],
+                q_emb[qs],
+                q_lab[qs],
+                sub,
+                calibration_names=cal_sub,
+                cal_emb=cal,
+                set_size=n,
+                seed=seed,
+            )
+            if r["n_units"]:
+                res["sets"][str(n)] = r
+        pol = policy_for(
+            make_gallery(ref_emb[rs], ref_lab[rs], sub),
+            make_gallery(*cal, cal_sub) if cal else None,
+        )
+        res["pairs"] = decide_pairs(
+            pol,
+            q_emb[qs],
+            q_lab[qs],
+            n_pairs,
+            seed=seed,
+            q_views=None if v_q is None else v_q[qs],
+        )
+        return res
+
+    out: dict[str, Any] = {"in_gallery": block(names, None)}
+    if len(names) >= 4:
+        rng = np.random.default_rng(seed)
+        perm = [names[k] for k in rng.permutation(len(names))]
+        half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
+        folds = [
+            {"calibrated_on": half_a, "measured_on": half_b, **block(half_b, half_a)},
+            {"calibrated_on": half_b, "measured_on": half_a, **block(half_a, half_b)},
+        ]
+        out["generator_disjoint"] = {"folds": folds, "mean": _mean_folds(folds)}
+    return out
+
+
+_KEYS = (
+    "accuracy",
+    "coverage",
+    "precision",
+    "ambiguous_rate",
+    "unseen_named_rate",
+    "real_named_rate",
+    "achieved_far",
+    "ece",
+)
+
+
+def _mean_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Unweighted mean over folds of each headline figure (None where a fold has none)."""
+
+    def mean(vals: list[Any]) -> float | None:
+        v = [x for x in vals if x is not None]
+        return round(float(np.mean(v)), 4) if v else None
+
+    out: dict[str, Any] = {"single": {k: mean([f["single"][k] for f in folds]) for k in _KEYS}}
+    out["sets"] = {
+        n: {k: mean([f["sets"][n][k] for f in folds if n in f["sets"]]) for k in _KEYS}
+        for n in folds[0]["sets"]
+    }
+    out["pairs"] = {
+        k: mean([f["pairs"][k] for f in folds])
+        for k in ("achieved_far", "precision", "coverage", "inconclusive_rate", "ece")
+    }
+    return out
