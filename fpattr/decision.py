@@ -641,10 +641,15 @@ def _rescale(
     inside = p_unknown if members is None else float(post[mask].sum())
     outside = 1.0 - inside
     f_in = shown / inside if inside > 0 else 0.0
-    f_out = (1.0 - shown) / outside if outside > 0 else 0.0
     if members is None:
-        return post * f_out, shown
+        if outside <= 0:  # no mass outside "unknown": the rest is spread evenly
+            return np.full(post.size, (1.0 - shown) / post.size), shown
+        return post * ((1.0 - shown) / outside), shown
     post[mask] *= f_in
+    if outside <= 1e-300:  # nothing outside the named models: the rest goes to unknown
+        post[~mask] = 0.0
+        return post, 1.0 - shown
+    f_out = (1.0 - shown) / outside
     post[~mask] *= f_out
     return post, p_unknown * f_out
 
@@ -662,17 +667,30 @@ def fit_platt(
     y = np.asarray(correct, np.float64)
     w = np.asarray(weight, np.float64)
     w = w * (w.size / max(w.sum(), 1e-12))
-    theta = np.array([1.0, 0.0])
     design = np.stack([x, np.ones_like(x)], axis=1)
     lam = strength / 2.0
-    for _ in range(50):
+    prior = np.array([1.0, 0.0])
+
+    def loss(th: np.ndarray) -> float:
+        z = design @ th
+        nll = np.sum(w * (np.logaddexp(0.0, z) - y * z))
+        return float(nll + lam * np.sum((th - prior) ** 2))
+
+    theta = prior.copy()
+    current = loss(theta)
+    for _ in range(100):  # damped Newton: halve the step until the loss decreases
         q = 1.0 / (1.0 + np.exp(-np.clip(design @ theta, -50, 50)))
-        grad = design.T @ (w * (q - y)) + 2 * lam * (theta - np.array([1.0, 0.0]))
+        grad = design.T @ (w * (q - y)) + 2 * lam * (theta - prior)
         hess = (design * (w * q * (1 - q))[:, None]).T @ design + 2 * lam * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        theta -= step
-        if np.max(np.abs(step)) < 1e-9:
+        t = 1.0
+        while t > 1e-6 and loss(theta - t * step) > current:
+            t /= 2
+        theta = theta - t * step
+        new = loss(theta)
+        if current - new < 1e-12:
             break
+        current = new
     return max(float(theta[0]), 0.0), float(theta[1])
 
 

@@ -1,4 +1,7 @@
-"""The inference pipeline: load -> views -> backbone -> gallery -> calibration.
+"""The decode-and-embed loop: load -> views -> backbone, streaming.
+
+:class:`fpattr.session.Session` is the inference API built on it (gallery matching and
+decisions through :mod:`fpattr.decision`).
 
 Everything streams: images are decoded in a small thread pool ahead of the
 backbone, views of consecutive images are batched together, and each result is
@@ -18,11 +21,9 @@ from typing import Any
 import numpy as np
 
 from fpattr.backbones.base import Backbone
-from fpattr.calibration import DEFAULT_TARGET_FAR, Calibration
+from fpattr.calibration import DEFAULT_TARGET_FAR
 from fpattr.embedding import ViewBatcher
-from fpattr.embedding import l2_normalize as _l2
 from fpattr.errors import ImageLoadError
-from fpattr.gallery import Gallery
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem, iter_inputs
@@ -42,6 +43,8 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     target_far: float = DEFAULT_TARGET_FAR
     threshold: float | None = None  # user override of the calibrated threshold
+    prior_unknown: float = 0.5  # prior probability that a query's source is not enrolled
+    min_probability: float = 0.5  # posterior needed to name one model
     thumbnails: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,12 +61,24 @@ class Embedded:
     n_views: int = 0  # views pooled into the embedding
     padded: bool = False
     dropped_views: int = 0  # views left out: non-finite backbone output (flat crops)
+    effective_views: int = 0  # views' worth of distinct pixels (a 65-px image: 1)
+    flat: bool = False  # every view is flat: no fingerprint evidence
     error: str | None = None
     thumbnail: str | None = None
 
     @property
     def path(self) -> str:
         return str(self.item.path)
+
+
+def _display(image: LoadedImage) -> np.ndarray:
+    """Pixels as a viewer shows them: the EXIF orientation applied (thumbnails only)."""
+    from fpattr.io import loader
+
+    orientation = getattr(image, "orientation", 1)
+    if orientation in (None, 1) or not hasattr(loader, "oriented"):
+        return image.pixels
+    return loader.oriented(image.pixels, orientation)
 
 
 def thumbnail_uri(pixels: np.ndarray, side: int = THUMB_SIDE) -> str:
@@ -120,9 +135,20 @@ class Embedder:
                         _, error = batcher.pop(key)
                         pending.append((key, Embedded(item, res, None, error=error)))
                         continue
-                    thumb = thumbnail_uri(res.pixels) if s.thumbnails else None
+                    thumb = None
+                    if s.thumbnails:  # metadata is applied for display only
+                        thumb = thumbnail_uri(_display(res))
                     res.pixels = None  # type: ignore[assignment]  # free memory early
-                    e = Embedded(item, res, None, info["n_views"], info["padded"], thumbnail=thumb)
+                    e = Embedded(
+                        item,
+                        res,
+                        None,
+                        info["n_views"],
+                        info["padded"],
+                        effective_views=int(info.get("effective_views", info["n_views"])),
+                        flat=info.get("flat_views", 0) >= info["n_views"],
+                        thumbnail=thumb,
+                    )
                     pending.append((key, e))
                 if batcher.full:
                     yield from self._flush(batcher, pending)
@@ -147,133 +173,6 @@ class Embedder:
             yield e
 
 
-def choose_calibration(
-    backbone: Backbone,
-    gallery: Gallery | None,
-    kind: str,
-    *,
-    target_far: float = DEFAULT_TARGET_FAR,
-    threshold: float | None = None,
-) -> tuple[Calibration | None, dict[str, Any]]:
-    """Pick the calibration for ``kind`` ("centroid": image vs model, "pair": image vs image).
-
-    Order: the extractor's model card (fitted on held-out synthetic models), then
-    the gallery's own references by leave-one-out, else none. A user threshold
-    overrides the decision threshold but keeps the probability model.
-    """
-    cal: Calibration | None = None
-    note = ""
-    card = backbone.calibration() or {}
-    if kind in card:
-        cal = Calibration.from_dict({**card[kind], "source": "model-card"})
-    elif gallery is not None and len(gallery.models) >= 2:
-        g, i = gallery.loo_scores() if kind == "centroid" else gallery.loo_pair_scores()
-        if g.size >= 2 and i.size >= 2:
-            cal = Calibration.fit(g, i, target_far=target_far, source="gallery-leave-one-out")
-        else:
-            note = "too few references for leave-one-out calibration (need >= 2 per model)"
-    else:
-        note = "no calibration in the model card and fewer than 2 models in the gallery"
-    if threshold is not None:
-        if cal is None:
-            cal = Calibration(0.0, 0.0, float(threshold), float("nan"), "user-threshold")
-        else:
-            cal = Calibration(
-                **{
-                    **cal.to_dict(),
-                    "threshold": float(threshold),
-                    "source": cal.source + "+user-threshold",
-                }
-            )
-    info = cal.to_dict() if cal else {"source": "none", "note": note}
-    info["kind"] = kind
-    if cal is not None and cal.a == 0.0:
-        info["note"] = "no probability model: probabilities are not reported"
-    return cal, info
-
-
-@dataclass
-class ViewCalibrations:
-    """Model-card calibrations fitted with fewer views per image than the default.
-
-    A small image gives one view (64 px) instead of four, so less evidence is averaged
-    and genuine scores are lower: a threshold fitted at four views turns most of them
-    into "unknown". The card's ``by_views`` entries were fitted on the same held-out
-    calibration models at that view count.
-    """
-
-    default_views: int
-    by_views: dict[int, Calibration]
-
-    def pick(self, cal: Calibration | None, n_views: int) -> tuple[Calibration | None, int | None]:
-        """(calibration for an input of ``n_views`` views, its view count or None = default)."""
-        if cal is None or not self.by_views or n_views >= self.default_views:
-            return cal, None
-        k = max([k for k in self.by_views if k <= n_views] or [min(self.by_views)])
-        return self.by_views[k], k
-
-    def info(self) -> dict[str, Any]:
-        return {str(k): c.to_dict() for k, c in sorted(self.by_views.items())}
-
-
-def view_calibrations(
-    backbone: Backbone, kind: str, cal: Calibration | None
-) -> ViewCalibrations | None:
-    """The card's per-view-count calibrations for ``kind``, when ``cal`` is the card's own
-    (a gallery leave-one-out fit already reflects the gallery's image sizes, and a user
-    threshold applies to every input)."""
-    if cal is None or cal.source != "model-card":
-        return None
-    card = backbone.calibration() or {}
-    by = {
-        int(k): Calibration.from_dict({**v[kind], "source": f"model-card ({k} view)"})
-        for k, v in (card.get("by_views") or {}).items()
-        if isinstance(v, dict) and kind in v
-    }
-    if not by:
-        return None
-    return ViewCalibrations(int(card.get("n_views", backbone.default_views)), by)
-
-
-def _prob(cal: Calibration | None, s: float) -> float | None:
-    if cal is None or cal.a == 0.0:
-        return None
-    return float(cal.probability(s))
-
-
-def _image_info(e: Embedded) -> dict[str, Any] | None:
-    if e.image is None:
-        return None
-    info = e.image.info()
-    info.pop("path", None)
-    info.pop("sha256", None)
-    if e.padded:
-        info["conversions"] = [*info.get("conversions", []), "reflect-padded to the view size"]
-    if e.dropped_views:
-        info["conversions"] = [
-            *info.get("conversions", []),
-            f"{e.dropped_views} flat view(s) left out (non-finite backbone output)",
-        ]
-    return info
-
-
-def match(
-    embedding: np.ndarray, gallery: Gallery, cal: Calibration | None, top_k: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Top-k models for one embedding and the decision (model, "unknown" or None)."""
-    names, sims = gallery.similarities(embedding[None])
-    sims = sims[0]
-    order = np.argsort(-sims)[:top_k]
-    top = [
-        {"model": names[k], "similarity": float(sims[k]), "probability": _prob(cal, sims[k])}
-        for k in order
-    ]
-    if cal is None:
-        return top, None
-    decision = top[0]["model"] if top and top[0]["similarity"] >= cal.threshold else "unknown"
-    return top, decision
-
-
 @dataclass
 class RunStats:
     """Running counts for the summary (constant memory)."""
@@ -282,7 +181,16 @@ class RunStats:
     n_inputs: int = 0
     n_ok: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
-    emb_sum: np.ndarray | None = None
+    emb_sum: np.ndarray | None = None  # sum of the pooled (non-flat) embeddings
+    n_pooled: int = 0
+    min_views: int | None = None  # the least evidence among the pooled images
+
+    def add_embedding(self, embedding: np.ndarray, views: int | None) -> None:
+        """Pool one image into the run's set embedding (``--as-set``)."""
+        self.emb_sum = embedding if self.emb_sum is None else self.emb_sum + embedding
+        self.n_pooled += 1
+        if views is not None:
+            self.min_views = views if self.min_views is None else min(self.min_views, views)
 
     def summary(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         secs = time.monotonic() - self.started
@@ -295,123 +203,3 @@ class RunStats:
             "images_per_second": round(self.n_ok / secs, 2) if secs > 0 else None,
             **(extra or {}),
         }
-
-
-def attribute(
-    paths: Iterable[Any],
-    backbone: Backbone,
-    gallery: Gallery,
-    cal: Calibration | None,
-    settings: Settings,
-    stats: RunStats,
-    views_cal: ViewCalibrations | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Yield one result dict per input (see docs/user-guide.md for the schema).
-
-    With ``views_cal``, an input with fewer views than the calibration's default is
-    decided with the calibration fitted at its view count (``calibration_views``).
-    """
-    gallery.check_backbone(backbone.info())
-    for e in Embedder(backbone, settings).embed_paths(paths):
-        stats.n_inputs += 1
-        res: dict[str, Any] = {
-            "path": e.path,
-            "sha256": e.image.sha256 if e.image else None,
-            "status": "error" if e.error else "ok",
-            "error": e.error,
-            "image": _image_info(e),
-            "n_views": e.n_views,
-            "top": [],
-            "decision": None,
-            "thumbnail": e.thumbnail,
-        }
-        if e.embedding is not None and not e.error:
-            stats.n_ok += 1
-            c, k = views_cal.pick(cal, e.n_views) if views_cal else (cal, None)
-            if k is not None:
-                res["calibration_views"] = k
-            res["top"], res["decision"] = match(e.embedding, gallery, c, settings.top_k)
-            key = res["decision"] or "undecided"
-            stats.decisions[key] = stats.decisions.get(key, 0) + 1
-            stats.emb_sum = e.embedding if stats.emb_sum is None else stats.emb_sum + e.embedding
-        yield res
-
-
-def as_set_decision(
-    stats: RunStats, gallery: Gallery, cal: Calibration | None, top_k: int
-) -> dict[str, Any] | None:
-    """One decision for all good inputs, assumed to come from one source."""
-    if stats.emb_sum is None:
-        return None
-    top, decision = match(_l2(stats.emb_sum), gallery, cal, top_k)
-    return {"n_images": stats.n_ok, "top": top, "decision": decision}
-
-
-def embed_one_side(embedder: Embedder, path: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Embedding of one verify side (a file, or the mean over a folder's images)."""
-    total: np.ndarray | None = None
-    n_ok, failed, shas, views = 0, [], [], []
-    for e in embedder.embed_paths([path]):
-        if e.embedding is None or e.error:
-            failed.append({"path": e.path, "error": e.error})
-            continue
-        n_ok += 1
-        views.append(e.n_views)
-        shas.append(e.image.sha256 if e.image else None)
-        total = e.embedding if total is None else total + e.embedding
-    info = {
-        "path": str(path),
-        "n_images": n_ok,
-        "failed": failed,
-        "sha256": shas[0] if n_ok == 1 else None,
-        "n_views": min(views) if views else 0,
-    }
-    return (_l2(total) if total is not None else None), info
-
-
-def verify(a: Any, b: Any, backbone: Backbone, settings: Settings, cal_for: Any) -> dict[str, Any]:
-    """Same model or not for two files/folders. ``cal_for(kind)`` supplies calibration.
-
-    Two single images are scored with the card's calibration fitted at the smaller of
-    their view counts (as ``attribute`` does per image); folders with the default.
-    """
-    emb = Embedder(backbone, settings)
-    ea, ia = embed_one_side(emb, a)
-    eb, ib = embed_one_side(emb, b)
-    single = ia["n_images"] == 1 and ib["n_images"] == 1
-    kind = "pair" if single else "centroid"
-    cal, cal_info = cal_for(kind)
-    views_cal = view_calibrations(backbone, kind, cal) if single else None
-    if views_cal is not None:
-        picked, k = views_cal.pick(cal, min(ia["n_views"], ib["n_views"]))
-        if k is not None:
-            cal, cal_info = picked, {**picked.to_dict(), "kind": kind, "views": k}
-    res: dict[str, Any] = {
-        "a": str(a),
-        "b": str(b),
-        "a_sha256": ia["sha256"],
-        "b_sha256": ib["sha256"],
-        "a_images": ia["n_images"],
-        "b_images": ib["n_images"],
-        "failed": ia["failed"] + ib["failed"],
-        "status": "ok",
-        "error": None,
-        "similarity": None,
-        "probability": None,
-        "threshold": cal.threshold if cal else None,
-        "decision": None,
-        "calibration_kind": kind,
-    }
-    if ea is None or eb is None:
-        side = "A" if ea is None else "B"
-        res["status"] = "error"
-        res["error"] = f"{side} has no usable image" + (
-            f" ({res['failed'][0]['error']})" if res["failed"] else ""
-        )
-        return res | {"calibration": cal_info}
-    s = float(ea @ eb)
-    res["similarity"] = s
-    res["probability"] = _prob(cal, s)
-    if cal is not None:
-        res["decision"] = "same" if s >= cal.threshold else "different"
-    return res | {"calibration": cal_info}

@@ -3,13 +3,45 @@
 Crops are taken at native resolution and never resized: resampling would
 overwrite exactly the high-frequency traces that identify a generator. An
 image smaller than the view size is reflect-padded (and the report says so).
+
+Not every input carries a fingerprint: :func:`effective_views` says how many
+views' worth of distinct pixels an image has, and :func:`view_signal` measures
+how much high-frequency content (where the generator's traces live) each view
+holds; a view under :data:`FLAT_SIGNAL` is flat (solid colour, smooth gradient).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from fpattr.signal import residual, to_gray
+
 STRATEGIES = ("grid", "center")
+
+#: Residual std (8-bit units, see :func:`view_signal`) under which a view is *flat*: it holds
+#: no high-frequency content for a generator's trace to live in.
+#:
+#: Chosen from measurements on 64 px views (luma residual std x 255, 2 px border excluded):
+#:
+#: * flat, must fall under: solid colours and a 1x1 image reflect-padded: 0.0; smooth linear
+#:   gradients in float: 0.0; the same gradients quantised to 8 bits (6000 random slopes of
+#:   0.02-4 levels/px, directions, offsets, gray and colour, np.round or floor(x + 0.5)): at
+#:   most 0.31 (median 0.14); an 8-bit radial vignette: 0.26.
+#: * not flat, must be above: uniform noise of amplitude 2/255 on a mid-gray, independent
+#:   per channel: 0.67-0.69 (0.59 minimum over 200 16 px views, 0.64 at 32 px); the same noise
+#:   equal in R, G and B: >= 1.0; a noise-textured image: 44, and 45 after JPEG q75; crops of
+#:   the photos bundled with scikit-image: median 4-10, and JPEG q75 of them 4-10.
+#:
+#: The window the two requirements leave is (0.31, 0.67); 0.45 sits at its geometric middle,
+#: about 1.45x above the worst quantised gradient and 1.5x below the faint noise. Known
+#: cases near it: 8-bit ties rounded half-to-even on a 1 level/px ramp alternate +-0.5 levels
+#: (0.50, counted as signal); JPEG q75 of a full-range colour gradient: 0.42 (flat); about
+#: 2% of 64 px photo crops (defocused sky, JPEG-smoothed) measure 0.30-0.5 (flat).
+FLAT_SIGNAL = 0.45
+
+#: Residual pixels this close to a view's edge are left out of :func:`view_signal`: there the
+#: 5-tap low-pass reads reflect padding, which turns a linear ramp into a kink.
+_EDGE = 2
 
 
 def _positions(length: int, size: int, n: int) -> list[int]:
@@ -35,6 +67,42 @@ def pad_to(pixels: np.ndarray, size: int) -> tuple[np.ndarray, bool]:
     return np.pad(pixels, pad, mode="reflect"), True  # numpy reflects repeatedly if needed
 
 
+def effective_views(height: int, width: int, size: int, n_views: int) -> int:
+    """How many views' worth of distinct pixels an ``height`` x ``width`` image (pixels) has.
+
+    ``min(n_views, max(1, (height // size) * (width // size)))`` for ``size`` x ``size``
+    views: the number of non-overlapping view-sized tiles, at least 1 and at most the
+    ``n_views`` taken. The grid spreads its views evenly, so on an image smaller than
+    ``n_views`` tiles they overlap (a 65 px image gives 4 views that share 63 of their 64
+    rows), and a padded image's views repeat its pixels; overlapping crops of a small image
+    are not independent evidence, so this, not the view count, is how many votes it carries.
+    E.g. with 64 px views: 65 x 65 -> 1, 128 x 128 -> 4 (n_views=4), 32 x 32 (padded) -> 1.
+    """
+    if size < 1:
+        raise ValueError(f"view size must be >= 1, got {size}")
+    tiles = (max(0, int(height)) // size) * (max(0, int(width)) // size)
+    return int(min(n_views, max(1, tiles)))
+
+
+def view_signal(views: np.ndarray) -> np.ndarray:
+    """High-frequency content of each view: (V, S, S, 3) float in [0, 1] -> (V,) float64.
+
+    The standard deviation, in 8-bit units (x 255), of the noise residual of the view's luma
+    (:func:`fpattr.signal.to_gray`, then :func:`fpattr.signal.residual`: the image minus its
+    binomial low-pass), leaving out a 2 px border where the low-pass reads padding (views of
+    8 px or less are measured whole). Generator fingerprints live in that residual,
+    so a view whose value is under :data:`FLAT_SIGNAL` (a solid colour, a padded 1x1 image, a
+    smooth gradient even after 8-bit quantisation) carries no trace to attribute.
+    """
+    views = np.asarray(views)
+    if views.ndim != 4 or views.shape[-1] != 3:
+        raise ValueError(f"views must be (V, S, S, 3), got shape {views.shape}")
+    r = residual(to_gray(views.astype(np.float32, copy=False)))
+    if min(r.shape[1:]) > 4 * _EDGE:
+        r = r[:, _EDGE:-_EDGE, _EDGE:-_EDGE]
+    return r.reshape(r.shape[0], -1).astype(np.float64).std(axis=1) * 255.0
+
+
 def make_views(
     pixels: np.ndarray, size: int, n_views: int = 4, strategy: str = "grid"
 ) -> tuple[np.ndarray, dict]:
@@ -42,10 +110,17 @@ def make_views(
 
     ``grid`` spreads up to ``n_views`` crops evenly over the image (rounded to a
     square grid, fewer when the image is small so crops do not repeat);
-    ``center`` takes one central crop. ``info`` records what was done.
+    ``center`` takes one central crop. ``info`` records what was done:
+
+    * ``n_views`` (int): crops returned, V; ``padded`` (bool): the image was reflect-padded;
+    * ``effective_views`` (int): :func:`effective_views` of the image as given (before
+      padding), capped at V: how many of the V views are independent evidence;
+    * ``signal`` (list of V floats): :func:`view_signal` of each view, 8-bit units;
+    * ``flat_views`` (int): how many of them are under :data:`FLAT_SIGNAL`.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown view strategy {strategy!r}; expected one of {STRATEGIES}")
+    height, width = pixels.shape[:2]
     pixels, padded = pad_to(pixels, size)
     h, w = pixels.shape[:2]
     if strategy == "center":
@@ -53,5 +128,13 @@ def make_views(
     rows, cols = grid_shape(n_views)
     ys, xs = _positions(h, size, rows), _positions(w, size, cols)
     views = np.stack([pixels[y : y + size, x : x + size] for y in ys for x in xs])
-    info = {"n_views": int(views.shape[0]), "padded": padded}
-    return np.ascontiguousarray(views, dtype=np.float32), info
+    views = np.ascontiguousarray(views, dtype=np.float32)
+    signal = view_signal(views)
+    info = {
+        "n_views": int(views.shape[0]),
+        "padded": padded,
+        "effective_views": effective_views(height, width, size, int(views.shape[0])),
+        "signal": [float(s) for s in signal],
+        "flat_views": int(np.count_nonzero(signal < FLAT_SIGNAL)),
+    }
+    return views, info

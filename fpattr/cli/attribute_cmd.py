@@ -29,16 +29,9 @@ def attribute(
     output: Path = common.OutputOpt,
     report: Path = common.ReportOpt,
     views: int = common.ViewsOpt,
-    threshold: float = typer.Option(
-        None, "--threshold", help="Override the calibrated open-set cosine threshold."
-    ),
-    target_far: float = typer.Option(
-        0.01,
-        "--target-far",
-        min=1e-6,
-        max=0.5,
-        help="False-accept rate for the open-set threshold when calibrating from the gallery.",
-    ),
+    threshold: float = common.ThresholdOpt,
+    target_far: float = common.TargetFarOpt,
+    min_probability: float = common.MinProbabilityOpt,
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Views per inference batch."),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     max_mpx: float = typer.Option(64.0, "--max-mpx", min=0.01, help="Refuse larger images."),
@@ -62,6 +55,7 @@ def attribute(
         views=views,
         threshold=threshold,
         target_far=target_far,
+        min_probability=min_probability,
         batch_size=batch_size,
         workers=workers,
         max_mpx=max_mpx,
@@ -85,6 +79,7 @@ def run(
     views: int | None = None,
     threshold: float | None = None,
     target_far: float = 0.01,
+    min_probability: float = 0.5,
     batch_size: int | None = None,
     workers: int = 2,
     max_mpx: float = 64.0,
@@ -94,6 +89,7 @@ def run(
     """The attribute run behind the command (the demo reuses it); returns the exit code."""
     from fpattr import pipeline
     from fpattr.report.manifest import build_manifest
+    from fpattr.session import Session
 
     console = common.stderr_console(quiet)
     bb = common.load_backbone(backbone, backbone_opt, device, decode_workers=workers)
@@ -106,23 +102,21 @@ def run(
         max_pixels=int(max_mpx * 1e6),
         target_far=target_far,
         threshold=threshold,
+        min_probability=min_probability,
     )
-    cal, cal_info = pipeline.choose_calibration(
-        bb, g, "centroid", target_far=target_far, threshold=threshold
-    )
-    views_cal = pipeline.view_calibrations(bb, "centroid", cal)
-    if views_cal is not None:
-        cal_info["by_views"] = views_cal.info()
-    if cal is None:
+    session = Session(bb, g, settings=settings)
+    default_cal = session.policy.calibration("image-vs-model")
+    if default_cal is None:
         console.print(
-            f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}); decisions "
-            "are left empty. Enrol >= 2 models with >= 2 references, or pass --threshold."
+            "[yellow]warning:[/] uncalibrated (no calibration in the extractor's card and "
+            "fewer than 2 models with 2 references): decisions are left empty. Enrol >= 2 "
+            "models with >= 2 references, or pass --threshold."
         )
     manifest = build_manifest(
         "attribute",
         backbone=bb.info(),
         gallery=g.info(),
-        calibration=cal_info,
+        calibration=session.policy.info(),
         settings={
             **settings.to_dict(),
             "as_set": as_set,
@@ -136,12 +130,15 @@ def run(
     stats = pipeline.RunStats()
     try:
         with common.progress(console, paths, "attributing") as advance:
-            for res in pipeline.attribute(paths, bb, g, cal, settings, stats, views_cal):
+            for res in session.attribute(paths, stats):
                 out.write(res)
                 if on_result is not None:
                     on_result(res)
                 advance(res)
-        extra = {"as_set": pipeline.as_set_decision(stats, g, cal, top_k) if as_set else None}
+        extra = {
+            "as_set": session.attribute_set(stats) if as_set else None,
+            "policy": session.policy.info(),
+        }
         out.close(stats.summary(extra))
     except BaseException as exc:
         out.abort(exc)

@@ -44,6 +44,27 @@ ReportOpt = typer.Option(
     None, "--report", help="Also write a self-contained HTML report (thumbnails, manifest)."
 )
 ViewsOpt = typer.Option(None, "--views", help="Crops per image (default: the backbone's).")
+ThresholdOpt = typer.Option(
+    None,
+    "--threshold",
+    help="Use this cosine threshold instead of the one fitted for --target-far (the report "
+    "says so, with the false-accept rate it gives on the gallery's held-out references).",
+)
+TargetFarOpt = typer.Option(
+    0.01,
+    "--target-far",
+    min=1e-6,
+    max=0.5,
+    help="False-accept rate per comparison that the decision threshold is fitted for "
+    "(from the gallery's references, shrunk toward the extractor's card).",
+)
+MinProbabilityOpt = typer.Option(
+    0.5,
+    "--min-probability",
+    min=0.01,
+    max=1.0,
+    help="Posterior a model needs to be named; below it the answer is 'ambiguous'.",
+)
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or log on stderr.")
 
 

@@ -26,14 +26,8 @@ def verify(
         help="Gallery whose references calibrate the score when the extractor ships no "
         "calibration (default: your gallery for the backbone, if any).",
     ),
-    threshold: float = typer.Option(None, "--threshold", help="Override the cosine threshold."),
-    target_far: float = typer.Option(
-        0.01,
-        "--target-far",
-        min=1e-6,
-        max=0.5,
-        help="False-accept rate for a gallery-fitted threshold.",
-    ),
+    threshold: float = common.ThresholdOpt,
+    target_far: float = common.TargetFarOpt,
     fmt: str = common.FormatOpt,
     output: Path = common.OutputOpt,
     report: Path = common.ReportOpt,
@@ -49,6 +43,7 @@ def verify(
     from fpattr import pipeline
     from fpattr.errors import FpattrError
     from fpattr.report.manifest import build_manifest
+    from fpattr.session import Session
 
     console = common.stderr_console(quiet)
     bb = common.load_backbone(backbone, backbone_opt, device)
@@ -59,21 +54,12 @@ def verify(
         if gallery is not None:
             raise
     settings = pipeline.Settings(views=views, target_far=target_far, threshold=threshold)
-    chosen: dict = {}
-
-    def cal_for(kind: str):  # noqa: ANN202
-        cal, info = pipeline.choose_calibration(
-            bb, g, kind, target_far=target_far, threshold=threshold
-        )
-        chosen.update(info)
-        return cal, info
-
-    res = pipeline.verify(a, b, bb, settings, cal_for)
-    cal_info = res.pop("calibration")
-    if chosen.get("source") == "none":
+    session = Session(bb, g, settings=settings)
+    res = session.verify(a, b)
+    if res.get("status") == "ok" and res.get("decision") is None:
         console.print(
-            f"[yellow]warning:[/] uncalibrated ({cal_info.get('note')}): no decision; "
-            "pass --threshold or a --gallery with >= 2 models."
+            "[yellow]warning:[/] uncalibrated (no calibration in the extractor's card and no "
+            "--gallery with >= 2 models): no decision; pass --threshold or a --gallery."
         )
     for f in res["failed"]:
         console.print(f"[red]skipped[/] {f['path']}: {f['error']}")
@@ -81,7 +67,7 @@ def verify(
         "verify",
         backbone=bb.info(),
         gallery=g.info() if g else None,
-        calibration=cal_info,
+        calibration=session.policy.info(),
         settings={**settings.to_dict(), "backbone_name": bb.name},
         plugins=common.plugin_versions(),
     )
@@ -98,6 +84,7 @@ def verify(
                 "n_failed": n_in - n_ok,
                 "decisions": decisions,
                 "as_set": None,
+                "policy": session.policy.info(),
             }
         )
     except BaseException as exc:

@@ -5,6 +5,10 @@ boundary: the file is read once (the hash covers exactly the decoded bytes), the
 checked before any pixel memory is allocated, only a short list of well-trodden formats is
 accepted, and every failure leaves as :class:`~fpattr.errors.ImageLoadError`. Pixel values are
 the generator's fingerprint, so nothing is silently altered: every conversion is recorded.
+
+Metadata never changes the pixels: the EXIF Orientation tag is recorded
+(:attr:`LoadedImage.orientation`), not applied, because adding that tag alone to byte-identical
+pixels must not change the fingerprint. :func:`oriented` applies it for display (thumbnails).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "LoadedImage",
     "load_image",
+    "oriented",
     "sha256_file",
 ]
 
@@ -89,18 +94,27 @@ _MAGIC = (
 
 @dataclass(eq=False)
 class LoadedImage:
-    """A decoded image plus the provenance a forensic report needs."""
+    """A decoded image plus the provenance a forensic report needs.
+
+    ``pixels`` is the stored raster exactly as decoded: the EXIF orientation is *not* applied
+    (it is metadata, and metadata must never change the fingerprint). ``width`` and ``height``
+    are those of the stored raster; ``oriented(img.pixels, img.orientation)`` is the upright
+    image a viewer would display.
+    """
 
     path: str
     sha256: str  #: hex sha256 of exactly the bytes that were decoded
-    pixels: np.ndarray = field(repr=False)  #: (H, W, 3) float32 in [0, 1], orientation applied
-    width: int
-    height: int
+    #: (H, W, 3) float32 in [0, 1]: the stored raster, EXIF orientation not applied
+    pixels: np.ndarray = field(repr=False)
+    width: int  #: W of the stored raster, pixels
+    height: int  #: H of the stored raster, pixels
     format: str  #: Pillow format id, e.g. "PNG"
     mode: str  #: Pillow mode before any conversion, e.g. "RGBA", "I;16", "P"
     bit_depth: int  #: bits per sample in the file: 1, 8, 16 (32 for "I"/"F" data)
     conversions: list[str] = field(default_factory=list)
     frames: int = 1
+    #: EXIF Orientation (1-8) recorded for display only; 1 when absent, invalid or unreadable
+    orientation: int = 1
 
     def info(self) -> dict[str, Any]:
         """JSON-able metadata (everything but the pixels), for reports and caches."""
@@ -188,7 +202,11 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
 
     with _pil_guard():
         orientation = _exif_orientation(im, conversions)
-    pixels = _orient(pixels, orientation, conversions)
+    if orientation != 1:
+        conversions.append(
+            f"EXIF orientation {orientation} recorded "
+            "(display only; the fingerprint reads the stored raster)"
+        )
 
     with _pil_guard():  # counting frames parses every later header (TIFF tags can warn)
         frames = _frame_count(im, conversions)
@@ -203,6 +221,7 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
         bit_depth=bit_depth,
         conversions=conversions,
         frames=frames,
+        orientation=orientation,
     )
 
 
@@ -512,7 +531,7 @@ def _exif_orientation(im: Image.Image, conversions: list[str]) -> int:
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:  # corrupt EXIF must not cost us the pixels
-        conversions.append("EXIF unreadable; orientation not applied")
+        conversions.append("EXIF unreadable; orientation not recorded")
         return 1
     try:
         orientation = int(value)
@@ -524,21 +543,32 @@ def _exif_orientation(im: Image.Image, conversions: list[str]) -> int:
     return orientation
 
 
-def _orient(pixels: np.ndarray, orientation: int, conversions: list[str]) -> np.ndarray:
-    """Apply EXIF orientation on the array (mode-independent, same result as exif_transpose)."""
-    if orientation == 1:
+#: EXIF orientation -> the array transform that shows the stored raster upright
+#: (mode-independent; same result as Pillow's ``ImageOps.exif_transpose``).
+_ORIENT_TRANSFORMS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def oriented(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The stored raster turned upright for display (thumbnails), as a viewer shows it.
+
+    ``pixels`` is (H, W, ...) (e.g. :attr:`LoadedImage.pixels`, (H, W, 3) float32 in [0, 1]);
+    ``orientation`` is the EXIF Orientation value (1-8, :attr:`LoadedImage.orientation`).
+    Returns a C-contiguous array of the same dtype, (W, H, ...) for orientations 5-8, equal to
+    what ``PIL.ImageOps.exif_transpose`` shows. Orientation 1 (or any value outside 2-8)
+    returns ``pixels`` unchanged. Display only: never feed the result to the extractor.
+    """
+    transform = _ORIENT_TRANSFORMS.get(int(orientation))
+    if transform is None:
         return pixels
-    transforms = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.transpose(1, 0, 2),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
-        8: lambda a: np.rot90(a, 1),
-    }
-    conversions.append(f"EXIF orientation {orientation} applied")
-    return np.ascontiguousarray(transforms[orientation](pixels))
+    return np.ascontiguousarray(transform(pixels))
 
 
 def _frame_count(im: Image.Image, conversions: list[str]) -> int:

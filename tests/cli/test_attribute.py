@@ -33,7 +33,9 @@ def test_attribute_identifies_generators(enrolled):
     rep = _json(r)
     assert rep["schema"] == "fpattr.report/1" and rep["command"] == "attribute"
     assert rep["summary"]["n_inputs"] == 9 and rep["summary"]["n_failed"] == 0
-    assert rep["calibration"]["source"] == "gallery-leave-one-out"
+    cal = rep["calibration"]["calibrations"][0]
+    assert cal["source"] == "gallery" and cal["comparison"] == "image-vs-model"
+    assert cal["target_far"] == 0.01 and 0 < cal["threshold"] < 1
     correct = sum(
         res["top"][0]["model"] == res["path"].rsplit("/", 1)[1].split("_")[0]
         for res in rep["results"]
@@ -42,7 +44,10 @@ def test_attribute_identifies_generators(enrolled):
     for res in rep["results"]:
         assert len(res["sha256"]) == 64 and len(res["top"]) == 3
         assert 0 <= res["top"][0]["probability"] <= 1
-        assert res["decision"] in ("nearest", "bilinear", "checker", "unknown")
+        assert res["decision"] in ("nearest", "bilinear", "checker", "unknown", "ambiguous")
+        # the posterior over the enrolled models and "unknown" sums to 1
+        assert abs(sum(t["probability"] for t in res["top"]) + res["p_unknown"] - 1) < 1e-6
+        assert abs(res["threshold"] - cal["threshold"]) < 1e-6 and res["target_far"] == 0.01
         assert "thumbnail" not in res or res["thumbnail"] is None
 
 

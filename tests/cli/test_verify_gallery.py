@@ -12,11 +12,14 @@ def test_verify_files_and_folders(enrolled):
     same = run_cli(["verify", q / "checker_000.png", q / "checker_001.png", *opts])
     assert same.exit_code == 0, same.output
     res = json.loads(same.stdout)["results"][0]
-    assert res["decision"] == "same" and res["calibration_kind"] == "pair"
-    assert 0 <= res["probability"] <= 1 and res["threshold"] is not None
+    assert res["decision"] == "same" and res["calibration"]["comparison"] == "image-vs-image"
+    assert 0.5 <= res["probability"] <= 1 and res["threshold"] is not None
+    assert res["probability"] == res["p_same"] and res["target_far"] == 0.1
     diff = run_cli(["verify", q / "checker_000.png", q / "nearest_000.png", *opts])
     dres = json.loads(diff.stdout)["results"][0]
-    assert dres["decision"] == "different" and dres["probability"] < res["probability"]
+    assert dres["decision"] == "different" and dres["p_same"] < res["p_same"]
+    # the probability shown is that of the decision: never above 0.5 for "same" beside "different"
+    assert dres["probability"] == 1 - dres["p_same"] and dres["probability"] >= 0.5
     folders = run_cli(
         [
             "verify",
@@ -32,7 +35,8 @@ def test_verify_files_and_folders(enrolled):
         ]
     )
     res = json.loads(folders.stdout)["results"][0]
-    assert res["a_images"] == 5 and res["calibration_kind"] == "centroid"
+    assert res["a_images"] == 5 and res["calibration"]["comparison"] == "set-vs-set"
+    assert res["calibration"]["set_size"] == 5
 
 
 def test_verify_threshold_override_and_errors(world, tmp_path):

@@ -45,20 +45,23 @@ def test_attribute_uses_the_one_view_calibration_for_small_images(small_world):
     r = run_cli(["attribute", w / "q", "-g", w / "gallery", "-b", "default", "-f", "json", "-q"])
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
-    assert rep["calibration"]["source"] == "model-card" and "1" in rep["calibration"]["by_views"]
     by_name = {x["path"].rsplit("/", 1)[1]: x for x in rep["results"]}
     small, large = by_name["small_000.png"], by_name["large_000.png"]
-    assert small["n_views"] == 1 and small["calibration_views"] == 1
+    assert small["effective_views"] == 1 and small["calibration"]["views"] == 1
     assert small["decision"] != "unknown"
-    assert large["n_views"] == 4 and "calibration_views" not in large
+    assert large["effective_views"] == 4 and large["calibration"]["views"] == 4
     assert large["decision"] == "unknown"
+    fitted = {c["views"]: c for c in rep["summary"]["policy"]["calibrations"]}
+    assert fitted[1]["card_views"] == 1 and fitted[4]["card_views"] == 4
+    assert fitted[1]["source"] == fitted[4]["source"] == "gallery+model-card"
     # a user threshold applies to every input: no per-view calibration
     r = run_cli(
         ["attribute", w / "q", "-g", w / "gallery", "-b", "default", "-f", "json", "-q"]
         + ["--threshold", "2"]
     )
     rep = json.loads(r.stdout)
-    assert all("calibration_views" not in x for x in rep["results"])
+    assert {x["calibration"]["source"] for x in rep["results"]} == {"user-threshold"}
+    assert {x["threshold"] for x in rep["results"]} == {2.0}
     assert {x["decision"] for x in rep["results"]} == {"unknown"}
 
 
@@ -70,11 +73,11 @@ def test_verify_pairs_of_small_images_use_the_one_view_calibration(small_world):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     res = rep["results"][0]
-    cal = rep["calibration"]
-    assert cal["views"] == 1 and cal["source"] == "model-card (1 view)"
-    assert res["decision"] == "same"
+    assert res["calibration"]["views"] == 1 and res["calibration"]["source"] == "model-card"
+    assert res["threshold"] == -1.0 and res["decision"] == "same"
     big = sorted((w / "refs" / "checker").iterdir())
     r = run_cli(["verify", big[0], big[1], "-b", "default", "-f", "json", "-q"])
     rep = json.loads(r.stdout)
     res = rep["results"][0]
-    assert rep["calibration"]["source"] == "model-card" and res["decision"] == "different"
+    assert res["calibration"]["views"] == 4 and res["threshold"] == 1.01
+    assert res["decision"] != "same"

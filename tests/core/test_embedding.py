@@ -112,7 +112,8 @@ def test_backbone_failure_marks_only_that_batchs_keys():
 def test_image_too_odd_for_views_gets_a_views_error():
     images = _images(3)
     b = ViewBatcher(bb := Patches(), batch_views=1000)
-    assert b.add("a", images[0]) == {"n_views": 1, "padded": False}
+    info = b.add("a", images[0])
+    assert (info["n_views"], info["padded"]) == (1, False)
     assert b.add("odd", np.zeros((5, 5), np.float32)) is None  # no colour axis
     assert b.add("empty", np.zeros((0, 7, 3), np.float32)) is None
     assert b.add("b", images[1]) is not None

@@ -1,7 +1,12 @@
+import io
+import json
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from fpattr.views import make_views
+from fpattr.testing import make_image
+from fpattr.views import FLAT_SIGNAL, effective_views, make_views, view_signal
 
 
 def _img(h, w, seed=0):
@@ -21,7 +26,10 @@ def _img(h, w, seed=0):
 def test_grid_counts(shape, n, expected):
     v, info = make_views(_img(*shape), 64, n)
     assert v.shape == (expected, 64, 64, 3) and v.dtype == np.float32
-    assert info == {"n_views": expected, "padded": False}
+    assert (info["n_views"], info["padded"]) == (expected, False)
+    assert info["effective_views"] == effective_views(*shape, 64, expected)
+    assert len(info["signal"]) == expected and info["flat_views"] == 0  # random pixels
+    assert json.loads(json.dumps(info)) == info
 
 
 def test_crops_are_native_pixels_not_resampled():
@@ -42,3 +50,134 @@ def test_center_strategy_and_bad_strategy():
     assert info["n_views"] == 1
     with pytest.raises(ValueError):
         make_views(_img(100, 100), 64, 4, "random")
+
+
+# --------------------------------------------------------------------------- effective views
+
+
+@pytest.mark.parametrize(
+    "shape,n,expected",
+    [
+        ((65, 65), 4, 1),  # 4 crops, but they share 63 of 64 rows: one view's worth
+        ((128, 128), 4, 4),
+        ((300, 300), 9, 9),
+        ((300, 300), 4, 4),  # never more than the views taken
+        ((32, 32), 4, 1),  # padded
+        ((1, 1), 4, 1),
+        ((64, 200), 4, 3),
+        ((127, 127), 9, 1),
+    ],
+)
+def test_effective_views(shape, n, expected):
+    assert effective_views(*shape, 64, n) == expected
+
+
+@pytest.mark.parametrize("shape,expected", [((65, 65), 1), ((32, 32), 1), ((128, 128), 4)])
+def test_make_views_reports_effective_views_of_the_unpadded_image(shape, expected):
+    v, info = make_views(_img(*shape), 64, 4)
+    assert info["effective_views"] == expected and info["n_views"] == len(v)
+
+
+def test_effective_views_is_capped_by_the_views_actually_taken():
+    _, info = make_views(_img(64, 300), 64, 9)  # one row of 3 crops; 4 tiles of distinct pixels
+    assert (info["n_views"], info["effective_views"]) == (3, 3)
+    _, info = make_views(_img(300, 300), 64, 9, "center")
+    assert (info["n_views"], info["effective_views"]) == (1, 1)
+
+
+# --------------------------------------------------------------------------- flat views
+
+
+def _q8(x):
+    """Quantise to 8 bits, as any stored image is."""
+    return (np.round(np.clip(x, 0, 1) * 255) / 255).astype(np.float32)
+
+
+def _jpeg(x, quality):
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
+        buf, "JPEG", quality=quality
+    )
+    buf.seek(0)
+    return np.asarray(Image.open(buf), dtype=np.float32) / 255
+
+
+def test_view_signal_shape_dtype_and_8bit_units():
+    x = np.full((2, 32, 32, 3), 0.5, np.float32)
+    x[1, :, ::2] += 1 / 255  # columns alternating 0 / 1 level: residual +-0.5 level
+    s = view_signal(x)
+    assert s.shape == (2,) and s.dtype == np.float64
+    assert s[0] == 0.0 and s[1] == pytest.approx(0.5, rel=1e-3)
+    with pytest.raises(ValueError):
+        view_signal(np.zeros((32, 32, 3), np.float32))
+
+
+@pytest.mark.parametrize(
+    "name,pixels",
+    [
+        ("black", np.zeros((128, 128, 3), np.float32)),
+        ("white", np.ones((128, 128, 3), np.float32)),
+        ("grey", np.full((200, 90, 3), 0.5, np.float32)),
+        ("1x1", np.array([[[0.2, 0.7, 0.4]]], np.float32)),
+    ],
+)
+def test_constant_images_have_only_flat_views(name, pixels):
+    v, info = make_views(pixels, 64, 4)
+    assert info["flat_views"] == info["n_views"] == len(v)
+    assert info["signal"] == [0.0] * len(v)
+
+
+def test_smooth_gradients_are_flat_even_after_8bit_quantisation():
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float64)
+    rng = np.random.default_rng(0)
+    worst_float = worst_8bit = 0.0
+    for _ in range(300):
+        angle = rng.uniform(0, np.pi)
+        slope = np.exp(rng.uniform(np.log(0.02), np.log(4.0)))  # 8-bit levels per pixel
+        colour = rng.uniform(0.3, 1.0, 3) if rng.random() < 0.5 else np.ones(3)
+        ramp = (np.cos(angle) * xx + np.sin(angle) * yy) * slope
+        img = (rng.uniform(0, 128) + (ramp - ramp.min())[..., None] * colour) / 255
+        worst_float = max(worst_float, view_signal(img[None].astype(np.float32))[0])
+        worst_8bit = max(worst_8bit, view_signal(_q8(img)[None])[0])
+    assert worst_float < 1e-3
+    # quantisation noise of a smooth gradient carries no generator trace (measured max 0.31)
+    assert worst_8bit < FLAT_SIGNAL
+    full = _q8(np.linspace(0, 1, 300)[None, :, None].repeat(200, 0).repeat(3, 2))
+    _, info = make_views(full, 64, 9)
+    assert info["flat_views"] == info["n_views"] == 9
+
+
+def test_faint_noise_and_textures_are_not_flat():
+    rng = np.random.default_rng(1)
+    faint = [0.5 + rng.uniform(-2 / 255, 2 / 255, (64, 64, 3)) for _ in range(20)]
+    s = view_signal(np.stack(faint).astype(np.float32))
+    assert s.min() > FLAT_SIGNAL  # measured 0.67-0.69
+    assert view_signal(np.stack([_q8(f) for f in faint])).min() > FLAT_SIGNAL
+
+    texture = np.asarray(make_image((256, 256), seed=3), np.float32) / 255
+    for img in (texture, _jpeg(texture, 75)):
+        _, info = make_views(img, 64, 9)
+        assert info["flat_views"] == 0 and min(info["signal"]) > 10 * FLAT_SIGNAL
+    _, info = make_views(_img(300, 500), 64, 9)
+    assert info["flat_views"] == 0
+
+
+def test_natural_photo_crops_are_not_flat():
+    from fpattr.io import load_image
+    from fpattr.synthesis.photos import bundled_photo_paths
+
+    photo = next((p for p in bundled_photo_paths() if p.name == "astronaut.png"), None)
+    if photo is None:
+        pytest.skip("scikit-image's sample photos are not installed")
+    px = load_image(photo).pixels
+    tiles = np.stack(
+        [px[y : y + 64, x : x + 64] for y in range(0, 512, 64) for x in range(0, 512, 64)]
+    )
+    assert view_signal(tiles).min() > 2 * FLAT_SIGNAL  # measured min 1.15, median 5.8
+    jpeg = np.stack([_jpeg(t, 75) for t in tiles])
+    assert np.median(view_signal(jpeg)) > 10 * FLAT_SIGNAL
+
+
+def test_padded_tiny_image_with_texture_still_has_signal():
+    _, info = make_views(_img(8, 8), 64, 4)
+    assert info["padded"] and info["effective_views"] == 1 and info["flat_views"] == 0

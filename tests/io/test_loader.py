@@ -19,10 +19,17 @@ from PIL import Image, ImageFile, ImageOps, TiffImagePlugin, features
 
 from fpattr.errors import ImageLoadError
 from fpattr.io import loader as loader_mod
-from fpattr.io.loader import IMAGE_EXTENSIONS, LoadedImage, load_image, sha256_file
+from fpattr.io.loader import IMAGE_EXTENSIONS, LoadedImage, load_image, oriented, sha256_file
 from fpattr.testing import encode_png, make_hostile_inputs, make_image, write_image
 
 F16 = "16-bit -> float (no 8-bit rounding)"
+
+
+def recorded(orientation: int) -> str:
+    return (
+        f"EXIF orientation {orientation} recorded "
+        "(display only; the fingerprint reads the stored raster)"
+    )
 
 
 @pytest.fixture
@@ -97,7 +104,7 @@ LOADS = {
     "rgba_png": ("PNG", "RGBA", 8, ["alpha channel dropped"]),
     "la_png": ("PNG", "LA", 8, ["alpha channel dropped", "grayscale -> RGB"]),
     "gray_png": ("PNG", "L", 8, ["grayscale -> RGB"]),
-    "exif_rotated_jpeg": ("JPEG", "RGB", 8, ["EXIF orientation 6 applied"]),
+    "exif_rotated_jpeg": ("JPEG", "RGB", 8, [recorded(6)]),
 }
 
 FAILS = {
@@ -174,6 +181,7 @@ def test_rgb_png_pixels_hash_and_info(tmp_path):
     info = img.info()
     assert "pixels" not in info and json.loads(json.dumps(info)) == info
     assert info["conversions"] == [] and info["sha256"] == img.sha256
+    assert info["orientation"] == img.orientation == 1
     assert isinstance(img, LoadedImage)
 
 
@@ -322,25 +330,62 @@ def test_float_and_int32_tiffs(tmp_path):
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_matches_pillow_exif_transpose(tmp_path, orientation):
+def test_exif_orientation_is_recorded_not_applied(tmp_path, orientation):
+    """Pixels are the stored raster; oriented() shows what Pillow's exif_transpose shows."""
     exif = Image.Exif()
     exif[0x0112] = orientation
     path = tmp_path / "o.png"
     make_image((5, 3), seed=orientation).save(path, exif=exif.tobytes())
     img = load_image(path)
     with Image.open(path) as im:
-        expected = expected8(np.asarray(ImageOps.exif_transpose(im)))
-    np.testing.assert_array_equal(img.pixels, expected)
-    assert (img.width, img.height) == (expected.shape[1], expected.shape[0])
-    applied = [] if orientation == 1 else [f"EXIF orientation {orientation} applied"]
-    assert img.conversions == applied
+        stored = expected8(np.asarray(im))
+        shown = expected8(np.asarray(ImageOps.exif_transpose(im)))
+    np.testing.assert_array_equal(img.pixels, stored)
+    assert (img.width, img.height) == (5, 3)
+    assert img.orientation == img.info()["orientation"] == orientation
+    assert img.conversions == ([] if orientation == 1 else [recorded(orientation)])
+    up = oriented(img.pixels, img.orientation)
+    np.testing.assert_array_equal(up, shown)
+    assert up.dtype == np.float32 and up.flags.c_contiguous
 
 
-def test_exif_rotation_changes_width_and_height(hostile):
+def test_orientation_tag_alone_does_not_change_the_fingerprint(tmp_path):
+    """Byte-identical pixels, plus only EXIF Orientation=6: the same pixels reach the extractor."""
+    image = make_image((40, 24), seed=11)
+    plain, tagged = tmp_path / "plain.png", tmp_path / "tagged.png"
+    image.save(plain)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(tagged, exif=exif.tobytes())
+    a, b = load_image(plain), load_image(tagged)
+    assert a.sha256 != b.sha256  # the files differ (metadata) ...
+    assert np.array_equal(a.pixels, b.pixels)  # ... the fingerprint's input does not
+    assert (a.orientation, b.orientation) == (1, 6)
+    assert (b.width, b.height) == (a.width, a.height) == (40, 24)
+    assert b.conversions == [recorded(6)]
+    with Image.open(tagged) as im:
+        shown = expected8(np.asarray(ImageOps.exif_transpose(im)))
+    up = oriented(b.pixels, b.orientation)
+    assert up.shape == (40, 24, 3)
+    np.testing.assert_array_equal(up, shown)
+    np.testing.assert_array_equal(up, np.rot90(b.pixels, -1))  # 6: 90 degrees clockwise
+
+
+def test_oriented_leaves_orientation_1_and_invalid_values_alone():
+    px = np.arange(24, dtype=np.float32).reshape(2, 4, 3)
+    for orientation in (1, 0, 9):
+        assert oriented(px, orientation) is px
+    assert oriented(px[..., 0], 8).shape == (4, 2)  # any trailing axes: (H, W) works too
+
+
+def test_exif_rotated_jpeg_keeps_the_stored_size(hostile):
     with Image.open(hostile["exif_rotated_jpeg"]) as im:
         assert im.size == (48, 32)
+        stored = expected8(np.asarray(im))
     img = load_image(hostile["exif_rotated_jpeg"])
-    assert (img.width, img.height) == (32, 48)
+    assert (img.width, img.height, img.orientation) == (48, 32, 6)
+    np.testing.assert_array_equal(img.pixels, stored)
+    assert oriented(img.pixels, img.orientation).shape == (48, 32, 3)
 
 
 def test_invalid_exif_orientation_is_ignored_and_recorded(tmp_path):
@@ -349,7 +394,7 @@ def test_invalid_exif_orientation_is_ignored_and_recorded(tmp_path):
     path = tmp_path / "o.jpg"
     make_image((5, 3)).save(path, exif=exif.tobytes())
     img = load_image(path)
-    assert (img.width, img.height) == (5, 3)
+    assert (img.width, img.height, img.orientation) == (5, 3, 1)
     assert img.conversions == ["EXIF orientation 9 invalid; ignored"]
 
 

@@ -1,0 +1,255 @@
+"""The Python API and the one inference path: ``Session(backbone, gallery, policy)``.
+
+    >>> from fpattr import Session
+    >>> s = Session.open("default", gallery="~/my-gallery")      # doctest: +SKIP
+    >>> for r in s.attribute(["suspects/"]):                       # doctest: +SKIP
+    ...     print(r["path"], r["decision"], r["probability"])
+
+Every command goes through a Session: ``attribute`` streams one result dict per input
+(errors included) over one decode-and-batch loop (:class:`fpattr.pipeline.Embedder`),
+``verify`` compares two files or folders, ``enrol`` adds a model to the gallery. All
+decisions and probabilities come from the session's :class:`fpattr.decision.DecisionPolicy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpattr.backbones.base import Backbone
+from fpattr.decision import DecisionPolicy
+from fpattr.embedding import l2_normalize
+from fpattr.errors import UsageError
+from fpattr.gallery import Gallery
+from fpattr.pipeline import Embedded, Embedder, RunStats, Settings
+
+
+class Session:
+    """One backbone, an optional gallery and the decision policy, ready to decide.
+
+    ``backbone``: a :class:`fpattr.backbones.base.Backbone`; ``gallery``: a
+    :class:`fpattr.gallery.Gallery` bound to that backbone (None: verify only);
+    ``policy``: default ``DecisionPolicy(backbone.calibration(), gallery, ...)`` from
+    ``settings`` (target false-accept rate, user threshold, prior of unknown).
+
+    Raises :class:`fpattr.errors.GalleryError` when the gallery was made by another
+    extractor.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        gallery: Gallery | None = None,
+        policy: DecisionPolicy | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.gallery = gallery
+        self.settings = settings or Settings()
+        if gallery is not None:
+            gallery.check_backbone(backbone.info())
+        s = self.settings
+        self.policy = policy or DecisionPolicy(
+            backbone.calibration(),
+            gallery,
+            target_far=s.target_far,
+            threshold=s.threshold,
+            prior_unknown=s.prior_unknown,
+            min_probability=s.min_probability,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        backbone: str = "auto",
+        gallery: str | Path | None = None,
+        settings: Settings | None = None,
+        **backbone_options: Any,
+    ) -> Session:
+        """A session from names: a registered backbone and a gallery folder (or None)."""
+        from fpattr.backbones.base import create_backbone, resolve_backbone_name
+
+        bb = create_backbone(resolve_backbone_name(backbone), **backbone_options)
+        g = Gallery.load(Path(gallery).expanduser()) if gallery is not None else None
+        return cls(bb, g, settings=settings)
+
+    # -- embedding -------------------------------------------------------------------------------
+
+    def embed(self, paths: Iterable[Any]) -> Iterator[Embedded]:
+        """Stream :class:`fpattr.pipeline.Embedded` for files and folders, in input order."""
+        return Embedder(self.backbone, self.settings).embed_paths(paths)
+
+    # -- attribute -------------------------------------------------------------------------------
+
+    def attribute(
+        self, paths: Iterable[Any], stats: RunStats | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """One result dict per input (schema in docs/user-guide.md), errors included.
+
+        ``stats`` (optional) accumulates counts and the pooled embedding for
+        :meth:`attribute_set`.
+        """
+        if self.gallery is None:
+            raise UsageError("attribute needs a gallery: enrol models with `fpattr gallery add`")
+        stats = stats if stats is not None else RunStats()
+        for e in self.embed(paths):
+            stats.n_inputs += 1
+            res: dict[str, Any] = {
+                "path": e.path,
+                "sha256": e.image.sha256 if e.image else None,
+                "status": "error" if e.error else "ok",
+                "error": e.error,
+                "image": _image_info(e),
+                "n_views": e.n_views,
+                "effective_views": e.effective_views,
+                "top": [],
+                "decision": None,
+                "probability": None,
+                "thumbnail": e.thumbnail,
+            }
+            if e.embedding is not None and not e.error:
+                stats.n_ok += 1
+                res.update(self.decide(e.embedding, views=e.effective_views, flat=e.flat))
+                key = res["decision"] or "undecided"
+                stats.decisions[key] = stats.decisions.get(key, 0) + 1
+                if not e.flat:
+                    stats.add_embedding(e.embedding, e.effective_views)
+            yield res
+
+    def decide(
+        self, embedding: np.ndarray, *, set_size: int = 1, views: int | None = None,
+        flat: bool = False,
+    ) -> dict[str, Any]:
+        """The policy's decision for one (D,) embedding against the gallery."""
+        d = self.policy.attribute(
+            embedding, top_k=self.settings.top_k, set_size=set_size, views=views, flat=flat
+        )
+        return d
+
+    def attribute_set(self, stats: RunStats) -> dict[str, Any] | None:
+        """One decision for every good input of a run, assumed to share one source.
+
+        Pooled like a folder (mean of the image embeddings, L2) and decided with the
+        calibration fitted for sets of that size.
+        """
+        if stats.emb_sum is None or stats.n_pooled == 0:
+            return None
+        d = self.decide(
+            l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views
+        )
+        return {"n_images": stats.n_pooled, **d}
+
+    # -- verify ----------------------------------------------------------------------------------
+
+    def _side(self, path: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """Embedding of one verify side: a file, or the mean over a folder's images."""
+        total: np.ndarray | None = None
+        n_ok, n_flat, failed, shas, views = 0, 0, [], [], []
+        for e in self.embed([path]):
+            if e.embedding is None or e.error:
+                failed.append({"path": e.path, "error": e.error})
+                continue
+            if e.flat:
+                n_flat += 1
+                continue
+            n_ok += 1
+            views.append(e.effective_views)
+            shas.append(e.image.sha256 if e.image else None)
+            total = e.embedding if total is None else total + e.embedding
+        info = {
+            "path": str(path),
+            "n_images": n_ok,
+            "n_flat": n_flat,
+            "failed": failed,
+            "sha256": shas[0] if n_ok == 1 else None,
+            "views": min(views) if views else None,
+        }
+        return (l2_normalize(total) if total is not None else None), info
+
+    def verify(self, a: Any, b: Any) -> dict[str, Any]:
+        """Same source or not for two files or folders (a folder is pooled into one
+        fingerprint); the policy decides with the calibration for those set sizes."""
+        ea, ia = self._side(a)
+        eb, ib = self._side(b)
+        res: dict[str, Any] = {
+            "a": str(a),
+            "b": str(b),
+            "a_sha256": ia["sha256"],
+            "b_sha256": ib["sha256"],
+            "a_images": ia["n_images"],
+            "b_images": ib["n_images"],
+            "failed": ia["failed"] + ib["failed"],
+            "status": "ok",
+            "error": None,
+            "similarity": None,
+            "probability": None,
+            "decision": None,
+        }
+        flat_side = (ea is None and ia["n_flat"]) or (eb is None and ib["n_flat"])
+        if flat_side:
+            res["similarity"] = None
+            return res | self.policy.verify(0.0, flat=True)
+        if ea is None or eb is None:
+            side = "A" if ea is None else "B"
+            res["status"] = "error"
+            res["error"] = f"{side} has no usable image" + (
+                f" ({res['failed'][0]['error']})" if res["failed"] else ""
+            )
+            return res
+        s = float(ea @ eb)
+        views = min(v for v in (ia["views"], ib["views"]) if v is not None)
+        d = self.policy.verify(
+            s, a_images=ia["n_images"], b_images=ib["n_images"], views=views
+        )
+        return res | {"similarity": s} | d
+
+    # -- enrol -----------------------------------------------------------------------------------
+
+    def embed_references(
+        self, paths: Iterable[Any]
+    ) -> tuple[np.ndarray | None, list[dict[str, Any]], list[dict[str, Any]]]:
+        """Embeddings of reference images for enrolment: (N, D) or None, their refs
+        ({"path", "sha256"}), and the inputs left out with reasons (failed, flat, or an
+        exact duplicate by sha256 of an earlier reference)."""
+        embs, refs, left_out = [], [], []
+        seen: dict[str, str] = {}
+        for e in self.embed(paths):
+            sha = e.image.sha256 if e.image else None
+            if e.embedding is None or e.error:
+                left_out.append({"path": e.path, "error": e.error})
+            elif e.flat:
+                left_out.append(
+                    {"path": e.path, "error": "insufficient signal: every view is flat"}
+                )
+            elif sha is not None and sha in seen:
+                left_out.append(
+                    {"path": e.path, "error": f"duplicate of {seen[sha]} (same sha256)",
+                     "duplicate": True}
+                )
+            else:
+                if sha is not None:
+                    seen[sha] = e.path
+                embs.append(e.embedding)
+                refs.append({"path": e.path, "sha256": sha})
+        return (np.stack(embs) if embs else None), refs, left_out
+
+
+def _image_info(e: Embedded) -> dict[str, Any] | None:
+    if e.image is None:
+        return None
+    info = e.image.info()
+    info.pop("path", None)
+    info.pop("sha256", None)
+    conv = list(info.get("conversions", []))
+    if e.padded:
+        conv.append("reflect-padded to the view size")
+    if e.dropped_views:
+        conv.append(f"{e.dropped_views} flat view(s) left out (non-finite backbone output)")
+    if e.flat:
+        conv.append("every view is flat: no fingerprint evidence")
+    if conv:
+        info["conversions"] = conv
+    return info
