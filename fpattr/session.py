@@ -120,7 +120,11 @@ class Session:
             yield res
 
     def decide(
-        self, embedding: np.ndarray, *, set_size: int = 1, views: int | None = None,
+        self,
+        embedding: np.ndarray,
+        *,
+        set_size: int = 1,
+        views: int | None = None,
         flat: bool = False,
     ) -> dict[str, Any]:
         """The policy's decision for one (D,) embedding against the gallery."""
@@ -137,9 +141,7 @@ class Session:
         """
         if stats.emb_sum is None or stats.n_pooled == 0:
             return None
-        d = self.decide(
-            l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views
-        )
+        d = self.decide(l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views)
         return {"n_images": stats.n_pooled, **d}
 
     # -- verify ----------------------------------------------------------------------------------
@@ -201,9 +203,7 @@ class Session:
             return res
         s = float(ea @ eb)
         views = min(v for v in (ia["views"], ib["views"]) if v is not None)
-        d = self.policy.verify(
-            s, a_images=ia["n_images"], b_images=ib["n_images"], views=views
-        )
+        d = self.policy.verify(s, a_images=ia["n_images"], b_images=ib["n_images"], views=views)
         return res | {"similarity": s} | d
 
     # -- enrol -----------------------------------------------------------------------------------
@@ -226,8 +226,11 @@ class Session:
                 )
             elif sha is not None and sha in seen:
                 left_out.append(
-                    {"path": e.path, "error": f"duplicate of {seen[sha]} (same sha256)",
-                     "duplicate": True}
+                    {
+                        "path": e.path,
+                        "error": f"duplicate of {seen[sha]} (same sha256)",
+                        "duplicate": True,
+                    }
                 )
             else:
                 if sha is not None:

@@ -36,7 +36,9 @@ def make_gallery(n_models=6, n_refs=6, spread=0.5, dim=32, seed=0):
     centres = _unit(rng.normal(size=(n_models, dim)))
     for k in range(n_models):
         refs = _unit(centres[k] + spread * rng.normal(size=(n_refs, dim)) / np.sqrt(dim))
-        g.add(f"m{k}", refs, [{"path": f"m{k}/{j}.png", "sha256": f"{k}-{j}"} for j in range(n_refs)])
+        g.add(
+            f"m{k}", refs, [{"path": f"m{k}/{j}.png", "sha256": f"{k}-{j}"} for j in range(n_refs)]
+        )
     return g, centres, rng
 
 
@@ -76,7 +78,11 @@ def test_below_threshold_is_unknown_with_the_probability_of_unknown():
 def test_near_tie_is_ambiguous_with_the_probability_of_the_set():
     g, centres, _ = make_gallery(n_models=4, spread=0.3)
     # enrol a twin of m0 under another name: its queries cannot be told apart
-    g.add("twin", g.models["m0"].embeddings[::-1].copy(), [{"path": "t", "sha256": str(k)} for k in range(6)])
+    g.add(
+        "twin",
+        g.models["m0"].embeddings[::-1].copy(),
+        [{"path": "t", "sha256": str(k)} for k in range(6)],
+    )
     pol = DecisionPolicy(CARD, g)
     d = pol.attribute(centres[0].astype(np.float32), top_k=5)
     assert d["decision"] == AMBIGUOUS

@@ -57,5 +57,3 @@ def test_provider_choice():
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(BackboneError, match="fpattr\\[gpu\\]"):
             choose_providers("cuda")
-
-
