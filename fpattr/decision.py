@@ -425,6 +425,43 @@ class DecisionPolicy:
             maps[kind] = fit_platt(p, ok, wt * len(rs) / wt.sum())
         return maps
 
+    def enrolment_check(self) -> dict[str, dict[str, Any]]:
+        """Per model: how its references fare as queries under leave-one-out.
+
+        Each reference is decided against the gallery with its own model's centroid
+        made of the *other* references (the policy's single-image calibration). Returns
+        ``{model: {"n_refs", "recognised", "unknown", "ambiguous", "confused_with":
+        {other: n}}}``; few recognised references mean the model is not distinct enough
+        from the others (or its references are too varied) for this extractor.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        if self.gallery is None or len(self.gallery.models) < 2:
+            return out
+        cal = self.calibration("image-vs-model")
+        pq = pseudo_queries(self.gallery, 1, seed=self.seed)
+        names = pq["names"]
+        for name in names:
+            out[name] = {
+                "n_refs": len(self.gallery.models[name].refs),
+                "recognised": 0,
+                "unknown": 0,
+                "ambiguous": 0,
+                "confused_with": {},
+            }
+        for sims, t in pq["known"]:
+            r = self._raw_decide(sims, names, cal)
+            row = out[names[t]]
+            if r["kind"] == "unknown" or r["decision"] == UNKNOWN:
+                row["unknown"] += 1
+            elif r["kind"] == "ambiguous":
+                row["ambiguous"] += 1
+            elif r["decision"] == names[t]:
+                row["recognised"] += 1
+            elif r["decision"] is not None:
+                other = r["decision"]
+                row["confused_with"][other] = row["confused_with"].get(other, 0) + 1
+        return out
+
     # -- decisions -------------------------------------------------------------------------------
 
     def _gallery_centroids(self) -> tuple[list[str], np.ndarray]:

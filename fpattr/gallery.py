@@ -55,6 +55,19 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _first_of_each_sha(refs: list[dict[str, Any]]) -> list[int]:
+    """Indices of the references to keep: the first of each sha256 (unknown hashes kept)."""
+    seen: set[str] = set()
+    keep = []
+    for k, r in enumerate(refs):
+        sha = r.get("sha256")
+        if sha is None or sha not in seen:
+            keep.append(k)
+            if sha is not None:
+                seen.add(sha)
+    return keep
+
+
 @dataclass
 class GalleryModel:
     """One enrolled generative model."""
@@ -108,6 +121,10 @@ class Gallery:
         emb = _normalise(np.atleast_2d(embeddings))
         if emb.shape[0] != len(refs):
             raise GalleryError(f"{emb.shape[0]} embeddings for {len(refs)} references")
+        # an exact duplicate (same sha256) is one piece of evidence, not two: keep the first
+        first = _first_of_each_sha(refs)
+        if len(first) < len(refs):
+            emb, refs = emb[first], [refs[k] for k in first]
         if self.models:
             dim = next(iter(self.models.values())).embeddings.shape[1]
             if emb.shape[1] != dim:

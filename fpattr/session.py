@@ -209,7 +209,7 @@ class Session:
     # -- enrol -----------------------------------------------------------------------------------
 
     def embed_references(
-        self, paths: Iterable[Any]
+        self, paths: Iterable[Any], on_each: Any = None
     ) -> tuple[np.ndarray | None, list[dict[str, Any]], list[dict[str, Any]]]:
         """Embeddings of reference images for enrolment: (N, D) or None, their refs
         ({"path", "sha256"}), and the inputs left out with reasons (failed, flat, or an
@@ -217,6 +217,8 @@ class Session:
         embs, refs, left_out = [], [], []
         seen: dict[str, str] = {}
         for e in self.embed(paths):
+            if on_each is not None:
+                on_each({"status": "error" if e.error else "ok"})
             sha = e.image.sha256 if e.image else None
             if e.embedding is None or e.error:
                 left_out.append({"path": e.path, "error": e.error})

@@ -114,7 +114,7 @@ def make_hostile_inputs(folder: str | os.PathLike[str]) -> dict[str, Path]:
       palette_png ("palette -> RGB"); palette_transparency_png (+ "palette transparency dropped");
       rgba_png / la_png ("alpha channel dropped", not composited; la also "grayscale -> RGB");
       gray_png ("grayscale -> RGB"); exif_rotated_jpeg (48x32 stored, orientation 6: loads as
-      32x48 with "EXIF orientation 6 applied");
+      the stored 48x32 raster with "EXIF orientation 6 recorded (display only ...)");
       unreadable_png (chmod 000: fails "permission denied", except for root, who can read it).
     Expected to fail with ImageLoadError:
       corrupt_png (valid IHDR, garbage IDAT), truncated_jpeg (first half of a JPEG),

@@ -53,7 +53,8 @@ def add(
     """
     from fpattr import gallery as gal
     from fpattr.errors import UsageError
-    from fpattr.pipeline import Embedder, Settings
+    from fpattr.pipeline import Settings
+    from fpattr.session import Session
 
     if replace and append:
         raise UsageError("--replace and --append are exclusive")
@@ -61,25 +62,27 @@ def add(
     console = common.stderr_console(quiet)
     bb = common.load_backbone(backbone, backbone_opt, device)
     path = common.gallery_path(gallery, bb.name)
-    embs, refs, failed = [], [], []
     with common.progress(console, images, f"enrolling {name}") as advance:
-        for e in Embedder(bb, Settings(views=views)).embed_paths(images):
-            advance({"status": "error" if e.error else "ok"})
-            if e.embedding is None or e.error:
-                failed.append({"path": e.path, "error": e.error})
-                console.print(f"[red]skipped[/] {e.path}: {e.error}")
-            else:
-                embs.append(e.embedding)
-                refs.append({"path": e.path, "sha256": e.image.sha256 if e.image else None})
-    if not embs:
+        session = Session(bb, settings=Settings(views=views))
+        embs, refs, left_out = session.embed_references(images, on_each=advance)
+    failed = [x for x in left_out if not x.get("duplicate")]
+    duplicates = [x for x in left_out if x.get("duplicate")]
+    for x in failed:
+        console.print(f"[red]skipped[/] {x['path']}: {x['error']}")
+    if duplicates:
+        console.print(
+            f"[yellow]note:[/] {len(duplicates)} exact duplicate reference(s) left out "
+            "(same sha256 as another reference: one file is one piece of evidence)"
+        )
+    if embs is None:
         console.print(f"[red]no usable reference image for {name!r}[/]; gallery unchanged")
         raise typer.Exit(2)
-    import numpy as np
-
     with gal.editing(path, bb.info()) as g:
-        model = g.add(name, np.stack(embs), refs, replace=replace, append=append)
+        before = len(g.models[name].refs) if name in g.models and append else 0
+        model = g.add(name, embs, refs, replace=replace, append=append)
         n_models = len(g.models)
         shared = g.shared_references(name)
+        already = before + len(refs) - len(model.refs)
     for other, n in shared.items():
         console.print(
             f"[yellow]warning:[/] {n} reference(s) of {name!r} are also enrolled under "
@@ -90,23 +93,137 @@ def add(
             f"[yellow]note:[/] {name!r} has {len(model.refs)} reference(s); 5-10 give "
             "much more reliable centroids"
         )
+    check = _calibration_report(bb, g)
+    mine = check["enrolment_check"].get(name)
+    if mine is not None:
+        console.print(
+            f"leave-one-out: {mine['recognised']}/{mine['n_refs']} references of {name!r} "
+            f"recognised as {name!r} ({mine['unknown']} unknown, {mine['ambiguous']} "
+            f"ambiguous, confused with {mine['confused_with'] or 'none'})"
+        )
+        if mine["recognised"] * 2 < mine["n_refs"]:
+            console.print(
+                f"[yellow]warning:[/] fewer than half of {name!r}'s references are "
+                "recognised as their own model: expect it to be answered 'unknown' or "
+                "'ambiguous'; add references (5-10 from the same source) or check that they "
+                "really share one source"
+            )
     result = {
         "gallery": str(path),
         "model": name,
         "n_refs": len(model.refs),
         "n_models": n_models,
         "failed": failed,
+        "duplicates_dropped": [x["path"] for x in duplicates],
+        "already_enrolled": already,
         "backbone": bb.id,
         "shared_references": shared,
+        "enrolment_check": mine,
+        "calibration": check["calibration"],
     }
     from rich.table import Table
 
     t = Table(title=f"enrolled {name} in {path}")
-    for k in ("model", "n_refs", "n_models", "backbone"):
+    for k in ("model", "n_refs", "n_models", "recognised (LOO)", "backbone"):
         t.add_column(k)
-    t.add_row(name, str(len(model.refs)), str(n_models), bb.id)
+    rec = f"{mine['recognised']}/{mine['n_refs']}" if mine else "-"
+    t.add_row(name, str(len(model.refs)), str(n_models), rec, bb.id)
     _emit(result, fmt, t)
     raise typer.Exit(1 if failed else 0)
+
+
+def _calibration_report(bb: Any, g: Any) -> dict[str, Any]:
+    """The policy's single-image calibration for a gallery and its enrolment check."""
+    from fpattr.decision import DecisionPolicy
+
+    pol = DecisionPolicy(bb.calibration(), g)
+    cal = pol.calibration("image-vs-model")
+    pair = pol.calibration("image-vs-image")
+    return {
+        "calibration": {
+            "image-vs-model": cal.info() if cal else None,
+            "image-vs-image": pair.info() if pair else None,
+        },
+        "enrolment_check": pol.enrolment_check(),
+    }
+
+
+@gallery_app.command("calibrate")
+def calibrate(
+    backbone: str = common.BackboneOpt,
+    backbone_opt: list[str] = common.BackboneOpts,
+    gallery: str = common.GalleryOpt,
+    target_far: float = common.TargetFarOpt,
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """Show the calibration fitted from the gallery's references and how each model's
+    references fare under leave-one-out (refitted from the references on every use, so
+    it follows every `gallery add` / `remove`).
+
+    Example: fpattr gallery calibrate --format json
+    """
+    from rich.table import Table
+
+    from fpattr.decision import DecisionPolicy
+
+    bb = common.load_backbone(backbone, backbone_opt)
+    g = common.open_gallery(gallery, bb)
+    pol = DecisionPolicy(bb.calibration(), g, target_far=target_far)
+    cals = [pol.calibration("image-vs-model"), pol.calibration("image-vs-image")]
+    check = pol.enrolment_check()
+    t = Table(
+        "comparison",
+        "threshold",
+        "fitted for FAR",
+        "source",
+        "held out (gen/imp)",
+        "gallery weight",
+        title=f"calibration of {g.path}",
+    )
+    for c in cals:
+        if c is None:
+            continue
+        far = "-" if c.target_far is None else f"{c.target_far:.2%}"
+        t.add_row(
+            c.comparison,
+            f"{c.threshold:.3f}",
+            far,
+            c.source,
+            f"{c.n_genuine}/{c.n_impostor}",
+            f"{c.gallery_weight:.2f}",
+        )
+    t2 = Table(
+        "model",
+        "refs",
+        "recognised",
+        "unknown",
+        "ambiguous",
+        "confused with",
+        title="references as queries (leave-one-out)",
+    )
+    for m, r in check.items():
+        conf = ", ".join(f"{k} {v}" for k, v in r["confused_with"].items()) or "-"
+        t2.add_row(
+            m, str(r["n_refs"]), str(r["recognised"]), str(r["unknown"]), str(r["ambiguous"]), conf
+        )
+    if fmt == "json":
+        _emit(
+            {
+                "gallery": g.info(),
+                "calibrations": [c.info() for c in cals if c],
+                "enrolment_check": check,
+            },
+            fmt,
+            None,
+        )
+    else:
+        from rich.console import Console
+
+        Console().print(t)
+        Console().print(t2)
+        for c in cals:
+            if c is not None:
+                print(f"{c.comparison}: {c.why}", file=sys.stderr)
 
 
 def _load(gallery: str | None, backbone: str) -> Any:
@@ -206,7 +323,11 @@ def remove(
     binding = Gallery.load(path).backbone  # refuses a missing/corrupt gallery first
     with editing(path, binding) as g:
         g.remove(name)
-    print(f"removed {name} from {path}", file=sys.stderr)
+    print(
+        f"removed {name} from {path}; decisions now calibrate on the remaining references "
+        "(`fpattr gallery calibrate` shows the refitted calibration)",
+        file=sys.stderr,
+    )
 
 
 @gallery_app.command("export", no_args_is_help=True)

@@ -48,6 +48,36 @@ def _decision_text(decision: Any, status: Any) -> Text:
     return Text(d, style="bold cyan")
 
 
+def _threshold_line(summary: dict, results: list[dict]) -> Text | None:
+    """The thresholds in force, with the false-accept rate each was fitted for."""
+    policy = summary.get("policy") or {}
+    cals = [c for c in policy.get("calibrations") or [] if isinstance(c, dict)]
+    if not cals:
+        return None
+    used = {
+        (c.get("comparison"), c.get("set_size"), c.get("views"))
+        for r in results
+        for c in [r.get("calibration") or {}]
+    }
+    line = Text()
+    for c in cals:
+        key = (c.get("comparison"), c.get("set_size"), c.get("views"))
+        if used and key not in used and not (summary.get("as_set") and c.get("set_size", 1) > 1):
+            continue
+        if line:
+            line.append("\n")
+        far = number(c.get("target_far"))
+        line.append(f"{fmt_score(c.get('threshold'), 3)} cosine")
+        line.append(
+            f" (fitted for FAR {far:.2%}" if far is not None else " (user threshold, no FAR",
+        )
+        what = printable(c.get("comparison"))
+        if c.get("views"):
+            what += f", {c.get('views')} view(s)"
+        line.append(f"; {what}; {printable(c.get('source'))})", style="dim")
+    return line or None
+
+
 class TableWriter:
     """Accumulates rows, renders one table and a summary panel at close."""
 
@@ -87,10 +117,12 @@ class TableWriter:
         dec_w = max([8] + [len(printable(r.get("decision"))) for r in ok])
         dec_w = min(dec_w, 20)
         top_lines = [
-            f"{printable((t or {}).get('model'))} 0.00" for r in ok for t in (r.get("top") or [])
+            f"{printable((t or {}).get('model'))} -0.00 0.00"
+            for r in ok
+            for t in (r.get("top") or [])
         ]
-        top_w = min(max([18] + [len(line) for line in top_lines]), 32)
-        prob_w = len("Probability")
+        top_w = min(max([24] + [len(line) for line in top_lines]), 36)
+        prob_w = len("P(decision)")
         path_w = max(16, self.console.width - dec_w - top_w - prob_w - _overhead(4))
         path_w = min(path_w, max([4] + [len(printable(r.get("path"))) for r in self.results]))
         multi = any(len(r.get("top") or []) > 1 for r in ok)
@@ -98,9 +130,9 @@ class TableWriter:
             box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, leading=1 if multi else 0
         )
         table.add_column("Path", width=path_w, overflow="fold")
-        table.add_column("Decision", no_wrap=True, width=dec_w, overflow="ellipsis")
-        table.add_column("Top-k (similarity)", width=top_w)
-        table.add_column("Probability", justify="right", no_wrap=True, width=prob_w)
+        table.add_column("Decision", width=dec_w, overflow="fold")
+        table.add_column("P(decision)", justify="right", no_wrap=True, width=prob_w)
+        table.add_column("Top-k: similarity, posterior", width=top_w)
         for r in self.results:
             path = Text(shorten_left(printable(r.get("path")), path_w))
             if r.get("status") == "error":
@@ -110,15 +142,17 @@ class TableWriter:
                 table.add_row(path, _decision_text(None, "error"), "", "")
                 continue
             models = Text(no_wrap=True, overflow="ellipsis")
-            probs = Text()
             for i, t in enumerate(r.get("top") or []):
                 t = t or {}
-                sep = "\n" if i else ""
                 style = "" if i == 0 else "dim"
-                models.append(sep + f"{printable(t.get('model'))} ", style=style)
+                models.append(("\n" if i else "") + f"{printable(t.get('model'))} ", style=style)
                 models.append(fmt_score(t.get("similarity")), style=style)
-                probs.append(sep + fmt_score(t.get("probability")), style=style)
-            table.add_row(path, _decision_text(r.get("decision"), r.get("status")), models, probs)
+                if number(t.get("probability")) is not None:
+                    models.append(" " + fmt_score(t.get("probability")), style=style)
+            decision = _decision_text(r.get("decision"), r.get("status"))
+            if r.get("candidates"):
+                decision.append("\n" + " | ".join(printable(c) for c in r["candidates"]))
+            table.add_row(path, decision, fmt_score(r.get("probability"), 3), models)
         return table
 
     # -- verify -------------------------------------------------------------------------------
@@ -179,6 +213,9 @@ class TableWriter:
                 line.append_text(_decision_text(name, "ok"))
                 line.append(f" {count}")
             grid.add_row("Decisions", line)
+        thr = _threshold_line(summary, self.results)
+        if thr is not None:
+            grid.add_row("Threshold", thr)
         n_in = summary.get("n_inputs", len(self.results))
         n_ok = summary.get("n_ok")
         n_failed = summary.get("n_failed") or 0

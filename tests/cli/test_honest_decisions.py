@@ -1,0 +1,131 @@
+"""No fingerprint, no match; metadata never changes a verdict; duplicates are one reference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from fpattr.testing import run_cli
+
+
+def _solid(path, rgb, size=64):
+    Image.new("RGB", (size, size), rgb).save(path)
+    return path
+
+
+def _res(r):
+    assert r.stdout.strip(), r.output
+    return json.loads(r.stdout)
+
+
+def test_verify_solid_black_vs_white_is_insufficient_signal(enrolled, tmp_path):
+    a = _solid(tmp_path / "black.png", (0, 0, 0))
+    b = _solid(tmp_path / "white.png", (255, 255, 255))
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
+    res = _res(run_cli(["verify", a, b, *opts]))["results"][0]
+    assert res["decision"] == "insufficient signal"
+    assert res["probability"] is None
+
+
+def test_flat_and_one_pixel_images_are_never_attributed(enrolled, tmp_path):
+    d = tmp_path / "flat"
+    d.mkdir()
+    _solid(d / "grey.png", (128, 128, 128))
+    _solid(d / "one_pixel.png", (200, 10, 10), size=1)  # reflect-padded up to the view size
+    r = run_cli(["attribute", d, "-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"])
+    rep = _res(r)
+    assert {x["decision"] for x in rep["results"]} == {"insufficient signal"}
+    assert all(x["probability"] is None for x in rep["results"])
+    assert rep["summary"]["decisions"] == {"insufficient signal": 2}
+
+
+def test_exif_orientation_alone_changes_no_decision(enrolled, tmp_path):
+    """Byte-identical pixels with and without an Orientation=6 tag: same fingerprint."""
+    src = sorted(enrolled["queries"].glob("*.png"))
+    d = tmp_path / "tagged"
+    d.mkdir()
+    for f in src:
+        with Image.open(f) as im:
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            im.save(d / f.name, exif=exif)
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
+    plain = {
+        x["path"].rsplit("/", 1)[1]: x for x in _res(run_cli(["attribute", *src, *opts]))["results"]
+    }
+    tagged = {
+        x["path"].rsplit("/", 1)[1]: x for x in _res(run_cli(["attribute", d, *opts]))["results"]
+    }
+    assert plain.keys() == tagged.keys() and len(plain) == 9
+    for name, p in plain.items():
+        t = tagged[name]
+        assert t["image"]["orientation"] == 6
+        assert t["decision"] == p["decision"]
+        assert [x["similarity"] for x in t["top"]] == [x["similarity"] for x in p["top"]]
+    res = _res(run_cli(["verify", src[0], d / src[0].name, *opts]))["results"][0]
+    assert abs(res["similarity"] - 1.0) < 1e-6 and res["decision"] == "same"
+
+
+def test_duplicate_references_are_enrolled_once(world, tmp_path):
+    refs = tmp_path / "twice"
+    refs.mkdir()
+    for f in sorted((world["refs"] / "checker").glob("*.png")):
+        shutil.copy(f, refs / f.name)
+        shutil.copy(f, refs / f"copy_{f.name}")
+    g = tmp_path / "g"
+    r = run_cli(["gallery", "add", "checker", refs, "-g", g, "-b", "spectrum", "-f", "json", "-q"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["n_refs"] == 5 and len(res["duplicates_dropped"]) == 5
+    # appending the same files again adds nothing
+    r = run_cli(
+        [
+            "gallery",
+            "add",
+            "checker",
+            refs,
+            "-g",
+            g,
+            "-b",
+            "spectrum",
+            "--append",
+            "-f",
+            "json",
+            "-q",
+        ]
+    )
+    assert json.loads(r.stdout)["n_refs"] == 5
+
+
+def test_gallery_add_reports_leave_one_out_recognition(enrolled):
+    r = run_cli(["gallery", "calibrate", "-g", enrolled["gallery"], "-b", "spectrum", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    check = rep["enrolment_check"]
+    assert set(check) == {"nearest", "bilinear", "checker"}
+    assert all(v["n_refs"] == 5 for v in check.values())
+    assert sum(v["recognised"] for v in check.values()) >= 12  # distinct fake generators
+    cal = rep["calibrations"][0]
+    assert cal["comparison"] == "image-vs-model" and cal["source"] == "gallery"
+    assert cal["n_genuine"] == 15 and cal["n_impostor"] == 30
+
+
+def test_target_far_and_threshold_act_and_are_reported(enrolled):
+    base = ["attribute", enrolled["queries"], "-g", enrolled["gallery"], "-b", "spectrum"]
+    base += ["-f", "json", "-q"]
+    loose = _res(run_cli([*base, "--target-far", "0.3"]))
+    strict = _res(run_cli([*base, "--target-far", "0.001"]))
+    lt, st = loose["results"][0]["threshold"], strict["results"][0]["threshold"]
+    assert lt < st
+    assert loose["results"][0]["target_far"] == 0.3
+    user = _res(run_cli([*base, "--threshold", "0.99"]))
+    r0 = user["results"][0]
+    assert r0["threshold"] == 0.99 and r0["target_far"] is None
+    assert r0["calibration"]["source"] == "user-threshold"
+    np.testing.assert_allclose(
+        [x["top"][0]["similarity"] for x in user["results"]],
+        [x["top"][0]["similarity"] for x in loose["results"]],
+    )
