@@ -288,9 +288,7 @@ class DecisionPolicy:
             return pseudo_pairs(self.cal_gallery, n, m, seed=self.seed)
         pq = pseudo_queries(self.cal_gallery, n, seed=self.seed)
         g = np.array([s[t] for s, t in pq["known"]], np.float64)
-        i = np.concatenate([np.delete(s, t) for s, t in pq["known"]] or [np.zeros(0)])
-        if pq["reduced"]:
-            i = np.concatenate([i, pq["centroid_pairs"]])
+        i = np.concatenate([s for s, _ in pq["unknown"]] or [np.zeros(0)])
         return {**pq, "genuine": g, "impostor": i}
 
     def _fit(self, comparison: str, n: int, m: int, views: int | None) -> FittedCalibration | None:
@@ -767,6 +765,11 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
     reduced = False
     for a, e in enumerate(embs):
         r = e.shape[0]
+        # unknown (impostor) queries need no held-out centroid: pooled at the full size
+        # the references allow; known ones leave at least half the references for the
+        # model's centroid (a single image: all the others)
+        for idx in _draws(r, min(n, r), rng):
+            unknown.append((np.delete(cents @ _unit(e[idx].mean(0)), a), a))
         k = min(n, r - 1) if n == 1 else min(n, max(1, r // 2))
         reduced |= k < n
         if k < 1:
@@ -774,16 +777,14 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
         for idx in _draws(r, k, rng):
             q = _unit(e[idx].mean(0))
             sims = cents @ q
-            unknown.append((np.delete(sims, a), a))
-            sims = sims.copy()
             sims[a] = q @ _unit(np.delete(e, idx, axis=0).mean(0))
             known.append((sims, a))
     iu = np.triu_indices(len(names), k=1)
     notes = []
     if reduced:
         notes.append(
-            f"some models have {n} references or fewer: their held-out queries pool fewer "
-            f"than {n} (centroid-vs-centroid impostor scores added as the large-set limit)"
+            f"some models have {n} references or fewer: their held-out genuine queries pool "
+            f"fewer than {n} images (impostor queries pool up to all of a model's references)"
         )
     return {
         "names": names,

@@ -54,6 +54,7 @@ class _Rows:
     def __init__(self) -> None:
         self.prob: list[float] = []
         self.correct: list[bool] = []
+        self.source_known: list[bool] = []
         self.known = {"n": 0, "named": 0, "named_correct": 0, "ambiguous": 0, "correct": 0}
         self.unseen = {"n": 0, "named": 0}
         self.real = {"n": 0, "named": 0}
@@ -78,6 +79,7 @@ class _Rows:
         if d["probability"] is not None:
             self.prob.append(float(d["probability"]))
             self.correct.append(bool(ok))
+            self.source_known.append(truth is not None)
         return None
 
     def known_row(self, d: dict[str, Any], truth: str, sims: np.ndarray, names: list[str]) -> None:
@@ -104,7 +106,13 @@ class _Rows:
     def summary(self) -> dict[str, Any]:
         k = self.known
         prob, corr = np.asarray(self.prob), np.asarray(self.correct, bool)
-        ece, bins = reliability(prob, corr)
+        # rows weighted so that known and unknown sources each carry half, the policy's
+        # prior of unknown, whatever the number of leave-out and unseen rows
+        known = np.asarray(self.source_known, bool)
+        w = np.where(known, 0.5 / max(known.sum(), 1), 0.5 / max((~known).sum(), 1))
+        if not known.any() or known.all():
+            w = np.ones(known.size)
+        ece, bins = reliability(prob, corr, weight=w)
         return {
             "accuracy": _ratio(k["correct"], k["n"]),
             "coverage": _ratio(k["named"], k["n"]),
@@ -128,25 +136,31 @@ def _ratio(a: float, b: float) -> float | None:
     return round(float(a) / b, 4) if b else None
 
 
-def reliability(prob: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> tuple[Any, list]:
+def reliability(
+    prob: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS, weight: np.ndarray | None = None
+) -> tuple[Any, list]:
     """Expected calibration error over ``bins`` equal-width bins and the table behind it.
 
-    ECE = sum over bins of (rows in bin / rows) * |accuracy in bin - mean probability in
-    bin| (Guo et al., ICML 2017). Returns (ece or None without rows, [{"lo", "hi", "n",
-    "confidence", "accuracy"}] for non-empty bins).
+    ECE = sum over bins of (weight in bin / total weight) * |accuracy in bin - mean
+    probability in bin| (Guo et al., ICML 2017; rows weighted by ``weight``, default 1).
+    Returns (ece or None without rows, [{"lo", "hi", "n", "weight", "confidence",
+    "accuracy"}] for non-empty bins).
     """
     prob = np.asarray(prob, np.float64)
-    correct = np.asarray(correct, bool)
+    correct = np.asarray(correct, np.float64)
     if prob.size == 0:
         return None, []
+    w = np.ones(prob.size) if weight is None else np.asarray(weight, np.float64)
+    w = w / w.sum()
     idx = np.clip((prob * bins).astype(int), 0, bins - 1)
     table, ece = [], 0.0
     for b in range(bins):
         sel = idx == b
         if not sel.any():
             continue
-        conf, acc = float(prob[sel].mean()), float(correct[sel].mean())
-        ece += sel.mean() * abs(acc - conf)
+        conf = float(np.average(prob[sel], weights=w[sel]))
+        acc = float(np.average(correct[sel], weights=w[sel]))
+        ece += w[sel].sum() * abs(acc - conf)
         table.append(
             {
                 "lo": b / bins,
@@ -182,6 +196,8 @@ def decide_queries(
     real_views: np.ndarray | None = None,
     calibration_names: list[str] | None = None,
     cal_emb: tuple[np.ndarray, np.ndarray] | None = None,
+    unseen_emb: np.ndarray | None = None,
+    unseen_lab: np.ndarray | None = None,
     set_size: int = 1,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -189,7 +205,9 @@ def decide_queries(
 
     ``policy_for(gallery, calibration_gallery)`` builds the policy; with
     ``calibration_names``/``cal_emb`` the calibration gallery is those other models'
-    references (generator-disjoint), else the matched gallery itself.
+    references (calibration transfer), else the matched gallery itself. ``unseen_emb``/
+    ``unseen_lab``: queries of generators outside the gallery (the other half of a
+    generator-disjoint split), decided as unknowns beside the leave-one-model-out ones.
     """
     rng = np.random.default_rng(seed)
     rows = _Rows()
@@ -197,10 +215,12 @@ def decide_queries(
         make_gallery(cal_emb[0], cal_emb[1], calibration_names) if calibration_names else None
     )
 
-    def units() -> list[tuple[np.ndarray, str, int | None]]:
+    def units(
+        q_emb: np.ndarray = q_emb, q_lab: np.ndarray = q_lab, q_views: Any = q_views
+    ) -> list[tuple[np.ndarray, str, int | None]]:
         """(embedding, label, views) of each query unit (an image or a pooled set)."""
         out = []
-        for n in names:
+        for n in sorted(set(q_lab.tolist())):
             idx = np.flatnonzero(q_lab == n)
             groups = (
                 [idx[k : k + 1] for k in range(len(idx))]
@@ -226,6 +246,11 @@ def decide_queries(
             v = None if real_views is None else int(real_views[k])
             d = pol.decide_scores(cents @ e, gnames, views=v)
             rows.unknown_row(d, rows.real)
+    if unseen_emb is not None and len(unseen_emb):
+        for e, _, v in units(unseen_emb, unseen_lab, None):
+            rows.unknown_row(
+                pol.decide_scores(cents @ e, gnames, set_size=set_size, views=v), rows.unseen
+            )
     for h in names:  # leave one model out: its queries come from an unseen model
         rest = [n for n in names if n != h]
         if len(rest) < 2:
@@ -324,12 +349,19 @@ def decision_quality(
     v_q = None if views is None else views[is_q]
     v_real = None if views is None else views[is_real]
 
-    def block(sub: list[str], cal_sub: list[str] | None) -> dict[str, Any]:
+    def block(
+        sub: list[str], cal_sub: list[str] | None = None, other: list[str] | None = None
+    ) -> dict[str, Any]:
         rs, qs = np.isin(ref_lab, sub), np.isin(q_lab, sub)
         cal = None
         if cal_sub:
             cs = np.isin(ref_lab, cal_sub)
             cal = (ref_emb[cs], ref_lab[cs])
+        unseen = {}
+        if other:
+            os_ = np.isin(q_lab, other)
+            unseen = {"unseen_emb": q_emb[os_], "unseen_lab": q_lab[os_]}
+        common = {"calibration_names": cal_sub, "cal_emb": cal, "seed": seed, **unseen}
         res: dict[str, Any] = {
             "single": decide_queries(
                 policy_for,
@@ -341,9 +373,7 @@ def decision_quality(
                 real_emb=emb[is_real],
                 q_views=None if v_q is None else v_q[qs],
                 real_views=v_real,
-                calibration_names=cal_sub,
-                cal_emb=cal,
-                seed=seed,
+                **common,
             ),
             "sets": {},
         }
@@ -355,10 +385,8 @@ def decision_quality(
                 q_emb[qs],
                 q_lab[qs],
                 sub,
-                calibration_names=cal_sub,
-                cal_emb=cal,
                 set_size=n,
-                seed=seed,
+                **common,
             )
             if r["n_units"]:
                 res["sets"][str(n)] = r
@@ -376,16 +404,21 @@ def decision_quality(
         )
         return res
 
-    out: dict[str, Any] = {"in_gallery": block(names, None)}
+    out: dict[str, Any] = {"in_gallery": block(names)}
     if len(names) >= 4:
         rng = np.random.default_rng(seed)
         perm = [names[k] for k in rng.permutation(len(names))]
         half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
         folds = [
+            {"enrolled": half_b, "unseen": half_a, **block(half_b, other=half_a)},
+            {"enrolled": half_a, "unseen": half_b, **block(half_a, other=half_b)},
+        ]
+        out["generator_disjoint"] = {"folds": folds, "mean": _mean_folds(folds)}
+        transfer = [
             {"calibrated_on": half_a, "measured_on": half_b, **block(half_b, half_a)},
             {"calibrated_on": half_b, "measured_on": half_a, **block(half_a, half_b)},
         ]
-        out["generator_disjoint"] = {"folds": folds, "mean": _mean_folds(folds)}
+        out["calibration_transfer"] = {"folds": transfer, "mean": _mean_folds(transfer)}
     return out
 
 

@@ -132,6 +132,8 @@ class EvalConfig:
     workers: int = 2
     max_pixels: int = DEFAULT_MAX_PIXELS
     transform: Transform = field(default_factory=Transform)
+    target_far: float = 0.01  # decision metrics: the policy's target false-accept rate
+    decisions: bool = True  # measure decision quality under the attribute/verify policy
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "transform"}
@@ -258,6 +260,8 @@ class EmbeddingSet:
     ok: np.ndarray  # (N,) bool
     errors: dict[int, str]
     seconds: float  # views + inference of this backbone only
+    views: np.ndarray | None = None  # (N,) effective views per image (0 where failed)
+    sha256: list[str | None] | None = None  # per image, None where it failed to load
 
 
 def _load_transformed(path: Any, *, max_pixels: int, transform: Transform) -> LoadedImage:
@@ -272,13 +276,19 @@ def _load_transformed(path: Any, *, max_pixels: int, transform: Transform) -> Lo
     return img
 
 
-def _embedding_set(b: ViewBatcher, n: int, load_errors: dict[int, str]) -> EmbeddingSet:
+def _embedding_set(
+    b: ViewBatcher,
+    n: int,
+    load_errors: dict[int, str],
+    views: np.ndarray,
+    shas: list[str | None],
+) -> EmbeddingSet:
     dim = next(iter(b.out.values())).shape[0] if b.out else 0
     emb = np.zeros((n, dim), np.float32)
     ok = np.zeros(n, bool)
     for k, v in b.out.items():
         emb[k], ok[k] = v, True
-    return EmbeddingSet(b.backbone, emb, ok, {**load_errors, **b.errors}, b.seconds)
+    return EmbeddingSet(b.backbone, emb, ok, {**load_errors, **b.errors}, b.seconds, views, shas)
 
 
 def embed_images(
@@ -303,6 +313,8 @@ def embed_images(
         for bb in backbones
     ]
     load_errors: dict[int, str] = {}
+    views = [np.zeros(len(paths), np.int32) for _ in batchers]
+    shas: list[str | None] = [None] * len(paths)
     wait = 0.0
     loaded = iter_loaded(
         [InputItem(Path(p)) for p in paths],
@@ -322,8 +334,11 @@ def embed_images(
             if isinstance(res, ImageLoadError):
                 load_errors[k] = res.reason
             else:
-                for b in batchers:
-                    b.add(k, res.pixels)
+                shas[k] = res.sha256
+                for j, b in enumerate(batchers):
+                    info = b.add(k, res.pixels)
+                    if info is not None:
+                        views[j][k] = info.get("effective_views", info["n_views"])
                     if b.full:
                         b.flush()
             nxt = res = None  # drop the pixels before the next image arrives
@@ -334,7 +349,11 @@ def embed_images(
             b.flush()
     finally:
         loaded.close()
-    return [_embedding_set(b, len(paths), load_errors) for b in batchers], wait
+    sets = [
+        _embedding_set(b, len(paths), load_errors, v, shas)
+        for b, v in zip(batchers, views, strict=True)
+    ]
+    return sets, wait
 
 
 # --------------------------------------------------------------------------- metrics
@@ -388,7 +407,25 @@ def score_run(
             "queries each"
         )
     keep = np.isin(labels, np.asarray(names, dtype=object)) & ok
+    # a query that is byte-identical to a reference scores as a perfect match and
+    # inflates every figure: left out, loudly
+    duplicates: list[dict[str, Any]] = []
+    if es.sha256 is not None:
+        ref_sha = {
+            es.sha256[k]: str(paths[k])
+            for k in np.flatnonzero(keep & (roles == "ref"))
+            if es.sha256[k]
+        }
+        for k in np.flatnonzero(keep & (roles != "ref")):
+            if es.sha256[k] in ref_sha:
+                duplicates.append({"path": str(paths[k]), "same_as": ref_sha[es.sha256[k]]})
+                keep[k] = ok[k] = False
     is_ref, is_q = keep & (roles == "ref"), keep & (roles == "query")
+    if not is_q.any():
+        raise UsageError(
+            "every query is a byte-identical copy of a reference (same sha256): nothing "
+            "left to evaluate"
+        )
     is_real = ok & (roles == "real")
     ref_emb, ref_lab = es.emb[is_ref], labels[is_ref]
     q_emb, q_lab = es.emb[is_q], labels[is_q]
@@ -430,6 +467,9 @@ def score_run(
         real = metrics.open_set_scores(cents, names, q_emb, q_lab, es.emb[is_real])
         open_set["real_vs_known"] = {"auroc": _r(real["auroc"]), "oscr": _r(real["oscr"])}
 
+    decisions = None
+    if cfg.decisions:
+        decisions = _decision_metrics(es, labels, roles, keep | is_real, names, cfg)
     failed = [{"path": str(paths[k]), "error": e} for k, e in sorted(es.errors.items())]
     bb = es.backbone
     metric_seconds = time.perf_counter() - t0
@@ -463,6 +503,8 @@ def score_run(
             "pairs": "single query image vs single query image",
         },
         "open_set": open_set,
+        "decisions": decisions,
+        "duplicate_queries": duplicates,
         "thresholds": THRESHOLDS_NOTE,
         "per_model": per_model,
         "confusion": {"labels": names, "matrix": conf.tolist()},
@@ -480,6 +522,63 @@ def score_run(
         "settings": cfg.to_dict(),
     }
     return RunResult(summary, gen, imp)
+
+
+def _decision_metrics(
+    es: EmbeddingSet,
+    labels: np.ndarray,
+    roles: np.ndarray,
+    use: np.ndarray,
+    names: list[str],
+    cfg: EvalConfig,
+) -> dict[str, Any]:
+    """Decision quality under the policy ``attribute`` uses (fpattr.evaluation.decisions),
+    headline figures first: single images, in-gallery (exactly as ``attribute`` with this
+    bench's references as the gallery); both protocols in full below."""
+    from fpattr.decision import DecisionPolicy
+    from fpattr.evaluation.decisions import decision_quality
+
+    card = es.backbone.calibration()
+
+    def policy_for(gallery: Any, cal_gallery: Any) -> DecisionPolicy:
+        return DecisionPolicy(
+            card,
+            gallery,
+            target_far=cfg.target_far,
+            calibration_gallery=cal_gallery,
+            seed=cfg.seed,
+        )
+
+    res = decision_quality(
+        policy_for,
+        es.emb[use],
+        labels[use],
+        roles[use],
+        names,
+        views=None if es.views is None else es.views[use],
+        n_pairs=min(cfg.pairs, 4000),
+        seed=cfg.seed,
+    )
+    head = res["in_gallery"]["single"]
+    keys = (
+        "achieved_far",
+        "accuracy",
+        "coverage",
+        "precision",
+        "ambiguous_rate",
+        "unseen_named_rate",
+        "real_named_rate",
+        "ece",
+    )
+    return {
+        "policy": "fpattr.decision/1 (gallery leave-one-out shrunk toward the card)",
+        "target_far": cfg.target_far,
+        **{k: head[k] for k in keys},
+        "sets": {n: {k: r[k] for k in keys} for n, r in res["in_gallery"]["sets"].items()},
+        "pairs": {k: v for k, v in res["in_gallery"]["pairs"].items() if k != "reliability"},
+        "generator_disjoint": res.get("generator_disjoint", {}).get("mean"),
+        "protocols": res,
+    }
 
 
 def evaluate(
