@@ -47,6 +47,10 @@ ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("OSCR", ("open_set", "oscr"), 3),
     ("LOMO folds", ("open_set", "n_folds"), 0),
     ("real-vs-known AUROC", ("open_set", "real_vs_known", "auroc"), 3),
+    ("decisions: achieved FAR", ("decisions", "achieved_far"), 4),
+    ("decisions: precision", ("decisions", "precision"), 3),
+    ("decisions: coverage", ("decisions", "coverage"), 3),
+    ("decisions: ECE", ("decisions", "ece"), 3),
     ("seconds", ("seconds",), 2),
     ("images/s", ("images_per_second",), 1),
 )
@@ -171,6 +175,17 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
                 )
             pm.add_row(Text(printable(n)), f"{first['n_refs']}/{first['n_queries']}", *cells)
         console.print(pm)
+    for run in runs:
+        if run.get("decisions"):
+            console.print(_decision_table(run))
+        if run.get("duplicate_queries"):
+            console.print(
+                Text(
+                    f"warning: {len(run['duplicate_queries'])} query file(s) identical to a "
+                    "reference (same sha256) left out",
+                    style="bold yellow",
+                )
+            )
     console.print(
         Text(
             f"thresholds: {THRESHOLDS_NOTE}; open set: leave-one-model-out "
@@ -178,6 +193,75 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
             style="dim",
         )
     )
+
+
+#: (label, key) of the decision-quality columns.
+DECISION_COLS = (
+    ("FAR", "achieved_far"),
+    ("prec.", "precision"),
+    ("cover.", "coverage"),
+    ("acc.", "accuracy"),
+    ("ambig.", "ambiguous_rate"),
+    ("unseen", "unseen_named_rate"),
+    ("real", "real_named_rate"),
+    ("ECE", "ece"),
+)
+_PROTOCOL_LABELS = {
+    "in_gallery": "in-gallery",
+    "generator_disjoint": "disjoint",
+    "calibration_transfer": "transfer",
+}
+
+
+def decision_rows(run: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(protocol, unit, figures) for every decision block of a run summary."""
+    d = (run.get("decisions") or {}).get("protocols") or {}
+    out = []
+    for proto in ("in_gallery", "generator_disjoint", "calibration_transfer"):
+        block = d.get(proto)
+        if not block:
+            continue
+        block = block if proto == "in_gallery" else block.get("mean") or {}
+        label = _PROTOCOL_LABELS[proto]
+        if block.get("single"):
+            out.append((label, "image", block["single"]))
+        for n, r in (block.get("sets") or {}).items():
+            out.append((label, f"set {n}", r))
+        if block.get("pairs"):
+            out.append((label, "pairs", block["pairs"]))
+    return out
+
+
+def _decision_table(run: dict[str, Any]) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    dec = run.get("decisions") or {}
+    t = Table(
+        title=Text(
+            f"decisions under the attribute/verify policy ({printable(run.get('backbone'))}, "
+            f"target FAR {_fmt(dec.get('target_far'), 3)})"
+        ),
+        caption=Text(
+            "disjoint / transfer: mean of the two halves of a generator split (enrolled half "
+            "measured, other half unseen / calibrated on the other half); unseen, real: "
+            "named rate of models not enrolled and of real photos",
+            style="dim",
+        ),
+        box=box.SIMPLE_HEAD,
+    )
+    t.add_column("protocol")
+    t.add_column("unit")
+    for label, _ in DECISION_COLS:
+        t.add_column(label, justify="right")
+    for proto, unit, r in decision_rows(run):
+        t.add_row(
+            proto,
+            unit,
+            *(_fmt(r.get(k), 3 if k != "achieved_far" else 4) for _, k in DECISION_COLS),
+        )
+    return t
 
 
 WRITERS = {"json": write_json, "jsonl": write_jsonl, "csv": write_csv, "table": write_table}
@@ -268,8 +352,38 @@ def confusion_png(results: Sequence[RunResult]) -> bytes:
     return _png(fig)
 
 
+def reliability_png(results: Sequence[RunResult]) -> bytes:
+    """Reliability diagrams of the decisions (probability shown vs how often it was right):
+    single images, sets and verify pairs, in-gallery protocol, one panel per backbone."""
+    figure = _matplotlib()
+    n = max(1, len(results))
+    fig = figure(figsize=(4.6 * n, 4.4))
+    for i, r in enumerate(results):
+        ax = fig.add_subplot(1, n, i + 1)
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        d = (r.summary.get("decisions") or {}).get("protocols", {}).get("in_gallery") or {}
+        series = [("single image", d.get("single"))]
+        series += [(f"set of {k}", v) for k, v in (d.get("sets") or {}).items()]
+        series.append(("verify pairs", d.get("pairs")))
+        for label, block in series:
+            bins = (block or {}).get("reliability") or []
+            if not bins:
+                continue
+            x = [b["confidence"] for b in bins]
+            y = [b["accuracy"] for b in bins]
+            ax.plot(x, y, marker="o", ms=3, label=f"{label} (ECE {_fmt(block.get('ece'), 3)})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("probability shown for the decision")
+        ax.set_ylabel("fraction of decisions that were right")
+        ax.set_title(f"{r.summary['backbone']}: reliability (in-gallery)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=7)
+    return _png(fig)
+
+
 def write_plots(folder: Any, results: Sequence[RunResult]) -> list[str]:
-    """``roc.png`` and ``confusion.png`` in ``folder`` (written atomically)."""
+    """``roc.png``, ``confusion.png`` and ``reliability.png`` in ``folder`` (atomic)."""
     from pathlib import Path
 
     from fpattr.io.atomic import atomic_write_bytes
@@ -277,7 +391,11 @@ def write_plots(folder: Any, results: Sequence[RunResult]) -> list[str]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for name, data in (("roc.png", roc_png(results)), ("confusion.png", confusion_png(results))):
+    plots = [("roc.png", roc_png), ("confusion.png", confusion_png)]
+    if any(r.summary.get("decisions") for r in results):
+        plots.append(("reliability.png", reliability_png))
+    for name, draw in plots:
+        data = draw(results)
         atomic_write_bytes(folder / name, data)
         out.append(str(folder / name))
     return out
@@ -317,6 +435,26 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
         for label, p, d in ROWS
     )
     headline = f'<table class="grid"><tr><th>metric</th>{head_cells}</tr>{rows}</table>'
+    for r in runs:
+        drows = decision_rows(r)
+        if not drows:
+            continue
+        cols = "".join(f'<th class="num">{_e(label)}</th>' for label, _ in DECISION_COLS)
+        body = "".join(
+            f"<tr><td>{_e(p)}</td><td>{_e(u)}</td>"
+            + "".join(
+                f'<td class="num">{_e(_fmt(v.get(k), 4 if k == "achieved_far" else 3))}</td>'
+                for _, k in DECISION_COLS
+            )
+            + "</tr>"
+            for p, u, v in drows
+        )
+        dec = r.get("decisions") or {}
+        headline += (
+            f"<h3>Decisions: {_e(r.get('backbone'))}, target FAR "
+            f"{_e(_fmt(dec.get('target_far'), 3))}</h3>"
+            f'<table class="grid"><tr><th>protocol</th><th>unit</th>{cols}</tr>{body}</table>'
+        )
 
     settings = runs[0].get("settings") or {}
     kv = "".join(
@@ -344,6 +482,11 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
             '<section class="panel"><h2>Figures</h2><div class="figs">'
             + _img(roc_png(results), "verification ROC curve")
             + _img(confusion_png(results), "confusion matrix heatmap")
+            + (
+                _img(reliability_png(results), "reliability diagram of the decisions")
+                if any(r.summary.get("decisions") for r in results)
+                else ""
+            )
             + "</div></section>"
         )
     except UsageError as exc:  # no matplotlib: the numbers still make a report
