@@ -765,11 +765,17 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
     reduced = False
     for a, e in enumerate(embs):
         r = e.shape[0]
-        # unknown (impostor) queries need no held-out centroid: pooled at the full size
-        # the references allow; known ones leave at least half the references for the
-        # model's centroid (a single image: all the others)
-        for idx in _draws(r, min(n, r), rng):
-            unknown.append((np.delete(cents @ _unit(e[idx].mean(0)), a), a))
+        rho = _coherence(e)
+        # unknown (impostor) queries need no held-out centroid, but pooling all the
+        # references leaves one draw per model: they pool all but one (several draws,
+        # noisier than a set of n, so the threshold errs high); known ones leave at least
+        # half the references for the model's centroid (a single image: all the others).
+        # Larger sets are simulated by rescaling to the norm a mean of n would have.
+        u = min(n, r - 1) if r > 2 else min(n, r)
+        for idx in _draws(r, u, rng):
+            q = _unit(e[idx].mean(0))
+            sims = np.clip((cents @ q) * _set_gain(rho, u, n), -1.0, 1.0)
+            unknown.append((np.delete(sims, a), a))
         k = min(n, r - 1) if n == 1 else min(n, max(1, r // 2))
         reduced |= k < n
         if k < 1:
@@ -778,13 +784,13 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
             q = _unit(e[idx].mean(0))
             sims = cents @ q
             sims[a] = q @ _unit(np.delete(e, idx, axis=0).mean(0))
-            known.append((sims, a))
+            known.append((np.clip(sims * _set_gain(rho, k, n), -1.0, 1.0), a))
     iu = np.triu_indices(len(names), k=1)
     notes = []
     if reduced:
         notes.append(
-            f"some models have {n} references or fewer: their held-out genuine queries pool "
-            f"fewer than {n} images (impostor queries pool up to all of a model's references)"
+            f"some models have {n} references or fewer: held-out sets pool what they allow "
+            f"and their cosines are rescaled to sets of {n} (variance of the mean)"
         )
     return {
         "names": names,
@@ -794,6 +800,28 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
         "reduced": reduced,
         "notes": notes,
     }
+
+
+def _coherence(e: np.ndarray) -> float:
+    """Mean cosine between distinct references of one model: the squared norm of the
+    model's mean embedding direction, rho (each embedding is unit-norm)."""
+    r = e.shape[0]
+    if r < 2:
+        return 1.0
+    gram = e @ e.T
+    return float(np.clip((gram.sum() - np.trace(gram)) / (r * (r - 1)), 0.01, 1.0))
+
+
+def _set_gain(rho: float, k: int, n: int) -> float:
+    """Factor taking the cosine of a pooled set of ``k`` images to that of ``n`` images.
+
+    The mean of k unit embeddings with coherence rho has expected squared norm
+    rho + (1 - rho) / k while its dot product with any fixed direction does not depend
+    on k; the cosine therefore grows by sqrt((rho + (1 - rho)/k) / (rho + (1 - rho)/n)).
+    """
+    if n <= k:
+        return 1.0
+    return math.sqrt((rho + (1 - rho) / k) / (rho + (1 - rho) / n))
 
 
 def _draws(size: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -333,8 +333,9 @@ def decision_quality(
     n_pairs: int = 4000,
     seed: int = 0,
     set_sizes: tuple[int, ...] = SET_SIZES,
+    splits: int = 3,
 ) -> dict[str, Any]:
-    """Both protocols' decision metrics for one backbone's embeddings of a bench.
+    """Every protocol's decision metrics for one backbone's embeddings of a bench.
 
     ``emb`` (N, D) L2-normalised; ``labels`` (N,) model name (or None for real photos);
     ``roles`` (N,) "ref" / "query" / "real"; ``views`` (N,) effective views or None.
@@ -407,18 +408,23 @@ def decision_quality(
     out: dict[str, Any] = {"in_gallery": block(names)}
     if len(names) >= 4:
         rng = np.random.default_rng(seed)
-        perm = [names[k] for k in rng.permutation(len(names))]
-        half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
-        folds = [
-            {"enrolled": half_b, "unseen": half_a, **block(half_b, other=half_a)},
-            {"enrolled": half_a, "unseen": half_b, **block(half_a, other=half_b)},
-        ]
-        out["generator_disjoint"] = {"folds": folds, "mean": _mean_folds(folds)}
-        transfer = [
-            {"calibrated_on": half_a, "measured_on": half_b, **block(half_b, half_a)},
-            {"calibrated_on": half_b, "measured_on": half_a, **block(half_a, half_b)},
-        ]
-        out["calibration_transfer"] = {"folds": transfer, "mean": _mean_folds(transfer)}
+        folds, transfer = [], []
+        for _ in range(splits):  # random halves; each half enrolled once, the other unseen
+            perm = [names[k] for k in rng.permutation(len(names))]
+            half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
+            for enrolled, unseen in ((half_b, half_a), (half_a, half_b)):
+                folds.append(
+                    {"enrolled": enrolled, "unseen": unseen, **block(enrolled, other=unseen)}
+                )
+                transfer.append(
+                    {"calibrated_on": unseen, "measured_on": enrolled, **block(enrolled, unseen)}
+                )
+        out["generator_disjoint"] = {"splits": splits, "folds": folds, "mean": _mean_folds(folds)}
+        out["calibration_transfer"] = {
+            "splits": splits,
+            "folds": transfer,
+            "mean": _mean_folds(transfer),
+        }
     return out
 
 
