@@ -15,18 +15,32 @@ VERIFY_COLUMNS: tuple[str, ...] = (
     "a",
     "b",
     "similarity",
-    "probability",
-    "threshold",
     "decision",
+    "probability",
+    "p_same",
+    "threshold",
+    "target_far",
+    "calibration",
     "error",
 )
+#: Decision columns of ``attribute`` between the fixed columns and the top-k.
+ATTRIBUTE_DECISION = (
+    "decision",
+    "probability",
+    "candidates",
+    "p_unknown",
+    "threshold",
+    "target_far",
+    "calibration",
+)
+_ATTR_FIXED = 3 + len(ATTRIBUTE_DECISION)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def attribute_columns(top_k: int) -> list[str]:
     """Header for ``attribute``: fixed columns, then model/similarity/probability per rank."""
-    cols = ["path", "sha256", "status", "decision"]
+    cols = ["path", "sha256", "status", *ATTRIBUTE_DECISION]
     for rank in range(1, top_k + 1):
         cols += [f"top{rank}_model", f"top{rank}_similarity", f"top{rank}_probability"]
     cols.append("error")
@@ -40,6 +54,17 @@ def _top_k(manifest: dict) -> int | None:
     except (TypeError, ValueError):
         return None
     return k if k > 0 else None
+
+
+def _cal(r: dict) -> str | None:
+    """``comparison/source[/set N]`` of the calibration that decided a row."""
+    cal = r.get("calibration")
+    if not isinstance(cal, dict):
+        return None
+    text = f"{cal.get('comparison')}/{cal.get('source')}"
+    if (cal.get("set_size") or 1) > 1:
+        text += f"/set {cal.get('set_size')}"
+    return text
 
 
 class CsvWriter:
@@ -89,18 +114,27 @@ class CsvWriter:
                 self._text(r.get("a")),
                 self._text(r.get("b")),
                 self._num(r.get("similarity")),
-                self._num(r.get("probability")),
-                self._num(r.get("threshold")),
                 self._text(r.get("decision")),
+                self._num(r.get("probability")),
+                self._num(r.get("p_same")),
+                self._num(r.get("threshold")),
+                self._num(r.get("target_far")),
+                self._text(_cal(r)),
                 self._text(r.get("error")),
             ]
         assert self.columns is not None
-        k = (len(self.columns) - 5) // 3
+        k = (len(self.columns) - _ATTR_FIXED - 1) // 3
         row = [
             self._text(r.get("path")),
             self._text(r.get("sha256")),
             self._text(r.get("status")),
             self._text(r.get("decision")),
+            self._num(r.get("probability")),
+            self._text("|".join(map(str, r.get("candidates") or []))),
+            self._num(r.get("p_unknown")),
+            self._num(r.get("threshold")),
+            self._num(r.get("target_far")),
+            self._text(_cal(r)),
         ]
         top = list(r.get("top") or [])[:k]
         for rank in range(k):

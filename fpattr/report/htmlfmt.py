@@ -158,6 +158,41 @@ def _records(items: Any) -> str:
 # -- the writer --------------------------------------------------------------------------------
 
 
+def _far_text(r: dict) -> str:
+    far = number(r.get("target_far"))
+    cal = r.get("calibration") or {}
+    if far is not None:
+        return f" (fitted for FAR {far:.2%})"
+    if cal.get("source") == "user-threshold":
+        return " (user threshold: fitted for no FAR)"
+    return ""
+
+
+def _cal_text(r: dict) -> str:
+    cal = r.get("calibration") or {}
+    if not cal:
+        return "uncalibrated"
+    text = f"{cal.get('comparison')}, calibration: {cal.get('source')}"
+    if cal.get("set_size", 1) and cal.get("set_size", 1) > 1:
+        text += f", set of {cal.get('set_size')}"
+    return text
+
+
+def _decision_line(r: dict) -> str:
+    """The decision, the probability of that decision and the threshold in force."""
+    prob = number(r.get("probability"))
+    parts = [f"<span>P({_e(r.get('decision') or 'decision')}) <b>{fmt_score(prob, 3)}</b></span>"]
+    if r.get("candidates"):
+        parts.append(f"<span>between {_e(' | '.join(map(str, r['candidates'])))}</span>")
+    if number(r.get("p_unknown")) is not None and r.get("decision") != "unknown":
+        parts.append(f"<span>P(unknown) {fmt_score(r.get('p_unknown'), 3)}</span>")
+    thr = number(r.get("threshold"))
+    if thr is not None:
+        parts.append(f"<span>threshold {fmt_score(thr, 3)}{_far_text(r)}</span>")
+    parts.append(f"<span>{_e(_cal_text(r))}</span>")
+    return f'<div class="meta decision">{"".join(parts)}</div>'
+
+
 class HtmlWriter:
     """Renders a card per result as it arrives; writes the whole page at close."""
 
@@ -270,6 +305,7 @@ class HtmlWriter:
                 f'<div class="error"><b>Error</b> {_e_lines(r.get("error") or "failed")}</div>'
             )
         else:
+            body.append(_decision_line(r))
             body.append(self._topk(list(r.get("top") or [])))
             if r.get("error"):
                 body.append(f'<div class="warn">{_e_lines(r["error"])}</div>')
@@ -312,8 +348,11 @@ class HtmlWriter:
                 '<div class="sim"><span class="m">similarity</span>'
                 f'<span class="bar"><span style="width:{_pct(sim)}"></span>{marker}</span>'
                 f'<span class="v">{fmt_score(sim, 3)}</span></div>'
-                f'<div class="meta"><span>probability <b>{fmt_score(prob, 3)}</b></span>'
-                f"<span>threshold {fmt_score(thr, 3)}</span></div>"
+                f'<div class="meta"><span>P({_e(r.get("decision") or "decision")}) '
+                f"<b>{fmt_score(prob, 3)}</b></span>"
+                + (f"<span>leaning {_e(r.get('leaning'))}</span>" if r.get("leaning") else "")
+                + f"<span>threshold {fmt_score(thr, 3)}{_far_text(r)}</span>"
+                + f"<span>{_e(_cal_text(r))}</span></div>"
             )
         cls = "card nothumb failed" if failed else "card nothumb"
         body = "".join(parts)

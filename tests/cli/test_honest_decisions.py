@@ -129,3 +129,16 @@ def test_target_far_and_threshold_act_and_are_reported(enrolled):
         [x["top"][0]["similarity"] for x in user["results"]],
         [x["top"][0]["similarity"] for x in loose["results"]],
     )
+
+
+def test_threshold_and_its_far_are_printed_in_table_json_and_html(enrolled, tmp_path):
+    base = ["attribute", enrolled["queries"], "-g", enrolled["gallery"], "-b", "spectrum", "-q"]
+    table = run_cli([*base, "-f", "table", "--report", tmp_path / "r.html"])
+    assert table.exit_code == 0, table.output
+    assert "Threshold" in table.stdout and "fitted for FAR 1.00%" in table.stdout
+    assert "P(decision)" in table.stdout
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "fitted for FAR 1.00%" in html and "P(" in html
+    rows = run_cli([*base, "-f", "csv"]).stdout.splitlines()
+    header = rows[0].split(",")
+    assert {"probability", "threshold", "target_far", "p_unknown", "calibration"} <= set(header)
