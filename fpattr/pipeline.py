@@ -22,11 +22,11 @@ import numpy as np
 
 from fpattr.backbones.base import Backbone
 from fpattr.calibration import DEFAULT_TARGET_FAR
-from fpattr.embedding import ViewBatcher
 from fpattr.errors import ImageLoadError
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem, iter_inputs
+from fpattr.views import ViewBatcher
 
 THUMB_SIDE = 96
 

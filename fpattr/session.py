@@ -21,10 +21,10 @@ import numpy as np
 
 from fpattr.backbones.base import Backbone
 from fpattr.decision import DecisionPolicy
-from fpattr.embedding import l2_normalize
 from fpattr.errors import UsageError
 from fpattr.gallery import Gallery
 from fpattr.pipeline import Embedded, Embedder, RunStats, Settings
+from fpattr.views import l2_normalize
 
 
 class Session:

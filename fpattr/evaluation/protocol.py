@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from fpattr.backbones.base import Backbone
-from fpattr.embedding import ViewBatcher
 from fpattr.errors import ImageLoadError, UsageError
 from fpattr.evaluation import metrics
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem
+from fpattr.views import ViewBatcher
 
 SCHEMA = "fpattr.evaluate/1"
 THRESHOLDS_NOTE = "none fitted on queries"
@@ -301,7 +301,7 @@ def embed_images(
     """Decode (+ transform) every image once and embed it with every backbone.
 
     Embeds like :class:`fpattr.pipeline.Embedder` (same loader, and the same
-    :class:`fpattr.embedding.ViewBatcher`: views, cross-image view batching, pooling
+    :class:`fpattr.views.ViewBatcher`: views, cross-image view batching, pooling
     L2 per view, mean, L2). An Embedder with ``loader=`` would apply the transform
     too, but decodes once per backbone; here one :class:`ViewBatcher` per backbone is
     fed from a single decode pass, so all backbones see exactly the same pixels.

@@ -9,12 +9,11 @@ import pytest
 from PIL import Image
 
 from fpattr.backbones.base import Backbone, create_backbone
-from fpattr.embedding import ViewBatcher, l2_normalize
 from fpattr.evaluation.protocol import EvalConfig, Transform, _load_transformed, embed_images
 from fpattr.io.loader import load_image
 from fpattr.pipeline import Embedder, Settings
 from fpattr.testing import write_image
-from fpattr.views import make_views
+from fpattr.views import ViewBatcher, l2_normalize, make_views
 
 
 class Patches(Backbone):
