@@ -69,6 +69,7 @@ def evaluate(
         10000, "--pairs", min=2, help="Verification pairs (balanced genuine/impostor)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the pair sampling."),
+    target_far: float = common.TargetFarOpt,
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout)."),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write the results to this file instead of stdout."
@@ -84,10 +85,11 @@ def evaluate(
     max_mpx: float = typer.Option(64.0, "--max-mpx", min=0.01, help="Refuse larger images."),
     quiet: bool = common.QuietOpt,
 ) -> None:
-    """Measure identification, verification and open-set figures on a bench.
+    """Measure identification, verification, open-set figures and decision quality.
 
-    Thresholds are never fitted on the queries being scored (all figures are
-    threshold-free). Exit code 1 when some images could not be read.
+    Nothing is fitted on the queries being scored: ranking figures are threshold-free,
+    decisions use the attribute/verify policy fitted on the references (see
+    docs/methods/decision-policy.md). Exit code 1 when some images could not be read.
 
     Example: fpattr evaluate ./bench --refs 10 --format json --compare spectrum,default
     """
@@ -106,6 +108,7 @@ def evaluate(
         crop=crop,
         pairs=pairs,
         seed=seed,
+        target_far=target_far,
         fmt=fmt,
         output=output,
         report=report,
@@ -160,6 +163,7 @@ def run(
     crop: int | None = None,
     pairs: int = 10000,
     seed: int = 0,
+    target_far: float = 0.01,
     fmt: str = "table",
     output: Path | None = None,
     report: Path | None = None,
@@ -192,6 +196,7 @@ def run(
         workers=workers,
         max_pixels=int(max_mpx * 1e6),
         transform=transform,
+        target_far=target_far,
     )
     bench_obj = protocol.discover_bench(bench, refs, real_dir=real_dir, min_queries=min_queries)
     for s in bench_obj.skipped:
@@ -224,6 +229,16 @@ def run(
             break
         _note(console, "red", "failed", f"{path}: {err}")
 
+    dups = results[0].summary.get("duplicate_queries") or [] if results else []
+    if dups:
+        _note(
+            console,
+            "bold yellow",
+            "warning:",
+            f"{len(dups)} query file(s) are byte-identical to a reference (same sha256) and "
+            f"were left out, e.g. {dups[0]['path']} = {dups[0]['same_as']}: copies of the "
+            "references would score as perfect matches",
+        )
     if plots is not None:
         for p in rep.write_plots(plots, results):
             _note(console, "green", "wrote", p)

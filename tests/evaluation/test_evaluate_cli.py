@@ -117,8 +117,9 @@ def test_html_report_and_plots(bench: Path, tmp_path: Path):
     assert not re.search(r"https?://", page)
     assert "<b>odd" not in page and "&lt;b&gt;odd&quot;&amp;model" in page
     assert "none fitted on queries" in page and "checker-a" in page
-    for name in ("roc.png", "confusion.png"):
+    for name in ("roc.png", "confusion.png", "reliability.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert page.count("data:image/png;base64,") >= 3 and "Decisions" in page
 
 
 def test_unreadable_images_are_reported(bench: Path):
@@ -166,3 +167,44 @@ def test_csv_and_output_file(bench_master: Path, tmp_path: Path):
     header, row = out.read_text().splitlines()
     assert header.startswith("backbone,backbone_id,extractor_sha256,n_models")
     assert row.startswith("spectrum,") and ",4,3,20," in row
+
+
+def test_decision_quality_under_the_attribute_policy(clean_json: dict):
+    dec = clean_json["decisions"]
+    assert dec["target_far"] == 0.01
+    for k in ("achieved_far", "precision", "coverage", "accuracy", "ece", "real_named_rate"):
+        assert dec[k] is None or _unit(dec[k]), k
+    assert set(dec["sets"]) == {"3", "5"}  # 5 queries per model: no set of 10
+    protocols = dec["protocols"]
+    single = protocols["in_gallery"]["single"]
+    assert single["n_known"] == 20 and single["n_real"] == 6
+    assert single["n_unseen"] == 20  # every query once with its model left out
+    assert sum(b["n"] for b in single["reliability"]) == 20 + 20 + 6
+    # the easy bench: named answers are right
+    assert dec["precision"] is None or dec["precision"] >= 0.9
+    folds = protocols["generator_disjoint"]["folds"]
+    assert len(folds) == 6 and all(len(f["enrolled"]) == 2 for f in folds)
+    assert "pairs" in protocols["in_gallery"] and "calibration_transfer" in protocols
+
+
+def test_queries_identical_to_references_are_left_out_loudly(bench: Path):
+    for model in ("nearest", "bilinear"):
+        files = sorted((bench / model).glob("*.png"))
+        shutil.copy(files[0], bench / model / "zz_copy_of_ref.png")
+    args = ["evaluate", bench, "--refs", REFS, "-b", "spectrum", "--pairs", "200"]
+    r = run_cli([*args, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert len(d["duplicate_queries"]) == 2 and d["n_queries"] == 4 * 5
+    assert "byte-identical to a reference" in r.stderr
+
+
+def test_only_copies_of_references_is_refused(tmp_path: Path):
+    from fpattr.testing import write_generator_images
+
+    for k, gen in enumerate(("nearest", "checker")):
+        write_generator_images(tmp_path / "b" / gen, gen, n=3, size=64, seed=k)
+        for f in sorted((tmp_path / "b" / gen).glob("*.png")):
+            shutil.copy(f, tmp_path / "b" / gen / f"zz_{f.name}")
+    r = run_cli(["evaluate", tmp_path / "b", "-b", "spectrum", "--refs", "3", "-q"])
+    assert r.exit_code == 2 and "byte-identical copy of a reference" in r.output
