@@ -30,6 +30,7 @@ import numpy as np
 
 from fpattr.errors import GalleryError
 from fpattr.io.atomic import atomic_write_bytes, atomic_write_text, file_lock
+from fpattr.views import l2_normalize
 
 SCHEMA = "fpattr.gallery/1"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -45,8 +46,8 @@ def check_model_name(name: str) -> str:
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    """Unit rows as float32, the dtype gallery embeddings are stored in."""
+    return l2_normalize(np.asarray(x, dtype=np.float32))
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

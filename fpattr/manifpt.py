@@ -36,6 +36,7 @@ import numpy as np
 
 from fpattr import signal
 from fpattr.errors import FpattrError
+from fpattr.views import l2_normalize
 
 SCHEMA = "fpattr.manifpt-ref/1"
 SPACES = ("pixel", "frequency", "embedding")
@@ -133,7 +134,7 @@ def describe(
         if backbone is None:
             raise ManifptError("the embedding space needs a backbone")
         e = np.asarray(backbone.embed(x), dtype=np.float32)
-        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(e)
     raise ManifptError(f"space must be one of {', '.join(SPACES)}; got {space!r}")
 
 
@@ -286,7 +287,7 @@ class NeighbourIndex:
     def _project_rows(self, x: np.ndarray, proj: np.ndarray | None) -> np.ndarray:
         """Coarse-quantiser space: unit rows for cosine, then the stored basis (if any)."""
         if self.metric == "cosine":
-            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            x = l2_normalize(x)
         return x if proj is None or proj.size == 0 else x @ proj
 
     def _build_ivf(self) -> dict[str, np.ndarray]:
@@ -362,7 +363,7 @@ class NeighbourIndex:
     def _build_external(self) -> Callable[[np.ndarray, int], np.ndarray]:
         x = np.concatenate([d for _, d in self._blocks()]).astype(np.float32)
         if self.metric == "cosine":
-            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            l2_normalize(x, out=x)
         if self.ann == "faiss":
             import faiss  # type: ignore[import-not-found]
 
@@ -376,7 +377,7 @@ class NeighbourIndex:
 
             def search(q: np.ndarray, k: int) -> np.ndarray:
                 if ip:
-                    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+                    q = l2_normalize(q)
                 return index.search(np.ascontiguousarray(q, np.float32), k)[1].astype(np.int64)
 
             return search

@@ -146,13 +146,13 @@ def make_views(
     return views, info
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
+def l2_normalize(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """Rows (or a vector) scaled to unit L2 norm; all-zero rows stay zero.
 
     The package's one L2 normaliser (norm along the last axis, floored at 1e-12); the
-    dtype is kept (float32 in, float32 out).
+    dtype is kept (float32 in, float32 out). ``out=x`` normalises in place (large arrays).
     """
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return np.divide(x, np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12), out=out)
 
 
 class ViewBatcher:

@@ -24,6 +24,7 @@ import numpy as np
 
 from fpattr.backbones.base import Backbone, config_sha256
 from fpattr.errors import BackboneError
+from fpattr.views import l2_normalize
 
 VERSION = 1
 FEATURES = ("spectrum", "raw")
@@ -105,7 +106,7 @@ class ManifptBackbone(Backbone):
             return self._spectrum.embed(art)
         flat = art.reshape(len(art), -1).astype(np.float64)
         flat -= flat.mean(axis=1, keepdims=True)
-        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+        l2_normalize(flat, out=flat)
         return flat.astype(np.float32)
 
     def info(self) -> dict[str, Any]:

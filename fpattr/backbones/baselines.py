@@ -21,6 +21,7 @@ import numpy as np
 
 from fpattr import signal
 from fpattr.backbones.base import Backbone, config_sha256
+from fpattr.views import l2_normalize
 
 VERSION = 1
 DENOISERS = ("wiener", "binomial")
@@ -32,8 +33,7 @@ DCT_FEATURES = ("dct", "azimuthal")
 
 def _l2(x: np.ndarray) -> np.ndarray:
     """Zero-mean, unit-norm rows: the cosine of two such rows is their Pearson correlation."""
-    x = x - x.mean(axis=1, keepdims=True)
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return l2_normalize(x - x.mean(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

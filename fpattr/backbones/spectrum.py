@@ -21,6 +21,7 @@ import numpy as np
 
 from fpattr import signal
 from fpattr.backbones.base import Backbone, config_sha256
+from fpattr.views import l2_normalize
 
 VERSION = 1
 
@@ -83,5 +84,4 @@ class SpectrumBackbone(Backbone):
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
-    x = x - x.mean(axis=1, keepdims=True)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(x - x.mean(axis=1, keepdims=True))

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from fpattr.views import l2_normalize
+
 
 def roc_curve(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(FAR, TAR) at every distinct threshold, from strict to lax, starting at (0, 0)."""
@@ -170,7 +172,7 @@ def centroids(emb: np.ndarray, labels: np.ndarray, names: list[Any]) -> np.ndarr
     """(len(names), D) L2-normalised mean embedding per name: the gallery entry of a model."""
     labels = np.asarray(labels, dtype=object)
     cents = np.stack([np.asarray(emb)[labels == n].mean(0) for n in names]).astype(np.float64)
-    return cents / np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(cents)
 
 
 def pair_scores(

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fpattr.training.model import Extractor, ExtractorConfig
+from fpattr.views import l2_normalize
 
 
 class SpectralFingerprint(nn.Module):
@@ -125,7 +126,7 @@ def fit_theta(
     rows = []
     for t in np.linspace(0.0, math.pi / 2, grid):
         f = np.concatenate([math.cos(t) * e, math.sin(t) * s], axis=1)
-        f /= np.linalg.norm(f, axis=1, keepdims=True)
+        l2_normalize(f, out=f)
         m = attribution_metrics(f[is_ref], labels[is_ref], f[~is_ref], labels[~is_ref])
         rows.append({"theta": float(t), "top1": m["top1"], "roc_auc": m["roc_auc"]})
     best = max(rows, key=lambda r: r["top1"] + r["roc_auc"])

@@ -35,6 +35,7 @@ from fpattr.training.model import (
     ExtractorConfig,
     batch_hard_triplet,
 )
+from fpattr.views import l2_normalize
 
 
 @dataclass
@@ -197,7 +198,7 @@ def calibration_scores(
     is_ref = which < refs
     names = np.unique(labels)
     cents = np.stack([emb[is_ref & (labels == n)].mean(0) for n in names])
-    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+    l2_normalize(cents, out=cents)
     q, ql = emb[~is_ref], labels[~is_ref]
     s = q @ cents.T
     own = ql[:, None] == names[None, :]
