@@ -89,6 +89,7 @@ def run(
     """The attribute run behind the command (the demo reuses it); returns the exit code."""
     from fpattr import pipeline
     from fpattr.report.manifest import build_manifest
+    from fpattr.report.outputs import Outputs
     from fpattr.session import Session
 
     console = common.stderr_console(quiet)
@@ -125,7 +126,7 @@ def run(
         },
         plugins=common.plugin_versions(),
     )
-    out = common.Outputs(fmt, output, report, manifest)
+    out = Outputs(fmt, output, report, manifest)
     settings.thumbnails = out.thumbnails
     stats = pipeline.RunStats()
     try:

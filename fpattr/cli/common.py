@@ -1,11 +1,13 @@
-"""Options and helpers shared by the commands (kept free of heavy imports)."""
+"""Options and helpers shared by the commands (kept free of heavy imports).
+
+Writing results is the report package's job: :class:`fpattr.report.outputs.Outputs`.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,72 +144,6 @@ def open_gallery(spec: str | None, backbone: Any) -> Any:
     g = Gallery.load(path)
     g.check_backbone(backbone.info())
     return g
-
-
-def check_format(fmt: str) -> str:
-    from fpattr.plugins import report_formats
-
-    if fmt not in report_formats():
-        raise UsageError(
-            f"unknown format {fmt!r}; available: {', '.join(report_formats().names())}"
-        )
-    return fmt
-
-
-class Outputs:
-    """Fans results out to stdout (or --output) and an optional HTML report, atomically."""
-
-    def __init__(
-        self, fmt: str, output: Path | None, report: Path | None, manifest: dict[str, Any]
-    ) -> None:
-        import time
-
-        from fpattr.plugins import report_formats
-        from fpattr.report.files import format_for_path, open_report
-
-        self._started = time.monotonic()
-        self._stack = ExitStack()
-        self.writers: list[Any] = []
-        reg = report_formats()
-        check_format(fmt)
-        if output is not None:
-            ofmt = (
-                fmt if fmt != "table" or output.suffix in ("", ".txt") else format_for_path(output)
-            )
-            self.writers.append(
-                self._stack.enter_context(
-                    open_report(output, ofmt, manifest, registry=reg, thumbnails=ofmt == "html")
-                )
-            )
-        else:
-            self.writers.append(reg.get(fmt)(sys.stdout, manifest))
-        if report is not None:
-            self.writers.append(
-                self._stack.enter_context(
-                    open_report(
-                        report, format_for_path(report), manifest, registry=reg, thumbnails=True
-                    )
-                )
-            )
-        self.thumbnails = report is not None or (
-            output is not None and output.suffix in (".html", ".htm")
-        )
-
-    def write(self, result: dict[str, Any]) -> None:
-        for w in self.writers:
-            w.write(result)
-
-    def close(self, summary: dict[str, Any]) -> None:
-        from fpattr.report.manifest import finish_summary
-
-        summary = finish_summary(summary, self._started)
-        for w in self.writers:
-            w.close(summary)
-        self._stack.close()
-
-    def abort(self, exc: BaseException) -> None:
-        """Discard file outputs (no half-written report) and re-raise."""
-        self._stack.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def exit_code(n_inputs: int, n_ok: int) -> int:

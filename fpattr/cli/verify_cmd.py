@@ -43,6 +43,7 @@ def verify(
     from fpattr import pipeline
     from fpattr.errors import FpattrError
     from fpattr.report.manifest import build_manifest
+    from fpattr.report.outputs import Outputs
     from fpattr.session import Session
 
     console = common.stderr_console(quiet)
@@ -71,7 +72,7 @@ def verify(
         settings={**settings.to_dict(), "backbone_name": bb.name},
         plugins=common.plugin_versions(),
     )
-    out = common.Outputs(fmt, output, report, manifest)
+    out = Outputs(fmt, output, report, manifest)
     try:
         out.write(res)
         n_in = res["a_images"] + res["b_images"] + len(res["failed"])

@@ -1,0 +1,82 @@
+"""Fan results out to their destinations: stdout or ``--output``, and an HTML report.
+
+:class:`Outputs` is what ``fpattr attribute`` and ``fpattr verify`` write through; the
+formats themselves are plugins (:func:`fpattr.plugins.report_formats`). Heavy or
+plugin-loading imports stay inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from fpattr.errors import UsageError
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is a registered report format, else a :class:`UsageError`."""
+    from fpattr.plugins import report_formats
+
+    if fmt not in report_formats():
+        raise UsageError(
+            f"unknown format {fmt!r}; available: {', '.join(report_formats().names())}"
+        )
+    return fmt
+
+
+class Outputs:
+    """Fans results out to stdout (or --output) and an optional HTML report, atomically."""
+
+    def __init__(
+        self, fmt: str, output: Path | None, report: Path | None, manifest: dict[str, Any]
+    ) -> None:
+        import time
+
+        from fpattr.plugins import report_formats
+        from fpattr.report.files import format_for_path, open_report
+
+        self._started = time.monotonic()
+        self._stack = ExitStack()
+        self.writers: list[Any] = []
+        reg = report_formats()
+        check_format(fmt)
+        if output is not None:
+            ofmt = (
+                fmt if fmt != "table" or output.suffix in ("", ".txt") else format_for_path(output)
+            )
+            self.writers.append(
+                self._stack.enter_context(
+                    open_report(output, ofmt, manifest, registry=reg, thumbnails=ofmt == "html")
+                )
+            )
+        else:
+            self.writers.append(reg.get(fmt)(sys.stdout, manifest))
+        if report is not None:
+            self.writers.append(
+                self._stack.enter_context(
+                    open_report(
+                        report, format_for_path(report), manifest, registry=reg, thumbnails=True
+                    )
+                )
+            )
+        self.thumbnails = report is not None or (
+            output is not None and output.suffix in (".html", ".htm")
+        )
+
+    def write(self, result: dict[str, Any]) -> None:
+        for w in self.writers:
+            w.write(result)
+
+    def close(self, summary: dict[str, Any]) -> None:
+        from fpattr.report.manifest import finish_summary
+
+        summary = finish_summary(summary, self._started)
+        for w in self.writers:
+            w.close(summary)
+        self._stack.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """Discard file outputs (no half-written report) and re-raise."""
+        self._stack.__exit__(type(exc), exc, exc.__traceback__)
