@@ -102,7 +102,7 @@ def frequency_descriptor(x: np.ndarray, freq_input: str = "patch") -> np.ndarray
 
 def space_backbone(name: str, options: dict[str, Any], size: int) -> Any:
     """The backbone of the ``embedding`` space, consuming views of exactly ``size`` px."""
-    from fpattr.backbones.base import create_backbone
+    from fpattr.backbones.resolve import create_backbone
     from fpattr.errors import BackboneError
 
     if name == "manifpt":

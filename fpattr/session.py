@@ -70,7 +70,7 @@ class Session:
         **backbone_options: Any,
     ) -> Session:
         """A session from names: a registered backbone and a gallery folder (or None)."""
-        from fpattr.backbones.base import create_backbone, resolve_backbone_name
+        from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
 
         bb = create_backbone(resolve_backbone_name(backbone), **backbone_options)
         g = Gallery.load(Path(gallery).expanduser()) if gallery is not None else None

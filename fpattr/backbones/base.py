@@ -1,4 +1,4 @@
-"""The backbone contract and how a name becomes a backbone.
+"""The backbone contract (how a name becomes a backbone: :mod:`fpattr.backbones.resolve`).
 
 A backbone maps views (N, S, S, 3) float32 in [0, 1] to embeddings (N, D). Its
 ``id`` and ``sha256`` identify exactly which weights/configuration produced an
@@ -12,8 +12,6 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
-
-from fpattr.errors import BackboneError
 
 if TYPE_CHECKING:  # numpy stays out of `fpattr --help` (plugins import this module)
     import numpy as np
@@ -74,27 +72,11 @@ def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def resolve_backbone_name(name: str | None) -> str:
-    """``auto``/None -> the shipped learned extractor when usable, else ``spectrum``."""
-    if name not in (None, "", "auto"):
-        return name
-    from fpattr.backbones.onnx import default_model_available
+def __getattr__(name: str) -> Any:
+    """``create_backbone`` and ``resolve_backbone_name`` live in :mod:`fpattr.backbones.resolve`
+    (which imports this module, not the other way round); still importable from here."""
+    if name in ("create_backbone", "resolve_backbone_name"):
+        from fpattr.backbones import resolve
 
-    return "default" if default_model_available() else "spectrum"
-
-
-def create_backbone(name: str | None = "auto", **options: Any) -> Backbone:
-    """Instantiate a registered backbone by name (plugins included)."""
-    from fpattr.plugins import backbones
-
-    real = resolve_backbone_name(name)
-    factory = backbones().get(real)
-    try:
-        bb = factory(**options)
-    except BackboneError:
-        raise
-    except TypeError as exc:
-        raise BackboneError(f"backbone {real!r} does not accept these options: {exc}") from exc
-    if not isinstance(bb, Backbone):
-        raise BackboneError(f"backbone {real!r} returned {type(bb).__name__}, not a Backbone")
-    return bb
+        return getattr(resolve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -101,7 +101,7 @@ def load_backbone(
     """
     import os
 
-    from fpattr.backbones.base import create_backbone, resolve_backbone_name
+    from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
 
     options = parse_opts(opts)
     real = resolve_backbone_name(name)

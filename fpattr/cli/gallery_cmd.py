@@ -227,7 +227,7 @@ def calibrate(
 
 
 def _load(gallery: str | None, backbone: str) -> Any:
-    from fpattr.backbones.base import resolve_backbone_name
+    from fpattr.backbones.resolve import resolve_backbone_name
     from fpattr.gallery import Gallery
 
     return Gallery.load(common.gallery_path(gallery, resolve_backbone_name(backbone)))
@@ -316,7 +316,7 @@ def remove(
 
     Example: fpattr gallery remove old-model
     """
-    from fpattr.backbones.base import resolve_backbone_name
+    from fpattr.backbones.resolve import resolve_backbone_name
     from fpattr.gallery import Gallery, editing
 
     path = common.gallery_path(gallery, resolve_backbone_name(backbone))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fpattr.backbones.base import Backbone, create_backbone
+from fpattr.backbones.base import Backbone
+from fpattr.backbones.resolve import create_backbone
 from fpattr.evaluation.protocol import EvalConfig, Transform, _load_transformed, embed_images
 from fpattr.io.loader import load_image
 from fpattr.pipeline import Embedder, Settings

@@ -7,8 +7,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from fpattr._testing_onnx import write_tiny_onnx_model  # noqa: E402
-from fpattr.backbones.base import create_backbone  # noqa: E402
 from fpattr.backbones.onnx import OnnxBackbone, choose_providers  # noqa: E402
+from fpattr.backbones.resolve import create_backbone  # noqa: E402
 from fpattr.errors import BackboneError, ModelFileError  # noqa: E402
 
 

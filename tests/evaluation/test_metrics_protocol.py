@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fpattr.backbones.base import create_backbone
+from fpattr.backbones.resolve import create_backbone
 from fpattr.errors import UsageError
 from fpattr.evaluation import metrics
 from fpattr.evaluation.protocol import (

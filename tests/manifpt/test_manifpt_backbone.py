@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpattr.backbones.base import create_backbone
+from fpattr.backbones.resolve import create_backbone
 from fpattr.errors import BackboneError
 from fpattr.manifpt import RealReference
 from fpattr.testing import generator_image
