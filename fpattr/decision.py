@@ -291,6 +291,24 @@ class DecisionPolicy:
         i = np.concatenate([s for s, _ in pq["unknown"]] or [np.zeros(0)])
         return {**pq, "genuine": g, "impostor": i}
 
+    def _pool(
+        self, g: np.ndarray, i: np.ndarray, prior: ScoreModel | None, prior_thr: float | None
+    ) -> tuple[PooledScoreModel, float | None, float, float]:
+        """(score model, threshold, gallery weight, threshold weight) from held-out scores,
+        shrunk toward the card's (``prior``); the threshold is the user's when given."""
+        ok = g.size >= 2 and i.size >= 2
+        w = (1.0 if prior is None else g.size / (g.size + self.prior_strength)) if ok else 0.0
+        score = PooledScoreModel(ScoreModel.fit(g, i) if ok else None, prior, w)
+        if self.user_threshold is not None:
+            return score, self.user_threshold, w, 0.0
+        if not ok:
+            return score, prior_thr, w, 0.0
+        gal_thr = threshold_at_far(i, self.target_far)
+        exceed = i.size * self.target_far
+        wt = 1.0 if prior_thr is None else exceed / (exceed + 1.0)
+        thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
+        return score, float(thr), w, wt
+
     def _fit(self, comparison: str, n: int, m: int, views: int | None) -> FittedCalibration | None:
         kind = "centroid" if comparison == "image-vs-model" else "pair"
         if n == 1 and m == 1:
@@ -309,81 +327,61 @@ class DecisionPolicy:
         if held:
             notes.extend(held["notes"])
         gal_ok = g.size >= 2 and i.size >= 2
-        gal_model = ScoreModel.fit(g, i) if gal_ok else None
-        w = 1.0 if prior is None else g.size / (g.size + self.prior_strength)
-        score = PooledScoreModel(gal_model, prior, w if gal_ok else 0.0)
+        score, thr, w, wt = self._pool(g, i, prior, prior_thr)
         details: dict[str, Any] = {"notes": notes}
         if entry and views is not None:
             details["card_views"] = entry.get("_views")
+        target: float | None = self.target_far
         if self.user_threshold is not None:
             far = float(np.mean(i >= self.user_threshold)) if i.size else None
             why = "--threshold given: the user's threshold, fitted for no false-accept rate"
             if far is not None:
                 why += f" (it accepts {far:.2%} of the gallery's held-out impostor scores)"
-            cal = FittedCalibration(
-                name,
-                self.user_threshold,
-                None,
-                score if (gal_ok or prior) else None,
-                "user-threshold",
-                why,
-                n,
-                views,
-                int(g.size),
-                int(i.size),
-                w if gal_ok else 0.0,
-                achieved_far=far,
-                details=details,
-            )
+            source, target = "user-threshold", None
+            if not gal_ok and prior is None:
+                score = None  # type: ignore[assignment]
         elif not gal_ok and prior is None:
             return None
-        else:
-            target = self.target_far
-            if not gal_ok:
-                thr, wt, source = float(prior_thr), 0.0, "model-card"  # type: ignore[arg-type]
-                why = (
-                    "too few enrolled models or references for held-out scores (need 2 "
-                    "models with 2 references): the card's synthetic-model calibration alone, "
-                    "which overstates certainty on real generators"
-                )
-                card_far = float(entry.get("target_far", target))  # type: ignore[union-attr]
-                if card_far != target:
-                    notes.append(
-                        f"the card's threshold is fitted for FAR {card_far:g}, not the "
-                        f"requested {target:g}: enrol >= 2 models to fit the requested rate"
-                    )
-                    target = card_far
-            else:
-                gal_thr = threshold_at_far(i, target)
-                exceed = i.size * target
-                wt = 1.0 if prior is None else exceed / (exceed + 1.0)
-                thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
-                source = "gallery" if prior is None else "gallery+model-card"
-                why = (
-                    f"held out from the gallery's references ({g.size} genuine, {i.size} "
-                    f"impostor scores)"
-                    + (
-                        ""
-                        if prior is None
-                        else f", shrunk toward the card's synthetic-model calibration "
-                        f"(gallery weight {w:.2f} for probabilities, {wt:.2f} for the threshold)"
-                    )
-                )
-            cal = FittedCalibration(
-                name,
-                float(thr),
-                target,
-                score,
-                source,
-                why,
-                n,
-                views,
-                int(g.size),
-                int(i.size),
-                w if gal_ok else 0.0,
-                achieved_far=float(np.mean(i >= thr)) if i.size else None,
-                details=details,
+        elif not gal_ok:
+            source = "model-card"
+            why = (
+                "too few enrolled models or references for held-out scores (need 2 "
+                "models with 2 references): the card's synthetic-model calibration alone, "
+                "which overstates certainty on real generators"
             )
+            card_far = float(entry.get("target_far", target))  # type: ignore[union-attr]
+            if card_far != target:
+                notes.append(
+                    f"the card's threshold is fitted for FAR {card_far:g}, not the "
+                    f"requested {target:g}: enrol >= 2 models to fit the requested rate"
+                )
+                target = card_far
+        else:
+            source = "gallery" if prior is None else "gallery+model-card"
+            why = (
+                f"held out from the gallery's references ({g.size} genuine, {i.size} "
+                "impostor scores)"
+            )
+            if prior is not None:
+                why += (
+                    f", shrunk toward the card's synthetic-model calibration (gallery weight "
+                    f"{w:.2f} for probabilities, {wt:.2f} for the threshold)"
+                )
+        cal = FittedCalibration(
+            name,
+            float(thr),  # type: ignore[arg-type]
+            target,
+            score,
+            source,
+            why,
+            n,
+            views,
+            int(g.size),
+            int(i.size),
+            w,
+            achieved_far=float(np.mean(i >= thr)) if i.size else None,
+            details=details,
+        )
         if held and cal.score is not None:
             cal.display = self._display_maps(comparison, cal, held)
         return cal
@@ -393,7 +391,12 @@ class DecisionPolicy:
     ) -> dict[str, tuple[float, float]]:
         """Per decision kind, a recalibration of the raw probability fitted on held-out
         queries made of the gallery's references (known and unknown weighted by the prior
-        of unknown; genuine and impostor pairs equally)."""
+        of unknown; genuine and impostor pairs equally).
+
+        In-sample with respect to the score model (it was fitted on the same held-out
+        scores). Cross-fitting by folds of models was tried and made sets and pairs worse
+        on the public generators (docs/methods/decision-policy.md, "How it was chosen").
+        """
         rows: dict[str, list[tuple[float, bool, float]]] = {}
         if comparison == "image-vs-model":
             names = held["names"]
@@ -410,8 +413,8 @@ class DecisionPolicy:
                 )
         else:
             for arr, genuine in ((held["genuine"], True), (held["impostor"], False)):
-                for s in arr:
-                    r = _raw_verify(float(s), cal)
+                for sv in arr:
+                    r = _raw_verify(float(sv), cal)
                     rows.setdefault(r["kind"], []).append(
                         (r["p"], (r["leaning"] == "same") == genuine, 0.5 / arr.size)
                     )
@@ -841,13 +844,16 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
     Two files (n = m = 1): every reference pair within a model (genuine) and across
     models (impostor). Folders: disjoint subsets of one model (genuine; sizes reduced
     to what its references allow, and ``notes`` says so) and subsets of two models.
-    Returns ``{"genuine", "impostor", "notes"}`` (float64 arrays).
+    Returns ``{"names", "genuine", "impostor", "genuine_model" (index of the model of
+    each genuine score), "impostor_models" ((P, 2) indices), "notes"}``.
     """
     rng = np.random.default_rng(seed)
     names = list(gallery.models)
     embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
     genuine: list[float] = []
     impostor: list[float] = []
+    g_model: list[int] = []
+    i_models: list[tuple[int, int]] = []
     reduced = False
     for a, e in enumerate(embs):
         r = e.shape[0]
@@ -860,14 +866,18 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
             for idx in _draws(r, kn + km, rng) if kn + km > 2 else _all_pairs(r):
                 perm = rng.permutation(idx)
                 genuine.append(float(_unit(e[perm[:kn]].mean(0)) @ _unit(e[perm[kn:]].mean(0))))
-        for f in embs[a + 1 :]:
+                g_model.append(a)
+        for b, f in enumerate(embs[a + 1 :], start=a + 1):
             if n == 1 and m == 1:
-                impostor.extend((e @ f.T).ravel().tolist())
+                scores = (e @ f.T).ravel().tolist()
+                impostor.extend(scores)
+                i_models.extend([(a, b)] * len(scores))
                 continue
             for _ in range(max(1, SET_SAMPLES // 4)):
                 ia = rng.choice(r, min(n, r), replace=False)
                 ib = rng.choice(f.shape[0], min(m, f.shape[0]), replace=False)
                 impostor.append(float(_unit(e[ia].mean(0)) @ _unit(f[ib].mean(0))))
+                i_models.append((a, b))
     notes = []
     if reduced:
         notes.append(
@@ -875,8 +885,11 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
             "drawn at the sizes they allow"
         )
     return {
+        "names": names,
         "genuine": np.asarray(genuine, np.float64),
         "impostor": np.asarray(impostor, np.float64),
+        "genuine_model": np.asarray(g_model, np.int64),
+        "impostor_models": np.asarray(i_models, np.int64).reshape(-1, 2),
         "notes": notes,
     }
 
