@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from fpattr.calibration import DEFAULT_TARGET_FAR, threshold_at_far
+from fpattr.views import l2_normalize
 
 #: Weight of the card's calibration, in held-out genuine comparisons (the gallery's
 #: leave-one-out comparisons outweigh it from ~10 references on).
@@ -762,7 +763,7 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
     rng = np.random.default_rng(seed)
     names = list(gallery.models)
     embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
-    cents = np.stack([_unit(e.mean(0)) for e in embs]) if names else np.zeros((0, 0))
+    cents = np.stack([l2_normalize(e.mean(0)) for e in embs]) if names else np.zeros((0, 0))
     known: list[tuple[np.ndarray, int]] = []
     unknown: list[tuple[np.ndarray, int]] = []
     reduced = False
@@ -776,7 +777,7 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
         # Larger sets are simulated by rescaling to the norm a mean of n would have.
         u = min(n, r - 1) if r > 2 else min(n, r)
         for idx in _draws(r, u, rng):
-            q = _unit(e[idx].mean(0))
+            q = l2_normalize(e[idx].mean(0))
             sims = np.clip((cents @ q) * _set_gain(rho, u, n), -1.0, 1.0)
             unknown.append((np.delete(sims, a), a))
         k = min(n, r - 1) if n == 1 else min(n, max(1, r // 2))
@@ -784,9 +785,9 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
         if k < 1:
             continue
         for idx in _draws(r, k, rng):
-            q = _unit(e[idx].mean(0))
+            q = l2_normalize(e[idx].mean(0))
             sims = cents @ q
-            sims[a] = q @ _unit(np.delete(e, idx, axis=0).mean(0))
+            sims[a] = q @ l2_normalize(np.delete(e, idx, axis=0).mean(0))
             known.append((np.clip(sims * _set_gain(rho, k, n), -1.0, 1.0), a))
     iu = np.triu_indices(len(names), k=1)
     notes = []
@@ -865,7 +866,9 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
         if kn + km <= r:
             for idx in _draws(r, kn + km, rng) if kn + km > 2 else _all_pairs(r):
                 perm = rng.permutation(idx)
-                genuine.append(float(_unit(e[perm[:kn]].mean(0)) @ _unit(e[perm[kn:]].mean(0))))
+                genuine.append(
+                    float(l2_normalize(e[perm[:kn]].mean(0)) @ l2_normalize(e[perm[kn:]].mean(0)))
+                )
                 g_model.append(a)
         for b, f in enumerate(embs[a + 1 :], start=a + 1):
             if n == 1 and m == 1:
@@ -876,7 +879,7 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
             for _ in range(max(1, SET_SAMPLES // 4)):
                 ia = rng.choice(r, min(n, r), replace=False)
                 ib = rng.choice(f.shape[0], min(m, f.shape[0]), replace=False)
-                impostor.append(float(_unit(e[ia].mean(0)) @ _unit(f[ib].mean(0))))
+                impostor.append(float(l2_normalize(e[ia].mean(0)) @ l2_normalize(f[ib].mean(0))))
                 i_models.append((a, b))
     notes = []
     if reduced:
@@ -897,7 +900,3 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
 def _all_pairs(r: int) -> list[np.ndarray]:
     iu = np.triu_indices(r, k=1)
     return [np.array([i, j]) for i, j in zip(*iu, strict=False)]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / max(float(np.linalg.norm(x)), 1e-12)

@@ -32,6 +32,7 @@ import numpy as np
 
 from fpattr.decision import AMBIGUOUS, INSUFFICIENT, UNKNOWN, DecisionPolicy
 from fpattr.gallery import Gallery, GalleryModel
+from fpattr.views import l2_normalize
 
 ECE_BINS = 10
 SET_SIZES = (3, 5, 10)
@@ -173,10 +174,6 @@ def reliability(
     return round(float(ece), 4), table
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def _sets(idx: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Disjoint random sets of ``size`` from ``idx`` (each query used at most once)."""
     perm = rng.permutation(idx)
@@ -228,7 +225,7 @@ def decide_queries(
                 else _sets(idx, set_size, rng)
             )
             for gi in groups:
-                e = _unit_rows(q_emb[gi].mean(0))
+                e = l2_normalize(q_emb[gi].mean(0))
                 v = None if q_views is None else int(q_views[gi].min())
                 out.append((e, n, v))
         return out
