@@ -85,7 +85,18 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
             f"{_pct(m.get('macro_f1'))} | {_f(m.get('roc_auc'))} | {_f(m.get('eer'))} | "
             f"{_f(m.get('tar_at_far_1e-2'))} |"
         )
-    lines += ["", "## Calibration (held-out synthetic models, never the queries)", ""]
+    lines += [
+        "",
+        "## Calibration (held-out synthetic models, never the queries)",
+        "",
+        "These figures hold on synthetic models. On real generators they do not: on the "
+        "public generators the `centroid` threshold below accepted 2.9 % of impostor "
+        "comparisons, not 1 % (`fpattr evaluate ../shared/data/public-generators --refs 5 "
+        "--threshold 0.8890`: achieved FAR 0.0287). fpattr therefore uses this calibration only as the prior "
+        "of its decision policy, which refits on the user's gallery "
+        "(docs/methods/decision-policy.md).",
+        "",
+    ]
     cal = card.get("calibration") or {}
     entries = [(k, c) for k, c in cal.items() if k in ("centroid", "pair")]
     for views, sub in sorted((cal.get("by_views") or {}).items()):

@@ -70,6 +70,7 @@ def evaluate(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the pair sampling."),
     target_far: float = common.TargetFarOpt,
+    threshold: float = common.ThresholdOpt,
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout)."),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write the results to this file instead of stdout."
@@ -109,6 +110,7 @@ def evaluate(
         pairs=pairs,
         seed=seed,
         target_far=target_far,
+        threshold=threshold,
         fmt=fmt,
         output=output,
         report=report,
@@ -164,6 +166,7 @@ def run(
     pairs: int = 10000,
     seed: int = 0,
     target_far: float = 0.01,
+    threshold: float | None = None,
     fmt: str = "table",
     output: Path | None = None,
     report: Path | None = None,
@@ -197,6 +200,7 @@ def run(
         max_pixels=int(max_mpx * 1e6),
         transform=transform,
         target_far=target_far,
+        threshold=threshold,
     )
     bench_obj = protocol.discover_bench(bench, refs, real_dir=real_dir, min_queries=min_queries)
     for s in bench_obj.skipped:

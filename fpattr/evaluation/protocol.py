@@ -133,6 +133,7 @@ class EvalConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     transform: Transform = field(default_factory=Transform)
     target_far: float = 0.01  # decision metrics: the policy's target false-accept rate
+    threshold: float | None = None  # decision metrics: a user threshold instead
     decisions: bool = True  # measure decision quality under the attribute/verify policy
 
     def to_dict(self) -> dict[str, Any]:
@@ -545,6 +546,7 @@ def _decision_metrics(
             card,
             gallery,
             target_far=cfg.target_far,
+            threshold=cfg.threshold,
             calibration_gallery=cal_gallery,
             seed=cfg.seed,
         )
@@ -572,7 +574,8 @@ def _decision_metrics(
     )
     return {
         "policy": "fpattr.decision/1 (gallery leave-one-out shrunk toward the card)",
-        "target_far": cfg.target_far,
+        "target_far": None if cfg.threshold is not None else cfg.target_far,
+        "threshold": head.get("threshold"),
         **{k: head[k] for k in keys},
         "sets": {n: {k: r[k] for k in keys} for n, r in res["in_gallery"]["sets"].items()},
         "pairs": {k: v for k, v in res["in_gallery"]["pairs"].items() if k != "reliability"},
