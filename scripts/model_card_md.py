@@ -92,8 +92,8 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
         "These figures hold on synthetic models. On real generators they do not: on the "
         "public generators the `centroid` threshold below accepted 2.9 % of impostor "
         "comparisons, not 1 % (`fpattr evaluate ../shared/data/public-generators --refs 5 "
-        "--threshold 0.8890`: achieved FAR 0.0287). fpattr therefore uses this calibration only as the prior "
-        "of its decision policy, which refits on the user's gallery "
+        "--threshold 0.8890`: achieved FAR 0.0287). fpattr therefore uses this calibration "
+        "only as the prior of its decision policy, which refits on the user's gallery "
         "(docs/methods/decision-policy.md).",
         "",
     ]
