@@ -174,11 +174,14 @@ def calibrate(
     t = Table(
         "comparison",
         "threshold",
-        "fitted for FAR",
+        "FAR",
         "source",
-        "held out (gen/imp)",
-        "gallery weight",
+        "gen/imp",
+        "weight",
         title=f"calibration of {g.path}",
+        caption="FAR: the false-accept rate the threshold is fitted for; gen/imp: held-out "
+        "genuine/impostor scores from the references; weight: the gallery's share against "
+        "the card's prior",
     )
     for c in cals:
         if c is None:

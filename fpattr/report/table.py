@@ -229,6 +229,10 @@ class TableWriter:
             text = Text()
             if "decision" in as_set:
                 text.append_text(_decision_text(as_set.get("decision"), "ok"))
+                if number(as_set.get("probability")) is not None:
+                    text.append(f" p {fmt_score(as_set.get('probability'), 3)}")
+                if as_set.get("n_images"):
+                    text.append(f" ({as_set['n_images']} images)")
             tops = as_set.get("top") or []
             if tops:
                 parts = [
