@@ -7,6 +7,15 @@ embedding. Heads are fitted on the *training* models of a run and scored on the
 held-out models (unseen models, and architectures never trained on); clustering
 agreement (NMI of k-means on per-model fingerprints vs each label) is reported as
 in ManiFPT. Heads are JSON (no pickle) and bound to the backbone's sha256.
+
+Calibration (:func:`calibrate`, run by ``scripts/calibrate_analysis.py``): the heads are
+trained on synthetic models only, so their raw softmax says little about real
+generators. A per-head temperature is fitted on generators the project trained
+itself (design labels known), scored leave-one-generator-out; below a confidence
+threshold chosen the same way a head answers "undetermined", and a head no better
+than always answering the commonest value answers "undetermined" always
+(:func:`decide`). The calibration is stored in the heads' JSON, bound to the heads'
+content (``heads_sha256``) and to the backbone's sha256. docs/methods/model-parsing.md.
 """
 
 from __future__ import annotations
@@ -23,16 +32,68 @@ from fpattr.errors import FpattrError
 
 CHOICES = ("family", "upsampling", "norm", "activation")
 SCHEMA = "fpattr.analysis/1"
+CALIBRATION_SCHEMA = "fpattr.analysis-calibration/1"
+UNDETERMINED = "undetermined"
+
+#: Other vocabularies' names for the heads' classes (benchmarks, papers, configs), so a
+#: labelled benchmark written in its own words is scored against the right class.
+VALUE_ALIASES: dict[str, dict[str, str]] = {
+    "family": {
+        "gan": "gan_decoder",
+        "gan_generator": "gan_decoder",
+        "vae": "autoencoder",
+        "ae": "autoencoder",
+        "diffusion": "diffusion_denoiser",
+        "ddpm": "diffusion_denoiser",
+        "denoiser": "diffusion_denoiser",
+    },
+    "upsampling": {
+        "tconv": "transposed",
+        "transposed_conv": "transposed",
+        "convtranspose": "transposed",
+        "deconv": "transposed",
+        "pixel_shuffle": "pixelshuffle",
+        "subpixel": "pixelshuffle",
+        "nn": "nearest",
+        "nearest_neighbour": "nearest",
+        "bilinear_interp": "bilinear",
+    },
+    "norm": {
+        "bn": "batch",
+        "batchnorm": "batch",
+        "gn": "group",
+        "groupnorm": "group",
+        "in": "instance",
+        "instancenorm": "instance",
+        "identity": "none",
+    },
+    "activation": {
+        "leaky_relu": "lrelu",
+        "leakyrelu": "lrelu",
+        "swish": "silu",
+        "identity": "none",
+    },
+}
+
+
+def canonical_value(choice: str, value: Any) -> str:
+    """A design value in the heads' vocabulary (lower-case, aliases resolved)."""
+    v = str(value).strip().lower().replace("-", "_")
+    return VALUE_ALIASES.get(choice, {}).get(v, v)
 
 
 def design_labels(entry: dict[str, Any]) -> dict[str, str]:
-    """The analysed choices of one zoo entry (missing choices are simply absent)."""
+    """The analysed choices of one zoo or benchmark entry, in the heads' vocabulary.
+
+    ``family`` (else ``kind``: gan / vae / diffusion) and ``design`` {upsampling, norm,
+    activation}; missing choices are simply absent.
+    """
     d = entry.get("design", {})
-    out = {"family": str(entry.get("family", "")) or None}
+    out = {"family": entry.get("family") or entry.get("kind") or None}
     for key in ("upsampling", "norm", "activation"):
         if key in d:
-            out[key] = str(d[key])
-    return {k: v for k, v in out.items() if v}
+            out[key] = d[key]
+    return {k: canonical_value(k, v) for k, v in out.items() if v not in (None, "")}
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +165,16 @@ def nmi(a: Sequence[Any], b: Sequence[Any]) -> float:
 
 @dataclass
 class Heads:
-    """One logistic head per design choice, bound to a backbone."""
+    """One logistic head per design choice, bound to a backbone.
+
+    ``calibration`` (optional, from :func:`calibrate`) holds per-head temperatures,
+    "undetermined" thresholds and the held-out figures behind them.
+    """
 
     backbone: dict[str, Any]
     heads: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, emb: np.ndarray, labels: list[dict[str, str]], backbone: dict[str, Any]) -> Heads:
@@ -132,15 +198,24 @@ class Heads:
             }
         return out
 
-    def predict_proba(self, emb: np.ndarray) -> dict[str, tuple[list[str], np.ndarray]]:
+    def logits(self, emb: np.ndarray) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Per head: (classes, logits (n, K)) of each row of ``emb``."""
         out = {}
         for choice, h in self.heads.items():
             x = (np.atleast_2d(emb) - np.asarray(h["mean"])) / np.asarray(h["std"])
-            z = x @ np.asarray(h["W"]) + np.asarray(h["b"])
-            z -= z.max(1, keepdims=True)
-            p = np.exp(z)
-            out[choice] = (h["classes"], p / p.sum(1, keepdims=True))
+            out[choice] = (list(h["classes"]), x @ np.asarray(h["W"]) + np.asarray(h["b"]))
         return out
+
+    def predict_proba(
+        self, emb: np.ndarray, temperatures: dict[str, float] | None = None
+    ) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Per head: (classes, probabilities); logits divided by ``temperatures[choice]``
+        when given (the raw softmax otherwise)."""
+        temps = temperatures or {}
+        return {
+            c: (classes, softmax(z, float(temps.get(c, 1.0))))
+            for c, (classes, z) in self.logits(emb).items()
+        }
 
     def accuracy(self, emb: np.ndarray, labels: list[dict[str, str]]) -> dict[str, Any]:
         res = {}
@@ -158,7 +233,7 @@ class Heads:
                 "accuracy": float(hit.mean()),
                 "n": len(idx),
                 # majority-class rate: what always answering the commonest value scores
-                "chance": float(max(np.mean([t == c for t in truth]) for c in classes)),
+                "chance": _majority_rate(truth, classes),
                 # mean per-value recall; chance is 1 / values present (fair when unbalanced)
                 "balanced_accuracy": float(np.mean(recall)),
                 "balanced_chance": 1.0 / len(values),
@@ -166,15 +241,47 @@ class Heads:
             }
         return res
 
+    def heads_sha256(self) -> str:
+        """sha256 of the heads' parameters (canonical JSON): what a calibration is bound to."""
+        import hashlib
+
+        text = json.dumps({"backbone": self.backbone, "heads": self.heads}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def calibration_status(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(the calibration, None) when it belongs to these heads, else (None, why not)."""
+        cal = self.calibration
+        if not cal:
+            return None, (
+                "uncalibrated: no held-out calibration in the heads file, so probabilities are "
+                "the raw softmax of heads trained on synthetic models (typically overconfident "
+                "on real generators) and there is no 'undetermined' threshold; run "
+                "scripts/calibrate_analysis.py"
+            )
+        if cal.get("schema") != CALIBRATION_SCHEMA:
+            return None, f"uncalibrated: unknown calibration schema {cal.get('schema')!r}"
+        if cal.get("heads_sha256") != self.heads_sha256():
+            return None, (
+                "uncalibrated: the stored calibration was fitted for other heads (heads_sha256 "
+                "differs; refit heads need scripts/calibrate_analysis.py again)"
+            )
+        if cal.get("backbone_sha256") != self.backbone.get("sha256"):
+            return None, "uncalibrated: the stored calibration names another backbone sha256"
+        return cal, None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {
+            "schema": SCHEMA,
+            "backbone": self.backbone,
+            "heads": self.heads,
+            "metrics": self.metrics,
+        }
+        if self.calibration:
+            doc["calibration"] = self.calibration
+        return doc
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "schema": SCHEMA,
-                "backbone": self.backbone,
-                "heads": self.heads,
-                "metrics": self.metrics,
-            }
-        )
+        return json.dumps(self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> Heads:
@@ -182,9 +289,26 @@ class Heads:
             doc = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise FpattrError(f"cannot read analysis heads {path}: {exc}") from exc
-        if doc.get("schema") != SCHEMA:
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise FpattrError(f"{path}: not an fpattr analysis file")
-        return cls(doc["backbone"], doc["heads"], doc.get("metrics", {}))
+        return cls(
+            doc["backbone"], doc["heads"], doc.get("metrics", {}), doc.get("calibration", {})
+        )
+
+
+def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row softmax of ``z / temperature`` (numerically stable)."""
+    z = np.atleast_2d(np.asarray(z, np.float64)) / float(temperature)
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
+
+def _majority_rate(truth: Sequence[str], classes: Sequence[str]) -> float:
+    """How often always answering the commonest *answerable* value is right."""
+    if not len(truth):
+        return 0.0
+    return float(max(np.mean([t == c for t in truth]) for c in classes))
 
 
 def cluster_nmi(
@@ -203,6 +327,44 @@ def cluster_nmi(
     return out
 
 
+@dataclass
+class LabelledImages:
+    """The labelled models of a benchmark, flattened to images (shared by score/calibrate)."""
+
+    ids: list[str]  # labelled models, sorted
+    labels: list[dict[str, str]]  # per model, in the heads' vocabulary
+    x: np.ndarray  # (n_images, D) embeddings
+    image_labels: list[dict[str, str]]  # per image
+    groups: np.ndarray  # (n_images,) index into ids: which generator made each image
+
+
+def labelled_images(
+    per_model: dict[str, np.ndarray], entries: dict[str, dict[str, Any]]
+) -> LabelledImages:
+    """Models of ``per_model`` with labels in ``entries`` (:func:`design_labels`)."""
+    ids = [i for i in sorted(per_model) if i in entries and design_labels(entries[i])]
+    if not ids:
+        raise FpattrError("no labelled model among the embedded ones")
+    labels = [design_labels(entries[i]) for i in ids]
+    x = np.concatenate([per_model[i] for i in ids])
+    image_labels = [lab for i, lab in zip(ids, labels, strict=True) for _ in per_model[i]]
+    groups = np.concatenate([np.full(len(per_model[i]), k) for k, i in enumerate(ids)])
+    return LabelledImages(ids, labels, x, image_labels, groups)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def set_fingerprint(emb: np.ndarray) -> np.ndarray:
+    """One fingerprint for images assumed to share a source: the unit-norm mean (1, D).
+
+    The same reduction for ``score`` (per model), ``calibrate`` (sets) and
+    ``analyze predict --as-set``, so a set is judged by the calibration fitted on sets.
+    """
+    return unit_rows(np.atleast_2d(emb).mean(0, keepdims=True))
+
+
 def score(
     heads: Heads,
     per_model: dict[str, np.ndarray],
@@ -216,14 +378,9 @@ def score(
     without labels are ignored. Per-model confusion (truth -> prediction counts) shows
     *what* is mistaken for what, which accuracy alone hides on a 15-model benchmark.
     """
-    ids = [i for i in sorted(per_model) if i in entries and design_labels(entries[i])]
-    if not ids:
-        raise FpattrError("no labelled model among the embedded ones")
-    labels = [design_labels(entries[i]) for i in ids]
-    x = np.concatenate([per_model[i] for i in ids])
-    per_image_labels = [lab for i, lab in zip(ids, labels, strict=True) for _ in per_model[i]]
-    fp = np.stack([per_model[i].mean(0) for i in ids])
-    fp /= np.maximum(np.linalg.norm(fp, axis=1, keepdims=True), 1e-12)
+    data = labelled_images(per_model, entries)
+    ids, labels = data.ids, data.labels
+    fp = np.concatenate([set_fingerprint(per_model[i]) for i in ids])
     per_model_acc = heads.accuracy(fp, labels)
     probs = heads.predict_proba(fp)
     confusion: dict[str, dict[str, dict[str, int]]] = {}
@@ -238,8 +395,8 @@ def score(
                 row[pred] = row.get(pred, 0) + 1
     return {
         "n_models": len(ids),
-        "n_images": len(per_image_labels),
-        "per_image": heads.accuracy(x, per_image_labels),
+        "n_images": len(data.image_labels),
+        "per_image": heads.accuracy(data.x, data.image_labels),
         "per_model": per_model_acc,
         "confusion": confusion,
         "predictions": {
@@ -248,3 +405,456 @@ def score(
         },
         "cluster_nmi": cluster_nmi(fp, labels, seed) if len(ids) >= 2 else {},
     }
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def labelled_entries(root: Path) -> dict[str, dict[str, Any]]:
+    """Model labels of a zoo or benchmark: each folder's done.json, else manifest.json."""
+    root = Path(root)
+    entries = {}
+    for f in sorted(root.glob("*/done.json")):
+        m = json.loads(f.read_text())
+        entries[m.get("id", f.parent.name)] = m
+    if not entries and (root / "manifest.json").is_file():
+        doc = json.loads((root / "manifest.json").read_text())
+        models = doc.get("models", []) if isinstance(doc, dict) else doc
+        entries = {m["id"]: m for m in models if isinstance(m, dict) and "id" in m}
+    return entries
+
+
+def embed_folder_tree(root: Path, backbone: Any, views: int | None) -> dict[str, np.ndarray]:
+    """Embeddings of every image under ``root``, grouped by parent folder (= model id)."""
+    from fpattr.pipeline import Embedder, Settings
+
+    per_model: dict[str, list] = {}
+    for e in Embedder(backbone, Settings(views=views)).embed_paths([root]):
+        if e.embedding is not None and not e.error:
+            per_model.setdefault(Path(e.path).parent.name, []).append(e.embedding)
+    return {k: np.stack(v) for k, v in per_model.items()}
+
+
+def load_heads(heads_file: Path | None, backbone_info: dict[str, Any]) -> tuple[Heads, Path]:
+    """Heads bound to this backbone (same sha256), else a clear error. Without a file,
+    the heads shipped next to the default extractor (models/analysis.json)."""
+    from fpattr.errors import GalleryError, UsageError
+    from fpattr.paths import models_dir
+
+    if heads_file is None:
+        heads_file = models_dir() / "analysis.json"
+        if not heads_file.is_file():
+            raise UsageError(f"no shipped heads at {heads_file}: pass --heads (fpattr analyze fit)")
+    heads = Heads.load(heads_file)
+    if heads.backbone.get("sha256") != backbone_info.get("sha256"):
+        raise GalleryError(
+            f"{heads_file} was fitted with backbone {heads.backbone.get('id')}, "
+            f"not {backbone_info.get('id')}"
+        )
+    return heads, Path(heads_file)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def fit_temperature(
+    z: np.ndarray, y: np.ndarray, bounds: tuple[float, float] = (0.05, 100.0)
+) -> float:
+    """Temperature T minimising the mean NLL of softmax(z / T) at labels ``y``.
+
+    ``y`` indexes the classes; rows with ``y < 0`` (a true value the head cannot
+    answer) carry no likelihood and are left out. One parameter per head: with a
+    dozen or so generators, that is what the data can support (see
+    docs/methods/model-parsing.md). T > 1 flattens, T < 1 sharpens; the argmax, and
+    so the accuracy, never changes.
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(z, np.float64)
+    y = np.asarray(y)
+    keep = y >= 0
+    if not keep.any():
+        return 1.0
+    zk, yk = z[keep], y[keep]
+    rows = np.arange(len(yk))
+
+    def nll(log_t: float) -> float:
+        return float(-np.mean(np.log(softmax(zk, np.exp(log_t))[rows, yk] + 1e-12)))
+
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(res.x))
+
+
+def expected_calibration_error(
+    conf: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> float | None:
+    """Top-label ECE over equal-width bins (the evaluation's own estimator)."""
+    from fpattr.evaluation.decisions import reliability
+
+    return reliability(np.asarray(conf), np.asarray(correct, bool), bins)[0]
+
+
+def choose_threshold(
+    conf: np.ndarray,
+    correct: np.ndarray,
+    groups: np.ndarray,
+    target: float,
+    min_n: int,
+    min_groups: int = 2,
+) -> float | None:
+    """The lowest confidence above which the answers reach ``target`` accuracy.
+
+    Answered = rows with ``conf >= threshold``; the answered set must hold at least
+    ``min_n`` rows from ``min_groups`` generators, so one generator cannot make the
+    threshold. Returns 0.0 when answering everything already reaches the target, None
+    when no threshold does.
+    """
+    conf = np.asarray(conf, np.float64)
+    correct = np.asarray(correct, bool)
+    groups = np.asarray(groups)
+    order = np.argsort(-conf, kind="stable")
+    c, hit, g = conf[order], correct[order], groups[order]
+    n = len(c)
+    cum = np.cumsum(hit)
+    seen: set[Any] = set()
+    n_groups = np.empty(n, int)
+    for k in range(n):
+        seen.add(g[k])
+        n_groups[k] = len(seen)
+    best = None
+    for k in range(n):  # prefix 0..k answered; cut only between distinct confidences
+        if k + 1 < n and c[k + 1] == c[k]:
+            continue
+        if k + 1 >= min_n and n_groups[k] >= min_groups and cum[k] / (k + 1) >= target:
+            best = k
+    if best is None:
+        return None
+    if best == n - 1:
+        return 0.0
+    return float(np.floor(0.5 * (c[best] + c[best + 1]) * 1e4) / 1e4)
+
+
+def _answered(conf: np.ndarray, correct: np.ndarray, groups: np.ndarray, on: np.ndarray) -> dict:
+    n = int(on.sum())
+    return {
+        "n": n,
+        "coverage": round(n / len(conf), 4) if len(conf) else None,
+        "accuracy": round(float(correct[on].mean()), 4) if n else None,
+        "n_generators": len(set(groups[on].tolist())),
+    }
+
+
+def calibrate_head(
+    z: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    classes: Sequence[str],
+    truth: Sequence[str],
+    *,
+    target: float = 0.8,
+    min_n: int | None = None,
+) -> dict[str, Any]:
+    """Temperature, threshold and their held-out figures for one head.
+
+    Protocol: leave one generator out. For each generator, the temperature, the
+    chance check and the threshold are fitted on the *other* generators and applied
+    to it; accuracy, ECE and the answered rate/accuracy are measured on these
+    left-out predictions only. The shipped temperature and threshold are then fitted
+    on all generators with the same rules. A head whose accuracy is not above
+    always answering the commonest value (chance) never answers.
+    """
+    z = np.asarray(z, np.float64)
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    n = len(y)
+    if min_n is None:
+        min_n = max(10, int(np.ceil(0.05 * n)))
+    correct = z.argmax(1) == y
+    truth = list(truth)
+
+    def rule(rows: np.ndarray) -> tuple[float, float | None, bool]:
+        t = fit_temperature(z[rows], y[rows])
+        chance = _majority_rate([truth[i] for i in np.flatnonzero(rows)], classes)
+        better = float(correct[rows].mean()) > chance + 1e-9
+        if not better:
+            return t, None, False
+        conf = softmax(z[rows], t).max(1)
+        thr = choose_threshold(conf, correct[rows], groups[rows], max(target, chance), min_n=min_n)
+        return t, thr, True
+
+    conf_raw = softmax(z).max(1)
+    conf_cv = np.empty(n)
+    on_cv = np.zeros(n, bool)
+    fold_t = []
+    for g in np.unique(groups):
+        test = groups == g
+        t, thr, better = rule(~test)
+        fold_t.append(t)
+        conf_cv[test] = softmax(z[test], t).max(1)
+        on_cv[test] = better and thr is not None and conf_cv[test] >= thr
+    t_all, thr_all, better_all = rule(np.ones(n, bool))
+    chance = _majority_rate(truth, classes)
+    counts = {c: int(sum(t == c for t in truth)) for c in classes}
+    status = "chance" if not better_all else ("ok" if thr_all is not None else "no_threshold")
+    known = y >= 0
+    rows = np.arange(n)
+
+    def nll(p: np.ndarray) -> float | None:
+        return (
+            round(float(-np.mean(np.log(p[rows[known], y[known]] + 1e-12))), 4)
+            if known.any()
+            else None
+        )
+
+    p_cv = np.empty_like(z)
+    for g, t in zip(np.unique(groups), fold_t, strict=True):
+        p_cv[groups == g] = softmax(z[groups == g], t)
+    return {
+        "status": status,
+        "temperature": round(t_all, 4),
+        "threshold": thr_all if status == "ok" else None,
+        "target_accuracy": target,
+        "n": n,
+        "n_generators": len(np.unique(groups)),
+        "accuracy": round(float(correct.mean()), 4),
+        "chance": round(chance, 4),
+        "chance_value": max(counts, key=lambda c: counts[c]) if counts else None,
+        "unseen_values": int((~known).sum()),
+        "ece_before": expected_calibration_error(conf_raw, correct),
+        "ece_after": expected_calibration_error(conf_cv, correct),
+        "nll_before": nll(softmax(z)),
+        "nll_after": nll(p_cv),
+        "mean_confidence_before": round(float(conf_raw.mean()), 4),
+        "mean_confidence_after": round(float(conf_cv.mean()), 4),
+        "answered": _answered(conf_cv, correct, groups, on_cv),
+        "fold_temperatures": {
+            "min": round(float(np.min(fold_t)), 4),
+            "median": round(float(np.median(fold_t)), 4),
+            "max": round(float(np.max(fold_t)), 4),
+        },
+    }
+
+
+def make_sets(per_model: dict[str, np.ndarray], size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Disjoint random sets of ``size`` images per model, each reduced by
+    :func:`set_fingerprint` (what ``predict --as-set`` sees)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for mid in sorted(per_model):
+        e = per_model[mid]
+        perm = rng.permutation(len(e))
+        sets = [perm[k : k + size] for k in range(0, len(e) - size + 1, size)]
+        if sets:
+            out[mid] = np.concatenate([set_fingerprint(e[s]) for s in sets])
+    return out
+
+
+def calibrate(
+    heads: Heads,
+    per_model: dict[str, np.ndarray],
+    entries: dict[str, dict[str, Any]],
+    *,
+    set_size: int = 5,
+    target: float = 0.8,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Calibration of every head on labelled generators the heads never saw.
+
+    Two modes, each with its own temperature and threshold: ``image`` (one image;
+    ``analyze predict``) and ``set`` (the mean fingerprint of ``set_size`` images of one
+    generator; ``analyze predict --as-set``). Returns the JSON block stored as
+    ``calibration`` in the heads file.
+    """
+    modes: dict[str, Any] = {}
+    units = {
+        "image": (per_model, "one image"),
+        "set": (
+            make_sets(per_model, set_size, seed),
+            f"mean fingerprint of {set_size} images of one generator",
+        ),
+    }
+    for mode, (rows_per_model, unit) in units.items():
+        if not rows_per_model:
+            continue
+        data = labelled_images(rows_per_model, entries)
+        block: dict[str, Any] = {
+            "unit": unit,
+            "n": len(data.image_labels),
+            "n_generators": len(data.ids),
+            "heads": {},
+        }
+        if mode == "set":
+            block["set_size"] = set_size
+        for choice, (classes, z) in heads.logits(data.x).items():
+            idx = np.array([i for i, lab in enumerate(data.image_labels) if choice in lab], int)
+            if len(idx) == 0 or len(np.unique(data.groups[idx])) < 2:
+                continue
+            truth = [data.image_labels[i][choice] for i in idx]
+            y = np.array([classes.index(t) if t in classes else -1 for t in truth])
+            block["heads"][choice] = calibrate_head(
+                z[idx], y, data.groups[idx], classes, truth, target=target
+            )
+        modes[mode] = block
+    ids = labelled_images(per_model, entries).ids
+    return {
+        "schema": CALIBRATION_SCHEMA,
+        "method": "temperature scaling per head (softmax(logits / T)), NLL-fitted",
+        "protocol": (
+            "leave one generator out: temperature, chance check and threshold fitted on the "
+            "other generators, figures measured on the left-out one; shipped values fitted on all"
+        ),
+        "heads_sha256": heads.heads_sha256(),
+        "backbone_sha256": heads.backbone.get("sha256"),
+        "target_accuracy": target,
+        "seed": seed,
+        "generators": ids,
+        "modes": modes,
+    }
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+REAL_PHOTO_CAVEAT = (
+    "The heads assume every image is generated: they were never trained on real photos, "
+    "and fpattr cannot tell a real photo from a generated one here, so a real photo still "
+    "gets design choices. Do not read an answer as evidence that an image is generated."
+)
+
+
+def real_photo_caveat(heads: Heads, mode: str = "image") -> str:
+    """The caveat, with what the calibrated heads measurably did on real photos if known."""
+    cal, _ = heads.calibration_status()
+    real = (cal or {}).get("real_photos") or {}
+    block = (real.get("modes") or {}).get(mode)
+    if not block:
+        return REAL_PHOTO_CAVEAT
+    rates = ", ".join(f"{c} {pct(h['answered_rate'])}" for c, h in block["heads"].items())
+    unit = "images" if mode == "image" else "sets"
+    return (
+        f"{REAL_PHOTO_CAVEAT} On {block['n']} real-photo {unit} the calibrated heads still "
+        f"answered (not 'undetermined'): {rates}."
+    )
+
+
+def head_info(heads: Heads, mode: str = "image") -> dict[str, dict[str, Any]]:
+    """Per head, what a prediction is shown with: calibration, threshold, held-out figures."""
+    cal, why = heads.calibration_status()
+    block = ((cal or {}).get("modes") or {}).get(mode)
+    out = {}
+    for choice in heads.heads:
+        h = (block or {}).get("heads", {}).get(choice)
+        if h is None:
+            reason = why or f"uncalibrated: no {mode} calibration for this head"
+            out[choice] = {"calibrated": False, "note": reason}
+            continue
+        out[choice] = {
+            "calibrated": True,
+            "status": h["status"],
+            "temperature": h["temperature"],
+            "threshold": h.get("threshold"),
+            "heldout_accuracy": h["accuracy"],
+            "chance": h["chance"],
+            "chance_value": h.get("chance_value"),
+            "heldout_answered_accuracy": h["answered"]["accuracy"],
+            "heldout_coverage": h["answered"]["coverage"],
+            "n": h["n"],
+            "n_generators": h["n_generators"],
+            "ece_before": h.get("ece_before"),
+            "ece_after": h.get("ece_after"),
+        }
+    return out
+
+
+def decide(
+    heads: Heads, emb: np.ndarray, mode: str = "image", top: int = 3
+) -> list[dict[str, Any]]:
+    """Per row of ``emb``: per head, the answer (a value or "undetermined") and why.
+
+    Calibrated heads: probabilities at the head's temperature; "undetermined" below
+    its threshold, and always for a head no better than chance or without a threshold
+    reaching the target accuracy. Uncalibrated heads answer their argmax (raw
+    softmax) and say they are uncalibrated.
+    """
+    info = head_info(heads, mode)
+    temps = {c: i["temperature"] for c, i in info.items() if i["calibrated"]}
+    raw = heads.predict_proba(emb)
+    cal = heads.predict_proba(emb, temps)
+    rows: list[dict[str, Any]] = []
+    for k in range(np.atleast_2d(emb).shape[0]):
+        row = {}
+        for choice, (classes, p) in cal.items():
+            i = info[choice]
+            j = int(p[k].argmax())
+            prob = float(p[k, j])
+            order = np.argsort(-p[k])[:top]
+            ans: dict[str, Any] = {
+                "value": classes[j],
+                "top": classes[j],
+                "probability": round(prob, 4),
+                "raw_probability": round(float(raw[choice][1][k, j]), 4),
+                "calibrated": i["calibrated"],
+                "reason": None,
+                "alternatives": [
+                    {"value": classes[m], "probability": round(float(p[k, m]), 4)} for m in order
+                ],
+            }
+            if not i["calibrated"]:
+                ans["reason"] = "uncalibrated"
+            else:
+                thr = i["threshold"]
+                ans["threshold"] = thr
+                ans["heldout_accuracy"] = i["heldout_accuracy"]
+                ans["heldout_answered_accuracy"] = i["heldout_answered_accuracy"]
+                ans["chance"] = i["chance"]
+                if i["status"] == "chance":
+                    ans["value"], ans["reason"] = UNDETERMINED, "head not better than chance"
+                elif i["status"] != "ok" or thr is None:
+                    ans["value"], ans["reason"] = UNDETERMINED, "no threshold reaches the target"
+                elif prob < thr:
+                    ans["value"], ans["reason"] = UNDETERMINED, "below threshold"
+            ans["text"] = answer_text(ans, i)
+            row[choice] = ans
+        rows.append(row)
+    return rows
+
+
+def pct(x: float | None) -> str:
+    return "?" if x is None else f"{100 * x:.0f} %"
+
+
+def head_sentence(choice_info: dict[str, Any]) -> str:
+    """How far to trust a head, in words (shown with every prediction)."""
+    i = choice_info
+    if not i.get("calibrated"):
+        return "uncalibrated"
+    acc = (
+        f"this head is right {pct(i['heldout_accuracy'])} of the time on held-out "
+        "project generators"
+    )
+    if i["status"] == "chance":
+        return (
+            f"{acc}, not better than chance ({pct(i['chance'])} always answering "
+            f"{i.get('chance_value')}): always undetermined"
+        )
+    if i["status"] != "ok" or i.get("threshold") is None:
+        return f"{acc}; no confidence reached the target accuracy: always undetermined"
+    above = i.get("heldout_answered_accuracy")
+    tail = (
+        f", {pct(above)} when it answers (p >= {i['threshold']:.2f})" if above is not None else ""
+    )
+    return acc + tail
+
+
+def answer_text(ans: dict[str, Any], choice_info: dict[str, Any]) -> str:
+    """One prediction in words, e.g. "bilinear (p 0.71; this head is right 64 % ...)"."""
+    p = ans["probability"]
+    sentence = head_sentence(choice_info)
+    if ans["value"] != UNDETERMINED:
+        if not choice_info.get("calibrated"):
+            return f"{ans['value']} (p {p:.2f}, uncalibrated: not checked on held-out generators)"
+        return f"{ans['value']} (p {p:.2f}; {sentence})"
+    if ans.get("reason") == "below threshold":
+        return f"undetermined (best {ans['top']}, p {p:.2f} < {ans['threshold']:.2f}; {sentence})"
+    return f"undetermined ({sentence})"

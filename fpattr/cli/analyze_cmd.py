@@ -22,47 +22,21 @@ def register(app: typer.Typer) -> None:
 
 
 def _embed_folder_tree(root: Path, bb: object, views: int | None) -> dict[str, object]:
-    import numpy as np
+    from fpattr.analysis import embed_folder_tree
 
-    from fpattr.pipeline import Embedder, Settings
-
-    per_model: dict[str, list] = {}
-    for e in Embedder(bb, Settings(views=views)).embed_paths([root]):
-        if e.embedding is not None and not e.error:
-            per_model.setdefault(Path(e.path).parent.name, []).append(e.embedding)
-    return {k: np.stack(v) for k, v in per_model.items()}
+    return embed_folder_tree(root, bb, views)  # type: ignore[return-value]
 
 
 def _load_heads(heads_file: Path | None, bb: object) -> object:
-    """Heads bound to this backbone (same sha256), else a clear error. Without a file,
-    the heads shipped next to the default extractor (models/analysis.json)."""
-    from fpattr.analysis import Heads
-    from fpattr.errors import GalleryError, UsageError
-    from fpattr.paths import models_dir
+    from fpattr.analysis import load_heads
 
-    if heads_file is None:
-        heads_file = models_dir() / "analysis.json"
-        if not heads_file.is_file():
-            raise UsageError(f"no shipped heads at {heads_file}: pass --heads (fpattr analyze fit)")
-    heads = Heads.load(heads_file)
-    if heads.backbone.get("sha256") != bb.info().get("sha256"):  # type: ignore[attr-defined]
-        raise GalleryError(
-            f"{heads_file} was fitted with backbone {heads.backbone.get('id')}, not {bb.id}"  # type: ignore[attr-defined]
-        )
-    return heads
+    return load_heads(heads_file, bb.info())[0]  # type: ignore[attr-defined]
 
 
 def _labelled_entries(root: Path) -> dict[str, dict]:
-    """Model labels of a zoo or benchmark: each folder's done.json, else manifest.json."""
-    entries = {}
-    for f in sorted(root.glob("*/done.json")):
-        m = json.loads(f.read_text())
-        entries[m.get("id", f.parent.name)] = m
-    if not entries and (root / "manifest.json").is_file():
-        doc = json.loads((root / "manifest.json").read_text())
-        models = doc.get("models", []) if isinstance(doc, dict) else doc
-        entries = {m["id"]: m for m in models if isinstance(m, dict) and "id" in m}
-    return entries
+    from fpattr.analysis import labelled_entries
+
+    return labelled_entries(root)
 
 
 @analyze_app.command("fit", no_args_is_help=True)
@@ -134,41 +108,351 @@ def predict(
     backbone: str = common.BackboneOpt,
     backbone_opt: list[str] = common.BackboneOpts,
     views: int = common.ViewsOpt,
-    as_set: bool = typer.Option(False, "--as-set", help="One answer for all images."),
+    as_set: bool = typer.Option(
+        False, "--as-set", help="One answer for all images (assumed to share one source)."
+    ),
+    fmt: str = common.FormatOpt,
+    output: Path = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write results to this file instead of stdout (format from --format, or the "
+        "suffix .json/.jsonl/.csv/.txt).",
+    ),
+    quiet: bool = common.QuietOpt,
 ) -> None:
-    """Most likely design choices per image (or for the set), with probabilities.
+    """Most likely design choices per image (or for the set), or "undetermined".
+
+    Probabilities are calibrated on held-out generators the project trained itself;
+    each answer comes with how often that head was right on them, and a head below
+    its confidence threshold (or no better than chance) answers "undetermined". The
+    heads assume the images are generated: a real photo gets answers too.
 
     Example: fpattr analyze predict suspects/ --as-set
     """
+    code = run_predict(
+        paths,
+        heads_file=heads_file,
+        backbone=backbone,
+        backbone_opt=backbone_opt,
+        views=views,
+        as_set=as_set,
+        fmt=fmt,
+        output=output,
+        quiet=quiet,
+    )
+    raise typer.Exit(code)
+
+
+def _output_format(fmt: str, output: Path | None) -> str:
+    from fpattr.errors import UsageError
+
+    if fmt not in common.FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose {' | '.join(common.FORMATS)}")
+    if output is not None and fmt == "table" and output.suffix.lower() not in ("", ".txt"):
+        from fpattr.report.files import format_for_path
+
+        fmt = format_for_path(output)
+        if fmt not in common.FORMATS:
+            raise UsageError(
+                f"analyze predict writes {' | '.join(common.FORMATS)}, not {fmt} ({output})"
+            )
+    return fmt
+
+
+def run_predict(
+    paths: list[Path],
+    *,
+    heads_file: Path | None = None,
+    backbone: str = "auto",
+    backbone_opt: list[str] | None = None,
+    views: int | None = None,
+    as_set: bool = False,
+    fmt: str = "table",
+    output: Path | None = None,
+    quiet: bool = False,
+) -> int:
+    """The predict run behind the command; returns the exit code."""
+    import time
+
     import numpy as np
 
+    from fpattr.analysis import (
+        UNDETERMINED,
+        decide,
+        head_info,
+        load_heads,
+        real_photo_caveat,
+        set_fingerprint,
+    )
     from fpattr.pipeline import Embedder, Settings
+    from fpattr.report.manifest import build_manifest, finish_summary
 
+    started = time.monotonic()
+    fmt = _output_format(fmt, output)
+    console = common.stderr_console(quiet)
     bb = common.load_backbone(backbone, backbone_opt)
-    heads = _load_heads(heads_file, bb)
-    rows, embs, failed = [], [], 0
+    heads, heads_path = load_heads(heads_file, bb.info())
+    mode = "set" if as_set else "image"
+    info = head_info(heads, mode)
+    cal, why = heads.calibration_status()
+    notes = [real_photo_caveat(heads, mode)]
+    if why is not None:
+        notes.insert(0, why)
+    elif mode not in (cal or {}).get("modes", {}):
+        notes.insert(0, f"uncalibrated: the calibration has no {mode} mode")
+    elif as_set:
+        k = cal["modes"]["set"].get("set_size")  # type: ignore[index]
+        notes.append(
+            f"--as-set uses the calibration fitted on sets of {k} images of one generator; "
+            "it assumes every image shares one source."
+        )
+    for n in notes:
+        if n.startswith("uncalibrated"):
+            console.print(f"[yellow]warning:[/] {n}", highlight=False)
+
+    results: list[dict] = []
+    ok: list[tuple[dict, object]] = []
+    n_inputs = 0
     for e in Embedder(bb, Settings(views=views)).embed_paths(paths):
+        n_inputs += 1
+        sha = getattr(e.image, "sha256", None)
         if e.embedding is None or e.error:
-            failed += 1
-            print(f"skipped {e.path}: {e.error}", file=sys.stderr)
+            console.print(f"skipped {e.path}: {e.error}", markup=False, highlight=False)
+            results.append({"path": e.path, "sha256": sha, "status": "error", "error": e.error})
             continue
-        embs.append(e.embedding)
-        rows.append(e.path)
-    if not embs:
-        raise typer.Exit(2)
-    x = np.stack(embs)
+        res = {"path": e.path, "sha256": sha, "status": "ok", "error": None}
+        if e.flat:
+            res["flat"] = True
+        results.append(res)
+        ok.append((res, e.embedding))
+    n_ok = len(ok)
+    usable = [(r, v) for r, v in ok if not r.get("flat")]
     if as_set:
-        x, rows = x.mean(0, keepdims=True), ["<set>"]
-    probs = heads.predict_proba(x)
-    for k, path in enumerate(rows):
-        res = {"path": path}
-        for choice, (classes, p) in probs.items():
-            order = np.argsort(-p[k])[:3]
-            res[choice] = [
-                {"value": classes[j], "probability": round(float(p[k, j]), 4)} for j in order
-            ]
-        print(json.dumps(res))
-    raise typer.Exit(1 if failed else 0)
+        set_res: dict = {
+            "path": "<set>",
+            "status": "ok" if usable else "error",
+            "n_images": len(usable),
+            "n_flat": n_ok - len(usable),
+            "error": None if usable else "no image with a fingerprint in the set",
+        }
+        if usable:
+            x = set_fingerprint(np.stack([v for _, v in usable]))
+            set_res["predictions"] = decide(heads, x, mode)[0]
+        rows = [set_res]
+    else:
+        if usable:
+            preds = decide(heads, np.stack([v for _, v in usable]), mode)
+            for (r, _), pr in zip(usable, preds, strict=True):
+                r["predictions"] = pr
+        for r, _ in ok:
+            if r.get("flat"):
+                why_flat = "flat image: no fingerprint evidence"
+                r["predictions"] = {
+                    c: {
+                        "value": UNDETERMINED,
+                        "top": None,
+                        "probability": None,
+                        "reason": why_flat,
+                        "text": f"undetermined ({why_flat})",
+                    }
+                    for c in heads.heads
+                }
+        rows = results
+    manifest = build_manifest(
+        "analyze predict",
+        backbone=bb.info(),
+        gallery=None,
+        calibration=_calibration_info(heads, mode, why),
+        settings={
+            "as_set": as_set,
+            "views": views,
+            "inputs": [str(p) for p in paths],
+            "mode": mode,
+        },
+        plugins=common.plugin_versions(),
+    )
+    manifest["heads"] = {
+        "file": str(heads_path),
+        "heads_sha256": heads.heads_sha256(),
+        "backbone_sha256": heads.backbone.get("sha256"),
+        "calibrated": cal is not None,
+    }
+    manifest["head_info"] = info
+    manifest["caveats"] = notes
+    summary = finish_summary(
+        {"n_inputs": n_inputs, "n_ok": n_ok, "n_failed": n_inputs - n_ok}, started
+    )
+    _write(fmt, output, manifest, rows, summary)
+    if n_inputs == 0:
+        console.print("no inputs found", highlight=False)
+    if as_set and not usable:
+        return 2
+    return common.exit_code(n_inputs, n_ok)
+
+
+def _calibration_info(heads: object, mode: str, why: str | None) -> dict:
+    """What the report header says about the heads' calibration."""
+    cal = heads.calibration if why is None else {}  # type: ignore[attr-defined]
+    block = (cal.get("modes") or {}).get(mode) or {}
+    return {
+        "calibrated": bool(block),
+        "mode": mode,
+        "note": why,
+        "method": cal.get("method"),
+        "protocol": cal.get("protocol"),
+        "unit": block.get("unit"),
+        "n": block.get("n"),
+        "n_generators": block.get("n_generators"),
+        "generators": cal.get("generators"),
+        "target_accuracy": cal.get("target_accuracy"),
+        "created": cal.get("created"),
+    }
+
+
+def _write(fmt: str, output: Path | None, manifest: dict, rows: list, summary: dict) -> None:
+    if output is None:
+        _write_stream(fmt, sys.stdout, manifest, rows, summary)
+        return
+    from fpattr.io.atomic import atomic_open
+
+    with atomic_open(output) as f:
+        _write_stream(fmt, f, manifest, rows, summary, width=120)
+
+
+def _write_stream(
+    fmt: str, stream, manifest: dict, rows: list, summary: dict, width: int | None = None
+) -> None:
+    if fmt in ("json", "jsonl"):
+        from fpattr.report.jsonfmt import JsonlWriter, JsonWriter
+
+        w = (JsonWriter if fmt == "json" else JsonlWriter)(stream, manifest)
+        for r in rows:
+            w.write(r)
+        w.close(summary)
+    elif fmt == "csv":
+        _write_csv(stream, manifest, rows)
+    else:
+        _write_table(stream, manifest, rows, summary, width=width)
+    stream.flush()
+
+
+def _choices(manifest: dict) -> list[str]:
+    from fpattr.analysis import CHOICES
+
+    present = list(manifest["head_info"])
+    return [c for c in CHOICES if c in present] + [c for c in present if c not in CHOICES]
+
+
+def _write_csv(stream, manifest: dict, rows: list) -> None:
+    """One row per input (or the set): answer, top value, probability and held-out
+    accuracy per head. Text cells starting with = + - @ are quoted (formula guard)."""
+    import csv
+
+    choices = _choices(manifest)
+    cols = ["path", "sha256", "status"]
+    for c in choices:
+        cols += [c, f"{c}_top", f"{c}_probability", f"{c}_heldout_accuracy"]
+    cols.append("error")
+    w = csv.writer(stream, lineterminator="\n")
+    w.writerow(cols)
+
+    def text(v: object) -> str:
+        s = "" if v is None else str(v)
+        return "'" + s if s.startswith(("=", "+", "-", "@", "\t", "\r")) else s
+
+    for r in rows:
+        preds = r.get("predictions") or {}
+        vals: list = [text(r.get("path")), r.get("sha256") or "", r.get("status")]
+        for c in choices:
+            a = preds.get(c) or {}
+            acc = manifest["head_info"][c].get("heldout_accuracy")
+            vals += [a.get("value", ""), a.get("top", ""), a.get("probability", ""), acc or ""]
+        vals.append(text(r.get("error")))
+        w.writerow(vals)
+
+
+def _heldout_cell(i: dict) -> str:
+    from fpattr.analysis import pct
+
+    if not i.get("calibrated"):
+        return "not measured (uncalibrated)"
+    base = f"{pct(i['heldout_accuracy'])} (chance {pct(i['chance'])})"
+    above = i.get("heldout_answered_accuracy")
+    if i["status"] == "ok" and i.get("threshold") is not None and above is not None:
+        return base + f"; {pct(above)} at p >= {i['threshold']:.2f}"
+    return base
+
+
+_SHORT_REASONS = {
+    "head not better than chance": "chance-level head",
+    "no threshold reaches the target": "no reliable threshold",
+    "flat image: no fingerprint evidence": "flat image",
+}
+
+
+def _write_table(stream, manifest: dict, rows: list, summary: dict, width: int | None) -> None:
+    """Per input and head: the answer, its probability, and how often that head was
+    right on held-out project generators; then each head in words and the caveats."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from fpattr.analysis import UNDETERMINED, head_sentence
+    from fpattr.report.base import printable
+    from fpattr.report.table import shorten_left
+
+    isatty = getattr(stream, "isatty", lambda: False)()
+    con = Console(file=stream, width=width or (None if isatty else 120), highlight=False)
+    info = manifest["head_info"]
+    choices = _choices(manifest)
+    t = Table(title="fpattr analyze predict", box=box.SIMPLE_HEAD)
+    t.add_column("image", no_wrap=True, max_width=36)
+    t.add_column("choice", no_wrap=True)
+    t.add_column("answer", no_wrap=True)
+    t.add_column("p", justify="right")
+    t.add_column("head right on held-out generators")
+    for r in rows:
+        name = Text(shorten_left(printable(r.get("path")), 36))
+        if r.get("status") != "ok":
+            t.add_row(
+                name, "", Text("failed", style="bold red"), "", Text(printable(r.get("error")))
+            )
+            continue
+        preds = r.get("predictions") or {}
+        for k, c in enumerate(choices):
+            a = preds.get(c) or {}
+            value = a.get("value", UNDETERMINED)
+            reason = a.get("reason")
+            if value == UNDETERMINED:
+                why = _SHORT_REASONS.get(reason, reason)
+                if reason == "below threshold":
+                    why = f"best {a.get('top')}, p < {a.get('threshold'):.2f}"
+                ans = Text(value, style="yellow")
+                if why:
+                    ans.append(f" ({printable(why)})", style="dim")
+            else:
+                ans = Text(printable(value), style="bold cyan")
+                if reason == "uncalibrated":
+                    ans.append(" (uncalibrated)", style="dim")
+            p = a.get("probability")
+            t.add_row(
+                name if k == 0 else Text(""),
+                c,
+                ans,
+                "" if p is None else f"{p:.2f}",
+                _heldout_cell(info[c]),
+                end_section=k == len(choices) - 1,
+            )
+    con.print(t)
+    for c in choices:
+        con.print(Text(f"{c}: {head_sentence(info[c])}"))
+    for n in manifest.get("caveats") or []:
+        con.print(Text(f"note: {n}", style="dim" if n.startswith("--as-set") else ""))
+    n_failed = summary.get("n_failed") or 0
+    if n_failed:
+        con.print(Text(f"{n_failed} input(s) failed", style="red"))
 
 
 @analyze_app.command("score", no_args_is_help=True)

@@ -1,0 +1,242 @@
+"""`fpattr analyze predict`: calibrated answers, "undetermined", caveats and formats.
+
+A tiny world: fake generators (nearest / bilinear / checker traces) as a training zoo
+for the heads and as a labelled benchmark of other generators for the calibration,
+run through scripts/calibrate_analysis.py like the shipped heads are.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from fpattr.analysis import CALIBRATION_SCHEMA, UNDETERMINED, Heads
+from fpattr.testing import run_cli, write_generator_images
+
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = {"nearest": "nearest", "bilinear": "bilinear", "checker": "transposed"}
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "calibrate_analysis", ROOT / "scripts" / "calibrate_analysis.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("analyze")
+    zoo, bench = root / "zoo", root / "bench"
+    for m in range(9):
+        kind = list(KINDS)[m % 3]
+        d = zoo / f"m{m}"
+        write_generator_images(d, kind, n=6, size=64, seed=m, trace=m)
+        entry = {"id": f"m{m}", "family": "gan_decoder", "design": {"upsampling": KINDS[kind]}}
+        (d / "done.json").write_text(json.dumps(entry))
+    models = []
+    for m in range(6):  # other generators, labelled in a manifest in the benchmark's words
+        kind = list(KINDS)[m % 3]
+        write_generator_images(bench / f"b{m}", kind, n=6, size=64, seed=50 + m, trace=50 + m)
+        up = {"transposed": "tconv"}.get(KINDS[kind], KINDS[kind])
+        models.append({"id": f"b{m}", "kind": "gan", "design": {"upsampling": up}})
+    (bench / "manifest.json").write_text(json.dumps({"models": models}))
+    heads = root / "heads.json"
+    r = run_cli(["analyze", "fit", zoo, "--out", heads, "-b", "spectrum"])
+    assert r.exit_code == 0, r.output
+    calibrated = root / "heads-calibrated.json"
+    args = [str(bench), "--heads", str(heads), "--out", str(calibrated)]
+    assert _script().main([*args, "--backbone", "spectrum", "--set-size", "3"]) == 0
+    queries = root / "queries"
+    write_generator_images(queries, "checker", n=2, size=64, seed=99, trace=99, prefix="c")
+    write_generator_images(queries, "nearest", n=2, size=64, seed=98, prefix="n")
+    return {
+        "root": root,
+        "zoo": zoo,
+        "bench": bench,
+        "heads": heads,
+        "calibrated": calibrated,
+        "queries": queries,
+    }
+
+
+def _predict(world, *args, heads=None):
+    return run_cli(
+        [
+            "analyze",
+            "predict",
+            world["queries"],
+            "--heads",
+            heads or world["calibrated"],
+            "-b",
+            "spectrum",
+            *args,
+        ]
+    )
+
+
+def test_the_script_stores_a_calibration_bound_to_the_heads(world, capsys):
+    doc = json.loads(world["calibrated"].read_text())
+    before = json.loads(world["heads"].read_text())
+    assert doc["heads"] == before["heads"] and doc["backbone"] == before["backbone"]
+    cal = doc["calibration"]
+    assert cal["schema"] == CALIBRATION_SCHEMA
+    assert cal["backbone_sha256"] == before["backbone"]["sha256"]
+    assert cal["generators"] == [f"b{m}" for m in range(6)]
+    assert cal["benchmark"]["n_models_labelled"] == 6 and cal["benchmark"]["n_images"] == 36
+    up = cal["modes"]["image"]["heads"]["upsampling"]
+    for key in ("accuracy", "chance", "ece_before", "ece_after", "temperature", "n"):
+        assert key in up
+    assert up["n"] == 36 and up["n_generators"] == 6
+    assert cal["modes"]["set"]["set_size"] == 3 and cal["modes"]["set"]["n"] == 12
+    assert Heads.load(world["calibrated"]).calibration_status()[0] is not None
+
+
+def test_predict_table_shows_accuracy_threshold_and_the_real_photo_caveat(world):
+    r = _predict(world)
+    assert r.exit_code == 0, r.output
+    out = r.stdout
+    assert "fpattr analyze predict" in out and "upsampling" in out
+    assert "held-out" in out and "chance" in out
+    assert "upsampling: this head is right" in " ".join(out.split())
+    assert "assume every image is generated" in " ".join(out.split())
+    assert "warning" not in r.stderr
+
+
+def test_predict_json_answers_or_undetermined_with_held_out_accuracy(world):
+    r = _predict(world, "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "analyze predict" and doc["calibration"]["calibrated"]
+    assert any("never trained on real photos" in c for c in doc["caveats"])
+    info = doc["head_info"]["upsampling"]
+    assert len(doc["results"]) == 4 and doc["summary"]["n_ok"] == 4
+    for res in doc["results"]:
+        ans = res["predictions"]["upsampling"]
+        assert ans["calibrated"] and ans["heldout_accuracy"] == info["heldout_accuracy"]
+        assert "held-out project generators" in ans["text"]
+        if info["status"] != "ok":
+            assert ans["value"] == UNDETERMINED
+        elif ans["probability"] < info["threshold"]:
+            assert ans["value"] == UNDETERMINED and ans["reason"] == "below threshold"
+        else:
+            assert ans["value"] == ans["top"]
+
+
+def _with_calibration(world, tmp_path, name, **head) -> Path:
+    """The calibrated heads with the upsampling head's calibration overridden."""
+    doc = json.loads(world["calibrated"].read_text())
+    for mode in doc["calibration"]["modes"].values():
+        mode["heads"]["upsampling"].update(head)
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_predict_is_undetermined_below_the_threshold(world, tmp_path):
+    strict = _with_calibration(  # flattened to ~1/3: below any useful threshold
+        world, tmp_path, "strict.json", status="ok", threshold=0.9, temperature=100.0
+    )
+    r = _predict(world, "-f", "json", heads=strict)
+    assert r.exit_code == 0, r.output
+    answers = [res["predictions"]["upsampling"] for res in json.loads(r.stdout)["results"]]
+    assert {a["value"] for a in answers} == {UNDETERMINED}
+    assert {a["reason"] for a in answers} == {"below threshold"}
+    lax = _with_calibration(world, tmp_path, "lax.json", status="ok", threshold=0.0)
+    r = _predict(world, "-f", "json", heads=lax)
+    answers = [res["predictions"]["upsampling"] for res in json.loads(r.stdout)["results"]]
+    assert all(a["value"] == a["top"] != UNDETERMINED for a in answers)
+    r = _predict(world, heads=strict)
+    assert "undetermined" in r.stdout and "p < 0.90" in " ".join(r.stdout.split())
+
+
+def test_predict_chance_level_head_is_always_undetermined(world, tmp_path):
+    path = _with_calibration(
+        world, tmp_path, "chance.json", status="chance", threshold=None, temperature=0.01
+    )
+    r = _predict(world, "-f", "json", heads=path)
+    assert r.exit_code == 0, r.output
+    answers = [res["predictions"]["upsampling"] for res in json.loads(r.stdout)["results"]]
+    assert max(a["probability"] for a in answers) > 0.99  # confident, yet silent
+    assert {a["value"] for a in answers} == {UNDETERMINED}
+    assert all("not better than chance" in a["text"] for a in answers)
+    r = _predict(world, heads=path)
+    assert "chance-level head" in " ".join(r.stdout.split())
+    assert "always undetermined" in " ".join(r.stdout.split())
+
+
+def test_predict_without_calibration_still_works_and_says_uncalibrated(world):
+    r = _predict(world, "-f", "json", heads=world["heads"])
+    assert r.exit_code == 0, r.output
+    assert "uncalibrated" in r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["calibration"]["calibrated"] is False
+    assert any(c.startswith("uncalibrated") for c in doc["caveats"])
+    ans = doc["results"][0]["predictions"]["upsampling"]
+    assert ans["value"] == ans["top"] and ans["reason"] == "uncalibrated"
+    r = _predict(world, heads=world["heads"])
+    assert r.exit_code == 0 and "uncalibrated" in r.stdout
+
+
+def test_predict_jsonl_csv_and_output_files(world, tmp_path):
+    r = _predict(world, "-f", "jsonl")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in r.stdout.strip().splitlines()]
+    assert [x["type"] for x in lines] == ["manifest"] + ["result"] * 4 + ["summary"]
+    assert "caveats" in lines[0] and "predictions" in lines[1]
+
+    r = _predict(world, "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 4
+    assert {"path", "upsampling", "upsampling_top", "upsampling_probability"} <= set(rows[0])
+    assert all(row["upsampling_heldout_accuracy"] for row in rows)
+
+    out = tmp_path / "pred.csv"  # the suffix picks the format; stdout stays empty
+    r = _predict(world, "--output", out)
+    assert r.exit_code == 0 and r.stdout == ""
+    assert out.read_text().startswith("path,sha256,status,")
+    out = tmp_path / "pred.txt"
+    r = _predict(world, "-f", "json", "-o", out)
+    assert json.loads(out.read_text())["summary"]["n_inputs"] == 4
+    r = _predict(world, "-f", "yaml")
+    assert r.exit_code == 2 and "unknown format" in r.output
+
+
+def test_predict_as_set_uses_the_set_calibration(world):
+    r = _predict(world, "--as-set", "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["calibration"]["mode"] == "set" and doc["calibration"]["n"] == 12
+    (res,) = doc["results"]
+    assert res["path"] == "<set>" and res["n_images"] == 4
+    assert any("sets of 3 images" in c for c in doc["caveats"])
+
+
+def test_predict_reports_failed_inputs(world, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    r = run_cli(
+        [
+            "analyze",
+            "predict",
+            world["queries"] / "c000.png",
+            bad,
+            "--heads",
+            world["calibrated"],
+            "-b",
+            "spectrum",
+            "-f",
+            "csv",
+        ]
+    )
+    assert r.exit_code == 1, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["status"] for row in rows] == ["ok", "error"] and rows[1]["error"]
+    assert "skipped" in r.stderr
