@@ -87,6 +87,9 @@ def real_photo_check(heads, bb, folders: list[Path], views, set_size: int, seed:
                 "mean_probability": round(
                     float(np.mean([d[choice]["probability"] for d in decided])), 4
                 ),
+                "mean_raw_probability": round(
+                    float(np.mean([d[choice]["raw_probability"] for d in decided])), 4
+                ),
             }
         out["modes"][mode] = block
     return out
@@ -128,18 +131,26 @@ def markdown(cal: dict) -> str:
             )
     real = cal.get("real_photos")
     if real:
+        modes = list(real["modes"])
         lines += [
             "",
-            f"Real photos ({real['n_images']} images from {', '.join(real['source'])}): "
-            "share still answered (not 'undetermined') after calibration.",
+            f"Real photos ({real['n_images']} images from {', '.join(real['source'])}; "
+            f"sets of {cal['modes'].get('set', {}).get('set_size', '?')}): the raw heads' "
+            "commonest answer with its mean probability, and the share still answered (not "
+            "'undetermined') after calibration.",
             "",
-            "| head | " + " | ".join(real["modes"]) + " |",
-            "|---|" + "---|" * len(real["modes"]),
+            "| head | "
+            + " | ".join(f"{m}: raw answer (mean p) | {m}: answered after" for m in modes)
+            + " |",
+            "|---|" + "---|---|" * len(modes),
         ]
-        for choice in next(iter(real["modes"].values()))["heads"]:
+        for choice in real["modes"][modes[0]]["heads"]:
             cells = []
-            for block in real["modes"].values():
-                h = block["heads"][choice]
+            for m in modes:
+                h = real["modes"][m]["heads"][choice]
+                top = max(h["top_values"], key=lambda v: h["top_values"][v])
+                share = h["top_values"][top] / real["modes"][m]["n"]
+                cells.append(f"{top} {pct(share)} ({h['mean_raw_probability']:.2f})")
                 ans = ", ".join(f"{v} {n}" for v, n in h["answers"].items())
                 cells.append(f"{pct(h['answered_rate'])}" + (f" ({ans})" if ans else ""))
             lines.append(f"| {choice} | " + " | ".join(cells) + " |")
@@ -208,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dry_run:
         atomic_write_text(out, json.dumps(doc) + "\n")
         log(f"wrote the calibration into {out}")
-    print(f"`{cal['command']}` ({cal['seconds']:.0f} s, {cal['created']}; heads {out.name}")
     print(
-        f"bound to extractor sha256 {str(heads.backbone.get('sha256'))[:12]}; "
-        f"{res['n_models']} generators: {', '.join(cal['generators'])})"
+        f"`{cal['command']}` ({cal['seconds']:.0f} s, {cal['created']}): heads {out} bound to "
+        f"extractor sha256 {str(heads.backbone.get('sha256'))[:12]}; target accuracy "
+        f"{pct(args.target)}; {res['n_models']} generators: {', '.join(cal['generators'])}."
     )
     print(markdown(cal))
     return 0

@@ -214,18 +214,22 @@ def run_predict(
     results: list[dict] = []
     ok: list[tuple[dict, object]] = []
     n_inputs = 0
-    for e in Embedder(bb, Settings(views=views)).embed_paths(paths):
-        n_inputs += 1
-        sha = getattr(e.image, "sha256", None)
-        if e.embedding is None or e.error:
-            console.print(f"skipped {e.path}: {e.error}", markup=False, highlight=False)
-            results.append({"path": e.path, "sha256": sha, "status": "error", "error": e.error})
-            continue
-        res = {"path": e.path, "sha256": sha, "status": "ok", "error": None}
-        if e.flat:
-            res["flat"] = True
-        results.append(res)
-        ok.append((res, e.embedding))
+    with common.progress(console, paths, "analysing") as advance:
+        for e in Embedder(bb, Settings(views=views)).embed_paths(paths):
+            n_inputs += 1
+            sha = getattr(e.image, "sha256", None)
+            if e.embedding is None or e.error:
+                console.print(f"skipped {e.path}: {e.error}", markup=False, highlight=False)
+                res = {"path": e.path, "sha256": sha, "status": "error", "error": e.error}
+                results.append(res)
+                advance(res)
+                continue
+            res = {"path": e.path, "sha256": sha, "status": "ok", "error": None}
+            if e.flat:
+                res["flat"] = True
+            results.append(res)
+            ok.append((res, e.embedding))
+            advance(res)
     n_ok = len(ok)
     usable = [(r, v) for r, v in ok if not r.get("flat")]
     if as_set:

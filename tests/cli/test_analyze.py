@@ -240,3 +240,16 @@ def test_predict_reports_failed_inputs(world, tmp_path):
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert [row["status"] for row in rows] == ["ok", "error"] and rows[1]["error"]
     assert "skipped" in r.stderr
+
+
+def test_predict_flat_image_is_undetermined(world, tmp_path):
+    from PIL import Image
+
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (64, 64), (120, 120, 120)).save(flat)
+    args = ["analyze", "predict", flat, "--heads", world["calibrated"], "-b", "spectrum"]
+    r = run_cli([*args, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["flat"] and res["predictions"]["upsampling"]["value"] == UNDETERMINED
+    assert "flat image" in " ".join(run_cli(args).stdout.split())
