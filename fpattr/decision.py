@@ -31,6 +31,9 @@ Method (docs/methods/decision-policy.md):
    least ``min_probability``, else the answer is "ambiguous" between the top candidates
    with the probability of that set. No fingerprint evidence (every view flat) is
    "insufficient signal", never a match.
+5. Display. The probability shown for each kind of decision passes through a logistic
+   recalibration fitted on pseudo-queries made of the references (each once known,
+   leave-one-out, and once unknown, leave-one-model-out), shrunk toward the identity.
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ class FittedCalibration:
     achieved_far: float | None = None  #: on the gallery's held-out impostor scores
     details: dict[str, Any] = field(default_factory=dict)
     #: decision kind -> (slope, intercept) on the logit of the raw probability, fitted on
-    #: the gallery's pseudo-queries (see :func:`fit_display_maps`); absent kinds: identity
+    #: the gallery's pseudo-queries (:meth:`DecisionPolicy._display_maps`); absent: identity
     display: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def displayed(self, kind: str, p: float) -> float:
@@ -203,8 +206,8 @@ class DecisionPolicy:
 
     ``card``: the backbone's ``calibration()`` dict (or None); ``gallery``: the enrolled
     models (or None for verify without a gallery); ``calibration_gallery``: where
-    held-out scores are drawn from (default: ``gallery``; the evaluation's generator-
-    disjoint protocol passes another half of the generators). Fitted calibrations are
+    held-out scores are drawn from (default: ``gallery``; the evaluation's calibration-
+    transfer protocol passes another half of the generators). Fitted calibrations are
     cached per (comparison, set sizes, views).
     """
 
