@@ -36,6 +36,7 @@ COLS = (
     ("coverage", "coverage", 3),
     ("accuracy", "accuracy", 3),
     ("ambiguous", "ambiguous_rate", 3),
+    ("inconclusive", "inconclusive_rate", 3),
     ("unseen named", "unseen_named_rate", 3),
     ("real named", "real_named_rate", 3),
     ("ECE", "ece", 3),

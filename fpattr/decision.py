@@ -57,8 +57,11 @@ DEFAULT_MIN_PROBABILITY = 0.5
 SET_SAMPLES = 20
 INSUFFICIENT = "insufficient signal"
 AMBIGUOUS = "ambiguous"
+INCONCLUSIVE = "inconclusive"
 UNKNOWN = "unknown"
 _EPS = 1e-6
+#: Largest |log-likelihood ratio| one comparison may claim.
+LLR_CAP = 20.0
 
 
 def _phi(s: Any) -> np.ndarray:
@@ -97,9 +100,13 @@ class ScoreModel:
         )
 
     @classmethod
-    def fit(cls, genuine: np.ndarray, impostor: np.ndarray) -> ScoreModel:
-        """Gaussian-phi model from held-out genuine / impostor cosines (>= 2 of each)."""
+    def fit(cls, genuine: np.ndarray, impostor: np.ndarray) -> ScoreModel | None:
+        """Gaussian-phi model from held-out genuine / impostor cosines (>= 2 of each);
+        None when genuine scores are not higher than impostor ones on average (the
+        references do not separate the models: shared or near-identical references)."""
         g, i = _phi(genuine), _phi(impostor)
+        if g.mean() <= i.mean():
+            return None
         floor = 0.02  # sd floor: a few identical references must not give infinite LRs
         return cls(
             "gaussian-phi",
@@ -129,7 +136,8 @@ class PooledScoreModel:
             out += self.weight * self.gallery.llr(s)
         if self.prior is not None and self.weight < 1:
             out += (1.0 - self.weight) * self.prior.llr(s)
-        return out
+        # no single comparison is worth more than odds of e^20 either way
+        return np.clip(out, -LLR_CAP, LLR_CAP)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -230,6 +238,8 @@ class DecisionPolicy:
             raise ValueError(f"prior of unknown must be in (0, 1), not {prior_unknown}")
         if not 0 < min_probability <= 1:
             raise ValueError(f"min probability must be in (0, 1], not {min_probability}")
+        if threshold is not None and not -1.0 <= threshold <= 1.0:
+            raise ValueError(f"a cosine threshold must be in [-1, 1], not {threshold}")
         self.card = card or None
         self.gallery = gallery
         self.cal_gallery = calibration_gallery if calibration_gallery is not None else gallery
@@ -301,8 +311,11 @@ class DecisionPolicy:
         """(score model, threshold, gallery weight, threshold weight) from held-out scores,
         shrunk toward the card's (``prior``); the threshold is the user's when given."""
         ok = g.size >= 2 and i.size >= 2
-        w = (1.0 if prior is None else g.size / (g.size + self.prior_strength)) if ok else 0.0
-        score = PooledScoreModel(ScoreModel.fit(g, i) if ok else None, prior, w)
+        model = ScoreModel.fit(g, i) if ok else None
+        w = 0.0
+        if model is not None:
+            w = 1.0 if prior is None else g.size / (g.size + self.prior_strength)
+        score = PooledScoreModel(model, prior, w)
         if self.user_threshold is not None:
             return score, self.user_threshold, w, 0.0
         if not ok:
@@ -332,6 +345,14 @@ class DecisionPolicy:
             notes.extend(held["notes"])
         gal_ok = g.size >= 2 and i.size >= 2
         score, thr, w, wt = self._pool(g, i, prior, prior_thr)
+        if gal_ok and score.gallery is None:
+            notes.append(
+                "the references' genuine scores are not above their impostor scores: the "
+                "gallery cannot calibrate probabilities (models sharing or copying "
+                "references?); "
+                + ("the card's calibration alone gives them" if prior else "none are given")
+            )
+        has_model = score.gallery is not None or score.prior is not None
         details: dict[str, Any] = {"notes": notes}
         if entry and views is not None:
             details["card_views"] = entry.get("_views")
@@ -342,8 +363,6 @@ class DecisionPolicy:
             if far is not None:
                 why += f" (it accepts {far:.2%} of the gallery's held-out impostor scores)"
             source, target = "user-threshold", None
-            if not gal_ok and prior is None:
-                score = None  # type: ignore[assignment]
         elif not gal_ok and prior is None:
             return None
         elif not gal_ok:
@@ -371,11 +390,17 @@ class DecisionPolicy:
                     f", shrunk toward the card's synthetic-model calibration (gallery weight "
                     f"{w:.2f} for probabilities, {wt:.2f} for the threshold)"
                 )
+        if gal_ok and target is not None and i.size * target < 1:
+            notes.append(
+                f"{i.size} held-out impostor scores cannot estimate a threshold for FAR "
+                f"{target:g} (about {math.ceil(1 / target)} are needed): the threshold "
+                "leans on the gallery's highest impostor score and the card's"
+            )
         cal = FittedCalibration(
             name,
             float(thr),  # type: ignore[arg-type]
             target,
-            score,
+            score if has_model else None,
             source,
             why,
             n,
@@ -412,9 +437,8 @@ class DecisionPolicy:
             for sims, t in held["unknown"]:
                 rest = names[:t] + names[t + 1 :]
                 r = self._raw_decide(sims, rest, cal)
-                rows.setdefault(r["kind"], []).append(
-                    (r["p"], r["kind"] == "unknown", self.prior_unknown / nu)
-                )
+                ok = r["kind"] == "unknown" or (r["kind"] == "inconclusive" and not r["members"])
+                rows.setdefault(r["kind"], []).append((r["p"], ok, self.prior_unknown / nu))
         else:
             for arr, genuine in ((held["genuine"], True), (held["impostor"], False)):
                 for sv in arr:
@@ -519,14 +543,13 @@ class DecisionPolicy:
             "calibration": _cal_ref(cal),
             "candidates": [],
             "p_unknown": None,
+            "leaning": None,
         }
-        raw = self._raw_decide(sims, names, cal)
+        raw = self._raw_decide(sims, names, cal) if not flat else {"posterior": None}
         post = raw["posterior"]
-        if post is not None and raw["kind"] is not None and not flat:
+        if post is not None:
             shown = cal.displayed(raw["kind"], raw["p"])  # type: ignore[union-attr]
             post, out["p_unknown"] = _rescale(post, raw["p_unknown"], raw["members"], shown)
-        elif post is not None:
-            out["p_unknown"] = raw["p_unknown"]
         out["top"] = [
             {
                 "model": names[k],
@@ -537,14 +560,28 @@ class DecisionPolicy:
         ]
         if flat:
             return out | {"decision": INSUFFICIENT, "probability": None}
-        if raw["kind"] is None:
+        if post is None:  # no calibration, or a user threshold without probabilities
             return out | {"decision": raw["decision"], "probability": None}
-        members = raw["members"]
-        prob = out["p_unknown"] if members is None else float(sum(post[k] for k in members))
+        # the decision stands only if, after recalibration, its probability still does
+        top, p_u = int(order[0]), out["p_unknown"]
+        members = raw["members"] or []
+        if raw["kind"] == "named" and post[top] >= self.min_probability:
+            return out | {"decision": names[top], "probability": float(post[top])}
+        if raw["kind"] == "unknown" and p_u >= 0.5:
+            return out | {"decision": UNKNOWN, "probability": p_u}
+        mass = float(sum(post[k] for k in members))
+        if raw["kind"] == "ambiguous" and mass >= self.min_probability:
+            return out | {
+                "decision": AMBIGUOUS,
+                "probability": mass,
+                "candidates": [names[k] for k in members],
+            }
+        lean = names[top] if post[top] > p_u else UNKNOWN
         return out | {
-            "decision": raw["decision"],
-            "probability": prob,
-            "candidates": [names[k] for k in members] if raw["kind"] == "ambiguous" else [],
+            "decision": INCONCLUSIVE,
+            "probability": float(max(post[top], p_u)),
+            "leaning": lean,
+            "candidates": [names[k] for k in members] if len(members) > 1 else [],
         }
 
     def _raw_decide(
@@ -552,9 +589,10 @@ class DecisionPolicy:
     ) -> dict[str, Any]:
         """The decision rule on uncorrected posteriors (also used to fit display maps).
 
-        ``kind``: "named" | "ambiguous" | "unknown" | None (no probability model or no
-        calibration); ``members``: indices of the models the decision names (None for
-        unknown); ``p``: raw probability of the decision.
+        ``kind``: "named" | "ambiguous" | "unknown" | "inconclusive" | None (no probability
+        model or no calibration); ``members``: indices of the models the decision is about
+        (None for unknown, and for an inconclusive answer leaning to unknown); ``p``: raw
+        probability of the decision (of the likelier outcome when inconclusive).
         """
         res: dict[str, Any] = {
             "posterior": None,
@@ -582,22 +620,29 @@ class DecisionPolicy:
                 "members": [top],
                 "p": float(post[top]),
             }
+        # a near tie: the smallest set of models above the threshold that holds the mass
         members, mass = [], 0.0
-        for k in order[: max(2, min(len(order), 3))]:
-            if sims[k] < cal.threshold and len(members) >= 2:
+        for k in order[: max(2, 3)]:
+            if sims[k] < cal.threshold:
                 break
             members.append(int(k))
             mass += float(post[k])
-            if mass >= self.min_probability and len(members) >= 2:
+            if mass >= self.min_probability:
                 break
-        if len(members) < 2:  # a one-model gallery: nothing to be ambiguous with
+        if len(members) >= 2 and mass >= self.min_probability:
             return res | {
-                "kind": "named",
-                "decision": names[top],
-                "members": [top],
-                "p": float(post[top]),
+                "kind": "ambiguous",
+                "decision": AMBIGUOUS,
+                "members": members,
+                "p": mass,
             }
-        return res | {"kind": "ambiguous", "decision": AMBIGUOUS, "members": members, "p": mass}
+        lean_model = post[top] > p_u
+        return res | {
+            "kind": "inconclusive",
+            "decision": INCONCLUSIVE,
+            "members": [top] if lean_model else None,
+            "p": float(max(post[top], p_u)),
+        }
 
     def posterior(self, llr: np.ndarray) -> tuple[np.ndarray, float]:
         """(M,) LLRs -> (posterior of each model, posterior of unknown); they sum to 1."""
@@ -645,11 +690,15 @@ class DecisionPolicy:
             return out | {"decision": raw["decision"], "probability": None}
         shown = cal.displayed(raw["kind"], raw["p"])  # type: ignore[union-attr]
         lean = raw["leaning"]
-        out["p_same"] = shown if lean == "same" else 1.0 - shown
+        p_same = shown if lean == "same" else 1.0 - shown
+        out["p_same"] = p_same
+        decision = raw["decision"]
+        if shown < 0.5:  # recalibration turned the odds: the decision no longer stands
+            decision, lean = INCONCLUSIVE, "different" if lean == "same" else "same"
         return out | {
-            "decision": raw["decision"],
-            "probability": shown,
-            "leaning": lean if raw["decision"] == "inconclusive" else None,
+            "decision": decision,
+            "probability": max(p_same, 1.0 - p_same),
+            "leaning": lean if decision == INCONCLUSIVE else None,
         }
 
 

@@ -46,9 +46,20 @@ ReportOpt = typer.Option(
     None, "--report", help="Also write a self-contained HTML report (thumbnails, manifest)."
 )
 ViewsOpt = typer.Option(None, "--views", help="Crops per image (default: the backbone's).")
+
+
+def _check_threshold(value: float | None) -> float | None:
+    import math
+
+    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
+        raise typer.BadParameter(f"a cosine threshold must be in [-1, 1], not {value}")
+    return value
+
+
 ThresholdOpt = typer.Option(
     None,
     "--threshold",
+    callback=_check_threshold,
     help="Use this cosine threshold instead of the one fitted for --target-far (the report "
     "says so, with the false-accept rate it gives on the gallery's held-out references).",
 )

@@ -30,12 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from fpattr.decision import AMBIGUOUS, INSUFFICIENT, UNKNOWN, DecisionPolicy
+from fpattr.decision import AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, UNKNOWN, DecisionPolicy
 from fpattr.gallery import Gallery, GalleryModel
 from fpattr.views import l2_normalize
 
 ECE_BINS = 10
 SET_SIZES = (3, 5, 10)
+
+#: Decisions that name no model.
+_NOT_NAMED = (UNKNOWN, AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, None)
 
 PolicyFactory = Callable[[Gallery, Gallery | None], DecisionPolicy]
 
@@ -56,7 +59,14 @@ class _Rows:
         self.prob: list[float] = []
         self.correct: list[bool] = []
         self.source_known: list[bool] = []
-        self.known = {"n": 0, "named": 0, "named_correct": 0, "ambiguous": 0, "correct": 0}
+        self.known = {
+            "n": 0,
+            "named": 0,
+            "named_correct": 0,
+            "ambiguous": 0,
+            "inconclusive": 0,
+            "correct": 0,
+        }
         self.unseen = {"n": 0, "named": 0}
         self.real = {"n": 0, "named": 0}
         self.impostor = {"n": 0, "accepted": 0}
@@ -70,10 +80,11 @@ class _Rows:
         if dec == INSUFFICIENT:
             self.insufficient += 1
             return
-        named = dec not in (UNKNOWN, AMBIGUOUS)
-        if truth is None:
+        if dec == INCONCLUSIVE:  # right when it leans the right way
+            ok = d["leaning"] == (UNKNOWN if truth is None else truth)
+        elif truth is None:
             ok = dec == UNKNOWN
-        elif named:
+        elif dec not in (UNKNOWN, AMBIGUOUS):
             ok = dec == truth
         else:
             ok = dec == AMBIGUOUS and truth in d["candidates"]
@@ -88,12 +99,14 @@ class _Rows:
         dec = d["decision"]
         k = self.known
         k["n"] += 1
-        if dec not in (UNKNOWN, AMBIGUOUS, INSUFFICIENT, None):
+        if dec not in _NOT_NAMED:
             k["named"] += 1
             k["named_correct"] += dec == truth
             k["correct"] += dec == truth
         elif dec == AMBIGUOUS:
             k["ambiguous"] += 1
+        elif dec == INCONCLUSIVE:
+            k["inconclusive"] += 1
         if d["threshold"] is not None:
             wrong = np.asarray([s for n, s in zip(names, sims, strict=False) if n != truth])
             self.impostor["n"] += wrong.size
@@ -102,7 +115,7 @@ class _Rows:
     def unknown_row(self, d: dict[str, Any], bucket: dict[str, int]) -> None:
         self.add(d, None)
         bucket["n"] += 1
-        bucket["named"] += d["decision"] not in (UNKNOWN, AMBIGUOUS, INSUFFICIENT, None)
+        bucket["named"] += d["decision"] not in _NOT_NAMED
 
     def summary(self) -> dict[str, Any]:
         k = self.known
@@ -119,6 +132,7 @@ class _Rows:
             "coverage": _ratio(k["named"], k["n"]),
             "precision": _ratio(k["named_correct"], k["named"]),
             "ambiguous_rate": _ratio(k["ambiguous"], k["n"]),
+            "inconclusive_rate": _ratio(k["inconclusive"], k["n"]),
             "unseen_named_rate": _ratio(self.unseen["named"], self.unseen["n"]),
             "real_named_rate": _ratio(self.real["named"], self.real["n"]),
             "achieved_far": _ratio(self.impostor["accepted"], self.impostor["n"]),
@@ -430,6 +444,7 @@ _KEYS = (
     "coverage",
     "precision",
     "ambiguous_rate",
+    "inconclusive_rate",
     "unseen_named_rate",
     "real_named_rate",
     "achieved_far",

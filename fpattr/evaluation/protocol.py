@@ -568,6 +568,7 @@ def _decision_metrics(
         "coverage",
         "precision",
         "ambiguous_rate",
+        "inconclusive_rate",
         "unseen_named_rate",
         "real_named_rate",
         "ece",

@@ -202,6 +202,7 @@ DECISION_COLS = (
     ("cover.", "coverage"),
     ("acc.", "accuracy"),
     ("ambig.", "ambiguous_rate"),
+    ("incon.", "inconclusive_rate"),
     ("unseen", "unseen_named_rate"),
     ("real", "real_named_rate"),
     ("ECE", "ece"),
@@ -223,8 +224,6 @@ def decision_rows(run: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
             continue
         block = block if proto == "in_gallery" else block.get("mean") or {}
         label = _PROTOCOL_LABELS[proto]
-        if proto != "in_gallery":
-            label += f" ({len(d[proto].get('folds') or [])})"
         if block.get("single"):
             out.append((label, "image", block["single"]))
         for n, r in (block.get("sets") or {}).items():
@@ -246,7 +245,7 @@ def _decision_table(run: dict[str, Any]) -> Any:
             f"target FAR {_fmt(dec.get('target_far'), 3)})"
         ),
         caption=Text(
-            "disjoint / transfer (folds): mean over random halves of the generators (one half "
+            "disjoint / transfer: mean over folds of random halves of the generators (one half "
             "enrolled and measured, the other unseen / calibrated on the other half); unseen, "
             "real: named rate of models not enrolled and of real photos",
             style="dim",

@@ -115,7 +115,11 @@ def test_user_threshold_acts_and_says_it_was_fitted_for_no_far():
     cal = pol.calibration()
     assert cal.threshold == 0.999 and cal.target_far is None and cal.source == "user-threshold"
     assert "accepts" in cal.why
-    assert pol.attribute(centres[0].astype(np.float32))["decision"] == UNKNOWN
+    d = pol.attribute(centres[0].astype(np.float32))
+    # below the user's threshold nothing is named; the evidence still points to m0, so
+    # the answer is inconclusive (leaning m0), not an "unknown" shown with P(unknown) < 0.5
+    assert d["decision"] == "inconclusive" and d["leaning"] == "m0"
+    assert d["probability"] >= 0.5
     assert pol.verify(0.99)["threshold"] == 0.999
 
 
@@ -181,3 +185,76 @@ def test_platt_shrinks_to_identity_with_few_rows():
     ok = rng.uniform(size=4000) < 0.5  # always 50 %: the map must flatten p
     a, b = fit_platt(p, ok, np.ones(4000))
     assert a < 0.2
+
+
+def _consistent(d):
+    """The promise of every row: the probability shown is that of the stated decision."""
+    p = d["probability"]
+    if d["decision"] in (INSUFFICIENT, None):
+        return p is None
+    if d["decision"] == "inconclusive":
+        return p >= 0.0 and d["leaning"] is not None
+    if d["decision"] == UNKNOWN:
+        return p == d["p_unknown"] and p >= 0.5
+    if d["decision"] == AMBIGUOUS:
+        by = {t["model"]: t["probability"] for t in d["top"]}
+        return abs(p - sum(by[c] for c in d["candidates"])) < 1e-9 and p >= 0.5
+    return p == next(t["probability"] for t in d["top"] if t["model"] == d["decision"]) and (
+        p >= 0.5
+    )
+
+
+@pytest.mark.parametrize(
+    "n_models,n_refs,min_p", [(1, 5, 0.5), (2, 1, 0.5), (6, 5, 1.0), (6, 5, 0.5)]
+)
+def test_every_decision_is_consistent_with_its_probability(n_models, n_refs, min_p):
+    """Sweep queries from far to near: unknown/named/ambiguous never shown below 0.5
+    (a one-model gallery, 1-reference models and min_probability 1.0 included)."""
+    g, centres, rng = make_gallery(n_models=n_models, n_refs=n_refs, spread=0.6)
+    pol = DecisionPolicy(CARD, g, min_probability=min_p)
+    for k in range(60):
+        t = k / 59
+        q = _unit(t * centres[k % n_models] + (1 - t) * rng.normal(size=centres.shape[1]) / 5)
+        d = pol.attribute(q.astype(np.float32), top_k=n_models)
+        assert _consistent(d), d
+        if d["decision"] == AMBIGUOUS:  # candidates are all above the threshold
+            sims = {x["model"]: x["similarity"] for x in d["top"]}
+            assert all(sims[c] >= d["threshold"] for c in d["candidates"])
+        if n_models == 1 and d["decision"] == "m0":
+            assert d["probability"] >= min_p
+
+
+def test_verify_never_states_a_decision_below_even_odds():
+    g, _, _ = make_gallery(n_refs=3, spread=0.8)
+    pol = DecisionPolicy(CARD, g)
+    for s in np.linspace(-1, 1, 201):
+        d = pol.verify(float(s))
+        assert d["probability"] >= 0.5
+        if d["decision"] == "same":
+            assert d["p_same"] >= 0.5
+        if d["decision"] == "different":
+            assert d["p_same"] < 0.5
+
+
+def test_models_sharing_their_references_give_no_wild_probabilities():
+    g, _, _ = make_gallery(n_models=2)
+    g.add(
+        "copy",
+        g.models["m0"].embeddings.copy(),
+        [{"path": "c", "sha256": f"c{k}"} for k in range(6)],
+    )
+    pol = DecisionPolicy(None, g)
+    cal = pol.calibration()
+    # genuine scores are not above impostor ones once two models share references
+    assert cal is not None
+    llr = cal.score.llr(np.linspace(-1, 1, 21)) if cal.score is not None else np.zeros(1)
+    assert np.all(np.abs(llr) <= 20)
+    d = pol.attribute(g.models["m1"].centroid)
+    assert _consistent(d)
+
+
+def test_out_of_range_threshold_is_refused():
+    g, _, _ = make_gallery()
+    for bad in (1.5, -2.0, float("nan")):
+        with pytest.raises(ValueError, match="threshold"):
+            DecisionPolicy(CARD, g, threshold=bad)
