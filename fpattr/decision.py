@@ -459,9 +459,10 @@ class DecisionPolicy:
 
         Each reference is decided against the gallery with its own model's centroid
         made of the *other* references (the policy's single-image calibration). Returns
-        ``{model: {"n_refs", "recognised", "unknown", "ambiguous", "confused_with":
-        {other: n}}}``; few recognised references mean the model is not distinct enough
-        from the others (or its references are too varied) for this extractor.
+        ``{model: {"n_refs", "checkable", "recognised", "unknown", "ambiguous",
+        "inconclusive", "confused_with": {other: n}}}``; few recognised references mean
+        the model is not distinct enough from the others (or its references are too
+        varied) for this extractor. A model with one reference is not checkable.
         """
         out: dict[str, dict[str, Any]] = {}
         if self.gallery is None or len(self.gallery.models) < 2:
@@ -470,25 +471,57 @@ class DecisionPolicy:
         pq = pseudo_queries(self.gallery, 1, seed=self.seed)
         names = pq["names"]
         for name in names:
+            n = len(self.gallery.models[name].refs)
             out[name] = {
-                "n_refs": len(self.gallery.models[name].refs),
+                "n_refs": n,
+                "checkable": n >= 2,
                 "recognised": 0,
                 "unknown": 0,
                 "ambiguous": 0,
+                "inconclusive": 0,
                 "confused_with": {},
             }
         for sims, t in pq["known"]:
-            r = self._raw_decide(sims, names, cal)
+            d = self.decide_scores(sims, names, cal=cal)
             row = out[names[t]]
-            if r["kind"] == "unknown" or r["decision"] == UNKNOWN:
-                row["unknown"] += 1
-            elif r["kind"] == "ambiguous":
-                row["ambiguous"] += 1
-            elif r["decision"] == names[t]:
+            dec = d["decision"]
+            if dec in (UNKNOWN, AMBIGUOUS, INCONCLUSIVE):
+                row[dec] += 1
+            elif dec == names[t]:
                 row["recognised"] += 1
-            elif r["decision"] is not None:
-                other = r["decision"]
-                row["confused_with"][other] = row["confused_with"].get(other, 0) + 1
+            elif dec is not None:
+                row["confused_with"][dec] = row["confused_with"].get(dec, 0) + 1
+        return out
+
+    def enrolment_warnings(self, name: str) -> list[str]:
+        """What makes model ``name`` hard to attribute in this gallery, in words.
+
+        Near-identical references (mean cosine between them above 0.995) are not
+        independent evidence; a model whose centroid is at or above the image-vs-model
+        threshold from another model's cannot be told apart from it at that threshold.
+        """
+        out: list[str] = []
+        if self.gallery is None or name not in self.gallery.models:
+            return out
+        e = np.asarray(self.gallery.models[name].embeddings, np.float64)
+        if e.shape[0] >= 2 and _coherence(e) > 0.995:
+            out.append(
+                f"the references of {name!r} are near-identical (mean cosine "
+                f"{_coherence(e):.4f}): they count as one piece of evidence, not {e.shape[0]}"
+            )
+        cal = self.calibration("image-vs-model")
+        names, cents = self._gallery_centroids()
+        if cal is None or len(names) < 2:
+            return out
+        me = names.index(name)
+        for k, other in enumerate(names):
+            c = float(cents[me] @ cents[k])
+            if k != me and c >= cal.threshold:
+                out.append(
+                    f"{name!r} cannot be told from {other!r} at this threshold (centroid "
+                    f"cosine {c:.3f} >= {cal.threshold:.3f}): queries of either will be "
+                    "ambiguous or inconclusive"
+                )
         return out
 
     # -- decisions -------------------------------------------------------------------------------

@@ -20,11 +20,14 @@ from typing import Any
 import numpy as np
 
 from fpattr.backbones.base import Backbone
-from fpattr.decision import DecisionPolicy
+from fpattr.decision import AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, UNKNOWN, DecisionPolicy
 from fpattr.errors import UsageError
 from fpattr.gallery import Gallery
 from fpattr.pipeline import Embedded, Embedder, RunStats, Settings
 from fpattr.views import l2_normalize
+
+#: Decision keys of a run's summary that are not an enrolled model.
+_NOT_A_MODEL = {UNKNOWN, AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, "undecided"}
 
 
 class Session:
@@ -139,10 +142,20 @@ class Session:
         Pooled like a folder (mean of the image embeddings, L2) and decided with the
         calibration fitted for sets of that size.
         """
-        if stats.emb_sum is None or stats.n_pooled == 0:
+        if stats.n_ok == 0:
             return None
+        if stats.emb_sum is None or stats.n_pooled == 0:  # every good image was flat
+            return {"n_images": 0, "decision": INSUFFICIENT, "probability": None, "top": []}
         d = self.decide(l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views)
-        return {"n_images": stats.n_pooled, **d}
+        out = {"n_images": stats.n_pooled, **d}
+        named = sorted(k for k in stats.decisions if k not in _NOT_A_MODEL)
+        if len(named) > 1:
+            out["note"] = (
+                f"the images' own decisions name {len(named)} different models "
+                f"({', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): they may not "
+                "share one source, which a set decision assumes"
+            )
+        return out
 
     # -- verify ----------------------------------------------------------------------------------
 

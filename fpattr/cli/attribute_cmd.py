@@ -144,6 +144,7 @@ def run(
     except BaseException as exc:
         out.abort(exc)
         raise
+    common.print_policy_notes(console, session.policy)
     if stats.n_inputs == 0:
         console.print(
             "[red]no inputs found[/] (folders are searched for .png .jpg .jpeg .webp "

@@ -209,3 +209,14 @@ def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
             prog.update(task, advance=1, failed=failed)
 
         yield advance
+
+
+def print_policy_notes(console: Any, policy: Any) -> None:
+    """Each calibration's caveats (a card-only threshold for another FAR, too few
+    impostor scores for the target, references that do not separate...), once."""
+    seen: set[str] = set()
+    for cal in policy.info().get("calibrations", []):
+        for note in cal.get("notes") or []:
+            if note not in seen:
+                seen.add(note)
+                console.print(f"[yellow]note:[/] {cal.get('comparison')}: {note}", highlight=False)

@@ -93,13 +93,21 @@ def add(
             f"[yellow]note:[/] {name!r} has {len(model.refs)} reference(s); 5-10 give "
             "much more reliable centroids"
         )
-    check = _calibration_report(bb, g)
+    if already:
+        console.print(
+            f"[yellow]note:[/] {already} reference(s) already enrolled under {name!r} "
+            "(same sha256) were not added again"
+        )
+    check = _calibration_report(bb, g, name)
     mine = check["enrolment_check"].get(name)
-    if mine is not None:
+    if mine is not None and not mine["checkable"]:
+        console.print(f"[yellow]note:[/] {name!r} has one reference: leave-one-out cannot check it")
+    elif mine is not None:
         console.print(
             f"leave-one-out: {mine['recognised']}/{mine['n_refs']} references of {name!r} "
             f"recognised as {name!r} ({mine['unknown']} unknown, {mine['ambiguous']} "
-            f"ambiguous, confused with {mine['confused_with'] or 'none'})"
+            f"ambiguous, {mine['inconclusive']} inconclusive, confused with "
+            f"{mine['confused_with'] or 'none'})"
         )
         if mine["recognised"] * 2 < mine["n_refs"]:
             console.print(
@@ -108,6 +116,8 @@ def add(
                 "'ambiguous'; add references (5-10 from the same source) or check that they "
                 "really share one source"
             )
+    for w in check["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
     result = {
         "gallery": str(path),
         "model": name,
@@ -119,6 +129,7 @@ def add(
         "backbone": bb.id,
         "shared_references": shared,
         "enrolment_check": mine,
+        "warnings": check["warnings"],
         "calibration": check["calibration"],
     }
     from rich.table import Table
@@ -132,8 +143,9 @@ def add(
     raise typer.Exit(1 if failed else 0)
 
 
-def _calibration_report(bb: Any, g: Any) -> dict[str, Any]:
-    """The policy's single-image calibration for a gallery and its enrolment check."""
+def _calibration_report(bb: Any, g: Any, name: str) -> dict[str, Any]:
+    """The policy's calibrations for a gallery, its enrolment check and the warnings
+    about model ``name``."""
     from fpattr.decision import DecisionPolicy
 
     pol = DecisionPolicy(bb.calibration(), g)
@@ -145,6 +157,7 @@ def _calibration_report(bb: Any, g: Any) -> dict[str, Any]:
             "image-vs-image": pair.info() if pair else None,
         },
         "enrolment_check": pol.enrolment_check(),
+        "warnings": pol.enrolment_warnings(name),
     }
 
 
@@ -171,26 +184,30 @@ def calibrate(
     pol = DecisionPolicy(bb.calibration(), g, target_far=target_far)
     cals = [pol.calibration("image-vs-model"), pol.calibration("image-vs-image")]
     check = pol.enrolment_check()
+    warnings = [w for m in g.models for w in pol.enrolment_warnings(m)]
     t = Table(
         "comparison",
         "threshold",
         "FAR",
+        "achieved",
         "source",
         "gen/imp",
         "weight",
         title=f"calibration of {g.path}",
-        caption="FAR: the false-accept rate the threshold is fitted for; gen/imp: held-out "
-        "genuine/impostor scores from the references; weight: the gallery's share against "
-        "the card's prior",
+        caption="FAR: the false-accept rate the threshold is fitted for; achieved: what it "
+        "accepts of the held-out impostor scores; gen/imp: held-out genuine/impostor scores "
+        "from the references; weight: the gallery's share against the card's prior",
     )
     for c in cals:
         if c is None:
             continue
         far = "-" if c.target_far is None else f"{c.target_far:.2%}"
+        got = "-" if c.achieved_far is None else f"{c.achieved_far:.2%}"
         t.add_row(
             c.comparison,
             f"{c.threshold:.3f}",
             far,
+            got,
             c.source,
             f"{c.n_genuine}/{c.n_impostor}",
             f"{c.gallery_weight:.2f}",
@@ -200,14 +217,22 @@ def calibrate(
         "refs",
         "recognised",
         "unknown",
-        "ambiguous",
+        "ambig.",
+        "inconcl.",
         "confused with",
         title="references as queries (leave-one-out)",
     )
     for m, r in check.items():
         conf = ", ".join(f"{k} {v}" for k, v in r["confused_with"].items()) or "-"
+        rec = str(r["recognised"]) if r["checkable"] else "n/a (1 ref)"
         t2.add_row(
-            m, str(r["n_refs"]), str(r["recognised"]), str(r["unknown"]), str(r["ambiguous"]), conf
+            m,
+            str(r["n_refs"]),
+            rec,
+            str(r["unknown"]),
+            str(r["ambiguous"]),
+            str(r["inconclusive"]),
+            conf,
         )
     if fmt == "json":
         _emit(
@@ -215,6 +240,7 @@ def calibrate(
                 "gallery": g.info(),
                 "calibrations": [c.info() for c in cals if c],
                 "enrolment_check": check,
+                "warnings": warnings,
             },
             fmt,
             None,
@@ -227,6 +253,10 @@ def calibrate(
         for c in cals:
             if c is not None:
                 print(f"{c.comparison}: {c.why}", file=sys.stderr)
+                for note in c.details.get("notes", []):
+                    print(f"note: {note}", file=sys.stderr)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def _load(gallery: str | None, backbone: str) -> Any:

@@ -64,6 +64,7 @@ def verify(
         )
     for f in res["failed"]:
         console.print(f"[red]skipped[/] {f['path']}: {f['error']}")
+    common.print_policy_notes(console, session.policy)
     manifest = build_manifest(
         "verify",
         backbone=bb.info(),

@@ -416,8 +416,18 @@ def decision_quality(
         )
         return res
 
-    out: dict[str, Any] = {"in_gallery": block(names)}
-    if len(names) >= 4:
+    out: dict[str, Any] = {"in_gallery": block(names), "notes": []}
+    missing = [n for n in set_sizes if str(n) not in out["in_gallery"]["sets"]]
+    if missing:
+        out["notes"].append(
+            f"no sets of {', '.join(map(str, missing))}: no model has that many queries"
+        )
+    if len(names) < 4:
+        out["notes"].append(
+            "generator-disjoint and calibration-transfer protocols need >= 4 models "
+            f"(this bench has {len(names)})"
+        )
+    else:
         rng = np.random.default_rng(seed)
         folds, transfer = [], []
         for _ in range(splits):  # random halves; each half enrolled once, the other unseen

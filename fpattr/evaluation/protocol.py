@@ -385,8 +385,21 @@ def score_run(
     paths, labels_l, roles_l = bench.images()
     labels = np.asarray(labels_l, dtype=object)
     roles = np.asarray(roles_l)
-    ok = es.ok
+    ok = es.ok.copy()
     skipped = [dict(s) for s in bench.skipped]
+    # a query that is byte-identical to a reference scores as a perfect match and
+    # inflates every figure: left out, loudly, before anything is counted
+    duplicates: list[dict[str, Any]] = []
+    if es.sha256 is not None:
+        ref_sha = {
+            es.sha256[k]: str(paths[k])
+            for k in np.flatnonzero(ok & (roles == "ref"))
+            if es.sha256[k]
+        }
+        for k in np.flatnonzero(ok & (roles != "ref")):
+            if es.sha256[k] in ref_sha:
+                duplicates.append({"path": str(paths[k]), "same_as": ref_sha[es.sha256[k]]})
+                ok[k] = False
     names: list[str] = []
     for m in bench.models:
         n_ref = int(np.sum(ok & (labels == m.name) & (roles == "ref")))
@@ -396,37 +409,25 @@ def score_run(
                 {
                     "model": m.name,
                     "n_images": len(m.refs) + len(m.queries),
-                    "reason": f"after unreadable images: {n_ref} references, {n_q} queries",
+                    "reason": f"after unreadable images and copies of references: {n_ref} "
+                    f"references, {n_q} queries",
                 }
             )
         else:
             names.append(m.name)
     if len(names) < 2:
+        why = (
+            "; every query is a byte-identical copy of a reference (same sha256)"
+            if duplicates and not np.any(ok & (roles == "query"))
+            else ""
+        )
         raise UsageError(
             f"nothing to evaluate with {es.backbone.name}: {len(names)} evaluable model "
             f"folder(s), need >= 2 with >= {cfg.refs} references + {cfg.min_queries} "
-            "queries each"
+            f"queries each{why}"
         )
     keep = np.isin(labels, np.asarray(names, dtype=object)) & ok
-    # a query that is byte-identical to a reference scores as a perfect match and
-    # inflates every figure: left out, loudly
-    duplicates: list[dict[str, Any]] = []
-    if es.sha256 is not None:
-        ref_sha = {
-            es.sha256[k]: str(paths[k])
-            for k in np.flatnonzero(keep & (roles == "ref"))
-            if es.sha256[k]
-        }
-        for k in np.flatnonzero(keep & (roles != "ref")):
-            if es.sha256[k] in ref_sha:
-                duplicates.append({"path": str(paths[k]), "same_as": ref_sha[es.sha256[k]]})
-                keep[k] = ok[k] = False
     is_ref, is_q = keep & (roles == "ref"), keep & (roles == "query")
-    if not is_q.any():
-        raise UsageError(
-            "every query is a byte-identical copy of a reference (same sha256): nothing "
-            "left to evaluate"
-        )
     is_real = ok & (roles == "real")
     ref_emb, ref_lab = es.emb[is_ref], labels[is_ref]
     q_emb, q_lab = es.emb[is_q], labels[is_q]

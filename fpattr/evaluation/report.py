@@ -178,6 +178,8 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
     for run in runs:
         if run.get("decisions"):
             console.print(_decision_table(run))
+            for note in (run["decisions"].get("protocols") or {}).get("notes") or []:
+                console.print(Text(f"note: {note}", style="dim"))
         if run.get("duplicate_queries"):
             console.print(
                 Text(
@@ -239,10 +241,15 @@ def _decision_table(run: dict[str, Any]) -> Any:
     from rich.text import Text
 
     dec = run.get("decisions") or {}
+    applied = (
+        f"target FAR {_fmt(dec.get('target_far'), 3)}"
+        if dec.get("target_far") is not None
+        else f"user threshold {_fmt(dec.get('threshold'), 4)}"
+    )
     t = Table(
         title=Text(
             f"decisions under the attribute/verify policy ({printable(run.get('backbone'))}, "
-            f"target FAR {_fmt(dec.get('target_far'), 3)})"
+            f"{applied})"
         ),
         caption=Text(
             "disjoint / transfer: mean over folds of random halves of the generators (one half "

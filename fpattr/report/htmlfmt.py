@@ -182,6 +182,8 @@ def _decision_line(r: dict) -> str:
     """The decision, the probability of that decision and the threshold in force."""
     prob = number(r.get("probability"))
     parts = [f"<span>P({_e(r.get('decision') or 'decision')}) <b>{fmt_score(prob, 3)}</b></span>"]
+    if r.get("leaning"):
+        parts.append(f"<span>leaning {_e(r['leaning'])}</span>")
     if r.get("candidates"):
         parts.append(f"<span>between {_e(' | '.join(map(str, r['candidates'])))}</span>")
     if number(r.get("p_unknown")) is not None and r.get("decision") != "unknown":

@@ -93,7 +93,10 @@ class TableWriter:
         self.manifest = manifest
         isatty = getattr(stream, "isatty", lambda: False)()
         if width is None and not isatty:
-            width = DEFAULT_WIDTH
+            import os
+
+            cols = os.environ.get("COLUMNS", "")
+            width = int(cols) if cols.isdigit() and int(cols) >= 40 else DEFAULT_WIDTH
         self.console = Console(
             file=stream,
             width=width,
@@ -149,9 +152,13 @@ class TableWriter:
                 models.append(fmt_score(t.get("similarity")), style=style)
                 if number(t.get("probability")) is not None:
                     models.append(" " + fmt_score(t.get("probability")), style=style)
+            if number(r.get("p_unknown")) is not None:
+                models.append(f"\n(unknown) {fmt_score(r.get('p_unknown'))}", style="dim")
             decision = _decision_text(r.get("decision"), r.get("status"))
-            if r.get("candidates"):
-                decision.append("\n" + " | ".join(printable(c) for c in r["candidates"]))
+            if r.get("leaning"):
+                decision.append(f"\nleaning {printable(r['leaning'])}", style="dim")
+            for c in r.get("candidates") or []:
+                decision.append("\n\u00b7 " + printable(c), style="dim")
             table.add_row(path, decision, fmt_score(r.get("probability"), 3), models)
         return table
 
@@ -160,7 +167,15 @@ class TableWriter:
     def _verify_table(self) -> tuple[Table, Text | None]:
         numeric = (len("Similarity"), len("Probability"), len("Threshold"))
         n_errors = sum(r.get("status") == "error" for r in self.results)
-        dec_w = max(len("different"), len(f"failed [{n_errors}]") if n_errors else 0)
+        longest = max(
+            [len("different")]
+            + [
+                len(printable(r.get("decision"))) + len(printable(r.get("leaning"))) + 3
+                for r in self.results
+                if r.get("leaning")
+            ]
+        )
+        dec_w = max(longest, len(f"failed [{n_errors}]") if n_errors else 0)
         path_w = max(12, (self.console.width - sum(numeric) - dec_w - _overhead(6)) // 2)
         longest = max([4] + [len(printable(r.get(k))) for r in self.results for k in "ab"])
         path_w = min(path_w, longest)
@@ -193,7 +208,9 @@ class TableWriter:
                 fmt_score(r.get("similarity"), 3),
                 fmt_score(r.get("probability"), 3),
                 fmt_score(r.get("threshold"), 3),
-                _decision_text(r.get("decision"), r.get("status")),
+                _decision_text(r.get("decision"), r.get("status")).append(
+                    f" ({printable(r['leaning'])})" if r.get("leaning") else "", style="dim"
+                ),
             )
         return table, (notes if n_failed else None)
 
@@ -243,6 +260,8 @@ class TableWriter:
                     if isinstance(t, dict)
                 ]
                 text.append(("  " if text else "") + ", ".join(parts), style="dim")
+            if as_set.get("note"):
+                text.append("\n" + printable(as_set["note"]), style="yellow")
             if not text:
                 text = Text(printable(", ".join(f"{k}={v}" for k, v in as_set.items())))
             grid.add_row("As a set", text)

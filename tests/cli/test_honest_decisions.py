@@ -142,3 +142,45 @@ def test_threshold_and_its_far_are_printed_in_table_json_and_html(enrolled, tmp_
     rows = run_cli([*base, "-f", "csv"]).stdout.splitlines()
     header = rows[0].split(",")
     assert {"probability", "threshold", "target_far", "p_unknown", "calibration"} <= set(header)
+
+
+def test_as_set_of_only_flat_images_is_insufficient_signal(enrolled, tmp_path):
+    d = tmp_path / "allflat"
+    d.mkdir()
+    for k, rgb in enumerate([(0, 0, 0), (255, 255, 255), (10, 200, 30)]):
+        _solid(d / f"f{k}.png", rgb)
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q", "--as-set"]
+    rep = _res(run_cli(["attribute", d, *opts]))
+    assert rep["summary"]["as_set"]["decision"] == "insufficient signal"
+    assert rep["summary"]["as_set"]["probability"] is None
+
+
+def test_as_set_of_mixed_sources_says_so(enrolled):
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q", "--as-set"]
+    rep = _res(run_cli(["attribute", enrolled["queries"], *opts]))
+    named = {x["decision"] for x in rep["results"]} - {"unknown", "ambiguous", "inconclusive"}
+    assert len(named) >= 2
+    assert "may not share one source" in rep["summary"]["as_set"]["note"]
+
+
+def test_enrolment_warns_about_near_identical_and_single_references(world, tmp_path):
+    g = tmp_path / "g"
+    src = sorted((world["refs"] / "checker").glob("*.png"))[0]
+    near = tmp_path / "near"
+    near.mkdir()
+    pixels = np.asarray(Image.open(src).convert("RGB")).copy()
+    for k in range(4):  # four copies, one pixel apart: not independent evidence
+        p = pixels.copy()
+        p[k, k, 0] = (int(p[k, k, 0]) + 1) % 256
+        Image.fromarray(p).save(near / f"{k}.png")
+    base = ["-g", g, "-b", "spectrum", "-f", "json"]
+    assert run_cli(["gallery", "add", "nearest", world["refs"] / "nearest", *base]).exit_code == 0
+    r = run_cli(["gallery", "add", "copies", near, *base])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert any("near-identical" in w for w in res["warnings"])
+    one = sorted((world["refs"] / "bilinear").glob("*.png"))[0]
+    r = run_cli(["gallery", "add", "single", one, *base])
+    res = json.loads(r.stdout)
+    assert res["enrolment_check"]["checkable"] is False
+    assert "leave-one-out cannot check it" in r.stderr
