@@ -322,7 +322,10 @@ class DecisionPolicy:
             return score, prior_thr, w, 0.0
         gal_thr = threshold_at_far(i, self.target_far)
         exceed = i.size * self.target_far
-        wt = 1.0 if prior_thr is None else exceed / (exceed + 1.0)
+        # the card only fills in where the gallery holds too few impostor scores to put
+        # even one above the threshold: it is too lenient on real generators to dilute a
+        # sufficient in-domain estimate
+        wt = 1.0 if prior_thr is None else min(1.0, exceed)
         thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
         return score, float(thr), w, wt
 

@@ -384,7 +384,7 @@ def _heldout_cell(i: dict) -> str:
     base = f"{pct(i['heldout_accuracy'])} (chance {pct(i['chance'])})"
     above = i.get("heldout_answered_accuracy")
     if i["status"] == "ok" and i.get("threshold") is not None and above is not None:
-        return base + f"; {pct(above)} at p >= {i['threshold']:.2f}"
+        return base + f"; {pct(above)} at p>={i['threshold']:.2f}"
     return base
 
 
@@ -412,13 +412,13 @@ def _write_table(stream, manifest: dict, rows: list, summary: dict, width: int |
     info = manifest["head_info"]
     choices = _choices(manifest)
     t = Table(title="fpattr analyze predict", box=box.SIMPLE_HEAD)
-    t.add_column("image", no_wrap=True, max_width=36)
+    t.add_column("image", no_wrap=True, max_width=28)
     t.add_column("choice", no_wrap=True)
     t.add_column("answer", no_wrap=True)
-    t.add_column("p", justify="right")
-    t.add_column("head right on held-out generators")
+    t.add_column("p", justify="right", min_width=4, no_wrap=True)
+    t.add_column("head right on held-out generators", min_width=18)
     for r in rows:
-        name = Text(shorten_left(printable(r.get("path")), 36))
+        name = Text(shorten_left(printable(r.get("path")), 28))
         if r.get("status") != "ok":
             t.add_row(
                 name, "", Text("failed", style="bold red"), "", Text(printable(r.get("error")))
