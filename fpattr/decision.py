@@ -449,12 +449,20 @@ class DecisionPolicy:
                     rows.setdefault(r["kind"], []).append(
                         (r["p"], (r["leaning"] == "same") == genuine, 0.5 / arr.size)
                     )
+        # hierarchical shrinkage: one map for every decision kind (toward the identity),
+        # then each kind's own map toward that shared one, so a kind with few rows
+        # inherits the gallery's general over- or under-confidence
+        everything = [r for kind, rs in rows.items() if kind is not None for r in rs]
+        if len(everything) < 5:
+            return {}
+        p, ok, wt = (np.asarray(x, np.float64) for x in zip(*everything, strict=True))
+        shared = fit_platt(p, ok, wt * len(everything) / wt.sum())
         maps = {}
         for kind, rs in rows.items():
-            if kind is None or len(rs) < 5:
+            if kind is None:
                 continue
-            p, ok, wt = (np.asarray(x, np.float64) for x in zip(*rs, strict=False))
-            maps[kind] = fit_platt(p, ok, wt * len(rs) / wt.sum())
+            p, ok, wt = (np.asarray(x, np.float64) for x in zip(*rs, strict=True))
+            maps[kind] = fit_platt(p, ok, wt * len(rs) / wt.sum(), center=shared)
         return maps
 
     def enrolment_check(self) -> dict[str, dict[str, Any]]:
@@ -782,13 +790,17 @@ def _rescale(
 
 
 def fit_platt(
-    p: np.ndarray, correct: np.ndarray, weight: np.ndarray, strength: float = PRIOR_STRENGTH
+    p: np.ndarray,
+    correct: np.ndarray,
+    weight: np.ndarray,
+    strength: float = PRIOR_STRENGTH,
+    center: tuple[float, float] = (1.0, 0.0),
 ) -> tuple[float, float]:
     """Logistic recalibration of probabilities: P(correct) = sigmoid(a * logit(p) + b).
 
-    Weighted maximum a posteriori with a Gaussian prior centred on the identity
-    (a = 1, b = 0) worth ``strength`` rows, so a handful of pseudo-queries only nudges
-    the raw probabilities (Platt, 1999, with shrinkage).
+    Weighted maximum a posteriori with a Gaussian prior centred on ``center`` (default
+    the identity, a = 1, b = 0) worth ``strength`` rows, so a handful of pseudo-queries
+    only nudges the raw probabilities (Platt, 1999, with shrinkage).
     """
     x = np.log(np.clip(p, _EPS, 1 - _EPS) / np.clip(1 - p, _EPS, 1))
     y = np.asarray(correct, np.float64)
@@ -796,7 +808,7 @@ def fit_platt(
     w = w * (w.size / max(w.sum(), 1e-12))
     design = np.stack([x, np.ones_like(x)], axis=1)
     lam = strength / 2.0
-    prior = np.array([1.0, 0.0])
+    prior = np.array(center, np.float64)
 
     def loss(th: np.ndarray) -> float:
         z = design @ th

@@ -416,7 +416,7 @@ def _write_table(stream, manifest: dict, rows: list, summary: dict, width: int |
     t.add_column("choice", no_wrap=True)
     t.add_column("answer", no_wrap=True)
     t.add_column("p", justify="right", min_width=4, no_wrap=True)
-    t.add_column("head right on held-out generators", min_width=18)
+    t.add_column("held-out accuracy", min_width=18)
     for r in rows:
         name = Text(shorten_left(printable(r.get("path")), 28))
         if r.get("status") != "ok":
