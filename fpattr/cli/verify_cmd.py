@@ -78,6 +78,8 @@ def verify(
         out.write(res)
         n_in = res["a_images"] + res["b_images"] + len(res["failed"])
         n_ok = res["a_images"] + res["b_images"]
+        if res["status"] == "error" and not res["failed"]:
+            n_in += 1  # a side with no image at all (an empty folder) is a failed input
         decisions = {res["decision"]: 1} if res["decision"] else {}
         out.close(
             {
