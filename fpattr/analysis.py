@@ -535,12 +535,38 @@ def choose_threshold(
     return float(np.floor(0.5 * (c[best] + c[best + 1]) * 1e4) / 1e4)
 
 
+def generator_interval(
+    correct: np.ndarray,
+    groups: np.ndarray,
+    on: np.ndarray | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[float] | None:
+    """95 % interval of the accuracy (of the rows ``on``) when whole generators are
+    resampled with replacement: errors come per generator, so rows are not independent."""
+    correct = np.asarray(correct, bool)
+    groups = np.asarray(groups)
+    on = np.ones(len(correct), bool) if on is None else np.asarray(on, bool)
+    ids = np.unique(groups)
+    if len(ids) < 2 or not on.any():
+        return None
+    hits = np.array([np.sum(correct[(groups == g) & on]) for g in ids], float)
+    counts = np.array([np.sum((groups == g) & on) for g in ids], float)
+    rng = np.random.default_rng(seed)
+    draw = rng.integers(0, len(ids), (n_boot, len(ids)))
+    num, den = hits[draw].sum(1), counts[draw].sum(1)
+    acc = num[den > 0] / den[den > 0]
+    lo, hi = np.percentile(acc, [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
 def _answered(conf: np.ndarray, correct: np.ndarray, groups: np.ndarray, on: np.ndarray) -> dict:
     n = int(on.sum())
     return {
         "n": n,
         "coverage": round(n / len(conf), 4) if len(conf) else None,
         "accuracy": round(float(correct[on].mean()), 4) if n else None,
+        "accuracy_interval": generator_interval(correct, groups, on) if n else None,
         "n_generators": len(set(groups[on].tolist())),
     }
 
@@ -610,6 +636,17 @@ def calibrate_head(
     p_cv = np.empty_like(z)
     for g, t in zip(np.unique(groups), fold_t, strict=True):
         p_cv[groups == g] = softmax(z[groups == g], t)
+    answered = _answered(conf_cv, correct, groups, on_cv)
+    pred = z.argmax(1)
+    answered["by_value"] = {  # how often each answered value was right (held out)
+        classes[v]: {
+            "n": int(np.sum(on_cv & (pred == v))),
+            "accuracy": round(float(correct[on_cv & (pred == v)].mean()), 4),
+            "n_generators": len(set(groups[on_cv & (pred == v)].tolist())),
+        }
+        for v in range(len(classes))
+        if np.any(on_cv & (pred == v))
+    }
     return {
         "status": status,
         "temperature": round(t_all, 4),
@@ -618,6 +655,7 @@ def calibrate_head(
         "n": n,
         "n_generators": len(np.unique(groups)),
         "accuracy": round(float(correct.mean()), 4),
+        "accuracy_interval": generator_interval(correct, groups),
         "chance": round(chance, 4),
         "chance_value": max(counts, key=lambda c: counts[c]) if counts else None,
         "unseen_values": int((~known).sum()),
@@ -627,12 +665,24 @@ def calibrate_head(
         "nll_after": nll(p_cv),
         "mean_confidence_before": round(float(conf_raw.mean()), 4),
         "mean_confidence_after": round(float(conf_cv.mean()), 4),
-        "answered": _answered(conf_cv, correct, groups, on_cv),
+        "answered": answered,
         "fold_temperatures": {
             "min": round(float(np.min(fold_t)), 4),
             "median": round(float(np.median(fold_t)), 4),
             "max": round(float(np.max(fold_t)), 4),
         },
+        # per left-out generator (in order of np.unique(groups)): where the errors are
+        "per_generator": [
+            {
+                "n": int(np.sum(groups == g)),
+                "accuracy": round(float(correct[groups == g].mean()), 4),
+                "answered": round(float(on_cv[groups == g].mean()), 4),
+                "answered_accuracy": round(float(correct[(groups == g) & on_cv].mean()), 4)
+                if np.any((groups == g) & on_cv)
+                else None,
+            }
+            for g in np.unique(groups)
+        ],
     }
 
 
@@ -692,9 +742,10 @@ def calibrate(
                 continue
             truth = [data.image_labels[i][choice] for i in idx]
             y = np.array([classes.index(t) if t in classes else -1 for t in truth])
-            block["heads"][choice] = calibrate_head(
-                z[idx], y, data.groups[idx], classes, truth, target=target
-            )
+            h = calibrate_head(z[idx], y, data.groups[idx], classes, truth, target=target)
+            gens = [data.ids[g] for g in np.unique(data.groups[idx])]
+            h["per_generator"] = dict(zip(gens, h["per_generator"], strict=True))
+            block["heads"][choice] = h
         modes[mode] = block
     ids = labelled_images(per_model, entries).ids
     return {
@@ -759,6 +810,7 @@ def head_info(heads: Heads, mode: str = "image") -> dict[str, dict[str, Any]]:
             "chance_value": h.get("chance_value"),
             "heldout_answered_accuracy": h["answered"]["accuracy"],
             "heldout_coverage": h["answered"]["coverage"],
+            "heldout_by_value": h["answered"].get("by_value") or {},
             "n": h["n"],
             "n_generators": h["n_generators"],
             "ece_before": h.get("ece_before"),
@@ -814,6 +866,10 @@ def decide(
                     ans["value"], ans["reason"] = UNDETERMINED, "no threshold reaches the target"
                 elif prob < thr:
                     ans["value"], ans["reason"] = UNDETERMINED, "below threshold"
+                else:
+                    by_value = i.get("heldout_by_value", {}).get(ans["value"]) or {}
+                    ans["heldout_value_accuracy"] = by_value.get("accuracy")
+                    ans["heldout_value_n"] = by_value.get("n", 0)
             ans["text"] = answer_text(ans, i)
             row[choice] = ans
         rows.append(row)
@@ -854,7 +910,16 @@ def answer_text(ans: dict[str, Any], choice_info: dict[str, Any]) -> str:
     if ans["value"] != UNDETERMINED:
         if not choice_info.get("calibrated"):
             return f"{ans['value']} (p {p:.2f}, uncalibrated: not checked on held-out generators)"
-        return f"{ans['value']} (p {p:.2f}; {sentence})"
+        if "heldout_value_n" not in ans:
+            return f"{ans['value']} (p {p:.2f}; {sentence})"
+        if ans["heldout_value_n"]:
+            value = (
+                f"{pct(ans['heldout_value_accuracy'])} of its {ans['value']!r} answers there "
+                f"were right (n {ans['heldout_value_n']})"
+            )
+        else:
+            value = f"it never answered {ans['value']!r} there, so that is unchecked"
+        return f"{ans['value']} (p {p:.2f}; {sentence}; {value})"
     if ans.get("reason") == "below threshold":
         return f"undetermined (best {ans['top']}, p {p:.2f} < {ans['threshold']:.2f}; {sentence})"
     return f"undetermined ({sentence})"

@@ -99,6 +99,10 @@ def pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
+def ci(interval) -> str:
+    return "" if not interval else f"[{100 * interval[0]:.0f}-{100 * interval[1]:.0f}]"
+
+
 def num(x, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -111,9 +115,9 @@ def markdown(cal: dict) -> str:
             f"**{mode}** ({block['unit']}; n = {block['n']} from {block['n_generators']} "
             "generators, leave-one-generator-out)",
             "",
-            "| head | held-out accuracy | chance (majority) | ECE before -> after | "
+            "| head | held-out accuracy [95 % CI] | chance (majority) | ECE before -> after | "
             "NLL before -> after | T | undetermined below | answered (held-out) | "
-            "accuracy when answering |",
+            "accuracy when answering [95 % CI] |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for choice, h in block["heads"].items():
@@ -124,11 +128,36 @@ def markdown(cal: dict) -> str:
             }.get(h["status"], f"p < {thr:.2f}" if thr else "never (answers all)")
             a = h["answered"]
             lines.append(
-                f"| {choice} | {pct(h['accuracy'])} | {pct(h['chance'])} ({h['chance_value']}) | "
+                f"| {choice} | {pct(h['accuracy'])} {ci(h.get('accuracy_interval'))} | "
+                f"{pct(h['chance'])} ({h['chance_value']}) | "
                 f"{num(h['ece_before'])} -> {num(h['ece_after'])} | "
                 f"{num(h['nll_before'])} -> {num(h['nll_after'])} | {h['temperature']:.2f} | "
-                f"{rule} | {pct(a['coverage'])} | {pct(a['accuracy'])} |"
+                f"{rule} | {pct(a['coverage'])} | "
+                f"{(pct(a['accuracy']) + ' ' + ci(a.get('accuracy_interval'))).strip()} |"
             )
+        for choice, h in block["heads"].items():
+            if h["status"] != "ok":
+                continue
+            cells = [
+                f"{g} {pct(v['answered'])}"
+                + (
+                    f" ({pct(v['answered_accuracy'])} right)"
+                    if v["answered_accuracy"] is not None
+                    else ""
+                )
+                for g, v in (h.get("per_generator") or {}).items()
+            ]
+            lines += ["", f"{choice}, answered per left-out generator: " + "; ".join(cells) + "."]
+            by_value = h["answered"].get("by_value") or {}
+            lines += [
+                "",
+                f"{choice}, held-out answers by value: "
+                + "; ".join(
+                    f"{v} {b['n']} ({pct(b['accuracy'])} right, {b['n_generators']} generators)"
+                    for v, b in by_value.items()
+                )
+                + ".",
+            ]
     real = cal.get("real_photos")
     if real:
         modes = list(real["modes"])

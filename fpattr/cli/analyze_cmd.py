@@ -376,21 +376,26 @@ def _write_csv(stream, manifest: dict, rows: list) -> None:
         w.writerow(vals)
 
 
-def _heldout_cell(i: dict) -> str:
+def _heldout_cell(i: dict, ans: dict) -> str:
+    """How often the head was right on held-out generators: for an answer, how often
+    that very answer was right there; otherwise the head overall, against chance."""
     from fpattr.analysis import pct
 
     if not i.get("calibrated"):
         return "not measured (uncalibrated)"
-    base = f"{pct(i['heldout_accuracy'])} (chance {pct(i['chance'])})"
+    if "heldout_value_n" in ans:
+        if not ans["heldout_value_n"]:
+            return f"unchecked (never answered {ans['value']})"
+        return f"{pct(ans['heldout_value_accuracy'])} (its {ans['value']} answers)"
     above = i.get("heldout_answered_accuracy")
     if i["status"] == "ok" and i.get("threshold") is not None and above is not None:
-        return base + f"; {pct(above)} at p>={i['threshold']:.2f}"
-    return base
+        return f"{pct(above)} at p>={i['threshold']:.2f} ({pct(i['heldout_accuracy'])} all)"
+    return f"{pct(i['heldout_accuracy'])} (chance {pct(i['chance'])})"
 
 
 _SHORT_REASONS = {
-    "head not better than chance": "chance-level head",
-    "no threshold reaches the target": "no reliable threshold",
+    "head not better than chance": "chance-level",
+    "no threshold reaches the target": "no threshold",
     "flat image: no fingerprint evidence": "flat image",
 }
 
@@ -412,11 +417,11 @@ def _write_table(stream, manifest: dict, rows: list, summary: dict, width: int |
     info = manifest["head_info"]
     choices = _choices(manifest)
     t = Table(title="fpattr analyze predict", box=box.SIMPLE_HEAD)
-    t.add_column("image", no_wrap=True, max_width=28)
-    t.add_column("choice", no_wrap=True)
-    t.add_column("answer", no_wrap=True)
+    t.add_column("image", no_wrap=True, max_width=28, min_width=12)
+    t.add_column("choice", no_wrap=True, min_width=10)
+    t.add_column("answer", min_width=12)
     t.add_column("p", justify="right", min_width=4, no_wrap=True)
-    t.add_column("held-out accuracy", min_width=18)
+    t.add_column("right on held-out generators", min_width=16)
     for r in rows:
         name = Text(shorten_left(printable(r.get("path")), 28))
         if r.get("status") != "ok":
@@ -432,7 +437,7 @@ def _write_table(stream, manifest: dict, rows: list, summary: dict, width: int |
             if value == UNDETERMINED:
                 why = _SHORT_REASONS.get(reason, reason)
                 if reason == "below threshold":
-                    why = f"best {a.get('top')}, p < {a.get('threshold'):.2f}"
+                    why = f"p<{a.get('threshold'):.2f}"
                 ans = Text(value, style="yellow")
                 if why:
                     ans.append(f" ({printable(why)})", style="dim")
@@ -446,7 +451,7 @@ def _write_table(stream, manifest: dict, rows: list, summary: dict, width: int |
                 c,
                 ans,
                 "" if p is None else f"{p:.2f}",
-                _heldout_cell(info[c]),
+                _heldout_cell(info[c], a),
                 end_section=k == len(choices) - 1,
             )
     con.print(t)

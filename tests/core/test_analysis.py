@@ -21,6 +21,7 @@ from fpattr.analysis import (
     expected_calibration_error,
     fit_softmax,
     fit_temperature,
+    generator_interval,
     head_info,
     kmeans,
     nmi,
@@ -274,7 +275,21 @@ def test_calibrate_head_is_leave_one_generator_out():
     assert h["accuracy"] == pytest.approx(0.75)
     assert h["temperature"] > 1  # confidently wrong on a quarter: flattened
     assert h["mean_confidence_after"] < h["mean_confidence_before"]
+    assert [gen["accuracy"] for gen in h["per_generator"]] == [1.0] * 6 + [0.0] * 2
+    lo, hi = h["accuracy_interval"]
+    assert lo < 0.75 < hi
     assert h["status"] in ("ok", "no_threshold")
+
+
+def test_generator_interval_resamples_whole_generators():
+    # two generators always right, two always wrong: per-image the accuracy is 50 % with
+    # a tight binomial interval; by generator it can be anything from 0 to 100 %
+    correct = np.repeat([True, True, False, False], 50)
+    groups = np.repeat([0, 1, 2, 3], 50)
+    lo, hi = generator_interval(correct, groups)
+    assert lo <= 0.25 and hi >= 0.75
+    assert generator_interval(np.ones(100, bool), np.repeat([0, 1], 50)) == [1.0, 1.0]
+    assert generator_interval(correct, np.zeros(200, int)) is None  # one generator
 
 
 def test_a_head_no_better_than_chance_never_answers():
@@ -306,7 +321,13 @@ def _calibrated_heads(status="ok", threshold=0.7, temperature=1.0):
         "chance_value": "nearest",
         "n": 900,
         "n_generators": 15,
-        "answered": {"n": 300, "coverage": 0.33, "accuracy": 0.81, "n_generators": 9},
+        "answered": {
+            "n": 300,
+            "coverage": 0.33,
+            "accuracy": 0.81,
+            "n_generators": 9,
+            "by_value": {"nearest": {"n": 100, "accuracy": 0.9, "n_generators": 3}},
+        },
     }
     heads.calibration = {
         "schema": CALIBRATION_SCHEMA,
@@ -327,10 +348,15 @@ def test_decide_answers_above_the_threshold_and_is_undetermined_below():
         if p >= 0.7:
             assert ans["value"] == ans["top"] and ans["reason"] is None
             assert "right 64 % of the time on held-out project generators" in ans["text"]
+            if ans["value"] == "nearest":  # how often this very answer was right there
+                assert "90 % of its 'nearest' answers there were right (n 100)" in ans["text"]
+            else:
+                assert "never answered 'transposed' there" in ans["text"]
         else:
             assert ans["value"] == UNDETERMINED and ans["reason"] == "below threshold"
             assert ans["text"].startswith(f"undetermined (best {ans['top']}")
     # a point between the blobs is not confident, so undetermined
+    assert {r["upsampling"]["value"] for r in rows} >= {"nearest", "transposed"}
     mid = decide(heads, np.zeros((1, 4)))[0]["upsampling"]
     assert mid["probability"] < 0.7 and mid["value"] == UNDETERMINED
     assert sum(r["upsampling"]["value"] == UNDETERMINED for r in rows) < len(rows)
