@@ -13,6 +13,13 @@ Result and summary dicts are plain data (see docs/user-guide.md), but they may
 carry numpy scalars and NaN from the pipeline: :func:`to_jsonable` and
 :func:`dumps` make them valid, portable JSON so a report never dies at the end of
 a long run.
+
+File names need not be valid UTF-8 on Linux: Python hands them over with each
+undecodable byte as a lone surrogate (``surrogateescape``), which no UTF-8 stream
+accepts. Every writer therefore shows such a byte as ``\\xNN`` (``caf\\xe9.png``,
+see :func:`escape_surrogates`); the JSON formats also keep the exact name: a string
+field ``key`` holding such bytes gets a sibling ``key_bytes_hex`` with the hex of
+its bytes (``os.fsencode``), so ``bytes.fromhex(r["path_bytes_hex"])`` opens the file.
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ def json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted((to_jsonable(v) for v in obj), key=repr)
     if isinstance(obj, bytes):
-        return obj.decode("utf-8", errors="replace")
+        return escape_surrogates(obj.decode("utf-8", errors="surrogateescape"))
     return str(obj)
 
 
@@ -104,14 +111,24 @@ def to_jsonable(obj: Any) -> Any:
     ``json.dumps`` would write ``NaN``, which is not JSON and breaks ``jq`` and
     most non-Python parsers; numpy float32/int64 are not serializable at all.
     """
-    if obj is None or isinstance(obj, (bool, str)):
+    if obj is None or isinstance(obj, bool):
         return obj
+    if isinstance(obj, str):
+        return escape_surrogates(obj)
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            key = escape_surrogates(str(k))
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", errors="surrogateescape")
+            out[key] = to_jsonable(v)
+            if isinstance(v, str) and has_surrogates(v) and f"{key}_bytes_hex" not in obj:
+                out[f"{key}_bytes_hex"] = raw_bytes(v).hex()
+        return out
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     return to_jsonable(json_default(obj))
@@ -147,7 +164,38 @@ def number(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether ``text`` holds lone surrogates (bytes of a name that is not UTF-8)."""
+    return _SURROGATE.search(text) is not None
+
+
+def _surrogate_escape(c: str) -> str:
+    o = ord(c)
+    return f"\\x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else f"\\u{o:04x}"
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` encodable as UTF-8: an undecodable byte (``surrogateescape``) as ``\\xNN``.
+
+    ``"caf\\udce9.png"`` (the Latin-1 name ``b"caf\\xe9.png"`` as Python reads it
+    from a UTF-8 file system) becomes ``caf\\xe9.png``; any other lone surrogate
+    becomes ``\\udNNN``. Valid text is returned unchanged.
+    """
+    if not has_surrogates(text):
+        return text
+    return _SURROGATE.sub(lambda m: _surrogate_escape(m.group(0)), text)
+
+
+def raw_bytes(text: str) -> bytes:
+    """The exact bytes behind ``text`` (a name read with ``surrogateescape``)."""
+    try:
+        return text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte produced: keep it as UTF-16 code unit
+        return text.encode("utf-8", errors="surrogatepass")
 
 
 def printable(text: Any) -> str:
@@ -155,11 +203,15 @@ def printable(text: Any) -> str:
 
     File names may contain newlines or terminal escape sequences; printed raw they
     would break table rows or let a crafted name rewrite the analyst's terminal.
+    Bytes that are not UTF-8 show as ``\\xNN`` (:func:`escape_surrogates`), so the
+    text can go to any UTF-8 stream, strict or not.
     """
     s = "" if text is None else str(text)
 
     def esc(m: re.Match[str]) -> str:
         c = m.group(0)
+        if "\ud800" <= c <= "\udfff":
+            return _surrogate_escape(c)
         return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, f"\\x{ord(c):02x}")
 
     return _CONTROL.sub(esc, s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from fpattr.report.base import is_verify, number
+from fpattr.report.base import escape_surrogates, is_verify, number
 
 VERIFY_COLUMNS: tuple[str, ...] = (
     "a",
@@ -72,7 +72,9 @@ def _cal(r: dict) -> str | None:
 class CsvWriter:
     """Writes rows as results arrive.
 
-    ``formula_guard`` (default on) prefixes text cells that start with ``= + - @``
+    A file name that is not UTF-8 is written with each such byte as ``\\xNN``
+    (:func:`~fpattr.report.base.escape_surrogates`); the JSON formats carry the exact
+    bytes. ``formula_guard`` (default on) prefixes text cells that start with ``= + - @``
     with a quote, so a crafted file name cannot run a formula when an analyst opens
     the CSV in a spreadsheet. Numbers are never touched.
     """
@@ -100,7 +102,7 @@ class CsvWriter:
         self._csv.writerow(self.columns)
 
     def _text(self, value: Any) -> str:
-        s = "" if value is None else str(value)
+        s = "" if value is None else escape_surrogates(str(value))
         if self.formula_guard and s.startswith(_FORMULA_START):
             return "'" + s
         return s

@@ -1,0 +1,143 @@
+"""File names that are not UTF-8 (a Latin-1 byte on a Linux file system) through every
+writer and the terminal: scored, shown as ``caf\\xe9.png``, kept exactly in JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fpattr.testing import run_cli
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or sys.getfilesystemencoding().lower() not in ("utf-8", "utf8"),
+    reason="needs a file system that takes any bytes in names, read as UTF-8",
+)
+
+RAW = b"caf\xe9.png"
+SHOWN = "caf\\xe9.png"  # what a reader sees: the byte escaped, nothing replaced
+
+
+@pytest.fixture
+def latin(enrolled: dict[str, Path]) -> dict[str, Path]:
+    """The enrolled world plus a query folder holding ``b"caf\\xe9.png"`` and ``ok.png``."""
+    q = enrolled["root"] / "latin"
+    q.mkdir()
+    src = sorted(enrolled["queries"].glob("checker_*.png"))
+    (q / os.fsdecode(RAW)).write_bytes(src[0].read_bytes())
+    (q / "ok.png").write_bytes(src[1].read_bytes())
+    assert RAW in os.listdir(os.fsencode(q))
+    enrolled["latin"] = q
+    enrolled["cafe"] = q / os.fsdecode(RAW)
+    return enrolled
+
+
+def _fpattr(*args: object, cwd: Path, strict: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict" if strict else "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "fpattr", *map(str, args)],
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def _attr(w: dict[str, Path], *extra: object) -> list[object]:
+    return ["attribute", w["latin"], "-g", w["gallery"], "--backbone", "spectrum", "-q", *extra]
+
+
+def _verify(w: dict[str, Path], *extra: object) -> list[object]:
+    return [
+        "verify",
+        w["cafe"],
+        w["latin"] / "ok.png",
+        "-g",
+        w["gallery"],
+        "--backbone",
+        "spectrum",
+        "-q",
+        *extra,
+    ]
+
+
+def _cafe_row(rows: list[dict], key: str = "path") -> dict:
+    (row,) = [r for r in rows if str(r.get(key, "")).endswith(SHOWN)]
+    return row
+
+
+def test_attribute_files_json_csv_html(latin):
+    root = latin["root"]
+    r = run_cli(_attr(latin, "-o", root / "r.json", "--report", root / "r.html"))
+    assert r.exit_code == 0, r.output
+    doc = json.loads((root / "r.json").read_text(encoding="utf-8"))
+    row = _cafe_row(doc["results"])
+    assert row["status"] == "ok" and row["decision"]
+    assert bytes.fromhex(row["path_bytes_hex"]) == os.fsencode(latin["cafe"])  # lossless
+    ok = [x for x in doc["results"] if x["path"].endswith("ok.png")]
+    assert ok and "path_bytes_hex" not in ok[0]  # only where the name is not UTF-8
+    page = (root / "r.html").read_text(encoding="utf-8")
+    assert SHOWN in page and "\ufffd" not in page
+
+    r = run_cli(_attr(latin, "-o", root / "r.csv"))
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO((root / "r.csv").read_text(encoding="utf-8"))))
+    assert _cafe_row(rows)["status"] == "ok"
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "csv"])
+def test_attribute_strict_utf8_stdout(latin, fmt):
+    p = _fpattr(*_attr(latin, "-f", fmt), cwd=latin["root"])
+    assert p.returncode == 0, p.stderr.decode("utf-8", "replace")
+    out = p.stdout.decode("utf-8")  # strict: valid UTF-8
+    assert "internal error" not in p.stderr.decode("utf-8", "replace")
+    assert SHOWN in (out if fmt in ("table", "csv") else out.replace("\\\\", "\\"))
+    if fmt == "jsonl":
+        rows = [json.loads(line) for line in out.splitlines()]
+        row = _cafe_row([x for x in rows if x["type"] == "result"])
+        assert bytes.fromhex(row["path_bytes_hex"]) == os.fsencode(latin["cafe"])
+    if fmt == "json":
+        row = _cafe_row(json.loads(out)["results"])
+        assert bytes.fromhex(row["path_bytes_hex"]) == os.fsencode(latin["cafe"])
+    if fmt == "csv":
+        assert _cafe_row(list(csv.DictReader(io.StringIO(out))))["status"] == "ok"
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "csv"])
+def test_verify_strict_utf8_stdout(latin, fmt):
+    p = _fpattr(*_verify(latin, "-f", fmt), cwd=latin["root"])
+    assert p.returncode == 0, p.stderr.decode("utf-8", "replace")
+    out = p.stdout.decode("utf-8")
+    assert SHOWN in (out if fmt in ("table", "csv") else out.replace("\\\\", "\\"))
+    if fmt == "json":
+        (row,) = json.loads(out)["results"]
+        assert row["a"].endswith(SHOWN) and row["decision"]
+        assert bytes.fromhex(row["a_bytes_hex"]) == os.fsencode(latin["cafe"])
+        assert "b_bytes_hex" not in row
+
+
+def test_verify_files_json_csv_html(latin):
+    root = latin["root"]
+    r = run_cli(_verify(latin, "-o", root / "v.json", "--report", root / "v.html"))
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads((root / "v.json").read_text(encoding="utf-8"))["results"]
+    assert row["a"].endswith(SHOWN)
+    assert bytes.fromhex(row["a_bytes_hex"]) == os.fsencode(latin["cafe"])
+    assert SHOWN in (root / "v.html").read_text(encoding="utf-8")
+    r = run_cli(_verify(latin, "-o", root / "v.csv"))
+    assert r.exit_code == 0, r.output
+    (row,) = list(csv.DictReader(io.StringIO((root / "v.csv").read_text(encoding="utf-8"))))
+    assert row["a"].endswith(SHOWN) and row["decision"]
+
+
+def test_terminal_table_is_readable_without_strict_mode(latin):
+    p = _fpattr(*_attr(latin), cwd=latin["root"], strict=False)
+    assert p.returncode == 0
+    out = p.stdout.decode("utf-8")
+    assert SHOWN in out and "\ufffd" not in out
