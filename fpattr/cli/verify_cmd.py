@@ -40,6 +40,8 @@ def verify(
 
     Example: fpattr verify suspect.png folder_of_known_model/
     """
+    import time
+
     from fpattr import pipeline
     from fpattr.errors import FpattrError
     from fpattr.report.manifest import build_manifest
@@ -47,6 +49,7 @@ def verify(
     from fpattr.session import Session
 
     console = common.stderr_console(quiet)
+    started = time.monotonic()  # the report's time covers loading and scoring
     bb = common.load_backbone(backbone, backbone_opt, device)
     g = None
     try:
@@ -56,7 +59,9 @@ def verify(
             raise
     settings = pipeline.Settings(views=views, target_far=target_far, threshold=threshold)
     session = Session(bb, g, settings=settings)
+    scoring = time.monotonic()
     res = session.verify(a, b)
+    work_s = time.monotonic() - scoring  # images/s: decoding, embedding and deciding
     if res.get("status") == "ok" and res.get("decision") is None:
         console.print(
             "[yellow]warning:[/] uncalibrated (no calibration in the extractor's card and no "
@@ -74,6 +79,7 @@ def verify(
         plugins=common.plugin_versions(),
     )
     out = Outputs(fmt, output, report, manifest)
+    out._started = started  # Outputs times from its creation, after the work here
     try:
         out.write(res)
         n_in = res["a_images"] + res["b_images"] + len(res["failed"])
@@ -89,6 +95,7 @@ def verify(
                 "decisions": decisions,
                 "as_set": None,
                 "policy": session.policy.info(),
+                "images_per_second": round(n_ok / work_s, 3) if n_ok and work_s > 0 else None,
             }
         )
     except BaseException as exc:

@@ -147,10 +147,15 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
         title=Text(f"fpattr evaluate {printable(bench)}"),
         box=box.SIMPLE_HEAD,
     )
-    t.add_column("metric", style="bold")
+    # every column folds: a long backbone or model name wraps onto more lines, in full,
+    # so two backbones that share a long prefix stay told apart at any width
+    t.add_column("metric", style="bold", overflow="fold")
     for run in runs:
         t.add_column(
-            Text(printable(run.get("backbone_id") or run.get("backbone"))), justify="right"
+            Text(printable(run.get("backbone_id") or run.get("backbone"))),
+            justify="right",
+            overflow="fold",
+            min_width=_NUMBER_W,
         )
     for label, path, digits in ROWS:
         t.add_row(label, *(_fmt(_get(run, path), digits) for run in runs))
@@ -159,10 +164,15 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
     names = sorted({m for run in runs for m in (run.get("per_model") or {})})
     if names:
         pm = Table(title="per model: top-1 (mean genuine similarity)", box=box.SIMPLE_HEAD)
-        pm.add_column("model", style="bold")
-        pm.add_column("refs/queries", justify="right")
+        pm.add_column("model", style="bold", overflow="fold")
+        pm.add_column("refs/queries", justify="right", overflow="fold")
         for run in runs:
-            pm.add_column(Text(printable(run.get("backbone"))), justify="right")
+            pm.add_column(
+                Text(printable(run.get("backbone_id") or run.get("backbone"))),
+                justify="right",
+                overflow="fold",
+                min_width=_NUMBER_W,
+            )
         for n in names:
             first = next(r["per_model"][n] for r in runs if n in r["per_model"])
             cells = []
@@ -177,7 +187,8 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
         console.print(pm)
     for run in runs:
         if run.get("decisions"):
-            console.print(_decision_table(run))
+            for table in _decision_tables(run, console.width):
+                console.print(table)
             for note in (run["decisions"].get("protocols") or {}).get("notes") or []:
                 console.print(Text(f"note: {note}", style="dim"))
         if run.get("duplicate_queries"):
@@ -235,7 +246,33 @@ def decision_rows(run: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
-def _decision_table(run: dict[str, Any]) -> Any:
+#: Width of a figure cell: "-0.1234" and "1234.5" print in full.
+_NUMBER_W = 7
+
+
+def _decision_tables(run: dict[str, Any], width: int) -> list[Any]:
+    """The decision-quality table of ``run``, split into as many tables (each with the
+    protocol and unit columns) as it takes for every figure to print in full at ``width``."""
+    rows = decision_rows(run)
+    proto_w = max([len("protocol")] + [len(p) for p, _, _ in rows])
+    unit_w = max([len("unit")] + [len(u) for _, u, _ in rows])
+    key_w = proto_w + unit_w + 7  # two padded columns, a separator, the edges
+    cols: list[list[tuple[str, str]]] = [[]]
+    used = key_w
+    for label, key in DECISION_COLS:
+        cells = [_fmt(r.get(key), 3 if key != "achieved_far" else 4) for _, _, r in rows]
+        w = max([len(label)] + [len(c) for c in cells]) + 3
+        if cols[-1] and used + w > width:
+            cols.append([])
+            used = key_w
+        cols[-1].append((label, key))
+        used += w
+    return [_decision_table(run, chunk, first=i == 0) for i, chunk in enumerate(cols)]
+
+
+def _decision_table(
+    run: dict[str, Any], columns: Sequence[tuple[str, str]] = DECISION_COLS, first: bool = True
+) -> Any:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -246,12 +283,17 @@ def _decision_table(run: dict[str, Any]) -> Any:
         if dec.get("target_far") is not None
         else f"user threshold {_fmt(dec.get('threshold'), 4)}"
     )
+    last = columns[-1] == DECISION_COLS[-1]
     t = Table(
         title=Text(
             f"decisions under the attribute/verify policy ({printable(run.get('backbone'))}, "
             f"{applied})"
-        ),
-        caption=Text(
+        )
+        if first
+        else None,
+        caption=None
+        if not last
+        else Text(
             "disjoint / transfer: mean over folds of random halves of the generators (one half "
             "enrolled and measured, the other unseen / calibrated on the other half); unseen, "
             "real: named rate of models not enrolled and of real photos",
@@ -259,15 +301,15 @@ def _decision_table(run: dict[str, Any]) -> Any:
         ),
         box=box.SIMPLE_HEAD,
     )
-    t.add_column("protocol")
-    t.add_column("unit")
-    for label, _ in DECISION_COLS:
-        t.add_column(label, justify="right")
+    t.add_column("protocol", no_wrap=True)
+    t.add_column("unit", no_wrap=True)
+    for label, _ in columns:
+        t.add_column(label, justify="right", no_wrap=True)
     for proto, unit, r in decision_rows(run):
         t.add_row(
             proto,
             unit,
-            *(_fmt(r.get(k), 3 if k != "achieved_far" else 4) for _, k in DECISION_COLS),
+            *(_fmt(r.get(k), 3 if k != "achieved_far" else 4) for _, k in columns),
         )
     return t
 

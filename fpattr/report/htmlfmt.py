@@ -408,17 +408,21 @@ class HtmlWriter:
         decisions: dict[str, Any] = dict(summary.get("decisions") or {})
         seconds = number(summary.get("seconds"))
         ips = number(summary.get("images_per_second"))
-        unit = "pairs" if self.verify else "images"
+        # the summary counts images (n_inputs, n_ok, n_failed, images_per_second) for
+        # verify too: the pairs are the cards
         tiles = [
-            ("Pairs" if self.verify else "Inputs", _e(n_inputs), ""),
+            ("Inputs", _e(n_inputs), ""),
             ("Processed", _e(summary.get("n_ok", "\u2014")), ""),
             ("Failed", _e(n_failed), " bad" if n_failed else ""),
         ]
-        if not self.verify:
+        if self.verify:
+            tiles.insert(0, ("Pair" if len(self.cards) == 1 else "Pairs", _e(len(self.cards)), ""))
+            tiles[1] = ("Images", _e(n_inputs), "")
+        else:
             unknown = decisions.get("unknown", 0)
             tiles.insert(2, ("Unknown", _e(unknown), ""))
         tiles.append(("Time", f"{seconds:.1f} s" if seconds is not None else "\u2014", ""))
-        tiles.append(("Throughput", f"{ips:.1f} {unit}/s" if ips is not None else "\u2014", ""))
+        tiles.append(("Throughput", f"{ips:.1f} images/s" if ips is not None else "\u2014", ""))
         tile_html = "".join(
             f'<div class="tile{cls}"><div class="tv">{v}</div><div class="tl">{k}</div></div>'
             for k, v, cls in tiles
@@ -462,6 +466,13 @@ class HtmlWriter:
             f'<div class="tiles">{tile_html}</div><h3>Decisions</h3>{chart}{as_set_html}</section>'
         )
 
+    def _count_line(self, summary: dict) -> str:
+        n_inputs = _e(summary.get("n_inputs", len(self.cards)))
+        if not self.verify:
+            return f"{n_inputs} inputs"
+        n = len(self.cards)
+        return f"{n} pair{'' if n == 1 else 's'}, {n_inputs} images"
+
     def close(self, summary: dict) -> None:
         if self._closed:
             return
@@ -503,7 +514,7 @@ class HtmlWriter:
             f'<div class="brand">fpattr <span>{_e(version)}</span></div>'
             f"<h1>{_e(title)}</h1>"
             f'<p class="sub">{_e(command)} \u00b7 {_fmt_time(started)} \u00b7 '
-            f"{_e(summary.get('n_inputs', len(self.cards)))} inputs</p>"
+            f"{self._count_line(summary)}</p>"
             "</div></header>\n"
             '<main class="wrap">\n'
         )
@@ -573,7 +584,7 @@ details .chips{margin-top:6px}
 .tile.bad{border-color:#f3b8b2;background:var(--bad-soft)}.tile.bad .tv{color:var(--bad)}
 .chart{display:grid;gap:6px;max-width:760px}
 .crow{display:grid;grid-template-columns:180px 1fr 90px;align-items:center;gap:10px}
-.cl{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-size:13px}
+.cl{overflow-wrap:anywhere;font-size:13px}
 .cb{height:14px;background:#eef1f5;border-radius:3px;overflow:hidden}
 .cb span{display:block;height:100%;background:var(--accent);border-radius:3px}
 .c-unknown .cb span{background:#d99a2b}.c-failed .cb span{background:var(--bad)}
@@ -601,8 +612,8 @@ border:1px dashed #cfd6df}
 word-break:break-all}
 .meta{display:flex;flex-wrap:wrap;gap:4px 14px;color:var(--muted);font-size:12px;margin:4px 0 8px}
 .conv{font-style:italic}
-.badge{display:inline-block;border-radius:999px;padding:0 10px;line-height:20px;font-size:12px;
-font-weight:600;white-space:nowrap;max-width:220px;overflow:hidden;text-overflow:ellipsis;flex:none}
+.badge{display:inline-block;border-radius:10px;padding:0 10px;line-height:20px;font-size:12px;
+font-weight:600;overflow-wrap:anywhere;max-width:100%;flex:0 1 auto;min-width:0}
 .b-model{background:var(--accent-soft);color:var(--accent)}
 .b-unknown{background:var(--warn-soft);color:var(--warn);border:1px dashed #e0b062}
 .b-failed{background:var(--bad-soft);color:var(--bad)}
@@ -610,9 +621,9 @@ font-weight:600;white-space:nowrap;max-width:220px;overflow:hidden;text-overflow
 .b-different{background:#efeafe;color:#5b3fd0}
 .b-none{background:#eef1f5;color:var(--muted)}
 ol.topk{list-style:none;margin:0;padding:0;display:grid;gap:4px}
-ol.topk li,.sim{display:grid;grid-template-columns:minmax(0,170px) 1fr 64px;gap:8px;
+ol.topk li,.sim{display:grid;grid-template-columns:minmax(0,2fr) minmax(48px,1fr) 72px;gap:8px;
 align-items:center;font-size:12.5px}
-ol.topk .m,.sim .m{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+ol.topk .m,.sim .m{overflow-wrap:anywhere}
 ol.topk li.first .m{font-weight:600}
 .bar{position:relative;height:10px;background:#eef1f5;border-radius:3px;overflow:visible}
 .bar>span:first-child{display:block;height:100%;background:#aab6c6;border-radius:3px}

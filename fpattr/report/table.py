@@ -28,6 +28,25 @@ def shorten_left(text: str, width: int) -> str:
     return text if len(text) <= width else "\u2026" + text[-(width - 1) :]
 
 
+def share_widths(available: int, wanted: list[tuple[int, int]]) -> list[int]:
+    """Column widths for ``(wanted, minimum)`` pairs within ``available`` characters.
+
+    A column that wants less than an even share gets what it wants; the rest split
+    what is left evenly (never below ``minimum``, which may overflow ``available`` on a
+    very narrow terminal: rich then wraps, it never has to cut a folded column).
+    """
+    widths = [0] * len(wanted)
+    todo = sorted(range(len(wanted)), key=lambda i: wanted[i][0])
+    left = available
+    while todo:
+        share = left // len(todo)
+        i = todo.pop(0)
+        want, least = wanted[i]
+        widths[i] = min(want, max(least, share))
+        left -= widths[i]
+    return widths
+
+
 def _overhead(n_columns: int) -> int:
     """Characters a SIMPLE_HEAD table without edge padding adds around ``n_columns``."""
     return 2 + 3 * (n_columns - 1)
@@ -117,25 +136,39 @@ class TableWriter:
 
     def _attribute_table(self) -> Table:
         ok = [r for r in self.results if r.get("status") != "error"]
-        dec_w = max([8] + [len(printable(r.get("decision"))) for r in ok])
-        dec_w = min(dec_w, 20)
+        dec_lines = [
+            line
+            for r in ok
+            for line in [
+                printable(r.get("decision")),
+                f"leaning {printable(r.get('leaning'))}" if r.get("leaning") else "",
+                *("\u00b7 " + printable(c) for c in r.get("candidates") or []),
+            ]
+        ]
         top_lines = [
-            f"{printable((t or {}).get('model'))} -0.00 0.00"
+            f"{printable((t or {}).get('model'))} "
+            f"{fmt_score((t or {}).get('similarity'))} {fmt_score((t or {}).get('probability'))}"
             for r in ok
             for t in (r.get("top") or [])
         ]
-        top_w = min(max([24] + [len(line) for line in top_lines]), 36)
         prob_w = len("P(decision)")
-        path_w = max(16, self.console.width - dec_w - top_w - prob_w - _overhead(4))
-        path_w = min(path_w, max([4] + [len(printable(r.get("path"))) for r in self.results]))
+        path_w, dec_w, top_w = share_widths(
+            self.console.width - prob_w - _overhead(4),
+            [
+                (max([4] + [len(printable(r.get("path"))) for r in self.results]), 12),
+                (max([len("failed"), 8] + [len(line) for line in dec_lines]), 9),
+                (max([len("(unknown) 0.00")] + [len(line) for line in top_lines]), 12),
+            ],
+        )
         multi = any(len(r.get("top") or []) > 1 for r in ok)
         table = Table(
             box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, leading=1 if multi else 0
         )
+        # decisions and model names fold onto more lines when narrow: never cut
         table.add_column("Path", width=path_w, overflow="fold")
         table.add_column("Decision", width=dec_w, overflow="fold")
         table.add_column("P(decision)", justify="right", no_wrap=True, width=prob_w)
-        table.add_column("Top-k: similarity, posterior", width=top_w)
+        table.add_column("Top-k: similarity, posterior", width=top_w, overflow="fold")
         for r in self.results:
             path = Text(shorten_left(printable(r.get("path")), path_w))
             if r.get("status") == "error":
@@ -144,7 +177,7 @@ class TableWriter:
                 path.append("\n\u21b3 " + printable(r.get("error") or "failed"), style="red")
                 table.add_row(path, _decision_text(None, "error"), "", "")
                 continue
-            models = Text(no_wrap=True, overflow="ellipsis")
+            models = Text()
             for i, t in enumerate(r.get("top") or []):
                 t = t or {}
                 style = "" if i == 0 else "dim"
@@ -165,7 +198,10 @@ class TableWriter:
     # -- verify -------------------------------------------------------------------------------
 
     def _verify_table(self) -> tuple[Table, Text | None]:
-        numeric = (len("Similarity"), len("Probability"), len("Threshold"))
+        headers: tuple[str, ...] = ("Similarity", "Probability", "Threshold")
+        numeric = tuple(map(len, headers))
+        if self.console.width - sum(numeric) - _overhead(6) < 8 + 8 + len("different"):
+            headers, numeric = ("Sim.", "Prob.", "Thr."), (6, 6, 6)  # "-0.123" in full
         n_errors = sum(r.get("status") == "error" for r in self.results)
         longest = max(
             [len("different")]
@@ -176,20 +212,24 @@ class TableWriter:
             ]
         )
         dec_w = max(longest, len(f"failed [{n_errors}]") if n_errors else 0)
-        path_w = max(12, (self.console.width - sum(numeric) - dec_w - _overhead(6)) // 2)
-        longest = max([4] + [len(printable(r.get(k))) for r in self.results for k in "ab"])
-        path_w = min(path_w, longest)
+        longest_a, longest_b = (
+            max([4] + [len(printable(r.get(k))) for r in self.results]) for k in "ab"
+        )
+        a_w, b_w, dec_w = share_widths(
+            self.console.width - sum(numeric) - _overhead(6),
+            [(longest_a, 8), (longest_b, 8), (dec_w, len("different"))],
+        )
         table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-        table.add_column("A", no_wrap=True, width=path_w)
-        table.add_column("B", no_wrap=True, width=path_w)
-        for name, w in zip(("Similarity", "Probability", "Threshold"), numeric, strict=True):
+        table.add_column("A", no_wrap=True, width=a_w)
+        table.add_column("B", no_wrap=True, width=b_w)
+        for name, w in zip(headers, numeric, strict=True):
             table.add_column(name, justify="right", no_wrap=True, width=w)
-        table.add_column("Decision", no_wrap=True, width=dec_w)
+        table.add_column("Decision", width=dec_w, overflow="fold")  # folds, never cut
         notes = Text()
         n_failed = 0
         for r in self.results:
-            a = Text(shorten_left(printable(r.get("a")), path_w))
-            b = Text(shorten_left(printable(r.get("b")), path_w))
+            a = Text(shorten_left(printable(r.get("a")), a_w))
+            b = Text(shorten_left(printable(r.get("b")), b_w))
             if r.get("status") == "error":
                 # reasons do not fit a numeric column: footnote them under the table
                 n_failed += 1
@@ -218,8 +258,8 @@ class TableWriter:
 
     def _summary_panel(self, summary: dict) -> Panel:
         grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold")
-        grid.add_column()
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
         decisions = summary.get("decisions") or {}
         if decisions:
             line = Text()
