@@ -15,12 +15,33 @@ class ExitCode(IntEnum):
     OK = 0  #: every input was processed
     SOME_FAILED = 1  #: the run finished but some inputs failed
     USAGE = 2  #: usage error, or nothing could be processed
+    INTERNAL = 70  #: a bug in fpattr or a plugin (EX_SOFTWARE); the message asks for a report
+    INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C) after finishing the current record
+    TERMINATED = 143  #: stopped by SIGTERM, handled like SIGINT
 
 
 class FpattrError(Exception):
     """Base class: a problem the user can understand and fix."""
 
     exit_code: ExitCode = ExitCode.USAGE
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: unwind like Ctrl-C (outputs closed, temp files removed).
+
+    A :class:`KeyboardInterrupt`, so every cleanup path written for Ctrl-C also runs for
+    SIGTERM. ``signum`` picks the exit code (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        import signal
+
+        return int(ExitCode.TERMINATED if self.signum == signal.SIGTERM else ExitCode.INTERRUPTED)
 
 
 class UsageError(FpattrError):

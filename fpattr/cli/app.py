@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from fpattr import __version__
-from fpattr.errors import ExitCode, FpattrError
+from fpattr.errors import ExitCode, FpattrError, Interrupted
 
 
 def _debug() -> bool:
@@ -18,19 +18,26 @@ def _debug() -> bool:
 
 
 class FpattrGroup(TyperGroup):
-    """Maps library errors to a one-line message and the contract's exit codes."""
+    """Maps library errors to a one-line message and the contract's exit codes: a
+    :class:`FpattrError` its own (2 for usage), SIGINT 130, SIGTERM 143 (both unwind, so
+    outputs are closed and temp files removed), any other exception 70 (internal error)."""
 
     def invoke(self, ctx: Any) -> Any:
+        from fpattr.io.atomic import graceful_signals
+
         try:
-            return super().invoke(ctx)
+            with graceful_signals():  # SIGTERM unwinds like Ctrl-C: no temp file left behind
+                return super().invoke(ctx)
         except FpattrError as exc:
             if _debug():
                 raise
             print(f"fpattr: error: {exc}", file=sys.stderr)
             raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            print("fpattr: interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)
+            name = "SIGTERM" if code == ExitCode.TERMINATED else "SIGINT"
+            print(f"fpattr: interrupted ({name})", file=sys.stderr)
+            raise typer.Exit(code) from None
         except BrokenPipeError:  # `fpattr attribute ... | head`: the reader left, stop quietly
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
@@ -45,7 +52,7 @@ class FpattrGroup(TyperGroup):
                 "(rerun with FPATTR_DEBUG=1 for the traceback and please report it)",
                 file=sys.stderr,
             )
-            raise typer.Exit(int(ExitCode.USAGE)) from None
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
 def _version(value: bool) -> None:

@@ -36,10 +36,33 @@ def attribute(
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     max_mpx: float = typer.Option(64.0, "--max-mpx", min=0.01, help="Refuse larger images."),
     quiet: bool = common.QuietOpt,
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the jsonl file given as --output (e.g. after Ctrl-C): keep its results "
+        "(by path; an input whose sha256 changed is redone), process only the other inputs "
+        "and append them. Needs the same backbone, gallery and decision settings.",
+    ),
 ) -> None:
     """Attribute every image to its most likely source models, or "unknown".
 
     Example: fpattr attribute ./images --top-k 3 --report report.html
+
+    Interrupting: with `-o FILE.jsonl` every finished result is written and flushed to
+    FILE.jsonl as it is done. Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143) stops after
+    the current record, so the file holds only complete lines (a `manifest` line, then one
+    `result` line per finished input) and no `summary` line, which tells it is incomplete;
+    other output files are not written and no temporary file is left.
+
+    Resuming: `fpattr attribute --resume -o FILE.jsonl INPUTS...` with the same inputs and
+    options keeps each result whose input still has the recorded sha256, redoes the others
+    and the inputs not yet done, and appends. A resumed file holds one `manifest` line per
+    run (the later ones carry `"resumed": {"kept", "redone", "dropped_partial_line"}`),
+    every input's `result` line exactly once, and one `summary` line at the end, counting
+    every result in the file (plus `"resumed": {"runs", "kept", "redone", "new"}`). A
+    missing FILE starts a new run; in a finished one only changed inputs are redone and
+    its summary line is replaced by the new one. `--resume` needs a jsonl `-o` and does
+    not go with `--as-set`. Output paths are checked before any work (exit 2).
     """
     code = run(
         paths,
@@ -60,6 +83,7 @@ def attribute(
         workers=workers,
         max_mpx=max_mpx,
         quiet=quiet,
+        resume=resume,
     )
     raise typer.Exit(code)
 
@@ -85,14 +109,20 @@ def run(
     max_mpx: float = 64.0,
     quiet: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
 ) -> int:
     """The attribute run behind the command (the demo reuses it); returns the exit code."""
     from fpattr import pipeline
+    from fpattr.io.atomic import uninterrupted
     from fpattr.report.manifest import build_manifest
-    from fpattr.report.outputs import Outputs
+    from fpattr.report.outputs import Outputs, check_format, check_output_paths, output_format
     from fpattr.session import Session
 
     console = common.stderr_console(quiet)
+    check_format(fmt)
+    check_output_paths(output, report)  # before any work: exit 2 now, not after the run
+    if resume:
+        _check_resume_options(fmt, output, as_set)
     bb = common.load_backbone(backbone, backbone_opt, device, decode_workers=workers)
     g = common.open_gallery(gallery, bb)
     settings = pipeline.Settings(
@@ -126,13 +156,27 @@ def run(
         },
         plugins=common.plugin_versions(),
     )
-    out = Outputs(fmt, output, report, manifest)
-    settings.thumbnails = out.thumbnails
     stats = pipeline.RunStats()
+    todo: list[Any] = list(paths)
+    state: _Resume | None = None
+    if resume and output is not None:
+        state = _Resume.prepare(output, paths, manifest, console)
+        if state is not None:
+            todo = state.todo
+            manifest = {**manifest, "resumed": state.manifest_info()}
+    out = Outputs(fmt, output, report, manifest, append=state is not None)
+    settings.thumbnails = out.thumbnails
+    n_done = 0
     try:
-        with common.progress(console, paths, "attributing") as advance:
-            for res in session.attribute(paths, stats):
-                out.write(res)
+        if state is not None:
+            for rec in state.kept:
+                state.count(rec, stats)
+                out.replay(rec)
+        with common.progress(console, todo, "attributing") as advance:
+            for res in session.attribute(todo, stats) if todo else ():
+                with uninterrupted():  # a signal waits until this record is written whole
+                    out.write(res)
+                    n_done += 1
                 if on_result is not None:
                     on_result(res)
                 advance(res)
@@ -140,9 +184,20 @@ def run(
             "as_set": session.attribute_set(stats) if as_set else None,
             "policy": session.policy.info(),
         }
-        out.close(stats.summary(extra))
+        summary = stats.summary(extra)
+        if state is not None:
+            summary = state.finish_summary(summary, stats)
+        with uninterrupted():  # the summary line and the report files are written whole
+            out.close(summary)
     except BaseException as exc:
         out.abort(exc)
+        if isinstance(exc, KeyboardInterrupt) and output is not None:
+            if output_format(fmt, output) == "jsonl" and str(output) != "-":
+                console.print(
+                    f"interrupted: {n_done} more result(s) written to {output}; continue "
+                    "with the same command plus --resume",
+                    highlight=False,
+                )
         raise
     common.print_policy_notes(console, session.policy)
     if stats.n_inputs == 0:
@@ -151,3 +206,175 @@ def run(
             ".tif .tiff .bmp .gif)"
         )
     return common.exit_code(stats.n_inputs, stats.n_ok)
+
+
+# --------------------------------------------------------------------------- --resume
+
+#: Settings that change the numbers: a resumed file must not mix results made with others.
+_SAME_SETTINGS = (
+    "top_k",
+    "views",
+    "view_strategy",
+    "max_pixels",
+    "target_far",
+    "threshold",
+    "prior_unknown",
+    "min_probability",
+)
+
+
+def _check_resume_options(fmt: str, output: Path | None, as_set: bool) -> None:
+    from fpattr.errors import UsageError
+    from fpattr.report.outputs import output_format
+
+    if output is None or str(output) == "-" or output_format(fmt, output) != "jsonl":
+        raise UsageError("--resume continues a jsonl results file: pass -o FILE.jsonl")
+    if as_set:
+        raise UsageError(
+            "--resume does not go with --as-set (the set decision needs every image's "
+            "fingerprint, which the results file does not keep); rerun without --resume"
+        )
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    diffs = []
+    ob, nb = old.get("backbone") or {}, new.get("backbone") or {}
+    for key in ("id", "sha256"):
+        if ob.get(key) != nb.get(key):
+            diffs.append(f"backbone {key} {ob.get(key)!r} -> {nb.get(key)!r}")
+    og, ng = old.get("gallery") or {}, new.get("gallery") or {}
+    if og.get("sha256") != ng.get("sha256"):
+        diffs.append(f"gallery sha256 {og.get('sha256')!r} -> {ng.get('sha256')!r}")
+    os_, ns = old.get("settings") or {}, new.get("settings") or {}
+    for key in _SAME_SETTINGS:
+        if os_.get(key) != ns.get(key):
+            diffs.append(f"{key} {os_.get(key)!r} -> {ns.get(key)!r}")
+    return diffs
+
+
+class _Resume:
+    """What ``--resume`` keeps from an existing results file and what is left to do."""
+
+    def __init__(self) -> None:
+        self.kept: list[dict[str, Any]] = []
+        self.todo: list[Any] = []
+        self.redone = 0
+        self.dropped_partial = False
+        self.runs = 1
+
+    @classmethod
+    def prepare(
+        cls, output: Path, paths: list[Path], manifest: dict[str, Any], console: Any
+    ) -> _Resume | None:
+        """Read ``output``, rewrite it (atomically) without what is redone, and plan the rest.
+
+        None when there is nothing to resume (no file, or an empty one): a plain run.
+        """
+        from fpattr.errors import UsageError
+        from fpattr.io.atomic import atomic_open
+        from fpattr.io.loader import sha256_file
+        from fpattr.io.walk import iter_inputs
+        from fpattr.report.base import dumps
+        from fpattr.report.jsonfmt import read_jsonl
+
+        if not output.exists() or output.stat().st_size == 0:
+            return None
+        content = read_jsonl(output)
+        manifests = content.manifests
+        if not content.lines and content.partial_tail:
+            return None  # killed before its manifest line was whole
+        first = content.lines[0] if content.lines else {}
+        if first.get("type") != "manifest" or first.get("command") != "attribute":
+            raise UsageError(
+                f"cannot resume {str(output)!r}: it is not the jsonl output of fpattr attribute "
+                "(its first line is not an attribute manifest)"
+            )
+        diffs = _differences(first, manifest)
+        if diffs:
+            raise UsageError(
+                f"cannot resume {str(output)!r}: it was made with other options or models ("
+                + "; ".join(diffs)
+                + "); rerun without --resume to start over, or with the original options"
+            )
+        self = cls()
+        self.runs = len(manifests) + 1
+        self.dropped_partial = content.partial_tail
+        items = list(iter_inputs(paths))
+        wanted = {str(it.path) for it in items}
+        latest: dict[str, dict[str, Any]] = {}
+        for rec in content.results:
+            latest[str(rec.get("path"))] = rec  # a path recorded twice: the last one counts
+        keep_paths: set[str] = set()
+        for path, rec in latest.items():
+            if path not in wanted:
+                keep_paths.add(path)  # not an input this time: kept, never lost
+                continue
+            recorded = rec.get("sha256")
+            try:
+                now = sha256_file(path) if recorded else None
+            except OSError:
+                now = None
+            if recorded and recorded == now:
+                keep_paths.add(path)
+            else:
+                self.redone += 1
+        lines: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for line in content.lines:
+            kind = line.get("type")
+            if kind == "summary":
+                continue  # the resumed file gets one summary, at its end
+            if kind == "result":
+                path = str(line.get("path"))
+                if path not in keep_paths or path in seen or latest[path] is not line:
+                    continue
+                seen.add(path)
+                self.kept.append(line)
+            lines.append(line)
+        if len(lines) != len(content.lines) or content.partial_tail:
+            with atomic_open(output, "w") as f:  # the old file stays whole until replaced
+                for line in lines:
+                    f.write(dumps(line) + "\n")
+        done = {str(rec.get("path")) for rec in self.kept}
+        self.todo = [it.path for it in items if str(it.path) not in done]
+        extra = len(self.kept) - sum(str(r.get("path")) in wanted for r in self.kept)
+        console.print(
+            f"resuming {output}: {len(self.kept)} result(s) kept, {self.redone} to redo "
+            f"(input changed or failed to read), {len(self.todo)} input(s) to process"
+            + (f"; {extra} kept result(s) are for paths not among these inputs" if extra else "")
+            + ("; an incomplete last line was dropped" if content.partial_tail else ""),
+            highlight=False,
+        )
+        return self
+
+    def manifest_info(self) -> dict[str, Any]:
+        return {
+            "kept": len(self.kept),
+            "redone": self.redone,
+            "dropped_partial_line": self.dropped_partial,
+        }
+
+    @staticmethod
+    def count(rec: dict[str, Any], stats: Any) -> None:
+        """A kept result, counted in the run's totals as if it had just been done."""
+        stats.n_inputs += 1
+        if rec.get("status") == "ok":
+            stats.n_ok += 1
+            key = rec.get("decision") or "undecided"
+            stats.decisions[key] = stats.decisions.get(key, 0) + 1
+
+    def finish_summary(self, summary: dict[str, Any], stats: Any) -> dict[str, Any]:
+        """Totals over the whole file; the speed of this run's own inputs only."""
+        new = stats.n_inputs - len(self.kept)
+        new_ok = stats.n_ok - sum(r.get("status") == "ok" for r in self.kept)
+        secs = summary.get("seconds") or 0
+        summary = dict(summary)
+        summary["decisions"] = dict(sorted(stats.decisions.items(), key=lambda kv: -kv[1]))
+        summary["images_per_second"] = round(new_ok / secs, 2) if secs > 0 else 0.0
+        summary["resumed"] = {
+            "runs": self.runs,
+            "kept": len(self.kept),
+            "redone": self.redone,
+            "new": new,
+        }
+        return summary

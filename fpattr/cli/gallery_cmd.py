@@ -374,7 +374,9 @@ def export(
     Example: fpattr gallery export team-gallery.npz
     """
     from fpattr.gallery import export_npz
+    from fpattr.io.atomic import check_writable
 
+    check_writable(dest, "export")  # exit 2 before loading anything
     g = _load(gallery, backbone)
     export_npz(g, dest)
     print(f"exported {len(g.models)} models to {dest} (sha256 {g.sha256[:16]}...)", file=sys.stderr)
@@ -392,9 +394,11 @@ def import_(
     """
     from fpattr.errors import GalleryError
     from fpattr.gallery import editing, import_npz
+    from fpattr.io.atomic import check_writable_folder
 
     src_g = import_npz(src)
     path = common.gallery_path(gallery, src_g.backbone.get("name", "default"))
+    check_writable_folder(path, "gallery")
     with editing(path, src_g.backbone) as g:
         for name, m in src_g.models.items():
             if name in g.models and not replace:

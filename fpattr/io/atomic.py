@@ -5,11 +5,19 @@ half-way; readers must see either the old file or the new one, never half of eac
 a temp file in the same folder (same filesystem, so the rename is atomic), are fsynced, then
 ``os.replace``-d over the target. ``file_lock`` serialises read-modify-write cycles between
 processes that share an output (e.g. two runs adding to one gallery).
+
+Signals: :func:`graceful_signals` turns SIGTERM into the same unwinding as Ctrl-C (an
+:class:`fpattr.errors.Interrupted`), so temp files are removed whichever signal stops a run,
+and :func:`uninterrupted` holds a signal back until the record being written is complete.
+:func:`check_writable` and :func:`check_writable_folder` refuse an unusable output path before
+any work starts.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import stat
 import tempfile
 import threading
@@ -18,9 +26,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
-from fpattr.errors import FpattrError
+from fpattr.errors import FpattrError, Interrupted, UsageError
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "file_lock"]
+__all__ = [
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_writable",
+    "check_writable_folder",
+    "file_lock",
+    "graceful_signals",
+    "uninterrupted",
+]
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 _UMASK_LOCK = threading.Lock()
@@ -110,6 +127,147 @@ def file_lock(
             _unlock(fd)
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- output paths
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
+    """Raise :class:`UsageError` unless a file can be written at ``path`` (``"-"``: stdout).
+
+    Checked for real, before any work starts, without touching an existing file's content: its
+    folder must exist and be a folder (not a regular file), ``path`` must not be a folder, an
+    existing file must open for appending, and a new one must be creatable in its folder (a
+    probe temp file is created and removed; this also catches read-only filesystems and root's
+    read-only mounts, which ``os.access`` does not).
+    """
+    target = os.fspath(path)
+    if target == "-":
+        return
+    if os.path.islink(target) and os.path.exists(target):
+        target = os.path.realpath(target)
+    shown = os.fspath(path)
+    if os.path.isdir(target):
+        raise UsageError(f"cannot write {what} {shown!r}: it is a folder")
+    folder = os.path.dirname(os.path.abspath(target))
+    _check_folder(folder, f"cannot write {what} {shown!r}")
+    if os.path.exists(target):
+        try:
+            with open(target, "ab"):
+                pass
+        except OSError as e:
+            raise UsageError(f"cannot write {what} {shown!r}: {_why(e)}") from None
+    _probe(folder, f"cannot write {what} {shown!r}")
+
+
+def check_writable_folder(path: str | os.PathLike[str], what: str = "folder") -> None:
+    """Raise :class:`UsageError` unless files can be written in folder ``path``, which may not
+    exist yet (then its nearest existing ancestor must be a writable folder, to create it)."""
+    shown = os.fspath(path)
+    folder = os.path.abspath(shown)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"cannot write {what} {shown!r}: it is a file, not a folder")
+    existing = folder
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise UsageError(f"cannot write {what} {shown!r}: {existing!r} is a file, not a folder")
+    _probe(existing, f"cannot write {what} {shown!r}")
+
+
+def _check_folder(folder: str, prefix: str) -> None:
+    if os.path.isdir(folder):
+        return
+    existing = folder
+    while not os.path.lexists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if os.path.lexists(existing) and not os.path.isdir(existing):
+        raise UsageError(f"{prefix}: {existing!r} is a file, not a folder")
+    raise UsageError(f"{prefix}: folder {folder!r} not found")
+
+
+def _probe(folder: str, prefix: str) -> None:
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".fpattr-probe-", dir=folder)
+    except OSError as e:
+        raise UsageError(f"{prefix}: folder {folder!r} is not writable ({_why(e)})") from None
+    os.close(fd)
+    with suppress(OSError):
+        os.unlink(probe)
+
+
+def _why(e: OSError) -> str:
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if e.errno == errno.EROFS:
+        return "read-only file system"
+    if e.errno == errno.ENOENT:
+        return "no such file or directory"
+    return e.strerror or str(e)
+
+
+# --------------------------------------------------------------------------- signals
+
+_pending: list[int] = []
+_depth = 0
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _depth > 0:  # a record is being written: finish it first (see uninterrupted)
+        _pending.append(signum)
+        return
+    raise Interrupted(signum)
+
+
+@contextmanager
+def graceful_signals() -> Iterator[None]:
+    """While active, SIGINT and SIGTERM raise :class:`fpattr.errors.Interrupted` (a
+    KeyboardInterrupt) in the main thread, so ``finally`` blocks run, temp files are removed and
+    streamed outputs are closed whichever signal arrived. A signal the process ignores (SIG_IGN,
+    e.g. under ``nohup``) stays ignored. Outside the main thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(ValueError, OSError):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _on_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            with suppress(ValueError, OSError, TypeError):
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM (under :func:`graceful_signals`) until the block ends, then raise.
+
+    Wrap the writing of one record in it: an interrupted run then ends with the record complete
+    and flushed, never half a line. Re-entrant.
+    """
+    global _depth
+    _depth += 1
+    try:
+        yield
+    except BaseException:  # already unwinding: that exception ends the run
+        _depth -= 1
+        if _depth == 0:
+            _pending.clear()
+        raise
+    _depth -= 1
+    if _depth == 0 and _pending:
+        signum = _pending[0]
+        _pending.clear()
+        raise Interrupted(signum)
 
 
 # --------------------------------------------------------------------------- internals

@@ -1,8 +1,14 @@
-"""Opening report files: format from the suffix, atomic writes.
+"""Opening report files: format from the suffix, atomic writes, streamed line records.
 
 A report is evidence: a run that fails halfway must not leave a truncated file
 that looks complete, so files go through :func:`fpattr.io.atomic.atomic_open`
 (temp file + ``os.replace`` on success, removed on error).
+
+The one exception is a line-record format (``jsonl``) opened with ``stream=True``
+(what ``fpattr attribute -o results.jsonl`` does): each finished record is written
+whole and flushed to the destination itself, so an interrupted or crashed run keeps
+every finished record, a file without its ``summary`` line says it is incomplete,
+and ``--resume`` can continue it (``append=True``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ SUFFIX_FORMATS: dict[str, str] = {
     ".htm": "html",
     ".txt": "table",
 }
+
+#: Formats made of self-contained lines, which can be streamed to their destination and
+#: appended to (``open_report(stream=True, append=...)``).
+LINE_FORMATS: frozenset[str] = frozenset({"jsonl"})
 
 
 def format_for_path(path: str | PathLike[str], *, registry: Registry[Any] | None = None) -> str:
@@ -81,6 +91,8 @@ def open_report(
     *,
     registry: Registry[Any] | None = None,
     thumbnails: bool = False,
+    stream: bool = False,
+    append: bool = False,
     **options: Any,
 ) -> Iterator[ReportWriter]:
     """Open ``path`` atomically and yield a writer of format ``fmt_name``.
@@ -91,6 +103,11 @@ def open_report(
     since e.g. a JSON report only writes its content at close. ``registry``
     defaults to the process-wide report-format registry; ``options`` go to the
     factory (unknown ones are ignored by the built-ins).
+
+    ``stream=True`` with a line format (:data:`LINE_FORMATS`) writes to ``path``
+    itself instead of a temp file, truncating it (or appending with ``append=True``):
+    finished records survive an interruption. Other formats ignore ``stream``.
+    The path is checked for writability first (:func:`fpattr.io.atomic.check_writable`).
     """
     if registry is None:
         from fpattr.plugins import report_formats
@@ -108,14 +125,18 @@ def open_report(
             raise RuntimeError(f"report writer {name!r} was not closed")
         return
 
-    target = Path(path)
-    parent = target.parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write report {str(target)!r}: folder {str(parent)!r} not found")
-    if target.is_dir():
-        raise UsageError(f"cannot write report {str(target)!r}: it is a folder")
+    from fpattr.io.atomic import atomic_open, check_writable
 
-    from fpattr.io.atomic import atomic_open
+    target = Path(path)
+    check_writable(target, "report")
+
+    if stream and name in LINE_FORMATS and not binary:
+        with open(target, "a" if append else "w", encoding="utf-8", newline="\n") as f:
+            writer = _Guarded(entry.obj(f, manifest, thumbnails=thumbnails, **options))
+            yield writer  # on error the finished lines stay: the file has no summary line
+            if not writer.closed:
+                raise RuntimeError(f"report writer {name!r} was not closed")
+        return
 
     mode, encoding = ("wb", None) if binary else ("w", "utf-8")
     with atomic_open(target, mode=mode, encoding=encoding) as stream:

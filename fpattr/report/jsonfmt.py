@@ -3,10 +3,16 @@
 ``json`` writes one document at close (tools that want a single object: ``jq``,
 notebooks); ``jsonl`` streams one line per input and flushes it, so a consumer can
 follow a long run and a crash still leaves every finished result on disk.
+Each line is written with one ``write`` and flushed, so a reader never sees half a
+record from a graceful stop; :func:`read_jsonl` reads such a file back for
+``attribute --resume`` (an incomplete last line, from a hard kill, is dropped).
 """
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from fpattr.report.base import dumps, strip_result, to_jsonable
@@ -57,7 +63,7 @@ class JsonlWriter:
         self._line({"type": "manifest", **{k: v for k, v in manifest.items() if k != "type"}})
 
     def _line(self, obj: dict) -> None:
-        self.stream.write(dumps(obj) + "\n")
+        self.stream.write(dumps(obj) + "\n")  # one write per record: never half a line
         self.stream.flush()
 
     def write(self, result: dict) -> None:
@@ -72,3 +78,53 @@ class JsonlWriter:
             return
         self._closed = True
         self._line({"type": "summary", **{k: v for k, v in summary.items() if k != "type"}})
+
+
+@dataclass
+class JsonlContent:
+    """A JSON Lines report read back: its complete lines, in order."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    partial_tail: bool = False  #: the last line was incomplete (a hard kill) and is left out
+
+    @property
+    def manifests(self) -> list[dict[str, Any]]:
+        return [x for x in self.lines if x.get("type") == "manifest"]
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return [x for x in self.lines if x.get("type") == "result"]
+
+    @property
+    def summaries(self) -> list[dict[str, Any]]:
+        return [x for x in self.lines if x.get("type") == "summary"]
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> JsonlContent:
+    """Every complete line of a ``jsonl`` report (an empty file has none).
+
+    A last line without its newline, or that does not parse, is what a hard kill leaves:
+    it is reported in ``partial_tail`` and left out. Any other line that is not a JSON
+    object raises :class:`fpattr.errors.UsageError`: the file is not a fpattr report.
+    """
+    from fpattr.errors import UsageError
+
+    content = JsonlContent()
+    with open(path, "rb") as f:
+        raw = f.read().split(b"\n")
+    tail = raw.pop()  # b"" when the file ends with a newline
+    if tail.strip():
+        content.partial_tail = True
+    for i, line in enumerate(raw, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            obj = None
+        if not isinstance(obj, dict):
+            raise UsageError(
+                f"{os.fspath(path)!r} line {i} is not a JSON object: not a fpattr jsonl report"
+            )
+        content.lines.append(obj)
+    return content

@@ -26,11 +26,42 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+def output_format(fmt: str, output: Path | None) -> str:
+    """The format ``--output`` is written in: ``--format``, or the suffix when it was left
+    at ``table`` and the suffix names another format."""
+    from fpattr.report.files import format_for_path
+
+    if output is None or fmt != "table" or output.suffix in ("", ".txt") or str(output) == "-":
+        return fmt
+    return format_for_path(output)
+
+
+def check_output_paths(*paths: Path | None) -> None:
+    """:class:`UsageError` (exit 2) now, before any work, unless every given output path can
+    be written (folder exists and is a folder, not read-only, the path is not a folder)."""
+    from fpattr.io.atomic import check_writable
+
+    for path in paths:
+        if path is not None:
+            check_writable(path, "output")
+
+
 class Outputs:
-    """Fans results out to stdout (or --output) and an optional HTML report, atomically."""
+    """Fans results out to stdout (or --output) and an optional HTML report.
+
+    Files are written atomically, except a line format (jsonl) given as ``--output``: it is
+    streamed to its destination record by record, so an interrupted run keeps every finished
+    record, and ``append=True`` continues such a file (``attribute --resume``).
+    """
 
     def __init__(
-        self, fmt: str, output: Path | None, report: Path | None, manifest: dict[str, Any]
+        self,
+        fmt: str,
+        output: Path | None,
+        report: Path | None,
+        manifest: dict[str, Any],
+        *,
+        append: bool = False,
     ) -> None:
         import time
 
@@ -40,17 +71,26 @@ class Outputs:
         self._started = time.monotonic()
         self._stack = ExitStack()
         self.writers: list[Any] = []
+        self._appended: Any = None
         reg = report_formats()
         check_format(fmt)
+        check_output_paths(output, report)  # all of them before any file is opened
         if output is not None:
-            ofmt = (
-                fmt if fmt != "table" or output.suffix in ("", ".txt") else format_for_path(output)
-            )
-            self.writers.append(
-                self._stack.enter_context(
-                    open_report(output, ofmt, manifest, registry=reg, thumbnails=ofmt == "html")
+            ofmt = output_format(fmt, output)
+            writer = self._stack.enter_context(
+                open_report(
+                    output,
+                    ofmt,
+                    manifest,
+                    registry=reg,
+                    thumbnails=ofmt == "html",
+                    stream=True,
+                    append=append,
                 )
             )
+            self.writers.append(writer)
+            if append:
+                self._appended = writer
         else:
             self.writers.append(reg.get(fmt)(sys.stdout, manifest))
         if report is not None:
@@ -68,6 +108,12 @@ class Outputs:
     def write(self, result: dict[str, Any]) -> None:
         for w in self.writers:
             w.write(result)
+
+    def replay(self, result: dict[str, Any]) -> None:
+        """A result kept from the file being resumed: to every output but that file."""
+        for w in self.writers:
+            if w is not self._appended:
+                w.write(result)
 
     def close(self, summary: dict[str, Any]) -> None:
         from fpattr.report.manifest import finish_summary

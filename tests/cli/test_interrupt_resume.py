@@ -1,0 +1,230 @@
+"""Interrupted `attribute -o FILE.jsonl` keeps every finished record; `--resume` completes it.
+
+Real subprocesses (`python -m fpattr`) killed with SIGINT / SIGTERM mid-run, then resumed:
+the file must hold only complete lines, no temp file may be left, and the resumed file must
+list every input exactly once with one summary at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fpattr.testing import run_cli, write_generator_images
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+
+GENS = ("nearest", "bilinear", "checker")
+N_PER_GEN = 67  # 201 inputs
+# slow enough per image (~10 ms) that the run is surely caught mid-way
+SLOW = ["-b", "spectrum", "--batch-size", "1", "--workers", "1", "--views", "16", "-q"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("interrupt")
+    for gen in GENS:
+        write_generator_images(root / "refs" / gen, gen, n=3, size=64, seed=0)
+        write_generator_images(
+            root / "queries", gen, n=N_PER_GEN, size=128, seed=100, prefix=f"{gen}_"
+        )
+    for gen in GENS:
+        r = run_cli(
+            ["gallery", "add", gen, root / "refs" / gen, "-g", root / "gallery", "-b", "spectrum"]
+        )
+        assert r.exit_code == 0, r.output
+    return {"root": root, "queries": root / "queries", "gallery": root / "gallery"}
+
+
+def _inputs(world) -> set[str]:
+    return {str(p) for p in world["queries"].iterdir()}
+
+
+def _lines(path: Path) -> list[dict]:
+    data = path.read_bytes()
+    assert data.endswith(b"\n"), "the last line is incomplete"
+    return [json.loads(line) for line in data.decode("utf-8").splitlines()]
+
+
+def _n_results(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b'{"type":"result"')
+    except FileNotFoundError:
+        return 0
+
+
+def _attribute(world, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fpattr",
+        "attribute",
+        str(world["queries"]),
+        "-g",
+        str(world["gallery"]),
+        "-o",
+        str(out),
+        *SLOW,
+        *extra,
+    ]
+
+
+def _interrupt(world, out: Path, signum: int) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(_attribute(world, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _n_results(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_interrupted_run_keeps_records_and_resumes(world, tmp_path, signum, code):
+    out = tmp_path / "results.jsonl"
+    p = _interrupt(world, out, signum)
+    assert p.returncode == code, p.stderr.decode()
+    assert "interrupted" in p.stderr.decode()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["results.jsonl"]  # no temp file
+
+    lines = _lines(out)  # every line complete and valid JSON
+    kinds = [x["type"] for x in lines]
+    assert kinds[0] == "manifest" and set(kinds[1:]) == {"result"}  # no summary: incomplete
+    done = [x["path"] for x in lines[1:]]
+    assert 4 <= len(done) < len(_inputs(world)) and len(set(done)) == len(done)
+    assert all(len(x["sha256"]) == 64 and x["status"] == "ok" for x in lines[1:])
+
+    r = subprocess.run(_attribute(world, out, "--resume"), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["results.jsonl"]
+    lines = _lines(out)
+    kinds = [x["type"] for x in lines]
+    assert kinds.count("manifest") == 2 and kinds.count("summary") == 1
+    assert kinds[-1] == "summary"
+    paths = [x["path"] for x in lines if x["type"] == "result"]
+    assert sorted(paths) == sorted(_inputs(world))  # every input exactly once
+    assert paths[: len(done)] == done  # the kept records first
+    resumed = [x for x in lines if x["type"] == "manifest"][1]["resumed"]
+    assert resumed == {"kept": len(done), "redone": 0, "dropped_partial_line": False}
+    summary = lines[-1]
+    assert summary["n_inputs"] == len(_inputs(world)) == summary["n_ok"]
+    assert sum(summary["decisions"].values()) == len(_inputs(world))
+    assert summary["resumed"] == {
+        "runs": 2,
+        "kept": len(done),
+        "redone": 0,
+        "new": len(_inputs(world)) - len(done),
+    }
+
+
+def _run(world, out: Path, *extra, quiet: bool = True) -> object:
+    args = ["attribute", world["queries"], "-g", world["gallery"], "-o", out, "-b", "spectrum"]
+    return run_cli([*args, *extra, *(["-q"] if quiet else [])])
+
+
+@pytest.fixture
+def small(tmp_path) -> dict[str, Path]:
+    for gen in GENS:
+        write_generator_images(tmp_path / "refs" / gen, gen, n=3, size=64, seed=0)
+        write_generator_images(tmp_path / "queries", gen, n=3, size=64, seed=7, prefix=f"{gen}_")
+        r = run_cli(
+            ["gallery", "add", gen, tmp_path / "refs" / gen, "-g", tmp_path / "g", "-b", "spectrum"]
+        )
+        assert r.exit_code == 0, r.output
+    return {"queries": tmp_path / "queries", "gallery": tmp_path / "g", "root": tmp_path}
+
+
+def test_resume_redoes_changed_inputs_and_drops_a_partial_line(small, tmp_path):
+    out = tmp_path / "r.jsonl"
+    assert _run(small, out).exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 11  # manifest, 9 results, summary
+    # an interrupted file: 5 results kept, then half a line (a hard kill)
+    out.write_text("\n".join(lines[:6]) + "\n" + lines[6][:40], encoding="utf-8")
+    changed = json.loads(lines[2])["path"]  # its image changes: its record must be redone
+    (new,) = write_generator_images(tmp_path / "new", "checker", n=1, size=64, seed=55)
+    new.replace(changed)
+
+    r = _run(small, out, "--resume", quiet=False)
+    assert r.exit_code == 0, r.output
+    assert "1 to redo" in r.stderr and "incomplete last line was dropped" in r.stderr
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    results = [x for x in got if x["type"] == "result"]
+    assert sorted(x["path"] for x in results) == sorted(str(p) for p in small["queries"].iterdir())
+    kept = [json.loads(x) for x in lines[1:6] if json.loads(x)["path"] != changed]
+    assert results[:4] == kept  # the kept records first, unchanged
+    assert changed in [x["path"] for x in results[4:]]  # redone, after them
+    assert got[-1]["type"] == "summary" and got[-1]["n_inputs"] == 9
+    assert got[-1]["resumed"] == {"runs": 2, "kept": 4, "redone": 1, "new": 5}
+    assert [x.get("resumed") for x in got if x["type"] == "manifest"][1] == {
+        "kept": 4,
+        "redone": 1,
+        "dropped_partial_line": True,
+    }
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["r.jsonl"]
+
+
+def test_resume_of_a_finished_file_keeps_one_summary(small, tmp_path):
+    out = tmp_path / "r.jsonl"
+    assert _run(small, out, "-f", "jsonl").exit_code == 0
+    r = _run(small, out, "--resume")
+    assert r.exit_code == 0, r.output
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["type"] for x in got].count("summary") == 1 and got[-1]["type"] == "summary"
+    assert got[-1]["n_inputs"] == 9 and got[-1]["resumed"]["kept"] == 9
+    assert got[-1]["resumed"]["new"] == 0
+
+
+def test_resume_without_a_file_is_a_plain_run(small, tmp_path):
+    out = tmp_path / "new.jsonl"
+    assert _run(small, out, "--resume").exit_code == 0
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["type"] for x in got].count("result") == 9 and "resumed" not in got[-1]
+
+
+def test_resume_refuses_other_settings_formats_and_files(small, tmp_path):
+    out = tmp_path / "r.jsonl"
+    assert _run(small, out).exit_code == 0
+    before = out.read_bytes()
+    r = _run(small, out, "--resume", "--top-k", "2")
+    assert r.exit_code == 2 and "top_k 3 -> 2" in r.stderr, r.output
+    r = _run(small, tmp_path / "r.json", "--resume")
+    assert r.exit_code == 2 and "jsonl" in r.stderr
+    r = _run(small, out, "--resume", "--as-set")
+    assert r.exit_code == 2 and "--as-set" in r.stderr
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"type": "something"}\n', encoding="utf-8")
+    r = _run(small, other, "--resume")
+    assert r.exit_code == 2 and "not the jsonl output of fpattr attribute" in r.stderr
+    assert out.read_bytes() == before
+
+
+def test_uninterrupted_holds_a_signal_until_the_record_is_written():
+    from fpattr.errors import Interrupted
+    from fpattr.io.atomic import graceful_signals, uninterrupted
+
+    written = []
+    before = signal.getsignal(signal.SIGTERM)
+    with graceful_signals():
+        with pytest.raises(Interrupted) as info:
+            with uninterrupted():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.01)
+                written.append("whole record")
+    assert written == ["whole record"] and info.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -1,0 +1,155 @@
+"""Output paths are checked before any work: a clear exit-2 message, never an internal error.
+
+`attribute -o` / `--report`, and `gallery export` / `gallery import`: a folder that does not
+exist, a "folder" that is a regular file, a path that is a folder, a read-only folder, an
+unwritable file. The gallery given to `attribute` does not exist: the output error must come
+first, proving that nothing was loaded or computed. Internal errors exit 70, not 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from fpattr.errors import ExitCode, UsageError
+from fpattr.io import atomic
+from fpattr.io.atomic import check_writable, check_writable_folder
+from fpattr.testing import run_cli, write_generator_images
+
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture
+def queries(tmp_path):
+    write_generator_images(tmp_path / "q", "checker", n=2, size=64)
+    return tmp_path / "q"
+
+
+def _attribute(queries, tmp_path, *extra):
+    gallery = tmp_path / "no-gallery"  # would fail later: the output check must come first
+    return run_cli(["attribute", queries, "-g", gallery, "-b", "spectrum", "-q", *extra])
+
+
+def _only(tmp_path, *names):
+    return sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+
+@pytest.mark.parametrize("flag", ["-o", "--report"])
+def test_parent_is_a_regular_file(queries, tmp_path, flag):
+    (tmp_path / "file.txt").write_text("x", encoding="utf-8")
+    name = "r.jsonl" if flag == "-o" else "r.html"
+    r = _attribute(queries, tmp_path, flag, tmp_path / "file.txt" / name)
+    assert r.exit_code == 2, r.output
+    assert "is a file, not a folder" in r.stderr and "file.txt" in r.stderr
+    assert "internal error" not in r.stderr and "no gallery" not in r.stderr
+    assert (tmp_path / "file.txt").read_text(encoding="utf-8") == "x"
+
+
+@pytest.mark.parametrize("flag", ["-o", "--report"])
+def test_missing_folder(queries, tmp_path, flag):
+    r = _attribute(queries, tmp_path, flag, tmp_path / "nope" / "deeper" / "r.html")
+    assert r.exit_code == 2 and "not found" in r.stderr and "no gallery" not in r.stderr
+    assert not (tmp_path / "nope").exists()
+
+
+def test_output_is_a_folder(queries, tmp_path):
+    (tmp_path / "out.jsonl").mkdir()
+    r = _attribute(queries, tmp_path, "-o", tmp_path / "out.jsonl")
+    assert r.exit_code == 2 and "it is a folder" in r.stderr and "no gallery" not in r.stderr
+
+
+def test_every_path_is_checked_before_any_file_is_opened(queries, tmp_path):
+    """A bad --report must not leave -o truncated (it is streamed once opened)."""
+    out = tmp_path / "r.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    r = _attribute(queries, tmp_path, "-o", out, "--report", tmp_path / "nope" / "r.html")
+    assert r.exit_code == 2 and "not found" in r.stderr
+    assert out.read_text(encoding="utf-8") == "previous\n"
+
+
+@pytest.mark.skipif(ROOT or os.name != "posix", reason="root ignores permission bits")
+def test_read_only_folder(queries, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        r = _attribute(queries, tmp_path, "-o", ro / "r.jsonl")
+        assert r.exit_code == 2 and "not writable" in r.stderr and "permission denied" in r.stderr
+        r = run_cli(["gallery", "export", ro / "g.npz", "-b", "spectrum"])
+        assert r.exit_code == 2 and "not writable" in r.stderr
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.skipif(ROOT or os.name != "posix", reason="root ignores permission bits")
+def test_unwritable_file(queries, tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("keep\n", encoding="utf-8")
+    f.chmod(0o444)
+    r = _attribute(queries, tmp_path, "-o", f)
+    assert r.exit_code == 2 and "permission denied" in r.stderr
+    assert f.read_text(encoding="utf-8") == "keep\n"
+
+
+@pytest.mark.parametrize(
+    ("err", "why"),
+    [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system")],
+)
+def test_read_only_folder_as_the_os_reports_it(queries, tmp_path, monkeypatch, err, why):
+    """The same refusal whoever runs the tests (root ignores chmod): the probe fails."""
+
+    def refuse(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
+    r = _attribute(queries, tmp_path, "-o", tmp_path / "r.jsonl")
+    assert r.exit_code == 2, r.output
+    assert f"is not writable ({why})" in r.stderr and "no gallery" not in r.stderr
+    with pytest.raises(UsageError, match=why):
+        check_writable_folder(tmp_path / "new-gallery", "gallery")
+
+
+def test_check_writable_leaves_nothing(tmp_path):
+    check_writable(tmp_path / "r.jsonl")
+    existing = tmp_path / "old.csv"
+    existing.write_text("old", encoding="utf-8")
+    check_writable(existing)
+    check_writable("-")
+    assert _only(tmp_path, "old.csv") and existing.read_text(encoding="utf-8") == "old"
+
+
+def test_gallery_export_and_import_paths(tmp_path):
+    (tmp_path / "file.txt").write_text("x", encoding="utf-8")
+    r = run_cli(["gallery", "export", tmp_path / "file.txt" / "g.npz", "-b", "spectrum"])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.stderr, r.output
+    r = run_cli(["gallery", "export", tmp_path / "nope" / "g.npz", "-b", "spectrum"])
+    assert r.exit_code == 2 and "not found" in r.stderr, r.output
+
+    refs = write_generator_images(tmp_path / "refs", "checker", n=3, size=64)
+    g = tmp_path / "g"
+    assert run_cli(["gallery", "add", "checker", *refs, "-g", g, "-b", "spectrum"]).exit_code == 0
+    npz = tmp_path / "g.npz"
+    r = run_cli(["gallery", "export", npz, "-g", g, "-b", "spectrum"])
+    assert r.exit_code == 0 and npz.is_file(), r.output
+    r = run_cli(["gallery", "import", npz, "-g", tmp_path / "file.txt" / "g2"])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.stderr, r.output
+    r = run_cli(["gallery", "import", npz, "-g", tmp_path / "file.txt"])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.stderr, r.output
+    r = run_cli(["gallery", "import", npz, "-g", tmp_path / "new" / "g2"])
+    assert r.exit_code == 0 and (tmp_path / "new" / "g2" / "gallery.json").is_file(), r.output
+
+
+def test_internal_errors_have_their_own_exit_code(monkeypatch, tmp_path):
+    from fpattr.cli import attribute_cmd
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(attribute_cmd, "run", boom)
+    r = run_cli(["attribute", tmp_path])
+    assert r.exit_code == ExitCode.INTERNAL == 70
+    assert "internal error: ZeroDivisionError: a bug" in r.stderr
+    assert int(ExitCode.USAGE) == 2
