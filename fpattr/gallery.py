@@ -56,6 +56,19 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _check_embeddings(name: str, emb: np.ndarray, where: str = "") -> np.ndarray:
+    """Refuse what would give NaN or meaningless scores: no reference, no dimension,
+    non-finite values."""
+    if emb.ndim != 2 or emb.shape[0] == 0 or emb.shape[1] == 0:
+        raise GalleryError(
+            f"{where}model {name!r} has no references (embeddings of shape {emb.shape}): "
+            "a model needs at least one reference image"
+        )
+    if not np.isfinite(emb).all():
+        raise GalleryError(f"{where}model {name!r} has non-finite embeddings")
+    return emb
+
+
 def _first_of_each_sha(refs: list[dict[str, Any]]) -> list[int]:
     """Indices of the references to keep: the first of each sha256 (unknown hashes kept)."""
     seen: set[str] = set()
@@ -119,7 +132,8 @@ class Gallery:
         meta: dict[str, Any] | None = None,
     ) -> GalleryModel:
         check_model_name(name)
-        emb = _normalise(np.atleast_2d(embeddings))
+        emb = _check_embeddings(name, np.atleast_2d(np.asarray(embeddings, dtype=np.float32)))
+        emb = _normalise(emb)
         if emb.shape[0] != len(refs):
             raise GalleryError(f"{emb.shape[0]} embeddings for {len(refs)} references")
         # an exact duplicate (same sha256) is one piece of evidence, not two: keep the first
@@ -246,6 +260,8 @@ class Gallery:
         emb_dir.mkdir(parents=True, exist_ok=True)
         entries = {}
         for name, m in self.models.items():
+            check_model_name(name)  # the name becomes part of a file path
+            _check_embeddings(name, m.embeddings, f"gallery {path}: ")
             blob = _npy_bytes(m.embeddings)
             fname = f"{name}-{hashlib.sha256(blob).hexdigest()[:16]}.npy"
             if not (emb_dir / fname).exists():
@@ -275,6 +291,7 @@ class Gallery:
 
     @classmethod
     def load(cls, path: Path) -> Gallery:
+        """Read and verify a gallery: names, embedding files, integrity hash (sha256)."""
         path = Path(path)
         meta_file = path / "gallery.json"
         if not meta_file.is_file():
@@ -283,19 +300,36 @@ class Gallery:
             doc = json.loads(meta_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise GalleryError(f"cannot read {meta_file}: {exc}") from exc
-        if doc.get("schema") != SCHEMA:
-            raise GalleryError(f"{meta_file}: unknown schema {doc.get('schema')!r}")
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+            schema = doc.get("schema") if isinstance(doc, dict) else None
+            raise GalleryError(f"{meta_file}: unknown schema {schema!r}")
+        if not isinstance(doc.get("sha256"), str) or not doc["sha256"]:
+            raise GalleryError(
+                f'{meta_file} has no integrity hash ("sha256"): it was not written by '
+                "fpattr or was edited by hand; refusing it. Re-create the gallery with "
+                "`fpattr gallery add`, or import it from an `fpattr gallery export` file"
+            )
+        models = doc.get("models", {})
+        if not isinstance(doc.get("backbone"), dict) or not isinstance(models, dict):
+            raise GalleryError(f"{meta_file}: malformed (backbone or models missing)")
         g = cls(backbone=doc["backbone"], path=path, description=doc.get("description", ""))
-        for name, e in doc.get("models", {}).items():
-            f = path / e["file"]
-            if Path(e["file"]).is_absolute() or ".." in Path(e["file"]).parts:
-                raise GalleryError(f"{meta_file}: refuses embedding path {e['file']!r}")
+        for name, e in models.items():
+            try:
+                check_model_name(name)
+            except GalleryError as exc:
+                raise GalleryError(f"{meta_file}: {exc}") from None
+            file = e.get("file") if isinstance(e, dict) else None
+            rel = Path(file) if isinstance(file, str) else None
+            if rel is None or rel.is_absolute() or len(rel.parts) != 2 or rel.parts[0] != "emb":
+                raise GalleryError(f"{meta_file}: refuses embedding path {file!r} of {name!r}")
+            f = path / rel
             try:
                 emb = np.load(f, allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise GalleryError(f"gallery {path}: cannot load {f.name}: {exc}") from exc
             if emb.ndim != 2 or emb.shape[0] != e.get("n_refs", emb.shape[0]):
                 raise GalleryError(f"gallery {path}: {f.name} has shape {emb.shape}")
+            _check_embeddings(name, emb, f"gallery {path}: ")
             g.models[name] = GalleryModel(
                 name,
                 emb.astype(np.float32),
@@ -303,7 +337,7 @@ class Gallery:
                 e.get("created", ""),
                 e.get("meta", {}),
             )
-        if doc.get("sha256") and doc["sha256"] != g.sha256:
+        if doc["sha256"] != g.sha256:
             raise GalleryError(f"gallery {path}: content does not match its recorded sha256")
         return g
 
@@ -359,21 +393,27 @@ def import_npz(src: Path) -> Gallery:
     try:
         with np.load(src, allow_pickle=False) as z:
             meta = json.loads(bytes(z["gallery.json"]).decode("utf-8"))
-            if meta.get("schema") != SCHEMA:
+            if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
                 raise GalleryError(f"{src}: not an fpattr gallery export")
+            if not isinstance(meta.get("sha256"), str) or not meta["sha256"]:
+                raise GalleryError(
+                    f'{src} has no integrity hash ("sha256"): not written by '
+                    "`fpattr gallery export`; refusing it"
+                )
             g = Gallery(backbone=meta["backbone"], description=meta.get("description", ""))
             for name, e in meta["models"].items():
                 check_model_name(name)
+                emb = _check_embeddings(name, z[f"emb/{name}"], f"{src}: ")
                 g.models[name] = GalleryModel(
                     name,
-                    z[f"emb/{name}"].astype(np.float32),
+                    emb.astype(np.float32),
                     e.get("refs", []),
                     e.get("created", ""),
                     e.get("meta", {}),
                 )
     except GalleryError:
         raise
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise GalleryError(f"cannot read gallery export {src}: {exc}") from exc
     if meta.get("sha256") != g.sha256:
         raise GalleryError(f"{src}: content does not match its recorded sha256 (corrupted?)")

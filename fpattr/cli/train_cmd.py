@@ -1,4 +1,4 @@
-"""`fpattr train` and `fpattr export` (need the [train] extra: torch, onnx)."""
+"""`fpattr train` and `fpattr export` (need the [train] extra: torch, onnx, onnxscript)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,23 @@ def _need_torch() -> None:
 
     if importlib.util.find_spec("torch") is None:
         raise UsageError("training needs PyTorch: pip install 'fpattr[train]'")
+
+
+def _need_export_deps() -> None:
+    """Fail before any work when the exporter or the parity check cannot run."""
+    import importlib.util
+
+    from fpattr.errors import UsageError
+
+    _need_torch()
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"export needs {' and '.join(missing)} (torch.onnx.export(dynamo=True)): "
+            "pip install 'fpattr[train]'"
+        )
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise UsageError("the export parity check needs ONNX Runtime: pip install 'fpattr[cpu]'")
 
 
 def train(
@@ -117,7 +134,7 @@ def export(
 
     Example: fpattr export runs/extractor --out models --name default
     """
-    _need_torch()
+    _need_export_deps()
     from fpattr.paths import data_dir
     from fpattr.training.export import export as run_export
     from fpattr.training.export import find_images
@@ -149,6 +166,7 @@ def export(
                 "sha256": card["sha256"],
                 "size_bytes": card["size_bytes"],
                 "parity": card["parity"],
+                "exporter": card["exporter"],
             },
             indent=2,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -32,23 +33,53 @@ OPSET = 18
 
 def load_extractor(path: Path) -> torch.nn.Module:
     """A plain or fused (learned + spectral) extractor from a checkpoint file."""
+    from fpattr.training import checkpoint
     from fpattr.training.hybrid import build
 
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if "model" not in blob or "config" not in blob:
+    blob = checkpoint.load(path)  # weights_only=True: a checkpoint that runs code is refused
+    if "model" not in blob or not isinstance(blob.get("config"), dict):
         raise FpattrError(f"{path} is not an fpattr extractor checkpoint")
     if "extractor" in blob["config"]:  # a training checkpoint.pt: the config is nested
         blob = {**blob, "config": blob["config"]["extractor"]}
-    return build(blob)
+    try:
+        return build(blob)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise FpattrError(f"{path} is not a usable fpattr extractor checkpoint: {exc}") from exc
+
+
+EXPORTER = "torch.onnx.export(dynamo=True)"
+
+
+def exporter_info() -> dict[str, Any]:
+    """The ONNX exporter this project uses, with the versions it runs with.
+
+    Only the dynamo (torch.export) exporter is used; it needs onnxscript, which the
+    ``[train]`` extra installs. There is no silent fallback to the TorchScript exporter:
+    a missing dependency or a failed export is an error.
+    """
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "onnxscript", "onnx"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"name": EXPORTER, "opset": OPSET, **versions}
 
 
 def _onnx_bytes(model: torch.nn.Module, tmp: Path) -> bytes:
+    """The model as one self-contained ONNX file, by the dynamo exporter; raises
+    :class:`FpattrError` when it cannot export (no fallback to another exporter)."""
+    import importlib.util
+
+    info = exporter_info()
+    if importlib.util.find_spec("onnxscript") is None:
+        raise FpattrError(
+            f"ONNX export needs onnxscript ({EXPORTER}); install the training extra: "
+            "pip install 'fpattr[train]'"
+        )
     x = torch.rand(2, model.cfg.size, model.cfg.size, 3)
-    kwargs: dict[str, Any] = {
-        "input_names": ["views"],
-        "output_names": ["embedding"],
-        "opset_version": OPSET,
-    }
     try:
         torch.onnx.export(
             model,
@@ -58,21 +89,20 @@ def _onnx_bytes(model: torch.nn.Module, tmp: Path) -> bytes:
             external_data=False,  # one self-contained file
             verbose=False,
             dynamic_shapes={"views": {0: torch.export.Dim("N", min=1, max=65536)}},
-            **kwargs,
+            input_names=["views"],
+            output_names=["embedding"],
+            opset_version=OPSET,
         )
-    except Exception:  # noqa: BLE001 - fall back to the TorchScript exporter
-        torch.onnx.export(
-            model,
-            (x,),
-            str(tmp),
-            dynamo=False,
-            dynamic_axes={"views": {0: "N"}, "embedding": {0: "N"}},
-            **kwargs,
-        )
-    import onnx
+        import onnx
 
-    m = onnx.load(str(tmp))
-    onnx.checker.check_model(m)
+        m = onnx.load(str(tmp))
+        onnx.checker.check_model(m)
+    except Exception as exc:  # noqa: BLE001 - reported, never swallowed
+        versions = ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("name", "opset"))
+        raise FpattrError(
+            f"ONNX export failed ({EXPORTER}, opset {OPSET}; {versions}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     return m.SerializeToString()
 
 
@@ -125,7 +155,15 @@ def export(
     command: str = "",
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Export ``checkpoint`` to ``out_dir/name.onnx`` + ``name.json``; returns the card."""
+    """Export ``checkpoint`` to ``out_dir/name.onnx`` + ``name.json``; returns the card.
+
+    Nothing is written unless the export succeeds and ONNX Runtime reproduces torch's
+    embeddings (parity); otherwise :class:`FpattrError` is raised.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", name or ""):
+        raise FpattrError(
+            f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_', '+', '-'"
+        )
     model = load_extractor(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{name}.export-tmp.onnx"
@@ -138,7 +176,10 @@ def export(
         for leftover in (tmp, tmp.with_name(tmp.name + ".data")):  # dynamo may write weights aside
             leftover.unlink(missing_ok=True)
     if not par["min_cosine"] >= min_cosine:
-        raise FpattrError(f"ONNX parity failed: min cosine {par['min_cosine']:.6f} < {min_cosine}")
+        raise FpattrError(
+            f"ONNX parity failed: min cosine {par['min_cosine']:.6f} < {min_cosine} between "
+            f"ONNX Runtime and torch on {par['n_views']} views; nothing was written"
+        )
     sha = hashlib.sha256(blob).hexdigest()
     with torch.no_grad():
         dim = int(model(torch.rand(1, model.cfg.size, model.cfg.size, 3)).shape[1])
@@ -168,6 +209,7 @@ def export(
         "default_views": default_views,
         "batch_size": 64,
         "opset": OPSET,
+        "exporter": exporter_info(),
         "parity": {**par, "threshold": min_cosine},
         "calibration": tr.get("calibration"),
         "validation": tr.get("validation"),

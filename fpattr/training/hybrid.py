@@ -140,13 +140,14 @@ def fuse_run(run: Any, *, n_views: int = 4, refs: int = 5, log: Any = print) -> 
     from pathlib import Path
 
     from fpattr.io.atomic import atomic_write_text
+    from fpattr.training import checkpoint
     from fpattr.training.augment import AugmentConfig
     from fpattr.training.data import load_zoo
     from fpattr.training.train import fit_calibration, zero_shot_metrics
 
     run = Path(run)
     tr = json.loads((run / "train_result.json").read_text())
-    blob = torch.load(run / "extractor.pt", map_location="cpu", weights_only=False)
+    blob = checkpoint.load(run / "extractor.pt")
     zoo = load_zoo(Path(tr["zoo"]["path"]))
     index = {m: k for k, m in enumerate(zoo.ids)}
     split = {k: [index[i] for i in v if i in index] for k, v in tr["held_out_ids"].items()}
@@ -177,7 +178,7 @@ def fuse_run(run: Any, *, n_views: int = 4, refs: int = 5, log: Any = print) -> 
         "selection": choice,
         "learned_only_validation": tr["validation"],
     }
-    torch.save({**blob, "fusion": fusion}, run / "fused.pt")
+    checkpoint.save({**blob, "fusion": fusion}, run / "fused.pt")
     result = {**tr, "calibration": calibration, "validation": validation, "fusion": fusion}
     atomic_write_text(run / "fused_result.json", json.dumps(result, indent=2))
     return fused, result

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from fpattr.calibration import Calibration
-from fpattr.errors import UsageError
+from fpattr.errors import FpattrError, UsageError
 from fpattr.evaluation.metrics import attribution_metrics
 from fpattr.io.atomic import atomic_write_text
+from fpattr.training import checkpoint
 from fpattr.training.augment import AugmentConfig
 from fpattr.training.data import Zoo, eval_views, load_zoo, pk_batches, split_models
 from fpattr.training.model import (
@@ -102,10 +103,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+_CKPT_KEYS = {"config", "model", "head", "opt", "sched", "np_rng", "torch_rng", "state"}
+
+
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """Atomic, and loadable with ``weights_only=True`` (see :mod:`fpattr.training.checkpoint`)."""
+    checkpoint.save(obj, path)
 
 
 @torch.no_grad()
@@ -340,7 +343,12 @@ def train(
     state: dict[str, Any] = {"step": 0, "history": [], "seconds": 0.0}
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        saved = checkpoint.load(ckpt, map_location=device)
+        missing = _CKPT_KEYS - set(saved)
+        if missing:
+            raise FpattrError(
+                f"{ckpt} is not an fpattr training checkpoint (lacks {sorted(missing)})"
+            )
         if saved["config"] != cfg.to_dict():
             raise UsageError(f"{ckpt} was made with another configuration; use a new --out")
         model.load_state_dict(saved["model"])
@@ -349,7 +357,7 @@ def train(
         sched.load_state_dict(saved["sched"])
         if world == 1:  # other layouts re-seed their streams from (seed, rank)
             rng.bit_generator.state = saved["np_rng"]
-            torch.set_rng_state(saved["torch_rng"])
+            torch.set_rng_state(saved["torch_rng"].cpu())  # map_location may move it
         state = saved["state"]
         log(f"resumed from {ckpt} at step {state['step']}")
 
@@ -485,7 +493,7 @@ def finish(
     }
     model_cpu = Extractor(cfg.extractor)
     model_cpu.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
-    torch.save(
+    _save_atomic(
         {"config": cfg.extractor.to_dict(), "model": model_cpu.state_dict()},
         Path(cfg.out) / "extractor.pt",
     )

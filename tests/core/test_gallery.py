@@ -127,3 +127,137 @@ def test_concurrent_adds_lose_nothing(tmp_path):
     with ctx.Pool(2) as pool:
         pool.starmap(_enrol, [(tmp_path / "g", n) for n in names])
     assert sorted(Gallery.load(tmp_path / "g").models) == names
+
+
+def _write_raw(path, models, *, with_sha=True):
+    """A gallery.json written by hand (as an attacker or an old tool would): each model's
+    embeddings in emb/<k>.npy, the sha256 recorded correctly unless with_sha is False."""
+    from fpattr.gallery import GalleryModel
+
+    (path / "emb").mkdir(parents=True, exist_ok=True)
+    g = Gallery(backbone=BB)
+    entries = {}
+    for k, (name, emb) in enumerate(models.items()):
+        np.save(path / "emb" / f"{k}.npy", emb.astype(np.float32), allow_pickle=False)
+        g.models[name] = GalleryModel(name, emb.astype(np.float32))
+        entries[name] = {"file": f"emb/{k}.npy", "n_refs": len(emb), "refs": []}
+    doc = {"schema": "fpattr.gallery/1", "backbone": BB, "models": entries}
+    if with_sha:
+        doc["sha256"] = g.sha256
+    (path / "gallery.json").write_text(json.dumps(doc))
+    return path
+
+
+def test_hand_written_gallery_with_its_hash_loads(tmp_path):
+    g = Gallery.load(_write_raw(tmp_path / "g", {"m0": _emb(0), "m1": _emb(1)}))
+    assert sorted(g.models) == ["m0", "m1"]
+
+
+@pytest.mark.parametrize("bad", ["../../x", "a/b", "/abs", "unknown", ".hidden"])
+def test_gallery_json_with_a_path_like_model_name_is_refused(tmp_path, bad):
+    """A name like ../../x would become emb/../../x-<hash>.npy on the next save, i.e. a
+    write outside the gallery folder: refused on load, before any edit."""
+    g_dir = _write_raw(tmp_path / "d" / "g", {bad: _emb(0), "ok": _emb(1)})
+    with pytest.raises(GalleryError, match="invalid model name"):
+        Gallery.load(g_dir)
+    with pytest.raises(GalleryError, match="invalid model name"), editing(g_dir, BB) as h:
+        h.add("new", _emb(2), _refs("new"))  # what `fpattr gallery add` does
+    outside = [p for p in (tmp_path / "d").rglob("*") if "g" not in p.relative_to(tmp_path).parts]
+    assert outside == [] and not list(tmp_path.rglob("x-*.npy"))
+
+
+def test_save_never_builds_a_path_from_an_invalid_name(tmp_path):
+    from fpattr.gallery import GalleryModel
+
+    g = Gallery(backbone=BB)
+    g.models["../../x"] = GalleryModel("../../x", _emb(0))  # bypassing add()
+    with pytest.raises(GalleryError, match="invalid model name"):
+        g.save(tmp_path / "d" / "g")
+    assert not list(tmp_path.rglob("*.npy")) and not list(tmp_path.rglob("gallery.json"))
+
+
+def test_gallery_json_without_its_integrity_hash_is_refused(tmp_path):
+    g_dir = _write_raw(tmp_path / "g", {"m0": _emb(0)}, with_sha=False)
+    with pytest.raises(GalleryError, match=r'no integrity hash \("sha256"\)'):
+        Gallery.load(g_dir)
+
+
+def test_galleries_the_project_writes_always_carry_the_hash(tmp_path):
+    g = _gallery(tmp_path)
+    doc = json.loads((tmp_path / "g" / "gallery.json").read_text())
+    assert doc["sha256"] == g.sha256 and len(doc["sha256"]) == 64
+    with editing(tmp_path / "g", BB) as h:
+        h.remove("m0")
+    doc = json.loads((tmp_path / "g" / "gallery.json").read_text())
+    assert doc["sha256"] == Gallery.load(tmp_path / "g").sha256
+    with editing(tmp_path / "empty", BB):
+        pass  # even a gallery with no model
+    assert len(json.loads((tmp_path / "empty" / "gallery.json").read_text())["sha256"]) == 64
+
+
+def test_embedding_files_outside_emb_are_refused(tmp_path):
+    g_dir = _write_raw(tmp_path / "g", {"m0": _emb(0)})
+    doc = json.loads((g_dir / "gallery.json").read_text())
+    for bad in ["../evil.npy", "/etc/passwd", "emb/../../evil.npy", "other/0.npy", 7]:
+        doc["models"]["m0"]["file"] = bad
+        (g_dir / "gallery.json").write_text(json.dumps(doc))
+        with pytest.raises(GalleryError, match="refuses embedding path"):
+            Gallery.load(g_dir)
+
+
+def test_a_model_with_no_references_is_refused_on_load(tmp_path):
+    """Empty embeddings would give NaN centroids and NaN scores."""
+    g_dir = _write_raw(tmp_path / "g", {"m0": _emb(0), "empty": np.zeros((0, 8))})
+    with pytest.raises(GalleryError, match="'empty' has no references"):
+        Gallery.load(g_dir)
+
+
+def test_non_finite_embeddings_are_refused_on_load(tmp_path):
+    bad = _emb(0)
+    bad[1, 2] = np.nan
+    g_dir = _write_raw(tmp_path / "g", {"m0": bad})
+    with pytest.raises(GalleryError, match="non-finite"):
+        Gallery.load(g_dir)
+
+
+@pytest.mark.parametrize("emb", [np.zeros((0, 8)), np.zeros(0), np.zeros((3, 0))])
+def test_a_model_with_no_references_is_refused_on_add(tmp_path, emb):
+    g = _gallery(tmp_path)
+    n = emb.shape[0] if emb.ndim == 2 else 0
+    with pytest.raises(GalleryError, match="no references"):
+        g.add("empty", emb, _refs("empty", n))
+    assert "empty" not in g.models
+    with pytest.raises(GalleryError, match="non-finite"):
+        g.add("nan", np.full((2, 8), np.nan), _refs("nan", 2))
+
+
+def _npz(path, meta, arrays):
+    arrays = dict(arrays)
+    arrays["gallery.json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_import_refuses_bad_names_empty_models_and_missing_hash(tmp_path):
+    from fpattr.gallery import GalleryModel
+
+    def meta_for(models, with_sha=True):
+        g = Gallery(backbone=BB)
+        for n, e in models.items():
+            g.models[n] = GalleryModel(n, e.astype(np.float32))
+        meta = {"schema": "fpattr.gallery/1", "backbone": BB, "models": {n: {} for n in models}}
+        if with_sha:
+            meta["sha256"] = g.sha256
+        return meta, {f"emb/{n}": e.astype(np.float32) for n, e in models.items()}
+
+    f = _npz(tmp_path / "a.npz", *meta_for({"../../x": _emb(0)}))
+    with pytest.raises(GalleryError, match="invalid model name"):
+        import_npz(f)
+    f = _npz(tmp_path / "b.npz", *meta_for({"m0": _emb(0), "e": np.zeros((0, 8))}))
+    with pytest.raises(GalleryError, match="no references"):
+        import_npz(f)
+    f = _npz(tmp_path / "c.npz", *meta_for({"m0": _emb(0)}, with_sha=False))
+    with pytest.raises(GalleryError, match="integrity hash"):
+        import_npz(f)
+    f = _npz(tmp_path / "d.npz", *meta_for({"m0": _emb(0)}))
+    assert list(import_npz(f).models) == ["m0"]

@@ -131,7 +131,7 @@ def test_interrupted_run_resumes_from_checkpoint(tiny_zoo, tmp_path):
 
     with pytest.raises(Kill):
         train(cfg, log=lambda s: None, progress=die_at_12)
-    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
     assert saved["state"]["step"] == 10  # last checkpoint before the kill
     seen = []
     train(cfg, log=lambda s: None, progress=lambda st, t, lo: seen.append(st))
@@ -257,7 +257,7 @@ def test_torchrun_ddp_on_cpu(tiny_zoo, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count('"steps": 6') == 1
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["state"]["step"] == 6
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["state"]["step"] == 6
 
 
 def test_pooled_eval_outputs_pool_each_caller_its_own_way(tmp_path):
