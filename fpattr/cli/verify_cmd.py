@@ -42,8 +42,11 @@ def verify(
     """
     import time
 
+    from rich.text import Text
+
     from fpattr import pipeline
     from fpattr.errors import FpattrError
+    from fpattr.report.base import printable
     from fpattr.report.manifest import build_manifest
     from fpattr.report.outputs import Outputs
     from fpattr.session import Session
@@ -68,7 +71,8 @@ def verify(
             "--gallery with >= 2 models): no decision; pass --threshold or a --gallery."
         )
     for f in res["failed"]:
-        console.print(f"[red]skipped[/] {f['path']}: {f['error']}")
+        line = Text("skipped ", style="red")  # names and reasons print literally, any bytes
+        console.print(line.append(f"{printable(f['path'])}: {printable(f['error'])}", style=""))
     common.print_policy_notes(console, session.policy)
     manifest = build_manifest(
         "verify",

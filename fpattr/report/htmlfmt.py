@@ -356,6 +356,12 @@ class HtmlWriter:
                 + f"<span>threshold {fmt_score(thr, 3)}{_far_text(r)}</span>"
                 + f"<span>{_e(_cal_text(r))}</span></div>"
             )
+        skipped = [f for f in r.get("failed") or [] if isinstance(f, Mapping)]
+        if skipped:  # images left out of a folder side: named, with the reason
+            items = "".join(
+                f"<li><code>{_e(f.get('path'))}</code>: {_e(f.get('error'))}</li>" for f in skipped
+            )
+            parts.append(f'<div class="warn"><b>Skipped</b><ul>{items}</ul></div>')
         cls = "card nothumb failed" if failed else "card nothumb"
         body = "".join(parts)
         return f'<article class="{cls}" id="r{index}"><div class="body">{body}</div></article>'

@@ -252,7 +252,14 @@ class TableWriter:
                     f" ({printable(r['leaning'])})" if r.get("leaning") else "", style="dim"
                 ),
             )
-        return table, (notes if n_failed else None)
+        for r in self.results:  # images left out of a folder side: named, with the reason
+            for f in r.get("failed") or []:
+                if not isinstance(f, dict):
+                    continue
+                notes.append("\n" if notes else "")
+                notes.append("skipped ", style="red")
+                notes.append(f"{printable(f.get('path'))}: {printable(f.get('error'))}")
+        return table, (notes if notes else None)
 
     # -- summary ------------------------------------------------------------------------------
 

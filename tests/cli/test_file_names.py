@@ -141,3 +141,23 @@ def test_terminal_table_is_readable_without_strict_mode(latin):
     assert p.returncode == 0
     out = p.stdout.decode("utf-8")
     assert SHOWN in out and "\ufffd" not in out
+
+
+def test_verify_names_a_skipped_latin1_file_literally(latin):
+    """A folder side with a corrupt file named ``[bold]bad\\xe9.png``: the table, the
+    HTML report and stderr name it, escaped, markup printed literally."""
+    root = latin["root"]
+    side = root / "side"
+    side.mkdir()
+    (side / "ok.png").write_bytes((latin["latin"] / "ok.png").read_bytes())
+    (side / os.fsdecode(b"[bold]bad\xe9.png")).write_bytes(b"not an image")
+    p = _fpattr(
+        "verify", side, latin["cafe"], "-g", latin["gallery"], "--backbone", "spectrum",
+        "--report", root / "s.html", cwd=root,
+    )  # fmt: skip
+    assert p.returncode == 1, p.stderr
+    out, err = p.stdout.decode("utf-8"), p.stderr.decode("utf-8").replace("\n", "")
+    assert "skipped" in out and "[bold]bad\\xe9.png" in out
+    assert "[bold]bad\\xe9.png" in err and "\\udce9" not in err
+    page = (root / "s.html").read_text(encoding="utf-8")
+    assert "[bold]bad\\xe9.png</code>" in page
