@@ -132,6 +132,29 @@ def test_interrupted_run_keeps_records_and_resumes(world, tmp_path, signum, code
     }
 
 
+def test_sigterm_leaves_no_temp_file_of_atomic_outputs(world, tmp_path):
+    """csv -o and --report are written whole or not at all: a SIGTERM removes their temps."""
+    out, rep = tmp_path / "r.csv", tmp_path / "r.html"
+    cmd = _attribute(world, out, "--report", str(rep))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            temps = [p for p in tmp_path.iterdir() if p.name.startswith(".r.csv.tmp-")]
+            if temps and temps[0].stat().st_size > 2000:  # rows are being written
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr.decode()
+    assert list(tmp_path.iterdir()) == []  # no half report, no .r.csv.tmp-*, no .r.html.tmp-*
+
+
 def _run(world, out: Path, *extra, quiet: bool = True) -> object:
     args = ["attribute", world["queries"], "-g", world["gallery"], "-o", out, "-b", "spectrum"]
     return run_cli([*args, *extra, *(["-q"] if quiet else [])])
