@@ -65,6 +65,7 @@ class Embedded:
     flat: bool = False  # every view is flat: no fingerprint evidence
     error: str | None = None
     thumbnail: str | None = None
+    skipped: bool = False  # left out on purpose (``error`` says why): not a failure
 
     @property
     def path(self) -> str:
@@ -97,6 +98,11 @@ class Embedder:
     ``loader`` (default :func:`fpattr.io.loader.load_image`) is called as
     ``loader(path, max_pixels=...)`` in the decode threads; wrap it to transform the
     pixels before the views (the evaluation protocol's degradations, for instance).
+
+    ``include_skipped``: also yield the inputs left out on purpose (non-images found in a
+    folder, hidden entries) as :class:`Embedded` with ``skipped=True`` and the reason in
+    ``error``. Off by default so that callers which count every ``error`` as a failure keep
+    working; :class:`fpattr.session.Session` turns it on.
     """
 
     def __init__(
@@ -105,12 +111,14 @@ class Embedder:
         settings: Settings | None = None,
         *,
         loader: Callable[..., LoadedImage] | None = None,
+        include_skipped: bool = False,
     ) -> None:
         self.backbone = backbone
         self.settings = settings or Settings()
         self.n_views = int(self.settings.views or backbone.default_views)
         self.batch_views = int(self.settings.batch_size or backbone.batch_size)
         self.loader = loader or load_image
+        self.include_skipped = include_skipped
 
     def embed_paths(self, paths: Iterable[Any]) -> Iterator[Embedded]:
         return self.embed_items(iter_inputs(paths))
@@ -128,7 +136,11 @@ class Embedder:
         try:
             for key, (item, res) in enumerate(loaded):
                 if isinstance(res, ImageLoadError):
-                    pending.append((key, Embedded(item, None, None, error=res.reason)))
+                    skipped = bool(getattr(res, "skipped", False))
+                    if skipped and not self.include_skipped:
+                        continue
+                    e = Embedded(item, None, None, error=res.reason, skipped=skipped)
+                    pending.append((key, e))
                 else:
                     info = batcher.add(key, res.pixels)
                     if info is None:  # no views of this image: "views: ..."
@@ -175,11 +187,17 @@ class Embedder:
 
 @dataclass
 class RunStats:
-    """Running counts for the summary (constant memory)."""
+    """Running counts for the summary (constant memory).
+
+    ``n_inputs`` counts the inputs that were tried (processed + failed); skipped inputs
+    (non-images found in a folder, hidden entries) are counted in ``n_skipped`` only, so
+    ``n_failed = n_inputs - n_ok``.
+    """
 
     started: float = field(default_factory=time.monotonic)
     n_inputs: int = 0
     n_ok: int = 0
+    n_skipped: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
     emb_sum: np.ndarray | None = None  # sum of the pooled (non-flat) embeddings
     n_pooled: int = 0
@@ -198,6 +216,7 @@ class RunStats:
             "n_inputs": self.n_inputs,
             "n_ok": self.n_ok,
             "n_failed": self.n_inputs - self.n_ok,
+            "n_skipped": self.n_skipped,
             "decisions": dict(sorted(self.decisions.items(), key=lambda kv: -kv[1])),
             "seconds": round(secs, 3),
             "images_per_second": round(self.n_ok / secs, 2) if secs > 0 else None,

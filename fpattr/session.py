@@ -82,8 +82,9 @@ class Session:
     # -- embedding -------------------------------------------------------------------------------
 
     def embed(self, paths: Iterable[Any]) -> Iterator[Embedded]:
-        """Stream :class:`fpattr.pipeline.Embedded` for files and folders, in input order."""
-        return Embedder(self.backbone, self.settings).embed_paths(paths)
+        """Stream :class:`fpattr.pipeline.Embedded` for files and folders, in input order
+        (skipped inputs included, with ``skipped=True``)."""
+        return Embedder(self.backbone, self.settings, include_skipped=True).embed_paths(paths)
 
     # -- attribute -------------------------------------------------------------------------------
 
@@ -99,11 +100,14 @@ class Session:
             raise UsageError("attribute needs a gallery: enrol models with `fpattr gallery add`")
         stats = stats if stats is not None else RunStats()
         for e in self.embed(paths):
-            stats.n_inputs += 1
+            if e.skipped:
+                stats.n_skipped += 1
+            else:
+                stats.n_inputs += 1
             res: dict[str, Any] = {
                 "path": e.path,
                 "sha256": e.image.sha256 if e.image else None,
-                "status": "error" if e.error else "ok",
+                "status": "skipped" if e.skipped else ("error" if e.error else "ok"),
                 "error": e.error,
                 "image": _image_info(e),
                 "n_views": e.n_views,
@@ -162,8 +166,11 @@ class Session:
     def _side(self, path: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
         """Embedding of one verify side: a file, or the mean over a folder's images."""
         total: np.ndarray | None = None
-        n_ok, n_flat, failed, shas, views = 0, 0, [], [], []
+        n_ok, n_flat, failed, skipped, shas, views = 0, 0, [], [], [], []
         for e in self.embed([path]):
+            if e.skipped:
+                skipped.append({"path": e.path, "reason": e.error})
+                continue
             if e.embedding is None or e.error:
                 failed.append({"path": e.path, "error": e.error})
                 continue
@@ -179,6 +186,7 @@ class Session:
             "n_images": n_ok,
             "n_flat": n_flat,
             "failed": failed,
+            "skipped": skipped,
             "sha256": shas[0] if n_ok == 1 else None,
             "views": min(views) if views else None,
         }
@@ -197,6 +205,7 @@ class Session:
             "a_images": ia["n_images"],
             "b_images": ib["n_images"],
             "failed": ia["failed"] + ib["failed"],
+            "skipped": ia["skipped"] + ib["skipped"],
             "status": "ok",
             "error": None,
             "similarity": None,
@@ -231,9 +240,11 @@ class Session:
         seen: dict[str, str] = {}
         for e in self.embed(paths):
             if on_each is not None:
-                on_each({"status": "error" if e.error else "ok"})
+                on_each({"status": "skipped" if e.skipped else ("error" if e.error else "ok")})
             sha = e.image.sha256 if e.image else None
-            if e.embedding is None or e.error:
+            if e.skipped:
+                left_out.append({"path": e.path, "error": e.error, "skipped": True})
+            elif e.embedding is None or e.error:
                 left_out.append({"path": e.path, "error": e.error})
             elif e.flat:
                 left_out.append(

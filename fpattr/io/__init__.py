@@ -14,6 +14,8 @@ from fpattr.io.loader import (
     MAX_SIDE,
     SUPPORTED_FORMATS,
     LoadedImage,
+    NotAnImageError,
+    SkippedInputError,
     load_image,
     sha256_file,
 )
@@ -28,6 +30,8 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "InputItem",
     "LoadedImage",
+    "NotAnImageError",
+    "SkippedInputError",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_text",

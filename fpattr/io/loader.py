@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import logging
 import os
 import stat
 import struct
@@ -39,9 +40,14 @@ from PIL import (
 )
 
 from fpattr.errors import ImageLoadError
+from fpattr.io.sniff import HEAD_BYTES, describe, image_kind
 
 try:  # WebP support is an optional part of some Pillow builds.
     from PIL import WebPImagePlugin  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the Pillow build
+    pass
+try:  # AVIF is decoded natively by Pillow >= 11.3 builds that include libavif.
+    from PIL import AvifImagePlugin  # noqa: F401
 except ImportError:  # pragma: no cover - depends on the Pillow build
     pass
 
@@ -52,14 +58,19 @@ __all__ = [
     "MAX_SIDE",
     "SUPPORTED_FORMATS",
     "LoadedImage",
+    "NotAnImageError",
+    "SkippedInputError",
     "load_image",
     "oriented",
     "sha256_file",
 ]
 
-#: Suffixes the folder walk picks up (files named explicitly are always tried).
+#: Suffixes that claim an image. The folder walk yields every file and the loader decides by
+#: content; a file with one of these suffixes whose content is not an image *fails* (it was
+#: meant to be an image), any other non-image file is *skipped* (:class:`NotAnImageError`).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+    {".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".jif", ".mpo", ".webp", ".tif"}
+    | {".tiff", ".bmp", ".dib", ".gif", ".avif", ".avifs", ".heic", ".heif", ".hif"}
 )
 #: Larger images are refused before decoding (decompression bombs); override per call.
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -69,9 +80,25 @@ MAX_SIDE = 32768
 MAX_FILE_BYTES = 512 * 1024 * 1024
 #: Pillow format ids tried, in order. Exotic decoders (EPS runs Ghostscript, ...) never run.
 #: The JPEG decoder also returns "MPO" for multi-picture camera JPEGs.
-SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
+#: AVIF needs a Pillow built with libavif; HEIF needs the optional ``fpattr[heif]`` extra
+#: (pillow-heif), registered lazily the first time a HEIF file is met.
+SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "AVIF", "HEIF")
 
-_SUPPORTED_HINT = "supported: PNG, JPEG, WebP, TIFF, BMP, GIF"
+_SUPPORTED_HINT = "supported: PNG, JPEG, WebP, TIFF, BMP, GIF, AVIF, HEIC/HEIF with fpattr[heif]"
+#: What :func:`fpattr.io.sniff.image_kind` returns -> the Pillow ids that may open it.
+_KIND_FORMATS = {
+    "PNG": ("PNG",),
+    "JPEG": ("JPEG",),
+    "GIF": ("GIF",),
+    "TIFF": ("TIFF",),
+    "WEBP": ("WEBP",),
+    "BMP": ("BMP",),
+    "AVIF": ("AVIF",),
+    "HEIF": ("HEIF",),
+}
+_HEIF_HINT = "HEIC/HEIF image: needs `pip install fpattr[heif]` (the pillow-heif plugin)"
+_HEIF_STATE: list[bool] = []  # [] not tried yet; [True] registered; [False] not installed
+_HEIF_LOCK = threading.Lock()
 _EXIF_ORIENTATION = 0x0112
 _16_TO_FLOAT = "16-bit -> float (no 8-bit rounding)"
 _CORRUPT_DATA = (OSError, SyntaxError, EOFError, ValueError, IndexError, struct.error, zlib.error)
@@ -123,12 +150,34 @@ class LoadedImage:
         return out
 
 
+class SkippedInputError(ImageLoadError):
+    """An input left out on purpose, with its reason: reported as *skipped*, not failed.
+
+    ``skipped`` is True here (plain :class:`ImageLoadError` has no such attribute: use
+    ``getattr(err, "skipped", False)``).
+    """
+
+    skipped = True
+
+
+class NotAnImageError(SkippedInputError):
+    """The file is not an image by its content (and its name does not claim one either).
+
+    Found by walking a folder, such a file is *skipped* with this reason, not failed;
+    named explicitly, :func:`fpattr.io.prefetch.iter_loaded` turns it into a plain failure.
+    """
+
+
 class _Refused(Exception):
     """Internal: a clear, user-facing reason; becomes ImageLoadError at the boundary."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class _NotImage(_Refused):
+    """Internal: becomes NotAnImageError."""
 
 
 def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
@@ -151,6 +200,8 @@ def load_image(
     name = os.fsdecode(os.fspath(path))
     try:
         return _load(name, max_pixels)
+    except _NotImage as e:
+        raise NotAnImageError(name, e.reason) from None
     except _Refused as e:
         raise ImageLoadError(name, e.reason) from None
     except Image.DecompressionBombError as e:
@@ -169,9 +220,17 @@ def load_image(
 def _load(name: str, max_pixels: int) -> LoadedImage:
     data = _read_bytes(name)
     digest = hashlib.sha256(data).hexdigest()
+    kind = image_kind(data[:HEAD_BYTES])
+
+    if kind == "TIFF":
+        tiff = _tiff_layout(data)
+        if tiff is not None and not tiff.pillow_exact:
+            return _load_tiff(name, data, digest, tiff, max_pixels)
+    else:
+        tiff = None
 
     with _pil_guard() as caught:
-        im = _open_restricted(data)
+        im = _open_restricted(data, kind)
         width, height = im.size
         _check_size(width, height, max_pixels)
         bombs = [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
@@ -179,6 +238,7 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
             raise _Refused(f"refused by Pillow's decompression-bomb guard ({bombs[0].message})")
         fmt, mode = im.format or "?", im.mode
         tile_rawmodes = [_tile_rawmode(t) for t in im.tile]
+    declared_bits = tiff.bits if tiff is not None else _png_declared_bits(data)
 
     conversions: list[str] = []
     if mode == "RGBA" and tile_rawmodes and set(tile_rawmodes) == {"LA;16B"}:
@@ -197,8 +257,11 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
         lo_bytes = _decode_low_bytes(data, im) if rgb16 else None
         pixels, bit_depth = _to_rgb(im, conversions, lo_bytes)
         if rgb16 and lo_bytes is None:
-            conversions.insert(0, "16-bit -> 8-bit by Pillow (precision lost)")
-            bit_depth = 16
+            raise _Refused(
+                f"{declared_bits or 16}-bit RGB samples could only be decoded at 8 bits "
+                "(precision would be lost): refused"
+            )
+    _check_declared(pixels, width, height, bit_depth, declared_bits)
 
     with _pil_guard():
         orientation = _exif_orientation(im, conversions)
@@ -250,21 +313,70 @@ def _read_bytes(name: str) -> bytes:
             raise _Refused("is a directory")
         if not stat.S_ISREG(st.st_mode):
             raise _Refused("not a regular file (device, pipe or socket)")
-        if st.st_size > MAX_FILE_BYTES:
-            raise _Refused(_too_big(st.st_size))
         with os.fdopen(fd, "rb") as f:
             fd = -1  # owned (and closed) by ``f`` from here on
-            data = f.read(MAX_FILE_BYTES + 1)
+            head = f.read(HEAD_BYTES)
+            _check_content(name, head)  # before reading (or refusing) a large non-image
+            if st.st_size > MAX_FILE_BYTES:
+                raise _Refused(_too_big(st.st_size))
+            data = head + f.read(MAX_FILE_BYTES + 1 - len(head)) if head else head
     except OSError as e:
         raise _Refused(f"read error: {e.strerror or e}") from None
     finally:
         if fd >= 0:
             os.close(fd)
-    if not data:
-        raise _Refused("empty file (0 bytes)")
     if len(data) > MAX_FILE_BYTES:  # grew while we looked
         raise _Refused(_too_big(len(data)))
     return data
+
+
+def _suffix(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def _check_content(name: str, head: bytes) -> None:
+    """Decide by the first bytes whether the file is an image we can decode.
+
+    Not an image: :class:`_NotImage` (skipped in a folder walk), unless the name claims an
+    image, which makes it a failure. An image in a format we cannot decode: a failure that
+    names the format.
+    """
+    if not head:
+        if _suffix(name) in IMAGE_EXTENSIONS:
+            raise _Refused("empty file (0 bytes)")
+        raise _NotImage("not an image by its content: empty file (0 bytes)")
+    kind = image_kind(head)
+    if kind is None:
+        what = describe(head)
+        if _suffix(name) in IMAGE_EXTENSIONS:
+            magic = next((k for sig, k in _MAGIC if head.startswith(sig)), None)
+            if magic:  # a damaged header of a format we read
+                raise _Refused(f"corrupt {magic} file (header not understood)")
+            raise _Refused(
+                f"not a recognised image format: by its content this is {what}, "
+                f"though it is named {_suffix(name)} ({_SUPPORTED_HINT})"
+            )
+        raise _NotImage(f"not an image by its content: {what}")
+    if kind == "HEIF" and not _heif_available():
+        raise _Refused(_HEIF_HINT)
+    if kind not in _KIND_FORMATS:
+        raise _Refused(f"{kind} image: format not supported ({_SUPPORTED_HINT})")
+    if not any(f in Image.OPEN for f in _KIND_FORMATS[kind]):
+        raise _Refused(f"{kind} image: this Pillow build cannot decode it ({_SUPPORTED_HINT})")
+
+
+def _heif_available() -> bool:
+    """Register pillow-heif's opener the first time a HEIF file is met; False if missing."""
+    with _HEIF_LOCK:
+        if not _HEIF_STATE:
+            try:
+                from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+
+                register_heif_opener()
+                _HEIF_STATE.append("HEIF" in Image.OPEN)
+            except Exception:  # not installed, or a broken build: the file fails with the hint
+                _HEIF_STATE.append(False)
+        return _HEIF_STATE[0]
 
 
 def _too_big(size: int) -> str:
@@ -279,7 +391,7 @@ def _pil_guard() -> Iterator[list[warnings.WarningMessage]]:
         yield caught
 
 
-def _open_restricted(data: bytes) -> Image.Image:
+def _open_restricted(data: bytes, kind: str | None = None) -> Image.Image:
     """Identify the image lazily (header only) among SUPPORTED_FORMATS.
 
     This is Pillow's ``Image.open`` loop minus its global decompression-bomb check, so that our
@@ -288,7 +400,7 @@ def _open_restricted(data: bytes) -> Image.Image:
     """
     fp = io.BytesIO(data)
     prefix = data[:16]
-    for fmt in SUPPORTED_FORMATS:
+    for fmt in _KIND_FORMATS.get(kind or "", SUPPORTED_FORMATS):
         entry = Image.OPEN.get(fmt)
         if entry is None:
             continue
@@ -299,7 +411,16 @@ def _open_restricted(data: bytes) -> Image.Image:
         fp.seek(0)
         try:
             return factory(fp, "")
-        except (SyntaxError, IndexError, TypeError, struct.error, EOFError, OSError) as e:
+        except (
+            SyntaxError,
+            IndexError,
+            TypeError,
+            KeyError,
+            ValueError,
+            struct.error,
+            EOFError,
+            OSError,
+        ) as e:
             _refuse_zero_size_png(data)
             raise _Refused(f"corrupt or truncated {fmt} header ({_one_line(e)})") from None
     _refuse_zero_size_png(data)
@@ -362,6 +483,227 @@ def _guarded_load(im: Image.Image) -> None:
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --------------------------------------------------------------------------- declared layout
+
+
+def _png_declared_bits(data: bytes) -> int | None:
+    """Bits per sample a PNG's IHDR declares (None for palette images and other formats)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 26:
+        depth, colour = data[24], data[25]
+        return None if colour == 3 else int(depth)
+    return None
+
+
+def _check_declared(
+    pixels: np.ndarray, width: int, height: int, bit_depth: int, declared_bits: int | None
+) -> None:
+    """The decoded raster must be what the container declares before it is fingerprinted."""
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.float32:
+        raise _Refused(f"decoder returned an unexpected {pixels.dtype} array {pixels.shape}")
+    if pixels.shape[:2] != (height, width):
+        raise _Refused(
+            f"decoded {pixels.shape[1]}x{pixels.shape[0]} pixels but the file declares "
+            f"{width}x{height}"
+        )
+    # 32-bit samples have no natural scale: how they were scaled is recorded instead.
+    if declared_bits is not None and 8 < declared_bits <= 16 and bit_depth < declared_bits:
+        raise _Refused(
+            f"decoded at {bit_depth} bits per sample but the file declares {declared_bits} "
+            "(precision would be lost)"
+        )
+
+
+# --------------------------------------------------------------------------- TIFF
+
+_TIFF_PHOTOMETRIC = {0: "min-is-white", 1: "gray", 2: "RGB", 3: "palette", 4: "mask"}
+_TIFF_PHOTOMETRIC |= {5: "CMYK", 6: "YCbCr", 8: "CIELab", 9: "ICCLab", 10: "ITULab"}
+_TIFF_SAMPLE = {1: "unsigned integer", 2: "signed integer", 3: "float"}
+_TIFF_ALPHA = {1, 2}  # ExtraSamples: associated / unassociated alpha
+logging.getLogger("tifffile").addHandler(logging.NullHandler())  # its warnings stay quiet
+
+
+@dataclass
+class _TiffLayout:
+    """First page of a TIFF as its tags declare it."""
+
+    width: int
+    height: int
+    samples: int
+    bits: int
+    sample_format: int
+    planar: int  #: 1 contiguous (chunky), 2 separate planes
+    photometric: int
+    compression: str
+    depth: int  #: > 1: a 3-D volume (SGI ImageDepth)
+    extras: tuple[int, ...]
+    orientation: int
+    pages: int | None
+    segments: list[tuple[int, int]]  #: (offset, byte count) of every strip or tile
+
+    @property
+    def pillow_exact(self) -> bool:
+        """Layouts Pillow decodes exactly (the 16-bit RGB ones through the low-byte pass)."""
+        if self.depth != 1:
+            return False
+        if self.samples == 1:
+            if self.sample_format == 1 and self.bits in (1, 2, 4, 8, 16):
+                return True
+            return (self.bits, self.sample_format) in ((32, 2), (32, 3))
+        return self.planar == 1 and self.bits == 8 and self.sample_format == 1
+
+    def describe(self) -> str:
+        colour = _TIFF_PHOTOMETRIC.get(self.photometric, f"photometric {self.photometric}")
+        sample = _TIFF_SAMPLE.get(self.sample_format, f"sample format {self.sample_format}")
+        planar = ", separate planes" if self.planar == 2 and self.samples > 1 else ""
+        return (
+            f"{self.bits}-bit {sample} {colour} TIFF, {self.samples} sample(s) per pixel{planar}, "
+            f"{self.compression} compression"
+        )
+
+
+def _tiff_layout(data: bytes) -> _TiffLayout | None:
+    """Parse the first IFD with tifffile; None if it cannot (Pillow then words the problem)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tf:
+            page = tf.pages.first
+            bits = page.bitspersample
+            if isinstance(bits, tuple):
+                bits = bits[0] if len(set(bits)) == 1 else -1
+            extras = page.extrasamples
+            try:
+                pages: int | None = len(tf.pages)
+            except Exception:
+                pages = None
+            orient = int(getattr(page, "orientation", 1) or 1)
+            return _TiffLayout(
+                width=int(page.imagewidth),
+                height=int(page.imagelength),
+                samples=int(page.samplesperpixel),
+                bits=int(bits),
+                sample_format=int(page.sampleformat),
+                planar=int(page.planarconfig),
+                photometric=int(page.photometric),
+                compression=getattr(page.compression, "name", str(page.compression)).lower(),
+                depth=int(page.imagedepth),
+                extras=tuple(int(e) for e in (extras or ())),
+                orientation=orient,
+                pages=pages,
+                segments=list(zip(page.dataoffsets, page.databytecounts, strict=False)),
+            )
+    except Exception:
+        return None
+
+
+def _load_tiff(name: str, data: bytes, digest: str, t: _TiffLayout, max_pixels: int) -> LoadedImage:
+    """Decode a TIFF layout Pillow gets wrong (separate planes, > 8-bit or float colour)."""
+    import tifffile
+
+    _check_size(t.width, t.height, max_pixels)
+    layout = t.describe()
+    if t.depth != 1:
+        raise _Refused(f"unsupported TIFF layout: 3-D volume ({t.depth} slices; {layout})")
+    if t.photometric not in (0, 1, 2) or t.bits <= 0:
+        raise _Refused(f"unsupported TIFF layout: {layout}")
+    colour = 3 if t.photometric == 2 else 1
+    if t.samples < colour:
+        raise _Refused(f"unsupported TIFF layout: {layout} (too few samples)")
+    if t.sample_format == 3:
+        if t.bits not in (16, 32, 64):
+            raise _Refused(f"unsupported TIFF layout: {layout}")
+    elif t.sample_format != 1 or t.bits > 32:
+        raise _Refused(f"unsupported TIFF layout: {layout}")
+    if any(off < 0 or count < 0 or off + count > len(data) for off, count in t.segments):
+        raise _Refused("truncated or corrupt image data (a strip or tile lies past the end)")
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tf:
+            page = tf.pages.first
+            axes, arr = page.axes, page.asarray(maxworkers=1)
+    except (KeyError, NotImplementedError) as e:
+        raise _Refused(f"unsupported TIFF layout: {layout} ({_one_line(e)})") from None
+    except MemoryError:
+        raise
+    except Exception as e:
+        text = _one_line(e)
+        if "imagecodecs" in text:
+            raise _Refused(f"unsupported TIFF layout: {layout} ({text})") from None
+        raise _Refused(f"truncated or corrupt image data ({text})") from None
+    arr = np.asarray(arr)
+    if axes.endswith("SYX") or (axes.endswith("YX") and arr.ndim == 3 and "S" in axes):
+        arr = np.moveaxis(arr, -3, -1)  # separate planes -> (H, W, S)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.shape != (t.height, t.width, t.samples):
+        raise _Refused(
+            f"decoded array {arr.shape} does not match the declared "
+            f"{t.width}x{t.height} with {t.samples} sample(s) ({layout})"
+        )
+    kind = arr.dtype.kind
+    if (t.sample_format == 3) != (kind == "f") or arr.dtype.itemsize * 8 < t.bits:
+        raise _Refused(f"decoded {arr.dtype} samples for a {layout}")
+
+    conversions: list[str] = []
+    extra = t.samples - colour
+    if extra:
+        alpha = bool(t.extras) and t.extras[0] in _TIFF_ALPHA
+        dropped = "alpha channel dropped" if alpha else f"{extra} extra channel(s) dropped"
+        conversions.append(dropped)
+    arr = arr[..., :colour]
+    if kind == "f":
+        values = arr if arr.dtype == np.float32 else arr.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise _Refused("float image contains NaN or infinite values")
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        if lo < 0 or hi > 1:
+            values, note = _rescale(values, "float")
+        else:
+            note = "float kept as is (values within [0, 1])"
+        if t.bits == 64:
+            conversions.append("64-bit float -> 32-bit float")
+        conversions.insert(0, note)
+        pixels = values
+    else:
+        scale = float(2**t.bits - 1)
+        pixels = _to_float(arr, scale)
+        if t.bits > 8:
+            conversions.insert(0, f"{t.bits}-bit -> float (no 8-bit rounding)")
+        if t.bits > 24:
+            conversions.append("32-bit integer samples -> float32 (precision beyond 24 bits lost)")
+        if t.photometric == 0:
+            np.subtract(np.float32(1), pixels, out=pixels)
+            conversions.append("min-is-white inverted")
+    if colour == 1:
+        pixels = _gray_to_rgb(pixels[..., 0])
+        conversions.append("grayscale -> RGB")
+    pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+    _check_declared(pixels, t.width, t.height, t.bits, t.bits)
+    orientation = t.orientation if t.orientation in range(1, 9) else 1
+    if orientation != 1:
+        conversions.append(
+            f"EXIF orientation {orientation} recorded "
+            "(display only; the fingerprint reads the stored raster)"
+        )
+    frames = t.pages or 1
+    if frames > 1:
+        conversions.append(f"first of {frames} frames")
+    base = {3: "RGB", 1: "L"}[colour] + ("A" if extra and colour == 3 else "")
+    mode = base if t.bits == 8 else f"{base};{t.bits}" + ("F" if kind == "f" else "")
+    return LoadedImage(
+        path=name,
+        sha256=digest,
+        pixels=pixels,
+        width=t.width,
+        height=t.height,
+        format="TIFF",
+        mode=mode,
+        bit_depth=t.bits,
+        conversions=conversions,
+        frames=frames,
+        orientation=orientation,
+    )
 
 
 # --------------------------------------------------------------------------- 16-bit RGB
@@ -470,7 +812,7 @@ def _to_rgb(
     if mode == "I":
         values = np.asarray(im)
         if values.size and (values.min() < 0 or values.max() > 65535):
-            gray, note = _rescale(values.astype(np.float64), "32-bit integer")
+            gray, note = _rescale(values, "32-bit integer")
             conversions += [note, "grayscale -> RGB"]
             return _gray_to_rgb(gray), 32
         conversions += [_16_TO_FLOAT, "grayscale -> RGB"]
@@ -480,7 +822,7 @@ def _to_rgb(
         if not np.isfinite(values).all():
             raise _Refused("float image contains NaN or infinite values")
         if values.size and (values.min() < 0 or values.max() > 1):
-            gray, note = _rescale(values.astype(np.float64), "float")
+            gray, note = _rescale(values, "float")
         else:
             gray, note = values.astype(np.float32), "float kept as is (values within [0, 1])"
         conversions += [note, "grayscale -> RGB"]
@@ -515,12 +857,20 @@ def _palette_to_rgb(im: Image.Image, conversions: list[str]) -> np.ndarray:
 
 
 def _rescale(values: np.ndarray, kind: str) -> tuple[np.ndarray, str]:
-    """Min-max rescale data that has no natural [0, 1] range, and say so."""
+    """Min-max rescale data that has no natural [0, 1] range, and say so.
+
+    Computed in float64 a block of rows at a time (exact for 32-bit integers), so a large
+    image never has a whole float64 copy: the output is the only full-size allocation.
+    """
     lo, hi = float(values.min()), float(values.max())
-    if hi > lo:
-        out = ((values - lo) / (hi - lo)).astype(np.float32)
-    else:
-        out = np.clip(values, 0.0, 1.0).astype(np.float32)
+    out = np.empty(values.shape, dtype=np.float32)
+    rows = max(1, (1 << 20) // max(1, values[0].size)) if values.ndim > 1 else values.size
+    for start in range(0, max(len(values), 1), rows):
+        block = values[start : start + rows].astype(np.float64)
+        if hi > lo:
+            out[start : start + rows] = (block - lo) / (hi - lo)
+        else:
+            out[start : start + rows] = np.clip(block, 0.0, 1.0)
     return out, f"{kind} values in [{lo:g}, {hi:g}] rescaled to [0, 1]"
 
 

@@ -12,7 +12,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from fpattr.errors import ImageLoadError
-from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from fpattr.io.loader import (
+    DEFAULT_MAX_PIXELS,
+    LoadedImage,
+    NotAnImageError,
+    SkippedInputError,
+    load_image,
+)
 from fpattr.io.walk import InputItem
 
 __all__ = ["iter_loaded"]
@@ -33,7 +39,10 @@ def iter_loaded(
 
     At most ``max_pending`` loads are started and not yet handed to the caller (the one being
     processed included). Items that carry an ``error`` are passed through as ImageLoadError
-    without touching the disk. ``loader(path, max_pixels=...)`` is called for the rest; any
+    without touching the disk (:class:`~fpattr.io.loader.SkippedInputError` for skipped items).
+    A :class:`~fpattr.io.loader.NotAnImageError` (skipped) stands only for files found in a
+    folder; for a file named explicitly it becomes a plain ImageLoadError (failed).
+    ``loader(path, max_pixels=...)`` is called for the rest; any
     exception it raises is returned as ImageLoadError, never raised. ``workers=0`` loads in the
     calling thread (handy for debugging). Closing the generator early cancels queued loads and
     waits only for the ones already running, so no thread outlives it.
@@ -42,7 +51,10 @@ def iter_loaded(
         raise ValueError("workers must be >= 0 and max_pending >= 1")
     if workers == 0:
         for item in items:
-            yield item, _run(loader, item, max_pixels)
+            yield (
+                item,
+                _unusable(item) if item.error is not None else _run(loader, item, max_pixels),
+            )
         return
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fpattr-load")
@@ -63,7 +75,7 @@ def iter_loaded(
                 return
             item, future = pending.popleft()
             if future is None:
-                yield item, ImageLoadError(item.path, item.error or "unusable path")
+                yield item, _unusable(item)
             else:
                 yield item, future.result()
     finally:
@@ -73,10 +85,18 @@ def iter_loaded(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _unusable(item: InputItem) -> ImageLoadError:
+    if item.skipped:
+        return SkippedInputError(item.path, item.error or "skipped")
+    return ImageLoadError(item.path, item.error or "unusable path")
+
+
 def _run(loader: Loader, item: InputItem, max_pixels: int) -> Result:
     """Call the loader; turn every failure into a value so one bad file never stops the batch."""
     try:
         return loader(item.path, max_pixels=max_pixels)
+    except NotAnImageError as e:
+        return e if item.in_folder else ImageLoadError(e.path, e.reason)
     except ImageLoadError as e:
         return e
     except Exception as e:  # a plugin loader broke its contract; still report, don't raise

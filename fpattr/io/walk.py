@@ -4,6 +4,10 @@ Folders can be huge, deep, or booby-trapped (symlink loops, unreadable subfolder
 is iterative (no recursion limit), lists one folder at a time, never enters a folder twice, and
 reports unusable paths as items with an error instead of raising: one bad path must not end
 the batch.
+
+Nothing found in a folder is dropped without a word: every file is yielded (the loader decides
+by content whether it is an image), and what the walk itself leaves out (hidden entries,
+symlinks with ``follow_symlinks=False``) comes back as a *skipped* item with its reason.
 """
 
 from __future__ import annotations
@@ -15,8 +19,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fpattr.io.loader import IMAGE_EXTENSIONS
-
 __all__ = ["InputItem", "iter_inputs"]
 
 _NO_SUCH = "no such file or directory"
@@ -25,29 +27,47 @@ _LINK_LOOP = "symbolic link loop (too many levels of symbolic links)"
 _UNLISTABLE = "permission denied: cannot list folder"
 
 
+_HIDDEN = "skipped: hidden (name starts with '.'), not searched"
+_HIDDEN_DIR = "skipped: hidden folder (name starts with '.'), not searched"
+_NOT_FOLLOWED = "skipped: symbolic link not followed"
+_SPECIAL = "skipped: not a regular file (device, pipe or socket)"
+
+
 @dataclass(frozen=True)
 class InputItem:
     """One input as the user will see it in reports."""
 
     path: Path  #: as given or found (not resolved), so reports show the user's own paths
     error: str | None = None  #: why the path itself is unusable; None means "try to load it"
+    #: True: left out on purpose (``error`` says why), to be reported as skipped, not failed
+    skipped: bool = False
+    #: True: found by walking a folder (not named explicitly): a non-image is skipped
+    in_folder: bool = False
 
 
 def iter_inputs(
     paths: Iterable[str | os.PathLike[str]],
     *,
-    extensions: Iterable[str] = IMAGE_EXTENSIONS,
+    extensions: Iterable[str] | None = None,
     follow_symlinks: bool = True,
 ) -> Iterator[InputItem]:
     """Yield the files named in ``paths``, walking folders recursively in name order.
 
     Files named explicitly are always yielded, whatever their suffix (the loader decides).
-    Inside folders only suffixes in ``extensions`` (case-insensitive) are kept, hidden entries
-    (".name") are skipped, and each folder is entered at most once per given path, so symlink
-    loops end. With ``follow_symlinks=False`` symlinks met inside folders are skipped (paths
-    given explicitly are still followed). A path given twice is yielded twice.
+    Inside folders every file is yielded with ``in_folder=True`` (the loader decides by content;
+    a non-image is skipped, not failed); ``extensions`` (case-insensitive, e.g.
+    ``IMAGE_EXTENSIONS``) restricts that to those suffixes and drops the rest silently, for
+    internal callers that want only images. Hidden entries (".name") are not searched and come
+    back as one skipped item each (a hidden folder: one item). Each folder is entered at most
+    once per given path, so symlink loops end. With ``follow_symlinks=False`` symlinks met
+    inside folders are skipped items (paths given explicitly are still followed). A path given
+    twice is yielded twice.
     """
-    wanted = frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+    wanted = (
+        None
+        if extensions is None
+        else frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+    )
     for given in paths:
         name = os.fsdecode(os.fspath(given))
         try:
@@ -62,7 +82,7 @@ def iter_inputs(
 
 
 def _walk(
-    root: str, root_key: tuple[int, int], wanted: frozenset[str], follow: bool
+    root: str, root_key: tuple[int, int], wanted: frozenset[str] | None, follow: bool
 ) -> Iterator[InputItem]:
     """Depth-first, name-sorted walk with an explicit stack (deep trees cannot overflow it)."""
     visited = {root_key}
@@ -76,18 +96,25 @@ def _walk(
         if entry is None:
             stack.pop()
             continue
-        if entry.name.startswith("."):
-            continue
         try:
             is_link = entry.is_symlink()
         except OSError:
             is_link = False
-        if is_link and not follow:
-            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
-        except OSError:  # e.g. a symlink loop: reported below if its name looks like an image
+        except OSError:  # e.g. a symlink loop: reported below
             is_dir = False
+        if wanted is not None and not is_dir and _ext(entry.name) not in wanted:
+            continue  # the caller asked for these suffixes only
+        if entry.name.startswith("."):
+            if wanted is None:
+                reason = _HIDDEN_DIR if is_dir else _HIDDEN
+                yield InputItem(Path(entry.path), reason, skipped=True, in_folder=True)
+            continue
+        if is_link and not follow:
+            if wanted is None:
+                yield InputItem(Path(entry.path), _NOT_FOLLOWED, skipped=True, in_folder=True)
+            continue
         if is_dir:
             try:
                 st = entry.stat(follow_symlinks=True)
@@ -104,10 +131,23 @@ def _walk(
             else:
                 stack.append(iter(sub))
             continue
-        if os.path.splitext(entry.name)[1].lower() not in wanted:
+        # A dangling or looping link is reported, not silently dropped.
+        error = _link_target_error(entry.path) if is_link else None
+        if error is None and not _is_file(entry):
+            yield InputItem(Path(entry.path), _SPECIAL, skipped=True, in_folder=True)
             continue
-        # A dangling or looping link named like an image is reported, not silently dropped.
-        yield InputItem(Path(entry.path), _link_target_error(entry.path) if is_link else None)
+        yield InputItem(Path(entry.path), error, in_folder=True)
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=True)
+    except OSError:
+        return True  # let the loader say what is wrong
+
+
+def _ext(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
 
 
 def _list(folder: str) -> list[os.DirEntry[str]] | InputItem:

@@ -1,4 +1,4 @@
-"""iter_inputs: ordering, filtering, symlink loops, unusable paths, laziness."""
+"""iter_inputs: every file found, ordering, skipped entries, symlink loops, unusable paths."""
 
 from __future__ import annotations
 
@@ -50,20 +50,31 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_recursive_sorted_filtered_and_hidden_skipped(tree):
+HIDDEN = "skipped: hidden (name starts with '.'), not searched"
+HIDDEN_DIR = "skipped: hidden folder (name starts with '.'), not searched"
+
+
+def test_every_file_is_yielded_sorted_and_hidden_entries_are_skipped_items(tree):
     items = list(iter_inputs([tree]))
     assert rel(items, tree) == [
+        ".git",
+        ".hidden.png",
         "a.JPG",
         "b.png",
+        "noext",
+        "notes.txt",
         "sub/c.webp",
         "sub/deeper/d.tif",
+        "sub/deeper/readme.md",
         "sub2/f.jpeg",
         "z.PNG",
     ]
-    assert all(item.error is None and isinstance(item.path, Path) for item in items)
+    assert [(i.error, i.skipped) for i in items[:2]] == [(HIDDEN_DIR, True), (HIDDEN, True)]
+    assert all(i.error is None and not i.skipped for i in items[2:])
+    assert all(i.in_folder and isinstance(i.path, Path) for i in items)
 
 
-def test_custom_extensions_with_or_without_dot(tree):
+def test_custom_extensions_with_or_without_dot_drop_the_rest(tree):
     assert rel(list(iter_inputs([tree], extensions=["png", ".TIF"])), tree) == [
         "b.png",
         "sub/deeper/d.tif",
@@ -73,7 +84,9 @@ def test_custom_extensions_with_or_without_dot(tree):
 
 def test_explicit_files_always_yielded(tree):
     given = [tree / "notes.txt", tree / ".hidden.png", tree / "noext"]
-    assert [item.path for item in iter_inputs(given)] == given
+    items = list(iter_inputs(given))
+    assert [item.path for item in items] == given
+    assert not any(i.in_folder or i.skipped or i.error for i in items)
 
 
 def test_paths_are_kept_as_given(tree, monkeypatch):
@@ -82,12 +95,13 @@ def test_paths_are_kept_as_given(tree, monkeypatch):
     assert [str(item.path) for item in items] == [
         os.path.join("root", "sub", "c.webp"),
         os.path.join("root", "sub", "deeper", "d.tif"),
+        os.path.join("root", "sub", "deeper", "readme.md"),
         os.path.join("root", "b.png"),
     ]
 
 
 def test_duplicates_are_yielded_twice(tree):
-    assert len(list(iter_inputs([tree, tree]))) == 12
+    assert len(list(iter_inputs([tree, tree]))) == 22
     assert len(list(iter_inputs([tree / "b.png", tree / "b.png"]))) == 2
 
 
@@ -135,19 +149,35 @@ def test_follow_symlinks_false_skips_links_inside_folders(tmp_path):
     (root / "linkdir").symlink_to(outside, target_is_directory=True)
     (root / "link.png").symlink_to(outside / "x.png")
     assert rel(list(iter_inputs([root])), root) == ["link.png", "linkdir/x.png", "real.png"]
-    assert rel(list(iter_inputs([root], follow_symlinks=False)), root) == ["real.png"]
+    items = list(iter_inputs([root], follow_symlinks=False))
+    assert [(i.path.name, i.error, i.skipped) for i in items] == [
+        ("link.png", "skipped: symbolic link not followed", True),
+        ("linkdir", "skipped: symbolic link not followed", True),
+        ("real.png", None, False),
+    ]
+    assert rel(list(iter_inputs([root], extensions=["png"], follow_symlinks=False)), root) == [
+        "real.png"
+    ]
 
 
 @needs_symlinks
-def test_dangling_image_link_inside_folder_is_reported(tmp_path):
+def test_dangling_link_inside_folder_is_reported(tmp_path):
     touch(tmp_path, "ok.png")
     (tmp_path / "dead.png").symlink_to(tmp_path / "gone.png")
     (tmp_path / "dead.txt").symlink_to(tmp_path / "gone.txt")
     items = list(iter_inputs([tmp_path]))
     assert [(i.path.name, i.error) for i in items] == [
         ("dead.png", "broken symbolic link (target does not exist)"),
+        ("dead.txt", "broken symbolic link (target does not exist)"),
         ("ok.png", None),
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_pipe_inside_folder_is_a_skipped_item(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    (item,) = iter_inputs([tmp_path])
+    assert item.error == "skipped: not a regular file (device, pipe or socket)" and item.skipped
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
@@ -179,7 +209,7 @@ def test_walk_is_lazy(tree, monkeypatch):
     monkeypatch.setattr(walk_mod.os, "scandir", counting)
     items = iter_inputs([tree])
     assert calls == []
-    assert next(items).path.name == "a.JPG"
+    assert next(items).path.name == ".git"
     assert calls == ["root"]  # sub/, sub2/ are not listed yet
 
 
@@ -203,11 +233,11 @@ def test_hostile_folder_walk(tmp_path):
     cases = make_hostile_inputs(folder)
     items = list(iter_inputs([folder]))
     names = [i.path.name for i in items]
-    assert names == sorted(names) and "notes.txt" not in names
+    assert names == sorted(names) and "notes.txt" in names
     assert len(names) == len(set(names))  # the loop/parent link is not re-entered
     errors = {i.path.name: i.error for i in items if i.error}
     if "broken_symlink" in cases:
         assert errors.pop("broken.png").startswith("broken symbolic link")
         assert errors.pop("self.png").startswith("symbolic link loop")
     assert errors == {}
-    assert all(i.path.suffix.lower() in IMAGE_EXTENSIONS for i in items)
+    assert {i.path.suffix.lower() for i in items} - IMAGE_EXTENSIONS == {".txt"}
