@@ -252,6 +252,20 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return diffs
 
 
+def _record_path(rec: dict[str, Any]) -> str:
+    """The input a result is for, exactly: a name that is not UTF-8 is shown escaped in
+    ``path`` and kept exactly in ``path_bytes_hex`` (fpattr.report.base)."""
+    import os
+
+    raw = rec.get("path_bytes_hex")
+    if isinstance(raw, str):
+        try:
+            return os.fsdecode(bytes.fromhex(raw))
+        except ValueError:
+            pass
+    return str(rec.get("path"))
+
+
 class _Resume:
     """What ``--resume`` keeps from an existing results file and what is left to do."""
 
@@ -303,7 +317,7 @@ class _Resume:
         wanted = {str(it.path) for it in items}
         latest: dict[str, dict[str, Any]] = {}
         for rec in content.results:
-            latest[str(rec.get("path"))] = rec  # a path recorded twice: the last one counts
+            latest[_record_path(rec)] = rec  # a path recorded twice: the last one counts
         keep_paths: set[str] = set()
         for path, rec in latest.items():
             if path not in wanted:
@@ -325,7 +339,7 @@ class _Resume:
             if kind == "summary":
                 continue  # the resumed file gets one summary, at its end
             if kind == "result":
-                path = str(line.get("path"))
+                path = _record_path(line)
                 if path not in keep_paths or path in seen or latest[path] is not line:
                     continue
                 seen.add(path)
@@ -335,9 +349,9 @@ class _Resume:
             with atomic_open(output, "w") as f:  # the old file stays whole until replaced
                 for line in lines:
                     f.write(dumps(line) + "\n")
-        done = {str(rec.get("path")) for rec in self.kept}
+        done = {_record_path(rec) for rec in self.kept}
         self.todo = [it.path for it in items if str(it.path) not in done]
-        extra = len(self.kept) - sum(str(r.get("path")) in wanted for r in self.kept)
+        extra = len(self.kept) - sum(_record_path(r) in wanted for r in self.kept)
         console.print(
             f"resuming {output}: {len(self.kept)} result(s) kept, {self.redone} to redo "
             f"(input changed or failed to read), {len(self.todo)} input(s) to process"

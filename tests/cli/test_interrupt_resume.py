@@ -213,6 +213,23 @@ def test_resume_of_a_finished_file_keeps_one_summary(small, tmp_path):
     assert got[-1]["resumed"]["new"] == 0
 
 
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="names must be bytes")
+def test_resume_matches_names_that_are_not_utf8(small, tmp_path):
+    (img,) = write_generator_images(tmp_path / "x", "checker", n=1, size=64, seed=3)
+    odd = os.path.join(os.fsencode(small["queries"]), b"caf\xe9.png")
+    os.rename(img, odd)
+    out = tmp_path / "r.jsonl"
+    assert _run(small, out).exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    out.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # interrupted at the end
+    r = _run(small, out, "--resume")
+    assert r.exit_code == 0, r.output
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    results = [x for x in got if x["type"] == "result"]
+    assert len(results) == 10 and got[-1]["resumed"]["kept"] == 10
+    assert got[-1]["resumed"]["new"] == 0 and got[-1]["n_inputs"] == 10
+
+
 def test_resume_without_a_file_is_a_plain_run(small, tmp_path):
     out = tmp_path / "new.jsonl"
     assert _run(small, out, "--resume").exit_code == 0
