@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     INTERNAL = 70  #: a bug in fpattr or a plugin (EX_SOFTWARE); the message asks for a report
     INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C) after finishing the current record
     TERMINATED = 143  #: stopped by SIGTERM, handled like SIGINT
+    HANGUP = 129  #: stopped by SIGHUP (terminal closed), handled like SIGINT
 
 
 class FpattrError(Exception):
@@ -27,10 +28,12 @@ class FpattrError(Exception):
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: unwind like Ctrl-C (outputs closed, temp files removed).
+    """SIGINT, SIGTERM or SIGHUP arrived: unwind like Ctrl-C (outputs closed, temp files
+    removed).
 
     A :class:`KeyboardInterrupt`, so every cleanup path written for Ctrl-C also runs for
-    SIGTERM. ``signum`` picks the exit code (130 for SIGINT, 143 for SIGTERM).
+    the others. The exit code is the shell's 128 + ``signum``: 130 for SIGINT, 143 for
+    SIGTERM, 129 for SIGHUP.
     """
 
     def __init__(self, signum: int) -> None:
@@ -39,9 +42,16 @@ class Interrupted(KeyboardInterrupt):
 
     @property
     def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
         import signal
 
-        return int(ExitCode.TERMINATED if self.signum == signal.SIGTERM else ExitCode.INTERRUPTED)
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
 
 
 class UsageError(FpattrError):

@@ -19,8 +19,9 @@ def _debug() -> bool:
 
 class FpattrGroup(TyperGroup):
     """Maps library errors to a one-line message and the contract's exit codes: a
-    :class:`FpattrError` its own (2 for usage), SIGINT 130, SIGTERM 143 (both unwind, so
-    outputs are closed and temp files removed), any other exception 70 (internal error)."""
+    :class:`FpattrError` its own (2 for usage), SIGINT 130, SIGTERM 143, SIGHUP 129 (all
+    unwind, so outputs are closed and temp files removed), any other exception 70 (internal
+    error)."""
 
     def invoke(self, ctx: Any) -> Any:
         from fpattr.io.atomic import graceful_signals
@@ -35,7 +36,7 @@ class FpattrGroup(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt as exc:
             code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)
-            name = "SIGTERM" if code == ExitCode.TERMINATED else "SIGINT"
+            name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
             print(f"fpattr: interrupted ({name})", file=sys.stderr)
             raise typer.Exit(code) from None
         except BrokenPipeError:  # `fpattr attribute ... | head`: the reader left, stop quietly

@@ -6,7 +6,7 @@ a temp file in the same folder (same filesystem, so the rename is atomic), are f
 ``os.replace``-d over the target. ``file_lock`` serialises read-modify-write cycles between
 processes that share an output (e.g. two runs adding to one gallery).
 
-Signals: :func:`graceful_signals` turns SIGTERM into the same unwinding as Ctrl-C (an
+Signals: :func:`graceful_signals` turns SIGTERM and SIGHUP into the same unwinding as Ctrl-C (an
 :class:`fpattr.errors.Interrupted`), so temp files are removed whichever signal stops a run,
 and :func:`uninterrupted` holds a signal back until the record being written is complete.
 :func:`check_writable` and :func:`check_writable_folder` refuse an unusable output path before
@@ -216,6 +216,10 @@ def _why(e: OSError) -> str:
 
 _pending: list[int] = []
 _depth = 0
+#: Signals that end a run gracefully (SIGHUP: the terminal was closed).
+_GRACEFUL = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -227,7 +231,7 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 @contextmanager
 def graceful_signals() -> Iterator[None]:
-    """While active, SIGINT and SIGTERM raise :class:`fpattr.errors.Interrupted` (a
+    """While active, SIGINT, SIGTERM and SIGHUP raise :class:`fpattr.errors.Interrupted` (a
     KeyboardInterrupt) in the main thread, so ``finally`` blocks run, temp files are removed and
     streamed outputs are closed whichever signal arrived. A signal the process ignores (SIG_IGN,
     e.g. under ``nohup``) stays ignored. Outside the main thread this does nothing."""
@@ -235,7 +239,7 @@ def graceful_signals() -> Iterator[None]:
         yield
         return
     previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in _GRACEFUL:
         with suppress(ValueError, OSError):
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 previous[signum] = signal.signal(signum, _on_signal)
@@ -249,7 +253,8 @@ def graceful_signals() -> Iterator[None]:
 
 @contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM (under :func:`graceful_signals`) until the block ends, then raise.
+    """Hold SIGINT/SIGTERM/SIGHUP (under :func:`graceful_signals`) until the block ends, then
+    raise.
 
     Wrap the writing of one record in it: an interrupted run then ends with the record complete
     and flushed, never half a line. Re-entrant.

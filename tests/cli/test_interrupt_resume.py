@@ -268,3 +268,17 @@ def test_uninterrupted_holds_a_signal_until_the_record_is_written():
                 written.append("whole record")
     assert written == ["whole record"] and info.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX only")
+def test_sighup_unwinds_like_ctrl_c(tmp_path):
+    from fpattr.errors import ExitCode, Interrupted
+    from fpattr.io.atomic import atomic_open, graceful_signals
+
+    with graceful_signals(), pytest.raises(Interrupted) as info:
+        with atomic_open(tmp_path / "report.csv") as f:
+            f.write("half a report")
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(1)  # the handler raises before this ends
+    assert info.value.exit_code == ExitCode.HANGUP == 129 and info.value.signal_name == "SIGHUP"
+    assert list(tmp_path.iterdir()) == []  # no .report.csv.tmp-*
