@@ -162,7 +162,8 @@ def run(
     if resume and output is not None:
         state = _Resume.prepare(output, paths, manifest, console)
         if state is not None:
-            todo = state.todo
+            todo = [it.path for it in state.todo]
+            session.embed = _embed_items(session, state.todo)  # type: ignore[method-assign]
             manifest = {**manifest, "resumed": state.manifest_info()}
     out = Outputs(fmt, output, report, manifest, append=state is not None)
     settings.thumbnails = out.thumbnails
@@ -266,12 +267,31 @@ def _record_path(rec: dict[str, Any]) -> str:
     return str(rec.get("path"))
 
 
+def _embed_items(session: Any, items: list[Any]) -> Callable[[Any], Any]:
+    """``session.embed`` for exactly these walked items (ignoring the paths it is given).
+
+    The items are passed as the walk found them, not re-walked from their paths: a file
+    found in a folder keeps ``in_folder`` (a non-image there is *skipped*, while a file
+    named explicitly would *fail*), and a walk error keeps its reason.
+    """
+    from fpattr.pipeline import Embedder
+
+    def embed(_paths: Any) -> Any:
+        try:
+            embedder = Embedder(session.backbone, session.settings, include_skipped=True)
+        except TypeError:  # an Embedder without skipped inputs
+            embedder = Embedder(session.backbone, session.settings)
+        return embedder.embed_items(iter(items))
+
+    return embed
+
+
 class _Resume:
     """What ``--resume`` keeps from an existing results file and what is left to do."""
 
     def __init__(self) -> None:
         self.kept: list[dict[str, Any]] = []
-        self.todo: list[Any] = []
+        self.todo: list[Any] = []  #: the InputItems left to do, as the walk found them
         self.redone = 0
         self.dropped_partial = False
         self.runs = 1
@@ -350,11 +370,12 @@ class _Resume:
                 for line in lines:
                     f.write(dumps(line) + "\n")
         done = {_record_path(rec) for rec in self.kept}
-        self.todo = [it.path for it in items if str(it.path) not in done]
+        self.todo = [it for it in items if str(it.path) not in done]
         extra = len(self.kept) - sum(_record_path(r) in wanted for r in self.kept)
         console.print(
             f"resuming {output}: {len(self.kept)} result(s) kept, {self.redone} to redo "
-            f"(input changed or failed to read), {len(self.todo)} input(s) to process"
+            f"(input changed, or not read: failed or skipped), {len(self.todo)} input(s) "
+            "to process"
             + (f"; {extra} kept result(s) are for paths not among these inputs" if extra else "")
             + ("; an incomplete last line was dropped" if content.partial_tail else ""),
             highlight=False,
@@ -371,6 +392,9 @@ class _Resume:
     @staticmethod
     def count(rec: dict[str, Any], stats: Any) -> None:
         """A kept result, counted in the run's totals as if it had just been done."""
+        if rec.get("status") == "skipped" and hasattr(stats, "n_skipped"):
+            stats.n_skipped += 1
+            return
         stats.n_inputs += 1
         if rec.get("status") == "ok":
             stats.n_ok += 1
@@ -379,7 +403,7 @@ class _Resume:
 
     def finish_summary(self, summary: dict[str, Any], stats: Any) -> dict[str, Any]:
         """Totals over the whole file; the speed of this run's own inputs only."""
-        new = stats.n_inputs - len(self.kept)
+        new = stats.n_inputs + getattr(stats, "n_skipped", 0) - len(self.kept)
         new_ok = stats.n_ok - sum(r.get("status") == "ok" for r in self.kept)
         secs = summary.get("seconds") or 0
         summary = dict(summary)

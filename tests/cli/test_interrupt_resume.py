@@ -230,6 +230,24 @@ def test_resume_matches_names_that_are_not_utf8(small, tmp_path):
     assert got[-1]["resumed"]["new"] == 0 and got[-1]["n_inputs"] == 10
 
 
+def test_resume_keeps_the_status_of_folder_items(small, tmp_path):
+    """Inputs left to do are passed as the walk found them: a non-image found in a folder
+    stays 'skipped' (named explicitly it would fail), and the exit code stays 0."""
+    (small["queries"] / "notes.txt").write_text("not an image", encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    first = _run(small, out)
+    assert first.exit_code == 0, first.output
+    lines = out.read_text(encoding="utf-8").splitlines()
+    status = {json.loads(x)["path"]: json.loads(x)["status"] for x in lines[1:-1]}
+    out.write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")  # interrupted early
+    r = _run(small, out, "--resume")
+    assert r.exit_code == first.exit_code, r.output
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert {x["path"]: x["status"] for x in got if x["type"] == "result"} == status
+    assert got[-1]["n_inputs"] == json.loads(lines[-1])["n_inputs"]
+    assert got[-1]["n_failed"] == json.loads(lines[-1])["n_failed"]
+
+
 def test_resume_without_a_file_is_a_plain_run(small, tmp_path):
     out = tmp_path / "new.jsonl"
     assert _run(small, out, "--resume").exit_code == 0
