@@ -48,9 +48,10 @@ def verify(
     from fpattr.errors import FpattrError
     from fpattr.report.base import printable
     from fpattr.report.manifest import build_manifest
-    from fpattr.report.outputs import Outputs
+    from fpattr.report.outputs import Outputs, check_output_paths
     from fpattr.session import Session
 
+    check_output_paths(output, report)  # before any work: a bad path is exit 2 now
     console = common.stderr_console(quiet)
     started = time.monotonic()  # the report's time covers loading and scoring
     bb = common.load_backbone(backbone, backbone_opt, device)
