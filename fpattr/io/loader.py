@@ -101,7 +101,17 @@ _HEIF_STATE: list[bool] = []  # [] not tried yet; [True] registered; [False] not
 _HEIF_LOCK = threading.Lock()
 _EXIF_ORIENTATION = 0x0112
 _16_TO_FLOAT = "16-bit -> float (no 8-bit rounding)"
-_CORRUPT_DATA = (OSError, SyntaxError, EOFError, ValueError, IndexError, struct.error, zlib.error)
+_CORRUPT_DATA = (
+    OSError,
+    SyntaxError,
+    EOFError,
+    ValueError,
+    IndexError,
+    struct.error,
+    zlib.error,
+)
+#: Formats decoded by a C library that reports damaged data as RuntimeError.
+_RUNTIME_ERROR_FORMATS = frozenset({"AVIF", "WEBP", "HEIF"})
 
 # ``warnings.catch_warnings`` swaps process-wide state; the lock keeps our own loader threads
 # from interleaving enter/exit (which would leak filters). Only cheap steps run under it.
@@ -319,7 +329,10 @@ def _read_bytes(name: str) -> bytes:
             _check_content(name, head)  # before reading (or refusing) a large non-image
             if st.st_size > MAX_FILE_BYTES:
                 raise _Refused(_too_big(st.st_size))
-            data = head + f.read(MAX_FILE_BYTES + 1 - len(head)) if head else head
+            # Ask for the size fstat gave (+1 to see growth), not the limit: read(n) allocates
+            # n bytes up front, and 512 MiB per file read would be wasteful.
+            want = max(0, min(st.st_size, MAX_FILE_BYTES) + 1 - len(head))
+            data = head + _read_all(f, want) if head else head
     except OSError as e:
         raise _Refused(f"read error: {e.strerror or e}") from None
     finally:
@@ -328,6 +341,20 @@ def _read_bytes(name: str) -> bytes:
     if len(data) > MAX_FILE_BYTES:  # grew while we looked
         raise _Refused(_too_big(len(data)))
     return data
+
+
+def _read_all(f: Any, size: int) -> bytes:
+    """``size`` bytes, then on to EOF in 1 MiB steps (a file that grew is still seen whole),
+    stopping just past MAX_FILE_BYTES."""
+    data = f.read(size)
+    if len(data) < size:
+        return data
+    parts = [data]
+    total = len(data)
+    while total <= MAX_FILE_BYTES and (chunk := f.read(1 << 20)):
+        parts.append(chunk)
+        total += len(chunk)
+    return data if len(parts) == 1 else b"".join(parts)
 
 
 def _suffix(name: str) -> str:
@@ -417,6 +444,7 @@ def _open_restricted(data: bytes, kind: str | None = None) -> Image.Image:
             TypeError,
             KeyError,
             ValueError,
+            RuntimeError,
             struct.error,
             EOFError,
             OSError,
@@ -464,6 +492,10 @@ def _decode(im: Image.Image) -> None:
     except Image.DecompressionBombError:
         raise
     except _CORRUPT_DATA as e:
+        raise _Refused(f"truncated or corrupt image data ({_one_line(e)})") from None
+    except RuntimeError as e:
+        if im.format not in _RUNTIME_ERROR_FORMATS:
+            raise
         raise _Refused(f"truncated or corrupt image data ({_one_line(e)})") from None
 
 

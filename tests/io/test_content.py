@@ -94,6 +94,16 @@ def test_avif_is_found_and_decoded_by_pillow(tmp_path):
     np.testing.assert_array_equal(img.pixels, expected)
 
 
+@pytest.mark.skipif(not features.check("avif"), reason="Pillow built without AVIF")
+def test_damaged_avif_is_called_corrupt_not_unexpected(tmp_path):
+    Image.fromarray(rgb(9)).save(tmp_path / "x.avif", format="AVIF", quality=90)
+    data = (tmp_path / "x.avif").read_bytes()
+    (tmp_path / "cut.avif").write_bytes(data[: len(data) - 40])
+    with pytest.raises(ImageLoadError) as info:
+        load_image(tmp_path / "cut.avif")
+    assert "corrupt" in info.value.reason and "unexpected" not in info.value.reason
+
+
 def test_heic_without_the_plugin_fails_with_the_install_hint(tmp_path, monkeypatch):
     monkeypatch.setattr(loader_mod, "_HEIF_STATE", [False])  # as if pillow-heif is missing
     (tmp_path / "IMG_0001.HEIC").write_bytes(heic_bytes())
