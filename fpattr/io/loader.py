@@ -238,6 +238,12 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
             return _load_tiff(name, data, digest, tiff, max_pixels)
     else:
         tiff = None
+    iso_bits = _iso_declared_bits(data) if kind in ("AVIF", "HEIF") else None
+    if kind == "AVIF" and iso_bits is not None and iso_bits > 8:
+        raise _Refused(
+            f"{iso_bits}-bit AVIF: Pillow decodes AVIF at 8 bits only (precision would be "
+            "lost): refused"
+        )
 
     with _pil_guard() as caught:
         im = _open_restricted(data, kind)
@@ -249,6 +255,10 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
         fmt, mode = im.format or "?", im.mode
         tile_rawmodes = [_tile_rawmode(t) for t in im.tile]
     declared_bits = tiff.bits if tiff is not None else _png_declared_bits(data)
+    if fmt == "HEIF":
+        heif_bits = int(im.info.get("bit_depth") or 8)
+        if heif_bits > 8:
+            return _load_heif_hdr(name, data, digest, heif_bits, (width, height))
 
     conversions: list[str] = []
     if mode == "RGBA" and tile_rawmodes and set(tile_rawmodes) == {"LA;16B"}:
@@ -545,6 +555,56 @@ def _check_declared(
             f"decoded at {bit_depth} bits per sample but the file declares {declared_bits} "
             "(precision would be lost)"
         )
+
+
+def _iso_declared_bits(data: bytes) -> int | None:
+    """Largest bits per channel an AVIF/HEIF 'pixi' property declares (None: no such box)."""
+    best, start = None, 0
+    while (i := data.find(b"pixi", start, 1 << 16)) >= 4:
+        start = i + 4
+        if len(data) < i + 9:
+            break
+        n = data[i + 8]
+        bits = data[i + 9 : i + 9 + n]
+        if bits:
+            best = max(best or 0, max(bits))
+    return best
+
+
+def _load_heif_hdr(
+    name: str, data: bytes, digest: str, bits: int, size: tuple[int, int]
+) -> LoadedImage:
+    """A HEIF with more than 8 bits per sample, decoded at its full depth (pillow-heif)."""
+    import pillow_heif  # type: ignore[import-not-found]  # present: the opener is registered
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+        arr = np.asarray(heif)
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise _Refused(f"truncated or corrupt image data ({_one_line(e)})") from None
+    width, height = size
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise _Refused(f"{bits}-bit HEIF decoded as an unexpected {arr.dtype} array {arr.shape}")
+    conversions = [f"{bits}-bit -> float (no 8-bit rounding)"]
+    if arr.shape[2] == 4:
+        conversions.append("alpha channel dropped")
+    # pillow-heif scales the samples up to 16 bits (v << (16 - bits)): undo it exactly
+    samples = np.right_shift(arr[..., :3], 16 - bits)
+    pixels = _to_float(samples, 2**bits - 1)
+    _check_declared(pixels, width, height, bits, bits)
+    return LoadedImage(
+        path=name,
+        sha256=digest,
+        pixels=pixels,
+        width=width,
+        height=height,
+        format="HEIF",
+        mode=f"RGB;{bits}",
+        bit_depth=bits,
+        conversions=conversions,
+    )
 
 
 # --------------------------------------------------------------------------- TIFF

@@ -114,6 +114,59 @@ def test_heic_without_the_plugin_fails_with_the_install_hint(tmp_path, monkeypat
     }
 
 
+def test_heif_plugin_is_not_imported_until_a_heif_file_is_met():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fpattr.io.loader as L; from fpattr.testing import write_image; "
+        "import tempfile, os; d = tempfile.mkdtemp(); p = os.path.join(d, 'a.png'); "
+        "write_image(p, (8, 8)); L.load_image(p); assert 'pillow_heif' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_heic_with_the_plugin_is_decoded(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    a = rgb(10, (48, 32))
+    pillow_heif.from_bytes(mode="RGB", size=(48, 32), data=a.tobytes()).save(
+        tmp_path / "x.heic", quality=90
+    )
+    assert results(tmp_path) == {"x.heic": ("ok", None)}
+    img = load_image(tmp_path / "x.heic")
+    expected = np.asarray(pillow_heif.open_heif(tmp_path / "x.heic")) / np.float32(255)
+    assert (img.format, img.bit_depth) == ("HEIF", 8)
+    np.testing.assert_array_equal(img.pixels, expected)
+
+
+def test_10bit_heic_keeps_its_10_bits(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    a10 = np.random.default_rng(11).integers(0, 1024, (32, 48, 3)).astype(np.uint16)
+    heif = pillow_heif.from_bytes(mode="RGB;16", size=(48, 32), data=(a10 << 6).tobytes())
+    heif.save(tmp_path / "hdr.heic", quality=90)
+    decoded = np.asarray(pillow_heif.open_heif(tmp_path / "hdr.heic", convert_hdr_to_8bit=False))
+    img = load_image(tmp_path / "hdr.heic")
+    assert (img.format, img.bit_depth, img.mode) == ("HEIF", 10, "RGB;10")
+    assert img.conversions == ["10-bit -> float (no 8-bit rounding)"]
+    expected = ((decoded >> 6).astype(np.float64) / 1023).astype(np.float32)
+    np.testing.assert_array_equal(img.pixels, expected)
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="Pillow built without AVIF")
+def test_avif_declaring_more_than_8_bits_is_refused_not_rounded(tmp_path):
+    Image.fromarray(rgb(12)).save(tmp_path / "x.avif", format="AVIF", quality=90)
+    data = bytearray((tmp_path / "x.avif").read_bytes())
+    i = data.index(b"pixi")
+    assert data[i + 8] == 3 and data[i + 9 : i + 12] == b"\x08\x08\x08"
+    data[i + 9 : i + 12] = b"\x0a\x0a\x0a"  # as a 10-bit AVIF declares itself
+    (tmp_path / "hdr.avif").write_bytes(bytes(data))
+    with pytest.raises(ImageLoadError) as info:
+        load_image(tmp_path / "hdr.avif")
+    assert info.value.reason == (
+        "10-bit AVIF: Pillow decodes AVIF at 8 bits only (precision would be lost): refused"
+    )
+
+
 def test_heif_opener_is_registered_lazily_only_when_installed(monkeypatch):
     import builtins
 
