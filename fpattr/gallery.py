@@ -19,6 +19,9 @@ import hashlib
 import io
 import json
 import re
+import tokenize
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +36,19 @@ from fpattr.io.atomic import atomic_write_bytes, atomic_write_text, file_lock
 from fpattr.views import l2_normalize
 
 SCHEMA = "fpattr.gallery/1"
+#: What numpy's .npy / .npz readers raise on a damaged file (a truncated header parses as
+#: Python literals; a damaged zip fails in zipfile or zlib).
+_DAMAGED: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,
+    NotImplementedError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    zlib.error,
+    tokenize.TokenError,
+)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -325,7 +341,7 @@ class Gallery:
             f = path / rel
             try:
                 emb = np.load(f, allow_pickle=False)
-            except (OSError, ValueError) as exc:
+            except _DAMAGED as exc:
                 raise GalleryError(f"gallery {path}: cannot load {f.name}: {exc}") from exc
             if emb.ndim != 2 or emb.shape[0] != e.get("n_refs", emb.shape[0]):
                 raise GalleryError(f"gallery {path}: {f.name} has shape {emb.shape}")
@@ -413,7 +429,7 @@ def import_npz(src: Path) -> Gallery:
                 )
     except GalleryError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (*_DAMAGED, KeyError, TypeError, AttributeError) as exc:
         raise GalleryError(f"cannot read gallery export {src}: {exc}") from exc
     if meta.get("sha256") != g.sha256:
         raise GalleryError(f"{src}: content does not match its recorded sha256 (corrupted?)")

@@ -789,7 +789,7 @@ class RealReference:
         the same reference. Returns the reference (index not built yet) and the
         failures ``[{"path", "error"}]``.
         """
-        from fpattr.io.loader import DEFAULT_MAX_PIXELS, ImageLoadError
+        from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageLoadError
         from fpattr.io.prefetch import iter_loaded
         from fpattr.io.walk import iter_inputs
         from fpattr.views import pad_to
@@ -824,7 +824,7 @@ class RealReference:
                 "sha256": bb.sha256,
             }
 
-        items = list(iter_inputs(paths))
+        items = list(iter_inputs(paths, extensions=IMAGE_EXTENSIONS))
         if not items:
             raise ManifptError("no real images found under " + ", ".join(map(str, paths)))
         quota = [n_patches // len(items) + (k < n_patches % len(items)) for k in range(len(items))]

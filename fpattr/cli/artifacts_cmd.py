@@ -173,7 +173,7 @@ def compute(
     import numpy as np
 
     from fpattr.io.atomic import atomic_write_bytes
-    from fpattr.io.loader import DEFAULT_MAX_PIXELS, ImageLoadError
+    from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageLoadError
     from fpattr.io.prefetch import iter_loaded
     from fpattr.io.walk import iter_inputs
     from fpattr.manifpt import RealReference
@@ -224,7 +224,9 @@ def compute(
         pending.clear()
 
     max_pixels = int(max_mpx * 1e6) or DEFAULT_MAX_PIXELS
-    loaded = iter_loaded(iter_inputs(images), workers=workers, max_pixels=max_pixels)
+    loaded = iter_loaded(
+        iter_inputs(images, extensions=IMAGE_EXTENSIONS), workers=workers, max_pixels=max_pixels
+    )
     try:
         for item, res in loaded:
             counts["in"] += 1

@@ -202,10 +202,8 @@ def run(
         raise
     common.print_policy_notes(console, session.policy)
     if stats.n_inputs == 0:
-        console.print(
-            "[red]no inputs found[/] (folders are searched for .png .jpg .jpeg .webp "
-            ".tif .tiff .bmp .gif)"
-        )
+        skipped = f" ({stats.n_skipped} file(s) skipped: not images)" if stats.n_skipped else ""
+        console.print(f"[red]no images found[/]{skipped}")
     return common.exit_code(stats.n_inputs, stats.n_ok)
 
 

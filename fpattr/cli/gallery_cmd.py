@@ -65,10 +65,17 @@ def add(
     with common.progress(console, images, f"enrolling {name}") as advance:
         session = Session(bb, settings=Settings(views=views))
         embs, refs, left_out = session.embed_references(images, on_each=advance)
-    failed = [x for x in left_out if not x.get("duplicate")]
+    failed = [x for x in left_out if not x.get("duplicate") and not x.get("skipped")]
+    skipped = [x for x in left_out if x.get("skipped")]
     duplicates = [x for x in left_out if x.get("duplicate")]
-    for x in failed:
-        console.print(f"[red]skipped[/] {x['path']}: {x['error']}")
+    from rich.markup import escape
+
+    from fpattr.report.base import printable
+
+    for label, rows in (("[red]failed[/]", failed), ("[yellow]skipped[/]", skipped)):
+        for x in rows:
+            why = printable(str(x["path"]) + ": " + str(x["error"]))
+            console.print(f"{label} {escape(why)}")
     if duplicates:
         console.print(
             f"[yellow]note:[/] {len(duplicates)} exact duplicate reference(s) left out "
@@ -124,6 +131,7 @@ def add(
         "n_refs": len(model.refs),
         "n_models": n_models,
         "failed": failed,
+        "skipped": skipped,
         "duplicates_dropped": [x["path"] for x in duplicates],
         "already_enrolled": already,
         "backbone": bb.id,

@@ -55,6 +55,8 @@ def _overhead(n_columns: int) -> int:
 def _decision_text(decision: Any, status: Any) -> Text:
     if status == "error":
         return Text("failed", style="bold red")
+    if status == "skipped":
+        return Text("skipped", style="yellow")
     if decision is None:
         return Text("\u2014", style="dim")
     d = printable(decision)
@@ -171,11 +173,12 @@ class TableWriter:
         table.add_column("Top-k: similarity, posterior", width=top_w, overflow="fold")
         for r in self.results:
             path = Text(shorten_left(printable(r.get("path")), path_w))
-            if r.get("status") == "error":
+            if r.get("status") in ("error", "skipped"):
                 # the path column is the wide one: the reason goes under the path
-                path.stylize("red")
-                path.append("\n\u21b3 " + printable(r.get("error") or "failed"), style="red")
-                table.add_row(path, _decision_text(None, "error"), "", "")
+                style = "red" if r.get("status") == "error" else "yellow"
+                path.stylize(style)
+                path.append("\n\u21b3 " + printable(r.get("error") or "failed"), style=style)
+                table.add_row(path, _decision_text(None, r.get("status")), "", "")
                 continue
             models = Text()
             for i, t in enumerate(r.get("top") or []):
@@ -287,6 +290,8 @@ class TableWriter:
         if n_ok is not None:
             counts.append(f", {n_ok} ok")
         counts.append(f", {n_failed} failed", style="bold red" if n_failed else "")
+        if summary.get("n_skipped"):
+            counts.append(f", {summary['n_skipped']} skipped (not images)", style="yellow")
         grid.add_row("Inputs", counts)
         as_set = summary.get("as_set")
         if isinstance(as_set, dict) and as_set:

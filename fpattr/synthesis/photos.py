@@ -59,8 +59,13 @@ def bundled_photo_paths() -> list[Path]:
 def image_files(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursive, hidden entries skipped), in a stable order."""
     from fpattr.io import iter_inputs
+    from fpattr.io.loader import IMAGE_EXTENSIONS
 
-    return [item.path for item in iter_inputs([folder]) if item.error is None]
+    return [
+        item.path
+        for item in iter_inputs([folder], extensions=IMAGE_EXTENSIONS)
+        if item.error is None
+    ]
 
 
 def load_rgb(path: Path) -> np.ndarray:

@@ -257,17 +257,6 @@ def test_mutated_gallery_json_loads_or_raises_a_gallery_error(
     _gallery_loads_cleanly(folder)
 
 
-#: Known bugs in fpattr/gallery.py (owned elsewhere): damaged files let non-project errors out.
-#: strict: once gallery.py wraps them in GalleryError these tests pass and the marker must go.
-GALLERY_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="fpattr/gallery.py: Gallery.load lets EOFError / SyntaxError / tokenize.TokenError "
-    "from np.load of a damaged emb/*.npy escape; import_npz lets NotImplementedError / "
-    "RuntimeError / EOFError / zipfile.BadZipFile from a damaged zip escape (not GalleryError)",
-)
-
-
-@GALLERY_BUG
 @FUZZ
 @given(data=st.data())
 def test_mutated_embedding_file_loads_or_raises_a_gallery_error(
@@ -284,7 +273,6 @@ def test_mutated_embedding_file_loads_or_raises_a_gallery_error(
     _gallery_loads_cleanly(folder)
 
 
-@GALLERY_BUG
 @FUZZ
 @given(data=st.data())
 def test_mutated_gallery_export_imports_or_raises_a_gallery_error(
