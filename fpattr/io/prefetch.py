@@ -27,18 +27,26 @@ Loader = Callable[..., LoadedImage]
 Result = LoadedImage | ImageLoadError
 
 
+#: Decoded pixels the load-ahead window may hold (float32: 1 GiB is ~89 Mpx of RGB).
+DEFAULT_MAX_BYTES = 1 << 30
+
+
 def iter_loaded(
     items: Iterable[InputItem],
     *,
     workers: int = 2,
     max_pending: int = 32,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     loader: Loader = load_image,
 ) -> Iterator[tuple[InputItem, Result]]:
     """Yield ``(item, LoadedImage or ImageLoadError)`` in input order, loading ahead.
 
     At most ``max_pending`` loads are started and not yet handed to the caller (the one being
-    processed included). Items that carry an ``error`` are passed through as ImageLoadError
+    processed included), and no new load starts while the decoded pixels waiting for the
+    caller (finished loads, plus the others counted at the mean size seen so far)
+    reach ``max_bytes``: a folder of 64-Mpx photos keeps one or two ahead, not 32. Items
+    that carry an ``error`` are passed through as ImageLoadError
     without touching the disk (:class:`~fpattr.io.loader.SkippedInputError` for skipped items).
     A :class:`~fpattr.io.loader.NotAnImageError` (skipped) stands only for files found in a
     folder; for a file named explicitly it becomes a plain ImageLoadError (failed).
@@ -60,10 +68,17 @@ def iter_loaded(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fpattr-load")
     pending: deque[tuple[InputItem, Future[Result] | None]] = deque()
     source = iter(items)
+    mean, seen = 0.0, 0  # running mean of the decoded sizes (bytes)
     try:
         exhausted = False
         while True:
-            while not exhausted and len(pending) < max_pending:
+            while (
+                not exhausted
+                and len(pending) < max_pending
+                # until a size is known, only as many loads as there are workers
+                and (len(pending) <= workers if not seen else True)
+                and (not pending or _held_bytes(pending, mean) < max_bytes)
+            ):
                 item = next(source, None)
                 if item is None:
                     exhausted = True
@@ -77,12 +92,37 @@ def iter_loaded(
             if future is None:
                 yield item, _unusable(item)
             else:
-                yield item, future.result()
+                res = future.result()
+                size = _nbytes(res)
+                if size:
+                    seen += 1
+                    mean += (size - mean) / seen
+                yield item, res
+                del res  # the caller has it: the window must not keep it alive
     finally:
         for _, future in pending:
             if future is not None:
                 future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _nbytes(res: Result) -> int:
+    pixels = getattr(res, "pixels", None)
+    return int(getattr(pixels, "nbytes", 0) or 0)
+
+
+def _held_bytes(pending: deque[tuple[InputItem, Future[Result] | None]], mean: float) -> float:
+    """Decoded bytes the window holds or will: finished loads exactly, the others (running
+    or queued) at ``mean``."""
+    total = 0.0
+    for _, future in pending:
+        if future is None:
+            continue
+        if not future.done():
+            total += mean
+        elif not future.cancelled() and future.exception() is None:
+            total += _nbytes(future.result())
+    return total
 
 
 def _unusable(item: InputItem) -> ImageLoadError:

@@ -140,3 +140,43 @@ def test_real_files_from_a_hostile_folder(tmp_path):
     assert isinstance(by_name["huge.png"], ImageLoadError)
     if "broken_symlink" in cases:
         assert by_name["broken.png"].reason.startswith("broken symbolic link")
+
+
+def test_the_window_is_bounded_by_decoded_bytes_not_only_by_count(tmp_path):
+    """Big decoded images: the loads started ahead stay within max_bytes, not max_pending."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from fpattr.io.loader import LoadedImage
+    from fpattr.io.prefetch import iter_loaded
+    from fpattr.io.walk import InputItem
+
+    size = 4 << 20  # 4 MiB of pixels per image
+    started = []
+    lock = threading.Lock()
+
+    def loader(path, max_pixels):
+        with lock:
+            started.append(path)
+        px = np.zeros(size // 4, np.float32).reshape(-1, 1, 1)
+        return LoadedImage(
+            path=path,
+            sha256="0" * 64,
+            width=1,
+            height=px.shape[0],
+            format="PNG",
+            mode="RGB",
+            bit_depth=8,
+            pixels=px,
+        )
+
+    items = [InputItem(tmp_path / f"{k}.png") for k in range(40)]
+    ahead = []
+    gen = iter_loaded(items, workers=2, max_pending=32, max_bytes=3 * size, loader=loader)
+    for k, _ in enumerate(gen):
+        time.sleep(0.01)  # a slow consumer: loads pile up if nothing stops them
+        ahead.append(len(started) - (k + 1))
+    assert len(started) == 40
+    assert max(ahead) <= 4, ahead  # ~3 images of 4 MiB ahead, never 31
