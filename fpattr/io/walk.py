@@ -24,6 +24,7 @@ __all__ = ["InputItem", "iter_inputs"]
 _NO_SUCH = "no such file or directory"
 _BROKEN_LINK = "broken symbolic link (target does not exist)"
 _LINK_LOOP = "symbolic link loop (too many levels of symbolic links)"
+_SEEN_DIR = "link to a folder already searched (a loop or a second link): not searched again"
 _UNLISTABLE = "permission denied: cannot list folder"
 
 
@@ -123,6 +124,8 @@ def _walk(
                 continue
             key = (st.st_dev, st.st_ino)
             if key in visited:  # a symlink back into the tree, or two links to one folder
+                if wanted is None:
+                    yield InputItem(Path(entry.path), _SEEN_DIR, skipped=True, in_folder=True)
                 continue
             visited.add(key)
             sub = _list(entry.path)
