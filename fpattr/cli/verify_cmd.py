@@ -83,8 +83,7 @@ def verify(
         settings={**settings.to_dict(), "backbone_name": bb.name},
         plugins=common.plugin_versions(),
     )
-    out = Outputs(fmt, output, report, manifest)
-    out._started = started  # Outputs times from its creation, after the work here
+    out = Outputs(fmt, output, report, manifest, started=started)
     try:
         out.write(res)
         n_in = res["a_images"] + res["b_images"] + len(res["failed"])

@@ -62,13 +62,15 @@ class Outputs:
         manifest: dict[str, Any],
         *,
         append: bool = False,
+        started: float | None = None,
     ) -> None:
         import time
 
         from fpattr.plugins import report_formats
         from fpattr.report.files import format_for_path, open_report
 
-        self._started = time.monotonic()
+        # ``started`` (time.monotonic()): when the work began, if before these outputs
+        self._started = time.monotonic() if started is None else started
         self._stack = ExitStack()
         self.writers: list[Any] = []
         self._appended: Any = None
