@@ -215,11 +215,17 @@ def run_predict(
     ok: list[tuple[dict, object]] = []
     n_inputs = 0
     with common.progress(console, paths, "analysing") as advance:
-        for e in Embedder(bb, Settings(views=views)).embed_paths(paths):
-            n_inputs += 1
+        for e in Embedder(bb, Settings(views=views), include_skipped=True).embed_paths(paths):
             sha = getattr(e.image, "sha256", None)
-            if e.embedding is None or e.error:
+            if getattr(e, "skipped", False):  # not an image by its content: a record, not a failure
                 console.print(f"skipped {e.path}: {e.error}", markup=False, highlight=False)
+                res = {"path": e.path, "sha256": None, "status": "skipped", "error": e.error}
+                results.append(res)
+                advance(res)
+                continue
+            n_inputs += 1
+            if e.embedding is None or e.error:
+                console.print(f"failed {e.path}: {e.error}", markup=False, highlight=False)
                 res = {"path": e.path, "sha256": sha, "status": "error", "error": e.error}
                 results.append(res)
                 advance(res)
@@ -425,9 +431,12 @@ def _write_table(stream, manifest: dict, rows: list, summary: dict, width: int |
     for r in rows:
         name = Text(shorten_left(printable(r.get("path")), 28))
         if r.get("status") != "ok":
-            t.add_row(
-                name, "", Text("failed", style="bold red"), "", Text(printable(r.get("error")))
+            label = (
+                Text("skipped", style="yellow")
+                if r.get("status") == "skipped"
+                else Text("failed", style="bold red")
             )
+            t.add_row(name, "", label, "", Text(printable(r.get("error"))))
             continue
         preds = r.get("predictions") or {}
         for k, c in enumerate(choices):

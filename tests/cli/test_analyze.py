@@ -244,7 +244,7 @@ def test_predict_reports_failed_inputs(world, tmp_path):
     assert r.exit_code == 1, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert [row["status"] for row in rows] == ["ok", "error"] and rows[1]["error"]
-    assert "skipped" in r.stderr
+    assert "failed" in r.stderr
 
 
 def test_predict_flat_image_is_undetermined(world, tmp_path):
