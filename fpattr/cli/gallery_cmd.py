@@ -62,6 +62,9 @@ def add(
     console = common.stderr_console(quiet)
     bb = common.load_backbone(backbone, backbone_opt, device)
     path = common.gallery_path(gallery, bb.name)
+    from fpattr.io.atomic import check_writable_folder
+
+    check_writable_folder(path, "gallery")  # before embedding: a read-only gallery is exit 2
     with common.progress(console, images, f"enrolling {name}") as advance:
         session = Session(bb, settings=Settings(views=views))
         embs, refs, left_out = session.embed_references(images, on_each=advance)

@@ -153,3 +153,15 @@ def test_internal_errors_have_their_own_exit_code(monkeypatch, tmp_path):
     assert r.exit_code == ExitCode.INTERNAL == 70
     assert "internal error: ZeroDivisionError: a bug" in r.stderr
     assert int(ExitCode.USAGE) == 2
+
+
+def test_gallery_add_checks_its_folder_before_any_work(tmp_path):
+    from fpattr.testing import run_cli, write_generator_images
+
+    write_generator_images(tmp_path / "refs", "checker", n=2, size=64, seed=0)
+    (tmp_path / "afile").write_text("x")
+    r = run_cli(
+        ["gallery", "add", "m", tmp_path / "refs", "-g", tmp_path / "afile" / "g", "-b", "spectrum"]
+    )
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output
+    assert "enrolling" not in r.output and "leave-one-out" not in r.output
