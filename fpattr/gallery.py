@@ -49,11 +49,11 @@ _DAMAGED: tuple[type[BaseException], ...] = (
     zlib.error,
     tokenize.TokenError,
 )
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # fullmatch: no trailing "\n"
 
 
 def check_model_name(name: str) -> str:
-    if not _NAME_RE.match(name or "") or name == "unknown":
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name == "unknown":
         raise GalleryError(
             f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_', '+', '-' "
             "(starting with a letter or digit; 'unknown' is reserved)"
@@ -70,6 +70,29 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
     return buf.getvalue()
+
+
+def _check_refs(name: str, refs: Any, n: int, where: str = "") -> list[dict[str, Any]]:
+    """The reference records of a model as stored: one {"path", "sha256"} dict per row (an
+    empty list: no provenance recorded, one blank record per row)."""
+    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+        raise GalleryError(f"{where}model {name!r}: references are not a list of records")
+    if not refs:  # written without provenance: the embeddings stand alone
+        return [{"path": None, "sha256": None} for _ in range(n)]
+    if len(refs) != n:
+        raise GalleryError(f"{where}model {name!r}: {len(refs)} references for {n} embeddings")
+    return refs
+
+
+def _check_dim(g: Gallery, name: str, emb: np.ndarray, where: str = "") -> None:
+    """Every model of a gallery embeds in the same dimension."""
+    for other in g.models.values():
+        if other.embeddings.shape[1] != emb.shape[1]:
+            raise GalleryError(
+                f"{where}model {name!r} has {emb.shape[1]}-dimensional embeddings, "
+                f"{other.name!r} {other.embeddings.shape[1]}"
+            )
+        break
 
 
 def _check_embeddings(name: str, emb: np.ndarray, where: str = "") -> np.ndarray:
@@ -343,15 +366,21 @@ class Gallery:
                 emb = np.load(f, allow_pickle=False)
             except _DAMAGED as exc:
                 raise GalleryError(f"gallery {path}: cannot load {f.name}: {exc}") from exc
-            if emb.ndim != 2 or emb.shape[0] != e.get("n_refs", emb.shape[0]):
-                raise GalleryError(f"gallery {path}: {f.name} has shape {emb.shape}")
+            n_refs = e.get("n_refs", emb.shape[0])
+            if not isinstance(n_refs, int) or isinstance(n_refs, bool):
+                raise GalleryError(f"gallery {path}: {name!r} has n_refs {n_refs!r}, not a count")
+            if emb.ndim != 2 or emb.shape[0] != n_refs:
+                raise GalleryError(
+                    f"gallery {path}: {f.name} has shape {emb.shape}, not ({n_refs}, D)"
+                )
             _check_embeddings(name, emb, f"gallery {path}: ")
+            _check_dim(g, name, emb, f"gallery {path}: ")
             g.models[name] = GalleryModel(
                 name,
                 emb.astype(np.float32),
-                e.get("refs", []),
-                e.get("created", ""),
-                e.get("meta", {}),
+                _check_refs(name, e.get("refs", []), emb.shape[0], f"gallery {path}: "),
+                str(e.get("created", "")),
+                e.get("meta", {}) if isinstance(e.get("meta", {}), dict) else {},
             )
         if doc["sha256"] != g.sha256:
             raise GalleryError(f"gallery {path}: content does not match its recorded sha256")
@@ -420,12 +449,13 @@ def import_npz(src: Path) -> Gallery:
             for name, e in meta["models"].items():
                 check_model_name(name)
                 emb = _check_embeddings(name, z[f"emb/{name}"], f"{src}: ")
+                _check_dim(g, name, emb, f"{src}: ")
                 g.models[name] = GalleryModel(
                     name,
                     emb.astype(np.float32),
-                    e.get("refs", []),
-                    e.get("created", ""),
-                    e.get("meta", {}),
+                    _check_refs(name, e.get("refs", []), emb.shape[0], f"{src}: "),
+                    str(e.get("created", "")),
+                    e.get("meta", {}) if isinstance(e.get("meta", {}), dict) else {},
                 )
     except GalleryError:
         raise

@@ -261,3 +261,35 @@ def test_import_refuses_bad_names_empty_models_and_missing_hash(tmp_path):
         import_npz(f)
     f = _npz(tmp_path / "d.npz", *meta_for({"m0": _emb(0)}))
     assert list(import_npz(f).models) == ["m0"]
+
+
+def test_a_model_name_with_a_trailing_newline_is_refused():
+    with pytest.raises(GalleryError, match="invalid model name"):
+        check_model_name("X\n")
+    assert check_model_name("X") == "X"
+
+
+@pytest.mark.parametrize("refs", [None, "abc", [1, 2, 3], [{"path": "a"}]])
+def test_edited_reference_records_are_refused_not_a_crash(tmp_path, refs):
+    """refs are outside the integrity hash: an edit must be a clear GalleryError."""
+    g_dir = _write_raw(tmp_path / "g", {"m0": _emb(0), "m1": _emb(1)})
+    doc = json.loads((g_dir / "gallery.json").read_text())
+    doc["models"]["m0"]["refs"] = refs
+    (g_dir / "gallery.json").write_text(json.dumps(doc))
+    with pytest.raises(GalleryError, match="references"):
+        Gallery.load(g_dir)
+
+
+def test_models_of_different_embedding_sizes_are_refused(tmp_path):
+    g_dir = _write_raw(tmp_path / "g", {"m0": _emb(0), "m1": _emb(1)[:, :3]})
+    with pytest.raises(GalleryError, match="dimensional"):
+        Gallery.load(g_dir)
+
+
+def test_a_non_integer_reference_count_is_refused(tmp_path):
+    g_dir = _write_raw(tmp_path / "g", {"m0": _emb(0), "m1": _emb(1)})
+    doc = json.loads((g_dir / "gallery.json").read_text())
+    doc["models"]["m0"]["n_refs"] = "5"
+    (g_dir / "gallery.json").write_text(json.dumps(doc))
+    with pytest.raises(GalleryError, match="not a count"):
+        Gallery.load(g_dir)
