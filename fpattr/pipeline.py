@@ -201,10 +201,20 @@ class RunStats:
     decisions: dict[str, int] = field(default_factory=dict)
     emb_sum: np.ndarray | None = None  # sum of the pooled (non-flat) embeddings
     n_pooled: int = 0
+    n_duplicates: int = 0  # pooled files whose content was already pooled
+    pooled_sha: set[str] = field(default_factory=set)
     min_views: int | None = None  # the least evidence among the pooled images
 
-    def add_embedding(self, embedding: np.ndarray, views: int | None) -> None:
-        """Pool one image into the run's set embedding (``--as-set``)."""
+    def add_embedding(
+        self, embedding: np.ndarray, views: int | None, sha256: str | None = None
+    ) -> None:
+        """Pool one image into the run's set embedding (``--as-set``); a file whose content
+        (sha256) was already pooled is one piece of evidence, counted in ``n_duplicates``."""
+        if sha256 is not None:
+            if sha256 in self.pooled_sha:
+                self.n_duplicates += 1
+                return
+            self.pooled_sha.add(sha256)
         self.emb_sum = embedding if self.emb_sum is None else self.emb_sum + embedding
         self.n_pooled += 1
         if views is not None:

@@ -123,7 +123,7 @@ class Session:
                 key = res["decision"] or "undecided"
                 stats.decisions[key] = stats.decisions.get(key, 0) + 1
                 if not e.flat:
-                    stats.add_embedding(e.embedding, e.effective_views)
+                    stats.add_embedding(e.embedding, e.effective_views, res["sha256"])
             yield res
 
     def decide(
@@ -151,14 +151,21 @@ class Session:
         if stats.emb_sum is None or stats.n_pooled == 0:  # every good image was flat
             return {"n_images": 0, "decision": INSUFFICIENT, "probability": None, "top": []}
         d = self.decide(l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views)
-        out = {"n_images": stats.n_pooled, **d}
+        out = {"n_images": stats.n_pooled, "n_duplicates": stats.n_duplicates, **d}
+        notes = []
+        if stats.n_duplicates:
+            notes.append(
+                f"{stats.n_duplicates} file(s) repeat the content (sha256) of another: pooled once"
+            )
         named = sorted(k for k in stats.decisions if k not in _NOT_A_MODEL)
         if len(named) > 1:
-            out["note"] = (
+            notes.append(
                 f"the images' own decisions name {len(named)} different models "
                 f"({', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): they may not "
                 "share one source, which a set decision assumes"
             )
+        if notes:
+            out["note"] = "; ".join(notes)
         return out
 
     # -- verify ----------------------------------------------------------------------------------
@@ -166,7 +173,7 @@ class Session:
     def _side(self, path: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
         """Embedding of one verify side: a file, or the mean over a folder's images."""
         total: np.ndarray | None = None
-        n_ok, n_flat, failed, skipped, shas, views = 0, 0, [], [], [], []
+        n_ok, n_flat, n_dup, failed, skipped, shas, views = 0, 0, 0, [], [], [], []
         for e in self.embed([path]):
             if e.skipped:
                 skipped.append({"path": e.path, "reason": e.error})
@@ -177,13 +184,18 @@ class Session:
             if e.flat:
                 n_flat += 1
                 continue
+            sha = e.image.sha256 if e.image else None
+            if sha is not None and sha in shas:  # the same content twice: one piece of evidence
+                n_dup += 1
+                continue
             n_ok += 1
             views.append(e.effective_views)
-            shas.append(e.image.sha256 if e.image else None)
+            shas.append(sha)
             total = e.embedding if total is None else total + e.embedding
         info = {
             "path": str(path),
             "n_images": n_ok,
+            "n_duplicates": n_dup,
             "n_flat": n_flat,
             "failed": failed,
             "skipped": skipped,

@@ -184,3 +184,18 @@ def test_enrolment_warns_about_near_identical_and_single_references(world, tmp_p
     res = json.loads(r.stdout)
     assert res["enrolment_check"]["checkable"] is False
     assert "leave-one-out cannot check it" in r.stderr
+
+
+def test_as_set_and_folder_verify_pool_each_content_once(enrolled, tmp_path):
+    d = tmp_path / "same"
+    d.mkdir()
+    src = sorted(enrolled["queries"].glob("checker_*.png"))[0]
+    for k in range(5):  # five copies of one file are one image of evidence
+        shutil.copy(src, d / f"c{k}.png")
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
+    rep = _res(run_cli(["attribute", d, *opts, "--as-set"]))
+    s = rep["summary"]["as_set"]
+    assert s["n_images"] == 1 and s["n_duplicates"] == 4
+    assert s["calibration"]["set_size"] == 1 and "pooled once" in s["note"]
+    res = _res(run_cli(["verify", d, enrolled["refs"] / "checker", *opts]))["results"][0]
+    assert res["a_images"] == 1
