@@ -30,7 +30,15 @@ def _emit(obj: Any, fmt: str, table: Any) -> None:
     else:
         from rich.console import Console
 
-        Console().print(table)
+        Console().print(_folded(table))
+
+
+def _folded(table: Any) -> Any:
+    """Wrap cells instead of cutting them: model names differing only at the end must stay
+    distinguishable at any terminal width."""
+    for col in table.columns:
+        col.overflow = "fold"
+    return table
 
 
 @gallery_app.command("add", no_args_is_help=True)
@@ -259,8 +267,8 @@ def calibrate(
     else:
         from rich.console import Console
 
-        Console().print(t)
-        Console().print(t2)
+        Console().print(_folded(t))
+        Console().print(_folded(t2))
         for c in cals:
             if c is not None:
                 print(f"{c.comparison}: {c.why}", file=sys.stderr)

@@ -199,3 +199,24 @@ def test_as_set_and_folder_verify_pool_each_content_once(enrolled, tmp_path):
     assert s["calibration"]["set_size"] == 1 and "pooled once" in s["note"]
     res = _res(run_cli(["verify", d, enrolled["refs"] / "checker", *opts]))["results"][0]
     assert res["a_images"] == 1
+
+
+def test_gallery_tables_never_cut_long_model_names(world, tmp_path):
+    import re
+
+    g = tmp_path / "g"
+    names = [f"Generator_{'0' * 49}{k}" for k in (1, 2)]
+    for name, gen in zip(names, ("checker", "nearest"), strict=True):
+        r = run_cli(["gallery", "add", name, world["refs"] / gen, "-g", g, "-b", "spectrum", "-q"])
+        assert r.exit_code == 0, r.output
+    for cmd in (["gallery", "list"], ["gallery", "calibrate"]):
+        out = run_cli([*cmd, "-g", g, "-b", "spectrum"], env={"COLUMNS": "60"}).stdout
+        # the model column: the first cell of every table row, wrapped lines joined
+        first = "".join(
+            line.split("\u2502")[1].strip()
+            for line in out.splitlines()
+            if line.startswith("\u2502") and line.count("\u2502") >= 3
+        )
+        flat = re.sub(r"[^A-Za-z0-9_]", "", first)
+        for name in names:
+            assert name in flat, (cmd, out)
