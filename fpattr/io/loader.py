@@ -460,6 +460,13 @@ def _open_restricted(data: bytes, kind: str | None = None) -> Image.Image:
             OSError,
         ) as e:
             _refuse_zero_size_png(data)
+            if fmt == "TIFF":  # a header tifffile reads is not corrupt: a codec Pillow lacks
+                layout = _tiff_layout(data)
+                if layout is not None:
+                    raise _Refused(
+                        f"unsupported TIFF: {layout.describe()} (not decodable here: "
+                        f"{_one_line(e)})"
+                    ) from None
             raise _Refused(f"corrupt or truncated {fmt} header ({_one_line(e)})") from None
     _refuse_zero_size_png(data)
     magic = next((kind for sig, kind in _MAGIC if data.startswith(sig)), None)

@@ -177,3 +177,31 @@ def test_eight_bit_tiffs_still_go_through_pillow_unchanged(tmp_path):
     img = load_image(tmp_path / "rgb8.tif")
     assert (img.mode, img.bit_depth, img.conversions) == ("RGB", 8, [])
     np.testing.assert_array_equal(img.pixels, arr / np.float32(255))
+
+
+def test_a_tiff_codec_pillow_lacks_is_unsupported_not_corrupt(tmp_path):
+    """A valid header whose compression Pillow cannot decode (JPEG 2000, tag 34712) is an
+    unsupported layout, never a claim that the evidence is corrupt."""
+    import io
+    import struct
+
+    import numpy as np
+    import tifffile
+
+    from fpattr.errors import ImageLoadError
+    from fpattr.io.loader import load_image
+
+    px = (np.arange(32 * 32 * 3) % 251).astype(np.uint8).reshape(32, 32, 3)
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, px, photometric="rgb", compression="zlib")
+    data = bytearray(buf.getvalue())
+    off = struct.unpack("<I", data[4:8])[0]
+    for k in range(struct.unpack("<H", data[off : off + 2])[0]):
+        e = off + 2 + 12 * k
+        if struct.unpack("<H", data[e : e + 2])[0] == 259:  # Compression
+            data[e + 8 : e + 10] = struct.pack("<H", 34712)
+    (tmp_path / "j2k.tif").write_bytes(bytes(data))
+    with pytest.raises(ImageLoadError) as info:
+        load_image(tmp_path / "j2k.tif")
+    assert "unsupported TIFF" in info.value.reason and "jpeg2000" in info.value.reason
+    assert "corrupt" not in info.value.reason
