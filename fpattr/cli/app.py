@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -21,14 +22,24 @@ class FpattrGroup(TyperGroup):
     """Maps library errors to a one-line message and the contract's exit codes: a
     :class:`FpattrError` its own (2 for usage), SIGINT 130, SIGTERM 143, SIGHUP 129 (all
     unwind, so outputs are closed and temp files removed), any other exception 70 (internal
-    error)."""
+    error). Results that could not be written (disk full, I/O error on stdout or an output
+    file) exit 74 (EX_IOERR) with "cannot write results to ...: <reason>"; a closed pipe
+    (``| head``) stops quietly. stdout is flushed here, inside the guarded region, so Python's
+    own flush at exit can never hide a failed write."""
 
     def invoke(self, ctx: Any) -> Any:
         from fpattr.io.atomic import graceful_signals
+        from fpattr.report.outputs import flush_stdout
 
         try:
             with graceful_signals():  # SIGTERM unwinds like Ctrl-C: no temp file left behind
-                return super().invoke(ctx)
+                try:
+                    rv = super().invoke(ctx)
+                except (typer.Exit, SystemExit):
+                    flush_stdout()  # a failed flush turns the exit status into 74
+                    raise
+                flush_stdout()
+                return rv
         except FpattrError as exc:
             if _debug():
                 raise
@@ -40,8 +51,9 @@ class FpattrGroup(TyperGroup):
             print(f"fpattr: interrupted ({name})", file=sys.stderr)
             raise typer.Exit(code) from None
         except BrokenPipeError:  # `fpattr attribute ... | head`: the reader left, stop quietly
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise

@@ -40,8 +40,9 @@ def attribute(
         False,
         "--resume",
         help="Continue the jsonl file given as --output (e.g. after Ctrl-C): keep its results "
-        "(by path; an input whose sha256 changed is redone), process only the other inputs "
-        "and append them. Needs the same backbone, gallery and decision settings.",
+        "(by path; an input whose sha256 changed is redone, a result whose path is no longer "
+        "among the inputs is dropped), process only the other inputs and append them. Needs "
+        "the same backbone, gallery and decision settings.",
     ),
 ) -> None:
     """Attribute every image to its most likely source models, or "unknown".
@@ -61,8 +62,19 @@ def attribute(
     every input's `result` line exactly once, and one `summary` line at the end, counting
     every result in the file (plus `"resumed": {"runs", "kept", "redone", "new"}`). A
     missing FILE starts a new run; in a finished one only changed inputs are redone and
-    its summary line is replaced by the new one. `--resume` needs a jsonl `-o` and does
-    not go with `--as-set`. Output paths are checked before any work (exit 2).
+    its summary line is replaced by the new one. Results whose path is not among the
+    current inputs (as walked: a file deleted since, or another folder's) are dropped, with
+    a note on stderr, so the summary counts only current inputs. `--resume` needs a jsonl
+    `-o` and does not go with `--as-set`. Output paths are checked before any work (exit 2).
+
+    Output files inside a scanned folder: the run's own `--output` and `--report` files
+    (and their temporary files) are not inputs and never appear among the results. Files
+    other than a streamed jsonl `-o` get their temporary file only when the run ends, so a
+    killed run leaves none behind.
+
+    Exit status: 0 all inputs done, 1 some failed, 2 usage error or no input read, 74 the
+    results could not be written (disk full, I/O error: "cannot write results to ..."),
+    130/143/129 interrupted. A closed pipe on stdout (`| head`) stops quietly.
     """
     code = run(
         paths,
@@ -159,8 +171,11 @@ def run(
     stats = pipeline.RunStats()
     todo: list[Any] = list(paths)
     state: _Resume | None = None
+    own = [p for p in (output, report) if p is not None and str(p) != "-"]
+    if own:  # the run's own output files are not inputs, even inside a scanned folder
+        session.embed = _embed_walk(session, own)  # type: ignore[method-assign]
     if resume and output is not None:
-        state = _Resume.prepare(output, paths, manifest, console)
+        state = _Resume.prepare(output, paths, manifest, console, exclude=own)
         if state is not None:
             todo = [it.path for it in state.todo]
             session.embed = _embed_items(session, state.todo)  # type: ignore[method-assign]
@@ -265,7 +280,18 @@ def _record_path(rec: dict[str, Any]) -> str:
     return str(rec.get("path"))
 
 
-def _embed_items(session: Any, items: list[Any]) -> Callable[[Any], Any]:
+def _embed_walk(session: Any, exclude: list[Path]) -> Callable[[Any], Any]:
+    """``session.embed`` walking its paths lazily, leaving out ``exclude`` (the run's own
+    output files and their temp files)."""
+    from fpattr.io.walk import iter_inputs
+
+    def embed(paths: Any) -> Any:
+        return _embed_items(session, iter_inputs(paths, exclude=exclude))(paths)
+
+    return embed
+
+
+def _embed_items(session: Any, items: Any) -> Callable[[Any], Any]:
     """``session.embed`` for exactly these walked items (ignoring the paths it is given).
 
     The items are passed as the walk found them, not re-walked from their paths: a file
@@ -292,11 +318,18 @@ class _Resume:
         self.todo: list[Any] = []  #: the InputItems left to do, as the walk found them
         self.redone = 0
         self.dropped_partial = False
+        self.dropped_gone = 0  #: results dropped: their path is not among the current inputs
         self.runs = 1
 
     @classmethod
     def prepare(
-        cls, output: Path, paths: list[Path], manifest: dict[str, Any], console: Any
+        cls,
+        output: Path,
+        paths: list[Path],
+        manifest: dict[str, Any],
+        console: Any,
+        *,
+        exclude: list[Path] | None = None,
     ) -> _Resume | None:
         """Read ``output``, rewrite it (atomically) without what is redone, and plan the rest.
 
@@ -331,15 +364,16 @@ class _Resume:
         self = cls()
         self.runs = len(manifests) + 1
         self.dropped_partial = content.partial_tail
-        items = list(iter_inputs(paths))
+        items = list(iter_inputs(paths, exclude=exclude or ()))
         wanted = {str(it.path) for it in items}
         latest: dict[str, dict[str, Any]] = {}
         for rec in content.results:
             latest[_record_path(rec)] = rec  # a path recorded twice: the last one counts
         keep_paths: set[str] = set()
+        gone = 0
         for path, rec in latest.items():
             if path not in wanted:
-                keep_paths.add(path)  # not an input this time: kept, never lost
+                gone += 1  # deleted since, or another run's input: not one of these inputs
                 continue
             recorded = rec.get("sha256")
             try:
@@ -369,12 +403,17 @@ class _Resume:
                     f.write(dumps(line) + "\n")
         done = {_record_path(rec) for rec in self.kept}
         self.todo = [it for it in items if str(it.path) not in done]
-        extra = len(self.kept) - sum(_record_path(r) in wanted for r in self.kept)
+        self.dropped_gone = gone
         console.print(
             f"resuming {output}: {len(self.kept)} result(s) kept, {self.redone} to redo "
             f"(input changed, or not read: failed or skipped), {len(self.todo)} input(s) "
             "to process"
-            + (f"; {extra} kept result(s) are for paths not among these inputs" if extra else "")
+            + (
+                f"; {gone} result(s) dropped: their paths are not among the current inputs "
+                "(deleted, moved, or from other inputs)"
+                if gone
+                else ""
+            )
             + ("; an incomplete last line was dropped" if content.partial_tail else ""),
             highlight=False,
         )
@@ -385,6 +424,7 @@ class _Resume:
             "kept": len(self.kept),
             "redone": self.redone,
             "dropped_partial_line": self.dropped_partial,
+            "dropped_not_inputs": self.dropped_gone,
         }
 
     @staticmethod

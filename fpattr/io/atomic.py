@@ -52,13 +52,20 @@ def atomic_open(
     On any exception (Ctrl-C included) the temp file ``.<name>.tmp-<random>`` is removed and the
     target is untouched. The new file gets the permission bits a plain ``open()`` would leave:
     the existing file's mode, or 0o666 minus the umask (``mkstemp``'s 0600 is not kept).
-    A symlink target is written through, like ``open()`` does. Errors are plain OSError.
+    A symlink target is written through, like ``open()`` does. A target that exists and is
+    not a regular file (a device such as ``/dev/full``, a FIFO) is written directly: a temp
+    file renamed over it would replace the device itself. Errors are plain OSError.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
     target = os.fspath(path)
     if os.path.islink(target):
         target = os.path.realpath(target)
+    if _is_special(target):  # /dev/full, a FIFO, /dev/stdout: write to it, never replace it
+        with open(target, mode, encoding=encoding if mode == "w" else None) as f:
+            yield f
+            f.flush()
+        return
     folder, name = os.path.split(os.path.abspath(target))
     permissions = _mode_for(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=folder)
@@ -276,6 +283,15 @@ def uninterrupted() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- internals
+
+
+def _is_special(target: str) -> bool:
+    """True for an existing path that is not a regular file (device, FIFO, socket)."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return False
+    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
 
 
 def _mode_for(target: str) -> int:

@@ -51,6 +51,7 @@ def iter_inputs(
     *,
     extensions: Iterable[str] | None = None,
     follow_symlinks: bool = True,
+    exclude: Iterable[str | os.PathLike[str]] = (),
 ) -> Iterator[InputItem]:
     """Yield the files named in ``paths``, walking folders recursively in name order.
 
@@ -63,7 +64,12 @@ def iter_inputs(
     once per given path, so symlink loops end. With ``follow_symlinks=False`` symlinks met
     inside folders are skipped items (paths given explicitly are still followed). A path given
     twice is yielded twice.
+
+    ``exclude``: files left out entirely, not yielded at all (a run's own output files, which
+    may lie in the folder it scans), together with their atomic-write temp files
+    (``.<name>.tmp-*`` next to them).
     """
+    skip = _Exclude(exclude)
     wanted = (
         None
         if extensions is None
@@ -71,19 +77,49 @@ def iter_inputs(
     )
     for given in paths:
         name = os.fsdecode(os.fspath(given))
+        if skip and skip.matches(name):
+            continue
         try:
             st = os.stat(name)
         except OSError as e:
             yield InputItem(Path(name), _stat_error(name, e))
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(name, (st.st_dev, st.st_ino), wanted, follow_symlinks)
+            yield from _walk(name, (st.st_dev, st.st_ino), wanted, follow_symlinks, skip)
         else:
             yield InputItem(Path(name))
 
 
+class _Exclude:
+    """Paths (and their ``.<name>.tmp-*`` temp files) to leave out of the walk."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self._by_name: dict[str, set[str]] = {}
+        for p in paths:
+            text = os.fsdecode(os.fspath(p))
+            if text == "-":
+                continue
+            folder, name = os.path.split(os.path.abspath(text))
+            self._by_name.setdefault(name, set()).add(os.path.realpath(folder))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_name)
+
+    def matches(self, path: str) -> bool:
+        folder, name = os.path.split(os.path.abspath(path))
+        key = name
+        if key not in self._by_name and name.startswith(".") and ".tmp-" in name:
+            key = name[1 : name.rindex(".tmp-")]
+        folders = self._by_name.get(key)
+        return bool(folders) and os.path.realpath(folder) in folders  # type: ignore[operator]
+
+
 def _walk(
-    root: str, root_key: tuple[int, int], wanted: frozenset[str] | None, follow: bool
+    root: str,
+    root_key: tuple[int, int],
+    wanted: frozenset[str] | None,
+    follow: bool,
+    skip: _Exclude | None = None,
 ) -> Iterator[InputItem]:
     """Depth-first, name-sorted walk with an explicit stack (deep trees cannot overflow it)."""
     visited = {root_key}
@@ -107,6 +143,8 @@ def _walk(
             is_dir = False
         if wanted is not None and not is_dir and _ext(entry.name) not in wanted:
             continue  # the caller asked for these suffixes only
+        if skip and not is_dir and skip.matches(entry.path):
+            continue  # one of the run's own output files (or its temp file)
         if entry.name.startswith("."):
             if wanted is None:
                 reason = _HIDDEN_DIR if is_dir else _HIDDEN

@@ -13,9 +13,10 @@ and ``--resume`` can continue it (``append=True``).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -68,14 +69,17 @@ def format_for_path(path: str | PathLike[str], *, registry: Registry[Any] | None
 class _Guarded:
     """Forwards to the writer and remembers whether ``close`` was called."""
 
-    def __init__(self, writer: ReportWriter) -> None:
+    def __init__(self, writer: ReportWriter, stream: Any = None) -> None:
         self._writer = writer
+        self._stream = stream
         self.closed = False
 
     def write(self, result: dict) -> None:
         self._writer.write(result)
 
     def close(self, summary: dict) -> None:
+        if isinstance(self._stream, _LateFile):
+            self._stream.start()  # the temp file is created now, not at start-up
         self._writer.close(summary)
         self.closed = True
 
@@ -125,13 +129,13 @@ def open_report(
             raise RuntimeError(f"report writer {name!r} was not closed")
         return
 
-    from fpattr.io.atomic import atomic_open, check_writable
+    from fpattr.io.atomic import check_writable
 
     target = Path(path)
     check_writable(target, "report")
 
     if stream and name in LINE_FORMATS and not binary:
-        with open(target, "a" if append else "w", encoding="utf-8", newline="\n") as f:
+        with _RecordFile(target, append=append) as f:
             writer = _Guarded(entry.obj(f, manifest, thumbnails=thumbnails, **options))
             yield writer  # on error the finished lines stay: the file has no summary line
             if not writer.closed:
@@ -139,8 +143,123 @@ def open_report(
         return
 
     mode, encoding = ("wb", None) if binary else ("w", "utf-8")
-    with atomic_open(target, mode=mode, encoding=encoding) as stream:
-        writer = _Guarded(entry.obj(stream, manifest, thumbnails=thumbnails, **options))
+    late = _LateFile(target, mode, encoding)
+    try:
+        writer = _Guarded(entry.obj(late, manifest, thumbnails=thumbnails, **options), late)
         yield writer
         if not writer.closed:
             raise RuntimeError(f"report writer {name!r} was not closed; {target} not written")
+    except BaseException as exc:
+        late.discard(exc)
+        raise
+    late.commit()
+
+
+def _os_write(fd: int, data: bytes) -> int:
+    """``os.write`` (a seam for tests that simulate a full disk)."""
+    return os.write(fd, data)
+
+
+class _RecordFile:
+    """A text stream onto a streamed line-record file that never leaves half a record.
+
+    Each ``write`` is one whole record. If it fails (ENOSPC, EIO, ...) the file is cut back
+    to the end of the last complete record before the error goes on, so the file still
+    ends with a newline and ``--resume`` can continue it.
+    """
+
+    def __init__(self, target: Path, *, append: bool) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        self.name = str(target)
+        self._fd = os.open(target, flags, 0o666)
+        self._good = os.fstat(self._fd).st_size if append else 0
+        self.encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8", "surrogateescape")
+        view = memoryview(data)
+        try:
+            while view:
+                n = _os_write(self._fd, view)
+                view = view[n:]
+        except BaseException:
+            with suppress(OSError):
+                os.ftruncate(self._fd, self._good)
+            raise
+        self._good += len(data)
+        return len(text)
+
+    def flush(self) -> None:
+        pass  # every write went to the file itself
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> _RecordFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _LateFile:
+    """A stream for a file written atomically whose temp file is created as late as
+    possible: what a writer writes before closing (e.g. streamed CSV rows) is held in
+    memory, and the temp file (``.<name>.tmp-*``) is only created when the writer closes
+    (:meth:`start`), so a killed run leaves no temp file behind."""
+
+    def __init__(self, target: Path, mode: str, encoding: str | None) -> None:
+        import io
+
+        self.name = str(target)
+        self._target = target
+        self._mode = mode
+        self._encoding = encoding
+        self._held: Any = io.BytesIO() if mode == "wb" else io.StringIO()
+        self._cm: Any = None
+        self._file: Any = None
+
+    def start(self) -> None:
+        """Create the temp file and write what was held; later writes go straight to it."""
+        if self._cm is not None:
+            return
+        from fpattr.io.atomic import atomic_open
+
+        self._cm = atomic_open(self._target, mode=self._mode, encoding=self._encoding)
+        self._file = self._cm.__enter__()
+        held, self._held = self._held.getvalue(), None
+        if held:
+            self._file.write(held)
+
+    def write(self, data: Any) -> int:
+        if self._file is None:
+            return self._held.write(data)
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def commit(self) -> None:
+        self.start()
+        self._cm.__exit__(None, None, None)
+
+    def discard(self, exc: BaseException) -> None:
+        self._held = None
+        if self._cm is not None:
+            with suppress(BaseException):
+                self._cm.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        self.start()
+        return getattr(self._file, name)

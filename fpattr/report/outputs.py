@@ -8,11 +8,77 @@ plugin-loading imports stay inside the functions, so importing this module is ch
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from fpattr.errors import UsageError
+from fpattr.errors import FpattrError, UsageError
+
+#: Exit status when results could not be written (disk full, I/O error...): the run's
+#: output is lost. 74 is EX_IOERR from sysexits.h; distinct from 1 (some inputs failed),
+#: 2 (usage) and 70 (internal error).
+EXIT_OUTPUT_LOST = 74
+
+
+class OutputWriteError(FpattrError):
+    """Writing, flushing or closing an output failed (ENOSPC, EIO...): results are lost."""
+
+    exit_code = EXIT_OUTPUT_LOST  # type: ignore[assignment]
+
+
+def write_error(dest: str, exc: OSError) -> OutputWriteError:
+    """The one-line error for a failed write of results to ``dest``."""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    shown = _stdout_name() if dest == "stdout" else dest
+    return OutputWriteError(f"cannot write results to {shown}: {why}")
+
+
+def _stdout_name() -> str:
+    """The name "stdout", or the device/file it is redirected to where that can be told."""
+    import os
+
+    try:
+        target = os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")
+    except (OSError, ValueError, AttributeError):
+        return "stdout"
+    return target if target.startswith("/") else "stdout"
+
+
+def flush_stdout() -> None:
+    """Flush ``sys.stdout`` now, inside the guarded region, so that a failure cannot be left
+    to Python's final flush at exit (which would turn it into exit 0 or 120).
+
+    EPIPE (the reader left, ``| head``) is re-raised as :class:`BrokenPipeError`; any other
+    :class:`OSError` becomes :class:`OutputWriteError`. Either way stdout is pointed at
+    ``os.devnull`` first, so the data still buffered cannot fail again at exit.
+    """
+    import errno
+
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+            _silence_stdout()
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe") from None
+        error = write_error("stdout", exc)
+        _silence_stdout()
+        raise error from None
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def check_format(fmt: str) -> str:
@@ -73,28 +139,33 @@ class Outputs:
         self._started = time.monotonic() if started is None else started
         self._stack = ExitStack()
         self.writers: list[Any] = []
+        self._dests: list[str] = []
         self._appended: Any = None
         reg = report_formats()
         check_format(fmt)
         check_output_paths(output, report)  # all of them before any file is opened
         if output is not None:
             ofmt = output_format(fmt, output)
-            writer = self._stack.enter_context(
-                open_report(
-                    output,
-                    ofmt,
-                    manifest,
-                    registry=reg,
-                    thumbnails=ofmt == "html",
-                    stream=True,
-                    append=append,
+            with self._guard(str(output)):
+                writer = self._stack.enter_context(
+                    open_report(
+                        output,
+                        ofmt,
+                        manifest,
+                        registry=reg,
+                        thumbnails=ofmt == "html",
+                        stream=True,
+                        append=append,
+                    )
                 )
-            )
             self.writers.append(writer)
+            self._dests.append("stdout" if str(output) == "-" else str(output))
             if append:
                 self._appended = writer
         else:
-            self.writers.append(reg.get(fmt)(sys.stdout, manifest))
+            with self._guard("stdout"):
+                self.writers.append(reg.get(fmt)(sys.stdout, manifest))
+            self._dests.append("stdout")
         if report is not None:
             self.writers.append(
                 self._stack.enter_context(
@@ -103,27 +174,54 @@ class Outputs:
                     )
                 )
             )
+            self._dests.append(str(report))
         self.thumbnails = report is not None or (
             output is not None and output.suffix in (".html", ".htm")
         )
 
+    @staticmethod
+    @contextmanager
+    def _guard(dest: str) -> Iterator[None]:
+        """Every OSError writing to ``dest`` becomes :class:`OutputWriteError` (EPIPE on
+        stdout stays a :class:`BrokenPipeError`: the CLI stops quietly)."""
+        import errno
+
+        try:
+            yield
+        except OSError as exc:
+            if dest == "stdout" and (isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE):
+                _silence_stdout()
+                raise
+            error = write_error(dest, exc)
+            if dest == "stdout":
+                _silence_stdout()
+            raise error from exc
+
     def write(self, result: dict[str, Any]) -> None:
-        for w in self.writers:
-            w.write(result)
+        for w, dest in zip(self.writers, self._dests, strict=True):
+            with self._guard(dest):
+                w.write(result)
 
     def replay(self, result: dict[str, Any]) -> None:
         """A result kept from the file being resumed: to every output but that file."""
-        for w in self.writers:
+        for w, dest in zip(self.writers, self._dests, strict=True):
             if w is not self._appended:
-                w.write(result)
+                with self._guard(dest):
+                    w.write(result)
 
     def close(self, summary: dict[str, Any]) -> None:
+        """Write the summaries and keep the files; stdout is flushed here, so a failed
+        write is an :class:`OutputWriteError` now, not a lost flush at exit."""
         from fpattr.report.manifest import finish_summary
 
         summary = finish_summary(summary, self._started)
-        for w in self.writers:
-            w.close(summary)
-        self._stack.close()
+        for w, dest in zip(self.writers, self._dests, strict=True):
+            with self._guard(dest):
+                w.close(summary)
+        if "stdout" in self._dests:
+            flush_stdout()
+        with self._guard(", ".join(d for d in self._dests if d != "stdout") or "stdout"):
+            self._stack.close()
 
     def abort(self, exc: BaseException) -> None:
         """Discard file outputs (no half-written report) and re-raise."""

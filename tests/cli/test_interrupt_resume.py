@@ -120,7 +120,12 @@ def test_interrupted_run_keeps_records_and_resumes(world, tmp_path, signum, code
     assert sorted(paths) == sorted(_inputs(world))  # every input exactly once
     assert paths[: len(done)] == done  # the kept records first
     resumed = [x for x in lines if x["type"] == "manifest"][1]["resumed"]
-    assert resumed == {"kept": len(done), "redone": 0, "dropped_partial_line": False}
+    assert resumed == {
+        "kept": len(done),
+        "redone": 0,
+        "dropped_partial_line": False,
+        "dropped_not_inputs": 0,
+    }
     summary = lines[-1]
     assert summary["n_inputs"] == len(_inputs(world)) == summary["n_ok"]
     assert sum(summary["decisions"].values()) == len(_inputs(world))
@@ -133,18 +138,17 @@ def test_interrupted_run_keeps_records_and_resumes(world, tmp_path, signum, code
 
 
 def test_sigterm_leaves_no_temp_file_of_atomic_outputs(world, tmp_path):
-    """csv -o and --report are written whole or not at all: a SIGTERM removes their temps."""
-    out, rep = tmp_path / "r.csv", tmp_path / "r.html"
+    """--report is written whole or not at all, and its temp file is only created at close:
+    mid-run there is none, and after SIGTERM only the streamed jsonl is left."""
+    out, rep = tmp_path / "r.jsonl", tmp_path / "r.html"
     cmd = _attribute(world, out, "--report", str(rep))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            temps = [p for p in tmp_path.iterdir() if p.name.startswith(".r.csv.tmp-")]
-            if temps and temps[0].stat().st_size > 2000:  # rows are being written
-                break
+        while _n_results(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]  # no .r.html.tmp-*
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:
@@ -152,7 +156,61 @@ def test_sigterm_leaves_no_temp_file_of_atomic_outputs(world, tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 143, stderr.decode()
-    assert list(tmp_path.iterdir()) == []  # no half report, no .r.csv.tmp-*, no .r.html.tmp-*
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]  # no half report
+
+
+def test_resume_drops_results_that_are_no_longer_inputs(small, tmp_path):
+    """A deleted input's result is dropped on --resume (with a note), and n_inputs counts
+    only the current inputs; results of another folder are dropped too, never merged."""
+    out = tmp_path / "r.jsonl"
+    assert _run(small, out).exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    out.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")  # interrupted: 5 results
+    gone = json.loads(lines[1])["path"]
+    os.unlink(gone)
+    r = _run(small, out, "--resume", quiet=False)
+    assert r.exit_code == 0, r.output
+    note = " ".join(r.stderr.split())  # the console wraps long lines
+    assert "1 result(s) dropped: their paths are not among the current inputs" in note
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    paths = [x["path"] for x in got if x["type"] == "result"]
+    assert gone not in paths
+    assert sorted(paths) == sorted(str(p) for p in small["queries"].iterdir())
+    assert got[-1]["n_inputs"] == 8 and got[-1]["resumed"]["kept"] == 4
+    assert [x.get("resumed") for x in got if x["type"] == "manifest"][1]["dropped_not_inputs"] == 1
+
+    other = tmp_path / "other"
+    write_generator_images(other, "checker", n=2, size=64, seed=91)
+    args = ["attribute", other, "-g", small["gallery"], "-o", out, "-b", "spectrum", "--resume"]
+    r = run_cli(args)
+    assert r.exit_code == 0, r.output
+    assert "8 result(s) dropped" in " ".join(r.stderr.split())
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    paths = [x["path"] for x in got if x["type"] == "result"]
+    assert sorted(paths) == sorted(str(p) for p in other.iterdir())
+    assert got[-1]["n_inputs"] == 2
+
+
+def test_output_files_inside_the_scanned_folder_are_not_inputs(small):
+    """-o and --report inside the folder being scanned: not among the results, also on
+    --resume (and their temp files neither)."""
+    q = small["queries"]
+    out, rep = q / "r.jsonl", q / "r.html"
+    args = ["attribute", q, "-g", small["gallery"], "-o", out, "--report", rep, "-b", "spectrum"]
+    r = run_cli(args)
+    assert r.exit_code == 0, r.output
+    images = {str(p) for p in q.iterdir() if p.suffix == ".png"}
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert {x["path"] for x in got if x["type"] == "result"} == images
+    assert got[-1]["n_inputs"] == 9 and got[-1].get("n_skipped", 0) == 0
+    assert rep.exists() and not [p for p in q.iterdir() if ".tmp-" in p.name]
+    lines = out.read_text(encoding="utf-8").splitlines()
+    out.write_text("\n".join(lines[:4]) + "\n", encoding="utf-8")
+    r = run_cli([*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert {x["path"] for x in got if x["type"] == "result"} == images
+    assert got[-1]["n_inputs"] == 9
 
 
 def _run(world, out: Path, *extra, quiet: bool = True) -> object:
@@ -198,6 +256,7 @@ def test_resume_redoes_changed_inputs_and_drops_a_partial_line(small, tmp_path):
         "kept": 4,
         "redone": 1,
         "dropped_partial_line": True,
+        "dropped_not_inputs": 0,
     }
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["r.jsonl"]
 
