@@ -561,7 +561,7 @@ class DecisionPolicy:
         names, cents = self._gallery_centroids()
         if not names:
             raise ValueError("the gallery is empty")
-        sims = cents @ np.asarray(embedding, dtype=np.float32)
+        sims = np.clip(cents @ np.asarray(embedding, dtype=np.float32), -1.0, 1.0)
         return self.decide_scores(
             sims, names, top_k=top_k, set_size=set_size, views=views, flat=flat
         )

@@ -235,7 +235,7 @@ class Session:
                 f" ({res['failed'][0]['error']})" if res["failed"] else ""
             )
             return res
-        s = float(ea @ eb)
+        s = float(np.clip(ea @ eb, -1.0, 1.0))  # float32 rounding can pass 1
         views = min(v for v in (ia["views"], ib["views"]) if v is not None)
         d = self.policy.verify(s, a_images=ia["n_images"], b_images=ib["n_images"], views=views)
         return res | {"similarity": s} | d
