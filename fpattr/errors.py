@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     SOME_FAILED = 1  #: the run finished but some inputs failed
     USAGE = 2  #: usage error, or nothing could be processed
     INTERNAL = 70  #: a bug in fpattr or a plugin (EX_SOFTWARE); the message asks for a report
+    OUTPUT_LOST = 74  #: the results could not be written (disk full, I/O error: EX_IOERR)
     INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C) after finishing the current record
     TERMINATED = 143  #: stopped by SIGTERM, handled like SIGINT
     HANGUP = 129  #: stopped by SIGHUP (terminal closed), handled like SIGINT

@@ -13,12 +13,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from fpattr.errors import FpattrError, UsageError
+from fpattr.errors import ExitCode, FpattrError, UsageError
 
 #: Exit status when results could not be written (disk full, I/O error...): the run's
 #: output is lost. 74 is EX_IOERR from sysexits.h; distinct from 1 (some inputs failed),
 #: 2 (usage) and 70 (internal error).
-EXIT_OUTPUT_LOST = 74
+EXIT_OUTPUT_LOST = int(ExitCode.OUTPUT_LOST)  # 74, EX_IOERR
 
 
 class OutputWriteError(FpattrError):
