@@ -200,11 +200,36 @@ class TableWriter:
 
     # -- verify -------------------------------------------------------------------------------
 
+    def _verify_stacked(self) -> Table:
+        """Verify results as label/value rows: at any width numbers and decisions stay whole
+        (values fold; a column layout would squeeze the numbers)."""
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for k, r in enumerate(self.results):
+            if k:
+                grid.add_row("", "")
+            grid.add_row("A", Text(printable(r.get("a"))))
+            grid.add_row("B", Text(printable(r.get("b"))))
+            if r.get("status") == "error":
+                grid.add_row("failed", Text(printable(r.get("error") or "failed"), style="red"))
+                continue
+            grid.add_row("similarity", fmt_score(r.get("similarity"), 3))
+            grid.add_row("probability", fmt_score(r.get("probability"), 3))
+            grid.add_row("threshold", fmt_score(r.get("threshold"), 3))
+            decision = _decision_text(r.get("decision"), r.get("status"))
+            if r.get("leaning"):
+                decision.append(f" ({printable(r['leaning'])})", style="dim")
+            grid.add_row("decision", decision)
+        return grid
+
     def _verify_table(self) -> tuple[Table, Text | None]:
         headers: tuple[str, ...] = ("Similarity", "Probability", "Threshold")
         numeric = tuple(map(len, headers))
         if self.console.width - sum(numeric) - _overhead(6) < 8 + 8 + len("different"):
             headers, numeric = ("Sim.", "Prob.", "Thr."), (6, 6, 6)  # "-0.123" in full
+        if self.console.width - sum(numeric) - _overhead(6) < 8 + 8 + len("different"):
+            return self._verify_stacked(), None  # too narrow for columns: one block per pair
         n_errors = sum(r.get("status") == "error" for r in self.results)
         longest = max(
             [len("different")]

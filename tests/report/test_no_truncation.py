@@ -251,3 +251,17 @@ def test_verify_timer_covers_the_work(tmp_path, monkeypatch):
     s = json.loads(out.read_text())["summary"]
     assert s["seconds"] >= 0.4
     assert s["images_per_second"] <= 2 / 0.4
+
+
+@pytest.mark.parametrize("width", [40, 50])
+def test_verify_below_the_column_layout_stacks_and_keeps_every_number(
+    verify_manifest, verify_results, verify_summary, width
+):
+    verify_results[0].update(
+        similarity=-0.1234, threshold=-0.05, probability=0.6, decision="different", leaning="same"
+    )
+    out = _table(verify_manifest, verify_results, verify_summary, width)
+    assert max(len(line) for line in out.splitlines()) <= width
+    for number in ("-0.123", "-0.050", "0.600"):
+        assert number in out, (number, out)
+    assert "different (same)" in out and "\u2026" not in out.split("Summary")[0]
