@@ -9,6 +9,16 @@ from __future__ import annotations
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    import sys
+
     from fpattr.cli.app import build_app
+
+    # a terminal or pipe in a narrow encoding (latin-1, ascii) must not turn a file name or a
+    # model name it cannot encode into a crash: such characters print as escapes
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):  # not a TextIOWrapper (tests, embedding)
+            pass
 
     build_app()(args=argv, prog_name="fpattr")

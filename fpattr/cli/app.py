@@ -43,7 +43,9 @@ class FpattrGroup(TyperGroup):
         except FpattrError as exc:
             if _debug():
                 raise
-            print(f"fpattr: error: {exc}", file=sys.stderr)
+            from fpattr.report.base import printable
+
+            print(f"fpattr: error: {printable(str(exc))}", file=sys.stderr)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt as exc:
             code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)

@@ -161,3 +161,47 @@ def test_verify_names_a_skipped_latin1_file_literally(latin):
     assert "[bold]bad\\xe9.png" in err and "\\udce9" not in err
     page = (root / "s.html").read_text(encoding="utf-8")
     assert "[bold]bad\\xe9.png</code>" in page
+
+
+def test_a_narrow_stdout_encoding_prints_escapes_not_a_crash(tmp_path):
+    """A latin-1 or ascii terminal cannot encode an emoji file name: escaped, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(tmp_path / "refs" / "a", "checker", n=3, size=64, seed=0)
+    write_generator_images(tmp_path / "refs" / "b", "nearest", n=3, size=64, seed=0)
+    write_generator_images(tmp_path / "q", "checker", n=1, size=64, seed=5, prefix="\U0001f600_")
+    g = tmp_path / "g"
+    for m in ("a", "b"):
+        assert (
+            run_cli(
+                ["gallery", "add", m, tmp_path / "refs" / m, "-g", g, "-b", "spectrum"]
+            ).exit_code
+            == 0
+        )
+    for enc, fmt in (("latin-1:strict", "csv"), ("ascii:strict", "table")):
+        env = {**os.environ, "PYTHONIOENCODING": enc}
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from fpattr.cli import main; main()",
+                "attribute",
+                str(tmp_path / "q"),
+                "-g",
+                str(g),
+                "-b",
+                "spectrum",
+                "-f",
+                fmt,
+                "-q",
+            ],
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        assert b"\\U0001f600" in r.stdout
