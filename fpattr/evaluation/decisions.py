@@ -449,7 +449,8 @@ def decision_quality(
     return out
 
 
-_KEYS = (
+#: The headline figures of a decision block (also the keys of evaluate's ``decisions``).
+HEADLINE_KEYS = (
     "accuracy",
     "coverage",
     "precision",
@@ -469,9 +470,11 @@ def _mean_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
         v = [x for x in vals if x is not None]
         return round(float(np.mean(v)), 4) if v else None
 
-    out: dict[str, Any] = {"single": {k: mean([f["single"][k] for f in folds]) for k in _KEYS}}
+    out: dict[str, Any] = {
+        "single": {k: mean([f["single"][k] for f in folds]) for k in HEADLINE_KEYS}
+    }
     out["sets"] = {
-        n: {k: mean([f["sets"][n][k] for f in folds if n in f["sets"]]) for k in _KEYS}
+        n: {k: mean([f["sets"][n][k] for f in folds if n in f["sets"]]) for k in HEADLINE_KEYS}
         for n in folds[0]["sets"]
     }
     out["pairs"] = {

@@ -538,7 +538,7 @@ def _decision_metrics(
     headline figures first: single images, in-gallery (exactly as ``attribute`` with this
     bench's references as the gallery); both protocols in full below."""
     from fpattr.decision import DecisionPolicy
-    from fpattr.evaluation.decisions import decision_quality
+    from fpattr.evaluation.decisions import HEADLINE_KEYS, decision_quality
 
     card = es.backbone.calibration()
 
@@ -563,17 +563,7 @@ def _decision_metrics(
         seed=cfg.seed,
     )
     head = res["in_gallery"]["single"]
-    keys = (
-        "achieved_far",
-        "accuracy",
-        "coverage",
-        "precision",
-        "ambiguous_rate",
-        "inconclusive_rate",
-        "unseen_named_rate",
-        "real_named_rate",
-        "ece",
-    )
+    keys = HEADLINE_KEYS
     return {
         "policy": "fpattr.decision/1 (gallery leave-one-out shrunk toward the card)",
         "target_far": None if cfg.threshold is not None else cfg.target_far,
