@@ -81,25 +81,43 @@ class Session:
 
     # -- embedding -------------------------------------------------------------------------------
 
-    def embed(self, paths: Iterable[Any]) -> Iterator[Embedded]:
+    def embed(self, paths: Iterable[Any], *, exclude: Iterable[Any] = ()) -> Iterator[Embedded]:
         """Stream :class:`fpattr.pipeline.Embedded` for files and folders, in input order
-        (skipped inputs included, with ``skipped=True``)."""
-        return Embedder(self.backbone, self.settings, include_skipped=True).embed_paths(paths)
+        (skipped inputs included, with ``skipped=True``); ``exclude``: paths left out of the
+        walk with their temp files (a run's own output files inside a scanned folder)."""
+        from fpattr.io.walk import iter_inputs
+
+        return self.embed_items(iter_inputs(paths, exclude=exclude))
+
+    def embed_items(self, items: Iterable[Any]) -> Iterator[Embedded]:
+        """:meth:`embed` for inputs already walked (``fpattr.io.walk.InputItem``), as the walk
+        found them: a file met in a folder keeps ``in_folder`` (a non-image there is skipped,
+        not failed) and a walk error keeps its reason (``--resume`` hands its leftovers)."""
+        return Embedder(self.backbone, self.settings, include_skipped=True).embed_items(iter(items))
 
     # -- attribute -------------------------------------------------------------------------------
 
     def attribute(
-        self, paths: Iterable[Any], stats: RunStats | None = None
+        self,
+        paths: Iterable[Any],
+        stats: RunStats | None = None,
+        *,
+        items: Iterable[Any] | None = None,
+        exclude: Iterable[Any] = (),
     ) -> Iterator[dict[str, Any]]:
         """One result dict per input (schema in docs/user-guide.md), errors included.
 
         ``stats`` (optional) accumulates counts and the pooled embedding for
-        :meth:`attribute_set`.
+        :meth:`attribute_set`. ``items``: inputs already walked, used instead of walking
+        ``paths`` (see :meth:`embed_items`); ``exclude``: see :meth:`embed`.
         """
         if self.gallery is None:
             raise UsageError("attribute needs a gallery: enrol models with `fpattr gallery add`")
         stats = stats if stats is not None else RunStats()
-        for e in self.embed(paths):
+        embedded = (
+            self.embed_items(items) if items is not None else self.embed(paths, exclude=exclude)
+        )
+        for e in embedded:
             if e.skipped:
                 stats.n_skipped += 1
             else:
