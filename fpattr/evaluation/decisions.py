@@ -374,14 +374,11 @@ def decision_quality(
             os_ = np.isin(q_lab, other)
             unseen = {"unseen_emb": q_emb[os_], "unseen_lab": q_lab[os_]}
         common = {"calibration_names": cal_sub, "cal_emb": cal, "seed": seed, **unseen}
+        # the gallery half and its queries, shared by every unit (indexed once)
+        base = (policy_for, ref_emb[rs], ref_lab[rs], q_emb[qs], q_lab[qs], sub)
         res: dict[str, Any] = {
             "single": decide_queries(
-                policy_for,
-                ref_emb[rs],
-                ref_lab[rs],
-                q_emb[qs],
-                q_lab[qs],
-                sub,
+                *base,
                 real_emb=emb[is_real],
                 q_views=None if v_q is None else v_q[qs],
                 real_views=v_real,
@@ -390,16 +387,7 @@ def decision_quality(
             "sets": {},
         }
         for n in set_sizes:
-            r = decide_queries(
-                policy_for,
-                ref_emb[rs],
-                ref_lab[rs],
-                q_emb[qs],
-                q_lab[qs],
-                sub,
-                set_size=n,
-                **common,
-            )
+            r = decide_queries(*base, set_size=n, **common)
             if r["n_units"]:
                 res["sets"][str(n)] = r
         pol = policy_for(
