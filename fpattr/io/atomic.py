@@ -174,26 +174,27 @@ def check_writable_folder(path: str | os.PathLike[str], what: str = "folder") ->
     folder = os.path.abspath(shown)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"cannot write {what} {shown!r}: it is a file, not a folder")
-    existing = folder
-    while not os.path.exists(existing):
-        parent = os.path.dirname(existing)
-        if parent == existing:
-            break
-        existing = parent
+    existing = _nearest_existing(folder, os.path.exists)
     if not os.path.isdir(existing):
         raise UsageError(f"cannot write {what} {shown!r}: {existing!r} is a file, not a folder")
     _probe(existing, f"cannot write {what} {shown!r}")
 
 
-def _check_folder(folder: str, prefix: str) -> None:
-    if os.path.isdir(folder):
-        return
+def _nearest_existing(folder: str, exists: Any) -> str:
+    """``folder`` or its nearest ancestor for which ``exists`` holds (the root at worst)."""
     existing = folder
-    while not os.path.lexists(existing):
+    while not exists(existing):
         parent = os.path.dirname(existing)
         if parent == existing:
             break
         existing = parent
+    return existing
+
+
+def _check_folder(folder: str, prefix: str) -> None:
+    if os.path.isdir(folder):
+        return
+    existing = _nearest_existing(folder, os.path.lexists)
     if os.path.lexists(existing) and not os.path.isdir(existing):
         raise UsageError(f"{prefix}: {existing!r} is a file, not a folder")
     raise UsageError(f"{prefix}: folder {folder!r} not found")
