@@ -59,9 +59,16 @@ INSUFFICIENT = "insufficient signal"
 AMBIGUOUS = "ambiguous"
 INCONCLUSIVE = "inconclusive"
 UNKNOWN = "unknown"
+#: Decisions that name no enrolled model.
+NOT_A_MODEL = frozenset({UNKNOWN, AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT})
 _EPS = 1e-6
 #: Largest |log-likelihood ratio| one comparison may claim.
 LLR_CAP = 20.0
+
+
+def names_a_model(decision: str | None) -> bool:
+    """Whether a decision names an enrolled model (None: no decision was made)."""
+    return decision is not None and decision not in NOT_A_MODEL
 
 
 def _phi(s: Any) -> np.ndarray:

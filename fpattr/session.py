@@ -20,14 +20,11 @@ from typing import Any
 import numpy as np
 
 from fpattr.backbones.base import Backbone
-from fpattr.decision import AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, UNKNOWN, DecisionPolicy
+from fpattr.decision import INSUFFICIENT, DecisionPolicy, names_a_model
 from fpattr.errors import UsageError
 from fpattr.gallery import Gallery
 from fpattr.pipeline import Embedded, Embedder, RunStats, Settings
 from fpattr.views import l2_normalize
-
-#: Decision keys of a run's summary that are not an enrolled model.
-_NOT_A_MODEL = {UNKNOWN, AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, "undecided"}
 
 
 class Session:
@@ -175,7 +172,7 @@ class Session:
             notes.append(
                 f"{stats.n_duplicates} file(s) repeat the content (sha256) of another: pooled once"
             )
-        named = sorted(k for k in stats.decisions if k not in _NOT_A_MODEL)
+        named = sorted(k for k in stats.decisions if k != "undecided" and names_a_model(k))
         if len(named) > 1:
             notes.append(
                 f"the images' own decisions name {len(named)} different models "

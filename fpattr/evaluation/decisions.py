@@ -30,15 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from fpattr.decision import AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, UNKNOWN, DecisionPolicy
+from fpattr.decision import (
+    AMBIGUOUS,
+    INCONCLUSIVE,
+    INSUFFICIENT,
+    UNKNOWN,
+    DecisionPolicy,
+    names_a_model,
+)
 from fpattr.gallery import Gallery, GalleryModel
 from fpattr.views import l2_normalize
 
 ECE_BINS = 10
 SET_SIZES = (3, 5, 10)
-
-#: Decisions that name no model.
-_NOT_NAMED = (UNKNOWN, AMBIGUOUS, INCONCLUSIVE, INSUFFICIENT, None)
 
 PolicyFactory = Callable[[Gallery, Gallery | None], DecisionPolicy]
 
@@ -99,7 +103,7 @@ class _Rows:
         dec = d["decision"]
         k = self.known
         k["n"] += 1
-        if dec not in _NOT_NAMED:
+        if names_a_model(dec):
             k["named"] += 1
             k["named_correct"] += dec == truth
             k["correct"] += dec == truth
@@ -115,7 +119,7 @@ class _Rows:
     def unknown_row(self, d: dict[str, Any], bucket: dict[str, int]) -> None:
         self.add(d, None)
         bucket["n"] += 1
-        bucket["named"] += d["decision"] not in _NOT_NAMED
+        bucket["named"] += names_a_model(d["decision"])
 
     def summary(self) -> dict[str, Any]:
         k = self.known
