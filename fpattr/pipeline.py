@@ -74,12 +74,9 @@ class Embedded:
 
 def _display(image: LoadedImage) -> np.ndarray:
     """Pixels as a viewer shows them: the EXIF orientation applied (thumbnails only)."""
-    from fpattr.io import loader
+    from fpattr.io.loader import oriented
 
-    orientation = getattr(image, "orientation", 1)
-    if orientation in (None, 1) or not hasattr(loader, "oriented"):
-        return image.pixels
-    return loader.oriented(image.pixels, orientation)
+    return oriented(image.pixels, image.orientation)  # orientation 1: the pixels as they are
 
 
 def thumbnail_uri(pixels: np.ndarray, side: int = THUMB_SIDE) -> str:
