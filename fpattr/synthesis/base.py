@@ -205,6 +205,25 @@ class FamilyBase:
         """
         return []
 
+    def forward_pair(
+        self,
+        model: torch.nn.Module,
+        photos: torch.Tensor,
+        idx: torch.Tensor,
+        crop: int,
+        gen: torch.Generator,
+        device: str,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training batch through the model: ``(output, target)``, both float
+        (B, 3, h, w) on the [0, 1] scale on ``device``, ``output`` with gradients.
+
+        Families that implement this (instead of :meth:`training_loss`) get the
+        ``loss`` design choice of :mod:`fpattr.synthesis.losses` for free: the
+        objective is chosen by ``model.loss_kind`` (set it in :meth:`build`, default
+        ``"l2"``), and ``*_adv`` adds the adversarial phase to :meth:`train`.
+        """
+        raise NotImplementedError
+
     def training_loss(
         self,
         model: torch.nn.Module,
@@ -215,8 +234,25 @@ class FamilyBase:
         device: str,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Loss for one batch: the MSE on the [0, 1] image scale (what the floor is about),
-        or ``(objective, mse)`` when the family optimises something else besides."""
-        raise NotImplementedError
+        or ``(objective, mse)`` when the family optimises something else besides.
+
+        The default runs :meth:`forward_pair` and the objective ``model.loss_kind`` names
+        (extra terms a family adds, e.g. a KL or commitment loss, are read from
+        ``model.aux_loss`` when the forward pass sets it).
+        """
+        import torch.nn.functional as F
+
+        from fpattr.synthesis.losses import pixel_objective
+
+        out, target = self.forward_pair(model, photos, idx, crop, gen, device)
+        mse = F.mse_loss(out, target)
+        kind = getattr(model, "loss_kind", "l2")
+        objective = mse if kind == "l2" else pixel_objective(kind, out, target)
+        aux = getattr(model, "aux_loss", None)
+        if aux is not None:
+            objective = objective + aux
+            model.aux_loss = None
+        return (objective, mse) if objective is not mse else mse
 
     def sample(
         self,
@@ -280,8 +316,72 @@ class FamilyBase:
             ema = value if ema is None else 0.8 * ema + 0.2 * value
             if step >= 5 and ema < loss_floor:
                 break
+        reached = ema is not None and ema < loss_floor
+        adv = 0
+        if str(getattr(model, "loss_kind", "")).endswith("_adv") and self.adv_steps > 0:
+            adv = self._adversarial_phase(model, photos, opt, gen, crop, batch_size, device)
         model.eval()
-        return {"final_loss": float(ema if ema is not None else float("nan")), "steps": step}
+        return {
+            "final_loss": float(ema if ema is not None else float("nan")),
+            "steps": step,
+            "reached_floor": bool(reached),
+            "adv_steps": adv,
+        }
+
+    #: steps of the adversarial phase that ``*_adv`` losses add after the floor (or budget).
+    adv_steps: int = 60
+
+    def _adversarial_phase(
+        self,
+        model: torch.nn.Module,
+        photos: torch.Tensor,
+        opt: torch.optim.Optimizer,
+        gen: torch.Generator,
+        crop: int,
+        batch_size: int,
+        device: str,
+    ) -> int:
+        """Patch-GAN fine-tuning after reconstruction, as LDM/VQGAN autoencoders start their
+        discriminator late (Esser et al. 2021): hinge loss, the reconstruction objective kept."""
+        import torch
+
+        from fpattr.synthesis.losses import (
+            ADV_WEIGHT,
+            PatchDiscriminator,
+            hinge_d_loss,
+            hinge_g_loss,
+        )
+
+        disc = PatchDiscriminator().to(device)
+        d_opt = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.9))
+        for step in range(1, self.adv_steps + 1):
+            idx = torch.randint(len(photos), (batch_size,), generator=gen)
+            out, target = self.forward_pair(model, photos, idx, crop, gen, device)
+            d_opt.zero_grad(set_to_none=True)
+            hinge_d_loss(disc(target), disc(out.detach())).backward()
+            d_opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss = self.training_loss_from(model, out, target) + ADV_WEIGHT * hinge_g_loss(
+                disc(out)
+            )
+            if not math.isfinite(float(loss.detach())):
+                raise RuntimeError(f"{self.name}: adversarial phase diverged at step {step}")
+            loss.backward()
+            opt.step()
+        return self.adv_steps
+
+    def training_loss_from(
+        self, model: torch.nn.Module, out: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """The reconstruction objective of ``model.loss_kind`` for a computed pair."""
+        from fpattr.synthesis.losses import pixel_objective
+
+        obj = pixel_objective(str(getattr(model, "loss_kind", "l2")), out, target)
+        aux = getattr(model, "aux_loss", None)
+        if aux is not None:
+            obj = obj + aux
+            model.aux_loss = None
+        return obj
 
     def generate(
         self,

@@ -198,6 +198,10 @@ def build_model(
         "seed": spec.seed,
         "final_loss": round(float(stats["final_loss"]), 6),
         "steps": int(stats["steps"]),
+        # trained to the floor, or stopped by the step budget (max_steps) above it
+        "reached_floor": bool(stats.get("reached_floor", stats["final_loss"] < cfg.loss_floor)),
+        "adv_steps": int(stats.get("adv_steps", 0)),
+        "loss": spec.arch.get("loss", "l2"),
         "seconds": round(time.perf_counter() - t0, 3),
         # CPU time of this process: the one-core cost even when other jobs share the cores
         "cpu_seconds": round(time.process_time() - c0, 3),
@@ -219,12 +223,46 @@ _W: dict[str, Any] = {}
 
 
 def _worker_init(
-    families: dict[str, SynthesizerFamily], pool: np.ndarray, cfg: ZooConfig, out: str, dev: str
+    families: dict[str, SynthesizerFamily],
+    pool: np.ndarray,
+    cfg: ZooConfig,
+    out: str,
+    dev: str,
+    perceptual: str | None = None,
 ) -> None:
     import torch
 
     torch.set_num_threads(1)  # one core per worker; N workers use N cores
     _W.update(families=families, pool=pool, cfg=cfg, out=Path(out), device=dev)
+    _use_perceptual(perceptual)
+
+
+def _use_perceptual(path: str | None) -> None:
+    """Every model of a zoo uses the zoo's one perceptual network (loaded, never retrained)."""
+    if path is not None:
+        from fpattr.synthesis.losses import load_perceptual_net, set_perceptual_net
+
+        set_perceptual_net(load_perceptual_net(Path(path)))
+
+
+PERCEPTUAL = ".perceptual.pt"
+
+
+def perceptual_for(
+    out_dir: Path, fams: Sequence[SynthesizerFamily], pool: np.ndarray, cfg: ZooConfig
+) -> str | None:
+    """Train (once per zoo, seeded) the perceptual network the ``*_perceptual*`` losses use;
+    ``None`` when no selected family offers those losses."""
+    wanted = any(any("perceptual" in v for v in f.design_space().get("loss", [])) for f in fams)
+    if not wanted:
+        return None
+    path = out_dir / PERCEPTUAL
+    if not path.is_file():
+        from fpattr.synthesis.losses import save_perceptual_net, train_perceptual_net
+
+        net = train_perceptual_net(_to_tensor(pool[:256]).float() / 255.0, seed=cfg.seed)
+        save_perceptual_net(net, path)
+    return str(path)
 
 
 def _worker_run(spec: ModelSpec) -> dict[str, Any]:
@@ -298,6 +336,15 @@ def write_manifest(
             for f in families
         },
         "config": {**asdict(cfg), "n_models": n_models, "config_sha": cfg.sha()},
+        "floor": {
+            "loss_floor": cfg.loss_floor,
+            "max_steps": cfg.max_steps,
+            "reached": sum(
+                bool(e.get("reached_floor", e.get("final_loss", 1) < cfg.loss_floor))
+                for e in models
+            ),
+            "of": len(models),
+        },
         "models": [{k: v for k, v in e.items() if k != "config_sha"} for e in models],
     }
     path = out_dir / "manifest.json"
@@ -396,7 +443,8 @@ def _build_locked(
         device = resolve_device(device)
         pool = load_photos_for(cfg)
         by_name = {f.name: f for f in fams}
-        results = _run(todo, by_name, pool, cfg, out_dir, device, workers)
+        perceptual = perceptual_for(out_dir, fams, pool, cfg)
+        results = _run(todo, by_name, pool, cfg, out_dir, device, workers, perceptual)
         last_manifest = time.monotonic()
         with _progress(progress, len(plan), len(kept)) as advance:
             for res in results:
@@ -448,6 +496,7 @@ def _run(
     out_dir: Path,
     device: str,
     workers: int,
+    perceptual: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Build models in this process (workers=1) or in a spawn pool; yield as they finish."""
     if workers == 1 or len(todo) == 1:
@@ -458,6 +507,7 @@ def _run(
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         _W.update(families=families, pool=pool, cfg=cfg, out=out_dir, device=device)
+        _use_perceptual(perceptual)
         try:
             for spec in todo:
                 yield _worker_run(spec)
@@ -469,7 +519,7 @@ def _run(
     with ctx.Pool(
         min(workers, len(todo)),
         initializer=_worker_init,
-        initargs=(families, pool, cfg, str(out_dir), device),
+        initargs=(families, pool, cfg, str(out_dir), device, perceptual),
     ) as workers_pool:
         yield from workers_pool.imap_unordered(_worker_run, todo, chunksize=1)
 
