@@ -32,6 +32,9 @@ class ExtractorConfig:
     dim: int = 128  #: embedding size
     spectrum: bool = True  #: feed the log power spectrum of the residual
     spatial: bool = True  #: feed the residual itself
+    #: stride of the stem convolution: 2 lets 128-px views (8 periods of an x16 pattern,
+    #: 16 of an x8 one) cost the CNN what 64-px views cost
+    stem_stride: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +113,7 @@ class Extractor(nn.Module):
         self.pre = Preprocess(cfg.size, cfg.spectrum, cfg.spatial)
         w = cfg.widths
         self.stem = nn.Sequential(
-            nn.Conv2d(self.pre.out_channels, w[0], 3, 1, 1, bias=False),
+            nn.Conv2d(self.pre.out_channels, w[0], 3, cfg.stem_stride, 1, bias=False),
             nn.BatchNorm2d(w[0]),
             nn.ReLU(inplace=True),
         )
