@@ -151,7 +151,11 @@ def fuse_run(run: Any, *, n_views: int = 4, refs: int = 5, log: Any = print) -> 
     zoo = load_zoo(Path(tr["zoo"]["path"]))
     index = {m: k for k, m in enumerate(zoo.ids)}
     split = {k: [index[i] for i in v if i in index] for k, v in tr["held_out_ids"].items()}
-    fused = FusedExtractor(build(blob), 0.0)
+    extractor = build(blob)
+    # the spectral branch on a 32 x 32 grid whatever the view size (v1: 64 px / 2), so
+    # 128-px views keep v1's embedding size and cost
+    pool = max(2, extractor.cfg.size // 32)
+    fused = FusedExtractor(extractor, 0.0, pool=pool)
     choice = fit_theta(fused, zoo.subset(split["calib"]), refs=refs, n_views=n_views)
     fused.theta = choice["theta"]
     log(
@@ -173,7 +177,7 @@ def fuse_run(run: Any, *, n_views: int = 4, refs: int = 5, log: Any = print) -> 
             )
     fusion = {
         "theta": fused.theta,
-        "pool": 2,
+        "pool": pool,
         "radial_weight": 1.0,
         "selection": choice,
         "learned_only_validation": tr["validation"],
