@@ -39,7 +39,9 @@ COLS = (
     ("inconclusive", "inconclusive_rate", 3),
     ("unseen named", "unseen_named_rate", 3),
     ("real named", "real_named_rate", 3),
-    ("ECE", "ece", 3),
+    ("ECE", "ece_pooled", 3),
+    ("ECE floor", "ece_pooled_floor", 3),
+    ("ECE per fold", "ece", 3),
 )
 
 
@@ -61,7 +63,7 @@ def table(run: dict) -> str:
         if not block:
             continue
         if name != "in_gallery":
-            label += f" (mean of {len(block['folds'])} folds)"
+            label += f" ({len(block['folds'])} folds)"
             block = block["mean"]
         units = [("image", block["single"])]
         units += [(f"set of {n}", r) for n, r in block["sets"].items()]
@@ -82,7 +84,11 @@ def write_docs(doc: Path, runs: dict[str, dict], command: str, seconds: float) -
         "queries that get a name; unseen / real named: queries of generators not "
         "enrolled / real photos that get a name; ECE: expected calibration error of the "
         "probability shown for each decision, known and unknown sources weighted half "
-        "and half (10 bins).",
+        "and half (10 bins), pooled over the folds of a protocol (each fold weighing the "
+        "same); ECE floor: the ECE a perfectly calibrated predictor would measure on the "
+        "same rows (finite samples bias ECE upward); ECE per fold: the mean of the folds' "
+        "own ECEs, whose floor is about twice the pooled one. Other columns: mean over "
+        "folds.",
         "",
     ]
     for key, run in runs.items():

@@ -132,6 +132,7 @@ class _Rows:
             w = np.ones(known.size)
         ece, bins = reliability(prob, corr, weight=w)
         return {
+            "_rows": (prob, corr, w / max(w.sum(), 1e-12)),
             "accuracy": _ratio(k["correct"], k["n"]),
             "coverage": _ratio(k["named"], k["n"]),
             "precision": _ratio(k["named_correct"], k["named"]),
@@ -141,6 +142,7 @@ class _Rows:
             "real_named_rate": _ratio(self.real["named"], self.real["n"]),
             "achieved_far": _ratio(self.impostor["accepted"], self.impostor["n"]),
             "ece": ece,
+            "ece_floor": ece_floor(prob, w),
             "n_known": k["n"],
             "n_named": k["named"],
             "n_unseen": self.unseen["n"],
@@ -324,7 +326,9 @@ def decide_pairs(
             corr.append((lean == "same") == bool(genuine))
     ece, bins = reliability(np.asarray(prob), np.asarray(corr, bool))
     n = len(pairs)
+    w = np.full(len(prob), 1.0 / max(len(prob), 1))
     return {
+        "_rows": (np.asarray(prob, np.float64), np.asarray(corr, bool), w),
         "n_pairs": int(n),
         "threshold": None if thr is None else round(float(thr), 4),
         "achieved_far": _ratio(n_imp_acc, n_imp),
@@ -333,8 +337,44 @@ def decide_pairs(
         "same_rate_genuine": _ratio(n_same_ok, int(same.sum())),
         "inconclusive_rate": _ratio(n_inconclusive, n),
         "ece": ece,
+        "ece_floor": ece_floor(np.asarray(prob, np.float64), w),
         "reliability": bins,
     }
+
+
+def ece_floor(prob: np.ndarray, weight: np.ndarray, draws: int = 50, seed: int = 0) -> Any:
+    """The ECE a perfectly calibrated predictor would *measure* on these rows: outcomes
+    drawn as Bernoulli(prob), averaged over ``draws``. ECE is biased upward on finite
+    samples (empty-ish bins carry noise), so a measured ECE is only meaningful against it.
+    """
+    prob = np.asarray(prob, np.float64)
+    if prob.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    vals = [reliability(prob, rng.random(prob.size) < prob, weight=weight)[0] for _ in range(draws)]
+    return round(float(np.mean(vals)), 4)
+
+
+def _pool_rows(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One reliability over every fold's rows, each fold weighing the same: the calibration
+    of the protocol's probabilities, without the per-fold small-sample bias."""
+    rows = [b["_rows"] for b in blocks if b.get("_rows") is not None and len(b["_rows"][0])]
+    if not rows:
+        return {"ece_pooled": None, "ece_pooled_floor": None, "reliability_pooled": []}
+    p = np.concatenate([r[0] for r in rows])
+    c = np.concatenate([r[1] for r in rows])
+    w = np.concatenate([r[2] / len(rows) for r in rows])
+    ece, table = reliability(p, c, weight=w)
+    return {"ece_pooled": ece, "ece_pooled_floor": ece_floor(p, w), "reliability_pooled": table}
+
+
+def _strip_rows(x: Any) -> Any:
+    """Drop the private ``_rows`` arrays from a result tree (they are not JSON)."""
+    if isinstance(x, dict):
+        return {k: _strip_rows(v) for k, v in x.items() if k != "_rows"}
+    if isinstance(x, list):
+        return [_strip_rows(v) for v in x]
+    return x
 
 
 def decision_quality(
@@ -438,7 +478,10 @@ def decision_quality(
             "folds": transfer,
             "mean": _mean_folds(transfer),
         }
-    return out
+    ig = out["in_gallery"]
+    for unit in [ig["single"], ig["pairs"], *ig["sets"].values()]:
+        unit["ece_pooled"], unit["ece_pooled_floor"] = unit["ece"], unit.get("ece_floor")
+    return _strip_rows(out)
 
 
 #: The headline figures of a decision block (also the keys of evaluate's ``decisions``).
@@ -462,15 +505,18 @@ def _mean_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
         v = [x for x in vals if x is not None]
         return round(float(np.mean(v)), 4) if v else None
 
+    keys = (*HEADLINE_KEYS, "ece_floor")
     out: dict[str, Any] = {
-        "single": {k: mean([f["single"][k] for f in folds]) for k in HEADLINE_KEYS}
+        "single": {k: mean([f["single"][k] for f in folds]) for k in keys}
+        | _pool_rows([f["single"] for f in folds])
     }
     out["sets"] = {
-        n: {k: mean([f["sets"][n][k] for f in folds if n in f["sets"]]) for k in HEADLINE_KEYS}
+        n: {k: mean([f["sets"][n][k] for f in folds if n in f["sets"]]) for k in keys}
+        | _pool_rows([f["sets"][n] for f in folds if n in f["sets"]])
         for n in folds[0]["sets"]
     }
     out["pairs"] = {
         k: mean([f["pairs"][k] for f in folds])
-        for k in ("achieved_far", "precision", "coverage", "inconclusive_rate", "ece")
-    }
+        for k in ("achieved_far", "precision", "coverage", "inconclusive_rate", "ece", "ece_floor")
+    } | _pool_rows([f["pairs"] for f in folds])
     return out

@@ -1,0 +1,37 @@
+"""ECE on the generator-disjoint protocol: pooled over folds, against its noise floor."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpattr.evaluation.decisions import _pool_rows, _strip_rows, ece_floor, reliability
+
+
+def test_floor_of_a_calibrated_predictor_shrinks_with_rows() -> None:
+    rng = np.random.default_rng(0)
+    small = rng.uniform(0.5, 1.0, 50)
+    large = rng.uniform(0.5, 1.0, 5000)
+    f_small = ece_floor(small, np.ones(small.size))
+    f_large = ece_floor(large, np.ones(large.size))
+    assert f_large < 0.02 < f_small  # 50 rows cannot measure calibration to 0.02
+    assert ece_floor(np.zeros(0), np.zeros(0)) is None
+
+
+def test_pooling_weighs_folds_equally_and_matches_a_single_fold() -> None:
+    p = np.array([0.9, 0.9, 0.6, 0.6])
+    c = np.array([True, True, False, True])
+    w = np.full(4, 0.25)
+    one = _pool_rows([{"_rows": (p, c, w)}])
+    assert one["ece_pooled"] == reliability(p, c, weight=w)[0]
+    # a fold of 4 rows and a fold of 400 rows weigh the same in the pooled reliability
+    big = (np.full(400, 0.9), np.ones(400, bool), np.full(400, 1 / 400))
+    pooled = _pool_rows([{"_rows": (p, c, w)}, {"_rows": big}])
+    # bin 0.9: fold A (weight 0.5 * 0.5) right, fold B (0.5) right -> |1 - 0.9| = 0.1 over 0.75;
+    # bin 0.6: fold A's two rows (0.25 weight) half right -> |0.5 - 0.6| = 0.1
+    assert abs(pooled["ece_pooled"] - 0.1) < 1e-9
+    assert _pool_rows([])["ece_pooled"] is None
+
+
+def test_private_rows_never_reach_the_output() -> None:
+    tree = {"a": {"_rows": (1, 2, 3), "ece": 0.1}, "b": [{"_rows": 0, "x": 1}]}
+    assert _strip_rows(tree) == {"a": {"ece": 0.1}, "b": [{"x": 1}]}
