@@ -1,9 +1,16 @@
 """Self-contained HTML report, the file analysts attach to a case.
 
-One file, no network: inline CSS, thumbnails as ``data:`` URIs, no JavaScript at all,
-and a Content-Security-Policy that forbids scripts and remote loads, so even an
-escaping bug could not turn a crafted file name into code. Every user-controlled
-string (paths, model names, errors, manifest values) goes through :func:`_e`.
+It reads like an answer: the summary and one card per input (decision, probability,
+threshold, candidates, metadata provenance) come first; the run manifest (environment,
+settings, models, calibration) follows, collapsible. Paths and hashes are shown in
+full as selectable text, with a copy button.
+
+One file, no network: inline CSS, thumbnails as ``data:`` URIs, and a
+Content-Security-Policy that forbids remote loads and every script except the one
+fixed copy-button script below (allowed by its sha256), so even an escaping bug could
+not turn a crafted file name into code. Without JavaScript the copy buttons stay
+hidden and the text is still selectable. Every user-controlled string (paths, model
+names, errors, manifest and metadata values) goes through :func:`_e`.
 
 Cards are rendered as results arrive and kept as strings (the summary comes first
 in the page but is only known at close). Thumbnails stop after
@@ -12,6 +19,8 @@ in the page but is only known at close). Thumbnails stop after
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 from collections.abc import Mapping
@@ -42,10 +51,29 @@ _MANIFEST_KEYS = frozenset(
     }
 )
 
+#: The page's only script: reveals the copy buttons and copies the ``<code>`` before one.
+#: Where the clipboard API is refused it selects the text for Ctrl+C instead.
+COPY_JS = (
+    'document.documentElement.classList.add("js");'
+    'document.addEventListener("click",function(e){'
+    'var b=e.target.closest?e.target.closest("button.cpb"):null;if(!b)return;'
+    "var c=b.previousElementSibling;if(!c)return;"
+    "function sel(){var r=document.createRange();r.selectNodeContents(c);"
+    "var s=window.getSelection();s.removeAllRanges();s.addRange(r);"
+    'b.textContent="selected";}'
+    'function done(t){b.textContent=t;setTimeout(function(){b.textContent="copy";},1500);}'
+    "if(navigator.clipboard&&window.isSecureContext){"
+    'navigator.clipboard.writeText(c.textContent).then(function(){done("copied");},sel);'
+    "}else{sel();}});"
+)
+
 _CSP = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    f"script-src 'sha256-{base64.b64encode(hashlib.sha256(COPY_JS.encode()).digest()).decode()}'; "
     "base-uri 'none'; form-action 'none'"
 )
+
+_NO_MATCH = frozenset({"unknown", "ambiguous", "insufficient signal"})
 
 
 def _e(value: Any) -> str:
@@ -58,13 +86,19 @@ def _e_lines(value: Any) -> str:
     return "<br>".join(_e(line) for line in str(value).splitlines() or [""])
 
 
-def _short_hash(value: Any, head: int = 10, tail: int = 6) -> str:
-    """``abcdef0123…89abcd`` with the full hash in the tooltip (and in copy-paste)."""
-    if not value:
+def _copyable(value: Any, cls: str = "") -> str:
+    """``value`` in full as selectable ``<code>`` that wraps anywhere, with a copy button.
+
+    The button is hidden until the page's script runs (``.js``), so without JavaScript
+    there is no dead control, only text to select.
+    """
+    if value is None or value == "":
         return '<span class="muted">\u2014</span>'
-    s = str(value)
-    shown = s if len(s) <= head + tail + 1 else f"{s[:head]}\u2026{s[-tail:]}"
-    return f'<code class="hash" title="{_e(s)}">{_e(shown)}</code>'
+    classes = f"cp {cls}".strip()
+    return (
+        f'<span class="cpw"><code class="{classes}">{_e(value)}</code>'
+        '<button type="button" class="cpb" title="copy to clipboard">copy</button></span>'
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -92,7 +126,12 @@ def _badge(decision: Any, status: Any = "ok") -> str:
     if decision is None:
         return '<span class="badge b-none">no decision</span>'
     d = str(decision)
-    cls = {"unknown": "b-unknown", "same": "b-same", "different": "b-different"}.get(d, "b-model")
+    cls = {
+        "unknown": "b-unknown",
+        "inconclusive": "b-unknown",  # verify's "no answer" reads like attribute's unknown
+        "same": "b-same",
+        "different": "b-different",
+    }.get(d, "b-model")
     return f'<span class="badge {cls}">{_e(d)}</span>'
 
 
@@ -108,7 +147,9 @@ def _scalar(value: Any, key: str = "") -> str:
         return _e(f"{value:.6g}")
     s = str(value)
     if "sha256" in key or _HEX64.fullmatch(s):
-        return f'<code class="hash full">{_e(s)}</code>'
+        return _copyable(s, "hash")
+    if key == "path" or key.endswith(("_path", "_dir", "file")):
+        return _copyable(s)
     if key in ("started", "finished"):
         return _fmt_time(s)
     return _e(s)
@@ -147,6 +188,9 @@ def _records(items: Any) -> str:
         for k in item:
             if str(k) not in keys:
                 keys.append(str(k))
+    if len(keys) > 5:  # a wide grid would squeeze every column to a sliver: one block each
+        blocks = "".join(f'<div class="rec">{_value(dict(item), "", 1)}</div>' for item in items)
+        return f'<div class="recs">{blocks}</div>'
     head = "".join(f"<th>{_e(k)}</th>" for k in keys)
     body = "".join(
         "<tr>" + "".join(f"<td>{_value(item.get(k), k, 3)}</td>" for k in keys) + "</tr>"
@@ -195,6 +239,16 @@ def _decision_line(r: dict) -> str:
     return f'<div class="meta decision">{"".join(parts)}</div>'
 
 
+def _fingerprint_names(r: dict) -> str:
+    """What the fingerprint said, for the disagreement line (HTML)."""
+    decision = r.get("decision")
+    if r.get("status") == "error" or decision is None:
+        return "nothing (no fingerprint decision for this input)"
+    if str(decision) in _NO_MATCH:
+        return f"no enrolled model (<b>{_e(decision)}</b>)"
+    return f"<b>{_e(decision)}</b>"
+
+
 class HtmlWriter:
     """Renders a card per result as it arrives; writes the whole page at close."""
 
@@ -216,6 +270,8 @@ class HtmlWriter:
         self.cards: list[str] = []
         self.verify: bool | None = None
         self.any_probability = False
+        self.n_provenance = 0  # results carrying a provenance record
+        self.n_disagree = 0  # ... whose metadata names another origin than the fingerprint
         self._closed = False
 
     # -- cards --------------------------------------------------------------------------------
@@ -289,19 +345,62 @@ class HtmlWriter:
             return '<p class="muted small">no candidates</p>'
         return f'<ol class="topk">{"".join(rows)}</ol>'
 
+    def _provenance(self, r: dict) -> str:
+        """The metadata line of evidence, beside (never inside) the fingerprint's numbers."""
+        prov = r.get("provenance")
+        if not isinstance(prov, Mapping):
+            return ""
+        self.n_provenance += 1
+        agrees = prov.get("agrees_with_fingerprint")
+        state = {True: " agree", False: " disagree"}.get(agrees, "")
+        summary = prov.get("summary") or "no origin metadata found"
+        parts = [
+            f'<div class="prov{state}"><div class="pline"><span class="plabel">Metadata</span>'
+            f"<span>{_e(summary)}</span></div>"
+        ]
+        if agrees is False:
+            self.n_disagree += 1
+            claimed = prov.get("claimed_generator") or prov.get("digital_source_type")
+            parts.append(
+                '<div class="pwarn" role="note"><b>Disagreement:</b> metadata names '
+                f"<b>{_e(claimed or 'another origin')}</b>, the fingerprint names "
+                f"{_fingerprint_names(r)}. The two are separate evidence; the probability "
+                "above uses the fingerprint only.</div>"
+            )
+        rows = [
+            (label, prov.get(key))
+            for key, label in (
+                ("claimed_generator", "claimed generator"),
+                ("digital_source_type", "DigitalSourceType"),
+                ("c2pa", "C2PA"),
+                ("png_text", "PNG text"),
+                ("exif", "EXIF"),
+                ("xmp", "XMP"),
+                ("notes", "notes"),
+                ("errors", "errors"),
+            )
+            if prov.get(key) not in (None, "", [], {})
+        ]
+        if rows:
+            body = "".join(f"<tr><th>{_e(k)}</th><td>{_value(v, k)}</td></tr>" for k, v in rows)
+            n_err = len(prov.get("errors") or [])
+            more = f", {n_err} read error{'s' if n_err != 1 else ''}" if n_err else ""
+            parts.append(
+                f"<details><summary>metadata details{_e(more)}</summary>"
+                f'<table class="kv">{body}</table></details>'
+            )
+        parts.append("</div>")
+        return "".join(parts)
+
     def _attribute_card(self, index: int, r: dict) -> str:
         failed = r.get("status") == "error"
-        path = r.get("path")
         body = [
             '<div class="head">',
             f'<span class="idx">#{index}</span>',
-            f'<span class="path" title="{_e(path)}">{_e(path)}</span>',
+            f'<span class="path">{_copyable(r.get("path"))}</span>',
             _badge(r.get("decision"), r.get("status")),
             "</div>",
-            f'<div class="meta"><span>sha256 {_short_hash(r.get("sha256"))}</span>',
         ]
-        info = self._image_info(r)
-        body.append(f"<span>{info}</span></div>" if info else "</div>")
         if failed:
             body.append(
                 f'<div class="error"><b>Error</b> {_e_lines(r.get("error") or "failed")}</div>'
@@ -311,6 +410,12 @@ class HtmlWriter:
             body.append(self._topk(list(r.get("top") or [])))
             if r.get("error"):
                 body.append(f'<div class="warn">{_e_lines(r["error"])}</div>')
+        body.append(self._provenance(r))
+        body.append(
+            f'<div class="meta ids"><span>sha256 {_copyable(r.get("sha256"), "hash")}</span>'
+        )
+        info = self._image_info(r)
+        body.append(f"<span>{info}</span></div>" if info else "</div>")
         cls = "card failed" if failed else "card"
         return (
             f'<article class="{cls}" id="r{index}">{self._thumb(index, r)}'
@@ -323,9 +428,10 @@ class HtmlWriter:
         prob = number(r.get("probability"))
         thr = number(r.get("threshold"))
         pair = "".join(
-            f'<div class="pair"><span class="lbl">{side.upper()}</span>'
-            f'<span class="path" title="{_e(r.get(side))}">{_e(r.get(side))}</span>'
-            f"{_short_hash(r.get(side + '_sha256'))}</div>"
+            f'<div class="pair"><span class="lbl">{side.upper()}</span><div class="pv">'
+            f'<span class="path">{_copyable(r.get(side))}</span>'
+            f'<span class="meta">sha256 {_copyable(r.get(side + "_sha256"), "hash")}</span>'
+            "</div></div>"
             for side in ("a", "b")
         )
         parts = [
@@ -359,7 +465,7 @@ class HtmlWriter:
         skipped = [f for f in r.get("failed") or [] if isinstance(f, Mapping)]
         if skipped:  # images left out of a folder side: named, with the reason
             items = "".join(
-                f"<li><code>{_e(f.get('path'))}</code>: {_e(f.get('error'))}</li>" for f in skipped
+                f"<li>{_copyable(f.get('path'))}: {_e(f.get('error'))}</li>" for f in skipped
             )
             parts.append(f'<div class="warn"><b>Skipped</b><ul>{items}</ul></div>')
         cls = "card nothumb failed" if failed else "card nothumb"
@@ -402,10 +508,15 @@ class HtmlWriter:
             body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
             return f'<table class="kv">{body}</table>'
 
+        # open by default so it prints and files with the page; it comes last, so it is
+        # never in the way of the answer
         return (
-            '<section class="panel"><h2>Run</h2><div class="manifest">'
+            '<details class="panel run" id="manifest" open><summary><h2>Run manifest</h2>'
+            '<span class="muted small">environment, settings, models and calibration: '
+            "what reproduces this run</span></summary>"
+            '<div class="manifest">'
             f"<div><h3>Environment</h3>{table(run)}</div>"
-            f"<div><h3>Models</h3>{table(models)}</div></div></section>"
+            f"<div><h3>Models and calibration</h3>{table(models)}</div></div></details>"
         )
 
     def _summary_section(self, summary: dict) -> str:
@@ -427,6 +538,10 @@ class HtmlWriter:
         else:
             unknown = decisions.get("unknown", 0)
             tiles.insert(2, ("Unknown", _e(unknown), ""))
+        if self.n_provenance:
+            tiles.append(
+                ("Metadata disagrees", _e(self.n_disagree), " warnt" if self.n_disagree else "")
+            )
         tiles.append(("Time", f"{seconds:.1f} s" if seconds is not None else "\u2014", ""))
         tiles.append(("Throughput", f"{ips:.1f} images/s" if ips is not None else "\u2014", ""))
         tile_html = "".join(
@@ -468,7 +583,7 @@ class HtmlWriter:
                 f"{inner}{_value(extra) if extra else ''}</div>"
             )
         return (
-            '<section class="panel"><h2>Summary</h2>'
+            '<section class="panel" id="summary"><h2>Summary</h2>'
             f'<div class="tiles">{tile_html}</div><h3>Decisions</h3>{chart}{as_set_html}</section>'
         )
 
@@ -515,26 +630,30 @@ class HtmlWriter:
             '<meta name="referrer" content="no-referrer">\n'
             f'<meta name="generator" content="fpattr {_e(version)}">\n'
             f"<title>{_e(title)} \u2014 {_e(started or '')}</title>\n"
-            f"<style>{CSS}</style></head><body>\n"
+            f"<style>{CSS}</style>\n<script>{COPY_JS}</script></head><body>\n"
             '<header class="top"><div class="wrap">'
             f'<div class="brand">fpattr <span>{_e(version)}</span></div>'
             f"<h1>{_e(title)}</h1>"
             f'<p class="sub">{_e(command)} \u00b7 {_fmt_time(started)} \u00b7 '
             f"{self._count_line(summary)}</p>"
+            '<nav class="toc"><a href="#summary">Summary</a><a href="#results">Results</a>'
+            '<a href="#manifest">Run manifest</a></nav>'
             "</div></header>\n"
             '<main class="wrap">\n'
         )
-        out.write(self._manifest_section(summary) + "\n")
+        # the answer first (summary, then a card per input); how it was obtained after
         out.write(self._summary_section(summary) + "\n")
         out.write(
-            f'<section><h2>Results <span class="count">{len(self.cards)}</span></h2>'
-            f'<p class="muted small">{_e(score_note)}</p><div class="cards">\n'
+            f'<section id="results"><h2>Results <span class="count">{len(self.cards)}</span>'
+            f'</h2><p class="muted small">{_e(score_note)}</p><div class="cards">\n'
         )
         for card in self.cards:
             out.write(card + "\n")
         self.cards = []
+        out.write("</div></section>\n")
+        out.write(self._manifest_section(summary) + "\n")
         out.write(
-            "</div></section></main>\n"
+            "</main>\n"
             f'<footer class="wrap">Generated by fpattr {_e(version)}. {footnote}</footer>\n'
             "</body></html>\n"
         )
@@ -556,6 +675,8 @@ header.top h1{margin:4px 0 2px;font-size:22px;font-weight:600;letter-spacing:.2p
 .brand{font-size:12px;text-transform:uppercase;letter-spacing:1.5px;color:#9fb3d9;font-weight:600}
 .brand span{font-weight:400;text-transform:none;letter-spacing:0}
 .sub{margin:0;color:#c9d4ea;font-size:13px}
+.toc{margin-top:8px;display:flex;flex-wrap:wrap;gap:4px 16px;font-size:13px}
+.toc a{color:#fff;text-decoration:underline;text-decoration-color:#6f86b8}
 h2{font-size:16px;margin:0 0 12px;font-weight:600}
 h3{font-size:13px;margin:18px 0 8px;color:var(--muted);font-weight:600;text-transform:uppercase;
 letter-spacing:.6px}
@@ -564,6 +685,12 @@ section{margin-bottom:24px}
 .muted{color:var(--muted)}.small{font-size:12px}
 code,.hash{font-family:var(--mono);font-size:12px}
 .hash.full{word-break:break-all}
+code.cp{word-break:break-all;overflow-wrap:anywhere;user-select:all;-webkit-user-select:all}
+.cpb{display:none;margin-left:6px;padding:0 6px;font:11px/16px system-ui,sans-serif;
+color:var(--accent);background:#fff;border:1px solid var(--line);border-radius:4px;
+cursor:pointer;vertical-align:baseline}
+.js .cpb{display:inline-block}
+.cpb:hover{border-color:var(--accent)}
 table.kv{border-collapse:collapse;width:100%}
 table.kv>tbody>tr>th,table.kv>tr>th{text-align:left;vertical-align:top;font-weight:600;
 color:var(--muted);white-space:nowrap;padding:6px 16px 6px 0;width:1%;font-size:13px}
@@ -574,11 +701,16 @@ table.kv.inner>tbody>tr>th,table.kv.inner>tr>th{padding:1px 12px 1px 0;font-weig
 font-size:12px;width:auto;vertical-align:baseline}
 table.kv.inner>tbody>tr>td,table.kv.inner>tr>td{padding:1px 0;border:0;font-size:13px;
 vertical-align:baseline}
+details.run>summary{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 12px}
+details.run>summary h2{display:inline;margin:0}
+details.run[open]>summary{margin-bottom:12px}
 .manifest{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:8px 32px}
 .manifest h3{margin-top:0}
-table.grid{border-collapse:collapse;font-size:12px}
-table.grid th,table.grid td{border:1px solid var(--line);padding:3px 8px;text-align:left}
+table.grid{border-collapse:collapse;font-size:12px;max-width:100%}
+table.grid th,table.grid td{border:1px solid var(--line);padding:3px 8px;text-align:left;
+word-break:break-word}
 table.grid th{background:#f0f3f7;font-weight:600}
+.recs{display:grid;gap:6px}.rec{border-left:2px solid var(--line);padding-left:8px}
 .chips{display:flex;flex-wrap:wrap;gap:4px}
 .chip{background:#eef1f5;border-radius:4px;padding:1px 7px;font-size:12px}
 details summary{cursor:pointer;color:var(--accent)}
@@ -588,6 +720,7 @@ details .chips{margin-top:6px}
 .tile .tv{font-size:20px;font-weight:600}
 .tile .tl{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.5px}
 .tile.bad{border-color:#f3b8b2;background:var(--bad-soft)}.tile.bad .tv{color:var(--bad)}
+.tile.warnt{border-color:#e0b062;background:var(--warn-soft)}.tile.warnt .tv{color:var(--warn)}
 .chart{display:grid;gap:6px;max-width:760px}
 .crow{display:grid;grid-template-columns:180px 1fr 90px;align-items:center;gap:10px}
 .cl{overflow-wrap:anywhere;font-size:13px}
@@ -616,6 +749,17 @@ border:1px dashed #cfd6df}
 .grow{flex:1}
 .path{flex:1;min-width:0;font-family:var(--mono);font-size:12.5px;font-weight:600;
 word-break:break-all}
+.path code{font-size:12.5px}
+.meta.ids{margin:8px 0 0}
+.meta.ids>span{min-width:0;max-width:100%}
+.prov{margin-top:8px;border-left:3px solid #b8c4d6;background:#f7f9fb;border-radius:0 6px 6px 0;
+padding:6px 10px;font-size:12.5px;overflow-wrap:anywhere}
+.prov.agree{border-left-color:var(--ok)}
+.prov.disagree{border-left-color:#d99a2b;background:var(--warn-soft)}
+.plabel{font-size:11px;font-weight:700;text-transform:uppercase;letter-spacing:.5px;
+color:var(--muted);margin-right:8px}
+.pwarn{color:var(--warn);margin-top:4px}
+.prov details{margin-top:4px}.prov details table.kv{margin-top:4px}
 .meta{display:flex;flex-wrap:wrap;gap:4px 14px;color:var(--muted);font-size:12px;margin:4px 0 8px}
 .conv{font-style:italic}
 .badge{display:inline-block;border-radius:10px;padding:0 10px;line-height:20px;font-size:12px;
@@ -638,9 +782,10 @@ ol.topk li.first .bar>span:first-child{background:var(--accent)}
 .bar .thr{position:absolute;top:-3px;width:2px;height:16px;background:var(--fg);
 margin-left:-1px}
 .v{text-align:right;font-variant-numeric:tabular-nums}.v small{color:var(--muted)}
-.pair{display:grid;grid-template-columns:22px minmax(0,1fr) auto;gap:8px;align-items:center;
+.pair{display:grid;grid-template-columns:22px minmax(0,1fr);gap:8px;align-items:baseline;
 margin:4px 0}
 .pair .lbl{font-size:11px;font-weight:700;color:var(--muted)}
+.pair .meta{display:block;margin:2px 0 4px}
 .pair .hash{color:var(--muted)}
 .error{color:var(--bad);background:var(--bad-soft);border-radius:6px;padding:8px 10px;
 font-size:13px;word-break:break-word}
@@ -648,9 +793,13 @@ font-size:13px;word-break:break-word}
 footer{color:var(--muted);font-size:12px;padding:8px 24px 32px}
 @media (max-width:900px){.manifest{grid-template-columns:minmax(0,1fr)}}
 @media (max-width:640px){.cards{grid-template-columns:1fr}.card{grid-template-columns:72px 1fr}
-.thumb{width:72px;height:72px}.crow{grid-template-columns:110px 1fr 70px}}
+.thumb{width:72px;height:72px}.crow{grid-template-columns:110px 1fr 70px}
+table.kv,table.kv>tbody,table.kv>tbody>tr,table.kv>tbody>tr>th,table.kv>tbody>tr>td{
+display:block;width:auto}
+table.kv>tbody>tr>th{white-space:normal;overflow-wrap:anywhere;padding:6px 0 0}
+table.kv.inner>tbody>tr>td{padding-left:10px}}
 @media print{body{background:#fff}
 header.top{background:#fff;color:#000;border-bottom:2px solid #000}
 .brand,.sub{color:#333}.panel,.card{border-color:#bbb}.cards{display:block}
-.card{margin-bottom:8px}}
+.card{margin-bottom:8px}.cpb,.toc{display:none!important}}
 """

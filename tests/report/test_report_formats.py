@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import json
 import re
@@ -287,10 +289,25 @@ def _external_refs(page: str) -> list[str]:
     return re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, flags=re.I)
 
 
+def _only_the_copy_script(page: str) -> bool:
+    """The one script is the fixed copy-button script, and the CSP allows nothing else."""
+    from fpattr.report.htmlfmt import COPY_JS
+
+    digest = base64.b64encode(hashlib.sha256(COPY_JS.encode()).digest()).decode()
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
+    return (
+        page.count("<script") == 1
+        and f"<script>{COPY_JS}</script>" in page
+        and f"script-src 'sha256-{digest}';" in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
+
+
 def test_html(manifest, results, summary, run_writer):
     page = run_writer(builtin.html, manifest, results, summary, thumbnails=True)
     assert page.startswith("<!doctype html>")
-    assert "<script>" not in page
+    assert _only_the_copy_script(page)
+    assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.png" in page
     assert not _external_refs(page)
     assert "http://" not in page and "https://" not in page
@@ -302,7 +319,9 @@ def test_html(manifest, results, summary, run_writer):
         assert value in page
     assert "2024-05-01 12:00:00 UTC" in page and "2024-05-01 12:00:02 UTC" in page
     # cards
-    assert 'title="' + "ab" * 32 + '"' in page  # full sha256 in the tooltip
+    # full sha256 and path as selectable text with a copy button, not only a tooltip
+    assert '<code class="cp hash">' + "ab" * 32 + '</code><button type="button" class="cpb"' in page
+    assert '<code class="cp">imgs/cat.png</code>' in page
     assert "512\u00d7512" in page and "RGBA-&gt;RGB" in page
     assert 'class="badge b-unknown"' in page
     assert 'class="badge b-failed"' in page
@@ -338,7 +357,10 @@ def test_html_escapes_manifest_and_model_names(manifest, results, summary, run_w
 def test_html_verify(verify_manifest, verify_results, verify_summary, run_writer):
     page = run_writer(builtin.html, verify_manifest, verify_results, verify_summary)
     assert "Same-model verification report" in page
-    assert "&lt;script&gt;" in page and "<script>" not in page
+    assert "&lt;script&gt;" in page and "<script>alert" not in page
+    assert _only_the_copy_script(page)
+    cards = page[page.index('id="results"') : page.index('id="manifest"')]
+    assert cards.count('<code class="cp hash">') == 3  # a, b and the second pair's a
     assert 'class="badge b-same"' in page and 'class="badge b-failed"' in page
     assert 'class="thr" style="left:60.0%"' in page
     assert "file not found" in page
@@ -352,3 +374,71 @@ def test_html_multiline_error_and_empty_verify(verify_manifest, results, summary
     empty = run_writer(builtin.html, verify_manifest, [], {"n_inputs": 0})
     assert "Same-model verification report" in empty
     assert 'Results <span class="count">0</span>' in empty
+
+
+def test_html_answer_first_manifest_last(manifest, results, summary, run_writer):
+    """Summary, then the per-input decisions, then the run manifest (collapsible, open)."""
+    page = run_writer(builtin.html, manifest, results, summary)
+    summary_at = page.index('id="summary"')
+    first_card = page.index('<article class="card')
+    manifest_at = page.index('<details class="panel run" id="manifest" open>')
+    assert summary_at < first_card < manifest_at
+    assert page.index("fp-resnet18-v1") > manifest_at  # backbone, settings: after the cards
+    assert page.index("temperature") > manifest_at
+    assert '<a href="#manifest">' in page
+
+
+def _prov(**kw) -> dict:
+    base = {
+        "claimed_generator": None,
+        "digital_source_type": None,
+        "c2pa": None,
+        "png_text": None,
+        "exif": None,
+        "xmp": None,
+        "notes": [],
+        "errors": [],
+        "agrees_with_fingerprint": None,
+        "summary": "no origin metadata",
+    }
+    return {**base, **kw}
+
+
+def test_html_provenance_line_disagreement_and_details(manifest, results, summary, run_writer):
+    results[0]["provenance"] = _prov(
+        claimed_generator="<b>midjourney</b>",
+        png_text={"parameters": "a cat <script>alert(2)</script>, Steps: 20"},
+        agrees_with_fingerprint=False,
+        errors=["xmp: malformed <x:xmpmeta>"],
+        summary="PNG text names midjourney",
+    )
+    results[2]["provenance"] = _prov(
+        claimed_generator="flux-dev", agrees_with_fingerprint=True, summary="C2PA: flux-dev"
+    )
+    results[1]["provenance"] = _prov(agrees_with_fingerprint=False, claimed_generator="sdxl")
+    page = run_writer(builtin.html, manifest, results, summary)
+    assert "<script>alert" not in page and "<b>midjourney</b>" not in page
+    assert "PNG text names midjourney" in page and "C2PA: flux-dev" in page
+    assert (
+        "metadata names <b>&lt;b&gt;midjourney&lt;/b&gt;</b>, the fingerprint names <b>sdxl</b>"
+        in page
+    )
+    assert "the fingerprint names no enrolled model (<b>unknown</b>)" in page
+    assert page.count('class="prov disagree"') == 2 and page.count('class="prov agree"') == 1
+    assert "metadata details, 1 read error" in page and "malformed &lt;x:xmpmeta&gt;" in page
+    assert '<div class="tv">2</div><div class="tl">Metadata disagrees</div>' in page
+    # never mixed into the fingerprint's numbers: decision lines and bars as without it
+    plain = run_writer(
+        builtin.html, manifest, [{**r, "provenance": None} for r in results], summary
+    )
+
+    def numbers(p: str) -> list[str]:
+        return re.findall(r'<div class="meta decision">.*?</ol>', p)
+
+    assert numbers(page) == numbers(plain) and len(numbers(page)) == 3
+    assert "width:97.0%" in page
+
+
+def test_html_without_provenance_has_no_provenance_ui(manifest, results, summary, run_writer):
+    page = run_writer(builtin.html, manifest, results, summary)
+    assert 'class="prov' not in page and "Metadata disagrees" not in page
