@@ -33,7 +33,9 @@ class Session:
     ``backbone``: a :class:`fpattr.backbones.base.Backbone`; ``gallery``: a
     :class:`fpattr.gallery.Gallery` bound to that backbone (None: verify only);
     ``policy``: default ``DecisionPolicy(backbone.calibration(), gallery, ...)`` from
-    ``settings`` (target false-accept rate, user threshold, prior of unknown).
+    ``settings`` (target false-accept rate, user threshold, prior of unknown);
+    ``provenance``: add each file's metadata claims to attribute results (never to the
+    decision; :func:`fpattr.provenance.with_decision` says whether they agree).
 
     Raises :class:`fpattr.errors.GalleryError` when the gallery was made by another
     extractor.
@@ -45,8 +47,11 @@ class Session:
         gallery: Gallery | None = None,
         policy: DecisionPolicy | None = None,
         settings: Settings | None = None,
+        *,
+        provenance: bool = True,
     ) -> None:
         self.backbone = backbone
+        self.provenance = provenance
         self.gallery = gallery
         self.settings = settings or Settings()
         if gallery is not None:
@@ -139,6 +144,8 @@ class Session:
                 stats.decisions[key] = stats.decisions.get(key, 0) + 1
                 if not e.flat:
                     stats.add_embedding(e.embedding, e.effective_views, res["sha256"])
+            if self.provenance:
+                res["provenance"] = _provenance(e.path, res["decision"])
             yield res
 
     def decide(
@@ -291,6 +298,14 @@ class Session:
                 embs.append(e.embedding)
                 refs.append({"path": e.path, "sha256": sha})
         return (np.stack(embs) if embs else None), refs, left_out
+
+
+def _provenance(path: Any, decision: str | None) -> dict[str, Any]:
+    """The file's metadata claims beside the decision (read after deciding, from the file
+    again: metadata never reaches the fingerprint)."""
+    from fpattr.provenance import read_provenance, with_decision
+
+    return with_decision(read_provenance(path), decision)
 
 
 def _image_info(e: Embedded) -> dict[str, Any] | None:

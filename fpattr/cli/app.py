@@ -86,6 +86,7 @@ def build_app(host: Any = None) -> typer.Typer:
         doctor_cmd,
         gallery_cmd,
         plugins_cmd,
+        provenance_cmd,
         verify_cmd,
     )
 
@@ -110,7 +111,15 @@ def build_app(host: Any = None) -> typer.Typer:
     ) -> None:
         """fpattr: forensic attribution of generated images."""
 
-    for mod in (attribute_cmd, verify_cmd, gallery_cmd, plugins_cmd, doctor_cmd, demo_cmd):
+    for mod in (
+        attribute_cmd,
+        verify_cmd,
+        provenance_cmd,
+        gallery_cmd,
+        plugins_cmd,
+        doctor_cmd,
+        demo_cmd,
+    ):
         mod.register(app)
     for optional in ("fpattr.cli.synth_cmd", "fpattr.cli.train_cmd", "fpattr.cli.eval_cmd"):
         _register_optional(app, optional)

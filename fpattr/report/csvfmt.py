@@ -35,16 +35,24 @@ ATTRIBUTE_DECISION = (
     "target_far",
     "calibration",
 )
-_ATTR_FIXED = 3 + len(ATTRIBUTE_DECISION)
+#: Provenance columns of ``attribute``, before ``error``, when results carry provenance.
+PROVENANCE_COLUMNS = (
+    "provenance_claimed_generator",
+    "provenance_source_type",
+    "provenance_agrees",
+)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def attribute_columns(top_k: int) -> list[str]:
-    """Header for ``attribute``: fixed columns, then model/similarity/probability per rank."""
+def attribute_columns(top_k: int, provenance: bool = False) -> list[str]:
+    """Header for ``attribute``: fixed columns, then model/similarity/probability per rank,
+    then (``provenance``) the metadata's claimed generator, source type and agreement."""
     cols = ["path", "sha256", "status", *ATTRIBUTE_DECISION]
     for rank in range(1, top_k + 1):
         cols += [f"top{rank}_model", f"top{rank}_similarity", f"top{rank}_probability"]
+    if provenance:
+        cols += PROVENANCE_COLUMNS
     cols.append("error")
     return cols
 
@@ -87,6 +95,8 @@ class CsvWriter:
         self.formula_guard = formula_guard
         self.columns: list[str] | None = None
         self.verify = False
+        self._k = 0
+        self._provenance = False
         self._csv = csv.writer(stream, lineterminator="\n")
         self._closed = False
 
@@ -98,7 +108,9 @@ class CsvWriter:
             k = _top_k(self.manifest)
             if k is None:  # no setting: size the columns on the first result
                 k = max(1, len((first or {}).get("top") or []))
-            self.columns = attribute_columns(k)
+            # a session that reads provenance adds it to every result, the first included
+            self._k, self._provenance = k, isinstance((first or {}).get("provenance"), dict)
+            self.columns = attribute_columns(k, self._provenance)
         self._csv.writerow(self.columns)
 
     def _text(self, value: Any) -> str:
@@ -127,8 +139,7 @@ class CsvWriter:
                 self._text(_cal(r)),
                 self._text(r.get("error")),
             ]
-        assert self.columns is not None
-        k = (len(self.columns) - _ATTR_FIXED - 1) // 3
+        k = self._k
         row = [
             self._text(r.get("path")),
             self._text(r.get("sha256")),
@@ -153,6 +164,14 @@ class CsvWriter:
                 ]
             else:
                 row += ["", "", ""]
+        if self._provenance:
+            prov = r.get("provenance") if isinstance(r.get("provenance"), dict) else {}
+            agree = prov.get("agrees_with_fingerprint")
+            row += [
+                self._text(prov.get("claimed_generator")),
+                self._text(prov.get("digital_source_type")),
+                "" if agree is None else ("true" if agree else "false"),
+            ]
         row.append(self._text(r.get("error")))
         return row
 

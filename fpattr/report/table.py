@@ -99,6 +99,33 @@ def _threshold_line(summary: dict, results: list[dict]) -> Text | None:
     return line or None
 
 
+def provenance_note(prov: Any) -> Text | None:
+    """A short line under the path when the file's metadata claims an origin (None when
+    it claims nothing): the claim, the C2PA verdict, and whether the fingerprint agrees."""
+    if not isinstance(prov, dict):
+        return None
+    c2 = prov.get("c2pa") if isinstance(prov.get("c2pa"), dict) else {}
+    claim = prov.get("claimed_generator")
+    if not claim and prov.get("digital_source_type"):
+        claim = "source type " + str(prov["digital_source_type"]).rstrip("/").rsplit("/", 1)[-1]
+    if not claim and not c2.get("present"):
+        return None
+    line = Text("\u21b3 metadata: " + printable(claim or "C2PA manifest"), style="dim")
+    if c2.get("present"):
+        if c2.get("signer_trusted"):
+            line.append(" [C2PA trusted]", style="green")
+        elif c2.get("signature_valid"):
+            line.append(" [C2PA signed, signer not trusted]", style="dim")
+        else:
+            line.append(" [C2PA INVALID]", style="bold red")
+    agree = prov.get("agrees_with_fingerprint")
+    if agree is True:
+        line.append(" \u2014 agrees with fingerprint", style="green")
+    elif agree is False:
+        line.append(" \u2014 DISAGREES with fingerprint", style="bold yellow")
+    return line
+
+
 class TableWriter:
     """Accumulates rows, renders one table and a summary panel at close."""
 
@@ -195,6 +222,9 @@ class TableWriter:
                 decision.append(f"\nleaning {printable(r['leaning'])}", style="dim")
             for c in r.get("candidates") or []:
                 decision.append("\n\u00b7 " + printable(c), style="dim")
+            note = provenance_note(r.get("provenance"))
+            if note is not None:
+                path.append("\n").append_text(note)
             table.add_row(path, decision, fmt_score(r.get("probability"), 3), models)
         return table
 

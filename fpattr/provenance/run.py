@@ -1,0 +1,106 @@
+"""The run behind ``fpattr provenance``: rows to stdout or a file, a summary, the exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fpattr.errors import UsageError
+
+
+def _manifest(paths: list[Path], trust_source: str | None, c2pa: bool) -> dict[str, Any]:
+    import fpattr
+    from fpattr.report.manifest import SCHEMA, utc_now_iso
+
+    c2pa_info: dict[str, Any] = {"available": c2pa}
+    if c2pa:
+        from importlib.metadata import version
+
+        with contextlib.suppress(Exception):
+            c2pa_info["version"] = version("c2pa-python")
+    return {
+        "schema": SCHEMA,
+        "command": "provenance",
+        "tool": {"name": "fpattr", "version": fpattr.__version__},
+        "started": utc_now_iso(),
+        "settings": {"inputs": [str(p) for p in paths], "c2pa_trust_list": trust_source},
+        "c2pa": c2pa_info,
+    }
+
+
+def run(
+    paths: list[Path],
+    *,
+    fmt: str = "table",
+    output: Path | None = None,
+    trust_anchors: Path | None = None,
+    console: Any = None,
+) -> int:
+    """Write one row per input in ``fmt``; returns the exit code (0 / 1 / 2)."""
+    import os
+
+    from fpattr.cli.common import exit_code
+    from fpattr.io.atomic import atomic_open, check_writable
+    from fpattr.provenance import c2pa_check
+    from fpattr.provenance.batch import Counts, provenance_rows
+    from fpattr.report.files import format_for_path
+    from fpattr.report.manifest import finish_summary
+    from fpattr.report.outputs import flush_stdout, write_error
+    from fpattr.report.provenance import FORMATS, provenance_writer
+
+    started = time.monotonic()
+    if output is not None and str(output) != "-" and fmt == "table" and output.suffix:
+        fmt = format_for_path(output)
+    if fmt not in FORMATS:
+        raise UsageError(f"provenance writes {', '.join(FORMATS)}, not {fmt!r}")
+    if output is not None:
+        check_writable(output, "output")
+    pem, source = None, None
+    if trust_anchors is not None:
+        try:
+            with open(trust_anchors, encoding="ascii", errors="replace") as f:
+                pem = f.read(1 << 20)
+        except OSError as exc:
+            raise UsageError(f"--trust-anchors {trust_anchors}: {exc.strerror or exc}") from None
+        if "BEGIN CERTIFICATE" not in pem:
+            raise UsageError(f"--trust-anchors {trust_anchors}: no PEM certificate in it")
+        source = str(trust_anchors)
+    else:
+        source = os.environ.get(c2pa_check.TRUST_ENV) or None
+    has_c2pa = c2pa_check.available()
+    manifest = _manifest(paths, source, has_c2pa)
+    counts = Counts()
+    to_file = output is not None and str(output) != "-"
+    dest = str(output) if to_file else "stdout"
+    with contextlib.ExitStack() as stack:
+        try:
+            stream = stack.enter_context(atomic_open(output)) if to_file else sys.stdout
+            writer = provenance_writer(fmt, stream, manifest)
+            rows = provenance_rows(
+                paths,
+                counts,
+                exclude=[output] if to_file else [],
+                trust_anchors=pem,
+                trust_source=source,
+            )
+            for row in rows:
+                writer.write(row)
+            summary = finish_summary(counts.summary(), started)
+            if not has_c2pa:
+                summary["c2pa_note"] = c2pa_check.NOT_CHECKED
+            writer.close(summary)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise write_error(dest, exc) from exc
+    if not to_file:
+        flush_stdout()
+    if console is not None:
+        if not has_c2pa:
+            console.print(f"[yellow]note:[/] {c2pa_check.NOT_CHECKED}", highlight=False)
+        if counts.n_inputs == 0:
+            console.print("[red]no images found[/]")
+    return exit_code(counts.n_inputs, counts.n_ok)
