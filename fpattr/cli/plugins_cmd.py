@@ -1,10 +1,11 @@
-"""`fpattr plugins list|install|uninstall`."""
+"""`fpattr plugins list|install|uninstall|new`."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
 
@@ -111,3 +112,31 @@ def uninstall(
     Example: fpattr plugins uninstall fpattr-example
     """
     _pip("uninstall", "-y", *packages)
+
+
+@plugins_app.command("new", no_args_is_help=True)
+def new(
+    name: str = typer.Argument(
+        ..., help="Plugin name, e.g. acme-detector (-> fpattr-acme-detector)."
+    ),
+    dir_: Path = typer.Option(Path("."), "--dir", "-d", help="Folder to create the plugin in."),
+) -> None:
+    """Create a plugin distribution that installs and passes its own tests at once.
+
+    It has one working example per extension point (backbone, report format, synthesizer
+    family, command; a gallery hook commented out), a pyproject.toml with the entry
+    point, a README and tests using fpattr.testing.
+
+    Example: fpattr plugins new acme-detector --dir ~/src && cd ~/src/fpattr-acme-detector
+    && fpattr plugins install -e . && pytest
+    """
+    from fpattr.scaffold import create, plugin_names
+
+    root = create(name, dir_)
+    names = plugin_names(name)
+    print(root)
+    print(
+        f"created {names['dist']} (package {names['pkg']}, entry point {names['name']!r}); "
+        f"next: cd {root} && fpattr plugins install -e . && pytest",
+        file=sys.stderr,
+    )

@@ -119,3 +119,31 @@ def test_broken_plugins_are_reported_never_fatal(broken_site, tmp_path):
     # the duplicate 'json' format of the broken plugin did not replace the built-in
     # and recovery works with plugins off:
     assert fpattr("plugins", "list", env={**env, "FPATTR_LOAD_PLUGINS": ""}).returncode == 0
+
+
+taesd_installed = pytest.mark.skipif(
+    not any(ep.name == "taesd" for ep in metadata.entry_points(group="fpattr")),
+    reason="fpattr-taesd is not installed (pip install -e plugins/fpattr-taesd)",
+)
+
+
+@taesd_installed
+def test_taesd_plugin_family_and_gallery_through_the_cli(tmp_path):
+    """A third-party family and a shipped gallery, with no change to fpattr's code."""
+    r = fpattr("plugins", "list", "--format", "json")
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert rows["taesd"]["status"] == "ok", rows["taesd"]
+    assert rows["taesd"]["provides"] == {"synthesizer": ["taesd"], "gallery": ["taesd"]}
+    r = fpattr("synth", "--list")
+    assert r.returncode == 0 and "taesd" in {f["name"] for f in json.loads(r.stdout)}
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(tmp_path / "q", "nearest", n=2)
+    r = fpattr("attribute", tmp_path / "q", "--gallery", "taesd", "-b", "spectrum", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["summary"]["n_ok"] == 2 and set(doc["gallery"]["models"]) == {
+        "taesd-sd",
+        "taesd-flux",
+        "taesd-lite",
+    }

@@ -1,8 +1,11 @@
-"""Deterministic image makers for fpattr's tests and for plugin authors' tests.
+"""Test helpers for fpattr and for plugin authors: images, galleries, CLI runner, contract checks.
 
-Everything here is numpy + Pillow only and writes tiny files, so tests never need real
-photographs or network access. ``make_hostile_inputs`` builds the zoo of odd and broken files
-that the input layer must survive.
+Images: numpy + Pillow only, tiny files, so tests never need real photographs or network
+access; ``make_hostile_inputs`` builds the zoo of odd and broken files that the input layer
+must survive. Contract checks (``check_backbone``, ``check_family``, ``check_gallery``,
+``check_writer``) live in :mod:`fpattr.testing.contracts`, temporary galleries in
+:mod:`fpattr.testing.galleries`, pytest fixtures in :mod:`fpattr.testing.pytest_plugin`
+(``pytest_plugins = ["fpattr.testing.pytest_plugin"]``).
 """
 
 from __future__ import annotations
@@ -278,3 +281,25 @@ def run_cli(args: list[Any], **kwargs: Any) -> Any:
 
 
 __all__ += ["run_cli"]
+
+
+# --- contract checks and temporary galleries ----------------------------------------------------
+from fpattr.testing.contracts import (  # noqa: E402
+    check_backbone,
+    check_family,
+    check_gallery,
+    check_writer,
+    sample_report,
+    tiny_photos,
+)
+from fpattr.testing.galleries import make_gallery  # noqa: E402
+
+__all__ += [
+    "check_backbone",
+    "check_family",
+    "check_gallery",
+    "check_writer",
+    "make_gallery",
+    "sample_report",
+    "tiny_photos",
+]
