@@ -136,6 +136,7 @@ def run(
     check_output_paths(output, report)  # before any work: exit 2 now, not after the run
     if resume:
         check_resume_options(fmt, output, as_set)
+    backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device, decode_workers=workers)
     g = common.open_gallery(gallery, bb)
     settings = pipeline.Settings(

@@ -140,6 +140,24 @@ def gallery_path(spec: str | None, backbone_name: str) -> Path:
     return Path(spec).expanduser()
 
 
+def backbone_for_gallery(backbone: str | None, gallery: str | None) -> str | None:
+    """``--backbone auto`` with a named gallery becomes the backbone the gallery is bound to
+    (a plugin's gallery may be made with ``spectrum``); an explicit backbone is kept, so a
+    mismatch is still reported by :func:`open_gallery`."""
+    import json
+
+    if backbone not in (None, "", "auto") or gallery is None:
+        return backbone
+    meta = gallery_path(gallery, "default") / "gallery.json"
+    try:
+        name = json.loads(meta.read_text(encoding="utf-8"))["backbone"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return backbone  # open_gallery reports what is wrong with it
+    from fpattr.plugins import backbones
+
+    return name if isinstance(name, str) and name in backbones() else backbone
+
+
 def open_gallery(spec: str | None, backbone: Any) -> Any:
     from fpattr.errors import GalleryError
     from fpattr.gallery import Gallery

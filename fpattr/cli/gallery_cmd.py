@@ -198,6 +198,7 @@ def calibrate(
 
     from fpattr.decision import DecisionPolicy
 
+    backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt)
     g = common.open_gallery(gallery, bb)
     pol = DecisionPolicy(bb.calibration(), g, target_far=target_far)

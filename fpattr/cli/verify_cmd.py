@@ -54,6 +54,7 @@ def verify(
     check_output_paths(output, report)  # before any work: a bad path is exit 2 now
     console = common.stderr_console(quiet)
     started = time.monotonic()  # the report's time covers loading and scoring
+    backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
     g = None
     try:

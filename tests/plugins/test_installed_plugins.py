@@ -147,3 +147,17 @@ def test_taesd_plugin_family_and_gallery_through_the_cli(tmp_path):
         "taesd-flux",
         "taesd-lite",
     }
+
+
+@taesd_installed
+def test_a_named_gallery_picks_its_own_backbone_under_auto(tmp_path):
+    """`--gallery taesd` alone works: auto becomes the backbone the gallery is bound to,
+    while an explicit other backbone is still refused with the binding in the message."""
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(tmp_path / "q", "nearest", n=2)
+    r = fpattr("attribute", tmp_path / "q", "--gallery", "taesd", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["backbone"]["name"] == "spectrum"
+    r = fpattr("attribute", tmp_path / "q", "--gallery", "taesd", "-b", "default", "-f", "json")
+    assert r.returncode == 2 and "was made with backbone spectrum" in r.stderr
