@@ -583,8 +583,18 @@ class DecisionPolicy:
         views: int | None = None,
         flat: bool = False,
         cal: FittedCalibration | None = None,
+        n_models: int | None = None,
     ) -> dict[str, Any]:
-        """:meth:`attribute` from precomputed similarities ((M,) to ``names``' centroids)."""
+        """:meth:`attribute` from precomputed similarities ((M,) to ``names``' centroids).
+
+        ``n_models``: the gallery's model count when ``sims`` holds only the top candidates
+        of a larger gallery (an index search, :mod:`fpattr.index`). The prior stays
+        ``1 / n_models`` per model and the models not retrieved get one posterior term,
+        ``p_not_retrieved``, at the likelihood ratio of the lowest retrieved similarity:
+        an upper bound on their mass (the LR never decreases with the similarity and
+        none of them scores higher, exactly so for an exact search). The posteriors
+        shown are therefore lower bounds: conservative, never overstated.
+        """
         sims = np.asarray(sims, dtype=np.float64)
         cal = cal or self.calibration("image-vs-model", set_size=set_size, views=views)
         order = np.argsort(-sims)
@@ -596,11 +606,13 @@ class DecisionPolicy:
             "p_unknown": None,
             "leaning": None,
         }
-        raw = self._raw_decide(sims, names, cal) if not flat else {"posterior": None}
+        raw = self._raw_decide(sims, names, cal, n_models) if not flat else {"posterior": None}
         post = raw["posterior"]
         if post is not None:
             shown = cal.displayed(raw["kind"], raw["p"])  # type: ignore[union-attr]
             post, out["p_unknown"] = _rescale(post, raw["p_unknown"], raw["members"], shown)
+            if n_models is not None:  # what the top candidates and unknown leave
+                out["p_not_retrieved"] = max(0.0, 1.0 - float(post.sum()) - out["p_unknown"])
         out["top"] = [
             {
                 "model": names[k],
@@ -636,7 +648,11 @@ class DecisionPolicy:
         }
 
     def _raw_decide(
-        self, sims: np.ndarray, names: Sequence[str], cal: FittedCalibration | None
+        self,
+        sims: np.ndarray,
+        names: Sequence[str],
+        cal: FittedCalibration | None,
+        n_models: int | None = None,
     ) -> dict[str, Any]:
         """The decision rule on uncorrected posteriors (also used to fit display maps).
 
@@ -660,7 +676,10 @@ class DecisionPolicy:
         above = sims[top] >= cal.threshold
         if cal.score is None:  # a user threshold without any probability model
             return res | {"decision": names[top] if above else UNKNOWN}
-        post, p_u = self.posterior(cal.llr(sims))
+        rest = None
+        if n_models is not None and n_models > sims.size:
+            rest = (n_models - sims.size, float(cal.llr(sims[order[-1]])))
+        post, p_u = self.posterior(cal.llr(sims), n_models=n_models, rest=rest)
         res |= {"posterior": post, "p_unknown": p_u}
         if not above:
             return res | {"kind": "unknown", "decision": UNKNOWN, "p": p_u}
@@ -695,17 +714,30 @@ class DecisionPolicy:
             "p": float(max(post[top], p_u)),
         }
 
-    def posterior(self, llr: np.ndarray) -> tuple[np.ndarray, float]:
-        """(M,) LLRs -> (posterior of each model, posterior of unknown); they sum to 1."""
+    def posterior(
+        self,
+        llr: np.ndarray,
+        *,
+        n_models: int | None = None,
+        rest: tuple[int, float] | None = None,
+    ) -> tuple[np.ndarray, float]:
+        """(M,) LLRs -> (posterior of each model, posterior of unknown); they sum to 1.
+
+        ``n_models``: the gallery's size when ``llr`` covers only some models (default M);
+        ``rest``: (count, LLR) of the models not covered, all at that LLR; their mass is
+        what the returned posteriors leave below 1.
+        """
         llr = np.asarray(llr, dtype=np.float64)
-        m = llr.size
-        z = np.concatenate(
-            [llr + math.log((1 - self.prior_unknown) / m), [math.log(self.prior_unknown)]]
-        )
+        m = n_models or llr.size
+        log_each = math.log((1 - self.prior_unknown) / m)
+        parts = [llr + log_each, [math.log(self.prior_unknown)]]
+        if rest is not None and rest[0] > 0:
+            parts.append([log_each + math.log(rest[0]) + rest[1]])
+        z = np.concatenate(parts)
         z -= z.max()
         p = np.exp(z)
         p /= p.sum()
-        return p[:-1], float(p[-1])
+        return p[: llr.size], float(p[llr.size])
 
     def verify(
         self,

@@ -23,8 +23,12 @@ from fpattr.backbones.base import Backbone
 from fpattr.decision import INSUFFICIENT, DecisionPolicy, names_a_model
 from fpattr.errors import UsageError
 from fpattr.gallery import Gallery
+from fpattr.index import GalleryIndex, choose_kind, open_index
 from fpattr.pipeline import Embedded, Embedder, RunStats, Settings
 from fpattr.views import l2_normalize
+
+#: Candidates an approximate index hands the policy (at least the shown top_k).
+N_CANDIDATES = 10
 
 
 class Session:
@@ -36,6 +40,12 @@ class Session:
     ``settings`` (target false-accept rate, user threshold, prior of unknown);
     ``provenance``: add each file's metadata claims to attribute results (never to the
     decision; :func:`fpattr.provenance.with_decision` says whether they agree).
+    ``index``: how the gallery is searched, "auto" | "exact" | "hnsw" (:mod:`fpattr.index`;
+    "auto": exact below :data:`fpattr.index.EXACT_MAX_ENTRIES` entries), over ``index_entries``
+    "models" (centroids) or "references" (every reference, candidates re-scored by their
+    model's centroid). An exact search decides on every model exactly as before; an
+    approximate one decides on the top candidates (``fpattr.decision.DecisionPolicy.
+    decide_scores`` with ``n_models``).
 
     Raises :class:`fpattr.errors.GalleryError` when the gallery was made by another
     extractor.
@@ -49,9 +59,15 @@ class Session:
         settings: Settings | None = None,
         *,
         provenance: bool = True,
+        index: str = "auto",
+        index_entries: str = "models",
     ) -> None:
         self.backbone = backbone
         self.provenance = provenance
+        self.index_kind = index
+        self.index_entries = index_entries
+        self._index: GalleryIndex | None = None
+        self._approximate: bool | None = None
         self.gallery = gallery
         self.settings = settings or Settings()
         if gallery is not None:
@@ -157,10 +173,75 @@ class Session:
         flat: bool = False,
     ) -> dict[str, Any]:
         """The policy's decision for one (D,) embedding against the gallery."""
+        if self._uses_index():
+            return self._decide_candidates(embedding, set_size=set_size, views=views, flat=flat)
         d = self.policy.attribute(
             embedding, top_k=self.settings.top_k, set_size=set_size, views=views, flat=flat
         )
         return d
+
+    # -- gallery index ---------------------------------------------------------------------------
+
+    def _uses_index(self) -> bool:
+        """Whether decisions go through an approximate index (chosen once, by size)."""
+        if self._approximate is None:
+            if self.gallery is None or not self.gallery.models:
+                self._approximate = False
+            else:
+                n = len(self.gallery.models)
+                if self.index_entries == "references":
+                    n = sum(m.embeddings.shape[0] for m in self.gallery.models.values())
+                self._approximate = choose_kind(n, self.index_kind) != "exact"
+        return self._approximate
+
+    @property
+    def index(self) -> GalleryIndex:
+        """The gallery's search index, built (or loaded from its cache) on first use."""
+        if self.gallery is None:
+            raise UsageError("no gallery: nothing to index")
+        if self._index is None:
+            kind = "hnsw" if self._uses_index() else "exact"
+            self._index = open_index(self.gallery, kind, entries=self.index_entries)
+        return self._index
+
+    def index_info(self) -> dict[str, Any] | None:
+        """What the run manifest records about the search (``gallery.index``); builds or
+        loads an approximate index now, so its build time is known. None: no gallery."""
+        if self.gallery is None or not self.gallery.models:
+            return None
+        if not self._uses_index():  # the policy's own dense product: no index object
+            n = len(self.gallery.models)
+            return {"kind": "exact", "entries": "models", "n_entries": n, "n_models": n}
+        return {**self.index.info(), "candidates": self._n_candidates()}
+
+    def _n_candidates(self) -> int:
+        # the policy needs the top_k it shows and a few more for the posterior's bulk
+        return max(self.settings.top_k, N_CANDIDATES)
+
+    def _decide_candidates(
+        self, embedding: np.ndarray, *, set_size: int, views: int | None, flat: bool
+    ) -> dict[str, Any]:
+        """Decision on the index's top candidates, re-scored exactly against their centroids."""
+        idx, k = self.index, self._n_candidates()
+        if idx.entries == "models":
+            _, ids = idx.search(embedding, k)
+            cand = [int(i) for i in ids[0] if i >= 0]
+        else:  # references: enough of them for k distinct models on average
+            per = -(-idx.n_entries // len(idx.names))
+            _, ids = idx.search(embedding, k * per)
+            cand = list(dict.fromkeys(int(idx.owner[i]) for i in ids[0] if i >= 0))[:k]
+        names = [idx.names[c] for c in cand]
+        cents = np.stack([self.gallery.models[n].centroid for n in names])  # type: ignore[union-attr]
+        sims = np.clip(cents @ np.asarray(embedding, dtype=np.float32), -1.0, 1.0)
+        return self.policy.decide_scores(
+            sims,
+            names,
+            top_k=self.settings.top_k,
+            set_size=set_size,
+            views=views,
+            flat=flat,
+            n_models=len(idx.names),
+        )
 
     def attribute_set(self, stats: RunStats) -> dict[str, Any] | None:
         """One decision for every good input of a run, assumed to share one source.

@@ -160,7 +160,7 @@ def run(
     manifest = build_manifest(
         "attribute",
         backbone=bb.info(),
-        gallery=g.info(),
+        gallery={**g.info(), "index": session.index_info()},
         calibration=session.policy.info(),
         settings={
             **settings.to_dict(),
