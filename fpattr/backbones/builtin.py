@@ -49,9 +49,20 @@ def _default(**options: Any):
     return DefaultBackbone(**options)
 
 
+def _default_int8(**options: Any):
+    from fpattr.backbones.onnx import DefaultInt8Backbone
+
+    return DefaultInt8Backbone(**options)
+
+
 @hookimpl
 def fpattr_register_backbones(register) -> None:
     register("default", _default, description="learned extractor shipped in models/ (ONNX)")
+    register(
+        "default-int8",
+        _default_int8,
+        description="the shipped extractor quantized to INT8 (ONNX QDQ, smaller, faster on CPU)",
+    )
     register("spectrum", _spectrum, description="training-free residual power spectrum (numpy)")
     register("marra", _marra, description="baseline: averaged noise residual (Marra 2019)")
     register("corvi", _corvi, description="baseline: averaged residual power spectrum (Corvi 2023)")

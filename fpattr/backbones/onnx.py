@@ -25,6 +25,9 @@ from fpattr.paths import models_dir
 
 CARD_SCHEMA = "fpattr.model/1"
 DEFAULT_MODEL = "default"
+INT8_MODEL = "default-int8"
+#: Backbones that run an ONNX file (the CLI gives them threads and a provider).
+ONNX_BACKBONES = ("default", INT8_MODEL, "onnx")
 
 _SESSIONS: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
@@ -171,17 +174,31 @@ class OnnxBackbone(Backbone):
         }
 
 
-class DefaultBackbone(OnnxBackbone):
-    """The extractor shipped in ``models/`` (see docs/model-card.md)."""
+class ShippedBackbone(OnnxBackbone):
+    """An extractor shipped in ``models/`` under the name of its class's ``model``."""
 
-    name = "default"
+    model = DEFAULT_MODEL
 
     def __init__(self, **options: Any) -> None:
         options.pop("model", None)
-        card = default_card_path()
+        card = models_dir() / f"{self.model}.json"
         if not card.is_file():
             raise BackboneError(
-                f"the shipped extractor is missing ({card}); use --backbone spectrum or "
-                "reinstall fpattr"
+                f"the shipped extractor {self.model!r} is missing ({card}); use --backbone "
+                "spectrum or reinstall fpattr"
             )
         super().__init__(card, **options)
+
+
+class DefaultBackbone(ShippedBackbone):
+    """The extractor shipped in ``models/`` (see docs/model-card.md)."""
+
+    name = "default"
+    model = DEFAULT_MODEL
+
+
+class DefaultInt8Backbone(ShippedBackbone):
+    """The shipped extractor quantized to INT8 (``fpattr quantize``; models/default-int8.json)."""
+
+    name = INT8_MODEL
+    model = INT8_MODEL

@@ -1,4 +1,5 @@
-"""`fpattr train` and `fpattr export` (need the [train] extra: torch, onnx, onnxscript)."""
+"""`fpattr train`, `fpattr export` (need the [train] extra: torch, onnx, onnxscript) and
+`fpattr quantize` (onnx + onnxruntime, no torch)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fpattr.cli import common
 def register(app: typer.Typer) -> None:
     app.command("train", no_args_is_help=True)(train)
     app.command("export", no_args_is_help=True)(export)
+    app.command("quantize", no_args_is_help=True)(quantize)
 
 
 def _need_torch() -> None:
@@ -167,6 +169,84 @@ def export(
                 "size_bytes": card["size_bytes"],
                 "parity": card["parity"],
                 "exporter": card["exporter"],
+            },
+            indent=2,
+        )
+    )
+
+
+def quantize(
+    card: Path = typer.Argument(
+        ..., help="Model card of the FP32 model (e.g. models/default.json)."
+    ),
+    out: Path = typer.Option(Path("models"), "--out", "-o", help="Where to write the model."),
+    name: str = typer.Option("default-int8", "--name", help="Model name (file stem)."),
+    calib_images: Path = typer.Option(
+        ...,
+        "--calib-images",
+        help="Real photos for the activation ranges; every --holdout-every-th is held out "
+        "for the parity check.",
+    ),
+    n_views: int = typer.Option(16, "--n-views", min=1, help="Views per calibration image."),
+    max_images: int = typer.Option(200, "--max-images", min=2, help="First N images (sorted)."),
+    holdout_every: int = typer.Option(5, "--holdout-every", min=2),
+    parity_images: Path = typer.Option(
+        None,
+        "--parity-images",
+        help="A second parity set (default: the bundled demo images, generated).",
+    ),
+    op_types: str = typer.Option(
+        "Conv", "--op-types", help="Op types screened for INT8, comma-separated (Conv,Gemm,MatMul)."
+    ),
+    node_min_cosine: float = typer.Option(0.999, "--node-min-cosine"),
+    min_cosine: float = typer.Option(0.98, "--min-cosine", help="Parity acceptance (min)."),
+    quiet: bool = common.QuietOpt,
+) -> None:
+    """Quantize an exported extractor to INT8 (ONNX Runtime QDQ, per-channel weights).
+
+    Deterministic: the same inputs give the same bytes. Nothing is written unless the INT8
+    embeddings stay within --min-cosine of FP32 on held-out views.
+
+    Example: fpattr quantize models/default.json --out models --name default-int8
+    --calib-images ../shared/data/bsds500/train
+    """
+    import importlib.util
+
+    from fpattr.errors import UsageError
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"quantize needs {' and '.join(missing)}: pip install 'fpattr[train,cpu]'")
+    from fpattr.paths import data_dir
+    from fpattr.training.quantize import quantize as run_quantize
+
+    console = common.stderr_console(quiet)
+    result = run_quantize(
+        card,
+        out,
+        name=name,
+        calib_images=calib_images,
+        n_views=n_views,
+        max_images=max_images,
+        holdout_every=holdout_every,
+        parity_images=parity_images or data_dir() / "demo",
+        op_types=tuple(t.strip() for t in op_types.split(",") if t.strip()),
+        node_min_cosine=node_min_cosine,
+        min_cosine=min_cosine,
+        command="fpattr " + shlex.join(sys.argv[1:]),
+        log=lambda m: console.print(m, markup=False, highlight=False),
+    )
+    q = result["quantization"]
+    print(
+        json.dumps(
+            {
+                "model": str(out / result["file"]),
+                "sha256": result["sha256"],
+                "size_bytes": result["size_bytes"],
+                "source_size_bytes": q["source"]["size_bytes"],
+                "int8_nodes": q["screening"]["int8_nodes"],
+                "fp32_nodes": q["screening"]["fp32_nodes"],
+                "parity": result["parity"],
             },
             indent=2,
         )
