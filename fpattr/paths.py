@@ -39,3 +39,18 @@ def default_gallery_dir(backbone_name: str) -> Path:
 def data_dir() -> Path:
     """Bundled package data (demo images)."""
     return Path(__file__).resolve().parent / "data"
+
+
+def shipped_models() -> list[str]:
+    """Names of the extra extractors shipped in ``models/`` (``NAME.onnx`` + ``NAME.json``),
+    other than ``default`` and ``default-int8``: e.g. ``v1`` kept for comparison when a newer
+    extractor becomes the default. Reads file names only, so registering them keeps
+    ``fpattr --help`` fast."""
+    folder = models_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p.stem
+        for p in folder.glob("*.onnx")
+        if p.with_suffix(".json").is_file() and p.stem not in ("default", "default-int8")
+    )

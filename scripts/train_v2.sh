@@ -6,7 +6,7 @@
 #   -> extractor training (preset v2: 128-px views, publication chains)
 #   -> ONNX export as models/$NAME.onnx with the fused spectrum and parity check.
 #   bash scripts/train_v2.sh [REAL_PHOTOS_DIR]
-# Knobs (environment): RUN, MODELS, IMAGES, SIZE, MAX_STEPS, STEPS, WORKERS, DEVICE, PRESET,
+# Knobs (environment): RUN, FAMILIES, MODELS, IMAGES, SIZE, MAX_STEPS, STEPS, WORKERS, DEVICE, PRESET,
 # NAME. On a CUDA machine: DEVICE=cuda PRESET=v2-gpu WORKERS=<cores> MODELS=3000.
 # Budget on 2 CPU cores with the defaults: see docs/methods/model-synthesis.md (Extractor v2).
 set -euo pipefail
@@ -21,9 +21,14 @@ WORKERS=${WORKERS:-2}
 DEVICE=${DEVICE:-auto}
 PRESET=${PRESET:-v2}
 NAME=${NAME:-v2}
+# the built-in families, named: the zoo (and its settings hash) must not change when a
+# plugin that adds a family is installed
+FAMILIES=${FAMILIES:-autoencoder gan_decoder diffusion_denoiser ldm_vae vqgan dit_patch stylegan2 stylegan3 biggan sr_cascade}
+FAMILY_ARGS=()
+for f in $FAMILIES; do FAMILY_ARGS+=(--family "$f"); done
 case "$REAL" in *public-generators*) echo "never train on the evaluation generators" >&2; exit 2;; esac
 mkdir -p "$RUN"
-fpattr synth "$RUN/zoo" --models "$MODELS" --images-per-model "$IMAGES" --size "$SIZE" \
+fpattr synth "$RUN/zoo" "${FAMILY_ARGS[@]}" --models "$MODELS" --images-per-model "$IMAGES" --size "$SIZE" \
   --real "$REAL" --workers "$WORKERS" --max-steps "$MAX_STEPS" --batch-size 16 --train-crop 64 \
   --seed 0 --device "$DEVICE" -q > "$RUN/synth.json"
 fpattr train "$RUN/zoo" --out "$RUN/train" --preset "$PRESET" --steps "$STEPS" \

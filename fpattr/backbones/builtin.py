@@ -55,6 +55,15 @@ def _default_int8(**options: Any):
     return DefaultInt8Backbone(**options)
 
 
+def _shipped(model: str):
+    def factory(**options: Any):
+        from fpattr.backbones.onnx import ShippedBackbone
+
+        return ShippedBackbone(model=model, **options)
+
+    return factory
+
+
 @hookimpl
 def fpattr_register_backbones(register) -> None:
     register("default", _default, description="learned extractor shipped in models/ (ONNX)")
@@ -73,3 +82,7 @@ def fpattr_register_backbones(register) -> None:
         description="ManiFPT artifact x - nearest real patch: --backbone-opt ref=REF.npz",
     )
     register("onnx", _onnx, description="any exported extractor: --backbone-opt model=CARD.json")
+    from fpattr.paths import shipped_models
+
+    for name in shipped_models():  # e.g. v1 kept beside a newer default, for comparison
+        register(name, _shipped(name), description=f"extractor shipped as models/{name}.onnx")

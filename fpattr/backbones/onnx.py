@@ -21,13 +21,18 @@ import numpy as np
 from fpattr.backbones.base import Backbone
 from fpattr.errors import BackboneError, ModelFileError
 from fpattr.io.loader import sha256_file
-from fpattr.paths import models_dir
+from fpattr.paths import models_dir, shipped_models
 
 CARD_SCHEMA = "fpattr.model/1"
 DEFAULT_MODEL = "default"
 INT8_MODEL = "default-int8"
-#: Backbones that run an ONNX file (the CLI gives them threads and a provider).
+#: Backbones that run an ONNX file (the CLI gives them threads and a provider); every
+#: other model shipped in models/ is one too (:func:`shipped_models`).
 ONNX_BACKBONES = ("default", INT8_MODEL, "onnx")
+
+
+def is_onnx_backbone(name: str) -> bool:
+    return name in ONNX_BACKBONES or name in shipped_models()
 
 _SESSIONS: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
@@ -179,8 +184,10 @@ class ShippedBackbone(OnnxBackbone):
 
     model = DEFAULT_MODEL
 
-    def __init__(self, **options: Any) -> None:
-        options.pop("model", None)
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        """``model``: the file stem in ``models/`` (default: the class's :attr:`model`)."""
+        if model is not None and not isinstance(self, (DefaultBackbone, DefaultInt8Backbone)):
+            self.model = self.name = str(model)
         card = models_dir() / f"{self.model}.json"
         if not card.is_file():
             raise BackboneError(

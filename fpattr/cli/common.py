@@ -112,7 +112,7 @@ def load_backbone(
     """
     import os
 
-    from fpattr.backbones.onnx import ONNX_BACKBONES
+    from fpattr.backbones.onnx import is_onnx_backbone
     from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
 
     options = parse_opts(opts)
@@ -120,9 +120,9 @@ def load_backbone(
     if device != "auto":
         if device not in ("cpu", "cuda"):
             raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
-        if real in ONNX_BACKBONES:
+        if is_onnx_backbone(real):
             options.setdefault("providers", device)
-    if real in ONNX_BACKBONES:
+    if is_onnx_backbone(real):
         options.setdefault("threads", max(1, (os.cpu_count() or 1) - decode_workers))
     return create_backbone(real, **options)
 

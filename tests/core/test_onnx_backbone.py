@@ -57,3 +57,21 @@ def test_provider_choice():
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(BackboneError, match="fpattr\\[gpu\\]"):
             choose_providers("cuda")
+
+
+def test_every_extractor_shipped_in_models_is_a_backbone_by_name(tmp_path, monkeypatch):
+    """A model kept beside the default (e.g. v1 after v2 ships) is selectable by its name."""
+    pytest.importorskip("onnx")
+    from fpattr import plugins
+    from fpattr.backbones.resolve import create_backbone
+    from fpattr.paths import shipped_models
+    from fpattr.testing import write_tiny_onnx_model
+
+    write_tiny_onnx_model(tmp_path, name="v9")
+    (tmp_path / "stray.json").write_text("{}")  # a card without a model is not one
+    monkeypatch.setenv("FPATTR_MODELS", str(tmp_path))
+    assert shipped_models() == ["v9"]
+    monkeypatch.setattr(plugins, "_HOST", None)  # registries are built once per host
+    assert "v9" in plugins.backbones()
+    bb = create_backbone("v9")
+    assert bb.name == "v9" and bb.info()["model_card"].endswith("v9.json")
