@@ -258,3 +258,20 @@ def test_out_of_range_threshold_is_refused():
     for bad in (1.5, -2.0, float("nan")):
         with pytest.raises(ValueError, match="threshold"):
             DecisionPolicy(CARD, g, threshold=bad)
+
+
+def test_huge_galleries_calibrate_on_a_seeded_sample_of_models(monkeypatch):
+    """Held-out scores cost ~models^2: above CALIBRATION_MODELS they come from a sample."""
+    import fpattr.decision as dec
+
+    monkeypatch.setattr(dec, "CALIBRATION_MODELS", 12)
+    g, centres, _ = make_gallery(n_models=30, n_refs=3, spread=0.3)
+    pol = DecisionPolicy(CARD, g, seed=1)
+    held = pol._held_out("image-vs-model", 1, 1)
+    assert len(held["names"]) == 12 and set(held["names"]) <= set(g.models)
+    assert any("seeded sample of 12 of the gallery's 30 models" in n for n in held["notes"])
+    assert held["names"] == pol._held_out("image-vs-model", 1, 1)["names"]  # seeded
+    d = pol.attribute(centres[3], top_k=3)  # decisions still cover every enrolled model
+    assert d["top"][0]["model"] == "m3"
+    small = DecisionPolicy(CARD, make_gallery(n_models=6)[0])._held_out("image-vs-model", 1, 1)
+    assert not any("seeded sample" in n for n in small["notes"])
