@@ -339,7 +339,14 @@ class HtmlWriter:
                 f'<li class="{"first" if i == 0 else ""}" title="{_e(detail)}">'
                 f'<span class="m">{_e(t.get("model"))}</span>'
                 f'<span class="bar"><span style="width:{_pct(score)}"></span></span>'
-                f'<span class="v"><small>{label}</small> {fmt_score(score)}</span></li>'
+                f'<span class="v"><small>{label}</small> {fmt_score(score)}'
+                # the similarity is evidence too: visible, not only in the tooltip
+                + (
+                    f' <small class="simv">sim {fmt_score(sim, 3)}</small>'
+                    if prob is not None
+                    else ""
+                )
+                + "</span></li>"
             )
         if not rows:
             return '<p class="muted small">no candidates</p>'
@@ -781,7 +788,7 @@ ol.topk li.first .bar>span:first-child{background:var(--accent)}
 .sim .bar>span:first-child{background:var(--accent)}
 .bar .thr{position:absolute;top:-3px;width:2px;height:16px;background:var(--fg);
 margin-left:-1px}
-.v{text-align:right;font-variant-numeric:tabular-nums}.v small{color:var(--muted)}
+.v{text-align:right;font-variant-numeric:tabular-nums}.v small{color:var(--muted)}.v .simv{display:block}
 .pair{display:grid;grid-template-columns:22px minmax(0,1fr);gap:8px;align-items:baseline;
 margin:4px 0}
 .pair .lbl{font-size:11px;font-weight:700;color:var(--muted)}
