@@ -406,10 +406,18 @@ class DecisionPolicy:
                     f"{w:.2f} for probabilities, {wt:.2f} for the threshold)"
                 )
         if gal_ok and target is not None and i.size * target < 1:
+            # with a card the threshold is the blend made by _pool; without one (a gallery
+            # bound to a training-free backbone) there is only the gallery to lean on
+            leans = (
+                f"blends the gallery's highest impostor score (weight {wt:.2f}) with the "
+                f"card's threshold (weight {1 - wt:.2f})"
+                if prior_thr is not None
+                else "is just above the gallery's highest impostor score, so the false-accept "
+                "rate it achieves is not measured; enrol more models or references"
+            )
             notes.append(
                 f"{i.size} held-out impostor scores cannot estimate a threshold for FAR "
-                f"{target:g} (about {math.ceil(1 / target)} are needed): the threshold "
-                "leans on the gallery's highest impostor score and the card's"
+                f"{target:g} (about {math.ceil(1 / target)} are needed): the threshold {leans}"
             )
         cal = FittedCalibration(
             name,

@@ -33,7 +33,10 @@ def fpattr_register_synthesizers(register: Register) -> None:
     :class:`fpattr.synthesis.base.SynthesizerFamily` (``design_space()``,
     ``architectures()``, ``arch_id()``, ``build(arch, width=, image_size=)``,
     ``train(...)``, ``generate(...)``); subclassing ``FamilyBase`` is the easy way.
-    The callable is where torch gets imported.
+    The callable is where torch gets imported. Pass the family's design space as
+    ``design_space={choice: [values]}`` metadata (kept in a torch-free module, see
+    :mod:`fpattr.synthesis.spaces`) so ``fpattr synth --list`` needs neither torch nor
+    building the family.
     """
 
 

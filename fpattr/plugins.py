@@ -200,6 +200,47 @@ class PluginHost:
                 self._record(impl.plugin_name, "hook:fpattr_register_commands", exc)
 
 
+def _canonical(name: str) -> str:
+    """PEP 503 normalised distribution name (``Fpattr_TAESD`` -> ``fpattr-taesd``)."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def plugin_distributions() -> dict[str, str]:
+    """Entry-point name (what ``fpattr plugins list`` shows) -> installed distribution.
+
+    Read from the installed metadata without loading any plugin, so it works with
+    ``FPATTR_LOAD_PLUGINS=""`` when a plugin breaks start-up.
+    """
+    out: dict[str, str] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.dist is not None:
+            out.setdefault(ep.name, ep.dist.name)
+    return out
+
+
+def distribution_of(name: str) -> str:
+    """The distribution to uninstall for a plugin named by entry point or distribution.
+
+    Raises :class:`~fpattr.errors.UsageError` for any other name: pip would only print
+    "not installed" and succeed, leaving the plugin (or uninstall something that is not a
+    plugin, fpattr itself included).
+    """
+    from fpattr.errors import UsageError
+
+    dists = plugin_distributions()
+    if name in dists:
+        return dists[name]
+    by_dist = {_canonical(d): d for d in dists.values()}
+    if _canonical(name) in by_dist:
+        return by_dist[_canonical(name)]
+    if name in DEFAULT_PLUGINS:
+        raise UsageError(f"{name!r} is built into fpattr and cannot be uninstalled")
+    known = ", ".join(f"{ep} ({d})" for ep, d in sorted(dists.items())) or "none"
+    raise UsageError(f"no installed plugin {name!r}; installed plugins (distribution): {known}")
+
+
 _HOST: PluginHost | None = None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from fpattr.errors import UsageError
 
@@ -36,6 +37,53 @@ def plugin_names(name: str) -> dict[str, str]:
     return {"name": base, "pkg": f"fpattr_{snake}", "dist": f"fpattr-{base}", "family": snake}
 
 
+def registered_names(name: str) -> dict[str, str]:
+    """Registry kind -> the name the generated plugin registers in it (and its entry point).
+
+    The gallery hook is commented out in the template but registers ``name`` once enabled,
+    so that name is reserved too.
+    """
+    n = plugin_names(name)
+    return {
+        "plugin": n["name"],
+        "backbone": n["name"],
+        "report_format": f"{n['name']}-tsv",
+        "synthesizer": f"{n['family']}_ae",
+        "gallery": n["name"],
+    }
+
+
+def check_names_free(name: str, host: Any = None) -> None:
+    """Refuse (UsageError) a plugin name whose generated names are taken.
+
+    fpattr refuses a duplicate registration (it never replaces a backbone, family, format or
+    gallery), so a plugin named after a built-in or an installed plugin (``spectrum``,
+    ``taesd``) would install but fail to load. Checked against every registry of ``host``
+    (default: this process's plugins, built-ins and installed ones).
+    """
+    from fpattr.plugins import KINDS, get_host
+
+    host = host or get_host()
+    n = plugin_names(name)
+    wanted = registered_names(name)
+    taken: list[str] = []
+    if wanted["plugin"] in host.plugins:
+        taken.append(f"plugin {wanted['plugin']!r} (already installed)")
+    for kind in KINDS:
+        registry = host.registry(kind)
+        # the plugin's own name is checked in every registry: galleries and backbones are
+        # picked by the same `-b`/`--gallery` names users see in `plugins list`
+        for candidate in dict.fromkeys([wanted[kind], n["name"]]):
+            if candidate in registry:
+                owner = registry.entry(candidate).plugin
+                taken.append(f"{kind.replace('_', ' ')} {candidate!r} (registered by {owner})")
+    if taken:
+        raise UsageError(
+            f"plugin name {name!r} collides with registered names: {'; '.join(taken)}; "
+            "pick another name (fpattr refuses duplicate names, so the plugin would not load)"
+        )
+
+
 def render(name: str) -> dict[str, str]:
     """Relative path -> file text of the distribution for ``name``."""
     n = plugin_names(name)
@@ -58,8 +106,10 @@ def render(name: str) -> dict[str, str]:
 def create(name: str, parent: Path) -> Path:
     """Write the distribution into ``parent/fpattr-NAME`` and return that folder.
 
-    Refuses (UsageError) a folder that exists and is not empty: nothing is overwritten.
+    Refuses (UsageError) a folder that exists and is not empty: nothing is overwritten;
+    and a name that collides with a registered one (:func:`check_names_free`).
     """
+    check_names_free(name)
     files = render(name)
     root = Path(parent) / plugin_names(name)["dist"]
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -153,6 +203,7 @@ from typing import Any, TextIO
 
 import fpattr
 from fpattr.backbones.base import Backbone, config_sha256
+from fpattr.synthesis.spaces import LOSSES
 
 __version__ = "0.1.0"
 
@@ -241,6 +292,10 @@ def fpattr_register_report_formats(register: Any) -> None:
 
 # --- synthesizer family: the factory is where torch gets imported ------------------------
 
+# The design space lives here, torch-free, so `fpattr synth --list` shows it without
+# building the family; family.py uses the same dict.
+DESIGN_SPACE: dict[str, list[str]] = {"upsampling": ["nearest", "bilinear"], "loss": list(LOSSES)}
+
 
 def make_family() -> Any:
     from __PKG__.family import TinyAutoencoderFamily
@@ -250,7 +305,12 @@ def make_family() -> Any:
 
 @fpattr.hookimpl
 def fpattr_register_synthesizers(register: Any) -> None:
-    register("__FAMILY___ae", make_family, description="tiny conv autoencoders (__NAME__)")
+    register(
+        "__FAMILY___ae",
+        make_family,
+        description="tiny conv autoencoders (__NAME__)",
+        design_space=DESIGN_SPACE,
+    )
 
 
 # --- gallery: ship a folder made by `fpattr gallery add ... -g FOLDER` in the package ----
@@ -301,8 +361,9 @@ import torch
 import torch.nn.functional as F
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
-from fpattr.synthesis.losses import LOSSES
 from torch import nn
+
+from __PKG__ import DESIGN_SPACE
 
 
 class TinyAutoencoder(nn.Module):
@@ -324,7 +385,7 @@ class TinyAutoencoderFamily(FamilyBase):
     name = "__FAMILY___ae"
     description = "tiny conv autoencoders: stride-2 encoder, x2 up-sampling decoder"
     needs_photos = True
-    DESIGN_SPACE = {"upsampling": ["nearest", "bilinear"], "loss": list(LOSSES)}
+    DESIGN_SPACE = DESIGN_SPACE  # the dict registered as design_space= in __init__.py
     ID_PREFIX = "__FAMILY__"
     ID_CODES = {"upsampling": "U", "loss": "L"}
 
@@ -396,7 +457,9 @@ def test_report_format_contract():
 
 
 def test_family_contract(tiny_photos):
-    check_family(plugin.make_family(), photos=tiny_photos)
+    family = plugin.make_family()
+    check_family(family, photos=tiny_photos)
+    assert family.design_space() == plugin.DESIGN_SPACE  # what synth --list shows
 
 
 def test_gallery_with_this_backbone(tiny_gallery):

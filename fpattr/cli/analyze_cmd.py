@@ -207,9 +207,11 @@ def run_predict(
             f"--as-set uses the calibration fitted on sets of {k} images of one generator; "
             "it assumes every image shares one source."
         )
+    from rich.markup import escape
+
     for n in notes:
         if n.startswith("uncalibrated"):
-            console.print(f"[yellow]warning:[/] {n}", highlight=False)
+            console.print(f"[yellow]warning:[/] {escape(n)}", highlight=False)  # n: prose
 
     results: list[dict] = []
     ok: list[tuple[dict, object]] = []

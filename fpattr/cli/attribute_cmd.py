@@ -216,6 +216,7 @@ def run(
                     f"interrupted: {n_done} more result(s) written to {output}; continue "
                     "with the same command plus --resume",
                     highlight=False,
+                    markup=False,  # the output path is the user's: "[...]" in it is text
                 )
         raise
     common.print_policy_notes(console, session.policy)

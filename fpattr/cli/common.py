@@ -81,6 +81,25 @@ MinProbabilityOpt = typer.Option(
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or log on stderr.")
 
 
+def need_torch(command: str) -> None:
+    """Refuse a command that trains or builds torch models when torch is not installed.
+
+    Checked before any work so the user gets a usage error naming the extra (exit 2), not
+    an internal error from deep inside a family or the trainer (exit 70). ``find_spec``
+    does not import torch (seconds), so the check costs nothing when it is installed.
+    """
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        found = False
+    if not found:
+        raise UsageError(
+            f"fpattr {command} needs fpattr[train] (torch): pip install 'fpattr[train]'"
+        )
+
+
 def stderr_console(quiet: bool = False) -> Any:
     from rich.console import Console
 
@@ -233,9 +252,13 @@ def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
 def print_policy_notes(console: Any, policy: Any) -> None:
     """Each calibration's caveats (a card-only threshold for another FAR, too few
     impostor scores for the target, references that do not separate...), once."""
+    from rich.markup import escape
+
     seen: set[str] = set()
     for cal in policy.info().get("calibrations", []):
         for note in cal.get("notes") or []:
             if note not in seen:
                 seen.add(note)
-                console.print(f"[yellow]note:[/] {cal.get('comparison')}: {note}", highlight=False)
+                # notes are prose that may quote "[...]" (an extra, a range): not markup
+                text = escape(f"{cal.get('comparison')}: {note}")
+                console.print(f"[yellow]note:[/] {text}", highlight=False)

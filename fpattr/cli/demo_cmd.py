@@ -43,10 +43,13 @@ def demo(
     refs = sorted(p for p in (root / "refs").glob("*") if p.is_dir()) if root.is_dir() else []
     if not refs:
         raise FpattrError(f"bundled demo data is missing ({root}); reinstall fpattr")
+    from rich.markup import escape
+
     console = common.stderr_console(quiet)
     with tempfile.TemporaryDirectory(prefix="fpattr-demo-") as tmp:
         gdir = Path(workdir) if workdir else Path(tmp) / "gallery"
-        console.print(f"[bold]1/2[/] enrolling {len(refs)} models from {root / 'refs'}")
+        refs_dir = escape(str(root / "refs"))  # paths are text, never markup
+        console.print(f"[bold]1/2[/] enrolling {len(refs)} models from {refs_dir}")
         for ref in refs:
             try:
                 gallery_cmd.add(
@@ -65,7 +68,7 @@ def demo(
             except typer.Exit as exc:
                 if exc.exit_code:
                     raise
-        console.print(f"[bold]2/2[/] attributing {root / 'queries'}")
+        console.print(f"[bold]2/2[/] attributing {escape(str(root / 'queries'))}")
         known = {r.name for r in refs}
         tally = {"correct": 0, "total": 0}
 
@@ -86,6 +89,7 @@ def demo(
         )
     console.print(
         f"demo: {tally['correct']}/{tally['total']} queries attributed correctly "
-        f"(ground truth from file names); report: {report.resolve()}"
+        f"(ground truth from file names); report: {report.resolve()}",
+        markup=False,
     )
     raise typer.Exit(code)

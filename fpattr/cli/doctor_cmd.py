@@ -127,12 +127,15 @@ def doctor(
         print(json.dumps({"checks": rows, "failures": failures}, indent=2))
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}
         t = Table("check", "status", "detail", title="fpattr doctor")
         for r in rows:
-            t.add_row(r["check"], f"[{colour[r['status']]}]{r['status']}[/]", r["detail"])
+            # details quote extras ("fpattr[train]") and plugin errors: not markup
+            status = f"[{colour[r['status']]}]{r['status']}[/]"
+            t.add_row(escape(r["check"]), status, escape(r["detail"]))
         Console().print(t)
     if failures:
         print(f"{failures} problem(s) found", file=sys.stderr)

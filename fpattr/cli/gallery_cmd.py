@@ -83,6 +83,7 @@ def add(
 
     from fpattr.report.base import printable
 
+    shown = escape(repr(name))  # model names are the user's text: "[...]" is not markup
     for label, rows in (("[red]failed[/]", failed), ("[yellow]skipped[/]", skipped)):
         for x in rows:
             why = printable(str(x["path"]) + ": " + str(x["error"]))
@@ -93,7 +94,7 @@ def add(
             "(same sha256 as another reference: one file is one piece of evidence)"
         )
     if embs is None:
-        console.print(f"[red]no usable reference image for {name!r}[/]; gallery unchanged")
+        console.print(f"[red]no usable reference image for {shown}[/]; gallery unchanged")
         raise typer.Exit(2)
     with gal.editing(path, bb.info()) as g:
         before = len(g.models[name].refs) if name in g.models and append else 0
@@ -103,39 +104,39 @@ def add(
         already = before + len(refs) - len(model.refs)
     for other, n in shared.items():
         console.print(
-            f"[yellow]warning:[/] {n} reference(s) of {name!r} are also enrolled under "
-            f"{other!r} (same file content): queries will be split between the two"
+            f"[yellow]warning:[/] {n} reference(s) of {shown} are also enrolled under "
+            f"{escape(repr(other))} (same file content): queries will be split between the two"
         )
     if len(model.refs) < 3:
         console.print(
-            f"[yellow]note:[/] {name!r} has {len(model.refs)} reference(s); 5-10 give "
+            f"[yellow]note:[/] {shown} has {len(model.refs)} reference(s); 5-10 give "
             "much more reliable centroids"
         )
     if already:
         console.print(
-            f"[yellow]note:[/] {already} reference(s) already enrolled under {name!r} "
+            f"[yellow]note:[/] {already} reference(s) already enrolled under {shown} "
             "(same sha256) were not added again"
         )
     check = _calibration_report(bb, g, name)
     mine = check["enrolment_check"].get(name)
     if mine is not None and not mine["checkable"]:
-        console.print(f"[yellow]note:[/] {name!r} has one reference: leave-one-out cannot check it")
+        console.print(f"[yellow]note:[/] {shown} has one reference: leave-one-out cannot check it")
     elif mine is not None:
         console.print(
-            f"leave-one-out: {mine['recognised']}/{mine['n_refs']} references of {name!r} "
-            f"recognised as {name!r} ({mine['unknown']} unknown, {mine['ambiguous']} "
+            f"leave-one-out: {mine['recognised']}/{mine['n_refs']} references of {shown} "
+            f"recognised as {shown} ({mine['unknown']} unknown, {mine['ambiguous']} "
             f"ambiguous, {mine['inconclusive']} inconclusive, confused with "
             f"{mine['confused_with'] or 'none'})"
         )
         if mine["recognised"] * 2 < mine["n_refs"]:
             console.print(
-                f"[yellow]warning:[/] fewer than half of {name!r}'s references are "
+                f"[yellow]warning:[/] fewer than half of {shown}'s references are "
                 "recognised as their own model: expect it to be answered 'unknown' or "
                 "'ambiguous'; add references (5-10 from the same source) or check that they "
                 "really share one source"
             )
     for w in check["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")
     result = {
         "gallery": str(path),
         "model": name,

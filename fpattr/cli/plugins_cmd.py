@@ -63,14 +63,20 @@ def list_(
         print(json.dumps(rows, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table("plugin", "version", "provides", "status", title="fpattr plugins")
+    t = Table("plugin", "distribution", "version", "provides", "status", title="fpattr plugins")
     for r in rows:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["provides"].items())
-        status = "[green]ok[/]" if r["status"] == "ok" else f"[red]failed[/] {r['error']}"
+        # an error message is the plugin's text: "[...]" in it is not rich markup
+        status = "[green]ok[/]" if r["status"] == "ok" else f"[red]failed[/] {escape(r['error'])}"
         t.add_row(
-            r["name"], r["version"] or ("built-in" if r["builtin"] else "?"), provides, status
+            r["name"],
+            r["distribution"] or ("fpattr" if r["builtin"] else "?"),
+            r["version"] or ("built-in" if r["builtin"] else "?"),
+            provides,
+            status,
         )
     Console().print(t)
     if not rows:
@@ -105,13 +111,21 @@ def install(
 
 @plugins_app.command("uninstall", no_args_is_help=True)
 def uninstall(
-    packages: list[str] = typer.Argument(..., help="Distribution name(s)."),
+    packages: list[str] = typer.Argument(
+        ..., help="Plugin name(s) as `fpattr plugins list` shows them, or distribution name(s)."
+    ),
 ) -> None:
     """Uninstall plugin distributions from fpattr's environment.
 
-    Example: fpattr plugins uninstall fpattr-example
+    A plugin name (the entry point, e.g. `taesd`) is mapped to the distribution that
+    provides it (`fpattr-taesd`); any other name is refused (exit 2) before pip runs.
+
+    Example: fpattr plugins uninstall example
     """
-    _pip("uninstall", "-y", *packages)
+    from fpattr.plugins import distribution_of
+
+    dists = list(dict.fromkeys(distribution_of(p) for p in packages))  # all known, or none
+    _pip("uninstall", "-y", *dists)
 
 
 @plugins_app.command("new", no_args_is_help=True)

@@ -1,6 +1,7 @@
 """`fpattr synth` (build a synthetic model zoo) and `fpattr fidelity` (compare it with
 real generators). No logic here: the work is in :mod:`fpattr.synthesis`; torch is
-imported by the families, inside the commands."""
+imported by the families, inside the commands. ``synth --list`` and ``fidelity`` need no
+torch; building a zoo does, and says so (exit 2) when it is missing."""
 
 from __future__ import annotations
 
@@ -31,20 +32,47 @@ def _parse_only(pairs: list[str] | None) -> dict[str, list[str]]:
 
 
 def _families_listing() -> list[dict[str, Any]]:
+    """Registered families with their design spaces, without building any.
+
+    A family registered with ``design_space=`` metadata (the built-ins, and plugins that
+    follow docs/plugin-guide.md) is listed from it, so listing needs no torch. Only a
+    family without it is built to ask; if that fails (no torch), its space is ``null``
+    with the reason, and the other families are still listed.
+    """
     from fpattr.plugins import synthesizers
+    from fpattr.synthesis.spaces import n_architectures, space_problem
 
     rows = []
     for entry in synthesizers():
-        fam = entry.obj()
-        rows.append(
-            {
-                "name": entry.name,
-                "plugin": entry.plugin,
-                "description": entry.description or fam.description,
-                "design_space": fam.design_space(),
-                "n_architectures": len(fam.architectures()),
-            }
-        )
+        row: dict[str, Any] = {
+            "name": entry.name,
+            "plugin": entry.plugin,
+            "description": entry.description,
+            "design_space": None,
+            "n_architectures": None,
+        }
+        declared = entry.meta.get("design_space")
+        if declared is not None:
+            problem = space_problem(declared)
+            if problem is None:
+                space = {k: list(v) for k, v in declared.items()}
+                row["design_space"] = space
+                row["n_architectures"] = n_architectures(space)
+            else:
+                row["error"] = f"invalid design_space metadata: {problem}"
+        else:
+            try:
+                fam = entry.obj()
+            except ImportError as exc:  # torch (or another extra) is not installed
+                row["error"] = (
+                    f"cannot build the family to read its design space ({exc}); its plugin "
+                    "can register design_space= to be listed without building"
+                )
+            else:
+                row["description"] = row["description"] or fam.description
+                row["design_space"] = fam.design_space()
+                row["n_architectures"] = len(fam.architectures())
+        rows.append(row)
     return rows
 
 
@@ -107,10 +135,15 @@ def synth(
         return
     if out_dir is None:
         raise UsageError("missing OUT_DIR (the zoo folder); see fpattr synth --help")
+    from fpattr.cli.common import need_torch
     from fpattr.plugins import synthesizers
     from fpattr.synthesis.zoo import build_zoo
 
     names = list(family) if family else synthesizers().names()
+    for name in names:
+        synthesizers().entry(name)  # an unknown family is named before torch is asked for
+    where = _parse_only(only)
+    need_torch("synth")  # every family trains torch models
     summary = build_zoo(
         out_dir,
         families=names,
@@ -127,7 +160,7 @@ def synth(
         width=width,
         batch_size=batch_size,
         train_crop=train_crop,
-        where=_parse_only(only),
+        where=where,
     )
     print(json.dumps(summary, indent=2))
     if summary["failed"]:

@@ -19,22 +19,13 @@ def register(app: typer.Typer) -> None:
     app.command("quantize", no_args_is_help=True)(quantize)
 
 
-def _need_torch() -> None:
-    import importlib.util
-
-    from fpattr.errors import UsageError
-
-    if importlib.util.find_spec("torch") is None:
-        raise UsageError("training needs PyTorch: pip install 'fpattr[train]'")
-
-
 def _need_export_deps() -> None:
     """Fail before any work when the exporter or the parity check cannot run."""
     import importlib.util
 
     from fpattr.errors import UsageError
 
-    _need_torch()
+    common.need_torch("export")
     missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(
@@ -68,7 +59,7 @@ def train(
 
     Example: fpattr train runs/zoo --out runs/extractor --preset compact
     """
-    _need_torch()
+    common.need_torch("train")
     from fpattr.training.presets import preset as get_preset
     from fpattr.training.train import TrainConfig
     from fpattr.training.train import train as run_train

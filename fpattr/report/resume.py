@@ -173,6 +173,7 @@ class Resume:
             )
             + ("; an incomplete last line was dropped" if content.partial_tail else ""),
             highlight=False,
+            markup=False,  # the output path is the user's: "[...]" in it is text
         )
         return self
 

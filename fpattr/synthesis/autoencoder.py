@@ -21,6 +21,7 @@ from torch import nn
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.layers import ConvUnit, Upsample2x, conv3
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
 
 #: The paper's up-sampling choices (without our pixel-shuffle addition).
 PAPER_UPSAMPLING = ("nearest", "bilinear", "transposed")
@@ -56,14 +57,7 @@ class AutoencoderFamily(FamilyBase):
         "fingerprint from the decoder's up-sampling path"
     )
     needs_photos = True
-    DESIGN_SPACE = {
-        "down_blocks": ["1", "2"],
-        "convs_per_up": ["1", "2"],
-        "upsampling": ["nearest", "bilinear", "transposed", "pixelshuffle"],
-        "activation": ["relu", "sigmoid", "tanh", "none"],
-        "norm": ["batch", "instance", "none"],
-        "order": ["pre", "post"],
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["autoencoder"]  # torch-free: synth --list
     ID_PREFIX = "ae"
     ID_CODES = {
         "down_blocks": "K",

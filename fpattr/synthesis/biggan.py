@@ -25,7 +25,7 @@ from torch import nn
 
 from fpattr.synthesis.gan_decoder import LATENT_CHANNELS
 from fpattr.synthesis.layers import conv3
-from fpattr.synthesis.losses import LOSSES
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
 from fpattr.synthesis.stylegan import (
     GloGanFamily,
     check_latent_size,
@@ -135,12 +135,7 @@ class BigGanFamily(GloGanFamily):
         "BigGAN-like generators (conditional-BN residual up blocks with nearest x2, "
         "optional self-attention, truncation at sampling), trained GLO-style"
     )
-    DESIGN_SPACE = {
-        "stages": ["2", "3"],
-        "attention": ["no", "yes"],
-        "truncation": ["0.5", "1.0"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["biggan"]  # torch-free: synth --list
     ID_PREFIX = "bg"
     ID_CODES = {"stages": "G", "attention": "A", "truncation": "T", "loss": "L"}
     ID_GROUPS = [["G", "A"], ["T"], ["L"]]

@@ -2,7 +2,9 @@
 
 This module is loaded like any third-party plugin (see
 ``fpattr.plugins.DEFAULT_PLUGINS``) and must stay import-light: the factories
-import torch and the family modules only when a family is actually used.
+import torch and the family modules only when a family is actually used. Each family
+is registered with its ``design_space=`` (from the torch-free
+:mod:`fpattr.synthesis.spaces`), so listing families never builds one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fpattr import hookimpl
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
 
 
 def _autoencoder() -> Any:
@@ -126,4 +129,4 @@ BUILTIN_FAMILIES = {
 @hookimpl
 def fpattr_register_synthesizers(register: Any) -> None:
     for name, (factory, description) in BUILTIN_FAMILIES.items():
-        register(name, factory, description=description)
+        register(name, factory, description=description, design_space=BUILTIN_DESIGN_SPACES[name])

@@ -25,6 +25,7 @@ from torch import nn
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.layers import Upsample2x, conv3, make_norm
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
 
 #: Training noise levels (on the [-1, 1] scale), log-uniform.
 SIGMA_MIN, SIGMA_MAX = 0.02, 1.0
@@ -117,14 +118,7 @@ class DiffusionDenoiserFamily(FamilyBase):
         "sampled SDEdit-style from noised photos in 1-4 steps"
     )
     needs_photos = True
-    DESIGN_SPACE = {
-        "skip": ["none", "add", "concat"],
-        "upsampling": ["nearest", "bilinear", "transposed", "pixelshuffle"],
-        "norm": ["group", "batch", "none"],
-        "time_embedding": ["yes", "no"],
-        "steps": ["1", "2", "4"],
-        "prediction": ["x0", "eps"],
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["diffusion_denoiser"]  # torch-free: synth --list
     ID_PREFIX = "dn"
     ID_CODES = {
         "skip": "K",

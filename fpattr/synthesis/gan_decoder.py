@@ -29,6 +29,7 @@ from torch import nn
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.layers import ModulatedNorm, Upsample2x, conv3, make_act, make_norm
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
 
 LATENT_CHANNELS = 8
 
@@ -114,13 +115,7 @@ class GanDecoderFamily(FamilyBase):
         "trained GLO-style; StyleGAN-like AdaIN optional"
     )
     needs_photos = False
-    DESIGN_SPACE = {
-        "stages": ["2", "3"],
-        "upsampling": ["nearest", "bilinear", "transposed", "pixelshuffle"],
-        "activation": ["relu", "lrelu", "silu"],
-        "norm": ["none", "batch", "instance", "adain"],
-        "output": ["tanh", "sigmoid", "clamp"],
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["gan_decoder"]  # torch-free: synth --list
     ID_PREFIX = "gan"
     ID_CODES = {"stages": "G", "upsampling": "U", "activation": "A", "norm": "N", "output": "O"}
     ID_GROUPS = [["G", "U"], ["A"], ["N"], ["O"]]

@@ -43,14 +43,14 @@ from torch import nn
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.layers import Upsample2x, conv3
-from fpattr.synthesis.losses import LOSSES
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES, LDM_DECODER_UPSAMPLING
 
 #: Latent channels of the KL and patch-token models (SD / SDXL / DiT use 4).
 LATENT_CHANNELS = 4
 #: Code vector size of the VQ models (the 1x1 conv before quantisation maps to it).
 CODE_DIM = 8
 #: Up-sampling choices of the decoder: nearest / bilinear x2 + 3x3 conv, or transposed conv.
-DECODER_UPSAMPLING = ("nearest", "bilinear", "transposed")
+DECODER_UPSAMPLING = LDM_DECODER_UPSAMPLING
 
 
 def group_norm(ch: int) -> nn.GroupNorm:
@@ -496,13 +496,7 @@ class LdmVaeFamily(_LatentFamilyBase):
         "Stable Diffusion / LDM KL-autoencoder decoders (4-channel latent, x4-x16, "
         "GroupNorm+SiLU ResNet blocks, nearest+conv or other x2 up-sampling)"
     )
-    DESIGN_SPACE = {
-        "factor": ["4", "8", "16"],
-        "blocks": ["1", "2"],
-        "upsampling": list(DECODER_UPSAMPLING),
-        "mid_attention": ["no", "yes"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["ldm_vae"]  # torch-free: synth --list
     ID_PREFIX = "vae"
     ID_CODES = {"factor": "F", "blocks": "B", "upsampling": "U", "mid_attention": "A", "loss": "L"}
     ID_GROUPS = [["F", "B", "U"], ["A"], ["L"]]
@@ -527,13 +521,7 @@ class VqganFamily(_LatentFamilyBase):
         "VQGAN decoders from a quantised codebook latent (x8/x16, straight-through, "
         "GroupNorm+SiLU ResNet blocks)"
     )
-    DESIGN_SPACE = {
-        "factor": ["8", "16"],
-        "codebook": ["64", "512"],
-        "blocks": ["1", "2"],
-        "upsampling": ["nearest", "transposed"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["vqgan"]  # torch-free: synth --list
     ID_PREFIX = "vq"
     ID_CODES = {"factor": "F", "codebook": "K", "blocks": "B", "upsampling": "U", "loss": "L"}
     ID_GROUPS = [["F", "K", "B", "U"], ["L"]]
@@ -584,12 +572,7 @@ class PatchTokenFamily(_LatentFamilyBase):
         "DiT / PixArt / MAR output path: latent patch tokens -> mixer -> linear -> "
         "unpatchify -> x8 LDM decoder"
     )
-    DESIGN_SPACE = {
-        "patch": ["1", "2", "4"],
-        "mixer": ["mlp", "attention"],
-        "upsampling": ["nearest", "transposed"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["dit_patch"]  # torch-free: synth --list
     ID_PREFIX = "pt"
     ID_CODES = {"patch": "P", "mixer": "M", "upsampling": "U", "loss": "L"}
     ID_GROUPS = [["P"], ["M"], ["U"], ["L"]]

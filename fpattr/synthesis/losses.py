@@ -28,8 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: The loss design choice, in order of increasing machinery.
-LOSSES = ("l2", "l1", "l1_perceptual", "l1_perceptual_adv")
+from fpattr.synthesis.spaces import LOSSES as _LOSS_NAMES
+
+#: The loss design choice, in order of increasing machinery (defined in the torch-free
+#: spaces module so design spaces can be listed without torch).
+LOSSES = _LOSS_NAMES
 #: weight of the perceptual term (features are instance-normalised, so O(1)).
 PERCEPTUAL_WEIGHT = 0.1
 #: weight of the generator's adversarial term in the adversarial phase.

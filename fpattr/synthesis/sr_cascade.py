@@ -26,7 +26,7 @@ from torch import nn
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.layers import conv3, make_norm
-from fpattr.synthesis.losses import LOSSES
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
 
 #: noise level (std on the [0, 1] scale) of the refinement steps at generation.
 SIGMA_REFINE = 0.05
@@ -95,13 +95,7 @@ class SrCascadeFamily(FamilyBase):
         "bilinear/bicubic/nearest up, GroupNorm-SiLU U-Net residual, 1-2 SDEdit steps"
     )
     needs_photos = True
-    DESIGN_SPACE = {
-        "factor": ["2", "4"],
-        "kernel": ["bilinear", "bicubic", "nearest"],
-        "norm": ["group", "none"],
-        "steps": ["1", "2"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["sr_cascade"]  # torch-free: synth --list
     ID_PREFIX = "sr"
     ID_CODES = {"factor": "F", "kernel": "K", "norm": "N", "steps": "S", "loss": "L"}
     ID_GROUPS = [["F", "K"], ["N", "S"], ["L"]]

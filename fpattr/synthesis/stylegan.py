@@ -40,7 +40,7 @@ from torch import nn
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.gan_decoder import LATENT_CHANNELS, log_amplitude_loss
-from fpattr.synthesis.losses import LOSSES
+from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
 
 SQRT2 = math.sqrt(2.0)
 #: value abbreviations in arch ids shared by the GAN-like families.
@@ -423,13 +423,7 @@ class StyleGan2Family(GloGanFamily):
         "StyleGAN2-like synthesis nets (demodulated convs, noise, transposed conv + "
         "[1,3,3,1] FIR or bilinear, skip ToRGB), trained GLO-style"
     )
-    DESIGN_SPACE = {
-        "stages": ["2", "3"],
-        "upsampling": ["transposed_fir", "bilinear"],
-        "output_skips": ["yes", "no"],
-        "noise": ["yes", "no"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["stylegan2"]  # torch-free: synth --list
     ID_PREFIX = "sg2"
     ID_CODES = {"stages": "G", "upsampling": "U", "output_skips": "K", "noise": "N", "loss": "L"}
     ID_GROUPS = [["G", "U"], ["K", "N"], ["L"]]
@@ -546,11 +540,7 @@ class StyleGan3Family(GloGanFamily):
         "StyleGAN3-like alias-free synthesis nets (Fourier-feature input, filtered leaky "
         "ReLU with Kaiser-sinc or box filters, filtered x2 up-sampling), trained GLO-style"
     )
-    DESIGN_SPACE = {
-        "stages": ["2", "3"],
-        "filter": ["kaiser", "box"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = BUILTIN_DESIGN_SPACES["stylegan3"]  # torch-free: synth --list
     ID_PREFIX = "sg3"
     ID_CODES = {"stages": "G", "filter": "F", "loss": "L"}
     ID_GROUPS = [["G", "F"], ["L"]]

@@ -275,3 +275,30 @@ def test_huge_galleries_calibrate_on_a_seeded_sample_of_models(monkeypatch):
     assert d["top"][0]["model"] == "m3"
     small = DecisionPolicy(CARD, make_gallery(n_models=6)[0])._held_out("image-vs-model", 1, 1)
     assert not any("seeded sample" in n for n in small["notes"])
+
+
+def test_too_few_impostors_note_is_a_whole_sentence_and_names_the_card_only_if_there_is_one():
+    """The note ended mid-sentence ("... and the card's"); without a card (a gallery bound
+    to a training-free backbone) it must not mention one."""
+    g, _, _ = make_gallery(n_models=3, n_refs=2)
+    strict = 0.0001  # far more impostor scores needed than 3 models x 2 refs give
+
+    def note(card):
+        notes = DecisionPolicy(card, g, target_far=strict).calibration().details["notes"]
+        return next(n for n in notes if "cannot estimate a threshold" in n)
+
+    bare = note(None)
+    assert "card" not in bare
+    assert bare.endswith(
+        "the threshold is just above the gallery's highest impostor score, so the "
+        "false-accept rate it achieves is not measured; enrol more models or references"
+    )
+    import re
+
+    m = re.search(
+        r"the threshold blends the gallery's highest impostor score \(weight (\d\.\d\d)\) "
+        r"with the card's threshold \(weight (\d\.\d\d)\)$",
+        note(CARD),
+    )
+    assert m, note(CARD)
+    assert float(m[1]) < 0.5 and float(m[1]) + float(m[2]) == pytest.approx(1.0)

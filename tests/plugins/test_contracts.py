@@ -100,6 +100,21 @@ def cheap_losses(monkeypatch):
 
 
 @pytest.mark.parametrize("entry", _entries("synthesizer"))
+def test_declared_design_space_is_the_familys(entry):
+    """``design_space=`` metadata is what `synth --list` shows without torch: it must be
+    the space the built family trains on (built-ins, and plugins that declare it)."""
+    from fpattr.synthesis.spaces import space_problem
+
+    declared = entry.meta.get("design_space")
+    if declared is None:
+        assert not entry.plugin.startswith("fpattr."), "built-ins declare their design space"
+        pytest.skip("the plugin does not declare design_space= (listed by building it)")
+    assert space_problem(declared) is None
+    pytest.importorskip("torch")
+    assert entry.obj().design_space() == {k: list(v) for k, v in declared.items()}
+
+
+@pytest.mark.parametrize("entry", _entries("synthesizer"))
 def test_family_contract(entry, cheap_losses):
     family = entry.obj()
     assert family.name == entry.name

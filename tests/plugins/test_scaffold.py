@@ -73,3 +73,55 @@ def test_scaffold_installs_and_its_tests_pass(tmp_path):
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-1000:]
     assert "6 passed" in tests.stdout and "skipped" not in tests.stdout, tests.stdout[-1000:]
+
+
+@pytest.mark.parametrize(
+    ("name", "registry"),
+    [
+        ("spectrum", "backbone 'spectrum'"),
+        ("default", "backbone 'default'"),
+        ("autoencoder", "synthesizer 'autoencoder'"),
+        ("json", "report format 'json'"),
+    ],
+)
+def test_names_taken_by_a_registry_are_refused(name, registry, tmp_path):
+    """A duplicate registration is refused at load time, so such a plugin would install
+    and then fail to load: refuse it here, naming the registry."""
+    r = run_cli(["plugins", "new", name, "--dir", tmp_path])
+    assert r.exit_code == 2, r.output
+    assert f"collides with registered names: {registry}" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_derived_names_and_installed_plugins_are_checked(tmp_path):
+    import fpattr
+    from fpattr.errors import UsageError
+    from fpattr.plugins import PluginHost
+    from fpattr.scaffold import check_names_free, registered_names
+
+    assert registered_names("acme-x") == {
+        "plugin": "acme-x",
+        "backbone": "acme-x",
+        "report_format": "acme-x-tsv",
+        "synthesizer": "acme_x_ae",
+        "gallery": "acme-x",
+    }
+
+    class Other:
+        @fpattr.hookimpl
+        def fpattr_register_report_formats(self, register):
+            register("acme-x-tsv", object, description="taken")
+
+        @fpattr.hookimpl
+        def fpattr_register_galleries(self, register):
+            register("shipped", tmp_path, backbone="spectrum")
+
+    host = PluginHost(load_entry_points=False)
+    host.register(Other(), name="other")
+    with pytest.raises(UsageError, match=r"report format 'acme-x-tsv' \(registered by other\)"):
+        check_names_free("acme-x", host)
+    with pytest.raises(UsageError, match=r"gallery 'shipped'"):
+        check_names_free("shipped", host)
+    with pytest.raises(UsageError, match=r"plugin 'other' \(already installed\)"):
+        check_names_free("other", host)
+    check_names_free("acme-y", host)  # free

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import fpattr
 from fpattr.testing import run_cli
 
 
@@ -62,3 +63,37 @@ def test_usage_errors_exit_2(tmp_path):
     r = run_cli(["synth", tmp_path / "z", "--family", "autoencodr", "-q"])
     assert r.exit_code == 2 and "autoencoder" in r.stderr
     assert run_cli(["fidelity", tmp_path / "none", tmp_path]).exit_code == 2
+
+
+def test_synth_list_builds_only_families_that_do_not_declare_their_space():
+    """A third-party family registered without ``design_space=`` is built to ask; when
+    that fails (torch missing) its row says why and the other families are still listed."""
+    from fpattr.plugins import PluginHost, get_host, set_host
+
+    class Undeclared:
+        @fpattr.hookimpl
+        def fpattr_register_synthesizers(self, register):
+            def factory():
+                raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+            register("needs_torch", factory, description="undeclared")
+            register("declared", factory, description="d", design_space={"k": ["a", "b"]})
+            register("broken_meta", factory, design_space={"k": []})
+
+    previous = get_host()
+    host = PluginHost(load_entry_points=False)
+    host.register(Undeclared(), name="undeclared")
+    set_host(host)
+    try:
+        r = run_cli(["synth", "--list"])
+    finally:
+        set_host(previous)
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["autoencoder"]["n_architectures"] == 384
+    assert rows["declared"]["design_space"] == {"k": ["a", "b"]}
+    assert rows["declared"]["n_architectures"] == 2
+    assert rows["needs_torch"]["design_space"] is None
+    assert "No module named 'torch'" in rows["needs_torch"]["error"]
+    assert rows["broken_meta"]["n_architectures"] is None
+    assert "invalid design_space" in rows["broken_meta"]["error"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import fpattr
+from fpattr.synthesis.spaces import LOSSES
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,16 @@ __version__ = "0.1.0"
 GALLERY_DIR = Path(__file__).resolve().parent / "gallery"
 #: The backbone the shipped gallery is bound to (training-free, so the binding is stable).
 GALLERY_BACKBONE = "spectrum"
+#: The family's design choices, here (torch-free) rather than in family.py so that
+#: ``fpattr synth --list`` can show them without torch: registered as ``design_space=``
+#: and used as ``TaesdFamily.DESIGN_SPACE``.
+DESIGN_SPACE: dict[str, list[str]] = {
+    "latent_channels": ["4", "16"],
+    "blocks": ["3", "1"],
+    "upsampling": ["nearest", "bilinear"],
+    "latent_clamp": ["tanh", "none"],
+    "loss": list(LOSSES),
+}
 
 
 def make_family() -> Any:
@@ -32,6 +43,7 @@ def fpattr_register_synthesizers(register: Any) -> None:
         "taesd",
         make_family,
         description="TAESD tiny decoders of real-time / one-step pipelines (fpattr-taesd)",
+        design_space=DESIGN_SPACE,
     )
 
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
-from fpattr.synthesis.losses import LOSSES
+from fpattr_taesd import DESIGN_SPACE as _DESIGN_SPACE
 
 #: up-sampling factor of every TAESD decoder (three x2 levels).
 FACTOR = 8
@@ -114,13 +114,7 @@ class TaesdFamily(FamilyBase):
         "StreamDiffusion; TAESDXL/TAESD3/TAEF1): no norm, ReLU, latent tanh clamp, nearest x8"
     )
     needs_photos = True
-    DESIGN_SPACE = {
-        "latent_channels": ["4", "16"],
-        "blocks": ["3", "1"],
-        "upsampling": ["nearest", "bilinear"],
-        "latent_clamp": ["tanh", "none"],
-        "loss": list(LOSSES),
-    }
+    DESIGN_SPACE = _DESIGN_SPACE  # torch-free, in the package: synth --list needs no torch
     ID_PREFIX = "tae"
     ID_CODES = {
         "latent_channels": "C",

@@ -19,14 +19,22 @@ installed = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _one_thread():
-    """Tiny models: extra OpenMP threads only compete with other work on the machine."""
+    """Tiny models: extra OpenMP threads only compete with other work on the machine.
+
+    Skips without torch (the family needs fpattr[train]); only the tests marked
+    ``needs_torch`` use it, so the hooks, the design space and the shipped gallery are
+    still tested on an install without torch.
+    """
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+needs_torch = pytest.mark.usefixtures("_one_thread")
 
 
 def test_hooks_register(plugin_host):
@@ -43,20 +51,31 @@ def test_module_import_is_light():
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
 
 
-def test_design_space_is_labelled():
-    from fpattr.synthesis.losses import LOSSES
+def test_design_space_is_declared_without_torch(plugin_host):
+    """Registered as metadata, so `fpattr synth --list` shows it without torch."""
+    from fpattr.synthesis.spaces import LOSSES, n_architectures
 
-    fam = fpattr_taesd.make_family()
-    space = fam.design_space()
+    plugin_host.register(fpattr_taesd, name="taesd")
+    space = plugin_host.registry("synthesizer").entry("taesd").meta["design_space"]
+    assert space is fpattr_taesd.DESIGN_SPACE
     assert list(space) == ["latent_channels", "blocks", "upsampling", "latent_clamp", "loss"]
-    assert space["loss"] == list(LOSSES) and len(fam.architectures()) == 64
+    assert space["loss"] == list(LOSSES) and n_architectures(space) == 64
+
+
+@needs_torch
+def test_design_space_is_labelled():
+    fam = fpattr_taesd.make_family()
+    assert fam.design_space() == fpattr_taesd.DESIGN_SPACE  # the declared one
+    assert len(fam.architectures()) == 64
     assert fam.arch_id(fam.architectures()[0]) == "tae-C4B3Unearest-Ktanh-Ll2"
 
 
+@needs_torch
 def test_family_contract(tiny_photos):
     check_family(fpattr_taesd.make_family(), photos=tiny_photos)
 
 
+@needs_torch
 def test_family_contract_with_the_adversarial_loss(tiny_photos, monkeypatch):
     """The last architecture: 16-ch latent, 1 block, bilinear, no clamp, l1+perceptual+adv."""
     import torch
@@ -71,6 +90,7 @@ def test_family_contract_with_the_adversarial_loss(tiny_photos, monkeypatch):
     assert stats["adv_steps"] == 2
 
 
+@needs_torch
 def test_decoder_output_path_is_taesd_like():
     from fpattr_taesd.family import Clamp
 
@@ -89,6 +109,7 @@ def test_shipped_gallery_contract():
     assert size < 64_000  # shipped in the wheel: keep it KBs
 
 
+@needs_torch
 def test_gallery_builder_runs(tmp_path):
     from fpattr_taesd.build_gallery import build
 
@@ -102,6 +123,7 @@ def test_gallery_builder_runs(tmp_path):
 
 
 @installed
+@needs_torch
 def test_cli_synth_list_and_attribute_with_the_gallery(cli, tmp_path, tiny_photos):
     import torch
     from PIL import Image
@@ -121,3 +143,19 @@ def test_cli_synth_list_and_attribute_with_the_gallery(cli, tmp_path, tiny_photo
     doc = json.loads(r.stdout)
     assert doc["summary"]["n_ok"] == 3 and doc["gallery"]["n_models"] == 3
     assert all(res["top"][0]["model"].startswith("taesd-") for res in doc["results"])
+
+
+@installed
+def test_cli_lists_the_family_and_attributes_with_the_gallery_without_torch(cli, tmp_path):
+    """What needs no torch works without it: the family's design space in `synth --list`,
+    and `--gallery taesd` alone (backbone auto = the gallery's own, spectrum)."""
+    from fpattr.testing import write_generator_images
+
+    r = cli(["synth", "--list"])
+    assert r.exit_code == 0, r.output
+    row = {f["name"]: f for f in json.loads(r.stdout)}["taesd"]
+    assert row["n_architectures"] == 64 and row["design_space"] == fpattr_taesd.DESIGN_SPACE
+    write_generator_images(tmp_path / "q", "nearest", n=2)
+    r = cli(["attribute", tmp_path / "q", "--gallery", "taesd", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["gallery"]["n_models"] == 3
