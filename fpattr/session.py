@@ -161,7 +161,7 @@ class Session:
                 if not e.flat:
                     stats.add_embedding(e.embedding, e.effective_views, res["sha256"])
             if self.provenance:
-                res["provenance"] = _provenance(e.path, res["decision"])
+                res["provenance"] = _provenance(e.path, res["decision"], e.error, e.skipped)
             yield res
 
     def decide(
@@ -315,6 +315,7 @@ class Session:
         res: dict[str, Any] = {
             "a": str(a),
             "b": str(b),
+            **self._verify_provenance(a, b),
             "a_sha256": ia["sha256"],
             "b_sha256": ib["sha256"],
             "a_images": ia["n_images"],
@@ -342,6 +343,19 @@ class Session:
         views = min(v for v in (ia["views"], ib["views"]) if v is not None)
         d = self.policy.verify(s, a_images=ia["n_images"], b_images=ib["n_images"], views=views)
         return res | {"similarity": s} | d
+
+    def _verify_provenance(self, a: Any, b: Any) -> dict[str, Any]:
+        """``provenance_a`` / ``provenance_b``: each side's record as in attribute results
+        (a verify decision names no model, so ``agrees_with_fingerprint`` is None). A
+        folder side is many files: None there (``fpattr provenance FOLDER`` lists them)."""
+        if not self.provenance:
+            return {}
+        import os
+
+        return {
+            f"provenance_{k}": (None if os.path.isdir(p) else _provenance(p, None))
+            for k, p in (("a", a), ("b", b))
+        }
 
     # -- enrol -----------------------------------------------------------------------------------
 
@@ -381,11 +395,21 @@ class Session:
         return (np.stack(embs) if embs else None), refs, left_out
 
 
-def _provenance(path: Any, decision: str | None) -> dict[str, Any]:
+def _provenance(
+    path: Any, decision: str | None, error: str | None = None, skipped: bool = False
+) -> dict[str, Any]:
     """The file's metadata claims beside the decision (read after deciding, from the file
-    again: metadata never reaches the fingerprint)."""
-    from fpattr.provenance import read_provenance, with_decision
+    again: metadata never reaches the fingerprint).
 
+    A skipped input (hidden, a special file in a folder, a non-image) is not opened
+    again; its record says why it was not read instead of "no provenance metadata".
+    """
+    from fpattr.provenance import empty_record, read_provenance, with_decision
+
+    if skipped:
+        rec = empty_record()
+        rec["read_error"] = f"input skipped ({error})" if error else "input skipped"
+        return with_decision(rec, None)
     return with_decision(read_provenance(path), decision)
 
 

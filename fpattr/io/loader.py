@@ -41,6 +41,7 @@ from PIL import (
 
 from fpattr.errors import ImageLoadError
 from fpattr.io.sniff import HEAD_BYTES, describe, image_kind
+from fpattr.io.walk import NOT_REGULAR
 
 try:  # WebP support is an optional part of some Pillow builds.
     from PIL import WebPImagePlugin  # noqa: F401
@@ -231,6 +232,9 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
     data = _read_bytes(name)
     digest = hashlib.sha256(data).hexdigest()
     kind = image_kind(data[:HEAD_BYTES])
+    if kind == "PNG":
+        # the digest is of the file as it is; the decoder gets it without text chunks
+        data = _png_without_text(data)
 
     if kind == "TIFF":
         tiff = _tiff_layout(data)
@@ -332,7 +336,7 @@ def _read_bytes(name: str) -> bytes:
         if stat.S_ISDIR(st.st_mode):
             raise _Refused("is a directory")
         if not stat.S_ISREG(st.st_mode):
-            raise _Refused("not a regular file (device, pipe or socket)")
+            raise _Refused(NOT_REGULAR)  # the rule every command shares (fpattr.io.walk)
         with os.fdopen(fd, "rb") as f:
             fd = -1  # owned (and closed) by ``f`` from here on
             head = f.read(HEAD_BYTES)
@@ -473,6 +477,43 @@ def _open_restricted(data: bytes, kind: str | None = None) -> Image.Image:
     if magic:
         raise _Refused(f"corrupt {magic} file (header not understood)")
     raise _Refused(f"not a recognised image format ({_SUPPORTED_HINT})")
+
+
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _png_without_text(data: bytes) -> bytes:
+    """``data`` with its tEXt/zTXt/iTXt chunks left out, for pixel decoding only.
+
+    Pillow parses text chunks while it opens and decodes a PNG and raises ValueError for
+    one that inflates past ``PngImagePlugin.MAX_TEXT_CHUNK`` or a total past
+    ``MAX_TEXT_MEMORY`` (and SyntaxError for an unknown compression method): a hostile
+    metadata chunk would fail the fingerprint. Text never affects pixels, and provenance
+    reads (and reports) it separately, so the decoder does not see it. The alternative,
+    ``ImageFile.LOAD_TRUNCATED_IMAGES``, is global and would also hide truncated pixel
+    data. A chunk structure that cannot be walked is passed through unchanged: the decoder
+    then says what is wrong with it.
+    """
+    pos, end = 8, len(data)
+    keep: list[tuple[int, int]] = []
+    start = 0  # the signature and every chunk up to the first text chunk
+    found = False
+    while pos + 8 <= end:
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        nxt = pos + 12 + length
+        if nxt > end:
+            break  # truncated: leave the rest as it is
+        if ctype in _PNG_TEXT_CHUNKS:
+            found = True
+            keep.append((start, pos))
+            start = nxt
+        pos = nxt
+        if ctype == b"IEND":
+            break
+    if not found:
+        return data
+    keep.append((start, end))
+    return b"".join(data[a:b] for a, b in keep if a < b)
 
 
 def _refuse_zero_size_png(data: bytes) -> None:

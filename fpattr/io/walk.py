@@ -18,8 +18,9 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["InputItem", "iter_inputs"]
+__all__ = ["NOT_REGULAR", "InputItem", "NotRegularFileError", "iter_inputs", "open_regular"]
 
 _NO_SUCH = "no such file or directory"
 _BROKEN_LINK = "broken symbolic link (target does not exist)"
@@ -31,7 +32,41 @@ _UNLISTABLE = "permission denied: cannot list folder"
 _HIDDEN = "skipped: hidden (name starts with '.'), not searched"
 _HIDDEN_DIR = "skipped: hidden folder (name starts with '.'), not searched"
 _NOT_FOLLOWED = "skipped: symbolic link not followed"
-_SPECIAL = "skipped: not a regular file (device, pipe or socket)"
+#: Why a FIFO, character/block device or socket is refused, by every command: reading one
+#: can block forever (a FIFO without a writer) or read a stream that cannot be re-read
+#: (process substitution), so it is never opened for reading.
+NOT_REGULAR = "not a regular file (device, pipe or socket)"
+_SPECIAL = f"skipped: {NOT_REGULAR}"
+
+
+class NotRegularFileError(OSError):
+    """:func:`open_regular` refused a path that is not a regular file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EINVAL, NOT_REGULAR, path)
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """``open(path, "rb")`` for regular files only, without ever blocking.
+
+    Opened with O_NONBLOCK (opening a FIFO without a writer would hang), then checked with
+    fstat on the open descriptor (no race with a path swapped after a stat): a directory
+    raises IsADirectoryError, anything else not regular :class:`NotRegularFileError`.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", os.fsdecode(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(os.fsdecode(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)  # a regular file: ordinary reads from here on
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @dataclass(frozen=True)
@@ -86,6 +121,10 @@ def iter_inputs(
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(name, (st.st_dev, st.st_ino), wanted, follow_symlinks, skip)
+        elif not stat.S_ISREG(st.st_mode):
+            # named explicitly (a FIFO, /dev/stdin, <(cmd)): failed with the reason, and
+            # never opened, so no command can hang on it or read it as an empty file
+            yield InputItem(Path(name), NOT_REGULAR)
         else:
             yield InputItem(Path(name))
 

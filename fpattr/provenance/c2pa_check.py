@@ -1,24 +1,35 @@
 """C2PA manifests through the optional ``c2pa-python`` package (``pip install
 "fpattr[provenance]"``), read offline: no remote manifest, no OCSP request.
 
-What is reported, honestly worded:
+What is reported is what the library says, nothing inferred:
 
+- ``present``: a C2PA container was found in the file (a JUMBF store in a PNG ``caBX``
+  chunk, a JPEG APP11 segment, a WebP ``C2PA`` chunk, the TIFF C2PA tag, or anywhere in a
+  format fpattr does not walk) or the library read a manifest. A library parse error on a
+  file without one is not a manifest: the record is None ("none");
 - ``validation_state``: the library's verdict, ``Invalid``, ``Valid`` or ``Trusted``;
-- ``signature_valid``: the claim signature verifies against the certificate in the file;
-- ``signer_trusted``: that certificate chains to an anchor of a configured trust list
-  (``FPATTR_C2PA_TRUST_ANCHORS``, a PEM bundle). With no trust list configured nothing is
-  trusted: "signature valid, signer not in a trust list" means anyone could have signed it.
+- ``signature_valid``: the manifest validates (state ``Valid`` or ``Trusted``): the claim
+  signature verifies against the certificate in the file *and* every hash matches. Never
+  true when the state is ``Invalid``, even if the claim signature alone verified;
+- ``validation_failures``: the failing validation codes (``assertion.dataHash.mismatch``,
+  ...), trust codes left out;
+- ``signer_trusted``: the library's trust status of the signing certificate:
+  ``signingCredential.trusted`` -> True, ``signingCredential.untrusted`` -> False, neither
+  reported -> None. With no trust list configured (``--trust-anchors``,
+  ``FPATTR_C2PA_TRUST_ANCHORS``) nothing is trusted.
 """
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from fpattr.provenance.generators import clip
 
 NOT_CHECKED = "C2PA not checked (install fpattr[provenance])"
+#: Said instead when the file visibly carries a C2PA container the extra could check.
+PRESENT_NOT_CHECKED = "C2PA present, not checked (install fpattr[provenance])"
 #: Environment variable naming a PEM bundle of trust anchors for C2PA signers.
 TRUST_ENV = "FPATTR_C2PA_TRUST_ANCHORS"
 _MIME = {
@@ -42,8 +53,11 @@ def available() -> bool:
     return True
 
 
-def not_checked() -> dict[str, Any]:
-    """The ``c2pa`` record when the extra is missing: said, never silently absent."""
+def not_checked(present: bool = False) -> dict[str, Any]:
+    """The ``c2pa`` record when the extra is missing: said, never silently absent.
+    ``present``: the file carries a C2PA container (found without the library)."""
+    if present:
+        return {"checked": False, "present": True, "summary": PRESENT_NOT_CHECKED}
     return {"checked": False, "present": None, "summary": NOT_CHECKED}
 
 
@@ -58,31 +72,47 @@ def _context(trust_pem: str | None) -> Any:
 
 
 def read_c2pa(
-    path: str, kind: str | None, trust_pem: str | None, trust_source: str | None
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """The ``c2pa`` record of a file (None: no manifest) and errors.
+    f: BinaryIO,
+    kind: str | None,
+    trust_pem: str | None,
+    trust_source: str | None,
+    *,
+    container: bool,
+) -> tuple[dict[str, Any] | None, list[str], list[str]]:
+    """The ``c2pa`` record of an open file (None: no manifest), errors and notes.
 
-    Needs the extra; call :func:`available` first.
+    ``container``: whether a C2PA container was found in the file. The library fails the
+    same way on a damaged manifest and on a damaged file with no manifest at all, so its
+    errors mean "manifest unreadable" only when there is a container; otherwise they are
+    a note about the file and the record is None. Needs the extra (:func:`available`).
     """
     import c2pa
 
     errors: list[str] = []
+    notes: list[str] = []
     try:
-        with open(path, "rb") as f:
-            reader = c2pa.Reader.try_create(_MIME.get(kind or "", ""), f, None, _context(trust_pem))
-            if reader is None:
-                return None, errors
-            with reader:
-                store = json.loads(reader.json())
-    except c2pa.C2paError as exc:
-        if type(exc).__name__.endswith("NotSupported"):
-            return None, errors
+        f.seek(0)
+        reader = c2pa.Reader.try_create(_MIME.get(kind or "", ""), f, None, _context(trust_pem))
+        if reader is None:
+            if container:
+                errors.append("C2PA: a C2PA container is present but holds no manifest")
+                return _unreadable("C2PA container present, no manifest in it"), errors, notes
+            return None, errors, notes
+        with reader:
+            store = json.loads(reader.json())
+    except (c2pa.C2paError, OSError, ValueError) as exc:
+        unsupported = type(exc).__name__.endswith("NotSupported")
+        if not container:
+            if not unsupported:
+                notes.append(f"C2PA library could not parse the file: {clip(str(exc), 300)}")
+            return None, errors, notes
         errors.append(f"C2PA: manifest unreadable or malformed: {clip(str(exc), 300)}")
-        return {"checked": True, "present": True, "summary": "C2PA manifest unreadable"}, errors
-    except (OSError, ValueError) as exc:
-        errors.append(f"C2PA: {clip(str(exc), 300)}")
-        return None, errors
-    return _record(store, trust_source), errors
+        return _unreadable("C2PA manifest unreadable"), errors, notes
+    return _record(store, trust_source), errors, notes
+
+
+def _unreadable(summary: str) -> dict[str, Any]:
+    return {"checked": True, "present": True, "validation_state": None, "summary": summary}
 
 
 def _agent(value: Any) -> str | None:
@@ -127,12 +157,21 @@ def _record(store: dict[str, Any], trust_source: str | None) -> dict[str, Any]:
             for s in store.get("validation_status") or []
             if s.get("code") not in _TRUST_CODES
         ]
-    signature_valid = "claimSignature.validated" in success and not any(
-        f.startswith("claimSignature.") for f in failures
-    )
+    # "Valid"/"Trusted" is the library's word that the signature verifies and every hash
+    # matches; "Invalid" is never reported as a valid signature, whichever part failed.
+    signature_valid = state in ("Valid", "Trusted")
+    if results:
+        signature_valid = signature_valid and "claimSignature.validated" in success
+    trust_failed = {f.get("code") for f in results.get("failure") or []}
     if not results:
-        signature_valid = state in ("Valid", "Trusted")
-    trusted = state == "Trusted"
+        trust_failed = {s.get("code") for s in store.get("validation_status") or []}
+    # trust is the library's trust status of the certificate, not inferred from the state:
+    # a tampered file signed by a trusted signer is "Invalid" and still "trusted"
+    trusted: bool | None = None
+    if "signingCredential.trusted" in success or state == "Trusted":
+        trusted = True
+    elif "signingCredential.untrusted" in trust_failed:
+        trusted = False
     rec: dict[str, Any] = {
         "checked": True,
         "present": True,
@@ -154,18 +193,21 @@ def _record(store: dict[str, Any], trust_source: str | None) -> dict[str, Any]:
 
 
 def summarize(rec: dict[str, Any]) -> str:
-    """One line: who signed, whether the signature validates, whether the signer is trusted."""
+    """One line: who signed, the validation state with its failing codes, and the trust
+    status the library reported."""
     who = rec.get("signer") or "an unnamed signer"
     if rec.get("issuer"):
         who += f" (issuer {rec['issuer']})"
-    if not rec.get("signature_valid"):
-        check = "signature INVALID"
-    elif rec.get("validation_failures"):
-        check = "signature valid but the manifest does not validate (content changed?)"
-    else:
+    codes = [str(f).split(":", 1)[0] for f in rec.get("validation_failures") or []]
+    if rec.get("signature_valid") and not codes:
         check = "signature valid"
-    if rec.get("signer_trusted"):
+    else:
+        check = f"INVALID (validation state {rec.get('validation_state') or 'unknown'}"
+        check += f": {', '.join(dict.fromkeys(codes))})" if codes else ")"
+    if rec.get("signer_trusted") is True:
         trust = f"signer trusted (trust list: {rec.get('trust_list')})"
+    elif rec.get("signer_trusted") is None:
+        trust = "signer trust not reported by the library"
     elif rec.get("trust_list") == "none configured":
         trust = "signer not in a trust list (none configured)"
     else:

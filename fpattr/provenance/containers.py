@@ -40,6 +40,10 @@ class Blocks:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _budget: int = MAX_TOTAL_BYTES
+    #: blocks refused because the per-file total ran out, and where their one error line is
+    #: (a file of hundreds of text chunks must not repeat the same line hundreds of times)
+    _over_total: int = 0
+    _over_at: int = -1
 
     def take(self, n: int, what: str) -> bool:
         """Whether ``n`` more bytes of metadata may be read (else an error is noted)."""
@@ -47,7 +51,16 @@ class Blocks:
             self.errors.append(f"{what}: {n} bytes, over the {MAX_BLOCK_BYTES} byte cap: not read")
             return False
         if n > self._budget:
-            self.errors.append(f"{what}: metadata over {MAX_TOTAL_BYTES} bytes in all: not read")
+            self._over_total += 1
+            line = (
+                f"metadata over {MAX_TOTAL_BYTES} bytes in all: "
+                f"{self._over_total} block(s) not read"
+            )
+            if self._over_at < 0:
+                self._over_at = len(self.errors)
+                self.errors.append(line)
+            else:
+                self.errors[self._over_at] = line
             return False
         self._budget -= n
         return True
@@ -154,6 +167,35 @@ def _png_text(ctype: bytes, data: bytes) -> tuple[str, str]:
     return key, text.decode("utf-8", errors="replace")
 
 
+def is_c2pa_jumbf(head: bytes) -> bool:
+    """Whether the first bytes of a block hold a JUMBF superbox (``jumb``) whose
+    description box (``jumd``) carries the C2PA label: the start of a C2PA manifest store
+    in every container (JPEG APP11 after its 8-byte JPEG XT header, PNG caBX, BMFF uuid)."""
+    at = head.find(b"jumb")
+    return at >= 0 and b"jumd" in head[at : at + 16] and b"c2pa" in head[at : at + 64]
+
+
+def scan_c2pa(f: BinaryIO, limit: int) -> bool:
+    """Whether the first ``limit`` bytes of ``f`` hold a C2PA JUMBF store anywhere: the
+    presence test for containers fpattr does not walk (GIF, AVIF, HEIF, ...)."""
+    f.seek(0)
+    tail = b""
+    seen = 0
+    while seen < limit:
+        chunk = f.read(min(1 << 20, limit - seen))
+        if not chunk:
+            return False
+        seen += len(chunk)
+        data = tail + chunk
+        at = data.find(b"jumb")
+        while at >= 0:
+            if is_c2pa_jumbf(data[at : at + 64]):
+                return True
+            at = data.find(b"jumb", at + 1)
+        tail = data[-64:]  # a box header split across two reads
+    return False
+
+
 # -- JPEG --------------------------------------------------------------------------------------
 
 
@@ -189,8 +231,12 @@ def read_jpeg(f: BinaryIO) -> Blocks:
         if length < 0:
             b.errors.append("JPEG: segment with a bad length: metadata read stopped")
             return b
-        if m == 0xEB:
-            b.c2pa_hint = True
+        if m == 0xEB and not b.c2pa_hint:
+            # APP11 also carries other JPEG XT boxes: only a JUMBF box labelled c2pa counts
+            head = f.read(min(length, 64))
+            b.c2pa_hint = is_c2pa_jumbf(head)
+            f.seek(length - len(head), 1)
+            continue
         if m not in (0xE1, 0xFE) or not b.take(length, f"JPEG segment 0x{m:02X}"):
             f.seek(length, 1)
             continue
@@ -250,6 +296,8 @@ def read_webp(f: BinaryIO) -> Blocks:
 _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 7: 1}
 EXIF_IFD = 0x8769
 TAG_XMP = 700
+#: The TIFF tag that holds a C2PA manifest store (only its presence is recorded).
+TAG_C2PA = 0xCD41
 #: Tags read: ImageDescription, Make, Model, Software, Artist, XMP, Exif IFD, UserComment.
 TAGS = {270, 271, 272, 305, 315, TAG_XMP, EXIF_IFD, 0x9286}
 
@@ -287,6 +335,9 @@ def read_tiff_tags(
         entries = read_at(ifd + 2, 12 * n)
         for i in range(len(entries) // 12):
             tag, typ, count, value = struct.unpack(order + "HHI4s", entries[12 * i : 12 * i + 12])
+            if tag == TAG_C2PA:
+                out.setdefault(tag, b"")  # presence only: the library reads the store
+                continue
             if tag not in TAGS or typ not in _TYPE_SIZE:
                 continue
             size = count * _TYPE_SIZE[typ]
@@ -328,5 +379,6 @@ def read_tiff(f: BinaryIO) -> Blocks:
     xmp = tags.pop(TAG_XMP, None)
     if xmp is not None:
         b.xmp = xmp
+    b.c2pa_hint = tags.pop(TAG_C2PA, None) is not None
     b.tiff_tags = tags
     return b

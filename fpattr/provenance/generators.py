@@ -124,10 +124,29 @@ def comfy_models(prompt: Any = None, workflow: Any = None) -> tuple[list[str], l
     return list(dict.fromkeys(models)), samplers
 
 
-def read_png_texts(texts: dict[str, str], errors: list[str]) -> tuple[dict[str, Any], list[str]]:
+def is_comfy_graph(key: str, value: Any) -> bool:
+    """Whether parsed JSON has ComfyUI's shape: an API ``prompt`` maps node ids to nodes
+    with a ``class_type`` and an ``inputs`` object; a UI ``workflow`` has a ``nodes`` list
+    of objects with a ``type``. One such node is enough."""
+    if key == "prompt":
+        return isinstance(value, dict) and any(
+            isinstance(n, dict) and isinstance(n.get("class_type"), str)
+            and isinstance(n.get("inputs"), dict)
+            for n in list(value.values())[:5000]
+        )  # fmt: skip
+    nodes = value.get("nodes") if isinstance(value, dict) else None
+    return isinstance(nodes, list) and any(
+        isinstance(n, dict) and isinstance(n.get("type"), str) for n in nodes[:5000]
+    )
+
+
+def read_png_texts(
+    texts: dict[str, str], errors: list[str], notes: list[str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """The ``png_text`` record and the generator claims its keys make, best first.
 
-    Known keys are interpreted (a malformed one is an error and kept raw); every other
+    Known keys are interpreted (a malformed one is an error and kept raw; ComfyUI keys
+    whose JSON is not a node graph are kept raw with a note in ``notes``); every other
     key is kept raw, truncated.
     """
     rec: dict[str, Any] = {"format": None}
@@ -148,6 +167,17 @@ def read_png_texts(texts: dict[str, str], errors: list[str]) -> tuple[dict[str, 
                     used.add(key)
                 except ValueError as exc:
                     errors.append(f"PNG text {key!r}: not valid ComfyUI JSON ({exc})")
+        for key in list(parsed):
+            if not is_comfy_graph(key, parsed[key]):
+                # valid JSON is not a ComfyUI claim: "prompt" is a common key for plain
+                # text or other tools' data; kept raw (below), with a note
+                del parsed[key]
+                used.discard(key)
+                if notes is not None:
+                    notes.append(
+                        f"PNG text {key!r}: JSON but not a ComfyUI node graph: kept raw, "
+                        "no ComfyUI claim"
+                    )
         if parsed:
             models, samplers = comfy_models(parsed.get("prompt"), parsed.get("workflow"))
             rec["format"] = rec["format"] or "comfyui"

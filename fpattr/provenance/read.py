@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from fpattr.provenance import c2pa_check, containers
 from fpattr.provenance.generators import (
+    KNOWN_GENERATORS,
     a1111_generator,
     clip,
     names_generator,
@@ -71,8 +72,11 @@ def empty_record() -> dict[str, Any]:
         "png_text": None,
         "exif": None,
         "xmp": None,
+        "claims": [],
+        "claims_disagree": False,
         "notes": [],
         "errors": [],
+        "read_error": None,
     }
 
 
@@ -148,43 +152,61 @@ def read_provenance(
 
     ``trust_anchors``: a PEM bundle of C2PA trust anchors (``trust_source`` names it);
     default: the file named by ``FPATTR_C2PA_TRUST_ANCHORS``, else no trust list.
+    A path that is not a regular file (FIFO, device, socket) is never opened: the record
+    says why in ``read_error``, as for a file that cannot be opened.
     """
     from fpattr.io.loader import MAX_FILE_BYTES
     from fpattr.io.sniff import HEAD_BYTES, image_kind
+    from fpattr.io.walk import NOT_REGULAR, NotRegularFileError, open_regular
 
     rec = empty_record()
     name = os.fsdecode(os.fspath(path))
     try:
-        with open(name, "rb") as f:
+        f = open_regular(name)
+    except NotRegularFileError:
+        return _not_read(rec, NOT_REGULAR)
+    except OSError as exc:
+        return _not_read(rec, f"cannot read the file: {exc.strerror or exc}")
+    with f:
+        blocks: containers.Blocks | None = None
+        try:
             size = os.fstat(f.fileno()).st_size
             kind = image_kind(f.read(HEAD_BYTES))
             f.seek(0)
             reader = _READERS.get(kind or "")
             blocks = reader(f) if reader is not None else None
-    except OSError as exc:
-        rec["errors"].append(f"cannot read the file: {exc.strerror or exc}")
-        return rec
-    except Exception as exc:  # a reader bug must not stop the batch: say it, go on
-        rec["errors"].append(f"metadata read failed: {type(exc).__name__}: {clip(str(exc), 200)}")
-        blocks, kind = None, None
-    if kind is None:
-        rec["notes"].append("not an image format whose metadata fpattr reads")
-        return rec
-    claims: list[str] = []
-    if blocks is None:
-        rec["notes"].append(f"{kind}: only C2PA is read from this format")
-    else:
-        rec["notes"] += blocks.notes
-        rec["errors"] += blocks.errors
-        _interpret(blocks, rec, claims)
-    _c2pa(name, kind, size, MAX_FILE_BYTES, blocks, rec, claims, trust_anchors, trust_source)
+        except OSError as exc:
+            return _not_read(rec, f"cannot read the file: {exc.strerror or exc}")
+        except Exception as exc:  # a reader bug must not stop the batch: say it, go on
+            rec["errors"].append(
+                f"metadata read failed: {type(exc).__name__}: {clip(str(exc), 200)}"
+            )
+            blocks = None
+        if kind is None:
+            return _not_read(rec, "not an image format whose metadata fpattr reads", error=False)
+        claims: list[str] = []
+        if blocks is None:
+            rec["notes"].append(f"{kind}: only C2PA is read from this format")
+        else:
+            rec["notes"] += blocks.notes
+            rec["errors"] += blocks.errors
+            _interpret(blocks, rec, claims)
+        _c2pa(f, kind, size, MAX_FILE_BYTES, blocks, rec, claims, trust_anchors, trust_source)
     _conclude(rec, claims)
+    return rec
+
+
+def _not_read(rec: dict[str, Any], reason: str, *, error: bool = True) -> dict[str, Any]:
+    """``rec`` for a file whose metadata was not read: the reason, never "no metadata"
+    (in ``errors`` when the file could not be read, else in ``notes``)."""
+    rec["read_error"] = reason
+    rec["errors" if error else "notes"].append(reason)
     return rec
 
 
 def _interpret(blocks: containers.Blocks, rec: dict[str, Any], claims: list[str]) -> None:
     if blocks.texts:
-        rec["png_text"], text_claims = read_png_texts(blocks.texts, rec["errors"])
+        rec["png_text"], text_claims = read_png_texts(blocks.texts, rec["errors"], rec["notes"])
         claims += text_claims
     tags: dict[int, bytes] = dict(blocks.tiff_tags or {})
     if blocks.exif is not None:
@@ -208,7 +230,7 @@ def _a1111_from(text: str) -> str:
 
 
 def _c2pa(
-    name: str,
+    f: BinaryIO,
     kind: str,
     size: int,
     cap: int,
@@ -218,24 +240,38 @@ def _c2pa(
     trust_anchors: str | None,
     trust_source: str | None,
 ) -> None:
-    hint = blocks is not None and blocks.c2pa_hint
+    # presence is decided by finding a C2PA container, never by a library error: walked
+    # formats say it from their chunks/segments, others are scanned for a C2PA JUMBF store
+    if blocks is not None:
+        container = blocks.c2pa_hint
+    else:
+        try:
+            container = containers.scan_c2pa(f, min(size, cap))
+        except OSError:
+            container = False
     if not c2pa_check.available():
-        rec["c2pa"] = c2pa_check.not_checked()
-        note = c2pa_check.NOT_CHECKED
-        if hint:
-            note += ": the file carries a C2PA/JUMBF block"
-        rec["notes"].append(note)
+        rec["c2pa"] = c2pa_check.not_checked(container)
+        rec["notes"].append(rec["c2pa"]["summary"])
         return
     if size > cap:
         rec["notes"].append(f"C2PA not checked: file over {cap} bytes")
+        if container:
+            rec["c2pa"] = {
+                "checked": False,
+                "present": True,
+                "summary": f"C2PA present, not checked: file over {cap} bytes",
+            }
         return
     if trust_anchors is None:
         trust_anchors, trust_source = _env_trust(rec)
     elif trust_source is None:
         trust_source = "given trust anchors"
-    c2, errors = c2pa_check.read_c2pa(name, kind, trust_anchors, trust_source)
+    c2, errors, notes = c2pa_check.read_c2pa(
+        f, kind, trust_anchors, trust_source, container=container
+    )
     rec["c2pa"] = c2
     rec["errors"] += errors
+    rec["notes"] += notes
     if c2 is None:
         rec["notes"].append("no C2PA manifest")
         return
@@ -247,12 +283,13 @@ def _c2pa(
     ]
     who = (created or agents or [c2.get("claim_generator")])[0]
     if who:
-        label = "C2PA" if c2.get("signature_valid") else "C2PA, signature invalid"
+        label = "C2PA" if c2.get("signature_valid") else "C2PA, manifest INVALID"
         claims.insert(0, f"{who} ({label})")
 
 
 def _conclude(rec: dict[str, Any], claims: list[str]) -> None:
-    """Pick the claimed generator and the digital source type; note conflicts."""
+    """Pick the claimed generator and the digital source type; list every claim and say
+    when the metadata's own sources disagree."""
     c2 = rec.get("c2pa") or {}
     c2_types = [
         a["digital_source_type"] for a in c2.get("actions") or [] if a.get("digital_source_type")
@@ -260,8 +297,9 @@ def _conclude(rec: dict[str, Any], claims: list[str]) -> None:
     xmp = rec.get("xmp") or {}
     xmp_type = xmp.get("DigitalSourceType")
     rec["digital_source_type"] = (c2_types or [xmp_type])[0]
+    conflicts: list[str] = []
     if c2_types and xmp_type and xmp_type != c2_types[0]:
-        rec["notes"].append(f"XMP DigitalSourceType {xmp_type} differs from C2PA's {c2_types[0]}")
+        conflicts.append(f"XMP DigitalSourceType {xmp_type} differs from C2PA's {c2_types[0]}")
     ai = is_ai_source_type(rec["digital_source_type"])
     for where, text in (
         ("XMP CreatorTool", xmp.get("CreatorTool")),
@@ -270,11 +308,38 @@ def _conclude(rec: dict[str, Any], claims: list[str]) -> None:
     ):
         if text and (ai or names_generator(text)):
             claims.append(f"{clip(text, 200)} ({where})")
+    rec["claims"] = list(dict.fromkeys(claims))
     if claims:
+        # the strongest (C2PA first, then tool text chunks, then free text) is the headline;
+        # the others stay visible in "claims" and, when they name something else, a note
         rec["claimed_generator"] = claims[0]
-        others = [c for c in claims[1:] if _norm(c.split(" (")[0]) not in _norm(claims[0])]
+        others = [c for c in rec["claims"][1:] if not _same_claim(claims[0], c)]
         if others:
-            rec["notes"].append("other metadata names " + "; ".join(others[:3]))
+            conflicts.append(f"{claims[0]} vs " + "; ".join(others[:3]))
+        if is_capture_source_type(rec["digital_source_type"]):
+            label = source_type_label(rec["digital_source_type"])
+            conflicts.append(f"source type says {label}, yet {claims[0]} names a generator")
+    rec["claims_disagree"] = bool(conflicts)
+    for c in conflicts:
+        rec["notes"].append(f"metadata sources disagree: {c}")
+
+
+#: Source types that say a camera (or a scan) captured the image.
+CAPTURE_SOURCE_TYPES = frozenset(
+    {
+        "digitalCapture",
+        "computationalCapture",
+        "compositeCapture",
+        "negativeFilm",
+        "positiveFilm",
+        "print",
+    }
+)
+
+
+def is_capture_source_type(uri: str | None) -> bool:
+    """Whether a digital source type says the image is a camera capture or a scan."""
+    return bool(uri) and uri.rstrip("/").rsplit("/", 1)[-1] in CAPTURE_SOURCE_TYPES  # type: ignore[union-attr]
 
 
 def _norm(text: str | None) -> str:
@@ -282,21 +347,84 @@ def _norm(text: str | None) -> str:
     return re.sub(r"[^0-9a-z]", "", (text or "").lower())
 
 
-def agrees(claimed: str | None, model: str | None) -> bool | None:
-    """Whether a claimed generator text names ``model``: the enrolled model name, lower-cased
-    with every non-alphanumeric character dropped, is a substring of the claim treated the
-    same way. None when either is missing."""
-    m, c = _norm(model), _norm(claimed)
-    if not m or not c:
+_MODEL_FIELD = re.compile(r"\(model(?: hash)?: (.+?)\)(?= \(|$)")
+_FAMILIES = tuple(dict.fromkeys(_norm(k) for k in KNOWN_GENERATORS))
+
+
+def split_claim(claim: str | None) -> tuple[str, str | None]:
+    """A claim's generator family (the text before its first " (") and its model name
+    field (``(model: NAME)``, None without one)."""
+    text = claim or ""
+    m = _MODEL_FIELD.search(text)
+    return text.split(" (", 1)[0].strip(), (m.group(1).strip() if m else None)
+
+
+def _families(text: str | None) -> set[str]:
+    """The known generator families (:data:`KNOWN_GENERATORS`) a text names."""
+    t = _norm(text)
+    return {f for f in _FAMILIES if f and f in t}
+
+
+def _same_claim(a: str, b: str) -> bool:
+    """Whether two claims name the same generator: one family contains the other, or
+    their model name fields do (the same checkpoint written by two tools)."""
+    fa, ma = split_claim(a)
+    fb, mb = split_claim(b)
+    na, nb = _norm(fa), _norm(fb)
+    if na and nb and (na in nb or nb in na):
+        return True
+    ma_n, mb_n = _norm(ma), _norm(mb)
+    return bool(ma_n and mb_n and (ma_n in mb_n or mb_n in ma_n))
+
+
+def agreement(claimed: str | None, model: str | None) -> dict[str, Any] | None:
+    """How a claim compares with an enrolled model name (None when either is missing).
+
+    Both are lower-cased with every non-alphanumeric character dropped. ``model_name``:
+    the enrolled name is contained in the claim's model name field (None: the claim has
+    no such field). ``family``: True when the enrolled name is contained in the claim's
+    generator family, False when both name known generator families (StyleGAN, Stable
+    Diffusion, DALL-E, ...) and they share none, None when that cannot be told (an
+    enrolled name that names no known family). ``agrees``: something matched and the
+    family does not contradict it; ``matched``: which parts matched.
+    """
+    m = _norm(model)
+    if not m or not _norm(claimed):
         return None
-    return m in c
+    family, field_ = split_claim(claimed)
+    model_name = (m in _norm(field_)) if field_ else None
+    fam: bool | None = True if m in _norm(family) else None
+    if fam is None:
+        mine, theirs = _families(model), _families(family)
+        if mine and theirs:
+            fam = bool(mine & theirs)
+    matched = [k for k, v in (("model name", model_name), ("generator family", fam)) if v]
+    return {
+        "model_name": model_name,
+        "family": fam,
+        "matched": matched,
+        "agrees": bool(matched) and fam is not False,
+    }
+
+
+def agrees(claimed: str | None, model: str | None) -> bool | None:
+    """Whether a claimed generator names ``model`` (:func:`agreement`'s ``agrees``); None
+    when either is missing."""
+    a = agreement(claimed, model)
+    return None if a is None else a["agrees"]
 
 
 def describe(rec: dict[str, Any]) -> str:
     """One line saying what the metadata claims (no fingerprint involved)."""
+    if rec.get("read_error"):
+        return f"metadata not read: {rec['read_error']}"
     parts: list[str] = []
     if rec.get("claimed_generator"):
         parts.append(f"metadata names {rec['claimed_generator']}")
+    others = [c for c in rec.get("claims") or [] if c != rec.get("claimed_generator")]
+    if rec.get("claims_disagree"):
+        also = f" (also: {'; '.join(others[:3])})" if others else ""
+        parts.append("metadata sources disagree" + also)
     dst = rec.get("digital_source_type")
     if dst:
         label = source_type_label(dst) or dst
@@ -312,17 +440,40 @@ def describe(rec: dict[str, Any]) -> str:
 
 
 def with_decision(rec: dict[str, Any], decision: str | None) -> dict[str, Any]:
-    """``rec`` plus ``agrees_with_fingerprint`` (True/False/None) and a one-line ``summary``
-    comparing it with a fingerprint decision (None unless the decision names a model)."""
+    """``rec`` plus ``agrees_with_fingerprint`` (True/False/None), ``agreement`` (which
+    parts matched, :func:`agreement`) and a one-line ``summary`` comparing it with a
+    fingerprint decision (None unless the decision names a model).
+
+    A source type that says camera capture disagrees with a decision naming a model
+    when no generator claim agrees with it: the file claims not to be generated at all.
+    """
     from fpattr.decision import names_a_model
 
     named = decision if names_a_model(decision) else None
-    agree = agrees(rec.get("claimed_generator"), named)
+    how = agreement(rec.get("claimed_generator"), named)
+    agree = None if how is None else how["agrees"]
     line = describe(rec)
-    if agree is True:
-        line += f"; fingerprint says {named}: they agree"
-    elif agree is False:
-        line += f"; fingerprint says {named}: they DISAGREE"
-    elif rec.get("claimed_generator") and decision:
+    capture = named is not None and is_capture_source_type(rec.get("digital_source_type"))
+    if how is not None:
+        if agree:
+            line += f"; fingerprint says {named}: they agree on the {' and '.join(how['matched'])}"
+        elif how["model_name"] and how["family"] is False:
+            family = split_claim(rec.get("claimed_generator"))[0]
+            line += (
+                f"; fingerprint says {named}: the model name matches but the claimed "
+                f"generator family ({family}) is another: they DISAGREE"
+            )
+        else:
+            line += f"; fingerprint says {named}: they DISAGREE"
+    elif rec.get("claimed_generator") and decision and named is None:
         line += f"; fingerprint decision '{decision}' names no enrolled model"
-    return {**rec, "agrees_with_fingerprint": agree, "summary": line}
+    if capture and agree is not True:
+        label = source_type_label(rec.get("digital_source_type"))
+        agree = False
+        line += (
+            f"; the file claims to be a camera capture ({label}) but the fingerprint says "
+            f"{named}: they DISAGREE"
+        )
+    elif capture:
+        line += "; though its source type claims a camera capture"
+    return {**rec, "agrees_with_fingerprint": agree, "agreement": how, "summary": line}

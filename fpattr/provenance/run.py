@@ -42,18 +42,27 @@ def run(
     """Write one row per input in ``fmt``; returns the exit code (0 / 1 / 2)."""
     import os
 
+    from rich.markup import escape
+
     from fpattr.cli.common import exit_code
     from fpattr.io.atomic import atomic_open, check_writable
     from fpattr.provenance import c2pa_check
     from fpattr.provenance.batch import Counts, provenance_rows
-    from fpattr.report.files import format_for_path
     from fpattr.report.manifest import finish_summary
     from fpattr.report.outputs import flush_stdout, write_error
-    from fpattr.report.provenance import FORMATS, provenance_writer
+    from fpattr.report.provenance import FORMATS, SUFFIXES, provenance_writer
 
     started = time.monotonic()
     if output is not None and str(output) != "-" and fmt == "table" and output.suffix:
-        fmt = format_for_path(output)
+        # only the formats provenance writes: the shared suffix table also lists .html
+        suffix = output.suffix.lower()
+        fmt = SUFFIXES.get(suffix, "")
+        if fmt not in FORMATS:
+            listed = ", ".join(f"{s} ({f})" for s, f in SUFFIXES.items())
+            raise UsageError(
+                f"cannot tell the provenance format of {str(output)!r} (suffix {suffix!r}); "
+                f"use one of {listed}, or pass --format ({', '.join(FORMATS)})"
+            )
     if fmt not in FORMATS:
         raise UsageError(f"provenance writes {', '.join(FORMATS)}, not {fmt!r}")
     if output is not None:
@@ -100,7 +109,8 @@ def run(
         flush_stdout()
     if console is not None:
         if not has_c2pa:
-            console.print(f"[yellow]note:[/] {c2pa_check.NOT_CHECKED}", highlight=False)
+            # escaped: "[provenance]" in the text would be read as rich markup and vanish
+            console.print(f"[yellow]note:[/] {escape(c2pa_check.NOT_CHECKED)}", highlight=False)
         if counts.n_inputs == 0:
             console.print("[red]no images found[/]")
     return exit_code(counts.n_inputs, counts.n_ok)

@@ -17,6 +17,8 @@ from fpattr.report.table import DEFAULT_WIDTH, shorten_left
 
 #: Formats ``fpattr provenance`` writes.
 FORMATS = ("table", "json", "jsonl", "csv")
+#: Output suffixes ``fpattr provenance -o`` understands, and the format of each.
+SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".txt": "table"}
 
 CSV_COLUMNS = (
     "path",
@@ -46,11 +48,15 @@ def c2pa_word(c2: Any) -> str:
     if not isinstance(c2, dict):
         return "none"
     if not c2.get("checked"):
-        return "not checked"
+        return "present, not checked" if c2.get("present") else "not checked"
     if not c2.get("validation_state"):
         return "unreadable"
     if not c2.get("signature_valid") or c2.get("validation_failures"):
-        return "INVALID"
+        codes = [str(f).split(":", 1)[0] for f in c2.get("validation_failures") or []]
+        word = "INVALID" + (f" ({', '.join(dict.fromkeys(codes))})" if codes else "")
+        if c2.get("signer_trusted"):
+            word += ", signer trusted"  # said apart: the signer is not what failed
+        return word
     return "trusted" if c2.get("signer_trusted") else "signed, signer not trusted"
 
 
@@ -88,6 +94,10 @@ class ProvenanceTableWriter:
                     table.add_row(path, Text(f"{word}: {printable(r.get('error'))}", style=style))
                     continue
                 claim = Text(printable(r.get("claimed_generator") or "\u2014"))
+                if r.get("claims_disagree"):
+                    others = [c for c in r.get("claims") or [] if c != r.get("claimed_generator")]
+                    also = f": also {'; '.join(printable(c) for c in others[:3])}" if others else ""
+                    claim.append(f"\nmetadata sources disagree{also}", style="yellow")
                 if r.get("digital_source_type"):
                     dst = str(r["digital_source_type"]).rstrip("/").rsplit("/", 1)[-1]
                     claim.append(f"\n{printable(dst)}", style="cyan")

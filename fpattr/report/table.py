@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from rich import box
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -99,8 +100,8 @@ def _threshold_line(summary: dict, results: list[dict]) -> Text | None:
     return line or None
 
 
-def provenance_note(prov: Any) -> Text | None:
-    """A short line under the path when the file's metadata claims an origin (None when
+def provenance_note(prov: Any, label: str = "metadata") -> Text | None:
+    """A short line under the row when the file's metadata claims an origin (None when
     it claims nothing): the claim, the C2PA verdict, and whether the fingerprint agrees."""
     if not isinstance(prov, dict):
         return None
@@ -110,14 +111,19 @@ def provenance_note(prov: Any) -> Text | None:
         claim = "source type " + str(prov["digital_source_type"]).rstrip("/").rsplit("/", 1)[-1]
     if not claim and not c2.get("present"):
         return None
-    line = Text("\u21b3 metadata: " + printable(claim or "C2PA manifest"), style="dim")
+    line = Text(f"\u21b3 {label}: " + printable(claim or "C2PA manifest"), style="dim")
+    if prov.get("claims_disagree"):
+        line.append(" [metadata sources disagree]", style="yellow")
     if c2.get("present"):
-        if c2.get("signer_trusted"):
-            line.append(" [C2PA trusted]", style="green")
-        elif c2.get("signature_valid"):
-            line.append(" [C2PA signed, signer not trusted]", style="dim")
-        else:
+        # validity first: a tampered file by a trusted signer is INVALID, not "trusted"
+        if not c2.get("checked"):
+            line.append(f" [{printable(c2.get('summary') or 'C2PA not checked')}]", style="yellow")
+        elif not c2.get("signature_valid"):
             line.append(" [C2PA INVALID]", style="bold red")
+        elif c2.get("signer_trusted"):
+            line.append(" [C2PA trusted]", style="green")
+        else:
+            line.append(" [C2PA signed, signer not trusted]", style="dim")
     agree = prov.get("agrees_with_fingerprint")
     if agree is True:
         line.append(" \u2014 agrees with fingerprint", style="green")
@@ -163,7 +169,7 @@ class TableWriter:
 
     # -- attribute ----------------------------------------------------------------------------
 
-    def _attribute_table(self) -> Table:
+    def _attribute_table(self) -> Group:
         ok = [r for r in self.results if r.get("status") != "error"]
         dec_lines = [
             line
@@ -190,15 +196,35 @@ class TableWriter:
             ],
         )
         multi = any(len(r.get("top") or []) > 1 for r in ok)
-        table = Table(
-            box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, leading=1 if multi else 0
-        )
-        # decisions and model names fold onto more lines when narrow: never cut
-        table.add_column("Path", width=path_w, overflow="fold")
-        table.add_column("Decision", width=dec_w, overflow="fold")
-        table.add_column("P(decision)", justify="right", no_wrap=True, width=prob_w)
-        table.add_column("Top-k: similarity, posterior", width=top_w, overflow="fold")
-        for r in self.results:
+
+        notes = [provenance_note(r.get("provenance")) for r in self.results]
+        chunked = any(n is not None for n in notes)
+
+        def new_table(header: bool) -> Table:
+            t = Table(
+                box=box.SIMPLE_HEAD,
+                header_style="bold",
+                pad_edge=False,
+                leading=1 if multi else 0,
+                show_header=header,
+                # chunks drop the blank edge lines (one blank line each side is added
+                # around them all) and are indented by the edge's one space instead
+                show_edge=not chunked,
+            )
+            # decisions and model names fold onto more lines when narrow: never cut
+            t.add_column("Path", width=path_w, overflow="fold")
+            t.add_column("Decision", width=dec_w, overflow="fold")
+            t.add_column("P(decision)", justify="right", no_wrap=True, width=prob_w)
+            t.add_column("Top-k: similarity, posterior", width=top_w, overflow="fold")
+            return t
+
+        # A rich table cannot span a row across columns, so a row's metadata line is
+        # printed full width after it and the rows go on in a new table with the same
+        # fixed column widths (they line up): in the Path column it folded every few
+        # characters.
+        parts: list[Any] = []
+        table = new_table(True)
+        for r, note in zip(self.results, notes, strict=True):
             path = Text(shorten_left(printable(r.get("path")), path_w))
             if r.get("status") in ("error", "skipped"):
                 # the path column is the wide one: the reason goes under the path
@@ -222,11 +248,17 @@ class TableWriter:
                 decision.append(f"\nleaning {printable(r['leaning'])}", style="dim")
             for c in r.get("candidates") or []:
                 decision.append("\n\u00b7 " + printable(c), style="dim")
-            note = provenance_note(r.get("provenance"))
-            if note is not None:
-                path.append("\n").append_text(note)
             table.add_row(path, decision, fmt_score(r.get("probability"), 3), models)
-        return table
+            if note is not None:
+                parts += [Padding(table, (0, 0, 0, 1), expand=False), Text("  ").append_text(note)]
+                if multi:
+                    parts.append(Text())
+                table = new_table(False)
+        if not chunked:
+            return Group(table)
+        if table.row_count:
+            parts.append(Padding(table, (0, 0, 0, 1), expand=False))
+        return Group(Text(), *parts, Text())
 
     # -- verify -------------------------------------------------------------------------------
 
@@ -251,6 +283,10 @@ class TableWriter:
             if r.get("leaning"):
                 decision.append(f" ({printable(r['leaning'])})", style="dim")
             grid.add_row("decision", decision)
+            for side in "ab":
+                note = provenance_note(r.get(f"provenance_{side}"), f"{side.upper()} metadata")
+                if note is not None:
+                    grid.add_row("", note)
         return grid
 
     def _verify_table(self) -> tuple[Table, Text | None]:
@@ -310,6 +346,12 @@ class TableWriter:
                     f" ({printable(r['leaning'])})" if r.get("leaning") else "", style="dim"
                 ),
             )
+        for r in self.results:  # what each side's metadata claims, full width
+            for side in "ab":
+                note = provenance_note(r.get(f"provenance_{side}"), f"{side.upper()} metadata")
+                if note is not None:
+                    notes.append("\n" if notes else "")
+                    notes.append_text(note)
         for r in self.results:  # images left out of a folder side: named, with the reason
             for f in r.get("failed") or []:
                 if not isinstance(f, dict):

@@ -144,9 +144,27 @@ def test_tampered_image_does_not_validate(signed, monkeypatch):
     monkeypatch.delenv(TRUST_ENV, raising=False)
     rec = read_provenance(signed["dir"] / "tampered.jpg", trust_anchors=signed["ca"])
     c2 = rec["c2pa"]
-    assert c2["validation_state"] == "Invalid" and not c2["signer_trusted"]
-    assert any("dataHash.mismatch" in f for f in c2["validation_failures"])
-    assert "does not validate" in c2["summary"] or "INVALID" in c2["summary"]
+    # what c2pa says: Invalid (the data hash), and the signer IS in the given trust list
+    assert c2["validation_state"] == "Invalid" and c2["signature_valid"] is False
+    assert c2["signer_trusted"] is True
+    assert any(f.startswith("assertion.dataHash.mismatch") for f in c2["validation_failures"])
+    assert "INVALID (validation state Invalid: assertion.dataHash.mismatch)" in c2["summary"]
+    assert "signer trusted" in c2["summary"] and "not in" not in c2["summary"]
+    assert rec["claimed_generator"] == "DALL\u00b7E 3 (C2PA, manifest INVALID)"
+    monkeypatch.setattr(c2pa_check, "available", lambda: True)
+    from fpattr.report.provenance import c2pa_word
+    from fpattr.report.table import provenance_note
+
+    assert c2pa_word(c2).startswith("INVALID (assertion.dataHash.mismatch)")
+    note = provenance_note(with_decision(rec, None))
+    assert note is not None and "[C2PA INVALID]" in note.plain and "trusted]" not in note.plain
+
+
+def test_tampered_without_trust_list_is_invalid_and_untrusted(signed, monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    c2 = read_provenance(signed["dir"] / "tampered.jpg")["c2pa"]
+    assert c2["signature_valid"] is False and c2["signer_trusted"] is False
+    assert "signer not in a trust list (none configured)" in c2["summary"]
 
 
 def test_disagreement_is_stated(signed):
@@ -159,5 +177,17 @@ def test_disagreement_is_stated(signed):
 def test_missing_extra_is_said(signed, monkeypatch):
     monkeypatch.setattr(c2pa_check, "available", lambda: False)
     rec = read_provenance(signed["dir"] / "signed.jpg")
+    # the APP11 JUMBF store is found without the library: said, and shown in the table
+    present = "C2PA present, not checked (install fpattr[provenance])"
+    assert rec["c2pa"] == {"checked": False, "present": True, "summary": present}
+    assert present in rec["notes"]
+    from fpattr.report.table import provenance_note
+
+    note = provenance_note(with_decision(rec, None))
+    assert note is not None and present in note.plain
+    # a file with no C2PA block: "not checked", and nothing to show
+    plain = signed["dir"] / "plain.jpg"
+    Image.new("RGB", (16, 16)).save(plain, "JPEG")
+    rec = read_provenance(plain)
     assert rec["c2pa"] == {"checked": False, "present": None, "summary": NOT_CHECKED}
-    assert any(n.startswith(NOT_CHECKED) and "C2PA/JUMBF" in n for n in rec["notes"])
+    assert provenance_note(with_decision(rec, None)) is None

@@ -18,8 +18,11 @@ KEYS = {
     "png_text",
     "exif",
     "xmp",
+    "claims",
+    "claims_disagree",
     "notes",
     "errors",
+    "read_error",
 }
 
 
