@@ -34,6 +34,7 @@ ONNX_BACKBONES = ("default", INT8_MODEL, "onnx")
 def is_onnx_backbone(name: str) -> bool:
     return name in ONNX_BACKBONES or name in shipped_models()
 
+
 _SESSIONS: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
 

@@ -352,7 +352,7 @@ class HtmlWriter:
             return '<p class="muted small">no candidates</p>'
         return f'<ol class="topk">{"".join(rows)}</ol>'
 
-    def _provenance(self, r: dict) -> str:
+    def _provenance(self, r: dict, label: str = "Metadata") -> str:
         """The metadata line of evidence, beside (never inside) the fingerprint's numbers."""
         prov = r.get("provenance")
         if not isinstance(prov, Mapping):
@@ -362,7 +362,7 @@ class HtmlWriter:
         state = {True: " agree", False: " disagree"}.get(agrees, "")
         summary = prov.get("summary") or "no origin metadata found"
         parts = [
-            f'<div class="prov{state}"><div class="pline"><span class="plabel">Metadata</span>'
+            f'<div class="prov{state}"><div class="pline"><span class="plabel">{_e(label)}</span>'
             f"<span>{_e(summary)}</span></div>"
         ]
         if agrees is False:
@@ -469,6 +469,12 @@ class HtmlWriter:
                 + f"<span>threshold {fmt_score(thr, 3)}{_far_text(r)}</span>"
                 + f"<span>{_e(_cal_text(r))}</span></div>"
             )
+        for side in ("a", "b"):  # each file's own metadata, beside the fingerprint verdict
+            prov = r.get(f"provenance_{side}")
+            if isinstance(prov, Mapping):
+                parts.append(
+                    self._provenance({"provenance": prov}, label=f"{side.upper()} metadata")
+                )
         skipped = [f for f in r.get("failed") or [] if isinstance(f, Mapping)]
         if skipped:  # images left out of a folder side: named, with the reason
             items = "".join(
@@ -788,7 +794,8 @@ ol.topk li.first .bar>span:first-child{background:var(--accent)}
 .sim .bar>span:first-child{background:var(--accent)}
 .bar .thr{position:absolute;top:-3px;width:2px;height:16px;background:var(--fg);
 margin-left:-1px}
-.v{text-align:right;font-variant-numeric:tabular-nums}.v small{color:var(--muted)}.v .simv{display:block}
+.v{text-align:right;font-variant-numeric:tabular-nums}.v small{color:var(--muted)}
+.v .simv{display:block}
 .pair{display:grid;grid-template-columns:22px minmax(0,1fr);gap:8px;align-items:baseline;
 margin:4px 0}
 .pair .lbl{font-size:11px;font-weight:700;color:var(--muted)}

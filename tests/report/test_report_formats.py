@@ -442,3 +442,21 @@ def test_html_provenance_line_disagreement_and_details(manifest, results, summar
 def test_html_without_provenance_has_no_provenance_ui(manifest, results, summary, run_writer):
     page = run_writer(builtin.html, manifest, results, summary)
     assert 'class="prov' not in page and "Metadata disagrees" not in page
+
+
+def test_html_verify_shows_each_sides_metadata(
+    verify_manifest, verify_results, verify_summary, run_writer
+):
+    prov = {
+        "summary": "C2PA: DALL·E 3 <b>signed</b>",
+        "agrees_with_fingerprint": None,
+        "claimed_generator": "DALL·E 3 (C2PA)",
+    }
+    rows = [dict(r) for r in verify_results]
+    rows[0]["provenance_a"] = prov
+    rows[0]["provenance_b"] = None  # a folder side has none
+    page = run_writer(builtin.html, verify_manifest, rows, verify_summary)
+    cards = page[page.index('id="results"') : page.index('id="manifest"')]
+    assert cards.count('class="plabel">A metadata<') == 1
+    assert 'class="plabel">B metadata<' not in cards
+    assert "C2PA: DALL·E 3 &lt;b&gt;signed&lt;/b&gt;" in cards  # escaped, visible
