@@ -28,6 +28,11 @@ from eval_default import evaluate, summary
 CONDITIONS = {"clean": [], "jpeg75": ["--jpeg", "75"], "x0.5": ["--resize", "0.5"]}
 
 
+def _runs(res: dict) -> list[dict]:
+    """evaluate's JSON: ``runs`` with --compare, the run itself with one backbone."""
+    return res.get("runs") or [res]
+
+
 def run_bench(
     bench: Path, refs: int, cards: dict[str, Path], conditions: list[str]
 ) -> dict[str, list[dict]]:
@@ -42,9 +47,9 @@ def run_bench(
                 "onnx",
                 ["--backbone-opt", f"model={card}", "--min-queries", "1", *CONDITIONS[cond]],
             )
-            rows += [summary(r) | {"backbone": name} for r in res["runs"]]
+            rows += [summary(r) | {"backbone": name} for r in _runs(res)]
         res = evaluate(bench, refs, "spectrum", ["--min-queries", "1", *CONDITIONS[cond]])
-        rows += [summary(r) for r in res["runs"]]
+        rows += [summary(r) for r in _runs(res)]
         out[cond] = rows
     return out
 
@@ -64,7 +69,7 @@ def synthetic(run: Path, card: Path, refs: int) -> dict[str, dict]:
             for i in ids:
                 (bench / i).symlink_to((zoo / i).resolve(), target_is_directory=True)
             r = evaluate(bench, refs, "onnx", ["--backbone-opt", f"model={card}"])
-            res[split] = summary(r["runs"][0])
+            res[split] = summary(_runs(r)[0])
     return res
 
 
