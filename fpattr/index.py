@@ -58,10 +58,20 @@ EXACT_MAX_ENTRIES = 20_000
 #: gives a better graph, hence the recall target at a smaller search beam, for ~2x build).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-#: Search beam. On the clustered benchmark sets (docs/results/gallery_index.json) recall@5
-#: at 100k entries is 0.990 / 0.9988 / 1.0 for 32 / 64 / 128; 128 leaves headroom for the
-#: recall drop expected at 1M (0.36 ms per query at 100k).
+#: Search beam. On the clustered benchmark sets (docs/results/gallery_index*.json) recall@5
+#: at 100k entries is 0.990 / 0.9988 / 1.0 for 32 / 64 / 128 (0.36 ms per query at 128);
+#: at 1M it is 0.908 / 0.977 / 0.997 for 64 / 128 / 256 (0.97 ms per query at 256), so
+#: galleries above HNSW_LARGE entries search with HNSW_EF_SEARCH_LARGE.
 HNSW_EF_SEARCH = 128
+HNSW_LARGE = 200_000
+HNSW_EF_SEARCH_LARGE = 256
+
+
+def default_ef_search(n: int) -> int:
+    """The search beam that keeps recall@5 >= 0.99 for a gallery of ``n`` entries (measured)."""
+    return HNSW_EF_SEARCH_LARGE if n > HNSW_LARGE else HNSW_EF_SEARCH
+
+
 #: Query rows x entries multiplied at once by the exact search (~64 MB of float32 scores).
 _EXACT_BLOCK = 16_000_000
 _CACHE_DIR = "index"
@@ -214,13 +224,14 @@ def build_index(
     names: list[str] | None = None,
     owner: np.ndarray | None = None,
     entries: str = "models",
-    ef_search: int = HNSW_EF_SEARCH,
+    ef_search: int | None = None,
     m: int = HNSW_M,
     ef_construction: int = HNSW_EF_CONSTRUCTION,
 ) -> GalleryIndex:
     """An index of ``kind`` ("exact" | "hnsw") over (n, D) vectors (normalised here)."""
     vec = _unit_rows(vectors)
     n, d = vec.shape
+    ef_search = default_ef_search(n) if ef_search is None else ef_search
     names = list(names) if names is not None else [str(i) for i in range(n)]
     own = np.arange(n, dtype=np.int64) if owner is None else np.asarray(owner, np.int64)
     if kind == "exact":
@@ -246,7 +257,7 @@ def open_index(
     *,
     entries: str = "models",
     cache: bool = True,
-    ef_search: int = HNSW_EF_SEARCH,
+    ef_search: int | None = None,
 ) -> GalleryIndex:
     """The index for a gallery: chosen (see :func:`choose_kind`), loaded from the cache next
     to the gallery when its digest matches, else built and cached (approximate kinds only;
@@ -255,6 +266,7 @@ def open_index(
     if not names:
         raise ValueError("the gallery is empty")
     chosen = choose_kind(vec.shape[0], kind)
+    ef_search = default_ef_search(vec.shape[0]) if ef_search is None else ef_search
     if chosen == "exact":
         return build_index(vec, "exact", names=names, owner=owner, entries=entries)
     folder = Path(gallery.path) / _CACHE_DIR if cache and gallery.path is not None else None
