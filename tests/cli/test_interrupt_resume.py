@@ -352,6 +352,16 @@ def test_sighup_unwinds_like_ctrl_c(tmp_path):
     from fpattr.errors import ExitCode, Interrupted
     from fpattr.io.atomic import atomic_open, graceful_signals
 
+    # under nohup SIGHUP is ignored and graceful_signals rightly leaves it so: start from
+    # the default disposition whatever the test runner inherited
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        _hangup_in_a_write(tmp_path, ExitCode, Interrupted, atomic_open, graceful_signals)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _hangup_in_a_write(tmp_path, ExitCode, Interrupted, atomic_open, graceful_signals):  # noqa: N803
     with graceful_signals(), pytest.raises(Interrupted) as info:
         with atomic_open(tmp_path / "report.csv") as f:
             f.write("half a report")
