@@ -70,7 +70,7 @@ def fpattr_register_backbones(register) -> None:
     register(
         "default-int8",
         _default_int8,
-        description="the shipped extractor quantized to INT8 (ONNX QDQ; smaller; faster only with 2+ threads)",
+        description="the shipped extractor quantized to INT8 (ONNX QDQ, smaller)",
     )
     register("spectrum", _spectrum, description="training-free residual power spectrum (numpy)")
     register("marra", _marra, description="baseline: averaged noise residual (Marra 2019)")
