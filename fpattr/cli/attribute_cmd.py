@@ -44,6 +44,22 @@ def attribute(
         "among the inputs is dropped), process only the other inputs and append them. Needs "
         "the same backbone, gallery and decision settings.",
     ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local: this process; ray: map the same pipeline over a Ray cluster "
+        "(needs fpattr[ray]; see 'Distributed runs (Ray)' in the user guide).",
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="With --engine ray: join this cluster (ray.init address)."
+    ),
+    ray_workers: int = typer.Option(
+        None,
+        "--ray-workers",
+        min=1,
+        help="With --engine ray: actors, one Session each (default: one per cluster CPU; "
+        "without --ray-address also the CPUs of the local cluster started for the run).",
+    ),
 ) -> None:
     """Attribute every image to its most likely source models, or "unknown".
 
@@ -96,6 +112,9 @@ def attribute(
         max_mpx=max_mpx,
         quiet=quiet,
         resume=resume,
+        engine=engine,
+        ray_address=ray_address,
+        ray_workers=ray_workers,
     )
     raise typer.Exit(code)
 
@@ -122,9 +141,13 @@ def run(
     quiet: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     resume: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
 ) -> int:
     """The attribute run behind the command (the demo reuses it); returns the exit code."""
     from fpattr import pipeline
+    from fpattr.errors import UsageError
     from fpattr.io.atomic import uninterrupted
     from fpattr.report.manifest import build_manifest
     from fpattr.report.outputs import Outputs, check_format, check_output_paths, output_format
@@ -136,6 +159,14 @@ def run(
     check_output_paths(output, report)  # before any work: exit 2 now, not after the run
     if resume:
         check_resume_options(fmt, output, as_set)
+    if engine not in ("local", "ray"):
+        raise UsageError(f"unknown engine {engine!r}; choose local | ray")
+    if engine == "local" and (ray_address is not None or ray_workers is not None):
+        raise UsageError("--ray-address and --ray-workers go with --engine ray")
+    if engine == "ray":  # a missing extra is a usage error now, before any model loads
+        from fpattr.engine_ray import require_ray
+
+        require_ray()
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device, decode_workers=workers)
     g = common.open_gallery(gallery, bb)
@@ -170,6 +201,11 @@ def run(
         },
         plugins=common.plugin_versions(),
     )
+    if engine == "ray":  # recorded beside the settings: a resume may switch engines
+        manifest = {
+            **manifest,
+            "engine": {"name": "ray", "address": ray_address, "workers": ray_workers},
+        }
     stats = pipeline.RunStats()
     todo: list[Any] = list(paths)
     items: list[Any] | None = None  # inputs already walked (--resume's leftovers)
@@ -191,7 +227,24 @@ def run(
                 state.count(rec, stats)
                 out.replay(rec)
         with common.progress(console, todo, "attributing") as advance:
-            results = session.attribute(paths, stats, items=items, exclude=own)
+            if engine == "ray":
+                from fpattr import engine_ray
+                from fpattr.io.walk import iter_inputs
+
+                # the driver walks (same walker, order and exclusions); actors decide
+                spec = engine_ray.spec_for(
+                    backbone or "auto",
+                    backbone_opt,
+                    device,
+                    str(common.gallery_path(gallery, bb.name).absolute()),
+                    settings,
+                )
+                walked = items if items is not None else iter_inputs(paths, exclude=own)
+                results = engine_ray.attribute(
+                    walked, stats, spec, session.policy, address=ray_address, workers=ray_workers
+                )
+            else:
+                results = session.attribute(paths, stats, items=items, exclude=own)
             for res in results if todo else ():
                 with uninterrupted():  # a signal waits until this record is written whole
                     out.write(res)
