@@ -20,7 +20,6 @@ import copy
 import io
 import itertools
 import math
-import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -185,10 +184,18 @@ def check_family(
     else:
         raise _fail(what, "architectures(where=...) must refuse unknown values (UsageError)")
 
-    blob = pickle.dumps(family)  # the zoo sends the family to worker processes
-    clone = pickle.loads(blob)
+    # The zoo sends families to spawned workers through multiprocessing's pickler: serialise
+    # with that same pickler (nothing is ever deserialised here), and rebuild a copy through
+    # the same __reduce_ex__ protocol with copy.deepcopy.
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        ForkingPickler.dumps(family)
+    except Exception as exc:  # noqa: BLE001 - any failure means workers cannot receive it
+        raise _fail(what, f"cannot be sent to worker processes: {exc}") from exc
+    clone = copy.deepcopy(family)
     if clone.design_space() != space or [clone.arch_id(a) for a in archs[:3]] != ids[:3]:
-        raise _fail(what, "an unpickled copy has another design space or arch ids")
+        raise _fail(what, "a copy has another design space or arch ids")
     state = getattr(family, "__dict__", {}).items()
     held = [k for k, v in state if isinstance(v, (torch.nn.Module, torch.Tensor))]
     if held:

@@ -216,6 +216,17 @@ def test_check_family_catches_unordered_architectures():
         check_family(Shuffled())
 
 
+def test_check_family_catches_a_family_workers_cannot_receive():
+    pytest.importorskip("torch")
+    from fpattr.synthesis.autoencoder import AutoencoderFamily
+
+    fam = AutoencoderFamily()
+    fam.hook = lambda x: x  # a lambda cannot travel to spawned zoo workers
+
+    with pytest.raises(AssertionError, match="cannot be sent to worker processes"):
+        check_family(fam)
+
+
 def test_old_testing_names_still_import():
     import fpattr.testing as t
 
