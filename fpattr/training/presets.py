@@ -9,7 +9,20 @@ the same network with the data and steps a GPU affords.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+#: v2's network and processing, shared by the CPU and GPU presets (only data and steps differ)
+V2_EXTRACTOR = {"size": 128, "stem_stride": 2, "widths": [16, 32, 64, 128], "dim": 128}
+V2_AUGMENT = {
+    "p_resize": 0.4,
+    "scale_range": [0.5, 2.0],
+    "p_blur": 0.1,
+    "p_jpeg": 0.5,
+    "jpeg_quality": [60, 100],
+    "rounds": 2,
+    "p_webp": 0.15,
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {  # tests and smoke runs: seconds
@@ -53,16 +66,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ckpt_every": 100,
         "warmup": 200,
         "holdout_where": [{"family": "autoencoder", "upsampling": "pixelshuffle"}],
-        "extractor": {"size": 128, "stem_stride": 2, "widths": [16, 32, 64, 128], "dim": 128},
-        "augment": {
-            "p_resize": 0.4,
-            "scale_range": [0.5, 2.0],
-            "p_blur": 0.1,
-            "p_jpeg": 0.5,
-            "jpeg_quality": [60, 100],
-            "rounds": 2,
-            "p_webp": 0.15,
-        },
+        "extractor": V2_EXTRACTOR,
+        "augment": V2_AUGMENT,
     },
     "v2-gpu": {
         "steps": 20000,
@@ -72,16 +77,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ckpt_every": 500,
         "warmup": 500,
         "holdout_where": [{"family": "autoencoder", "upsampling": "pixelshuffle"}],
-        "extractor": {"size": 128, "stem_stride": 2, "widths": [16, 32, 64, 128], "dim": 128},
-        "augment": {
-            "p_resize": 0.4,
-            "scale_range": [0.5, 2.0],
-            "p_blur": 0.1,
-            "p_jpeg": 0.5,
-            "jpeg_quality": [60, 100],
-            "rounds": 2,
-            "p_webp": 0.15,
-        },
+        "extractor": V2_EXTRACTOR,
+        "augment": V2_AUGMENT,
     },
 }
 
@@ -91,4 +88,4 @@ def preset(name: str) -> dict[str, Any]:
         from fpattr.errors import UsageError
 
         raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[name].items()}
+    return copy.deepcopy(PRESETS[name])  # the shared v2 parts must not be edited through one
