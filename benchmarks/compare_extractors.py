@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from eval_default import evaluate, summary
+from eval_default import evaluate, held_out_benches, summary
 
 CONDITIONS = {"clean": [], "jpeg75": ["--jpeg", "75"], "x0.5": ["--resize", "0.5"]}
 
@@ -56,21 +56,13 @@ def run_bench(
 
 def synthetic(run: Path, card: Path, refs: int) -> dict[str, dict]:
     """Held-out synthetic models of a training run (its own zoo), through its exported card."""
-    tr = json.loads((run / "train_result.json").read_text())
-    zoo = Path(tr["zoo"]["path"])
-    res = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for split in ("val", "val_arch"):
-            ids = tr["held_out_ids"].get(split, [])
-            if len(ids) < 2:
-                continue
-            bench = Path(tmp) / split
-            bench.mkdir()
-            for i in ids:
-                (bench / i).symlink_to((zoo / i).resolve(), target_is_directory=True)
-            r = evaluate(bench, refs, "onnx", ["--backbone-opt", f"model={card}"])
-            res[split] = summary(_runs(r)[0])
-    return res
+        return {
+            split: summary(
+                _runs(evaluate(bench, refs, "onnx", ["--backbone-opt", f"model={card}"]))[0]
+            )
+            for split, bench in held_out_benches(run, Path(tmp)).items()
+        }
 
 
 def tables(results: dict) -> str:

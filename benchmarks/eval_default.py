@@ -48,6 +48,24 @@ def evaluate(
     return json.loads(r.stdout)
 
 
+def held_out_benches(run: Path, tmp: Path) -> dict[str, Path]:
+    """split -> a benchmark folder of symlinks to a training run's held-out zoo models
+    (``val``: unseen models, ``val_arch``: unseen architectures; splits under 2 skipped)."""
+    tr = json.loads((run / "train_result.json").read_text())
+    zoo = Path(tr["zoo"]["path"])
+    out = {}
+    for split in ("val", "val_arch"):
+        ids = tr["held_out_ids"].get(split, [])
+        if len(ids) < 2:
+            continue
+        bench = tmp / split
+        bench.mkdir()
+        for i in ids:
+            (bench / i).symlink_to((zoo / i).resolve(), target_is_directory=True)
+        out[split] = bench
+    return out
+
+
 def summary(run: dict) -> dict:
     return {
         "backbone": run["backbone"],
@@ -82,18 +100,9 @@ def main() -> None:
         help="also store the figures in this model card (key 'evaluation')",
     )
     args = ap.parse_args()
-    tr = json.loads((args.run / "train_result.json").read_text())
-    zoo = Path(tr["zoo"]["path"])
     results: dict = {"backbones": args.backbones, "benchmarks": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for split in ("val", "val_arch"):
-            ids = tr["held_out_ids"].get(split, [])
-            if len(ids) < 2:
-                continue
-            bench = Path(tmp) / split
-            bench.mkdir()
-            for i in ids:
-                (bench / i).symlink_to((zoo / i).resolve(), target_is_directory=True)
+        for split, bench in held_out_benches(args.run, Path(tmp)).items():
             out = evaluate(bench, args.refs_synthetic, args.backbones, [])
             results["benchmarks"][f"synthetic-{split}"] = [summary(r) for r in out["runs"]]
     out = evaluate(args.public, args.refs_public, args.backbones, ["--min-queries", "1"])
