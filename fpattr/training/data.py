@@ -83,6 +83,8 @@ def split_models(
     holdout_archs: int,
     seed: int,
     holdout_where: list[dict[str, str]] | None = None,
+    exclude_where: list[dict[str, str]] | None = None,
+    max_train_models: int | None = None,
 ) -> dict[str, list[int]]:
     """Indices for train / calib / val / val_arch, all disjoint by model.
 
@@ -90,6 +92,11 @@ def split_models(
     ``holdout_where`` (e.g. all autoencoders with pixel-shuffle up-sampling), else
     ``holdout_archs`` random architecture ids (zoos larger than their design space
     repeat architectures, so this removes every model of those ids).
+
+    Ablations shrink only the training split, so every variant of one zoo and seed is
+    validated and calibrated on the same models: ``exclude_where`` drops training models
+    matching any condition (e.g. the new families, or every loss but l2);
+    ``max_train_models`` then keeps a seeded random subset of that size (zoo size).
     """
     rng = np.random.default_rng(seed)
     if holdout_where:
@@ -104,10 +111,17 @@ def split_models(
     rest = [int(k) for k in rng.permutation(rest)]
     n_val = max(2, int(round(val_frac * len(rest)))) if val_frac > 0 else 0
     n_cal = max(2, int(round(calib_frac * len(rest))))  # calibration needs impostors
+    train = rest[n_val + n_cal :]
+    if exclude_where:
+        train = [k for k in train if not any(matches(zoo.models[k], c) for c in exclude_where)]
+    if max_train_models is not None and len(train) > max_train_models:
+        # own generator: the val/calib split above must not depend on this knob
+        keep = np.random.default_rng([seed, 1]).permutation(len(train))[:max_train_models]
+        train = [train[i] for i in keep]
     return {
         "val": sorted(rest[:n_val]),
         "calib": sorted(rest[n_val : n_val + n_cal]),
-        "train": sorted(rest[n_val + n_cal :]),
+        "train": sorted(train),
         "val_arch": sorted(val_arch),
     }
 

@@ -57,6 +57,9 @@ class TrainConfig:
     holdout_archs: int = 4
     #: hold out whole design values instead, e.g. [{"family": "autoencoder", "upsampling": ...}]
     holdout_where: list[dict[str, str]] | None = None
+    #: ablations: drop matching models from the training split only (val/calib unchanged)
+    exclude_where: list[dict[str, str]] | None = None
+    max_train_models: int | None = None  #: seeded subset of the training split (zoo size)
     refs: int = 5  #: references per model in validation / calibration
     eval_views: int = 4
     eval_every: int = 500
@@ -315,7 +318,11 @@ def train(
         holdout_archs=cfg.holdout_archs,
         seed=cfg.seed,
         holdout_where=cfg.holdout_where,
+        exclude_where=cfg.exclude_where,
+        max_train_models=cfg.max_train_models,
     )
+    if len(split["train"]) < 2:
+        raise UsageError("the ablation left fewer than 2 training models")
     train_zoo = zoo.subset(split["train"])
     log(
         f"zoo: {len(zoo.models)} models; train {len(split['train'])}, calib "

@@ -288,3 +288,19 @@ def test_pooled_eval_outputs_pool_each_caller_its_own_way(tmp_path):
     assert np.array_equal(e, e2) and np.array_equal(s, s2) and lab.tolist() == labels.tolist()
     assert np.allclose(np.linalg.norm(s[:3], axis=1), 1.0, atol=1e-5)  # one view: unit part
     assert not np.allclose(np.linalg.norm(s[3:6], axis=1), 1.0)  # four views: plain mean
+
+
+def test_ablation_knobs_shrink_only_the_training_split(tiny_zoo):
+    zoo = load_zoo(tiny_zoo)
+    kw = dict(val_frac=0.2, calib_frac=0.2, holdout_archs=0, seed=0)
+    base = split_models(zoo, **kw)
+    kinds = {zoo.models[k]["design"]["kind"] for k in base["train"]}
+    drop = sorted(kinds)[0]
+    ex = split_models(zoo, **kw, exclude_where=[{"family": "fake", "kind": drop}])
+    assert ex["val"] == base["val"] and ex["calib"] == base["calib"]
+    assert all(zoo.models[k]["design"]["kind"] != drop for k in ex["train"])
+    assert set(ex["train"]) < set(base["train"])
+    small = split_models(zoo, **kw, max_train_models=3)
+    assert small["val"] == base["val"] and small["calib"] == base["calib"]
+    assert len(small["train"]) == 3 and set(small["train"]) <= set(base["train"])
+    assert small == split_models(zoo, **kw, max_train_models=3)  # seeded
