@@ -34,9 +34,13 @@ def _runs(res: dict) -> list[dict]:
 
 
 def run_bench(
-    bench: Path, refs: int, cards: dict[str, Path], conditions: list[str]
+    bench: Path,
+    refs: int,
+    cards: dict[str, Path],
+    conditions: list[str],
+    spectrum: bool = True,
 ) -> dict[str, list[dict]]:
-    """condition -> one summary per backbone, named as given (spectrum last)."""
+    """condition -> one summary per backbone, named as given (spectrum last, if asked)."""
     out: dict[str, list[dict]] = {}
     for cond in conditions:
         rows = []
@@ -48,14 +52,16 @@ def run_bench(
                 ["--backbone-opt", f"model={card}", "--min-queries", "1", *CONDITIONS[cond]],
             )
             rows += [summary(r) | {"backbone": name} for r in _runs(res)]
-        res = evaluate(bench, refs, "spectrum", ["--min-queries", "1", *CONDITIONS[cond]])
-        rows += [summary(r) for r in _runs(res)]
+        if spectrum:
+            res = evaluate(bench, refs, "spectrum", ["--min-queries", "1", *CONDITIONS[cond]])
+            rows += [summary(r) for r in _runs(res)]
         out[cond] = rows
     return out
 
 
 def synthetic(run: Path, card: Path, refs: int) -> dict[str, dict]:
-    """Held-out synthetic models of a training run (its own zoo), through its exported card."""
+    """Held-out synthetic models of a training run (its own zoo), through an exported card
+    (the run's own, or another extractor's on the same held-out models)."""
     with tempfile.TemporaryDirectory() as tmp:
         return {
             split: summary(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -164,7 +165,8 @@ def main() -> None:
         + "\n",
         encoding="utf-8",
     )
-    command = "python benchmarks/decision_quality.py"
+    # the command as run (arguments included), so the docs say how to regenerate them
+    command = shlex.join(["python", "benchmarks/decision_quality.py", *sys.argv[1:]])
     write_docs(args.doc, runs, command, seconds)
     for key, run in runs.items():
         print(key, json.dumps({k: v for k, v in run["decisions"].items() if k != "protocols"}))

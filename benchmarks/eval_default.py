@@ -48,11 +48,21 @@ def evaluate(
     return json.loads(r.stdout)
 
 
+def zoo_path(recorded: str) -> Path:
+    """A training run's zoo: the path it recorded is relative to where training ran (the
+    repository root by the scripts' convention), not to where a benchmark runs from."""
+    p = Path(recorded)
+    for cand in (p, Path(__file__).resolve().parents[1] / p):
+        if cand.is_dir():
+            return cand
+    raise SystemExit(f"zoo {recorded} not found (relative to here or to the repository)")
+
+
 def held_out_benches(run: Path, tmp: Path) -> dict[str, Path]:
     """split -> a benchmark folder of symlinks to a training run's held-out zoo models
     (``val``: unseen models, ``val_arch``: unseen architectures; splits under 2 skipped)."""
     tr = json.loads((run / "train_result.json").read_text())
-    zoo = Path(tr["zoo"]["path"])
+    zoo = zoo_path(tr["zoo"]["path"])
     out = {}
     for split in ("val", "val_arch"):
         ids = tr["held_out_ids"].get(split, [])
