@@ -1,11 +1,17 @@
 """INT8 quantization of an exported extractor with ONNX Runtime's static quantizer.
 
 ``quantize`` turns an FP32 model (card + ``.onnx``, as written by
-:mod:`fpattr.training.export`) into a QDQ model with per-channel INT8 weights and INT8
-activations (``onnxruntime.quantization.quantize_static``, MinMax calibration on views of
-real photos). Not every node survives 8 bits: the residual filter subtracts a low-pass
-copy of the image, so 8-bit activations there erase the sub-LSB traces a generator leaves;
-the DFT-as-matmul and the log spectrum amplify small errors; layers after global pooling
+:mod:`fpattr.training.export`) into a QDQ model with per-channel signed INT8 weights and
+unsigned 8-bit activations (U8S8; ``onnxruntime.quantization.quantize_static``, MinMax
+calibration on views of real photos). U8S8, not ONNX Runtime's default S8S8: on x86 its
+CPU provider fuses only some S8S8 Q/DQ-Conv patterns into QLinearConv, leaving the others
+as FP32 convolutions wrapped in (de)quantization, which ran *slower* than FP32 (0.87x on
+one thread); with U8S8 every screened convolution fused and the model ran 1.49x FP32
+(measured on the project's 2-core AVX-512 VNNI machine, see docs/benchmarks.md).
+
+Not every node survives 8 bits: the residual filter subtracts a low-pass copy of the
+image, so 8-bit activations there erase the sub-LSB traces a generator leaves; the
+DFT-as-matmul and the log spectrum amplify small errors; layers after global pooling
 see wider ranges on generated images than on calibration photos (see :data:`DEFAULT_OPS`).
 Rather than naming nodes of one graph, every candidate node (weight-carrying, of
 ``op_types``) is *screened*: quantized alone, and kept in FP32 if that alone moves the
@@ -185,7 +191,7 @@ def _quantize_bytes(
         reader,
         quant_format=QuantFormat.QDQ,
         per_channel=per_channel,
-        activation_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,  # U8S8: see the module docstring
         weight_type=QuantType.QInt8,
         nodes_to_quantize=list(nodes),
         # calibration needs the ranges of every candidate, screening then reuses them
@@ -351,7 +357,7 @@ def quantize(
             "tool": f"onnxruntime.quantization.quantize_static (onnxruntime {ort.__version__})",
             "format": "QDQ",
             "weights": "int8, symmetric, " + ("per-channel" if per_channel else "per-tensor"),
-            "activations": "int8 (S8S8), MinMax calibration",
+            "activations": "uint8 (U8S8), MinMax calibration",
             "calibration_images": {
                 "folder": str(calib_images),  # as given: ../shared/... stays readable
                 "what": "real photographs (no generated images): activation ranges only",
