@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def attribute(
-    paths: list[Path] = typer.Argument(..., help="Image files and/or folders (recursive)."),
+    paths: list[Path] = typer.Argument(
+        None, help="Image files and/or folders (recursive); or --files-from.", show_default=False
+    ),
     backbone: str = common.BackboneOpt,
     backbone_opt: list[str] = common.BackboneOpts,
     device: str = common.DeviceOpt,
@@ -36,6 +38,13 @@ def attribute(
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     max_mpx: float = typer.Option(64.0, "--max-mpx", min=0.01, help="Refuse larger images."),
     quiet: bool = common.QuietOpt,
+    files_from: Path = typer.Option(
+        None,
+        "--files-from",
+        help="Also read input paths from this file ('-': stdin): one path per line, or a "
+        'manifest: .jsonl lines with a "path" (an fpattr results file works) or a .csv '
+        'with a "path" column. Relative paths are from the current folder.',
+    ),
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -51,14 +60,19 @@ def attribute(
         "(needs fpattr[ray]; see 'Distributed runs (Ray)' in the user guide).",
     ),
     ray_address: str = typer.Option(
-        None, "--ray-address", help="With --engine ray: join this cluster (ray.init address)."
+        None,
+        "--ray-address",
+        help="With --engine ray: join this cluster (HOST:PORT of `ray start --head`, or "
+        "auto: RAY_ADDRESS or the latest `ray start` here); without it a local cluster is "
+        "started for the run and stopped after.",
     ),
     ray_workers: int = typer.Option(
         None,
         "--ray-workers",
         min=1,
-        help="With --engine ray: actors, one Session each (default: one per cluster CPU; "
-        "without --ray-address also the CPUs of the local cluster started for the run).",
+        help="With --engine ray: actors, one Session each, at most one per cluster CPU "
+        "(default: one per CPU). Each gets an equal share of whole CPUs and as many ONNX "
+        "Runtime threads; the manifest records the plan.",
     ),
 ) -> None:
     """Attribute every image to its most likely source models, or "unknown".
@@ -111,6 +125,7 @@ def attribute(
         workers=workers,
         max_mpx=max_mpx,
         quiet=quiet,
+        files_from=files_from,
         resume=resume,
         engine=engine,
         ray_address=ray_address,
@@ -120,7 +135,7 @@ def attribute(
 
 
 def run(
-    paths: list[Path],
+    paths: list[Path] | None,
     *,
     backbone: str = "auto",
     backbone_opt: list[str] | None = None,
@@ -140,6 +155,7 @@ def run(
     max_mpx: float = 64.0,
     quiet: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    files_from: Path | None = None,
     resume: bool = False,
     engine: str = "local",
     ray_address: str | None = None,
@@ -167,6 +183,14 @@ def run(
         from fpattr.engine_ray import require_ray
 
         require_ray()
+    given = list(paths or [])  # the manifest lists these; --files-from's are in its file
+    paths = list(given)
+    if files_from is not None:
+        from fpattr.io.pathlist import read_path_list
+
+        paths += map(Path, read_path_list(files_from))
+    elif not given:
+        raise UsageError("give image files or folders, or --files-from FILE")
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device, decode_workers=workers)
     g = common.open_gallery(gallery, bb)
@@ -197,28 +221,44 @@ def run(
             **settings.to_dict(),
             "as_set": as_set,
             "backbone_name": bb.name,
-            "inputs": [str(p) for p in paths],
+            "inputs": [str(p) for p in given],
+            **({"files_from": str(files_from)} if files_from is not None else {}),
         },
         plugins=common.plugin_versions(),
     )
-    if engine == "ray":  # recorded beside the settings: a resume may switch engines
-        manifest = {
-            **manifest,
-            "engine": {"name": "ray", "address": ray_address, "workers": ray_workers},
-        }
+    ray_run = None
+    if engine == "ray":  # joined or started now: the manifest records the actors' plan
+        from fpattr import engine_ray
+
+        ray_run = engine_ray.RayEngine.start(
+            address=ray_address,
+            workers=ray_workers,
+            backbone=backbone or "auto",
+            backbone_opt=backbone_opt,
+            device=device,
+            decode_workers=workers,
+            notify=lambda msg: console.print(msg, highlight=False, markup=False),
+        )
+        # beside the settings, not in them: a resume may switch engines
+        manifest = {**manifest, "engine": ray_run.info()}
     stats = pipeline.RunStats()
     todo: list[Any] = list(paths)
     items: list[Any] | None = None  # inputs already walked (--resume's leftovers)
     state: Resume | None = None
     # the run's own output files are not inputs, even inside a scanned folder
     own = [p for p in (output, report) if p is not None and str(p) != "-"]
-    if resume and output is not None:
-        state = Resume.prepare(output, paths, manifest, console, exclude=own)
-        if state is not None:
-            items = state.todo
-            todo = [it.path for it in state.todo]
-            manifest = {**manifest, "resumed": state.manifest_info()}
-    out = Outputs(fmt, output, report, manifest, append=state is not None)
+    try:
+        if resume and output is not None:
+            state = Resume.prepare(output, paths, manifest, console, exclude=own)
+            if state is not None:
+                items = state.todo
+                todo = [it.path for it in state.todo]
+                manifest = {**manifest, "resumed": state.manifest_info()}
+        out = Outputs(fmt, output, report, manifest, append=state is not None)
+    except BaseException:
+        if ray_run is not None:
+            ray_run.close()
+        raise
     settings.thumbnails = out.thumbnails
     n_done = 0
     try:
@@ -227,12 +267,11 @@ def run(
                 state.count(rec, stats)
                 out.replay(rec)
         with common.progress(console, todo, "attributing") as advance:
-            if engine == "ray":
-                from fpattr import engine_ray
+            if ray_run is not None:
                 from fpattr.io.walk import iter_inputs
 
                 # the driver walks (same walker, order and exclusions); actors decide
-                spec = engine_ray.spec_for(
+                spec = ray_run.spec(
                     backbone or "auto",
                     backbone_opt,
                     device,
@@ -240,9 +279,7 @@ def run(
                     settings,
                 )
                 walked = items if items is not None else iter_inputs(paths, exclude=own)
-                results = engine_ray.attribute(
-                    walked, stats, spec, session.policy, address=ray_address, workers=ray_workers
-                )
+                results = ray_run.attribute(walked, stats, spec, session.policy)
             else:
                 results = session.attribute(paths, stats, items=items, exclude=own)
             for res in results if todo else ():
@@ -256,6 +293,8 @@ def run(
             "as_set": session.attribute_set(stats) if as_set else None,
             "policy": session.policy.info(),
         }
+        if ray_run is not None:  # what each actor ran with, and how many inputs it did
+            extra["engine"] = ray_run.summary_info()
         summary = stats.summary(extra)
         if state is not None:
             summary = state.finish_summary(summary, stats)
@@ -272,6 +311,9 @@ def run(
                     markup=False,  # the output path is the user's: "[...]" in it is text
                 )
         raise
+    finally:
+        if ray_run is not None:
+            ray_run.close()
     common.print_policy_notes(console, session.policy)
     if stats.n_inputs == 0:
         skipped = f" ({stats.n_skipped} file(s) skipped: not images)" if stats.n_skipped else ""

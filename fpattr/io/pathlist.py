@@ -1,0 +1,91 @@
+"""``fpattr attribute --files-from FILE``: input paths listed in a file or a manifest.
+
+What the file holds is told by its name:
+
+- ``*.jsonl`` / ``*.ndjson``: a manifest, one JSON object per line with a ``path``
+  (``path_bytes_hex`` when present: the name's exact bytes). An fpattr results file is one:
+  its ``manifest`` and ``summary`` lines are passed over.
+- ``*.csv``: a manifest with a header row naming a ``path`` column.
+- anything else (``-``: standard input): one path per line, read as bytes so names that
+  are not UTF-8 survive exactly; empty lines are passed over.
+
+Relative paths are relative to the current directory, as paths typed on the command line
+are (and as ``tar -T`` and ``xargs`` read them). Each listed path is an input exactly as if
+it were given on the command line (a folder is walked; a file that is not an image fails
+with its reason), so the walker decides what every listed entry is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from fpattr.errors import UsageError
+
+__all__ = ["read_path_list"]
+
+
+def read_path_list(source: str | os.PathLike[str]) -> list[str]:
+    """The paths listed in ``source`` (see the module docstring), in file order."""
+    name = os.fspath(source)
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(name, "rb") as f:
+                data = f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read --files-from {name!r}: {exc.strerror or exc}") from exc
+    suffix = Path(name).suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _from_jsonl(name, data)
+    if suffix == ".csv":
+        return _from_csv(name, data)
+    # split on b"\n" only: "\r" and other bytes may be part of a name (a CRLF file: stripped)
+    return [os.fsdecode(line.removesuffix(b"\r")) for line in data.split(b"\n") if line]
+
+
+def _from_jsonl(name: str, data: bytes) -> list[str]:
+    out: list[str] = []
+    for i, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            obj = None
+        if not isinstance(obj, dict):
+            raise UsageError(f"--files-from {name!r} line {i}: not a JSON object")
+        if obj.get("type") in ("manifest", "summary"):
+            continue  # an fpattr results file: only its result lines name inputs
+        raw = obj.get("path_bytes_hex")
+        if isinstance(raw, str):
+            try:
+                out.append(os.fsdecode(bytes.fromhex(raw)))
+                continue
+            except ValueError:
+                pass  # not hex: the path field says it
+        path = obj.get("path")
+        if not isinstance(path, str) or not path:
+            raise UsageError(f'--files-from {name!r} line {i}: no "path"')
+        out.append(path)
+    return out
+
+
+def _from_csv(name: str, data: bytes) -> list[str]:
+    # utf-8-sig: spreadsheets write a BOM; surrogateescape keeps undecodable names exact
+    text = data.decode("utf-8-sig", errors="surrogateescape")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if "path" not in (reader.fieldnames or []):
+        raise UsageError(f'--files-from {name!r}: no "path" column in its header')
+    out: list[str] = []
+    for row in reader:
+        path = row.get("path")
+        if not path:
+            raise UsageError(f"--files-from {name!r} line {reader.line_num}: empty path")
+        out.append(path)
+    return out
