@@ -319,29 +319,36 @@ def _check_reachable(address: str) -> None:
         ) from exc
 
 
-def _quiet_ray(ray: Any) -> None:
+#: Where Ray's notices to the driver go (the running engine's ``notify``; see _quiet_ray)
+_notices: list[Callable[[str], None]] = []
+
+
+def _quiet_ray(notify: Callable[[str], None]) -> None:
     """Ray's messages off the driver's stdout and out of fpattr's stderr.
 
-    Ray Data logs errors with tracebacks to the console (kept in its session log file;
-    the run reports failures itself), and Ray prints a dead worker's notice to *stdout*,
-    which would corrupt ``-f jsonl`` results there: such notices go to stderr instead.
+    Ray Data logs errors with tracebacks to the console (they stay in its session log
+    file; the run reports failures itself). Ray prints its notices to the driver (a dead
+    worker, an actor that cannot be placed) on *stdout*, where they would corrupt
+    ``-f jsonl`` results: they go to ``notify`` instead, which ``--quiet`` silences.
     """
     for handler in logging.getLogger("ray.data").handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(
             handler, logging.FileHandler
         ):
             handler.setLevel(logging.CRITICAL + 1)
+    _notices[:] = [notify]
     from ray._private import worker as ray_worker
 
     orig = getattr(ray_worker, "print_to_stdstream", None)
-    if orig is None or getattr(orig, "_fpattr_stderr", False):
+    if orig is None or getattr(orig, "_fpattr", False):
         return
 
-    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
-        orig({**data, "is_err": True}, ignore_prefix)
+    def to_notify(data: dict[str, Any], ignore_prefix: bool) -> None:
+        for line in data.get("lines") or ():
+            _notices[0](f"ray ({data.get('pid')}): {line}")
 
-    to_stderr._fpattr_stderr = True  # type: ignore[attr-defined]
-    ray_worker.print_to_stdstream = to_stderr
+    to_notify._fpattr = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_notify
 
 
 def _init(ray: Any, address: str | None) -> None:
@@ -424,7 +431,8 @@ class RayEngine:
         started = not ray.is_initialized()
         if started:
             _init(ray, address)
-        _quiet_ray(ray)
+        notify = notify or (lambda msg: None)
+        _quiet_ray(notify)
         try:
             threads = parse_opts(backbone_opt).get("threads")
             plan = plan_actors(
