@@ -87,8 +87,10 @@ class Plan:
     actors: int
     #: CPUs Ray reserves for each actor: Ray never places more actors on a node than fit
     cpus_per_actor: int
-    #: ONNX Runtime intra-op threads of each actor (None: the backbone is not ONNX)
-    onnx_threads_per_actor: int | None
+    #: ONNX Runtime intra-op threads of each inference lane (None: the backbone is not ONNX)
+    onnx_threads_per_lane: int | None
+    #: batches each actor runs through the backbone at once (fpattr.pipeline.inference_lanes)
+    lanes_per_actor: int
     #: image-decoding threads of each actor (``--workers``, at most its CPUs)
     decode_workers_per_actor: int
 
@@ -100,13 +102,17 @@ def plan_actors(
     *,
     onnx: bool,
     threads: int | None = None,
+    lanes: bool = True,
+    default_threads: int = 1,
 ) -> Plan:
     """Actors and per-actor threads for a cluster whose nodes have ``node_cpus`` CPUs.
 
     ``workers`` actors (default: one per CPU), each given the most whole CPUs that still
-    places them all (an actor never spans nodes), and ONNX Runtime threads equal to those
-    CPUs, so actors x threads never exceed a node's cores. ``threads``: the user's
-    ``--backbone-opt threads=N``, kept as given.
+    places them all (an actor never spans nodes). Its inference takes those CPUs and no
+    more: ``lanes`` (the pipeline runs several batches at once) gives it CPUs //
+    ``default_threads`` lanes of ``default_threads`` ONNX Runtime threads, else one lane
+    with a thread per CPU; so actors x lanes x threads never exceed a node's cores.
+    ``threads``: the user's ``--backbone-opt threads=N``, kept as given.
     """
     cpus = [int(c) for c in node_cpus if int(c) >= 1]
     total = sum(cpus)
@@ -120,12 +126,18 @@ def plan_actors(
             "the cores)"
         )
     per = max(k for k in range(1, max(cpus) + 1) if sum(c // k for c in cpus) >= n)
+    t: int | None = None
+    n_lanes = 1
+    if onnx:
+        t = threads or (min(per, default_threads) if lanes else per)
+        n_lanes = max(1, per // t) if lanes else 1
     return Plan(
         nodes=len(cpus),
         cluster_cpus=total,
         actors=n,
         cpus_per_actor=per,
-        onnx_threads_per_actor=(threads or per) if onnx else None,
+        onnx_threads_per_lane=t,
+        lanes_per_actor=n_lanes,
         decode_workers_per_actor=max(1, min(decode_workers, per)),
     )
 
@@ -142,6 +154,8 @@ class WorkerSpec:
     device: str
     gallery: str | None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: CPUs of the actor's share: its inference lanes are sized to them, not the node's
+    cpus: int | None = None
     #: the driver's working directory when some input path is relative: a worker on the
     #: same machine (or a shared filesystem at the same paths) opens them from there
     cwd: str | None = None
@@ -190,6 +204,7 @@ class _AttributeWorker:
             self.fatal = _fatal(exc, node)
 
     def _open(self, spec: WorkerSpec) -> None:
+        from fpattr import pipeline
         from fpattr.cli import common
         from fpattr.session import Session
 
@@ -201,13 +216,17 @@ class _AttributeWorker:
                     "from a folder every node has (a shared filesystem at the same paths)"
                 )
             os.chdir(spec.cwd)
+        if spec.cpus is not None and hasattr(pipeline, "PROCESS_CPUS"):
+            pipeline.PROCESS_CPUS = spec.cpus  # this process's share, not the node's cores
         settings = Settings(**spec.settings)
         bb = common.load_backbone(
             spec.backbone, spec.backbone_opt, spec.device, decode_workers=settings.workers
         )
         self.session = Session(bb, common.open_gallery(spec.gallery, bb), settings=settings)
+        lanes = getattr(pipeline, "inference_lanes", None)
         self.about.update(
             onnx_threads=getattr(bb, "threads", None),
+            lanes=lanes(bb) if lanes is not None else 1,
             providers=getattr(bb, "active_providers", None),
             decode_workers=settings.workers,
         )
@@ -423,6 +442,7 @@ class RayEngine:
                 "--engine ray runs its actors on CPUs (no GPU is reserved for them): use "
                 "the local engine for --device cuda"
             )
+        from fpattr import pipeline
         from fpattr.backbones.onnx import is_onnx_backbone
         from fpattr.backbones.resolve import resolve_backbone_name
         from fpattr.cli.common import parse_opts
@@ -441,6 +461,10 @@ class RayEngine:
                 decode_workers,
                 onnx=is_onnx_backbone(resolve_backbone_name(backbone)),
                 threads=int(threads) if threads is not None else None,
+                # inference lanes sized to a process's CPUs (pipeline.PROCESS_CPUS) exist
+                # from the pipeline that runs several batches at once
+                lanes=hasattr(pipeline, "inference_lanes") and hasattr(pipeline, "PROCESS_CPUS"),
+                default_threads=getattr(pipeline, "ONNX_THREADS", 1),
             )
         except BaseException:
             if started:
@@ -448,8 +472,8 @@ class RayEngine:
             raise
         cluster = "connected" if not started else ("joined" if address else "started")
         engine = cls(ray, plan, address=address, cluster=cluster, started=started, notify=notify)
-        t = plan.onnx_threads_per_actor
-        if t is not None and t > plan.cpus_per_actor:
+        t = plan.onnx_threads_per_lane
+        if t is not None and t * plan.lanes_per_actor > plan.cpus_per_actor:
             engine._notify(
                 f"note: --backbone-opt threads={t} gives each of {plan.actors} Ray actors "
                 f"more ONNX Runtime threads than its {plan.cpus_per_actor} CPU(s): the "
@@ -478,9 +502,9 @@ class RayEngine:
         settings: Settings,
     ) -> WorkerSpec:
         """The actors' spec for the driver's session options (thumbnails included), with
-        the plan's threads: ``workers`` decoding threads and the ONNX threads per actor."""
+        the plan's threads: decoding threads, ONNX threads per lane and the CPU share."""
         opts = list(backbone_opt or [])
-        t = self.plan.onnx_threads_per_actor
+        t = self.plan.onnx_threads_per_lane
         if t is not None and not any(o.partition("=")[0].strip() == "threads" for o in opts):
             opts.append(f"threads={t}")
         worker_settings = replace(settings, workers=self.plan.decode_workers_per_actor)
@@ -490,6 +514,7 @@ class RayEngine:
             device=device,
             gallery=None if gallery is None else str(gallery),
             settings=dict(asdict(worker_settings)),
+            cpus=self.plan.cpus_per_actor,
         )
 
     def attribute(

@@ -184,7 +184,7 @@ def test_ray_outputs_equal_local_with_failures(cluster, mixed, local, tmp_path, 
     eng = rm["engine"]
     assert eng["name"] == "ray" and eng["cluster"] == "connected" and eng["actors"] == 2
     assert eng["cpus_per_actor"] == 1 and eng["decode_workers_per_actor"] == 1
-    assert eng["onnx_threads_per_actor"] is None  # spectrum: no ONNX Runtime
+    assert eng["onnx_threads_per_lane"] is None  # spectrum: no ONNX Runtime
     actors = rs["engine"]["actors"]
     assert sum(a["inputs"] for a in actors) == len(rrec) and rs["engine"]["worker_failures"] == 0
 
@@ -262,41 +262,47 @@ def test_onnx_threads_times_actors_fit_the_cores(cluster, tmp_path, monkeypatch)
     loc = run_cli(common)
     assert loc.exit_code == 0, loc.output
     _, lrec, _ = _records(loc.stdout)
-    for n, per in ((2, 1),):  # the arithmetic for other clusters: test_plan_actors
-        r = run_cli([*common, "--engine", "ray", "--ray-workers", n])
-        assert r.exit_code == 0, r.output
-        m, rec, s = _records(r.stdout)
-        eng = m["engine"]
-        assert (eng["actors"], eng["cpus_per_actor"], eng["onnx_threads_per_actor"]) == (
-            n,
-            per,
-            per,
-        )
-        assert eng["actors"] * eng["onnx_threads_per_actor"] <= eng["cluster_cpus"] == 2
-        ran = s["engine"]["actors"]
-        assert 1 <= len(ran) <= n
-        assert all(a["onnx_threads"] == per and a["decode_workers"] == min(2, per) for a in ran)
-        assert _rounded(rec) == _rounded(lrec)
+    r = run_cli([*common, "--engine", "ray", "--ray-workers", 2])  # other clusters' plans:
+    assert r.exit_code == 0, r.output  # test_plan_actors
+    m, rec, s = _records(r.stdout)
+    eng = m["engine"]
+    assert (eng["actors"], eng["cpus_per_actor"], eng["decode_workers_per_actor"]) == (2, 1, 1)
+    per_actor = eng["onnx_threads_per_lane"] * eng["lanes_per_actor"]
+    assert eng["actors"] * per_actor <= eng["cluster_cpus"] == 2
+    ran = s["engine"]["actors"]  # what each actor really ran with
+    assert 1 <= len(ran) <= 2
+    assert all(a["onnx_threads"] * a["lanes"] == per_actor == 1 for a in ran)
+    assert all(a["decode_workers"] == 1 for a in ran)
+    assert _rounded(rec) == _rounded(lrec)
 
 
 @pytest.mark.parametrize(
-    ("cpus", "workers", "threads", "want"),
+    ("cpus", "workers", "threads", "lanes", "want"),
     [
-        ([2], None, None, (2, 1, 1, 1)),  # one actor per CPU by default
-        ([2], 1, None, (1, 2, 2, 2)),  # one actor: both CPUs, 2 ONNX threads, 2 decoders
-        ([8, 8], 3, None, (3, 4, 4, 2)),  # 4 CPUs each: 2 fit on a node, 3 on two nodes
-        ([8, 4], 3, None, (3, 4, 4, 2)),
-        ([16, 2], 2, None, (2, 8, 8, 2)),  # both fit on the big node: never span nodes
-        ([2], 2, 3, (2, 1, 3, 1)),  # the user's threads are kept (and noted)
+        ([2], None, None, True, (2, 1, 1, 1, 1)),  # one actor per CPU by default
+        ([2], 1, None, True, (1, 2, 1, 2, 2)),  # one actor: 2 lanes of 1 thread, 2 decoders
+        ([2], 1, None, False, (1, 2, 2, 1, 2)),  # a one-lane pipeline: 2 threads in it
+        ([8, 8], 3, None, True, (3, 4, 1, 4, 2)),  # 4 CPUs each: 2 fit on a node, 3 on two
+        ([8, 4], 3, None, False, (3, 4, 4, 1, 2)),
+        ([16, 2], 2, None, True, (2, 8, 1, 8, 2)),  # both fit on the big node: never span
+        ([2], 2, 3, True, (2, 1, 3, 1, 1)),  # the user's threads are kept (and noted)
     ],
 )
-def test_plan_actors(cpus, workers, threads, want):
+def test_plan_actors(cpus, workers, threads, lanes, want):
     from fpattr.engine_ray import plan_actors
 
-    p = plan_actors(cpus, workers, 2, onnx=True, threads=threads)
-    got = (p.actors, p.cpus_per_actor, p.onnx_threads_per_actor, p.decode_workers_per_actor)
+    p = plan_actors(cpus, workers, 2, onnx=True, threads=threads, lanes=lanes)
+    got = (
+        p.actors,
+        p.cpus_per_actor,
+        p.onnx_threads_per_lane,
+        p.lanes_per_actor,
+        p.decode_workers_per_actor,
+    )
     assert got == want
-    assert plan_actors(cpus, workers, 2, onnx=False).onnx_threads_per_actor is None
+    if threads is None:  # actors x lanes x threads fit the cores
+        assert p.actors * p.lanes_per_actor * p.onnx_threads_per_lane <= sum(cpus)
+    assert plan_actors(cpus, workers, 2, onnx=False).onnx_threads_per_lane is None
 
 
 def test_plan_refuses_more_actors_than_cpus():
