@@ -31,6 +31,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -156,6 +157,8 @@ class WorkerSpec:
     settings: dict[str, Any] = field(default_factory=dict)
     #: CPUs of the actor's share: its inference lanes are sized to them, not the node's
     cpus: int | None = None
+    #: send each image's pooled embedding back (``--as-set`` needs them; 4 KB a record)
+    pool: bool = True
     #: the driver's working directory when some input path is relative: a worker on the
     #: same machine (or a shared filesystem at the same paths) opens them from there
     cwd: str | None = None
@@ -195,6 +198,7 @@ class _AttributeWorker:
         import ray
 
         self.fatal: dict[str, Any] | None = None
+        self.pool = spec.pool
         self.used: list[tuple[str, int, int, int | None]] = []
         node = ray.util.get_node_ip_address()
         self.about: dict[str, Any] = {"node": node, "pid": os.getpid()}
@@ -252,6 +256,7 @@ class _AttributeWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from fpattr.io.walk import InputItem
 
+        started = time.time()  # wall clock: comparable with the driver's on one machine
         out: list[str] = []
         if self.fatal is None:
             try:
@@ -266,7 +271,7 @@ class _AttributeWorker:
                 self.fatal = _fatal(exc, self.about["node"])
         # rows past a failure carry it; the driver stops at the first one, in input order
         out += [json.dumps({"fatal": self.fatal})] * (len(batch["idx"]) - len(out))
-        about = json.dumps(self.about)
+        about = json.dumps({**self.about, "batch_started": started})
         return {
             "idx": np.asarray(batch["idx"]),
             "record": np.array(out, dtype=object),
@@ -278,7 +283,7 @@ class _AttributeWorker:
         self.used = []
         for res in self.session.attribute([], rec, items=items):
             pooled = None
-            if rec.last is not None:  # float32 -> JSON float -> float32 is exact
+            if rec.last is not None and self.pool:  # float32 -> JSON -> float32 is exact
                 pooled = [rec.last[0].tolist(), rec.last[1], rec.last[2]]
             # JSON text, not Arrow columns: Arrow would rewrite nested dicts (missing keys
             # become nulls); no pickle in fpattr (tests/core/test_no_unsafe_loading.py)
@@ -422,6 +427,8 @@ class RayEngine:
         self._notify = notify or (lambda msg: None)
         self.actors: dict[str, dict[str, Any]] = {}  # what ran, by actor (node:pid)
         self.worker_failures = 0
+        self._first_batch: float | None = None  # when an actor began the first batch
+        self._last_result: float | None = None  # when the driver released the last result
 
     @classmethod
     def start(
@@ -486,11 +493,17 @@ class RayEngine:
         return {"name": "ray", "address": self.address, "cluster": self.cluster} | asdict(self.plan)
 
     def summary_info(self) -> dict[str, Any]:
-        """The summary's ``engine``: what each actor ran with and how many inputs it did."""
+        """The summary's ``engine``: what each actor ran with and how many inputs it did,
+        and ``map_seconds``, from the first batch begun to the last result released (the
+        run's seconds less the cluster's and the actors' start-up)."""
+        span = None
+        if self._first_batch is not None and self._last_result is not None:
+            span = round(max(0.0, self._last_result - self._first_batch), 3)
         return {
             "name": "ray",
             "actors": sorted(self.actors.values(), key=lambda a: (a["node"], a["pid"])),
             "worker_failures": self.worker_failures,
+            "map_seconds": span,
         }
 
     def spec(
@@ -500,9 +513,12 @@ class RayEngine:
         device: str,
         gallery: str | None,
         settings: Settings,
+        *,
+        pool: bool = True,
     ) -> WorkerSpec:
         """The actors' spec for the driver's session options (thumbnails included), with
-        the plan's threads: decoding threads, ONNX threads per lane and the CPU share."""
+        the plan's threads: decoding threads, ONNX threads per lane and the CPU share.
+        ``pool``: the run decides ``--as-set`` (results carry their pooled embedding)."""
         opts = list(backbone_opt or [])
         t = self.plan.onnx_threads_per_lane
         if t is not None and not any(o.partition("=")[0].strip() == "threads" for o in opts):
@@ -515,6 +531,7 @@ class RayEngine:
             gallery=None if gallery is None else str(gallery),
             settings=dict(asdict(worker_settings)),
             cpus=self.plan.cpus_per_actor,
+            pool=pool,
         )
 
     def attribute(
@@ -557,6 +574,7 @@ class RayEngine:
                             raise RayEngineError(f["message"], f["exit_code"])
                         _count(stats, rec, policy)
                         nxt += 1
+                        self._last_result = time.time()
                         yield rec["res"]
             except ray.exceptions.RayError as exc:
                 # a lost worker or node: Ray aborted the dataset; redo what is not back
@@ -606,6 +624,8 @@ class RayEngine:
         if blob.startswith('{"fatal"'):
             return
         a = json.loads(about)
+        started = a.pop("batch_started")
+        self._first_batch = min(self._first_batch or started, started)
         key = f"{a['node']}:{a['pid']}"
         if key not in self.actors:
             self.actors[key] = {**a, "inputs": 0}

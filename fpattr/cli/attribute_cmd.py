@@ -277,6 +277,7 @@ def run(
                     device,
                     str(common.gallery_path(gallery, bb.name).absolute()),
                     settings,
+                    pool=as_set,
                 )
                 walked = items if items is not None else iter_inputs(paths, exclude=own)
                 results = ray_run.attribute(walked, stats, spec, session.policy)
