@@ -90,10 +90,19 @@ class Session:
         settings: Settings | None = None,
         **backbone_options: Any,
     ) -> Session:
-        """A session from names: a registered backbone and a gallery folder (or None)."""
-        from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
+        """A session from names: a registered backbone and a gallery folder (or None).
 
-        bb = create_backbone(resolve_backbone_name(backbone), **backbone_options)
+        An ONNX backbone gets the CLI's default intra-op threads
+        (:data:`fpattr.pipeline.ONNX_THREADS`) unless ``threads=`` is given.
+        """
+        from fpattr.backbones.onnx import is_onnx_backbone
+        from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
+        from fpattr.pipeline import ONNX_THREADS
+
+        name = resolve_backbone_name(backbone)
+        if is_onnx_backbone(name):
+            backbone_options.setdefault("threads", ONNX_THREADS)
+        bb = create_backbone(name, **backbone_options)
         g = Gallery.load(Path(gallery).expanduser()) if gallery is not None else None
         return cls(bb, g, settings=settings)
 
@@ -111,7 +120,13 @@ class Session:
         """:meth:`embed` for inputs already walked (``fpattr.io.walk.InputItem``), as the walk
         found them: a file met in a folder keeps ``in_folder`` (a non-image there is skipped,
         not failed) and a walk error keeps its reason (``--resume`` hands its leftovers)."""
-        return Embedder(self.backbone, self.settings, include_skipped=True).embed_items(iter(items))
+        return self._embedder().embed_items(iter(items))
+
+    def _embedder(self, *, provenance: bool = False) -> Embedder:
+        # provenance is read in the decode threads, beside the decode, off the caller's
+        # thread (a failed file is read after deciding, as before: see _provenance)
+        metadata = _read_provenance if provenance else None
+        return Embedder(self.backbone, self.settings, include_skipped=True, metadata=metadata)
 
     # -- attribute -------------------------------------------------------------------------------
 
@@ -132,9 +147,11 @@ class Session:
         if self.gallery is None:
             raise UsageError("attribute needs a gallery: enrol models with `fpattr gallery add`")
         stats = stats if stats is not None else RunStats()
-        embedded = (
-            self.embed_items(items) if items is not None else self.embed(paths, exclude=exclude)
-        )
+        if items is None:
+            from fpattr.io.walk import iter_inputs
+
+            items = iter_inputs(paths, exclude=exclude)
+        embedded = self._embedder(provenance=self.provenance).embed_items(iter(items))
         for e in embedded:
             if e.skipped:
                 stats.n_skipped += 1
@@ -161,7 +178,9 @@ class Session:
                 if not e.flat:
                     stats.add_embedding(e.embedding, e.effective_views, res["sha256"])
             if self.provenance:
-                res["provenance"] = _provenance(e.path, res["decision"], e.error, e.skipped)
+                res["provenance"] = _provenance(
+                    e.path, res["decision"], e.error, e.skipped, read=e.metadata
+                )
             yield res
 
     def decide(
@@ -395,22 +414,35 @@ class Session:
         return (np.stack(embs) if embs else None), refs, left_out
 
 
-def _provenance(
-    path: Any, decision: str | None, error: str | None = None, skipped: bool = False
-) -> dict[str, Any]:
-    """The file's metadata claims beside the decision (read after deciding, from the file
-    again: metadata never reaches the fingerprint).
+def _read_provenance(path: str) -> dict[str, Any]:
+    from fpattr.provenance import read_provenance
 
-    A skipped input (hidden, a special file in a folder, a non-image) is not opened
-    again; its record says why it was not read instead of "no provenance metadata".
+    return read_provenance(path)
+
+
+def _provenance(
+    path: Any,
+    decision: str | None,
+    error: str | None = None,
+    skipped: bool = False,
+    *,
+    read: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The file's metadata claims beside the decision (read from the file by the metadata
+    readers only: metadata never reaches the fingerprint).
+
+    ``read``: the record already read in a decode thread (:class:`fpattr.pipeline.Embedder`
+    ``metadata``); without it the file is read now. A skipped input (hidden, a special file
+    in a folder, a non-image) is not opened again; its record says why it was not read
+    instead of "no provenance metadata".
     """
-    from fpattr.provenance import empty_record, read_provenance, with_decision
+    from fpattr.provenance import empty_record, with_decision
 
     if skipped:
         rec = empty_record()
         rec["read_error"] = f"input skipped ({error})" if error else "input skipped"
         return with_decision(rec, None)
-    return with_decision(read_provenance(path), decision)
+    return with_decision(read if read is not None else _read_provenance(path), decision)
 
 
 def _image_info(e: Embedded) -> dict[str, Any] | None:

@@ -209,10 +209,15 @@ class ViewBatcher:
             self.errors[key] = f"views: {exc}"
             info = None
         else:
-            self.pending.append((key, views))
-            self.n_pending += len(views)
+            self.add_views(key, views)
         self.seconds += time.perf_counter() - t0
         return info
+
+    def add_views(self, key: Hashable, views: np.ndarray) -> None:
+        """Queue views already made by :func:`make_views` with this batcher's size, count
+        and strategy (the pipeline makes them in its decode threads)."""
+        self.pending.append((key, views))
+        self.n_pending += len(views)
 
     def flush(self) -> None:
         """Embed all pending views in one backbone call and pool them per image."""

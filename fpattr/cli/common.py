@@ -123,17 +123,18 @@ def parse_opts(pairs: list[str] | None, flag: str = "--backbone-opt") -> dict[st
 def load_backbone(
     name: str, opts: list[str] | None, device: str = "auto", decode_workers: int = 2
 ) -> Any:
-    """Create the backbone; ONNX backbones get the cores the decoding threads leave free.
+    """Create the backbone; ONNX backbones get the pipeline's default intra-op threads.
 
-    On 2 cores, 1 inference thread + 2 decode threads ran 16 % faster end to end than
-    ONNX Runtime's default of one thread per core (231 vs 199 images/s): they would
-    otherwise compete for the same cores. ``--backbone-opt threads=N`` overrides it.
+    :data:`fpattr.pipeline.ONNX_THREADS` (measured there) decides the split between
+    inference and decoding, with :func:`fpattr.pipeline.inference_lanes`; the number of
+    decode threads (``decode_workers``, attribute's ``--workers``) no longer changes it.
+    ``--backbone-opt threads=N`` overrides it.
     """
-    import os
-
     from fpattr.backbones.onnx import is_onnx_backbone
     from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
+    from fpattr.pipeline import ONNX_THREADS
 
+    del decode_workers  # kept for callers (the Ray engine passes it)
     options = parse_opts(opts)
     real = resolve_backbone_name(name)
     if device != "auto":
@@ -142,7 +143,7 @@ def load_backbone(
         if is_onnx_backbone(real):
             options.setdefault("providers", device)
     if is_onnx_backbone(real):
-        options.setdefault("threads", max(1, (os.cpu_count() or 1) - decode_workers))
+        options.setdefault("threads", ONNX_THREADS)
     return create_backbone(real, **options)
 
 

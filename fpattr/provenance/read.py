@@ -266,6 +266,13 @@ def _c2pa(
         trust_anchors, trust_source = _env_trust(rec)
     elif trust_source is None:
         trust_source = "given trust anchors"
+    if blocks is not None and not container and not blocks.errors and blocks.xmp is None:
+        # a clean walk of a container format found no C2PA block and no XMP (which could
+        # name a remote manifest): the library would find nothing either, and asking it
+        # costs more than decoding a small PNG
+        rec["c2pa"] = None
+        rec["notes"].append("no C2PA manifest")
+        return
     c2, errors, notes = c2pa_check.read_c2pa(
         f, kind, trust_anchors, trust_source, container=container
     )
