@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from fpattr.errors import ExitCode, FpattrError, UsageError
-from fpattr.pipeline import RunStats, Settings
+from fpattr.pipeline import ONNX_THREADS, RunStats, Settings
 
 #: Most items per map batch: large enough to fill the backbone's view batches, small
 #: enough that results stream back (and a Ctrl-C or a lost worker costs little).
@@ -103,17 +103,15 @@ def plan_actors(
     *,
     onnx: bool,
     threads: int | None = None,
-    lanes: bool = True,
-    default_threads: int = 1,
 ) -> Plan:
     """Actors and per-actor threads for a cluster whose nodes have ``node_cpus`` CPUs.
 
     ``workers`` actors (default: one per CPU), each given the most whole CPUs that still
     places them all (an actor never spans nodes). Its inference takes those CPUs and no
-    more: ``lanes`` (the pipeline runs several batches at once) gives it CPUs //
-    ``default_threads`` lanes of ``default_threads`` ONNX Runtime threads, else one lane
-    with a thread per CPU; so actors x lanes x threads never exceed a node's cores.
-    ``threads``: the user's ``--backbone-opt threads=N``, kept as given.
+    more: CPUs // threads lanes (:func:`fpattr.pipeline.inference_lanes`, sized by the
+    actor's share) of ``threads`` ONNX Runtime threads (default
+    :data:`fpattr.pipeline.ONNX_THREADS`); so actors x lanes x threads never exceed a
+    node's cores. ``threads``: the user's ``--backbone-opt threads=N``, kept as given.
     """
     cpus = [int(c) for c in node_cpus if int(c) >= 1]
     total = sum(cpus)
@@ -128,10 +126,10 @@ def plan_actors(
         )
     per = max(k for k in range(1, max(cpus) + 1) if sum(c // k for c in cpus) >= n)
     t: int | None = None
-    n_lanes = 1
+    n_lanes = 1  # a backbone other than ONNX Runtime runs one batch at a time
     if onnx:
-        t = threads or (min(per, default_threads) if lanes else per)
-        n_lanes = max(1, per // t) if lanes else 1
+        t = threads or min(per, ONNX_THREADS)
+        n_lanes = max(1, per // t)
     return Plan(
         nodes=len(cpus),
         cluster_cpus=total,
@@ -220,17 +218,16 @@ class _AttributeWorker:
                     "from a folder every node has (a shared filesystem at the same paths)"
                 )
             os.chdir(spec.cwd)
-        if spec.cpus is not None and hasattr(pipeline, "PROCESS_CPUS"):
-            pipeline.PROCESS_CPUS = spec.cpus  # this process's share, not the node's cores
+        if spec.cpus is not None:  # inference lanes for this actor's share, not the node
+            pipeline.PROCESS_CPUS = spec.cpus
         settings = Settings(**spec.settings)
         bb = common.load_backbone(
             spec.backbone, spec.backbone_opt, spec.device, decode_workers=settings.workers
         )
         self.session = Session(bb, common.open_gallery(spec.gallery, bb), settings=settings)
-        lanes = getattr(pipeline, "inference_lanes", None)
         self.about.update(
             onnx_threads=getattr(bb, "threads", None),
-            lanes=lanes(bb) if lanes is not None else 1,
+            lanes=pipeline.inference_lanes(bb),
             providers=getattr(bb, "active_providers", None),
             decode_workers=settings.workers,
         )
@@ -449,7 +446,6 @@ class RayEngine:
                 "--engine ray runs its actors on CPUs (no GPU is reserved for them): use "
                 "the local engine for --device cuda"
             )
-        from fpattr import pipeline
         from fpattr.backbones.onnx import is_onnx_backbone
         from fpattr.backbones.resolve import resolve_backbone_name
         from fpattr.cli.common import parse_opts
@@ -468,10 +464,6 @@ class RayEngine:
                 decode_workers,
                 onnx=is_onnx_backbone(resolve_backbone_name(backbone)),
                 threads=int(threads) if threads is not None else None,
-                # inference lanes sized to a process's CPUs (pipeline.PROCESS_CPUS) exist
-                # from the pipeline that runs several batches at once
-                lanes=hasattr(pipeline, "inference_lanes") and hasattr(pipeline, "PROCESS_CPUS"),
-                default_threads=getattr(pipeline, "ONNX_THREADS", 1),
             )
         except BaseException:
             if started:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from fpattr.io.walk import iter_inputs
+from fpattr.pipeline import ONNX_THREADS
 from fpattr.testing import run_cli, write_generator_images
 
 ray = pytest.importorskip("ray", reason="Ray Data not installed: pip install 'fpattr[ray]'")
@@ -277,21 +278,21 @@ def test_onnx_threads_times_actors_fit_the_cores(cluster, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize(
-    ("cpus", "workers", "threads", "lanes", "want"),
+    ("cpus", "workers", "threads", "want"),
     [
-        ([2], None, None, True, (2, 1, 1, 1, 1)),  # one actor per CPU by default
-        ([2], 1, None, True, (1, 2, 1, 2, 2)),  # one actor: 2 lanes of 1 thread, 2 decoders
-        ([2], 1, None, False, (1, 2, 2, 1, 2)),  # a one-lane pipeline: 2 threads in it
-        ([8, 8], 3, None, True, (3, 4, 1, 4, 2)),  # 4 CPUs each: 2 fit on a node, 3 on two
-        ([8, 4], 3, None, False, (3, 4, 4, 1, 2)),
-        ([16, 2], 2, None, True, (2, 8, 1, 8, 2)),  # both fit on the big node: never span
-        ([2], 2, 3, True, (2, 1, 3, 1, 1)),  # the user's threads are kept (and noted)
+        ([2], None, None, (2, 1, 1, 1, 1)),  # one actor per CPU by default
+        ([2], 1, None, (1, 2, 1, 2, 2)),  # one actor: 2 lanes of 1 thread, 2 decoders
+        ([8, 8], 3, None, (3, 4, 1, 4, 2)),  # 4 CPUs each: 2 fit on a node, 3 on two
+        ([8, 4], 3, 2, (3, 4, 2, 2, 2)),  # threads=2: 2 lanes of 2 in 4 CPUs
+        ([16, 2], 2, None, (2, 8, 1, 8, 2)),  # both fit on the big node: never span
+        ([2], 2, 3, (2, 1, 3, 1, 1)),  # the user's threads are kept (and noted)
     ],
 )
-def test_plan_actors(cpus, workers, threads, lanes, want):
+def test_plan_actors(cpus, workers, threads, want):
     from fpattr.engine_ray import plan_actors
 
-    p = plan_actors(cpus, workers, 2, onnx=True, threads=threads, lanes=lanes)
+    assert ONNX_THREADS == 1  # the expectations below assume the pipeline's default
+    p = plan_actors(cpus, workers, 2, onnx=True, threads=threads)
     got = (
         p.actors,
         p.cpus_per_actor,
@@ -300,9 +301,10 @@ def test_plan_actors(cpus, workers, threads, lanes, want):
         p.decode_workers_per_actor,
     )
     assert got == want
-    if threads is None:  # actors x lanes x threads fit the cores
+    if threads in (None, 2):  # actors x lanes x threads fit the cores
         assert p.actors * p.lanes_per_actor * p.onnx_threads_per_lane <= sum(cpus)
-    assert plan_actors(cpus, workers, 2, onnx=False).onnx_threads_per_lane is None
+    spectrum = plan_actors(cpus, workers, 2, onnx=False)
+    assert (spectrum.onnx_threads_per_lane, spectrum.lanes_per_actor) == (None, 1)
 
 
 def test_plan_refuses_more_actors_than_cpus():
