@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--fp32", type=Path, default=Path("models/default.onnx"))
     ap.add_argument("--int8", type=Path, default=Path("models/default-int8.onnx"))
     ap.add_argument("--batches", default="64,256")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="1,2", help="ONNX Runtime thread counts, e.g. 1,2")
     ap.add_argument("--seconds", type=float, default=10.0, help="per model and batch size")
     ap.add_argument(
         "--photos",
@@ -109,12 +109,15 @@ def main() -> None:
     if len(args.refs) != len(args.bench):
         ap.error("give one --refs per --bench")
     models = {"default": args.fp32, "default-int8": args.int8}
+    batches = [int(b) for b in args.batches.split(",")]
     res: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor()},
         "sizes_bytes": {k: p.stat().st_size for k, p in models.items()},
-        "speed": speed(
-            models, [int(b) for b in args.batches.split(",")], args.threads, args.seconds
-        ),
+        "speed": [
+            row
+            for t in args.threads.split(",")
+            for row in speed(models, batches, int(t), args.seconds)
+        ],
         "parity": parity(models, args.photos, args.parity_views),
         "benchmarks": {},
     }
