@@ -191,7 +191,9 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def settings(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's options, parsed: what :func:`one_size` and :func:`crossover` take
+    (benchmarks/performance.py passes its own)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated N")
     ap.add_argument("--dim", type=int, default=default_dim(), help="default: the extractor's")
@@ -205,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "gallery_index.json")
     args = ap.parse_args(argv)
     args.ef_search = [int(x) for x in args.ef_search.split(",")]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = settings(argv)
     sizes = [int(float(x)) for x in args.sizes.split(",") if x]
     if args.threads:
         import faiss

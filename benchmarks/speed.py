@@ -9,6 +9,9 @@ Measures on the same batches and the same machine:
 
     python benchmarks/speed.py --model models/default.json \
         --checkpoint runs/default/train/extractor.pt --out docs/results/speed.json
+
+Without --checkpoint, torch runs the weights read back from the ONNX file
+(``torch_twin``). benchmarks/performance.py reuses these functions for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +39,63 @@ def _rate(fn, n_items: int, seconds: float) -> float:
     return n / (time.perf_counter() - t)
 
 
-def ort_vs_torch(card: Path, ckpt: Path | None, batch: int, threads: int, seconds: float) -> dict:
+def torch_twin(card: Path) -> Any:
+    """The extractor of an exported model card as a torch eager module, with the weights
+    read back from its ONNX file (no checkpoint needed): the training code's module
+    (``fpattr.training``), batch norms set to the identity plus the bias the export
+    folded into each convolution. :func:`ort_vs_torch` checks it against ONNX Runtime."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from fpattr.training.hybrid import FusedExtractor
+    from fpattr.training.model import Extractor, ExtractorConfig
+
+    c = json.loads(Path(card).read_text())
+    graph = onnx.load(str(Path(card).parent / c["file"])).graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    model: Any = Extractor(ExtractorConfig(**c["architecture"]))
+    if c.get("fusion"):
+        f = c["fusion"]
+        model = FusedExtractor(model, f["theta"], f.get("pool", 2), f.get("radial_weight", 1.0))
+    modules = dict(model.named_modules())
+    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    unset = {k for k, t in model.named_parameters()}
+    with torch.no_grad():
+        for name, arr in weights.items():
+            if name.endswith(".weight_bias"):  # a conv's folded batch norm: its bias
+                conv = name.removesuffix(".weight_bias")
+                parent, _, last = conv.rpartition(".")
+                norm = {"c1": "b1", "c2": "b2"}.get(last) or str(int(last) + 1)
+                bn = modules[f"{parent}.{norm}"]
+                bn.weight.fill_(1.0)
+                bn.bias.copy_(torch.from_numpy(arr.copy()))
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0)
+                bn.eps = 0.0
+                unset -= {f"{parent}.{norm}.weight", f"{parent}.{norm}.bias"}
+            elif name in tensors:
+                t = tensors[name]
+                t.copy_(torch.from_numpy(arr.copy()).reshape(t.shape))
+                unset.discard(name)
+    if unset:
+        raise ValueError(f"{card}: no weights in the ONNX file for {sorted(unset)[:5]}")
+    return model.eval()
+
+
+def ort_vs_torch(
+    card: Path,
+    ckpt: Path | None,
+    batch: int,
+    threads: int,
+    seconds: float,
+    views: np.ndarray | None = None,
+) -> dict:
+    """ONNX Runtime and torch eager views/s on the same batch (``views``, else random),
+    ``threads`` each. Torch runs the checkpoint when given, else :func:`torch_twin`; it
+    is left out when torch is not installed."""
+    import importlib.util
+
     import onnxruntime as ort
 
     c = json.loads(card.read_text())
@@ -45,30 +105,45 @@ def ort_vs_torch(card: Path, ckpt: Path | None, batch: int, threads: int, second
         str(card.parent / c["file"]), so, providers=["CPUExecutionProvider"]
     )
     size = c["input"]["size"]
-    x = np.random.default_rng(0).random((batch, size, size, 3), dtype=np.float32)
+    if views is None:
+        views = np.random.default_rng(0).random((batch, size, size, 3), dtype=np.float32)
+    x = np.ascontiguousarray(views[:batch], dtype=np.float32)
     out = {
-        "batch_views": batch,
+        "batch_views": len(x),
         "threads": threads,
-        "onnxruntime_views_per_s": _rate(lambda: sess.run(None, {"views": x}), batch, seconds),
+        "onnxruntime_views_per_s": _rate(lambda: sess.run(None, {"views": x}), len(x), seconds),
     }
-    if ckpt is not None and ckpt.is_file():
-        import torch
+    if importlib.util.find_spec("torch") is None:
+        return out
+    import torch
 
+    torch.set_num_threads(threads)
+    if ckpt is not None and ckpt.is_file():
         from fpattr.training.export import load_extractor
 
-        torch.set_num_threads(threads)
-        model = load_extractor(ckpt)
-        xt = torch.from_numpy(x)
+        model, out["torch_weights"] = load_extractor(ckpt), str(ckpt)
+    else:
+        model, out["torch_weights"] = torch_twin(card), f"{card.parent / c['file']} (read back)"
+    xt = torch.from_numpy(x)
 
-        def run() -> None:
-            with torch.no_grad():
-                model(xt)
+    def run() -> Any:
+        with torch.no_grad():
+            return model(xt)
 
-        out["torch_eager_views_per_s"] = _rate(run, batch, seconds)
-        out["ratio_ort_over_torch"] = (
-            out["onnxruntime_views_per_s"] / out["torch_eager_views_per_s"]
-        )
+    a, b = sess.run(None, {"views": x})[0], run().numpy()
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    out["parity_min_cosine"] = float(cos.min())
+    out["torch_eager_views_per_s"] = _rate(run, len(x), seconds)
+    out["ratio_ort_over_torch"] = out["onnxruntime_views_per_s"] / out["torch_eager_views_per_s"]
     return out
+
+
+def help_seconds(n: int = 5) -> float:
+    """Mean wall time of ``fpattr --help`` in a fresh interpreter."""
+    t = time.perf_counter()
+    for _ in range(n):
+        subprocess.run([sys.executable, "-m", "fpattr", "--help"], capture_output=True)
+    return (time.perf_counter() - t) / n
 
 
 def make_images(folder: Path, n: int, size: int) -> None:
@@ -77,12 +152,26 @@ def make_images(folder: Path, n: int, size: int) -> None:
     write_generator_images(folder, "checker", n=n, size=size, seed=1)
 
 
+#: Peak RSS of the process itself, in KiB: VmHWM, which exec resets (``ru_maxrss`` keeps
+#: the forking parent's peak across exec on Linux, so a big benchmark process would read
+#: as the child's memory); ``ru_maxrss`` where there is no /proc.
+_PEAK_RSS = (
+    "def _peak():\n"
+    "    try:\n"
+    "        with open('/proc/self/status') as f:\n"
+    "            return next(int(x.split()[1]) for x in f if x.startswith('VmHWM'))\n"
+    "    except (OSError, StopIteration):\n"
+    "        import resource\n"
+    "        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+)
+
+
 def attribute_run(folder: Path, gallery: Path, env: dict) -> dict:
     code = (
-        "import resource, runpy, sys; sys.argv = ['fpattr'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('fpattr', run_name='__main__')\n"
-        "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-        " file=sys.stderr)\n"
+        "import runpy, sys; sys.argv = ['fpattr'] + sys.argv[1:]\n"
+        + _PEAK_RSS
+        + "try:\n    runpy.run_module('fpattr', run_name='__main__')\n"
+        "finally:\n    print('MAXRSS', _peak(), file=sys.stderr)\n"
     )
     t = time.perf_counter()
     r = subprocess.run(
@@ -179,10 +268,7 @@ def main() -> None:
     res["pure_inference_images_per_s"] = pure
     res["end_to_end_images_per_s"] = e2e
     res["pipeline_overhead"] = 1 - e2e / pure if pure else None
-    t = time.perf_counter()
-    for _ in range(5):
-        subprocess.run([sys.executable, "-m", "fpattr", "--help"], capture_output=True)
-    res["help_seconds"] = (time.perf_counter() - t) / 5
+    res["help_seconds"] = help_seconds(5)
     text = json.dumps(res, indent=2)
     print(text)
     if args.out:

@@ -40,16 +40,29 @@ def attribute(folder: Path, gallery: Path, backbone: str) -> float:
     return float(json.loads(r.stdout.splitlines()[-1])["images_per_second"])
 
 
-def ort_views_per_s(backbone: str, n_views: int, seconds: float) -> float:
+def ort_views_per_s(
+    backbone: str,
+    n_views: int,
+    seconds: float,
+    *,
+    threads: int = 1,
+    views: np.ndarray | None = None,
+) -> float:
+    """Views/s of the backbone alone on batches of ``n_views`` (of ``views``, cycled, else
+    one random batch) with ``threads`` ONNX Runtime threads (1: the attribute default)."""
     from fpattr.backbones.resolve import create_backbone
 
-    bb = create_backbone(backbone, threads=1)  # attribute's split: 1 inference + 2 decode
-    x = np.random.default_rng(0).random((64, bb.input_size, bb.input_size, 3), np.float32)
-    bb.embed(x)
+    bb = create_backbone(backbone, threads=threads)
+    if views is None:
+        size = bb.input_size
+        views = np.random.default_rng(0).random((n_views, size, size, 3), np.float32)
+    batches = [views[i : i + n_views] for i in range(0, len(views) - n_views + 1, n_views)]
+    bb.embed(batches[0])
     t, n = time.perf_counter(), 0
     while time.perf_counter() - t < seconds:
-        bb.embed(x)
-        n += len(x)
+        for x in batches:
+            bb.embed(x)
+            n += len(x)
     return n / (time.perf_counter() - t)
 
 
