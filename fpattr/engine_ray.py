@@ -374,24 +374,40 @@ def _quiet_ray(notify: Callable[[str], None]) -> None:
 
 def _init(ray: Any, address: str | None) -> None:
     """``ray.init``: join ``address`` or start a local cluster (never the one named by
-    ``RAY_ADDRESS``: ``--ray-address auto`` joins that), keeping fpattr's signal handlers
-    (Ray replaces SIGTERM's with a plain exit, which would skip closing the outputs)."""
+    ``RAY_ADDRESS``: ``--ray-address auto`` joins that).
+
+    Uninterrupted: a Ctrl-C or SIGTERM in the middle of it would leave the processes it
+    had started running with no one to stop them; the signal is delivered once it returns,
+    and the caller shuts the cluster down. Ray would replace fpattr's SIGTERM handler with
+    a plain exit (skipping the closing of outputs): it is not let to, and fpattr's handlers
+    are put back in any case.
+    """
+    from ray._private import utils as ray_utils
+
+    from fpattr.io.atomic import uninterrupted
+
     main = threading.current_thread() is threading.main_thread()
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    set_sigterm = getattr(ray_utils, "set_sigterm_handler", None)
+    if set_sigterm is not None:
+        ray_utils.set_sigterm_handler = lambda handler: None
     try:
-        if address:
-            _check_reachable(address)
-            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-        else:
-            ray.init(
-                address="local",
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.ERROR,
-            )
+        with uninterrupted():
+            if address:
+                _check_reachable(address)
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
     except ConnectionError as exc:
         raise UsageError(f"cannot join the Ray cluster at {address}: {exc}") from exc
     finally:
+        if set_sigterm is not None:
+            ray_utils.set_sigterm_handler = set_sigterm
         for signum, handler in saved.items():
             if handler is not None:
                 signal.signal(signum, handler)
@@ -452,11 +468,11 @@ class RayEngine:
 
         ray = require_ray()
         started = not ray.is_initialized()
-        if started:
-            _init(ray, address)
         notify = notify or (lambda msg: None)
-        _quiet_ray(notify)
         try:
+            if started:
+                _init(ray, address)
+            _quiet_ray(notify)
             threads = parse_opts(backbone_opt).get("threads")
             plan = plan_actors(
                 [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")],
@@ -466,7 +482,7 @@ class RayEngine:
                 threads=int(threads) if threads is not None else None,
             )
         except BaseException:
-            if started:
+            if started and ray.is_initialized():  # a signal held during _init lands here
                 ray.shutdown()
             raise
         cluster = "connected" if not started else ("joined" if address else "started")

@@ -232,6 +232,51 @@ def test_a_killed_worker_is_redone(address, world, tmp_path):
     assert "a Ray worker was lost" in stderr
 
 
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+def test_ctrl_c_while_the_cluster_starts_leaves_no_ray_process(world, tmp_path):
+    """Ctrl-C in the middle of starting the local cluster: it is held until the start is
+    done, then the cluster is shut down (no orphaned Ray process) and the run exits 130."""
+    out = tmp_path / "r.jsonl"
+    cmd = _args(world, "--engine", "ray", "-o", out)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=_env_without_ray_address())
+    started: set[int] = set()  # every process the run started, seen by polling
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            kids = _descendants(proc.pid)
+            started |= set(kids)
+            if any(b"raylet" in _cmdline(k) for k in kids):
+                break  # the cluster is being started: its node manager is up
+            time.sleep(0.01)
+        assert not out.exists(), "the cluster was up before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        while proc.poll() is None and time.monotonic() < deadline:
+            started |= set(_descendants(proc.pid))
+            time.sleep(0.01)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr.decode()
+    time.sleep(3)  # ray.shutdown has signalled them; let them go
+    assert not [pid for pid in started if _alive(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_unreachable_address_is_a_usage_error_at_once(world):
     """Ray retries a dead address for minutes; fpattr refuses it in seconds (exit 2)."""
     cmd = _args(world, "--engine", "ray", "--ray-address", "127.0.0.1:1")
