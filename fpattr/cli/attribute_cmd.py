@@ -71,8 +71,8 @@ def attribute(
         "--ray-workers",
         min=1,
         help="With --engine ray: actors, one Session each, at most one per cluster CPU "
-        "(default: one per CPU). Each gets an equal share of whole CPUs and as many ONNX "
-        "Runtime threads; the manifest records the plan.",
+        "(default: one per CPU). Each reserves an equal share of whole CPUs and sizes its "
+        "inference (lanes x ONNX Runtime threads) to it; the manifest records the plan.",
     ),
 ) -> None:
     """Attribute every image to its most likely source models, or "unknown".
