@@ -535,7 +535,9 @@ class RayEngine:
         return WorkerSpec(
             backbone=backbone,
             backbone_opt=opts,
-            device=device,
+            # actors reserve no GPU (Ray hides the devices from them): say CPU, so ONNX
+            # Runtime never tries a GPU provider there ("cuda" is refused in start)
+            device="cpu" if device == "auto" else device,
             gallery=None if gallery is None else str(gallery),
             settings=dict(asdict(worker_settings)),
             cpus=self.plan.cpus_per_actor,
