@@ -33,14 +33,16 @@ from fpattr.views import ViewBatcher, make_views
 THUMB_SIDE = 96
 
 #: Intra-op threads of an ONNX Runtime backbone by default (``--backbone-opt threads=N``
-#: overrides it): one per batch, with one batch in flight per core
-#: (:func:`inference_lanes`). Measured on 2 cores (960 PNGs of 128 px, 4 views of 64 px,
-#: batch 64, docs/performance.md): ONNX Runtime alone runs these views at ~500 images/s
-#: with 2 threads and ~255 with 1; end to end ``fpattr attribute`` ran 197 images/s with
-#: the old split (1 inference thread beside 2 decode threads), 344 with 2 intra-op threads
-#: in one lane and 382-391 with 2 lanes of 1 thread. Lanes need no barrier between
-#: threads, so a decode thread that takes a core stalls one batch, not both threads of
-#: one, and ORT's spinning threads do not compete with the decoders.
+#: overrides it): one per batch, with one batch in flight per core (:func:`inference_lanes`).
+#: Measured on 2 cores, quiet machine (960 PNGs of 128 px, 4 views of 64 px, batch 64;
+#: docs/performance.md): ONNX Runtime alone runs those views at 520-536 images/s. End to
+#: end, ``fpattr attribute`` with defaults ran 196 images/s before (1 ONNX Runtime thread,
+#: the other core left to 2 decode threads, inference and the caller's work in turn:
+#: 0.41 of inference alone) and 344-377 now (0.70-0.72); ``threads=2`` (one batch at a
+#: time on both cores) 294 before, 303-344 now. Lanes need no barrier between threads, so
+#: a decode thread that takes a core delays one batch instead of stalling both threads of
+#: one. The rest of the gap is CPU: the cores are saturated (5.1 ms of CPU per image end
+#: to end against 3.8 for inference alone: decoding, views, metadata, decision, output).
 ONNX_THREADS = 1
 #: CPUs this process may use for inference lanes; None: ``os.cpu_count()``. A Ray actor
 #: sets its share of the node (fpattr.engine_ray), so actors x lanes fit the node's cores.
