@@ -19,7 +19,10 @@ BINOMIAL5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], dtype=np.float32) / 16.0
 
 def to_gray(x: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) -> (..., H, W) luma (ITU-R BT.601 weights)."""
-    return (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114).astype(np.float32)
+    # copy=False: float32 input already gives a fresh float32 array (no second copy)
+    return (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114).astype(
+        np.float32, copy=False
+    )
 
 
 def lowpass(x: np.ndarray) -> np.ndarray:

@@ -111,7 +111,21 @@ def to_jsonable(obj: Any) -> Any:
     ``json.dumps`` would write ``NaN``, which is not JSON and breaks ``jq`` and
     most non-Python parsers; numpy float32/int64 are not serializable at all.
     """
-    if obj is None or isinstance(obj, bool):
+    # Fast paths for the exact built-in types a result is made of (every result of a run
+    # passes here): the same values as the general branches below, fewer checks. An ASCII
+    # string holds no surrogate.
+    t = type(obj)
+    if t is str:
+        return obj if obj.isascii() else escape_surrogates(obj)
+    if t is float:
+        return obj if math.isfinite(obj) else None
+    if t is dict:
+        return _dict_jsonable(obj)
+    if t is list:
+        return [to_jsonable(v) for v in obj]
+    if obj is None or t is bool or t is int:
+        return obj
+    if isinstance(obj, bool):
         return obj
     if isinstance(obj, str):
         return escape_surrogates(obj)
@@ -120,18 +134,34 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, float):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            key = escape_surrogates(str(k))
-            if isinstance(v, bytes):
-                v = v.decode("utf-8", errors="surrogateescape")
-            out[key] = to_jsonable(v)
-            if isinstance(v, str) and has_surrogates(v) and f"{key}_bytes_hex" not in obj:
-                out[f"{key}_bytes_hex"] = raw_bytes(v).hex()
-        return out
+        return _dict_jsonable(obj)
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     return to_jsonable(json_default(obj))
+
+
+def _dict_jsonable(obj: Mapping[Any, Any]) -> dict[str, Any]:
+    """:func:`to_jsonable` of a mapping: keys as text, a ``key_bytes_hex`` sibling for a
+    string value holding undecodable bytes."""
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if type(k) is str and k.isascii():
+            key = k
+        else:
+            key = escape_surrogates(str(k))
+        tv = type(v)
+        if tv is str and v.isascii():  # the common case: no surrogates, nothing to add
+            out[key] = v
+            continue
+        if tv is float or tv is int or tv is bool or v is None:
+            out[key] = v if tv is not float or math.isfinite(v) else None
+            continue
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", errors="surrogateescape")
+        out[key] = to_jsonable(v)
+        if isinstance(v, str) and has_surrogates(v) and f"{key}_bytes_hex" not in obj:
+            out[f"{key}_bytes_hex"] = raw_bytes(v).hex()
+    return out
 
 
 def dumps(obj: Any, *, indent: int | None = None, compact: bool = True) -> str:

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from fpattr.report.base import dumps, strip_result, to_jsonable
+from fpattr.report.base import PRIVATE_RESULT_KEYS, dumps, strip_result, to_jsonable
 
 
 class JsonWriter:
@@ -69,9 +69,12 @@ class JsonlWriter:
     def write(self, result: dict) -> None:
         if self._closed:
             raise RuntimeError("report writer is closed")
-        stripped = strip_result(result)
-        stripped.pop("type", None)
-        self._line({"type": "result", **stripped})
+        # one copy (not strip, pop, merge): the same keys, in the same order
+        record: dict[str, Any] = {"type": "result"}
+        for k, v in result.items():
+            if k not in PRIVATE_RESULT_KEYS and k != "type":
+                record[k] = v
+        self._line(record)
 
     def close(self, summary: dict) -> None:
         if self._closed:

@@ -190,3 +190,29 @@ def test_natural_photo_crops_are_not_flat():
 def test_padded_tiny_image_with_texture_still_has_signal():
     _, info = make_views(_img(8, 8), 64, 4)
     assert info["padded"] and info["effective_views"] == 1 and info["flat_views"] == 0
+
+
+def _padded_view_signal(views: np.ndarray) -> np.ndarray:
+    """view_signal as first written: the whole padded residual, then the border cut off."""
+    from fpattr.signal import residual, to_gray
+
+    r = residual(to_gray(views.astype(np.float32, copy=False)))
+    if min(r.shape[1:]) > 8:
+        r = r[:, 2:-2, 2:-2]
+    return r.reshape(r.shape[0], -1).astype(np.float64).std(axis=1) * 255.0
+
+
+@pytest.mark.parametrize("side", [5, 8, 9, 10, 13, 32, 64, 65])
+def test_view_signal_bit_identical_to_the_padded_residual(side):
+    # the interior residual skips the padding: flat checks (and decisions) must not move
+    rng = np.random.default_rng(side)
+    cases = [
+        rng.random((4, side, side, 3), dtype=np.float32),
+        np.round(rng.random((3, side, side, 3)) * 255).astype(np.float32) / 255,  # 8-bit
+        np.zeros((1, side, side, 3), np.float32),
+        np.full((2, side, side, 3), 0.5, np.float32),
+        np.linspace(0, 1, side * side * 3, dtype=np.float32).reshape(1, side, side, 3),
+        rng.random((2, side, side, 3)),  # float64 views
+    ]
+    for views in cases:
+        assert view_signal(views).tobytes() == _padded_view_signal(views).tobytes()
