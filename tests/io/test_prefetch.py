@@ -180,3 +180,31 @@ def test_the_window_is_bounded_by_decoded_bytes_not_only_by_count(tmp_path):
         ahead.append(len(started) - (k + 1))
     assert len(started) == 40
     assert max(ahead) <= 4, ahead  # ~3 images of 4 MiB ahead, never 31
+
+
+def test_held_bytes_follows_loads_as_they_finish_and_are_taken():
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from fpattr.io.prefetch import _HeldBytes
+
+    held = _HeldBytes()
+    a, b, c, d = Future(), Future(), Future(), Future()
+    for f in (a, b, c):
+        held.track(f)
+    assert held.total(10.0) == 30.0  # all running: at the mean
+    a.set_result(SimpleNamespace(pixels=np.zeros(100, np.uint8)))
+    b.set_exception(RuntimeError("broken"))  # a failed load holds nothing
+    assert held.total(10.0) == 100 + 0 + 10.0
+    held.taken(a)
+    assert held.total(10.0) == 10.0
+    d.set_result(SimpleNamespace(pixels=np.zeros(7, np.uint8)))
+    held.track(d)  # already finished when tracked: counted at once
+    assert held.total(10.0) == 17.0
+    held.taken(c)  # taken before its callback ran: never counted afterwards
+    c.set_result(SimpleNamespace(pixels=np.zeros(50, np.uint8)))
+    held.taken(b)
+    held.taken(d)
+    assert held.total(10.0) == 0.0
