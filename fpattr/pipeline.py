@@ -41,8 +41,9 @@ THUMB_SIDE = 96
 #: 0.41 of inference alone) and 344-377 now (0.70-0.72); ``threads=2`` (one batch at a
 #: time on both cores) 294 before, 303-344 now. Lanes need no barrier between threads, so
 #: a decode thread that takes a core delays one batch instead of stalling both threads of
-#: one. The rest of the gap is CPU: the cores are saturated (5.1 ms of CPU per image end
-#: to end against 3.8 for inference alone: decoding, views, metadata, decision, output).
+#: one. The rest of the gap is CPU: the cores are saturated (4.8 ms of CPU per image end
+#: to end against 3.7 for inference alone, 5.1 before the flat check, the load-ahead
+#: window and the JSON writer were made cheaper: PNG decoding is ~0.3 ms of what is left).
 ONNX_THREADS = 1
 #: CPUs this process may use for inference lanes; None: ``os.cpu_count()``. A Ray actor
 #: sets its share of the node (fpattr.engine_ray), so actors x lanes fit the node's cores.
