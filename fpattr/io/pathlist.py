@@ -45,8 +45,10 @@ def read_path_list(source: str | os.PathLike[str]) -> list[str]:
         return _from_jsonl(name, data)
     if suffix == ".csv":
         return _from_csv(name, data)
-    # split on b"\n" only: "\r" and other bytes may be part of a name (a CRLF file: stripped)
-    return [os.fsdecode(line.removesuffix(b"\r")) for line in data.split(b"\n") if line]
+    # split on b"\n" only: "\r" and other bytes may be part of a name (a CRLF file: stripped).
+    # An empty line is passed over after the strip: "" would be Path(""), the current folder
+    lines = (line.removesuffix(b"\r") for line in data.split(b"\n"))
+    return [os.fsdecode(line) for line in lines if line]
 
 
 def _from_jsonl(name: str, data: bytes) -> list[str]:

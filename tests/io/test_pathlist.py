@@ -69,3 +69,10 @@ def test_cli_needs_inputs_and_a_readable_list(tmp_path):
     assert r.exit_code == 2 and "--files-from" in r.stderr
     r = run_cli(["attribute", "--files-from", tmp_path / "nope.txt", "-b", "spectrum"])
     assert r.exit_code == 2 and "cannot read --files-from" in r.stderr
+
+
+def test_empty_crlf_line_is_not_the_current_folder(tmp_path):
+    """A blank line of a CRLF list ("\r\n") is empty, not a path "" (Path("") is ".")."""
+    f = tmp_path / "list.txt"
+    f.write_bytes(b"a.png\r\n\r\nb.png\r\n\r\n")
+    assert read_path_list(f) == ["a.png", "b.png"]
