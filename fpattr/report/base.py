@@ -123,9 +123,7 @@ def to_jsonable(obj: Any) -> Any:
         return _dict_jsonable(obj)
     if t is list:
         return [to_jsonable(v) for v in obj]
-    if obj is None or t is bool or t is int:
-        return obj
-    if isinstance(obj, bool):
+    if obj is None or t is bool or t is int:  # bool has no subclasses: every bool ends here
         return obj
     if isinstance(obj, str):
         return escape_surrogates(obj)
