@@ -35,11 +35,11 @@ THUMB_SIDE = 96
 #: Intra-op threads of an ONNX Runtime backbone by default (``--backbone-opt threads=N``
 #: overrides it): one per batch, with one batch in flight per core (:func:`inference_lanes`).
 #: Measured on 2 cores, quiet machine (960 PNGs of 128 px, 4 views of 64 px, batch 64;
-#: docs/performance.md): ONNX Runtime alone runs those views at 520-536 images/s. End to
+#: docs/performance.md): ONNX Runtime alone runs those views at 520-563 images/s. End to
 #: end, ``fpattr attribute`` with defaults ran 196 images/s before (1 ONNX Runtime thread,
 #: the other core left to 2 decode threads, inference and the caller's work in turn:
-#: 0.41 of inference alone) and 344-377 now (0.70-0.72); ``threads=2`` (one batch at a
-#: time on both cores) 294 before, 303-344 now. Lanes need no barrier between threads, so
+#: 0.41 of inference alone) and 344-398 now (0.70-0.72); ``threads=2`` (one batch at a
+#: time on both cores) 294 before, 303-378 now. Lanes need no barrier between threads, so
 #: a decode thread that takes a core delays one batch instead of stalling both threads of
 #: one. The rest of the gap is CPU: the cores are saturated (4.8 ms of CPU per image end
 #: to end against 3.7 for inference alone, 5.1 before the flat check, the load-ahead
@@ -163,10 +163,10 @@ class Embedder:
     provenance this way, beside the decode instead of after the decision.
 
     Where the time goes (why the loop is shaped so): the decode threads load, make the
-    views (and thumbnails, metadata) of the next images; one inference thread runs the
-    backbone on a full batch while the caller decides and writes the results of the batch
-    before it. The caller's thread only batches and pools, so its per-image Python work
-    overlaps inference instead of adding to it.
+    views (and thumbnails, metadata) of the next images; inference threads (one per lane,
+    :func:`inference_lanes`) run the backbone on full batches while the caller decides and
+    writes the results of the batches before them. The caller's thread only batches and
+    pools, so its per-image Python work overlaps inference instead of adding to it.
     """
 
     def __init__(
