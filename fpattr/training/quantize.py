@@ -6,8 +6,9 @@ unsigned 8-bit activations (U8S8; ``onnxruntime.quantization.quantize_static``, 
 calibration on views of real photos). U8S8, not ONNX Runtime's default S8S8: on x86 its
 CPU provider fuses only some S8S8 Q/DQ-Conv patterns into QLinearConv, leaving the others
 as FP32 convolutions wrapped in (de)quantization, which ran *slower* than FP32 (0.87x on
-one thread); with U8S8 every screened convolution fused and the model ran 1.49x FP32
-(measured on the project's 2-core AVX-512 VNNI machine, see docs/benchmarks.md).
+one thread); with U8S8 every screened convolution fused and the model ran 1.46-1.54x FP32
+on one thread (batch 64, the project's 2-core AVX-512 VNNI machine: docs/results/int8.md,
+docs/performance.md).
 
 Not every node survives 8 bits: the residual filter subtracts a low-pass copy of the
 image, so 8-bit activations there erase the sub-LSB traces a generator leaves; the
