@@ -221,9 +221,7 @@ class _AttributeWorker:
         if spec.cpus is not None:  # inference lanes for this actor's share, not the node
             pipeline.PROCESS_CPUS = spec.cpus
         settings = Settings(**spec.settings)
-        bb = common.load_backbone(
-            spec.backbone, spec.backbone_opt, spec.device, decode_workers=settings.workers
-        )
+        bb = common.load_backbone(spec.backbone, spec.backbone_opt, spec.device)
         self.session = Session(bb, common.open_gallery(spec.gallery, bb), settings=settings)
         self.about.update(
             onnx_threads=getattr(bb, "threads", None),

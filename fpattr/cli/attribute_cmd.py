@@ -192,7 +192,7 @@ def run(
     elif not given:
         raise UsageError("give image files or folders, or --files-from FILE")
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
-    bb = common.load_backbone(backbone, backbone_opt, device, decode_workers=workers)
+    bb = common.load_backbone(backbone, backbone_opt, device)
     g = common.open_gallery(gallery, bb)
     settings = pipeline.Settings(
         top_k=top_k,

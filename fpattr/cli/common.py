@@ -120,21 +120,18 @@ def parse_opts(pairs: list[str] | None, flag: str = "--backbone-opt") -> dict[st
     return out
 
 
-def load_backbone(
-    name: str, opts: list[str] | None, device: str = "auto", decode_workers: int = 2
-) -> Any:
+def load_backbone(name: str, opts: list[str] | None, device: str = "auto") -> Any:
     """Create the backbone; ONNX backbones get the pipeline's default intra-op threads.
 
     :data:`fpattr.pipeline.ONNX_THREADS` (measured there) decides the split between
     inference and decoding, with :func:`fpattr.pipeline.inference_lanes`; the number of
-    decode threads (``decode_workers``, attribute's ``--workers``) no longer changes it.
+    decode threads (attribute's ``--workers``) does not change it.
     ``--backbone-opt threads=N`` overrides it.
     """
     from fpattr.backbones.onnx import is_onnx_backbone
     from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
     from fpattr.pipeline import ONNX_THREADS
 
-    del decode_workers  # kept for callers (the Ray engine passes it)
     options = parse_opts(opts)
     real = resolve_backbone_name(name)
     if device != "auto":

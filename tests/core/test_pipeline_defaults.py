@@ -32,7 +32,6 @@ def test_onnx_default_is_one_thread_per_lane_one_lane_per_core(card: Path) -> No
     assert ONNX_THREADS == 1
     bb = load_backbone("onnx", [f"model={card}"])
     assert bb.threads == ONNX_THREADS
-    assert load_backbone("onnx", [f"model={card}"], decode_workers=7).threads == ONNX_THREADS
     for cpus in (1, 2, 16):
         assert inference_lanes(bb, cpus=cpus) == cpus
 
