@@ -322,7 +322,12 @@ def train(
         max_train_models=cfg.max_train_models,
     )
     if len(split["train"]) < 2:
-        raise UsageError("the ablation left fewer than 2 training models")
+        knobs = [k for k in ("exclude_where", "max_train_models") if getattr(cfg, k) is not None]
+        raise UsageError(
+            f"{len(split['train'])} training model(s) left after the split"
+            + (f" and {', '.join(knobs)}" if knobs else "")
+            + "; need >= 2"
+        )
     train_zoo = zoo.subset(split["train"])
     log(
         f"zoo: {len(zoo.models)} models; train {len(split['train'])}, calib "

@@ -304,3 +304,9 @@ def test_ablation_knobs_shrink_only_the_training_split(tiny_zoo):
     assert small["val"] == base["val"] and small["calib"] == base["calib"]
     assert len(small["train"]) == 3 and set(small["train"]) <= set(base["train"])
     assert small == split_models(zoo, **kw, max_train_models=3)  # seeded
+
+
+def test_too_few_training_models_names_the_knob_that_left_them(tiny_zoo, tmp_path):
+    cfg = _cfg(tiny_zoo, tmp_path / "run", steps=1, max_train_models=1)
+    with pytest.raises(UsageError, match=r"1 training model\(s\) left .* max_train_models"):
+        train(cfg, log=lambda s: None)
