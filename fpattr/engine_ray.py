@@ -128,8 +128,9 @@ def plan_actors(
     t: int | None = None
     n_lanes = 1  # a backbone other than ONNX Runtime runs one batch at a time
     if onnx:
-        t = threads or min(per, ONNX_THREADS)
-        n_lanes = max(1, per // t)
+        t = threads if threads is not None else min(per, ONNX_THREADS)
+        # threads=0 is ONNX Runtime's own default (every core): one lane, as inference_lanes
+        n_lanes = max(1, per // t) if t >= 1 else 1
     return Plan(
         nodes=len(cpus),
         cluster_cpus=total,

@@ -286,6 +286,7 @@ def test_onnx_threads_times_actors_fit_the_cores(cluster, tmp_path, monkeypatch)
         ([8, 4], 3, 2, (3, 4, 2, 2, 2)),  # threads=2: 2 lanes of 2 in 4 CPUs
         ([16, 2], 2, None, (2, 8, 1, 8, 2)),  # both fit on the big node: never span
         ([2], 2, 3, (2, 1, 3, 1, 1)),  # the user's threads are kept (and noted)
+        ([2], 1, 0, (1, 2, 0, 1, 2)),  # threads=0 (ORT's every core) as given: one lane
     ],
 )
 def test_plan_actors(cpus, workers, threads, want):
