@@ -24,7 +24,7 @@ temporary folder (three fake generators, a gallery of them):
 Writes OUT/results/performance.json, OUT/figures/perf_collection.png,
 OUT/figures/perf_gallery.png and OUT/performance.md (the whole page). Throughputs are
 the best of interleaved rounds (the least disturbed on a shared machine); medians are in
-the JSON. Run on a quiet machine (about 6 minutes on 2 cores); ``--quick`` runs tiny
+the JSON. Run on a quiet machine (3 to 4 minutes on 2 cores); ``--quick`` runs tiny
 sizes to check the script, not figures to publish.
 """
 
