@@ -9,8 +9,9 @@ are released in input order and go to the same :class:`fpattr.report.outputs.Out
 writers as a local run (so Ctrl-C, ``--resume`` and the output formats behave the same).
 
 :class:`RayEngine` joins or starts the cluster and plans the actors before the run
-manifest is written (:func:`plan_actors`: actors x ONNX Runtime threads never exceed a
-node's CPUs); the manifest records the plan and the summary what each actor ran with.
+manifest is written (:func:`plan_actors`: actors x inference lanes x ONNX Runtime threads
+never exceed a node's CPUs unless ``--backbone-opt threads=N`` asks for more); the manifest
+records the plan and the summary what each actor ran with.
 
 Failures: an actor never raises. A file that fails is a result with its reason, as in a
 local run; an actor that cannot open the backbone or gallery (or hits a bug) returns a
