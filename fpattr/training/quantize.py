@@ -52,7 +52,6 @@ from fpattr.views import make_views
 #: 0.999 with convolutions only on runs/realbench): their input ranges on generated images
 #: exceed those of the calibration photos. They hold < 15 % of the weights and little compute.
 DEFAULT_OPS = ("Conv",)
-CANDIDATE_OPS = ("Conv", "Gemm", "MatMul")
 #: A node quantized alone must keep every screening view's embedding this close to FP32.
 NODE_MIN_COSINE = 0.999
 #: The whole INT8 model must keep every held-out view's embedding this close to FP32.
