@@ -12,9 +12,10 @@ RUN=${RUN:-runs/v2pilot}
 STEPS=${STEPS:-3000}
 THREADS=${THREADS:-2}
 OUT=${OUT:-$RUN/ablation}
-VARIANTS=${VARIANTS:-no_new_families half_zoo l2_only v1_processing views64 size60}
+VARIANTS=${VARIANTS:-no_new_families l2_only size60 v1_processing views64 half_zoo}
 NEW='[{"family":"ldm_vae"},{"family":"vqgan"},{"family":"dit_patch"},{"family":"stylegan2"},{"family":"stylegan3"},{"family":"biggan"},{"family":"sr_cascade"}]'
 NOT_L2='[{"loss":"l1"},{"loss":"l1_perceptual"},{"loss":"l1_perceptual_adv"}]'
+command -v fpattr >/dev/null || { echo "fpattr is not on PATH: activate the venv" >&2; exit 2; }
 mkdir -p "$OUT/models"
 for v in $VARIANTS; do
   case $v in
@@ -26,9 +27,12 @@ for v in $VARIANTS; do
     size60) SET=(--set max_train_models=60) ;;             # size control for no_new_families
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
+  # a finished variant (exported) is skipped: rerunning train on it would redo its final
+  # evaluation and fusion fit for nothing
+  [ -f "$OUT/models/$v.json" ] && { echo "== $v done"; continue; }
   echo "== $v $(date -u +%H:%M:%S)"
   fpattr train "$RUN/zoo" --out "$OUT/$v" --preset v2 --steps "$STEPS" --threads "$THREADS" \
     --seed 0 --device cpu -q "${SET[@]}"
-  [ -f "$OUT/models/$v.json" ] || fpattr export "$OUT/$v" --out "$OUT/models" --name "$v" --fuse-spectrum
+  fpattr export "$OUT/$v" --out "$OUT/models" --name "$v" --fuse-spectrum
 done
 echo "== done $(date -u +%H:%M:%S)"
