@@ -50,6 +50,21 @@ ONNX_THREADS = 1
 PROCESS_CPUS: int | None = None
 
 
+def open_backbone(name: str | None = "auto", **options: Any) -> Backbone:
+    """A registered backbone by name, an ONNX one with :data:`ONNX_THREADS` intra-op threads
+    unless ``threads=`` is given: the one default the CLI and :meth:`Session.open` share.
+
+    Raises :class:`fpattr.errors.BackboneError` as ``create_backbone`` does.
+    """
+    from fpattr.backbones.onnx import is_onnx_backbone
+    from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
+
+    real = resolve_backbone_name(name)
+    if is_onnx_backbone(real):
+        options.setdefault("threads", ONNX_THREADS)
+    return create_backbone(real, **options)
+
+
 def inference_lanes(backbone: Backbone, cpus: int | None = None) -> int:
     """Batches :class:`Embedder` runs through ``backbone`` at once, each in its own thread.
 

@@ -95,14 +95,9 @@ class Session:
         An ONNX backbone gets the CLI's default intra-op threads
         (:data:`fpattr.pipeline.ONNX_THREADS`) unless ``threads=`` is given.
         """
-        from fpattr.backbones.onnx import is_onnx_backbone
-        from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
-        from fpattr.pipeline import ONNX_THREADS
+        from fpattr.pipeline import open_backbone
 
-        name = resolve_backbone_name(backbone)
-        if is_onnx_backbone(name):
-            backbone_options.setdefault("threads", ONNX_THREADS)
-        bb = create_backbone(name, **backbone_options)
+        bb = open_backbone(backbone, **backbone_options)
         g = Gallery.load(Path(gallery).expanduser()) if gallery is not None else None
         return cls(bb, g, settings=settings)
 

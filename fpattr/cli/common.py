@@ -129,8 +129,8 @@ def load_backbone(name: str, opts: list[str] | None, device: str = "auto") -> An
     ``--backbone-opt threads=N`` overrides it.
     """
     from fpattr.backbones.onnx import is_onnx_backbone
-    from fpattr.backbones.resolve import create_backbone, resolve_backbone_name
-    from fpattr.pipeline import ONNX_THREADS
+    from fpattr.backbones.resolve import resolve_backbone_name
+    from fpattr.pipeline import open_backbone
 
     options = parse_opts(opts)
     real = resolve_backbone_name(name)
@@ -139,9 +139,7 @@ def load_backbone(name: str, opts: list[str] | None, device: str = "auto") -> An
             raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
         if is_onnx_backbone(real):
             options.setdefault("providers", device)
-    if is_onnx_backbone(real):
-        options.setdefault("threads", ONNX_THREADS)
-    return create_backbone(real, **options)
+    return open_backbone(real, **options)
 
 
 def gallery_path(spec: str | None, backbone_name: str) -> Path:
