@@ -49,16 +49,20 @@ def make_world(root: Path, images: int, size: int) -> tuple[Path, Path]:
 def timed_run(folder: Path, gallery: Path, extra: list[str]) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "fpattr", "attribute", str(folder), "-g", str(gallery)]
     cmd += ["-f", "jsonl", "-q", *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
     arrivals: list[tuple[float, dict[str, Any]]] = []
-    for line in proc.stdout:
-        arrivals.append((time.perf_counter() - t0, json.loads(line)))
-    stderr = proc.stderr.read() if proc.stderr else ""
-    if proc.wait() != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {stderr[-1500:]}")
-    wall = time.perf_counter() - t0
+    # stderr to a file, not a pipe: stdout is read line by line (arrival times), and a run
+    # writing more than a pipe buffer to an unread stderr pipe would block for ever
+    with tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            arrivals.append((time.perf_counter() - t0, json.loads(line)))
+        rc = proc.wait()
+        wall = time.perf_counter() - t0
+        if rc != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed: {err.read()[-1500:]}")
     results = [t for t, x in arrivals if x["type"] == "result"]
     summary = arrivals[-1][1]
     # once running: a ray run from its first batch begun to its last result (summary's
