@@ -57,6 +57,12 @@ def main() -> None:
     ap.add_argument("--public", type=Path)
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the figures of cards already in --out (same card file) and evaluate only "
+        "the new variants (the images, references and seeded pairs are the same)",
+    )
     args = ap.parse_args()
     if "public-generators" in str(args.real or ""):
         raise SystemExit("--real is the project's own benchmark, not the public generators")
@@ -71,21 +77,32 @@ def main() -> None:
     if args.v1:
         cards["v1"] = args.v1
     conditions = [c for c in args.conditions.split(",") if c]
+    prev: dict = {}
+    if args.reuse and args.out and args.out.is_file():
+        prev = json.loads(args.out.read_text())
+    kept = {k for k, v in prev.get("cards", {}).items() if cards.get(k) == Path(v)}
+    todo = {k: v for k, v in cards.items() if k not in kept}
     res: dict = {"command": " ".join(sys.argv), "cards": {k: str(v) for k, v in cards.items()}}
     res["train_models"] = {k: train_models(r) for k, r in runs.items()}
     with tempfile.TemporaryDirectory() as tmp:
         benches = held_out_benches(args.run / "train", Path(tmp))
-        res["synthetic"] = {
+        res["synthetic"] = {k: prev["synthetic"][k] for k in kept} | {
             name: {
                 split: summary(_runs(evaluate(b, 5, "onnx", [f"--backbone-opt=model={card}"]))[0])
                 for split, b in benches.items()
             }
-            for name, card in cards.items()
+            for name, card in todo.items()
         }
     res["benchmarks"] = {}
     for label, bench, refs in (("real", args.real, 10), ("public", args.public, 5)):
-        if bench:
-            res["benchmarks"][label] = run_bench(bench, refs, cards, conditions)
+        if not bench:
+            continue
+        old = prev.get("benchmarks", {}).get(label, {})
+        new = run_bench(bench, refs, todo, conditions, spectrum=not old) if todo else {}
+        res["benchmarks"][label] = {
+            c: [r for r in old.get(c, []) if r["backbone"] in kept | {"spectrum"}] + new.get(c, [])
+            for c in conditions
+        }
     res["seconds"] = round(time.perf_counter() - t0, 1)
     print(table(res))
     if args.out:
