@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 from pathlib import Path
 
 from fpattr.errors import UsageError
+from fpattr.io.jsonlines import json_objects
 
 __all__ = ["read_path_list"]
 
@@ -53,15 +53,8 @@ def read_path_list(source: str | os.PathLike[str]) -> list[str]:
 
 def _from_jsonl(name: str, data: bytes) -> list[str]:
     out: list[str] = []
-    for i, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            obj = None
-        if not isinstance(obj, dict):
-            raise UsageError(f"--files-from {name!r} line {i}: not a JSON object")
+    bad = lambda i: f"--files-from {name!r} line {i}: not a JSON object"  # noqa: E731
+    for i, obj in json_objects(data.split(b"\n"), bad):
         if obj.get("type") in ("manifest", "summary"):
             continue  # an fpattr results file: only its result lines name inputs
         raw = obj.get("path_bytes_hex")

@@ -10,7 +10,6 @@ record from a graceful stop; :func:`read_jsonl` reads such a file back for
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -110,7 +109,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> JsonlContent:
     it is reported in ``partial_tail`` and left out. Any other line that is not a JSON
     object raises :class:`fpattr.errors.UsageError`: the file is not a fpattr report.
     """
-    from fpattr.errors import UsageError
+    from fpattr.io.jsonlines import json_objects
 
     content = JsonlContent()
     with open(path, "rb") as f:
@@ -118,16 +117,8 @@ def read_jsonl(path: str | os.PathLike[str]) -> JsonlContent:
     tail = raw.pop()  # b"" when the file ends with a newline
     if tail.strip():
         content.partial_tail = True
-    for i, line in enumerate(raw, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            obj = None
-        if not isinstance(obj, dict):
-            raise UsageError(
-                f"{os.fspath(path)!r} line {i} is not a JSON object: not a fpattr jsonl report"
-            )
-        content.lines.append(obj)
+    bad = lambda i: (  # noqa: E731
+        f"{os.fspath(path)!r} line {i} is not a JSON object: not a fpattr jsonl report"
+    )
+    content.lines.extend(obj for _, obj in json_objects(raw, bad))
     return content
