@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -47,3 +48,27 @@ def enrolled(world: dict[str, Path]) -> dict[str, Path]:
         )
         assert r.exit_code == 0, r.output
     return world
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Any:
+    """A 2-CPU local Ray cluster for one test module (start-up takes seconds); its GCS address.
+
+    Ray replaces the SIGINT/SIGTERM handlers when it starts: the CLI tests need fpattr's.
+    """
+    import logging
+    import signal
+
+    ray = pytest.importorskip("ray", reason="Ray Data not installed: pip install 'fpattr[ray]'")
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    for s, h in saved.items():
+        signal.signal(s, h)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -11,10 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
 import re
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +30,9 @@ GENS = ("nearest", "bilinear", "checker")
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A 2-CPU local cluster for the whole module (start-up takes seconds)."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
-    for s, h in saved.items():  # Ray replaces SIGTERM's handler; the CLI tests need theirs
-        signal.signal(s, h)
-    yield
-    ray.shutdown()
+def cluster(ray_cluster):
+    """The module's 2-CPU local cluster (tests/cli/conftest.py)."""
+    return ray_cluster
 
 
 @pytest.fixture(scope="module")

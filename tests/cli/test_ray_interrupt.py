@@ -10,7 +10,6 @@ worker is found through /proc).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -34,20 +33,10 @@ SLOW = ["-b", "spectrum", "--batch-size", "1", "--workers", "1", "--views", "16"
 
 
 @pytest.fixture(scope="module")
-def address() -> Any:
-    """A 2-CPU cluster the subprocess runs join (its GCS address)."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
-    for s, h in saved.items():  # Ray replaces SIGTERM's handler
-        signal.signal(s, h)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+def address(ray_cluster) -> Any:
+    """The module's 2-CPU cluster (tests/cli/conftest.py) the subprocess runs join: its GCS
+    address."""
+    return ray_cluster
 
 
 @pytest.fixture(scope="module")
