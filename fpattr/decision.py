@@ -170,6 +170,9 @@ class FittedCalibration:
     #: decision kind -> (slope, intercept) on the logit of the raw probability, fitted on
     #: the gallery's pseudo-queries (:meth:`DecisionPolicy._display_maps`); absent: identity
     display: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: per enrolled model, the chance that a query from a generator *not* enrolled scores
+    #: against it like one of its own (:func:`resemblance_rate`); caps the LR at 1/beta
+    resemblance: float = 0.0
 
     def displayed(self, kind: str, p: float) -> float:
         """The probability shown for a decision of ``kind`` whose raw probability is ``p``."""
@@ -182,7 +185,13 @@ class FittedCalibration:
     def llr(self, s: Any) -> np.ndarray:
         if self.score is None:
             raise ValueError("this calibration has no probability model")
-        return self.score.llr(s)
+        llr = self.score.llr(s)
+        if self.resemblance > 0:
+            # the unknown hypothesis is a mixture: an unseen generator scores like an
+            # impostor, or (chance beta) like a sibling of the model, as its own images would
+            b = self.resemblance
+            llr = llr - np.logaddexp(math.log1p(-b), math.log(b) + llr)
+        return llr
 
     def info(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("score", "details", "display")}
@@ -434,6 +443,8 @@ class DecisionPolicy:
             achieved_far=float(np.mean(i >= thr)) if i.size else None,
             details=details,
         )
+        if held and cal.score is not None and comparison == "image-vs-model":
+            cal.resemblance, details["look_alike"] = resemblance_rate(held, cal.threshold)
         if held and cal.score is not None:
             cal.display = self._display_maps(comparison, cal, held)
         return cal
@@ -453,15 +464,32 @@ class DecisionPolicy:
         if comparison == "image-vs-model":
             names = held["names"]
             nk, nu = len(held["known"]), len(held["unknown"])
+            # the rule of succession behind cal.resemblance counts two models more among
+            # those left out, one passing for another and one not: they enter here too, as
+            # the named and the unknown rows the gallery produced, so that the map does not
+            # undo what the resemblance rate says about generators not enrolled
+            m = len(names)
+            share = self.prior_unknown * (m / (m + 2) if cal.resemblance > 0 else 1.0)
+            named_known: list[float] = []
+            unknown_ok: list[float] = []
             for sims, t in held["known"]:
                 r = self._raw_decide(sims, names, cal)
                 ok = r["members"] is not None and t in r["members"]
                 rows.setdefault(r["kind"], []).append((r["p"], ok, (1 - self.prior_unknown) / nk))
+                if r["kind"] == "named":
+                    named_known.append(r["p"])
             for sims, t in held["unknown"]:
                 rest = names[:t] + names[t + 1 :]
                 r = self._raw_decide(sims, rest, cal)
                 ok = r["kind"] == "unknown" or (r["kind"] == "inconclusive" and not r["members"])
-                rows.setdefault(r["kind"], []).append((r["p"], ok, self.prior_unknown / nu))
+                rows.setdefault(r["kind"], []).append((r["p"], ok, share / nu))
+                if r["kind"] == "unknown":
+                    unknown_ok.append(r["p"])
+            if cal.resemblance > 0:
+                pseudo = self.prior_unknown / (m + 2)
+                for kind, ps, ok in (("named", named_known, False), ("unknown", unknown_ok, True)):
+                    for p in ps:
+                        rows.setdefault(kind, []).append((p, ok, pseudo / len(ps)))
         else:
             for arr, genuine in ((held["genuine"], True), (held["impostor"], False)):
                 for sv in arr:
@@ -962,7 +990,10 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
         for idx in _draws(r, k, rng):
             q = l2_normalize(e[idx].mean(0))
             sims = cents @ q
+            # the held-out centroid pools r - k references where the real one pools r:
+            # rescaled to r like the query side is to n (the other centroids pool all r)
             sims[a] = q @ l2_normalize(np.delete(e, idx, axis=0).mean(0))
+            sims[a] *= _set_gain(rho, r - k, r)
             known.append((np.clip(sims * _set_gain(rho, k, n), -1.0, 1.0), a))
     iu = np.triu_indices(len(names), k=1)
     notes = []
@@ -978,6 +1009,35 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
         "centroid_pairs": (cents @ cents.T)[iu] if names else np.zeros(0),
         "reduced": reduced,
         "notes": notes,
+    }
+
+
+def resemblance_rate(held: dict[str, Any], threshold: float) -> tuple[float, dict[str, Any]]:
+    """Per-model chance beta that a generator not enrolled resembles an enrolled model.
+
+    Estimated from the gallery itself: each enrolled model left out in turn is a
+    generator the rest of the gallery has not seen; the share of its held-out queries
+    whose best score reaches ``threshold`` is how often it passes for another model.
+    Pooled over the M models by the rule of succession ((sum + 1) / (M + 2): a gallery
+    with no look-alike pairs still cannot rule them out) and divided among the M - 1
+    models each left-out one could resemble. ``held``: :func:`pseudo_queries`' output.
+    Returns (beta, details for the calibration's info).
+    """
+    names = held["names"]
+    m = len(names)
+    frac = np.zeros(m)
+    count = np.zeros(m)
+    for sims, t in held["unknown"]:
+        count[t] += 1
+        frac[t] += float(sims.size > 0 and sims.max() >= threshold)
+    seen = count > 0
+    per_model = frac[seen] / count[seen]
+    rate = (float(per_model.sum()) + 1.0) / (int(seen.sum()) + 2.0)
+    beta = rate / max(m - 1, 1)
+    return beta, {
+        "unseen_named_rate": round(rate, 4),
+        "per_model": round(beta, 5),
+        "models_resembling_another": int((per_model > 0).sum()),
     }
 
 

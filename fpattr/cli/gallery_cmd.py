@@ -214,10 +214,13 @@ def calibrate(
         "source",
         "gen/imp",
         "weight",
+        "look-alike",
         title=f"calibration of {g.path}",
         caption="FAR: the false-accept rate the threshold is fitted for; achieved: what it "
         "accepts of the held-out impostor scores; gen/imp: held-out genuine/impostor scores "
-        "from the references; weight: the gallery's share against the card's prior",
+        "from the references; weight: the gallery's share against the card's prior; "
+        "look-alike: how often a generator not enrolled is taken to pass for an enrolled "
+        "one (left-out models, rule of succession), which caps the odds of a name",
     )
     for c in cals:
         if c is None:
@@ -232,6 +235,9 @@ def calibrate(
             c.source,
             f"{c.n_genuine}/{c.n_impostor}",
             f"{c.gallery_weight:.2f}",
+            f"{c.details['look_alike']['unseen_named_rate']:.1%}"
+            if "look_alike" in c.details
+            else "-",
         )
     t2 = Table(
         "model",

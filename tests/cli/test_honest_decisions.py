@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fpattr.testing import run_cli
@@ -112,6 +113,11 @@ def test_gallery_add_reports_leave_one_out_recognition(enrolled):
     cal = rep["calibrations"][0]
     assert cal["comparison"] == "image-vs-model" and cal["source"] == "gallery"
     assert cal["n_genuine"] == 15 and cal["n_impostor"] == 30
+    # the look-alike rate of generators not enrolled (rule of succession over the 3
+    # left-out models) and the per-model chance it gives, shared among the 2 others
+    look = cal["look_alike"]
+    assert 1 / 5 <= look["unseen_named_rate"] <= 4 / 5
+    assert cal["resemblance"] == pytest.approx(look["unseen_named_rate"] / 2, abs=1e-4)
 
 
 def test_target_far_and_threshold_act_and_are_reported(enrolled):

@@ -11,6 +11,8 @@ from fpattr.decision import (
     UNKNOWN,
     DecisionPolicy,
     ScoreModel,
+    _coherence,
+    _set_gain,
     fit_platt,
     pseudo_pairs,
     pseudo_queries,
@@ -171,10 +173,61 @@ def test_pseudo_queries_leave_the_query_out_of_its_centroid():
     sims, t = pq["known"][0]
     e = g.models["m0"].embeddings.astype(np.float64)
     rest = _unit(e[1:].mean(0))
-    assert t == 0 and sims[0] == pytest.approx(float(_unit(e[0]) @ rest))
+    # the held-out centroid of 3 references is rescaled to the 4 the real centroid pools
+    gain = _set_gain(_coherence(e), 3, 4)
+    assert gain > 1.0
+    assert t == 0 and sims[0] == pytest.approx(float(_unit(e[0]) @ rest) * gain)
     assert pq["unknown"][0][0].shape == (2,)
     pairs = pseudo_pairs(g, 1, 1)
     assert pairs["genuine"].size == 3 * 6 and pairs["impostor"].size == 3 * 16
+
+
+def _twin_gallery(twins: bool, n: int = 12):
+    """``n`` models; with ``twins`` the last two share one centre (a seed-only twin)."""
+    rng = np.random.default_rng(3)
+    g = Gallery(backbone={"name": "t", "id": "t", "sha256": "x"})
+    centres = _unit(rng.normal(size=(n, 32)))
+    if twins:
+        centres[-1] = centres[-2]
+    for k in range(n):
+        refs = _unit(centres[k] + 0.3 * rng.normal(size=(8, 32)) / np.sqrt(32))
+        g.add(f"m{k}", refs, [{"path": f"{k}/{j}", "sha256": f"{k}-{j}"} for j in range(8)])
+    return g, centres
+
+
+def test_resemblance_rate_counts_left_out_models_that_pass_for_another():
+    apart, _ = _twin_gallery(False)
+    twin, _ = _twin_gallery(True)
+    # at FAR 5 % the twins' scores (16 of 12 x 8 x 11 impostor scores) lie above the
+    # threshold; at 1 % they would set it, and nothing would be named at all
+    pa = DecisionPolicy(None, apart, target_far=0.05)
+    pt = DecisionPolicy(None, twin, target_far=0.05)
+    ca, ct = pa.calibration(), pt.calibration()
+    for g, cal in ((apart, ca), (twin, ct)):
+        pq = pseudo_queries(g, 1)
+        frac = np.zeros(12)
+        for sims, t in pq["unknown"]:
+            frac[t] += (sims.max() >= cal.threshold) / 8
+        # rule of succession over the 12 left-out models, shared among the 11 others
+        assert cal.resemblance == pytest.approx((frac.sum() + 1) / 14 / 11)
+        if g is twin:
+            assert frac[-2:].tolist() == [1.0, 1.0]  # each twin passes for the other
+    assert min(ca.resemblance, ct.resemblance) >= 1 / 14 / 11
+
+
+def test_resemblance_caps_the_likelihood_ratio():
+    g, centres = _twin_gallery(False)
+    pol = DecisionPolicy(None, g)
+    cal = pol.calibration()
+    beta = cal.resemblance
+    llr = cal.llr(np.array([1.0]))[0]
+    # however close the match, an unseen look-alike keeps the odds below 1 / beta
+    assert llr <= -np.log(beta) + 1e-9
+    d = pol.attribute(centres[0].astype(np.float32))
+    assert d["decision"] == "m0"
+    odds_cap = (1 - pol.prior_unknown) / 12 / beta / pol.prior_unknown
+    raw, _ = pol.posterior(cal.llr(np.array([1.0] + [-1.0] * 11)))
+    assert raw[0] <= odds_cap / (1 + odds_cap) + 1e-9
 
 
 def test_platt_shrinks_to_identity_with_few_rows():
