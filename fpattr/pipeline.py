@@ -89,7 +89,7 @@ class Settings:
     """Knobs recorded verbatim in every report's manifest."""
 
     top_k: int = 3
-    views: int | None = None  # None -> backbone default
+    views: int | None = None  # None -> by the image's size, at least the backbone default
     view_strategy: str = "grid"
     batch_size: int | None = None  # views per inference batch; None -> backbone default
     workers: int = 2
@@ -213,7 +213,11 @@ class Embedder:
         error = thumb = meta = None
         try:
             views, info = make_views(
-                res.pixels, self.backbone.input_size, self.n_views, s.view_strategy
+                res.pixels,
+                self.backbone.input_size,
+                self.n_views,
+                s.view_strategy,
+                by_size=not s.views,
             )
         except Exception as exc:  # noqa: BLE001 - one odd image must not stop the batch
             error = f"views: {exc}"

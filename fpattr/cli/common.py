@@ -45,7 +45,12 @@ OutputOpt = typer.Option(
 ReportOpt = typer.Option(
     None, "--report", help="Also write a self-contained HTML report (thumbnails, manifest)."
 )
-ViewsOpt = typer.Option(None, "--views", help="Crops per image (default: the backbone's).")
+ViewsOpt = typer.Option(
+    None,
+    "--views",
+    help="Crops per image (default: by the image's size, from the backbone's default "
+    "views up to a 4 x 4 grid: a 256 px image gives 16 views of 64 px).",
+)
 
 
 def _check_threshold(value: float | None) -> float | None:

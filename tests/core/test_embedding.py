@@ -14,7 +14,7 @@ from fpattr.evaluation.protocol import EvalConfig, Transform, _load_transformed,
 from fpattr.io.loader import load_image
 from fpattr.pipeline import Embedder, Settings
 from fpattr.testing import write_image
-from fpattr.views import ViewBatcher, l2_normalize, make_views
+from fpattr.views import MAX_AUTO_VIEWS, ViewBatcher, l2_normalize, make_views
 
 
 class Patches(Backbone):
@@ -70,7 +70,8 @@ def test_batching_across_images_equals_one_image_at_a_time():
         alone.add(k, img)
         alone.flush()
     small = _run(ViewBatcher(bb_small := Patches(), batch_views=5), images)
-    assert len(bb_small.calls) > 1 and max(bb_small.calls) < 5 + 4  # flushed when full
+    # flushed when full: one image's views (at most a 4 x 4 grid, by its size) past 5
+    assert len(bb_small.calls) > 1 and max(bb_small.calls) < 5 + MAX_AUTO_VIEWS
     assert sorted(together.out) == list(range(len(images))) and not together.errors
     for k in range(len(images)):
         assert np.array_equal(together.out[k], alone.out[k])
@@ -79,11 +80,12 @@ def test_batching_across_images_equals_one_image_at_a_time():
 
 
 def test_pooling_is_l2_per_view_mean_l2():
-    img = _images()[3]  # 64x64 -> 4 views of 16
+    img = _images()[3]  # 64x64 -> 16 views of 16 (4 tiles a side, by its size)
     b = _run(ViewBatcher(bb := Patches()), [img])
     from fpattr.views import make_views
 
-    views, _ = make_views(img, 16, 4)
+    views, _ = make_views(img, 16, 4, by_size=True)
+    assert len(views) == 16
     per_view = bb.embed(views)
     assert np.allclose(b.out[0], l2_normalize(l2_normalize(per_view).mean(axis=0)), atol=1e-7)
 

@@ -6,7 +6,14 @@ import pytest
 from PIL import Image
 
 from fpattr.testing import make_image
-from fpattr.views import FLAT_SIGNAL, effective_views, make_views, view_signal
+from fpattr.views import (
+    FLAT_SIGNAL,
+    MAX_AUTO_VIEWS,
+    effective_views,
+    make_views,
+    view_count,
+    view_signal,
+)
 
 
 def _img(h, w, seed=0):
@@ -83,6 +90,42 @@ def test_effective_views_is_capped_by_the_views_actually_taken():
     assert (info["n_views"], info["effective_views"]) == (3, 3)
     _, info = make_views(_img(300, 300), 64, 9, "center")
     assert (info["n_views"], info["effective_views"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "shape,base,expected",
+    [
+        ((128, 128), 4, 4),  # 2 tiles a side: the default grid
+        ((65, 65), 4, 4),  # never fewer than the default (effective views say 1)
+        ((32, 32), 4, 4),
+        ((192, 256), 4, 9),  # the shorter side decides: 3 tiles
+        ((256, 256), 4, 16),
+        ((1024, 4096), 4, 16),  # capped at a 4 x 4 grid
+        ((256, 256), 1, 16),
+        ((64, 64), 1, 1),
+        ((256, 256), 25, 25),  # a default above the cap stays the least
+    ],
+)
+def test_view_count_follows_the_image_size(shape, base, expected):
+    assert view_count(*shape, 64, base) == expected
+    assert view_count(*shape, 64, base) <= max(MAX_AUTO_VIEWS, base)
+
+
+def test_make_views_by_size_covers_a_large_image_with_distinct_crops():
+    v, info = make_views(_img(256, 256), 64, 4, by_size=True)
+    assert v.shape == (16, 64, 64, 3)
+    assert (info["n_views"], info["effective_views"]) == (16, 16)
+    # the 16 crops tile the image: each is one 64 px tile of it, and no tile twice
+    img = _img(256, 256)
+    tiles = {
+        (y, x): img[y : y + 64, x : x + 64] for y in range(0, 256, 64) for x in range(0, 256, 64)
+    }
+    hit = [next(k for k, t in tiles.items() if np.array_equal(t, crop)) for crop in v]
+    assert sorted(hit) == sorted(tiles)
+    # a fixed count is kept whatever the size; small images keep the default
+    assert make_views(_img(256, 256), 64, 4)[0].shape[0] == 4
+    assert make_views(_img(128, 128), 64, 4, by_size=True)[0].shape[0] == 4
+    assert make_views(_img(256, 256), 64, 4, "center", by_size=True)[0].shape[0] == 1
 
 
 # --------------------------------------------------------------------------- flat views
