@@ -18,13 +18,14 @@ import argparse
 import json
 import platform
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_default import evaluate, summary  # noqa: E402
+from speed import rate  # noqa: E402
 
 
 def _session(path: Path, threads: int):
@@ -36,21 +37,13 @@ def _session(path: Path, threads: int):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def _rate(sess, x: np.ndarray, seconds: float) -> float:
-    sess.run(None, {"views": x})  # warm-up
-    t, n = time.perf_counter(), 0
-    while time.perf_counter() - t < seconds:
-        sess.run(None, {"views": x})
-        n += len(x)
-    return n / (time.perf_counter() - t)
-
-
 def speed(models: dict[str, Path], batches: list[int], threads: int, seconds: float) -> list:
     sessions = {k: _session(p, threads) for k, p in models.items()}
     rows = []
     for b in batches:
         x = np.random.default_rng(0).random((b, 64, 64, 3), dtype=np.float32)
-        rates = {k: _rate(s, x, seconds) for k, s in sessions.items()}  # same x, alternated
+        feed = {"views": x}  # the same x for every model, alternated
+        rates = {k: rate(partial(s.run, None, feed), len(x), seconds) for k, s in sessions.items()}
         rows.append({"batch_views": b, "threads": threads, "views_per_s": rates})
     return rows
 

@@ -146,12 +146,8 @@ def lanes_views_per_s(views: np.ndarray, lanes: int, seconds: float) -> float:
     bb = create_backbone("default", threads=1)
     batches = [views[i : i + BATCH] for i in range(0, len(views) - BATCH + 1, BATCH)]
     with ThreadPoolExecutor(lanes) as pool:
-        list(pool.map(bb.embed, batches[:lanes]))
-        t, n = time.perf_counter(), 0
-        while time.perf_counter() - t < seconds:
-            list(pool.map(bb.embed, batches))
-            n += sum(len(b) for b in batches)
-        return n / (time.perf_counter() - t)
+        n_items = sum(len(b) for b in batches)
+        return speed.rate(lambda: list(pool.map(bb.embed, batches)), n_items, seconds)
 
 
 def _cpu(who: int) -> float:

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 
-def _rate(fn, n_items: int, seconds: float) -> float:
+def rate(fn: Any, n_items: int, seconds: float) -> float:
+    """Items/s of calling ``fn`` (``n_items`` a call) for ``seconds``, after one warm-up
+    call; the benchmarks' one timing loop."""
     fn()  # warm-up
     t, n = time.perf_counter(), 0
     while time.perf_counter() - t < seconds:
@@ -111,7 +113,7 @@ def ort_vs_torch(
     out = {
         "batch_views": len(x),
         "threads": threads,
-        "onnxruntime_views_per_s": _rate(lambda: sess.run(None, {"views": x}), len(x), seconds),
+        "onnxruntime_views_per_s": rate(lambda: sess.run(None, {"views": x}), len(x), seconds),
     }
     if importlib.util.find_spec("torch") is None:
         return out
@@ -133,7 +135,7 @@ def ort_vs_torch(
     a, b = sess.run(None, {"views": x})[0], run().numpy()
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     out["parity_min_cosine"] = float(cos.min())
-    out["torch_eager_views_per_s"] = _rate(run, len(x), seconds)
+    out["torch_eager_views_per_s"] = rate(run, len(x), seconds)
     out["ratio_ort_over_torch"] = out["onnxruntime_views_per_s"] / out["torch_eager_views_per_s"]
     return out
 

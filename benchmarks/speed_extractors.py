@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import rate  # noqa: E402
+
 
 def fpattr(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -57,13 +60,7 @@ def ort_views_per_s(
         size = bb.input_size
         views = np.random.default_rng(0).random((n_views, size, size, 3), np.float32)
     batches = [views[i : i + n_views] for i in range(0, len(views) - n_views + 1, n_views)]
-    bb.embed(batches[0])
-    t, n = time.perf_counter(), 0
-    while time.perf_counter() - t < seconds:
-        for x in batches:
-            bb.embed(x)
-            n += len(x)
-    return n / (time.perf_counter() - t)
+    return rate(lambda: [bb.embed(x) for x in batches], sum(len(x) for x in batches), seconds)
 
 
 def provenance_cost(folder: Path, gallery: Path, rounds: int) -> dict:
