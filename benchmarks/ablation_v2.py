@@ -29,6 +29,11 @@ from compare_extractors import CONDITIONS, _runs, run_bench
 from eval_default import evaluate, held_out_benches, summary
 
 #: variant -> what it removes from v2 (scripts/ablate_v2.sh trains them)
+#: every variant is evaluated at 4 views an image, as the table's first rows were (before
+#: views followed the image size): a 64 px-view variant would otherwise get 16 views of a
+#: 256 px image where the 128 px ones get 4, and the view size would not be all it changes
+VIEWS = ("--views", "4")
+
 REMOVED = {
     "v2": "nothing (the v2 run)",
     "no_new_families": "the 7 real-decoder families (v1's 3 families only)",
@@ -88,7 +93,9 @@ def main() -> None:
         benches = held_out_benches(args.run / "train", Path(tmp))
         res["synthetic"] = {k: prev["synthetic"][k] for k in kept} | {
             name: {
-                split: summary(_runs(evaluate(b, 5, "onnx", [f"--backbone-opt=model={card}"]))[0])
+                split: summary(
+                    _runs(evaluate(b, 5, "onnx", [f"--backbone-opt=model={card}", *VIEWS]))[0]
+                )
                 for split, b in benches.items()
             }
             for name, card in todo.items()
@@ -98,7 +105,9 @@ def main() -> None:
         if not bench:
             continue
         old = prev.get("benchmarks", {}).get(label, {})
-        new = run_bench(bench, refs, todo, conditions, spectrum=not old) if todo else {}
+        new = (
+            run_bench(bench, refs, todo, conditions, spectrum=not old, extra=VIEWS) if todo else {}
+        )
         res["benchmarks"][label] = {
             c: [r for r in old.get(c, []) if r["backbone"] in kept | {"spectrum"}] + new.get(c, [])
             for c in conditions

@@ -39,8 +39,10 @@ def run_bench(
     cards: dict[str, Path],
     conditions: list[str],
     spectrum: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, list[dict]]:
-    """condition -> one summary per backbone, named as given (spectrum last, if asked)."""
+    """condition -> one summary per backbone, named as given (spectrum last, if asked);
+    ``extra``: more `fpattr evaluate` arguments for every run (e.g. a fixed view count)."""
     out: dict[str, list[dict]] = {}
     for cond in conditions:
         rows = []
@@ -49,11 +51,14 @@ def run_bench(
                 bench,
                 refs,
                 "onnx",
-                ["--backbone-opt", f"model={card}", "--min-queries", "1", *CONDITIONS[cond]],
+                ["--backbone-opt", f"model={card}", "--min-queries", "1"]
+                + [*CONDITIONS[cond], *extra],
             )
             rows += [summary(r) | {"backbone": name} for r in _runs(res)]
         if spectrum:
-            res = evaluate(bench, refs, "spectrum", ["--min-queries", "1", *CONDITIONS[cond]])
+            res = evaluate(
+                bench, refs, "spectrum", ["--min-queries", "1", *CONDITIONS[cond], *extra]
+            )
             rows += [summary(r) for r in _runs(res)]
         out[cond] = rows
     return out
