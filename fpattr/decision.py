@@ -443,8 +443,13 @@ class DecisionPolicy:
             achieved_far=float(np.mean(i >= thr)) if i.size else None,
             details=details,
         )
-        if held and cal.score is not None and comparison == "image-vs-model":
-            cal.resemblance, details["look_alike"] = resemblance_rate(held, cal.threshold)
+        if cal.score is not None and comparison == "image-vs-model":
+            if held:
+                cal.resemblance, details["look_alike"] = resemblance_rate(held, cal.threshold)
+            else:  # a gallery of one model: nothing to leave out, no evidence either way
+                cal.resemblance, details["look_alike"] = no_resemblance_evidence(
+                    len(self.gallery.models) if self.gallery is not None else 1
+                )
         if held and cal.score is not None:
             cal.display = self._display_maps(comparison, cal, held)
         return cal
@@ -579,7 +584,8 @@ class DecisionPolicy:
                 out.append(
                     f"{name!r} cannot be told from {other!r} at this threshold (centroid "
                     f"cosine {c:.3f} >= {cal.threshold:.3f}): queries of either will be "
-                    "ambiguous or inconclusive"
+                    "ambiguous or inconclusive, and the pair's look-alike scores, counted "
+                    "among the impostors, can raise the threshold for every model"
                 )
         return out
 
@@ -680,10 +686,12 @@ class DecisionPolicy:
                 "probability": mass,
                 "candidates": [names[k] for k in members],
             }
-        lean = names[top] if post[top] > p_u else UNKNOWN
+        # the likelier outcome after recalibration (a near tie can change places)
+        best = int(np.argmax(post))
+        lean = names[best] if post[best] > p_u else UNKNOWN
         return out | {
             "decision": INCONCLUSIVE,
-            "probability": float(max(post[top], p_u)),
+            "probability": float(max(post[best], p_u)),
             "leaning": lean,
             "candidates": [names[k] for k in members] if len(members) > 1 else [],
         }
@@ -1038,6 +1046,21 @@ def resemblance_rate(held: dict[str, Any], threshold: float) -> tuple[float, dic
         "unseen_named_rate": round(rate, 4),
         "per_model": round(beta, 5),
         "models_resembling_another": int((per_model > 0).sum()),
+    }
+
+
+def no_resemblance_evidence(n_models: int) -> tuple[float, dict[str, Any]]:
+    """:func:`resemblance_rate` when no enrolled model can be left out (a gallery of one):
+    the rule of succession with no observation, (0 + 1) / (0 + 2) = 0.5, shared among
+    the other models (none: all of it). A lone model is then never named above
+    P = 2 (1 - prior_unknown) / (2 (1 - prior_unknown) + prior_unknown): 0.67 at the
+    default prior."""
+    beta = 0.5 / max(n_models - 1, 1)
+    return beta, {
+        "unseen_named_rate": 0.5,
+        "per_model": round(beta, 5),
+        "models_resembling_another": None,
+        "note": "no model can be left out: the rule of succession with no observation",
     }
 
 

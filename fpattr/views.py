@@ -90,29 +90,32 @@ def effective_views(height: int, width: int, size: int, n_views: int) -> int:
     return int(min(n_views, max(1, tiles)))
 
 
-#: The most views :func:`view_count` gives an image when the count follows its size (a
+#: The most views :func:`view_grid` gives an image when the count follows its size (a
 #: 4 x 4 grid): a 256 px image then carries all of its 64 px tiles, at 4x the inference cost
 #: of the 4-view default; larger images are sampled by the same 16 crops spread evenly.
 MAX_AUTO_VIEWS = 16
 
 
-def view_count(height: int, width: int, size: int, base: int, cap: int = MAX_AUTO_VIEWS) -> int:
-    """Views for an ``height`` x ``width`` image when the count follows the image's size.
+def view_grid(
+    height: int, width: int, size: int, base: int, cap: int = MAX_AUTO_VIEWS
+) -> tuple[int, int]:
+    """Rows x cols of crops for an ``height`` x ``width`` image when they follow its size.
 
-    A square grid of k x k crops with k the number of whole ``size``-pixel tiles along the
-    shorter side, at least the ``base`` grid (the backbone's default views, the count its
-    card was calibrated at) and at most the ``cap`` grid: more pixels give more independent
-    crops to pool, as far as the image has them. Issue 10, item 3: the view count chosen by
-    the image size. E.g. 64 px views, base 4: 128 x 128 -> 4, 192 x 256 -> 9, 256 x 256 ->
-    16, 1024 x 1024 -> 16, 65 x 65 -> 4 (overlapping; :func:`effective_views` says 1).
+    Along each side, the number of whole ``size``-pixel tiles it holds, at least the side of
+    the ``base`` grid (the backbone's default views, the count its card was calibrated at)
+    and at most the side of the ``cap`` grid: more pixels give more independent crops to
+    pool, as far as the image has them. Issue 10, item 3: the view count chosen by the
+    image size. E.g. 64 px views, base 4: 128 x 128 -> 2 x 2, 192 x 256 -> 3 x 4,
+    256 x 256 -> 4 x 4, 1024 x 1024 -> 4 x 4, 64 x 4000 -> 2 x 4 (one row of crops fits:
+    4 views), 65 x 65 -> 2 x 2 (overlapping; :func:`effective_views` says 1).
     """
     if size < 1:
         raise ValueError(f"view size must be >= 1, got {size}")
     lo = grid_shape(max(1, int(base)))[0]
     hi = max(lo, grid_shape(max(1, int(cap)))[0])
-    side = min(max(0, int(height)), max(0, int(width))) // size
-    k = min(hi, max(lo, side))
-    return k * k
+    rows = min(hi, max(lo, max(0, int(height)) // size))
+    cols = min(hi, max(lo, max(0, int(width)) // size))
+    return rows, cols
 
 
 def view_signal(views: np.ndarray) -> np.ndarray:
@@ -172,7 +175,7 @@ def make_views(
     ``grid`` spreads up to ``n_views`` crops evenly over the image (rounded to a
     square grid, fewer when the image is small so crops do not repeat);
     ``center`` takes one central crop. ``by_size``: ``n_views`` is the least, and the
-    count follows the image's size (:func:`view_count`). ``info`` records what was done:
+    grid follows the image's size (:func:`view_grid`). ``info`` records what was done:
 
     * ``n_views`` (int): crops returned, V; ``padded`` (bool): the image was reflect-padded;
     * ``effective_views`` (int): :func:`effective_views` of the image as given (before
@@ -183,13 +186,14 @@ def make_views(
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown view strategy {strategy!r}; expected one of {STRATEGIES}")
     height, width = pixels.shape[:2]
-    if by_size and strategy == "grid":
-        n_views = view_count(height, width, size, n_views)
     pixels, padded = pad_to(pixels, size)
     h, w = pixels.shape[:2]
     if strategy == "center":
-        n_views = 1
-    rows, cols = grid_shape(n_views)
+        rows, cols = 1, 1
+    elif by_size:
+        rows, cols = view_grid(height, width, size, n_views)
+    else:
+        rows, cols = grid_shape(n_views)
     ys, xs = _positions(h, size, rows), _positions(w, size, cols)
     views = np.stack([pixels[y : y + size, x : x + size] for y in ys for x in xs])
     views = np.ascontiguousarray(views, dtype=np.float32)
@@ -240,7 +244,7 @@ class ViewBatcher:
     ) -> None:
         self.backbone = backbone
         #: no count given: the backbone's default views at least, more as the image's size
-        #: allows (:func:`view_count`); a given count is taken as it is
+        #: allows (:func:`view_grid`); a given count is taken as it is
         self.by_size = not n_views
         self.n_views = int(n_views or backbone.default_views)
         self.batch_views = int(batch_views or backbone.batch_size)

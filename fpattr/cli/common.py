@@ -34,6 +34,20 @@ GalleryOpt = typer.Option(
     "-g",
     help="Gallery folder or registered gallery name (default: your gallery for the backbone).",
 )
+
+
+def format_option(*allowed: str) -> Any:
+    """``--format/-f`` limited to ``allowed`` (the first is the default): anything else is
+    a usage error (exit 2) before any work, never a silent fallback to the table."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return typer.Option(allowed[0], "--format", "-f", help=" | ".join(allowed), callback=check)
+
+
 FormatOpt = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout).")
 OutputOpt = typer.Option(
     None,
@@ -48,8 +62,10 @@ ReportOpt = typer.Option(
 ViewsOpt = typer.Option(
     None,
     "--views",
-    help="Crops per image (default: by the image's size, from the backbone's default "
-    "views up to a 4 x 4 grid: a 256 px image gives 16 views of 64 px).",
+    min=1,
+    help="Crops per image, rounded to a square grid (default: by the image's size, the "
+    "whole view tiles along each side between the backbone's 2 x 2 and 4 x 4: a 256 px "
+    "image gives 16 views of 64 px).",
 )
 
 

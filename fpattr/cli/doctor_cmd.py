@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from fpattr.cli import common
+
 
 def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
@@ -114,7 +116,7 @@ def collect() -> tuple[list[dict[str, Any]], int]:
 
 
 def doctor(
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    fmt: str = common.format_option("table", "json"),
 ) -> None:
     """Check the environment: versions, execution providers, model files, plugins.
 

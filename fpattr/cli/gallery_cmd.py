@@ -52,7 +52,7 @@ def add(
     replace: bool = typer.Option(False, "--replace", help="Replace the model if enrolled."),
     append: bool = typer.Option(False, "--append", help="Add references to an enrolled model."),
     views: int = common.ViewsOpt,
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json | none"),
+    fmt: str = common.format_option("table", "json", "none"),
     quiet: bool = common.QuietOpt,
 ) -> None:
     """Enrol a model from a few reference images (zero-shot: no retraining).
@@ -187,7 +187,7 @@ def calibrate(
     backbone_opt: list[str] = common.BackboneOpts,
     gallery: str = common.GalleryOpt,
     target_far: float = common.TargetFarOpt,
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    fmt: str = common.format_option("table", "json"),
 ) -> None:
     """Show the calibration fitted from the gallery's references and how each model's
     references fare under leave-one-out (refitted from the references on every use, so
@@ -298,7 +298,7 @@ def list_(
     backbone: str = common.BackboneOpt,
     gallery: str = common.GalleryOpt,
     all_: bool = typer.Option(False, "--all", help="List the registered (shipped) galleries."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    fmt: str = common.format_option("table", "json"),
 ) -> None:
     """List the models of a gallery (or, with --all, every registered gallery).
 
@@ -336,7 +336,7 @@ def show(
     name: str = typer.Argument(..., help="Enrolled model name."),
     backbone: str = common.BackboneOpt,
     gallery: str = common.GalleryOpt,
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    fmt: str = common.format_option("table", "json"),
 ) -> None:
     """Show one enrolled model: its references and their hashes.
 

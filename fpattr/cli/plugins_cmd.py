@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from fpattr.cli import common
+
 plugins_app = typer.Typer(
     help="Show, install and remove plugins (entry-point group 'fpattr').\n\n"
     "Recovery if a plugin breaks start-up: FPATTR_LOAD_PLUGINS='' fpattr plugins uninstall NAME",
@@ -52,7 +54,7 @@ def plugin_rows(include_builtin: bool) -> list[dict]:
 @plugins_app.command("list")
 def list_(
     all_: bool = typer.Option(False, "--all", help="Include the built-in plugins."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    fmt: str = common.format_option("table", "json"),
 ) -> None:
     """List installed plugins, what they provide, and the ones that failed to load.
 

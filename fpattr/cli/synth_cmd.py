@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from fpattr.cli import common
 from fpattr.errors import ExitCode, UsageError
 
 
@@ -175,7 +176,7 @@ def fidelity(
     plot: Path | None = typer.Option(
         None, "--plot", help="Save the mean spectra of each family vs the real generators (PNG)."
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    fmt: str = common.format_option("table", "json"),
     bins: int = typer.Option(16, "--bins", help="Radial frequency bins (before dropping DC)."),
     max_images: int = typer.Option(64, "--max-images", help="Images read per model at most."),
     exclude: list[str] | None = typer.Option(

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from fpattr.testing import make_hostile_inputs, run_cli
 
 
@@ -148,6 +150,27 @@ def test_usage_errors_are_exit_2(enrolled):
     assert r.exit_code == 2 and "no gallery" in r.output
     r = run_cli(["attribute", q, "-b", "spectrumm", "-g", world["gallery"]])
     assert r.exit_code == 2 and "did you mean spectrum" in r.output
+    # a view count below 1 is refused before any work (it used to fail every file)
+    for cmd in (["attribute", q, "-g", world["gallery"]], ["verify", q, q]):
+        for bad in ("0", "-1"):
+            r = run_cli([*cmd, "-b", "spectrum", "--views", bad])
+            assert r.exit_code == 2 and "--views" in r.output, r.output
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["gallery", "calibrate"],
+        ["gallery", "list"],
+        ["plugins", "list"],
+        ["doctor"],
+    ],
+)
+def test_commands_refuse_a_format_they_do_not_write(enrolled, cmd):
+    # every table|json command: an unknown format is a usage error, not the table, exit 0
+    extra = ["-g", enrolled["gallery"]] if cmd[0] == "gallery" else []
+    r = run_cli([*cmd, *extra, "-f", "csv"])
+    assert r.exit_code == 2 and "is not one of" in r.output, r.output
 
 
 def test_gallery_from_another_backbone_is_refused(enrolled):

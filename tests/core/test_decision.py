@@ -10,6 +10,8 @@ from fpattr.decision import (
     INSUFFICIENT,
     UNKNOWN,
     DecisionPolicy,
+    FittedCalibration,
+    PooledScoreModel,
     ScoreModel,
     _coherence,
     _set_gain,
@@ -355,3 +357,42 @@ def test_too_few_impostors_note_is_a_whole_sentence_and_names_the_card_only_if_t
     )
     assert m, note(CARD)
     assert float(m[1]) < 0.5 and float(m[1]) + float(m[2]) == pytest.approx(1.0)
+
+
+def test_a_lone_model_is_never_named_with_certainty():
+    # one model: nothing can be left out, so the look-alike chance is the rule of
+    # succession with no observation (0.5) and the odds of the name stay below 2
+    g = Gallery(backbone={"name": "t", "id": "t", "sha256": "x"})
+    rng = np.random.default_rng(1)
+    c = _unit(rng.normal(size=32))
+    refs = _unit(c + 0.2 * rng.normal(size=(6, 32)) / np.sqrt(32))
+    g.add("solo", refs, [{"path": f"{j}", "sha256": f"{j}"} for j in range(6)])
+    pol = DecisionPolicy(CARD, g)
+    cal = pol.calibration()
+    assert cal.source == "model-card"
+    assert cal.resemblance == 0.5 and cal.details["look_alike"]["unseen_named_rate"] == 0.5
+    d = pol.attribute(c.astype(np.float32))
+    assert d["decision"] == "solo"
+    assert d["probability"] <= 2 * 0.5 / (2 * 0.5 + 0.5) + 1e-9  # 2/3 at the default prior
+
+
+def test_inconclusive_leans_to_the_likelier_outcome_after_recalibration():
+    # two models in a near tie, the second just under the threshold: inconclusive, leaning
+    # to the first on raw posteriors; a display map that lowers the first moves its mass
+    # to the second, and the row must lean where the shown probabilities do
+    cal = FittedCalibration(
+        "image-vs-model",
+        0.9,
+        0.01,
+        PooledScoreModel(None, ScoreModel("logistic", (10.0, -7.0)), 0.0),
+        "test",
+        "test",
+        display={"inconclusive": (1.0, -1.5)},
+    )
+    pol = DecisionPolicy(None)
+    sims = np.array([0.905, 0.899, 0.1])
+    d = pol.decide_scores(sims, ["a", "b", "c"], cal=cal)
+    by = {t["model"]: t["probability"] for t in d["top"]}
+    assert d["decision"] == "inconclusive"
+    assert by["b"] > by["a"]  # the recalibration swapped them
+    assert d["leaning"] == "b" and d["probability"] == pytest.approx(by["b"])

@@ -11,7 +11,7 @@ from fpattr.views import (
     MAX_AUTO_VIEWS,
     effective_views,
     make_views,
-    view_count,
+    view_grid,
     view_signal,
 )
 
@@ -95,20 +95,31 @@ def test_effective_views_is_capped_by_the_views_actually_taken():
 @pytest.mark.parametrize(
     "shape,base,expected",
     [
-        ((128, 128), 4, 4),  # 2 tiles a side: the default grid
-        ((65, 65), 4, 4),  # never fewer than the default (effective views say 1)
-        ((32, 32), 4, 4),
-        ((192, 256), 4, 9),  # the shorter side decides: 3 tiles
-        ((256, 256), 4, 16),
-        ((1024, 4096), 4, 16),  # capped at a 4 x 4 grid
-        ((256, 256), 1, 16),
-        ((64, 64), 1, 1),
-        ((256, 256), 25, 25),  # a default above the cap stays the least
+        ((128, 128), 4, (2, 2)),  # 2 tiles a side: the default grid
+        ((65, 65), 4, (2, 2)),  # never fewer than the default (effective views say 1)
+        ((32, 32), 4, (2, 2)),
+        ((192, 256), 4, (3, 4)),  # each side its own tiles
+        ((256, 256), 4, (4, 4)),
+        ((1024, 4096), 4, (4, 4)),  # capped at a 4 x 4 grid
+        ((64, 4000), 4, (2, 4)),  # a strip: its long side still gets 4 crops
+        ((256, 256), 1, (4, 4)),
+        ((64, 64), 1, (1, 1)),
+        ((256, 256), 25, (5, 5)),  # a default above the cap stays the least
     ],
 )
-def test_view_count_follows_the_image_size(shape, base, expected):
-    assert view_count(*shape, 64, base) == expected
-    assert view_count(*shape, 64, base) <= max(MAX_AUTO_VIEWS, base)
+def test_view_grid_follows_the_image_size(shape, base, expected):
+    assert view_grid(*shape, 64, base) == expected
+    rows, cols = expected
+    assert rows * cols <= max(MAX_AUTO_VIEWS, base)
+
+
+@pytest.mark.parametrize(
+    "shape,views", [((64, 4000), 4), ((4000, 64), 4), ((192, 256), 12), ((300, 300), 16)]
+)
+def test_make_views_by_size_counts(shape, views):
+    v, info = make_views(_img(*shape), 64, 4, by_size=True)
+    assert v.shape[0] == info["n_views"] == views
+    assert info["effective_views"] == effective_views(*shape, 64, views)
 
 
 def test_make_views_by_size_covers_a_large_image_with_distinct_crops():
