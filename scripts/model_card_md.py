@@ -41,7 +41,9 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
         f"sha256 `{card['sha256']}`; ONNX opset {card.get('opset')}.",
         f"- Input: `{card['input']['name']}` NHWC float32 in [0, 1], "
         f"{card['input']['size']}x{card['input']['size']} views; "
-        f"{card.get('default_views')} native-resolution crops per image by default.",
+        f"{card.get('default_views')} native-resolution crops per image by default, more "
+        "on larger images (the whole view tiles along each side, up to 4 x 4: "
+        "`fpattr.views.view_grid`).",
         f"- Output: {card['output']['dim']}-d L2-normalised embedding.",
         f"- In-graph preprocessing: {card.get('preprocessing_in_graph')}.",
         f"- Network: ResNet-style, widths {arch.get('widths')}, blocks {arch.get('blocks')}, "
