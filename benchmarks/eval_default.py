@@ -48,6 +48,17 @@ def evaluate(
     return json.loads(r.stdout)
 
 
+def emit_json(result: dict, out: Path | None) -> None:
+    """A benchmark's result as indented JSON: written atomically to ``out``, else stdout."""
+    from fpattr.io.atomic import atomic_write_text
+
+    text = json.dumps(result, indent=1) + "\n"
+    if out:
+        atomic_write_text(out, text)
+    else:
+        sys.stdout.write(text)
+
+
 def zoo_path(recorded: str) -> Path:
     """A training run's zoo: the path it recorded is relative to where training ran (the
     repository root by the scripts' convention), not to where a benchmark runs from."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
-import json
 import os
 import platform
 import sys
@@ -32,8 +31,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ray_workers  # noqa: E402
+from eval_default import emit_json  # noqa: E402
 
-from fpattr.io.atomic import atomic_write_text  # noqa: E402
 from fpattr.io.loader import load_image  # noqa: E402
 
 
@@ -107,11 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for k, v in res["cpu_ms_per_image"].items():
         print(f"{v:7.3f} ms  {k}", file=sys.stderr)
-    text = json.dumps(res, indent=1) + "\n"
-    if a.out:
-        atomic_write_text(a.out, text)
-    else:
-        sys.stdout.write(text)
+    emit_json(res, a.out)
     return 0
 
 

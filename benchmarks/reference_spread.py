@@ -31,11 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_default import emit_json  # noqa: E402
+
 from fpattr.backbones.resolve import create_backbone
 from fpattr.decision import DecisionPolicy, _coherence, pseudo_queries
 from fpattr.evaluation.decisions import decision_quality, make_gallery
 from fpattr.evaluation.protocol import EvalConfig, discover_bench, embed_images
-from fpattr.io.atomic import atomic_write_text
 from fpattr.views import l2_normalize
 
 
@@ -155,11 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(split, json.dumps(m), file=sys.stderr)
         for u, r in res[split]["decisions"]["generator_disjoint"].items():
             print(f"  generator-disjoint {u:12s} {json.dumps(r)}", file=sys.stderr)
-    text = json.dumps(res, indent=1) + "\n"
-    if a.out:
-        atomic_write_text(a.out, text)
-    else:
-        sys.stdout.write(text)
+    emit_json(res, a.out)
     return 0
 
 
