@@ -17,7 +17,8 @@ Benchmarks (``fpattr evaluate --compare`` over every backbone, one call per cond
 
 Inputs are built when missing (both resumable): the real benchmark (~90 min on 2 CPU
 cores) and the ManiFPT real-patch reference. Each condition's result is cached under
---cache, keyed by the command and the shipped model's hash, so re-running only redraws.
+--cache, keyed by the command, the shipped model's hash and the fpattr source's hash, so
+re-running the same code only redraws.
 Writes docs/results/benchmarks.json, docs/figures/bench_*.png and the generated section
 of docs/benchmarks.md (between its ``benchmarks:begin``/``end`` markers).
 """
@@ -144,6 +145,16 @@ def model_hash() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
+def code_hash() -> str:
+    """Hash of the fpattr package's source: a cached result is only reused by the code that
+    made it (views, decoding, backbones and metrics all shape the figures)."""
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "fpattr").rglob("*.py")):
+        h.update(p.relative_to(ROOT).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def evaluate(
     suite: dict, cond: str, flags: list[str], args: argparse.Namespace
 ) -> tuple[dict, bool]:
@@ -155,7 +166,7 @@ def evaluate(
     backbones = ",".join(args.backbones)
     # keyed by what defines the result; the size-controlled bench lives in a temp folder
     key = {"suite": suite["name"], "refs": suite["refs"], "backbones": backbones}
-    key |= {"extra": extra, "model": model_hash()}
+    key |= {"extra": extra, "model": model_hash(), "code": code_hash()}
     cache = args.cache / f"{suite['name']}_{cond}.json"
     if not args.fresh and cache.is_file():
         doc = json.loads(cache.read_text())
