@@ -21,8 +21,9 @@ Method (docs/methods/decision-policy.md):
 2. Shrinkage toward the card. ``llr = w * llr_gallery + (1 - w) * llr_card`` with
    ``w = n / (n + n0)``, ``n`` the number of held-out genuine comparisons in the gallery and
    ``n0`` (``PRIOR_STRENGTH``) the card's weight in pseudo-comparisons (log-linear opinion
-   pooling). The threshold is pooled the same way, ``n`` being the impostor exceedances the
-   target allows (``n_impostor * target_far``) and ``n0 = 1``.
+   pooling). The threshold is pooled with the gallery's weight ``min(1, e)``, ``e`` the
+   impostor exceedances the target allows (``n_impostor * target_far``): the card only
+   fills in while the gallery cannot put one impostor score above the threshold.
 3. Posterior. P(model m) is proportional to ``(1 - prior_unknown) / M * LR(s_m)``,
    P(unknown) to ``prior_unknown``: a posterior over the enrolled models and "unknown"
    that sums to 1.
@@ -285,6 +286,15 @@ class DecisionPolicy:
         }
 
     # -- calibration -----------------------------------------------------------------------------
+
+    def card_view_counts(self) -> list[int]:
+        """View counts below the card's default that it has a calibration for (the ones
+        small images are decided with), ascending; empty without a card."""
+        if not self.card:
+            return []
+        default = int(self.card.get("n_views", 0) or 0)
+        by = self.card.get("by_views") or {}
+        return sorted(int(k) for k in by if isinstance(by[k], dict) and int(k) < default)
 
     def calibration(
         self,

@@ -97,7 +97,8 @@ MinProbabilityOpt = typer.Option(
     "--min-probability",
     min=0.01,
     max=1.0,
-    help="Posterior a model needs to be named; below it the answer is 'ambiguous'.",
+    help="Posterior a model needs to be named; below it the answer is 'ambiguous' (two "
+    "or three models above the threshold reach it together) or 'inconclusive'.",
 )
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or log on stderr.")
 

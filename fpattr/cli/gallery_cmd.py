@@ -204,6 +204,9 @@ def calibrate(
     g = common.open_gallery(gallery, bb)
     pol = DecisionPolicy(bb.calibration(), g, target_far=target_far)
     cals = [pol.calibration("image-vs-model"), pol.calibration("image-vs-image")]
+    # small images (under two views a side) are decided with the card's calibration at
+    # their effective view count as the prior: show those thresholds too
+    cals += [pol.calibration("image-vs-model", views=v) for v in pol.card_view_counts()]
     check = pol.enrolment_check()
     warnings = [w for m in g.models for w in pol.enrolment_warnings(m)]
     t = Table(
@@ -228,7 +231,7 @@ def calibrate(
         far = "-" if c.target_far is None else f"{c.target_far:.2%}"
         got = "-" if c.achieved_far is None else f"{c.achieved_far:.2%}"
         t.add_row(
-            c.comparison,
+            c.comparison if c.views is None else f"{c.comparison}, {c.views} view(s)",
             f"{c.threshold:.3f}",
             far,
             got,

@@ -23,8 +23,8 @@ def verify(
         None,
         "--gallery",
         "-g",
-        help="Gallery whose references calibrate the score when the extractor ships no "
-        "calibration (default: your gallery for the backbone, if any).",
+        help="Gallery whose references calibrate the score (held out, shrunk toward the "
+        "extractor card's calibration; default: your gallery for the backbone, if any).",
     ),
     threshold: float = common.ThresholdOpt,
     target_far: float = common.TargetFarOpt,

@@ -333,7 +333,9 @@ def decide_pairs(
         "threshold": None if thr is None else round(float(thr), 4),
         "achieved_far": _ratio(n_imp_acc, n_imp),
         "precision": _ratio(n_same_ok, n_same),
-        "coverage": _ratio(n_same, int(same.sum())),
+        # as for queries (known ones that get a name): genuine pairs answered "same"; a
+        # "same" given to an impostor pair is a false accept, not coverage
+        "coverage": _ratio(n_same_ok, int(same.sum())),
         "same_rate_genuine": _ratio(n_same_ok, int(same.sum())),
         "inconclusive_rate": _ratio(n_inconclusive, n),
         "ece": ece,

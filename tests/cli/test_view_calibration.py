@@ -84,3 +84,18 @@ def test_verify_pairs_of_small_images_use_the_one_view_calibration(small_world):
     res = rep["results"][0]
     assert res["calibration"]["views"] == 4 and res["threshold"] == 1.01
     assert res["decision"] != "same"
+
+
+def test_gallery_calibrate_shows_the_one_view_calibration(small_world):
+    w = small_world
+    r = run_cli(["gallery", "calibrate", "-g", w / "gallery", "-b", "default", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    cals = json.loads(r.stdout)["calibrations"]
+    by = {(c["comparison"], c["views"]): c for c in cals}
+    one = by[("image-vs-model", 1)]
+    assert one["card_views"] == 1
+    # the one-view card threshold (-1.0) pulls the blended threshold far below the
+    # default-view one (1.01): the two are shown apart
+    assert one["threshold"] < by[("image-vs-model", None)]["threshold"]
+    r = run_cli(["gallery", "calibrate", "-g", w / "gallery", "-b", "default"])
+    assert "view(s)" in r.output  # the table wraps its cells: "image-vs-model, 1 view(s)"

@@ -396,3 +396,11 @@ def test_inconclusive_leans_to_the_likelier_outcome_after_recalibration():
     assert d["decision"] == "inconclusive"
     assert by["b"] > by["a"]  # the recalibration swapped them
     assert d["leaning"] == "b" and d["probability"] == pytest.approx(by["b"])
+
+
+def test_card_view_counts_lists_the_small_image_calibrations():
+    g, _, _ = make_gallery()
+    assert DecisionPolicy(CARD, g).card_view_counts() == [1]
+    assert DecisionPolicy(None, g).card_view_counts() == []
+    one = DecisionPolicy(CARD, g).calibration(views=1)
+    assert one.views == 1 and one.details["card_views"] == 1

@@ -35,3 +35,21 @@ def test_pooling_weighs_folds_equally_and_matches_a_single_fold() -> None:
 def test_private_rows_never_reach_the_output() -> None:
     tree = {"a": {"_rows": (1, 2, 3), "ece": 0.1}, "b": [{"_rows": 0, "x": 1}]}
     assert _strip_rows(tree) == {"a": {"ece": 0.1}, "b": [{"x": 1}]}
+
+
+def test_pair_coverage_counts_genuine_pairs_answered_same_only() -> None:
+    # a policy that answers "same" to every pair: coverage 1 (every genuine pair), precision
+    # the genuine share, FAR 1; it used to count the impostor "same" answers in coverage too
+    from fpattr.evaluation.decisions import decide_pairs
+
+    class Always:
+        def verify(self, s: float, *, views=None):
+            return {"decision": "same", "probability": 0.9, "leaning": None, "threshold": -1.0}
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, 8))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    lab = np.repeat(np.array(["a", "b", "c", "d"]), 10)
+    r = decide_pairs(Always(), emb, lab, 200, seed=0)
+    assert r["coverage"] == 1.0 and r["achieved_far"] == 1.0
+    assert 0.3 < r["precision"] < 0.7  # balanced pairs
