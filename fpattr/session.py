@@ -285,6 +285,39 @@ class Session:
             out["note"] = "; ".join(notes)
         return out
 
+    def view_notes(self) -> list[str]:
+        """Where the gallery's references were cropped otherwise than this run crops
+        queries (:func:`fpattr.views.view_rule`): models enrolled with another ``--views``,
+        or before galleries recorded it (when a 256 px reference had 4 views, not 16)."""
+        from fpattr.views import view_rule
+
+        if self.gallery is None:
+            return []
+        rule = view_rule(self.settings.views)
+        other: dict[str, list[str]] = {}
+        unrecorded: list[str] = []
+        for name, m in self.gallery.models.items():
+            got = {r.get("views") for r in m.refs}
+            if None in got:
+                unrecorded.append(name)
+            for g in sorted(str(x) for x in got - {None, rule}):
+                other.setdefault(g, []).append(name)
+        notes = []
+        for got, names in sorted(other.items()):
+            notes.append(
+                f"{_some(names)} enrolled with views {got}, this run crops with {rule}: "
+                "images of two views a side or more are not fingerprinted alike; re-enrol "
+                "them or pass the same --views"
+            )
+        if unrecorded:
+            notes.append(
+                f"{_some(unrecorded)} enrolled before galleries recorded their views: "
+                "references of two views a side or more (128 px and up with 64 px views) "
+                "were then cropped 4 times, where this run may crop queries up to 16; "
+                "re-enrol them (gallery add NAME REFS --replace) to compare like for like"
+            )
+        return notes
+
     # -- verify ----------------------------------------------------------------------------------
 
     def _side(self, path: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -377,8 +410,12 @@ class Session:
         self, paths: Iterable[Any], on_each: Any = None
     ) -> tuple[np.ndarray | None, list[dict[str, Any]], list[dict[str, Any]]]:
         """Embeddings of reference images for enrolment: (N, D) or None, their refs
-        ({"path", "sha256"}), and the inputs left out with reasons (failed, flat, or an
-        exact duplicate by sha256 of an earlier reference)."""
+        ({"path", "sha256", "views": the view rule they were cropped with,
+        :func:`fpattr.views.view_rule`}), and the inputs left out with reasons (failed,
+        flat, or an exact duplicate by sha256 of an earlier reference)."""
+        from fpattr.views import view_rule
+
+        rule = view_rule(self.settings.views)
         embs, refs, left_out = [], [], []
         seen: dict[str, str] = {}
         for e in self.embed(paths):
@@ -405,8 +442,15 @@ class Session:
                 if sha is not None:
                     seen[sha] = e.path
                 embs.append(e.embedding)
-                refs.append({"path": e.path, "sha256": sha})
+                refs.append({"path": e.path, "sha256": sha, "views": rule})
         return (np.stack(embs) if embs else None), refs, left_out
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """'model 'a'' / 'models 'a', 'b' and 2 more' for a note."""
+    head = ", ".join(repr(n) for n in names[:shown])
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"model{'s' if len(names) > 1 else ''} {head}{more}"
 
 
 def _read_provenance(path: str) -> dict[str, Any]:

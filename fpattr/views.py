@@ -96,6 +96,18 @@ def effective_views(height: int, width: int, size: int, n_views: int) -> int:
 MAX_AUTO_VIEWS = 16
 
 
+#: How a gallery records that its references' views followed their size (the rule of
+#: :func:`view_grid` with :data:`MAX_AUTO_VIEWS`); a fixed count is recorded as its number.
+BY_SIZE_RULE = f"by-size-{MAX_AUTO_VIEWS}"
+
+
+def view_rule(fixed: int | None) -> str:
+    """The label of the view rule a run uses: ``fixed`` views (``--views N``) or
+    :data:`BY_SIZE_RULE`. Galleries store it with every reference so that references and
+    queries can be checked to be cropped alike (:meth:`fpattr.session.Session.view_notes`)."""
+    return str(int(fixed)) if fixed else BY_SIZE_RULE
+
+
 def view_grid(
     height: int, width: int, size: int, base: int, cap: int = MAX_AUTO_VIEWS
 ) -> tuple[int, int]:

@@ -316,6 +316,7 @@ def run(
         if ray_run is not None:
             ray_run.close()
     common.print_policy_notes(console, session.policy)
+    common.print_notes(console, session.view_notes())
     if stats.n_inputs == 0:
         skipped = f" ({stats.n_skipped} file(s) skipped: not images)" if stats.n_skipped else ""
         console.print(f"[red]no images found[/]{skipped}")

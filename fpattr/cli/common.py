@@ -267,6 +267,14 @@ def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
         yield advance
 
 
+def print_notes(console: Any, notes: list[str]) -> None:
+    """Notes on stderr, each once, printed literally (they quote model names)."""
+    from rich.markup import escape
+
+    for note in dict.fromkeys(notes):
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+
+
 def print_policy_notes(console: Any, policy: Any) -> None:
     """Each calibration's caveats (a card-only threshold for another FAR, too few
     impostor scores for the target, references that do not separate...), once."""

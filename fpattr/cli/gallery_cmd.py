@@ -112,6 +112,12 @@ def add(
             f"[yellow]note:[/] {shown} has {len(model.refs)} reference(s); 5-10 give "
             "much more reliable centroids"
         )
+    rules = sorted({str(r.get("views", "unrecorded")) for r in model.refs})
+    if len(rules) > 1:  # appended references cropped otherwise than the earlier ones
+        console.print(
+            f"[yellow]warning:[/] {shown}'s references were enrolled with views "
+            f"{' and '.join(rules)}: its centroid mixes fingerprints cropped differently"
+        )
     if already:
         console.print(
             f"[yellow]note:[/] {already} reference(s) already enrolled under {shown} "

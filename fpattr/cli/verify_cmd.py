@@ -76,6 +76,7 @@ def verify(
         line = Text("skipped ", style="red")  # names and reasons print literally, any bytes
         console.print(line.append(f"{printable(f['path'])}: {printable(f['error'])}", style=""))
     common.print_policy_notes(console, session.policy)
+    common.print_notes(console, session.view_notes())
     manifest = build_manifest(
         "verify",
         backbone=bb.info(),
