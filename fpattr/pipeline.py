@@ -28,7 +28,7 @@ from fpattr.errors import ImageLoadError
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem, iter_inputs
-from fpattr.views import ViewBatcher, make_views
+from fpattr.views import ViewBatcher, backbone_views
 
 THUMB_SIDE = 96
 
@@ -195,7 +195,6 @@ class Embedder:
     ) -> None:
         self.backbone = backbone
         self.settings = settings or Settings()
-        self.n_views = int(self.settings.views or backbone.default_views)
         self.batch_views = int(self.settings.batch_size or backbone.batch_size)
         self.loader = loader or load_image
         self.include_skipped = include_skipped
@@ -212,13 +211,7 @@ class Embedder:
         info: dict[str, Any] | None = None
         error = thumb = meta = None
         try:
-            views, info = make_views(
-                res.pixels,
-                self.backbone.input_size,
-                self.n_views,
-                s.view_strategy,
-                by_size=not s.views,
-            )
+            views, info = backbone_views(res.pixels, self.backbone, s.views, s.view_strategy)
         except Exception as exc:  # noqa: BLE001 - one odd image must not stop the batch
             error = f"views: {exc}"
         if info is not None and s.thumbnails:  # metadata is applied for display only
@@ -287,7 +280,7 @@ class Embedder:
     def _batcher(self) -> ViewBatcher:
         return ViewBatcher(
             self.backbone,
-            n_views=self.n_views,
+            n_views=self.settings.views,
             batch_views=self.batch_views,
             strategy=self.settings.view_strategy,
         )

@@ -220,6 +220,22 @@ def make_views(
     return views, info
 
 
+def backbone_views(
+    pixels: np.ndarray, backbone: Backbone, n_views: int | None = None, strategy: str = "grid"
+) -> tuple[np.ndarray, dict]:
+    """:func:`make_views` as ``backbone`` sees an image: ``n_views`` crops when given (the
+    user's ``--views``), else the backbone's default views at least and more as the image's
+    size allows (:func:`view_grid`). The one place that rule lives: the pipeline's decode
+    threads and :class:`ViewBatcher` both call it."""
+    return make_views(
+        pixels,
+        backbone.input_size,
+        int(n_views or backbone.default_views),
+        strategy,
+        by_size=not n_views,
+    )
+
+
 def l2_normalize(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """Rows (or a vector) scaled to unit L2 norm; all-zero rows stay zero.
 
@@ -255,10 +271,7 @@ class ViewBatcher:
         strategy: str = "grid",
     ) -> None:
         self.backbone = backbone
-        #: no count given: the backbone's default views at least, more as the image's size
-        #: allows (:func:`view_grid`); a given count is taken as it is
-        self.by_size = not n_views
-        self.n_views = int(n_views or backbone.default_views)
+        self.n_views = n_views  # None: by the image's size (:func:`backbone_views`)
         self.batch_views = int(batch_views or backbone.batch_size)
         self.strategy = strategy
         self.pending: list[tuple[Hashable, np.ndarray]] = []
@@ -281,9 +294,7 @@ class ViewBatcher:
         """
         t0 = time.perf_counter()
         try:
-            views, info = make_views(
-                pixels, self.backbone.input_size, self.n_views, self.strategy, by_size=self.by_size
-            )
+            views, info = backbone_views(pixels, self.backbone, self.n_views, self.strategy)
         except Exception as exc:  # noqa: BLE001 - one odd image must not stop the batch
             self.errors[key] = f"views: {exc}"
             info = None
@@ -293,8 +304,8 @@ class ViewBatcher:
         return info
 
     def add_views(self, key: Hashable, views: np.ndarray) -> None:
-        """Queue views already made by :func:`make_views` with this batcher's size, count
-        and strategy (the pipeline makes them in its decode threads)."""
+        """Queue views already made by :func:`backbone_views` with this batcher's count and
+        strategy (the pipeline makes them in its decode threads)."""
         self.pending.append((key, views))
         self.n_pending += len(views)
 

@@ -268,7 +268,8 @@ def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
 
 
 def print_notes(console: Any, notes: list[str]) -> None:
-    """Notes on stderr, each once, printed literally (they quote model names)."""
+    """Notes on stderr, each once, printed literally (they quote model names, extras,
+    ranges: "[...]" in them is text, not markup)."""
     from rich.markup import escape
 
     for note in dict.fromkeys(notes):
@@ -278,13 +279,8 @@ def print_notes(console: Any, notes: list[str]) -> None:
 def print_policy_notes(console: Any, policy: Any) -> None:
     """Each calibration's caveats (a card-only threshold for another FAR, too few
     impostor scores for the target, references that do not separate...), once."""
-    from rich.markup import escape
-
-    seen: set[str] = set()
+    first: dict[str, str] = {}  # a note shared by several calibrations: once, the first's
     for cal in policy.info().get("calibrations", []):
         for note in cal.get("notes") or []:
-            if note not in seen:
-                seen.add(note)
-                # notes are prose that may quote "[...]" (an extra, a range): not markup
-                text = escape(f"{cal.get('comparison')}: {note}")
-                console.print(f"[yellow]note:[/] {text}", highlight=False)
+            first.setdefault(note, f"{cal.get('comparison')}: {note}")
+    print_notes(console, list(first.values()))
