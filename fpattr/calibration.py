@@ -128,3 +128,79 @@ def uncalibrated(threshold: float) -> Calibration:
     return Calibration(
         a=0.0, b=0.0, threshold=float(threshold), target_far=float("nan"), source="user-threshold"
     )
+
+
+def card_scores(
+    emb: np.ndarray,
+    labels: np.ndarray,
+    which: np.ndarray,
+    refs: int,
+    *,
+    centred: bool = False,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Genuine/impostor cosines of held-out models, the way attribute and verify score them.
+
+    ``emb`` (N, D) raw fingerprints of the held-out models' images, ``labels`` (N,) their
+    model, ``which`` (N,) the image's index within its model: the first ``refs`` of each
+    model are its references (the gallery), the rest its queries. ``centred``: scores in
+    the gallery-centred space (:mod:`fpattr.scorespace`), centred on these models' mean.
+    Returns {"centroid": (query-vs-own-centroid, query-vs-other-centroids), "pair":
+    (same-model image pairs, different-model pairs)}, float arrays.
+    """
+    from fpattr.scorespace import ScoreSpace
+
+    labels = np.asarray(labels)
+    is_ref = np.asarray(which) < refs
+    names = np.unique(labels)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+    emb = unit(np.asarray(emb, np.float32))
+    cents = unit(np.stack([emb[is_ref & (labels == n)].mean(0) for n in names]))
+    if centred:
+        space = ScoreSpace(cents.mean(0).astype(np.float32))
+        emb = space.project(emb)
+        cents = unit(np.stack([emb[is_ref & (labels == n)].mean(0) for n in names]))
+    q, ql = emb[~is_ref], labels[~is_ref]
+    s = q @ cents.T
+    own = ql[:, None] == names[None, :]
+    pair = emb @ emb.T
+    same = labels[:, None] == labels[None, :]
+    iu = np.triu_indices(len(emb), 1)
+    return {"centroid": (s[own], s[~own]), "pair": (pair[iu][same[iu]], pair[iu][~same[iu]])}
+
+
+def fit_card(
+    embed: Any,
+    labels: np.ndarray,
+    which: np.ndarray,
+    *,
+    refs: int,
+    n_views: int,
+    target_far: float = DEFAULT_TARGET_FAR,
+    source: str = "held-out synthetic models",
+) -> dict[str, Any]:
+    """A model card's ``calibration``: the raw space at ``n_views`` views per image and,
+    under ``by_views``, at one view (what a small image gives), and the same in the
+    gallery-centred space under ``centred`` (:mod:`fpattr.scorespace`).
+
+    ``embed(views) -> (N, D)`` fingerprints of the held-out models' images at that view
+    count, rows matching ``labels`` and ``which`` (see :func:`card_scores`).
+    """
+    by = {v: embed(v) for v in ([n_views, 1] if n_views > 1 else [n_views])}
+
+    def fit(views: int, centred: bool) -> dict[str, Any]:
+        scores = card_scores(by[views], labels, which, refs, centred=centred)
+        return {
+            kind: Calibration.fit(g, i, target_far=target_far, source=source).to_dict()
+            for kind, (g, i) in scores.items()
+        }
+
+    def space(centred: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {**fit(n_views, centred), "n_views": n_views}
+        if n_views > 1:
+            out["by_views"] = {"1": fit(1, centred)}
+        return out
+
+    return {**space(False), "centred": space(True)}

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from fpattr.calibration import DEFAULT_TARGET_FAR, threshold_at_far
+from fpattr.scorespace import ScoreSpace, gallery_centre
 from fpattr.views import l2_normalize
 
 #: Weight of the card's calibration, in held-out genuine comparisons (the gallery's
@@ -257,9 +258,23 @@ class DecisionPolicy:
             raise ValueError(f"min probability must be in (0, 1], not {min_probability}")
         if threshold is not None and not -1.0 <= threshold <= 1.0:
             raise ValueError(f"a cosine threshold must be in [-1, 1], not {threshold}")
-        self.card = card or None
-        self.gallery = gallery
-        self.cal_gallery = calibration_gallery if calibration_gallery is not None else gallery
+        # the space scores are taken in (fpattr.scorespace): the gallery held here and every
+        # similarity handed to the policy are in it; callers project with self.project
+        self.space = ScoreSpace.for_gallery(card, gallery)
+        self.card = self.space.card(card) or None
+        self.raw_gallery = gallery
+        self.gallery = self.space.gallery(gallery)
+        # held-out scores come from the raw calibration gallery and its space: a model left
+        # out also leaves the centre (ScoreSpace.without), as a generator never enrolled
+        self.cal_space = self.space
+        self.raw_cal_gallery = gallery
+        if calibration_gallery is not None:
+            # another set of generators: centred on its own mean, as a gallery would be
+            self.raw_cal_gallery = calibration_gallery
+            centre = gallery_centre(calibration_gallery)
+            if self.space.centred and centre is not None:
+                self.cal_space = ScoreSpace(centre)
+        self.cal_gallery = self.cal_space.gallery(self.raw_cal_gallery)
         self.target_far = float(target_far)
         self.user_threshold = None if threshold is None else float(threshold)
         self.prior_unknown = float(prior_unknown)
@@ -282,8 +297,15 @@ class DecisionPolicy:
             "min_probability": self.min_probability,
             "prior_strength": self.prior_strength,
             "card": bool(self.card),
+            "score_space": self.space.info(),
             "calibrations": [c.info() for c in self._cache.values() if c is not None],
         }
+
+    def project(self, embeddings: Any) -> np.ndarray:
+        """Raw fingerprints (D,) or (N, D) -> unit vectors in the policy's score space
+        (:class:`fpattr.scorespace.ScoreSpace`): every similarity handed to
+        :meth:`decide_scores` or :meth:`verify` is a dot product of these."""
+        return self.space.project(embeddings)
 
     # -- calibration -----------------------------------------------------------------------------
 
@@ -324,13 +346,29 @@ class DecisionPolicy:
         """Held-out genuine/impostor scores (and pseudo-queries) from the calibration gallery."""
         if self.cal_gallery is None or len(self.cal_gallery.models) < 2:
             return None
-        gallery, note = _calibration_sample(self.cal_gallery, self.seed)
+        gallery, note = _calibration_sample(self.raw_cal_gallery, self.seed)
         if comparison == "image-vs-image":
-            held = pseudo_pairs(gallery, n, m, seed=self.seed)
+            held = pseudo_pairs(self.cal_space.gallery(gallery), n, m, seed=self.seed)
         else:
-            pq = pseudo_queries(gallery, n, seed=self.seed)
+            pq = pseudo_queries(
+                gallery,
+                n,
+                seed=self.seed,
+                space=self.cal_space,
+                n_models=len(self.raw_cal_gallery.models),
+            )
             g = np.array([s[t] for s, t in pq["known"]], np.float64)
             i = np.concatenate([s for s, _ in pq["unknown"]] or [np.zeros(0)])
+            if self.cal_space.centred and n == 1:
+                # impostor comparisons are of two kinds that differ once the space is
+                # centred: a generator never enrolled (outside the centre, the unknown rows)
+                # and another enrolled model (inside it: the known rows' other models).
+                # Sets keep the first kind only: their known rows pool fewer references
+                # rescaled to n, a rescaling that holds for the model's own direction and
+                # inflates its cosines with others (measured: it emptied the public sets of
+                # 10); so a set's threshold errs high.
+                other = [np.delete(s, t) for s, t in pq["known"]]
+                i = np.concatenate([i, *other])
             held = {**pq, "genuine": g, "impostor": i}
         if note:
             held["notes"] = [*held.get("notes", []), note]
@@ -542,7 +580,9 @@ class DecisionPolicy:
         if self.gallery is None or len(self.gallery.models) < 2:
             return out
         cal = self.calibration("image-vs-model")
-        pq = pseudo_queries(self.gallery, 1, seed=self.seed)
+        pq = pseudo_queries(
+            self.raw_gallery, 1, seed=self.seed, space=self.space, n_models=len(self.gallery.models)
+        )
         names = pq["names"]
         for name in names:
             n = len(self.gallery.models[name].refs)
@@ -584,7 +624,7 @@ class DecisionPolicy:
                 f"{_coherence(e):.4f}): they count as one piece of evidence, not {e.shape[0]}"
             )
         cal = self.calibration("image-vs-model")
-        names, cents = self._gallery_centroids()
+        names, cents = self.gallery_centroids()
         if cal is None or len(names) < 2:
             return out
         me = names.index(name)
@@ -601,7 +641,8 @@ class DecisionPolicy:
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _gallery_centroids(self) -> tuple[list[str], np.ndarray]:
+    def gallery_centroids(self) -> tuple[list[str], np.ndarray]:
+        """(names, (M, D) centroids) of the gallery in the score space."""
         if self._names is None:
             self._names, self._centroids = self.gallery.centroids()
         return self._names, self._centroids  # type: ignore[return-value]
@@ -615,17 +656,18 @@ class DecisionPolicy:
         views: int | None = None,
         flat: bool = False,
     ) -> dict[str, Any]:
-        """Decide the source of one embedding ((D,) float32, L2-normalised).
+        """Decide the source of one raw embedding ((D,) float32, L2-normalised; projected
+        here into the policy's score space).
 
         Returns ``{"decision", "probability", "candidates", "p_unknown", "top",
         "threshold", "target_far", "calibration"}``; ``top`` lists up to ``top_k``
         models with similarity and posterior probability (posteriors over all models
         plus ``p_unknown`` sum to 1). ``flat``: no view carried signal.
         """
-        names, cents = self._gallery_centroids()
+        names, cents = self.gallery_centroids()
         if not names:
             raise ValueError("the gallery is empty")
-        sims = np.clip(cents @ np.asarray(embedding, dtype=np.float32), -1.0, 1.0)
+        sims = np.clip(cents @ self.project(embedding), -1.0, 1.0)
         return self.decide_scores(
             sims, names, top_k=top_k, set_size=set_size, views=views, flat=flat
         )
@@ -642,7 +684,8 @@ class DecisionPolicy:
         cal: FittedCalibration | None = None,
         n_models: int | None = None,
     ) -> dict[str, Any]:
-        """:meth:`attribute` from precomputed similarities ((M,) to ``names``' centroids).
+        """:meth:`attribute` from precomputed similarities ((M,) to ``names``' centroids in
+        :attr:`gallery`: dot products of :meth:`project` outputs).
 
         ``n_models``: the gallery's model count when ``sims`` holds only the top candidates
         of a larger gallery (an index search, :mod:`fpattr.index`). The prior stays
@@ -807,7 +850,9 @@ class DecisionPolicy:
         views: int | None = None,
         flat: bool = False,
     ) -> dict[str, Any]:
-        """Same source or not for two embeddings' cosine ``similarity``.
+        """Same source or not for two embeddings' cosine ``similarity`` in the score space
+        (the dot product of their :meth:`project` outputs; a pooled side: the L2-normalised
+        mean of its projected images).
 
         Files are single images; folders are pooled sets (``a_images``/``b_images``).
         Decision "same" needs the similarity at or above the threshold (fitted for the
@@ -969,8 +1014,21 @@ def _calibration_sample(gallery: Any, seed: int) -> tuple[Any, str | None]:
     return sample, note
 
 
-def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]:
+def pseudo_queries(
+    gallery: Any,
+    n: int = 1,
+    *,
+    seed: int = 0,
+    space: ScoreSpace | None = None,
+    n_models: int | None = None,
+) -> dict[str, Any]:
     """Queries made of a gallery's own references, for image-vs-model calibration.
+
+    ``gallery``: its references as scored (``space`` None), or raw with the centred
+    ``space`` of a gallery of ``n_models`` models (``gallery`` may be a sample of it):
+    known queries are then scored in that space and each model left out in the space of
+    the gallery without it (:meth:`fpattr.scorespace.ScoreSpace.without`), as a generator
+    never enrolled meets the gallery.
 
     For every model and (up to ``SET_SAMPLES``) subsets of ``n`` of its references
     pooled into one embedding: a *known* query, scored against the centroid of the
@@ -983,7 +1041,9 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
     """
     rng = np.random.default_rng(seed)
     names = list(gallery.models)
-    embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
+    raw = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
+    centred = space is not None and space.centred
+    embs = [space.project(e).astype(np.float64) for e in raw] if centred else raw  # type: ignore[union-attr]
     cents = np.stack([l2_normalize(e.mean(0)) for e in embs]) if names else np.zeros((0, 0))
     known: list[tuple[np.ndarray, int]] = []
     unknown: list[tuple[np.ndarray, int]] = []
@@ -991,6 +1051,12 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
     for a, e in enumerate(embs):
         r = e.shape[0]
         rho = _coherence(e)
+        e_out, c_out = e, cents
+        if centred:  # the space of the gallery without model a
+            sp = space.without(l2_normalize(raw[a].mean(0)), n_models or len(names))  # type: ignore[union-attr]
+            proj = [sp.project(x).astype(np.float64) for x in raw]
+            e_out = proj[a]
+            c_out = np.stack([l2_normalize(x.mean(0)) for x in proj])
         # unknown (impostor) queries need no held-out centroid, but pooling all the
         # references leaves one draw per model: they pool all but one (several draws,
         # noisier than a set of n, so the threshold errs high); known ones leave at least
@@ -998,8 +1064,8 @@ def pseudo_queries(gallery: Any, n: int = 1, *, seed: int = 0) -> dict[str, Any]
         # Larger sets are simulated by rescaling to the norm a mean of n would have.
         u = min(n, r - 1) if r > 2 else min(n, r)
         for idx in _draws(r, u, rng):
-            q = l2_normalize(e[idx].mean(0))
-            sims = np.clip((cents @ q) * _set_gain(rho, u, n), -1.0, 1.0)
+            q = l2_normalize(e_out[idx].mean(0))
+            sims = np.clip((c_out @ q) * _set_gain(rho, u, n), -1.0, 1.0)
             unknown.append((np.delete(sims, a), a))
         k = min(n, r - 1) if n == 1 else min(n, max(1, r // 2))
         reduced |= k < n

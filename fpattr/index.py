@@ -145,6 +145,22 @@ class GalleryIndex:
         """
         raise NotImplementedError
 
+    def candidates(self, query: np.ndarray, k: int, gallery: Any) -> tuple[list[str], np.ndarray]:
+        """The (up to) ``k`` models whose entries come back for one (D,) ``query``, best
+        first, and its exact cosines ((k,) float64) with their centroids in ``gallery``
+        (the gallery the index was built from): what the decision policy decides on."""
+        if self.entries == "models":
+            _, ids = self.search(query, k)
+            cand = [int(i) for i in ids[0] if i >= 0]
+        else:  # references: enough of them for k distinct models on average
+            per = -(-self.n_entries // len(self.names))
+            _, ids = self.search(query, k * per)
+            cand = list(dict.fromkeys(int(self.owner[i]) for i in ids[0] if i >= 0))[:k]
+        names = [self.names[c] for c in cand]
+        cents = np.stack([gallery.models[n].centroid for n in names])
+        sims = np.clip(cents @ np.asarray(query, np.float32), -1.0, 1.0)
+        return names, sims.astype(np.float64)
+
     def info(self) -> dict[str, Any]:
         """What the run manifest records under ``gallery.index``."""
         return {
@@ -258,10 +274,12 @@ def open_index(
     entries: str = "models",
     cache: bool = True,
     ef_search: int | None = None,
+    cache_dir: Path | None = None,
 ) -> GalleryIndex:
     """The index for a gallery: chosen (see :func:`choose_kind`), loaded from the cache next
-    to the gallery when its digest matches, else built and cached (approximate kinds only;
-    an exact index is the vectors themselves)."""
+    to the gallery (or in ``cache_dir``: an in-memory gallery derived from a saved one, such
+    as the decision policy's projected copy) when its digest matches, else built and cached
+    (approximate kinds only; an exact index is the vectors themselves)."""
     names, vec, owner = gallery_vectors(gallery, entries)
     if not names:
         raise ValueError("the gallery is empty")
@@ -269,7 +287,8 @@ def open_index(
     ef_search = default_ef_search(vec.shape[0]) if ef_search is None else ef_search
     if chosen == "exact":
         return build_index(vec, "exact", names=names, owner=owner, entries=entries)
-    folder = Path(gallery.path) / _CACHE_DIR if cache and gallery.path is not None else None
+    where = cache_dir if cache_dir is not None else gallery.path
+    folder = Path(where) / _CACHE_DIR if cache and where is not None else None
     key = hashlib.sha256(
         json.dumps(
             [gallery.sha256, entries, chosen, HNSW_M, HNSW_EF_CONSTRUCTION], sort_keys=True

@@ -167,11 +167,12 @@ class Session:
             }
             if e.embedding is not None and not e.error:
                 stats.n_ok += 1
-                res.update(self.decide(e.embedding, views=e.effective_views, flat=e.flat))
+                p = self.policy.project(e.embedding)
+                res.update(self._decide(p, views=e.effective_views, flat=e.flat))
                 key = res["decision"] or "undecided"
                 stats.decisions[key] = stats.decisions.get(key, 0) + 1
-                if not e.flat:
-                    stats.add_embedding(e.embedding, e.effective_views, res["sha256"])
+                if not e.flat:  # sets pool in the score space, as the policy's set calibration
+                    stats.add_embedding(p, e.effective_views, res["sha256"])
             if self.provenance:
                 res["provenance"] = _provenance(
                     e.path, res["decision"], e.error, e.skipped, read=e.metadata
@@ -186,13 +187,39 @@ class Session:
         views: int | None = None,
         flat: bool = False,
     ) -> dict[str, Any]:
-        """The policy's decision for one (D,) embedding against the gallery."""
-        if self._uses_index():
-            return self._decide_candidates(embedding, set_size=set_size, views=views, flat=flat)
-        d = self.policy.attribute(
-            embedding, top_k=self.settings.top_k, set_size=set_size, views=views, flat=flat
+        """The policy's decision for one raw (D,) embedding against the gallery."""
+        return self._decide(
+            self.policy.project(embedding), set_size=set_size, views=views, flat=flat
         )
-        return d
+
+    def _decide(
+        self,
+        projected: np.ndarray,
+        *,
+        set_size: int = 1,
+        views: int | None = None,
+        flat: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`decide` for an embedding already in the policy's score space."""
+        if self._uses_index():
+            idx, k = self.index, self._n_candidates()
+            names, sims = idx.candidates(projected, k, self.policy.gallery)
+            return self.policy.decide_scores(
+                sims,
+                names,
+                top_k=self.settings.top_k,
+                set_size=set_size,
+                views=views,
+                flat=flat,
+                n_models=len(idx.names),
+            )
+        names, cents = self.policy.gallery_centroids()
+        if not names:
+            raise ValueError("the gallery is empty")
+        sims = np.clip(cents @ projected, -1.0, 1.0)
+        return self.policy.decide_scores(
+            sims, names, top_k=self.settings.top_k, set_size=set_size, views=views, flat=flat
+        )
 
     # -- gallery index ---------------------------------------------------------------------------
 
@@ -215,7 +242,11 @@ class Session:
             raise UsageError("no gallery: nothing to index")
         if self._index is None:
             kind = "hnsw" if self._uses_index() else "exact"
-            self._index = open_index(self.gallery, kind, entries=self.index_entries)
+            # the index holds the gallery as the policy scores it (its score space); its
+            # cache is keyed by that gallery's digest and kept beside the gallery's folder
+            self._index = open_index(
+                self.policy.gallery, kind, entries=self.index_entries, cache_dir=self.gallery.path
+            )
         return self._index
 
     def index_info(self) -> dict[str, Any] | None:
@@ -232,31 +263,6 @@ class Session:
         # the policy needs the top_k it shows and a few more for the posterior's bulk
         return max(self.settings.top_k, N_CANDIDATES)
 
-    def _decide_candidates(
-        self, embedding: np.ndarray, *, set_size: int, views: int | None, flat: bool
-    ) -> dict[str, Any]:
-        """Decision on the index's top candidates, re-scored exactly against their centroids."""
-        idx, k = self.index, self._n_candidates()
-        if idx.entries == "models":
-            _, ids = idx.search(embedding, k)
-            cand = [int(i) for i in ids[0] if i >= 0]
-        else:  # references: enough of them for k distinct models on average
-            per = -(-idx.n_entries // len(idx.names))
-            _, ids = idx.search(embedding, k * per)
-            cand = list(dict.fromkeys(int(idx.owner[i]) for i in ids[0] if i >= 0))[:k]
-        names = [idx.names[c] for c in cand]
-        cents = np.stack([self.gallery.models[n].centroid for n in names])  # type: ignore[union-attr]
-        sims = np.clip(cents @ np.asarray(embedding, dtype=np.float32), -1.0, 1.0)
-        return self.policy.decide_scores(
-            sims,
-            names,
-            top_k=self.settings.top_k,
-            set_size=set_size,
-            views=views,
-            flat=flat,
-            n_models=len(idx.names),
-        )
-
     def attribute_set(self, stats: RunStats) -> dict[str, Any] | None:
         """One decision for every good input of a run, assumed to share one source.
 
@@ -267,7 +273,9 @@ class Session:
             return None
         if stats.emb_sum is None or stats.n_pooled == 0:  # every good image was flat
             return {"n_images": 0, "decision": INSUFFICIENT, "probability": None, "top": []}
-        d = self.decide(l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views)
+        d = self._decide(
+            l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views
+        )
         out = {"n_images": stats.n_pooled, "n_duplicates": stats.n_duplicates, **d}
         notes = []
         if stats.n_duplicates:
@@ -341,7 +349,8 @@ class Session:
             n_ok += 1
             views.append(e.effective_views)
             shas.append(sha)
-            total = e.embedding if total is None else total + e.embedding
+            p = self.policy.project(e.embedding)  # a folder pools in the score space
+            total = p if total is None else total + p
         info = {
             "path": str(path),
             "n_images": n_ok,

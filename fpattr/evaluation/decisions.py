@@ -233,9 +233,9 @@ def decide_queries(
     )
 
     def units(
-        q_emb: np.ndarray = q_emb, q_lab: np.ndarray = q_lab, q_views: Any = q_views
+        q_lab: np.ndarray = q_lab, q_views: Any = q_views
     ) -> list[tuple[np.ndarray, str, int | None]]:
-        """(embedding, label, views) of each query unit (an image or a pooled set)."""
+        """(row indices, label, views) of each query unit (an image or a pooled set)."""
         out = []
         for n in sorted(set(q_lab.tolist())):
             idx = np.flatnonzero(q_lab == n)
@@ -245,28 +245,32 @@ def decide_queries(
                 else _sets(idx, set_size, rng)
             )
             for gi in groups:
-                e = l2_normalize(q_emb[gi].mean(0))
                 v = None if q_views is None else int(q_views[gi].min())
-                out.append((e, n, v))
+                out.append((gi, n, v))
         return out
+
+    def pooled(pol: DecisionPolicy, emb: np.ndarray, gi: np.ndarray) -> np.ndarray:
+        # a unit pools its images in the policy's score space, as attribute --as-set does
+        return l2_normalize(pol.project(emb[gi]).mean(0))
 
     queries = units()
     full = make_gallery(ref_emb, ref_lab, names)
     pol = policy_for(full, cal_gallery)
-    gnames, cents = full.centroids()
-    for e, truth, v in queries:
-        sims = cents @ e
+    gnames, cents = pol.gallery_centroids()
+    for gi, truth, v in queries:
+        sims = cents @ pooled(pol, q_emb, gi)
         d = pol.decide_scores(sims, gnames, set_size=set_size, views=v)
         rows.known_row(d, truth, sims, gnames)
     if real_emb is not None and len(real_emb) and set_size == 1:
-        for k, e in enumerate(real_emb):
+        for k, e in enumerate(pol.project(real_emb)):
             v = None if real_views is None else int(real_views[k])
             d = pol.decide_scores(cents @ e, gnames, views=v)
             rows.unknown_row(d, rows.real)
     if unseen_emb is not None and len(unseen_emb):
-        for e, _, v in units(unseen_emb, unseen_lab, None):
+        for gi, _, v in units(unseen_lab, None):
+            sims = cents @ pooled(pol, unseen_emb, gi)
             rows.unknown_row(
-                pol.decide_scores(cents @ e, gnames, set_size=set_size, views=v), rows.unseen
+                pol.decide_scores(sims, gnames, set_size=set_size, views=v), rows.unseen
             )
     for h in names:  # leave one model out: its queries come from an unseen model
         rest = [n for n in names if n != h]
@@ -274,10 +278,12 @@ def decide_queries(
             continue
         g = make_gallery(ref_emb, ref_lab, rest)
         pol_h = policy_for(g, cal_gallery)
-        rn, rc = g.centroids()
-        for e, truth, v in queries:
+        rn, rc = pol_h.gallery_centroids()
+        for gi, truth, v in queries:
             if truth == h:
-                d = pol_h.decide_scores(rc @ e, rn, set_size=set_size, views=v)
+                d = pol_h.decide_scores(
+                    rc @ pooled(pol_h, q_emb, gi), rn, set_size=set_size, views=v
+                )
                 rows.unknown_row(d, rows.unseen)
     out = rows.summary()
     cal = pol.calibration("image-vs-model", set_size=set_size)
@@ -302,6 +308,7 @@ def decide_pairs(
     prob, corr = [], []
     n_same = n_same_ok = n_imp = n_imp_acc = n_diff = n_inconclusive = 0
     thr = None
+    q_emb = policy.project(q_emb)
     for (a, b), genuine in zip(pairs, same, strict=False):
         s = float(q_emb[a] @ q_emb[b])
         v = None if q_views is None else int(min(q_views[a], q_views[b]))

@@ -27,9 +27,11 @@ import numpy as np
 from fpattr.backbones.base import Backbone
 from fpattr.errors import ImageLoadError, UsageError
 from fpattr.evaluation import metrics
+from fpattr.evaluation.decisions import make_gallery
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem
+from fpattr.scorespace import ScoreSpace
 from fpattr.views import ViewBatcher
 
 SCHEMA = "fpattr.evaluate/1"
@@ -429,8 +431,14 @@ def score_run(
     keep = np.isin(labels, np.asarray(names, dtype=object)) & ok
     is_ref, is_q = keep & (roles == "ref"), keep & (roles == "query")
     is_real = ok & (roles == "real")
-    ref_emb, ref_lab = es.emb[is_ref], labels[is_ref]
-    q_emb, q_lab = es.emb[is_q], labels[is_q]
+    # scored in the space attribute would use with these references as the gallery
+    # (fpattr.scorespace; the leave-one-model-out open set keeps the full gallery's centre)
+    space = ScoreSpace.for_gallery(
+        es.backbone.calibration(), make_gallery(es.emb[is_ref], labels[is_ref], names)
+    )
+    emb = space.project(es.emb)
+    ref_emb, ref_lab = emb[is_ref], labels[is_ref]
+    q_emb, q_lab = emb[is_q], labels[is_q]
 
     # 1:N identification: nearest reference centroid by cosine
     cents = metrics.centroids(ref_emb, ref_lab, names)
@@ -454,7 +462,7 @@ def score_run(
     counts = [int(np.sum(q_lab == n)) for n in names]
 
     # open set: leave-one-model-out (+ real photos as unknowns in every fold)
-    lomo = metrics.open_set_lomo(ref_emb, ref_lab, q_emb, q_lab, es.emb[is_real])
+    lomo = metrics.open_set_lomo(ref_emb, ref_lab, q_emb, q_lab, emb[is_real])
     open_set: dict[str, Any] = {
         "auroc": _r(lomo["auroc"]),
         "oscr": _r(lomo["oscr"]),
@@ -466,7 +474,7 @@ def score_run(
         ],
     }
     if is_real.any():  # all models known, real photos unknown
-        real = metrics.open_set_scores(cents, names, q_emb, q_lab, es.emb[is_real])
+        real = metrics.open_set_scores(cents, names, q_emb, q_lab, emb[is_real])
         open_set["real_vs_known"] = {"auroc": _r(real["auroc"]), "oscr": _r(real["oscr"])}
 
     decisions = None
@@ -489,6 +497,7 @@ def score_run(
             "top1": _r(correct.mean()),
             "macro_f1": _r(metrics.macro_f1(q_lab.tolist(), pred.tolist(), names)),
             "method": "nearest reference centroid (cosine)",
+            "score_space": space.info(),
         },
         "verification": {
             "roc_auc": _r(metrics.roc_auc(gen, imp)),

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fpattr.calibration import Calibration
+from fpattr.calibration import fit_card
 from fpattr.errors import FpattrError, UsageError
 from fpattr.evaluation.metrics import attribution_metrics
 from fpattr.io.atomic import atomic_write_text
@@ -36,7 +36,6 @@ from fpattr.training.model import (
     ExtractorConfig,
     batch_hard_triplet,
 )
-from fpattr.views import l2_normalize
 
 
 @dataclass
@@ -197,23 +196,6 @@ def zero_shot_metrics(
     return attribution_metrics(emb[is_ref], labels[is_ref], emb[~is_ref], labels[~is_ref])
 
 
-def calibration_scores(
-    emb: np.ndarray, labels: np.ndarray, which: np.ndarray, refs: int
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Genuine/impostor scores on held-out models, the way attribute/verify score them."""
-    is_ref = which < refs
-    names = np.unique(labels)
-    cents = np.stack([emb[is_ref & (labels == n)].mean(0) for n in names])
-    l2_normalize(cents, out=cents)
-    q, ql = emb[~is_ref], labels[~is_ref]
-    s = q @ cents.T
-    own = ql[:, None] == names[None, :]
-    pair = emb @ emb.T
-    same = labels[:, None] == labels[None, :]
-    iu = np.triu_indices(len(emb), 1)
-    return {"centroid": (s[own], s[~own]), "pair": (pair[iu][same[iu]], pair[iu][~same[iu]])}
-
-
 def fit_calibration(
     model: Extractor,
     zoo: Zoo,
@@ -223,21 +205,17 @@ def fit_calibration(
     device: torch.device,
     target_far: float = 0.01,
 ) -> dict[str, Any]:
-    """Card calibration on held-out models: at ``n_views`` views per image and, under
-    ``by_views``, at one view (what a small image gives; its genuine scores are lower)."""
+    """Card calibration on held-out models (:func:`fpattr.calibration.fit_card`): at
+    ``n_views`` views per image and at one view, raw and gallery-centred."""
+    emb, labels, which = embed_zoo(model, zoo, n_views=n_views, device=device)
+    embs = {n_views: emb}  # the zoo's image order is the same at every view count
 
-    def fit(views: int) -> dict[str, Any]:
-        emb, labels, which = embed_zoo(model, zoo, n_views=views, device=device)
-        out = {}
-        for kind, (g, i) in calibration_scores(emb, labels, which, refs).items():
-            cal = Calibration.fit(g, i, target_far=target_far, source="held-out synthetic models")
-            out[kind] = cal.to_dict()
-        return out
+    def embed(views: int) -> np.ndarray:
+        if views not in embs:
+            embs[views] = embed_zoo(model, zoo, n_views=views, device=device)[0]
+        return embs[views]
 
-    out: dict[str, Any] = {**fit(n_views), "n_views": n_views}
-    if n_views > 1:
-        out["by_views"] = {"1": fit(1)}
-    return out
+    return fit_card(embed, labels, which, refs=refs, n_views=n_views, target_far=target_far)
 
 
 class _PKStream(torch.utils.data.IterableDataset):
