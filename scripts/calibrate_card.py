@@ -73,7 +73,10 @@ def main() -> None:
     c = cal["centred"]
     print(
         json.dumps(
-            {k: {f: c[k][f] for f in ("threshold", "achieved_tar", "n_genuine")} for k in ("centroid", "pair")}
+            {
+                k: {f: c[k][f] for f in ("threshold", "achieved_tar", "n_genuine")}
+                for k in ("centroid", "pair")
+            }
             | {"raw": {k: cal[k]["achieved_tar"] for k in ("centroid", "pair")}}
         )
     )

@@ -43,6 +43,9 @@ def test_pair_coverage_counts_genuine_pairs_answered_same_only() -> None:
     from fpattr.evaluation.decisions import decide_pairs
 
     class Always:
+        def project(self, x):  # the raw space
+            return x
+
         def verify(self, s: float, *, views=None):
             return {"decision": "same", "probability": 0.9, "leaning": None, "threshold": -1.0}
 
