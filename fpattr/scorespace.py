@@ -13,8 +13,8 @@ weighs the same however many references it has. The centre comes from the galler
 references only (never from the queries scored), is recomputed whenever the gallery
 changes, and is only used where its calibration exists: a backbone opts in by shipping a
 card calibration fitted in this space (``calibration["centred"]``, fitted on held-out
-synthetic models centred on *their* gallery's mean). A gallery of one model has no centre
-(its own centroid would cancel it): it is scored in the raw space with the raw card.
+synthetic models centred on *their* gallery's mean). A gallery of fewer than
+:data:`MIN_MODELS` models has no centre: it is scored in the raw space with the raw card.
 
 Measured (docs/benchmarks.md, "Gallery-centred scores"): with the shipped extractor,
 top-1 and pair ROC-AUC rise on held-out synthetic models, the project's real-generator
@@ -31,8 +31,12 @@ import numpy as np
 
 #: The card key holding calibrations fitted in the centred space.
 CENTRED_KEY = "centred"
-#: Fewest enrolled models with which the gallery has a centre.
-MIN_MODELS = 2
+#: Fewest enrolled models with which the gallery has a centre. With few models the
+#: centred centroids are pushed apart (pairwise cosine about -1/(M-1): exactly opposite
+#: for two), so the gallery's own impostor scores no longer stand for a generator outside
+#: it (found by the break-it pass: a 2-model gallery named neither model nor "unknown"
+#: for unenrolled generators, and a 3-model gallery's verify threshold fell to 0).
+MIN_MODELS = 5
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

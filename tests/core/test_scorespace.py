@@ -42,17 +42,18 @@ def gallery(n_models=5, n_refs=6, common=3.0, dim=24, seed=0):
 
 
 def test_centre_is_the_mean_of_unit_centroids_each_model_weighing_the_same():
-    g, _, _ = gallery(n_models=3)
+    g, _, _ = gallery(n_models=5)
     # a model with many more references must not pull the centre toward it
     g.models["m0"].embeddings = np.concatenate([g.models["m0"].embeddings] * 5)
     cents = [_unit(m.embeddings.astype(np.float64).mean(0)) for m in g.models.values()]
     np.testing.assert_allclose(gallery_centre(g), np.mean(cents, 0), atol=1e-6)
 
 
-def test_one_model_or_no_centred_card_is_the_raw_space():
-    g, _, _ = gallery(n_models=1)
-    assert gallery_centre(g) is None and not ScoreSpace.for_gallery(CARD, g).centred
-    g2, _, _ = gallery(n_models=3)
+def test_few_models_or_no_centred_card_is_the_raw_space():
+    for n in (1, 2, 4):  # two centred centroids are exactly opposite: no centre below 5
+        g, _, _ = gallery(n_models=n)
+        assert gallery_centre(g) is None and not ScoreSpace.for_gallery(CARD, g).centred
+    g2, _, _ = gallery(n_models=5)
     assert not ScoreSpace.for_gallery(RAW, g2).centred  # the backbone did not opt in
     assert not ScoreSpace.for_gallery(None, g2).centred
     sp = ScoreSpace.for_gallery(CARD, g2)
@@ -77,18 +78,18 @@ def test_projection_removes_the_shared_direction_and_keeps_unit_norm():
 
 
 def test_without_drops_one_centroid_from_the_centre():
-    g, _, _ = gallery(n_models=4)
+    g, _, _ = gallery(n_models=6)
     sp = ScoreSpace.for_gallery(CARD, g)
     rest = Gallery(backbone=g.backbone, models={k: m for k, m in g.models.items() if k != "m2"})
     c2 = _unit(g.models["m2"].embeddings.astype(np.float64).mean(0))
-    np.testing.assert_allclose(sp.without(c2, 4).centre, gallery_centre(rest), atol=1e-5)
-    two, _, _ = gallery(n_models=2)
-    sp2 = ScoreSpace.for_gallery(CARD, two)
-    assert sp2.without(c2, 2) is sp2  # one model left has no centred space of its own
+    np.testing.assert_allclose(sp.without(c2, 6).centre, gallery_centre(rest), atol=1e-5)
+    five, _, _ = gallery(n_models=5)
+    sp5 = ScoreSpace.for_gallery(CARD, five)
+    assert sp5.without(c2, 5) is sp5  # four left have no centred space of their own
 
 
 def test_policy_scores_in_the_space_and_left_out_models_leave_the_centre():
-    g, _, _ = gallery(n_models=5)
+    g, _, _ = gallery(n_models=6)
     pol = DecisionPolicy(CARD, g)
     assert pol.space.centred and pol.info()["score_space"]["kind"] == "gallery-centred"
     assert pol.card is CENTRED
@@ -97,8 +98,8 @@ def test_policy_scores_in_the_space_and_left_out_models_leave_the_centre():
     names, cents = pol.gallery_centroids()
     sims = cents @ pol.project(q)
     assert [t["similarity"] for t in d["top"]] == pytest.approx(sorted(sims, reverse=True)[:3])
-    # the unknown rows of m0: scored as a generator outside the gallery of m1..m4 would be
-    pq = pseudo_queries(g, 1, space=pol.space, n_models=5)
+    # the unknown rows of m0: scored as a generator outside the gallery of m1..m5 would be
+    pq = pseudo_queries(g, 1, space=pol.space, n_models=6)
     rest = Gallery(backbone=g.backbone, models={k: m for k, m in g.models.items() if k != "m0"})
     sp = ScoreSpace(gallery_centre(rest))
     rc = np.stack([_unit(sp.project(m.embeddings).mean(0)) for m in rest.models.values()])
