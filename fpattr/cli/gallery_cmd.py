@@ -274,6 +274,7 @@ def calibrate(
         _emit(
             {
                 "gallery": g.info(),
+                "score_space": pol.space.info(),
                 "calibrations": [c.info() for c in cals if c],
                 "enrolment_check": check,
                 "warnings": warnings,
@@ -286,6 +287,7 @@ def calibrate(
 
         Console().print(_folded(t))
         Console().print(_folded(t2))
+        print(f"scores: {pol.space.info()['method']}", file=sys.stderr)
         for c in cals:
             if c is not None:
                 print(f"{c.comparison}: {c.why}", file=sys.stderr)

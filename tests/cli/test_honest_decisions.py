@@ -106,6 +106,7 @@ def test_gallery_add_reports_leave_one_out_recognition(enrolled):
     r = run_cli(["gallery", "calibrate", "-g", enrolled["gallery"], "-b", "spectrum", "-f", "json"])
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
+    assert rep["score_space"]["kind"] == "raw"  # the spectrum card has no centred calibration
     check = rep["enrolment_check"]
     assert set(check) == {"nearest", "bilinear", "checker"}
     assert all(v["n_refs"] == 5 for v in check.values())
