@@ -148,20 +148,20 @@ def card_scores(
     (same-model image pairs, different-model pairs)}, float arrays.
     """
     from fpattr.scorespace import ScoreSpace
+    from fpattr.views import l2_normalize
 
     labels = np.asarray(labels)
     is_ref = np.asarray(which) < refs
     names = np.unique(labels)
 
-    def unit(x: np.ndarray) -> np.ndarray:
-        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    def centroids(e: np.ndarray) -> np.ndarray:
+        return l2_normalize(np.stack([e[is_ref & (labels == n)].mean(0) for n in names]))
 
-    emb = unit(np.asarray(emb, np.float32))
-    cents = unit(np.stack([emb[is_ref & (labels == n)].mean(0) for n in names]))
-    if centred:
-        space = ScoreSpace(cents.mean(0).astype(np.float32))
-        emb = space.project(emb)
-        cents = unit(np.stack([emb[is_ref & (labels == n)].mean(0) for n in names]))
+    emb = l2_normalize(np.asarray(emb, np.float32))
+    cents = centroids(emb)
+    if centred:  # centred on these models' mean, then centroids of the projected images
+        emb = ScoreSpace(cents.mean(0).astype(np.float32)).project(emb)
+        cents = centroids(emb)
     q, ql = emb[~is_ref], labels[~is_ref]
     s = q @ cents.T
     own = ql[:, None] == names[None, :]

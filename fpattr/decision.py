@@ -664,13 +664,20 @@ class DecisionPolicy:
         models with similarity and posterior probability (posteriors over all models
         plus ``p_unknown`` sum to 1). ``flat``: no view carried signal.
         """
-        names, cents = self.gallery_centroids()
-        if not names:
-            raise ValueError("the gallery is empty")
-        sims = np.clip(cents @ self.project(embedding), -1.0, 1.0)
+        names, sims = self.scores(self.project(embedding))
         return self.decide_scores(
             sims, names, top_k=top_k, set_size=set_size, views=views, flat=flat
         )
+
+    def scores(self, projected: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(names, (M,) cosines) of one (D,) embedding already in the score space (a
+        :meth:`project` output) with every enrolled model's centroid.
+
+        Raises ValueError when the gallery is empty."""
+        names, cents = self.gallery_centroids()
+        if not names:
+            raise ValueError("the gallery is empty")
+        return names, np.clip(cents @ projected, -1.0, 1.0)
 
     def decide_scores(
         self,

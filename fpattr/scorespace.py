@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from fpattr.views import l2_normalize
+
 #: The card key holding calibrations fitted in the centred space.
 CENTRED_KEY = "centred"
 #: Fewest enrolled models with which the gallery has a centre. With few models the
@@ -39,18 +41,13 @@ CENTRED_KEY = "centred"
 MIN_MODELS = 5
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
-
-
 def gallery_centre(gallery: Any) -> np.ndarray | None:
     """(D,) float32 mean of the gallery's model centroids, or None below
     :data:`MIN_MODELS` models."""
     models = list(getattr(gallery, "models", {}).values()) if gallery is not None else []
     if len(models) < MIN_MODELS:
         return None
-    cents = np.stack([_unit(np.asarray(m.embeddings, np.float64).mean(0)) for m in models])
+    cents = np.stack([l2_normalize(np.asarray(m.embeddings, np.float64).mean(0)) for m in models])
     return cents.mean(0).astype(np.float32)
 
 
@@ -75,10 +72,10 @@ class ScoreSpace:
     def project(self, x: Any) -> np.ndarray:
         """Fingerprints (D,) or (N, D) -> unit vectors of the same shape (float32) in this
         space. Raw embeddings only: projecting twice subtracts the centre twice."""
-        x = _unit(np.asarray(x, np.float32))
+        x = l2_normalize(np.asarray(x, np.float32))
         if self.centre is None:
             return x
-        return _unit(x - self.centre).astype(np.float32, copy=False)
+        return l2_normalize(x - self.centre).astype(np.float32, copy=False)
 
     def without(self, centroid: np.ndarray, n_models: int) -> ScoreSpace:
         """The space of this gallery of ``n_models`` models with one model, whose raw unit

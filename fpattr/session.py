@@ -201,24 +201,21 @@ class Session:
         flat: bool = False,
     ) -> dict[str, Any]:
         """:meth:`decide` for an embedding already in the policy's score space."""
-        if self._uses_index():
-            idx, k = self.index, self._n_candidates()
-            names, sims = idx.candidates(projected, k, self.policy.gallery)
-            return self.policy.decide_scores(
-                sims,
-                names,
-                top_k=self.settings.top_k,
-                set_size=set_size,
-                views=views,
-                flat=flat,
-                n_models=len(idx.names),
-            )
-        names, cents = self.policy.gallery_centroids()
-        if not names:
-            raise ValueError("the gallery is empty")
-        sims = np.clip(cents @ projected, -1.0, 1.0)
+        n_models = None  # an exact search scores every model
+        if self._uses_index():  # the index's top candidates, re-scored exactly
+            idx = self.index
+            names, sims = idx.candidates(projected, self._n_candidates(), self.policy.gallery)
+            n_models = len(idx.names)
+        else:
+            names, sims = self.policy.scores(projected)
         return self.policy.decide_scores(
-            sims, names, top_k=self.settings.top_k, set_size=set_size, views=views, flat=flat
+            sims,
+            names,
+            top_k=self.settings.top_k,
+            set_size=set_size,
+            views=views,
+            flat=flat,
+            n_models=n_models,
         )
 
     # -- gallery index ---------------------------------------------------------------------------
