@@ -73,7 +73,12 @@ class _Rows:
         }
         self.unseen = {"n": 0, "named": 0}
         self.real = {"n": 0, "named": 0}
+        # impostor comparisons (a query against a model that did not make it), by kind:
+        # an enrolled query against the other enrolled models, a query of a generator not
+        # enrolled (left out, or the other half's) and a real photo against every model
         self.impostor = {"n": 0, "accepted": 0}
+        self.impostor_unseen = {"n": 0, "accepted": 0}
+        self.impostor_real = {"n": 0, "accepted": 0}
         self.insufficient = 0
 
     def add(self, d: dict[str, Any], truth: str | None) -> None:
@@ -116,10 +121,16 @@ class _Rows:
             self.impostor["n"] += wrong.size
             self.impostor["accepted"] += int(np.sum(wrong >= d["threshold"]))
 
-    def unknown_row(self, d: dict[str, Any], bucket: dict[str, int]) -> None:
+    def unknown_row(
+        self, d: dict[str, Any], bucket: dict[str, int], sims: np.ndarray | None = None
+    ) -> None:
         self.add(d, None)
         bucket["n"] += 1
         bucket["named"] += names_a_model(d["decision"])
+        if sims is not None and d["threshold"] is not None:
+            imp = self.impostor_real if bucket is self.real else self.impostor_unseen
+            imp["n"] += int(np.size(sims))
+            imp["accepted"] += int(np.sum(np.asarray(sims) >= d["threshold"]))
 
     def summary(self) -> dict[str, Any]:
         k = self.known
@@ -131,6 +142,7 @@ class _Rows:
         if not known.any() or known.all():
             w = np.ones(known.size)
         ece, bins = reliability(prob, corr, weight=w)
+        imps = (self.impostor, self.impostor_unseen, self.impostor_real)
         return {
             "_rows": (prob, corr, w / max(w.sum(), 1e-12)),
             "accuracy": _ratio(k["correct"], k["n"]),
@@ -140,14 +152,17 @@ class _Rows:
             "inconclusive_rate": _ratio(k["inconclusive"], k["n"]),
             "unseen_named_rate": _ratio(self.unseen["named"], self.unseen["n"]),
             "real_named_rate": _ratio(self.real["named"], self.real["n"]),
-            "achieved_far": _ratio(self.impostor["accepted"], self.impostor["n"]),
+            "achieved_far": _ratio(sum(x["accepted"] for x in imps), sum(x["n"] for x in imps)),
+            "far_enrolled": _ratio(self.impostor["accepted"], self.impostor["n"]),
+            "far_unseen": _ratio(self.impostor_unseen["accepted"], self.impostor_unseen["n"]),
+            "far_real": _ratio(self.impostor_real["accepted"], self.impostor_real["n"]),
             "ece": ece,
             "ece_floor": ece_floor(prob, w),
             "n_known": k["n"],
             "n_named": k["named"],
             "n_unseen": self.unseen["n"],
             "n_real": self.real["n"],
-            "n_impostor_comparisons": self.impostor["n"],
+            "n_impostor_comparisons": sum(x["n"] for x in imps),
             "n_insufficient": self.insufficient,
             "reliability": bins,
         }
@@ -264,13 +279,13 @@ def decide_queries(
     if real_emb is not None and len(real_emb) and set_size == 1:
         for k, e in enumerate(pol.project(real_emb)):
             v = None if real_views is None else int(real_views[k])
-            d = pol.decide_scores(cents @ e, gnames, views=v)
-            rows.unknown_row(d, rows.real)
+            sims = cents @ e
+            rows.unknown_row(pol.decide_scores(sims, gnames, views=v), rows.real, sims)
     if unseen_emb is not None and len(unseen_emb):
         for gi, _, v in units(unseen_lab, None):
             sims = cents @ pooled(pol, unseen_emb, gi)
             rows.unknown_row(
-                pol.decide_scores(sims, gnames, set_size=set_size, views=v), rows.unseen
+                pol.decide_scores(sims, gnames, set_size=set_size, views=v), rows.unseen, sims
             )
     for h in names:  # leave one model out: its queries come from an unseen model
         rest = [n for n in names if n != h]
@@ -281,10 +296,9 @@ def decide_queries(
         rn, rc = pol_h.gallery_centroids()
         for gi, truth, v in queries:
             if truth == h:
-                d = pol_h.decide_scores(
-                    rc @ pooled(pol_h, q_emb, gi), rn, set_size=set_size, views=v
-                )
-                rows.unknown_row(d, rows.unseen)
+                sims = rc @ pooled(pol_h, q_emb, gi)
+                d = pol_h.decide_scores(sims, rn, set_size=set_size, views=v)
+                rows.unknown_row(d, rows.unseen, sims)
     out = rows.summary()
     cal = pol.calibration("image-vs-model", set_size=set_size)
     out["threshold"] = None if cal is None else round(cal.threshold, 4)
@@ -514,7 +528,7 @@ def _mean_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
         v = [x for x in vals if x is not None]
         return round(float(np.mean(v)), 4) if v else None
 
-    keys = (*HEADLINE_KEYS, "ece_floor")
+    keys = (*HEADLINE_KEYS, "ece_floor", "far_enrolled", "far_unseen", "far_real")
     out: dict[str, Any] = {
         "single": {k: mean([f["single"][k] for f in folds]) for k in keys}
         | _pool_rows([f["single"] for f in folds])

@@ -56,3 +56,30 @@ def test_pair_coverage_counts_genuine_pairs_answered_same_only() -> None:
     r = decide_pairs(Always(), emb, lab, 200, seed=0)
     assert r["coverage"] == 1.0 and r["achieved_far"] == 1.0
     assert 0.3 < r["precision"] < 0.7  # balanced pairs
+
+
+def test_far_counts_every_impostor_comparison_not_only_the_enrolled_ones() -> None:
+    # a query of a generator that is not enrolled, scoring above the threshold with an
+    # enrolled model, is a false accept as much as a known query matching another model;
+    # the achieved FAR used to count only the second kind
+    from fpattr.evaluation.decisions import _Rows
+
+    def dec(name: str) -> dict:
+        return {
+            "decision": name,
+            "probability": 0.7,
+            "threshold": 0.5,
+            "leaning": None,
+            "candidates": [],
+        }
+
+    rows = _Rows()
+    rows.known_row(dec("a"), "a", np.array([0.9, 0.2, 0.1]), ["a", "b", "c"])  # 0 of 2
+    rows.unknown_row(dec("b"), rows.unseen, np.array([0.1, 0.6, 0.55]))  # 2 of 3
+    rows.unknown_row(dec("unknown"), rows.real, np.array([0.1, 0.2, 0.3]))  # 0 of 3
+    s = rows.summary()
+    assert s["far_enrolled"] == 0.0
+    assert s["far_unseen"] == round(2 / 3, 4)
+    assert s["far_real"] == 0.0
+    assert s["achieved_far"] == round(2 / 8, 4)
+    assert s["n_impostor_comparisons"] == 8
