@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pytest
+
+# A background job of a non-interactive shell (`pytest ... &`, nohup) starts with SIGINT
+# ignored, and an ignored signal stays ignored across exec: the interrupt tests' child
+# processes would never see their Ctrl-C. Handled (not ignored) here, children start with
+# the default action whatever launched pytest.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Plugin errors are recorded, not raised, in normal runs; tests that want raising set
 # FPATTR_RAISE_ERRORS themselves.

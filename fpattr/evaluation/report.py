@@ -37,6 +37,7 @@ ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("models", ("n_models",), 0),
     ("refs / model", ("refs_per_model",), 0),
     ("queries", ("n_queries",), 0),
+    ("score space", ("identification", "score_space", "kind"), 0),
     ("top-1", ("identification", "top1"), 3),
     ("macro-F1", ("identification", "macro_f1"), 3),
     ("ROC-AUC (pairs)", ("verification", "roc_auc"), 3),
@@ -67,6 +68,8 @@ def _get(d: Any, path: Sequence[str]) -> Any:
 def _fmt(value: Any, digits: int) -> str:
     if value is None:
         return "\u2014"
+    if isinstance(value, str):  # a label (the score space), not a figure
+        return printable(value)
     if digits == 0 and number(value) is not None:
         return str(int(value))
     return fmt_score(value, digits)
@@ -127,6 +130,8 @@ def write_csv(doc: dict[str, Any], stream: TextIO) -> None:
 def _csv_value(v: Any) -> Any:
     if isinstance(v, bool) or v is None:
         return None
+    if isinstance(v, str):
+        return v
     return v if isinstance(v, int) else number(v)
 
 

@@ -102,6 +102,9 @@ def test_compare_two_backbones(bench_master: Path):
     assert d["runs"][0]["extractor_sha256"] != d["runs"][1]["extractor_sha256"]
     table = run_cli(["evaluate", bench_master, *BASE, "--compare", "spectrum,example-colorres"])
     assert table.exit_code == 0 and "example-colorres" in table.stdout
+    # the score space the figures were taken in is a row of the table (the spectrum's
+    # card is not centred, nor the example's: both raw)
+    assert re.search(r"score space\s+raw\s+raw", table.stdout)
 
 
 def test_html_report_and_plots(bench: Path, tmp_path: Path):
@@ -167,6 +170,8 @@ def test_csv_and_output_file(bench_master: Path, tmp_path: Path):
     header, row = out.read_text().splitlines()
     assert header.startswith("backbone,backbone_id,extractor_sha256,n_models")
     assert row.startswith("spectrum,") and ",4,3,20," in row
+    cells = dict(zip(header.split(","), row.split(","), strict=True))
+    assert cells["identification_score_space_kind"] == "raw"
 
 
 def test_decision_quality_under_the_attribute_policy(clean_json: dict):
