@@ -223,7 +223,7 @@ DECISION_COLS = (
     ("incon.", "inconclusive_rate"),
     ("unseen", "unseen_named_rate"),
     ("real", "real_named_rate"),
-    ("ECE", "ece"),
+    ("ECE", "ece_pooled"),
 )
 _PROTOCOL_LABELS = {
     "in_gallery": "in-gallery",
@@ -300,8 +300,10 @@ def _decision_table(
         if not last
         else Text(
             "disjoint / transfer: mean over folds of random halves of the generators (one half "
-            "enrolled and measured, the other unseen / calibrated on the other half); unseen, "
-            "real: named rate of models not enrolled and of real photos",
+            "enrolled and measured, the other unseen / calibrated on the other half); FAR: "
+            "impostor comparisons of every kind at or above the threshold; unseen, real: named "
+            "rate of models not enrolled and of real photos; ECE: pooled over the folds (its "
+            "noise floor is in the JSON)",
             style="dim",
         ),
         box=box.SIMPLE_HEAD,

@@ -177,7 +177,7 @@ def _eval_run(name: str, top1: float) -> dict:
             "target_far": 0.01,
             "protocols": {
                 "in_gallery": {
-                    "single": {"achieved_far": 0.0123, "precision": 0.9, "ece": -0.0456},
+                    "single": {"achieved_far": 0.0123, "precision": 0.9, "ece_pooled": -0.0456},
                     "sets": {"10": {"achieved_far": 0.0, "coverage": 0.75}},
                 }
             },
