@@ -373,6 +373,11 @@ class Session:
             "b_sha256": ib["sha256"],
             "a_images": ia["n_images"],
             "b_images": ib["n_images"],
+            # read, but no evidence: flat images and repeats of an image already counted
+            "a_flat": ia["n_flat"],
+            "b_flat": ib["n_flat"],
+            "a_duplicates": ia["n_duplicates"],
+            "b_duplicates": ib["n_duplicates"],
             "failed": ia["failed"] + ib["failed"],
             "skipped": ia["skipped"] + ib["skipped"],
             "status": "ok",

@@ -88,8 +88,9 @@ def verify(
     out = Outputs(fmt, output, report, manifest, started=started)
     try:
         out.write(res)
-        n_in = res["a_images"] + res["b_images"] + len(res["failed"])
-        n_ok = res["a_images"] + res["b_images"]
+        # every input read is accounted for: flat images and repeats were read fine
+        n_ok = sum(res[f"{side}_{k}"] for side in "ab" for k in ("images", "flat", "duplicates"))
+        n_in = n_ok + len(res["failed"])
         if res["status"] == "error" and not res["failed"]:
             n_in += 1  # a side with no image at all (an empty folder) is a failed input
         decisions = {res["decision"]: 1} if res["decision"] else {}

@@ -26,9 +26,29 @@ def test_verify_solid_black_vs_white_is_insufficient_signal(enrolled, tmp_path):
     a = _solid(tmp_path / "black.png", (0, 0, 0))
     b = _solid(tmp_path / "white.png", (255, 255, 255))
     opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
-    res = _res(run_cli(["verify", a, b, *opts]))["results"][0]
+    rep = _res(run_cli(["verify", a, b, *opts]))
+    res = rep["results"][0]
     assert res["decision"] == "insufficient signal"
     assert res["probability"] is None
+    # both files were read: accounted for as inputs, not lost (the summary said 0 inputs)
+    assert (res["a_flat"], res["b_flat"]) == (1, 1)
+    s = rep["summary"]
+    assert (s["n_inputs"], s["n_ok"], s["n_failed"]) == (2, 2, 0)
+
+
+def test_verify_folder_accounts_for_flat_images_and_repeats(enrolled, tmp_path):
+    d = tmp_path / "side"
+    d.mkdir()
+    _solid(d / "flat.png", (9, 9, 9))
+    src = next(enrolled["queries"].glob("nearest_*.png"))
+    (d / "a.png").write_bytes(src.read_bytes())
+    (d / "b.png").write_bytes(src.read_bytes())  # the same content: one piece of evidence
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
+    rep = _res(run_cli(["verify", d, src, *opts]))
+    res = rep["results"][0]
+    assert (res["a_images"], res["a_flat"], res["a_duplicates"], res["b_images"]) == (1, 1, 1, 1)
+    s = rep["summary"]
+    assert (s["n_inputs"], s["n_ok"], s["n_failed"]) == (4, 4, 0)
 
 
 def test_flat_and_one_pixel_images_are_never_attributed(enrolled, tmp_path):
