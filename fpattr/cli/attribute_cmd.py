@@ -172,7 +172,6 @@ def run(
 
     console = common.stderr_console(quiet)
     check_format(fmt)
-    check_output_paths(output, report)  # before any work: exit 2 now, not after the run
     if resume:
         check_resume_options(fmt, output, as_set)
     if engine not in ("local", "ray"):
@@ -191,6 +190,8 @@ def run(
         paths += map(Path, read_path_list(files_from))
     elif not given:
         raise UsageError("give image files or folders, or --files-from FILE")
+    # before any work: exit 2 now, not after the run
+    check_output_paths(output, report, inputs=paths)
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
     g = common.open_gallery(gallery, bb)

@@ -51,7 +51,7 @@ def verify(
     from fpattr.report.outputs import Outputs, check_output_paths
     from fpattr.session import Session
 
-    check_output_paths(output, report)  # before any work: a bad path is exit 2 now
+    check_output_paths(output, report, inputs=(a, b))  # before any work: a bad path is exit 2 now
     console = common.stderr_console(quiet)
     started = time.monotonic()  # the report's time covers loading and scoring
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]

@@ -7,8 +7,9 @@ plugin-loading imports stay inside the functions, so importing this module is ch
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,17 +100,47 @@ def output_format(fmt: str, output: Path | None) -> str:
 
     if output is None or fmt != "table" or output.suffix in ("", ".txt") or str(output) == "-":
         return fmt
-    return format_for_path(output)
+    try:
+        return format_for_path(output)
+    except UsageError:  # a suffix that names no format: the table asked for (or defaulted)
+        return fmt
 
 
-def check_output_paths(*paths: Path | None) -> None:
+def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
     """:class:`UsageError` (exit 2) now, before any work, unless every given output path can
-    be written (folder exists and is a folder, not read-only, the path is not a folder)."""
+    be written (folder exists and is a folder, not read-only, the path is not a folder), no
+    two of them are the same file (one would silently replace the other), and none is one
+    of the ``inputs`` or an image inside an input folder (the report would overwrite the
+    evidence it reports on)."""
     from fpattr.io.atomic import check_writable
+    from fpattr.io.loader import IMAGE_EXTENSIONS
 
+    given = [p for p in paths if p is not None and str(p) != "-"]
     for path in paths:
         if path is not None:
             check_writable(path, "output")
+    seen: dict[str, Path] = {}
+    for path in given:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageError(
+                f"{str(seen[real])!r} and {str(path)!r} are the same file: give each output "
+                "its own path"
+            )
+        seen[real] = path
+    for inp in inputs:
+        if str(inp) == "-":
+            continue
+        src = os.path.realpath(inp)
+        for real, path in seen.items():
+            inside = os.path.isdir(src) and real.startswith(src.rstrip(os.sep) + os.sep)
+            if real == src or (
+                inside and os.path.isfile(real) and Path(real).suffix.lower() in IMAGE_EXTENSIONS
+            ):
+                raise UsageError(
+                    f"output {str(path)!r} is one of the inputs ({str(inp)!r}): writing it "
+                    "would destroy an input; write the output elsewhere"
+                )
 
 
 class Outputs:

@@ -165,3 +165,44 @@ def test_gallery_add_checks_its_folder_before_any_work(tmp_path):
     )
     assert r.exit_code == 2 and "is a file, not a folder" in r.output
     assert "enrolling" not in r.output and "leave-one-out" not in r.output
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(queries, tmp_path):
+    # `-o` on an input image used to replace it with the report and drop its record
+    img = sorted(queries.glob("*.png"))[0]
+    before = img.read_bytes()
+    for args in (
+        [queries, "-o", img, "-f", "json"],  # an image inside an input folder
+        [img, "-o", img, "-f", "csv"],  # the input file itself
+        [queries, "--report", img],
+    ):
+        r = run_cli(["attribute", *args, "-g", tmp_path / "no-gallery", "-b", "spectrum", "-q"])
+        assert r.exit_code == 2, r.output
+        assert "is one of the inputs" in r.stderr and "no gallery" not in r.stderr
+        assert img.read_bytes() == before
+    other = sorted(queries.glob("*.png"))[1]
+    r = run_cli(["verify", img, other, "-o", other, "-b", "spectrum", "-q"])
+    assert r.exit_code == 2 and "is one of the inputs" in r.stderr, r.output
+    assert img.read_bytes() == before
+
+
+def test_a_results_file_inside_the_input_folder_is_allowed(queries, tmp_path):
+    # the common `fpattr attribute . -o results.jsonl`: not an image, never an input
+    from fpattr.report.outputs import check_output_paths
+
+    check_output_paths(queries / "results.jsonl", queries / "report.html", inputs=[queries])
+
+
+def test_output_and_report_on_one_path_are_refused(queries, tmp_path):
+    same = tmp_path / "same.json"
+    r = _attribute(queries, tmp_path, "-o", same, "--report", same)
+    assert r.exit_code == 2 and "are the same file" in r.stderr, r.output
+    assert not same.exists()
+
+
+def test_explicit_table_to_a_file_of_any_suffix(tmp_path):
+    # `-f table -o r.out` was refused: "cannot tell the report format ... pass it explicitly"
+    from fpattr.report.outputs import output_format
+
+    assert output_format("table", tmp_path / "r.out") == "table"
+    assert output_format("table", tmp_path / "r.csv") == "csv"
