@@ -52,11 +52,19 @@ _DAMAGED: tuple[type[BaseException], ...] = (
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # fullmatch: no trailing "\n"
 
 
+#: Words results use for outcomes that name no model (fpattr.decision, verify): a model
+#: named like one would read as that outcome in every report. Any letter case.
+RESERVED_NAMES = frozenset({"unknown", "ambiguous", "inconclusive", "same", "different"})
+
+
 def check_model_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name == "unknown":
+    """``name`` if it can name an enrolled model, else :class:`GalleryError`."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name.lower() in RESERVED_NAMES:
         raise GalleryError(
             f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_', '+', '-' "
-            "(starting with a letter or digit; 'unknown' is reserved)"
+            "(starting with a letter or digit; "
+            f"{', '.join(sorted(RESERVED_NAMES))} are reserved in any letter case: "
+            "results use them for decisions)"
         )
     return name
 

@@ -77,6 +77,14 @@ def test_bad_model_names(bad):
         check_model_name(bad)
 
 
+@pytest.mark.parametrize("word", ["Unknown", "ambiguous", "INCONCLUSIVE", "same", "Different"])
+def test_decision_words_cannot_name_a_model(word):
+    # a model enrolled as 'inconclusive' read as that outcome in every report and summary
+    with pytest.raises(GalleryError, match="reserved in any letter case"):
+        check_model_name(word)
+    assert check_model_name(word + "-v2") == word + "-v2"
+
+
 def test_tampered_gallery_is_refused(tmp_path):
     _gallery(tmp_path)
     doc = json.loads((tmp_path / "g" / "gallery.json").read_text())
