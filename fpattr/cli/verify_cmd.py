@@ -72,9 +72,14 @@ def verify(
             "[yellow]warning:[/] uncalibrated (no calibration in the extractor's card and no "
             "--gallery with >= 2 models): no decision; pass --threshold or a --gallery."
         )
-    for f in res["failed"]:
-        line = Text("skipped ", style="red")  # names and reasons print literally, any bytes
-        console.print(line.append(f"{printable(f['path'])}: {printable(f['error'])}", style=""))
+    # names and reasons print literally, any bytes
+    for label, style, rows, key in (
+        ("failed ", "red", res["failed"], "error"),
+        ("skipped ", "yellow", res["skipped"], "reason"),
+    ):
+        for f in rows:
+            line = Text(label, style=style)
+            console.print(line.append(f"{printable(f['path'])}: {printable(f[key])}", style=""))
     common.print_policy_notes(console, session.policy)
     common.print_notes(console, session.view_notes())
     manifest = build_manifest(
@@ -99,6 +104,7 @@ def verify(
                 "n_inputs": n_in,
                 "n_ok": n_ok,
                 "n_failed": n_in - n_ok,
+                "n_skipped": len(res["skipped"]),
                 "decisions": decisions,
                 "as_set": None,
                 "policy": session.policy.info(),

@@ -49,6 +49,15 @@ def test_verify_folder_accounts_for_flat_images_and_repeats(enrolled, tmp_path):
     assert (res["a_images"], res["a_flat"], res["a_duplicates"], res["b_images"]) == (1, 1, 1, 1)
     s = rep["summary"]
     assert (s["n_inputs"], s["n_ok"], s["n_failed"]) == (4, 4, 0)
+    # a broken image fails, a text file is skipped: each said as what it is
+    (d / "broken.png").write_bytes(b"xx")
+    (d / "notes.txt").write_text("hi", encoding="utf-8")
+    r = run_cli(["verify", d, src, *opts[:-1]])
+    assert r.exit_code == 1, r.output
+    s = _res(r)["summary"]
+    assert (s["n_inputs"], s["n_ok"], s["n_failed"], s["n_skipped"]) == (5, 4, 1, 1)
+    assert "failed " in r.stderr and "broken.png" in r.stderr
+    assert "skipped " in r.stderr and "notes.txt" in r.stderr
 
 
 def test_flat_and_one_pixel_images_are_never_attributed(enrolled, tmp_path):
