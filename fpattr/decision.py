@@ -375,22 +375,30 @@ class DecisionPolicy:
         return held
 
     def _pool(
-        self, g: np.ndarray, i: np.ndarray, prior: ScoreModel | None, prior_thr: float | None
+        self,
+        g: np.ndarray,
+        i: np.ndarray,
+        prior: ScoreModel | None,
+        prior_thr: float | None,
+        *,
+        target_far: float | None = None,
     ) -> tuple[PooledScoreModel, float | None, float, float]:
         """(score model, threshold, gallery weight, threshold weight) from held-out scores,
-        shrunk toward the card's (``prior``); the threshold is the user's when given."""
+        shrunk toward the card's (``prior``); the threshold is the user's when given, else
+        fitted at ``target_far`` (default: the policy's; given, the user's is ignored)."""
         ok = g.size >= 2 and i.size >= 2
         model = ScoreModel.fit(g, i) if ok else None
         w = 0.0
         if model is not None:
             w = 1.0 if prior is None else g.size / (g.size + self.prior_strength)
         score = PooledScoreModel(model, prior, w)
-        if self.user_threshold is not None:
+        if self.user_threshold is not None and target_far is None:
             return score, self.user_threshold, w, 0.0
+        target = self.target_far if target_far is None else target_far
         if not ok:
             return score, prior_thr, w, 0.0
-        gal_thr = threshold_at_far(i, self.target_far)
-        exceed = i.size * self.target_far
+        gal_thr = threshold_at_far(i, target)
+        exceed = i.size * target
         # the card only fills in where the gallery holds too few impostor scores to put
         # even one above the threshold: it is too lenient on real generators to dilute a
         # sufficient in-domain estimate
@@ -493,7 +501,13 @@ class DecisionPolicy:
         )
         if cal.score is not None and comparison == "image-vs-model":
             if held:
-                cal.resemblance, details["look_alike"] = resemblance_rate(held, cal.threshold)
+                # measured at the threshold of the default false-accept rate, whatever the
+                # user's --threshold / --target-far: those move the decisions, never the
+                # posterior (a stricter threshold used to raise the shown probabilities)
+                ref_thr = self._pool(g, i, prior, prior_thr, target_far=DEFAULT_TARGET_FAR)[1]
+                cal.resemblance, details["look_alike"] = resemblance_rate(
+                    held, cal.threshold if ref_thr is None else ref_thr
+                )
             else:  # a gallery of one model: nothing to leave out, no evidence either way
                 cal.resemblance, details["look_alike"] = no_resemblance_evidence(
                     len(self.gallery.models) if self.gallery is not None else 1
@@ -505,7 +519,8 @@ class DecisionPolicy:
     def _display_maps(
         self, comparison: str, cal: FittedCalibration, held: dict[str, Any]
     ) -> dict[str, tuple[float, float]]:
-        """Per decision kind, a recalibration of the raw probability fitted on held-out
+        """Per outcome the posterior leans to (named, ambiguous, unknown; same, different),
+        whichever side of the threshold, a recalibration of the raw probability fitted on held-out
         queries made of the gallery's references (known and unknown weighted by the prior
         of unknown; genuine and impostor pairs equally).
 
@@ -527,17 +542,20 @@ class DecisionPolicy:
             unknown_ok: list[float] = []
             for sims, t in held["known"]:
                 r = self._raw_decide(sims, names, cal)
-                ok = r["members"] is not None and t in r["members"]
-                rows.setdefault(r["kind"], []).append((r["p"], ok, (1 - self.prior_unknown) / nk))
-                if r["kind"] == "named":
-                    named_known.append(r["p"])
+                ok = r["lean_members"] is not None and t in r["lean_members"]
+                rows.setdefault(r["lean"], []).append(
+                    (r["lean_p"], ok, (1 - self.prior_unknown) / nk)
+                )
+                if r["lean"] == "named":
+                    named_known.append(r["lean_p"])
             for sims, t in held["unknown"]:
                 rest = names[:t] + names[t + 1 :]
                 r = self._raw_decide(sims, rest, cal)
-                ok = r["kind"] == "unknown" or (r["kind"] == "inconclusive" and not r["members"])
-                rows.setdefault(r["kind"], []).append((r["p"], ok, share / nu))
-                if r["kind"] == "unknown":
-                    unknown_ok.append(r["p"])
+                rows.setdefault(r["lean"], []).append(
+                    (r["lean_p"], r["lean"] == "unknown", share / nu)
+                )
+                if r["lean"] == "unknown":
+                    unknown_ok.append(r["lean_p"])
             if cal.resemblance > 0:
                 pseudo = self.prior_unknown / (m + 2)
                 for kind, ps, ok in (("named", named_known, False), ("unknown", unknown_ok, True)):
@@ -547,7 +565,7 @@ class DecisionPolicy:
             for arr, genuine in ((held["genuine"], True), (held["impostor"], False)):
                 for sv in arr:
                     r = _raw_verify(float(sv), cal)
-                    rows.setdefault(r["kind"], []).append(
+                    rows.setdefault(r["leaning"], []).append(
                         (r["p"], (r["leaning"] == "same") == genuine, 0.5 / arr.size)
                     )
         # hierarchical shrinkage: one map for every decision kind (toward the identity),
@@ -716,8 +734,8 @@ class DecisionPolicy:
         raw = self._raw_decide(sims, names, cal, n_models) if not flat else {"posterior": None}
         post = raw["posterior"]
         if post is not None:
-            shown = cal.displayed(raw["kind"], raw["p"])  # type: ignore[union-attr]
-            post, out["p_unknown"] = _rescale(post, raw["p_unknown"], raw["members"], shown)
+            shown = cal.displayed(raw["lean"], raw["lean_p"])  # type: ignore[union-attr]
+            post, out["p_unknown"] = _rescale(post, raw["p_unknown"], raw["lean_members"], shown)
             if n_models is not None:  # what the top candidates and unknown leave
                 out["p_not_retrieved"] = max(0.0, 1.0 - float(post.sum()) - out["p_unknown"])
         out["top"] = [
@@ -768,7 +786,10 @@ class DecisionPolicy:
         ``kind``: "named" | "ambiguous" | "unknown" | "inconclusive" | None (no probability
         model or no calibration); ``members``: indices of the models the decision is about
         (None for unknown, and for an inconclusive answer leaning to unknown); ``p``: raw
-        probability of the decision (of the likelier outcome when inconclusive).
+        probability of the decision (of the likelier outcome when inconclusive). ``lean``,
+        ``lean_p``, ``lean_members``: the outcome the posterior favours ("named",
+        "ambiguous" or "unknown") whatever the threshold, its raw probability and models;
+        what the display recalibration is keyed by.
         """
         res: dict[str, Any] = {
             "posterior": None,
@@ -790,6 +811,14 @@ class DecisionPolicy:
             rest = (n_models - sims.size, float(cal.llr(sims[order[-1]])))
         post, p_u = self.posterior(cal.llr(sims), n_models=n_models, rest=rest)
         res |= {"posterior": post, "p_unknown": p_u}
+        # the outcome the posterior leans to, whichever side of the threshold: the display
+        # recalibration is keyed by it, so that the threshold moves the decision, never the
+        # probability (keyed by the decision, a model just under a strict threshold was
+        # shown likelier than one well above it)
+        if post[top] > p_u:
+            res |= {"lean": "named", "lean_p": float(post[top]), "lean_members": [top]}
+        else:
+            res |= {"lean": "unknown", "lean_p": p_u, "lean_members": None}
         if not above:
             return res | {"kind": "unknown", "decision": UNKNOWN, "p": p_u}
         if post[top] >= self.min_probability:
@@ -814,6 +843,9 @@ class DecisionPolicy:
                 "decision": AMBIGUOUS,
                 "members": members,
                 "p": mass,
+                "lean": "ambiguous",
+                "lean_p": mass,
+                "lean_members": members,
             }
         lean_model = post[top] > p_u
         return res | {
@@ -882,7 +914,7 @@ class DecisionPolicy:
         raw = _raw_verify(similarity, cal)
         if raw["p"] is None:
             return out | {"decision": raw["decision"], "probability": None}
-        shown = cal.displayed(raw["kind"], raw["p"])  # type: ignore[union-attr]
+        shown = cal.displayed(raw["leaning"], raw["p"])  # type: ignore[union-attr]
         lean = raw["leaning"]
         p_same = shown if lean == "same" else 1.0 - shown
         out["p_same"] = p_same
