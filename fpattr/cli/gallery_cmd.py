@@ -229,7 +229,8 @@ def calibrate(
         "accepts of the held-out impostor scores; gen/imp: held-out genuine/impostor scores "
         "from the references; weight: the gallery's share against the card's prior; "
         "look-alike: how often a generator not enrolled is taken to pass for an enrolled "
-        "one (left-out models, rule of succession), which caps the odds of a name",
+        "one (left-out models reaching the 1 % FAR threshold, rule of succession), which "
+        "caps the odds of a name",
     )
     for c in cals:
         if c is None:
