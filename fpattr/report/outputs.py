@@ -110,8 +110,9 @@ def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
     """:class:`UsageError` (exit 2) now, before any work, unless every given output path can
     be written (folder exists and is a folder, not read-only, the path is not a folder), no
     two of them are the same file (one would silently replace the other), and none is one
-    of the ``inputs`` or an image inside an input folder (the report would overwrite the
-    evidence it reports on)."""
+    of the ``inputs`` the run would read, by any name (the report would overwrite the
+    evidence it reports on). The inputs are walked only when an output file exists.
+    """
     from fpattr.io.atomic import check_writable
     from fpattr.io.loader import IMAGE_EXTENSIONS
 
@@ -128,19 +129,36 @@ def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
                 "its own path"
             )
         seen[real] = path
-    for inp in inputs:
-        if str(inp) == "-":
+    # an existing output file must not be an input under any name (the same file, a hard
+    # link, a symlink met in a folder): compared by inode over the inputs the run would walk
+    existing: dict[tuple[int, int], Path] = {}
+    for path in given:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # a new file cannot be an input
+        existing[(st.st_dev, st.st_ino)] = path
+    if not existing:
+        return
+    from fpattr.io.walk import iter_inputs
+
+    for item in iter_inputs([p for p in inputs if str(p) != "-"]):
+        try:
+            st = os.stat(item.path)
+        except OSError:
             continue
-        src = os.path.realpath(inp)
-        for real, path in seen.items():
-            inside = os.path.isdir(src) and real.startswith(src.rstrip(os.sep) + os.sep)
-            if real == src or (
-                inside and os.path.isfile(real) and Path(real).suffix.lower() in IMAGE_EXTENSIONS
-            ):
-                raise UsageError(
-                    f"output {str(path)!r} is one of the inputs ({str(inp)!r}): writing it "
-                    "would destroy an input; write the output elsewhere"
-                )
+        out = existing.get((st.st_dev, st.st_ino))
+        if out is None:
+            continue
+        # the run leaves its own output out of a folder it walks (a results.jsonl beside
+        # the images): that is no input, unless it is an image the user expects read
+        own = item.in_folder and os.path.realpath(item.path) == os.path.realpath(out)
+        if own and Path(out).suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        raise UsageError(
+            f"output {str(out)!r} is one of the inputs ({str(item.path)!r}): writing it "
+            "would destroy an input; write the output elsewhere"
+        )
 
 
 class Outputs:

@@ -206,3 +206,29 @@ def test_explicit_table_to_a_file_of_any_suffix(tmp_path):
 
     assert output_format("table", tmp_path / "r.out") == "table"
     assert output_format("table", tmp_path / "r.csv") == "csv"
+
+
+def test_an_input_reached_by_another_name_is_never_overwritten(queries, tmp_path):
+    # second break-it pass: a hard link to an input as a streamed .jsonl output wrote
+    # through to the image, and a symlink inside an input folder let -o replace its target
+    img = sorted(queries.glob("*.png"))[0]
+    before = img.read_bytes()
+    hard = tmp_path / "out.jsonl"
+    os.link(img, hard)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / "r.png"
+    target.write_bytes(before)
+    (queries / "link.png").symlink_to(target)
+    for out in (hard, target):
+        for cmd in (["attribute", queries], ["verify", img, queries]):
+            r = run_cli([*cmd, "-o", out, "-b", "spectrum", "-q"])
+            assert r.exit_code == 2 and "is one of the inputs" in r.stderr, r.output
+    assert img.read_bytes() == before and target.read_bytes() == before
+
+
+def test_a_previous_results_file_in_the_input_folder_can_be_rewritten(queries, tmp_path):
+    from fpattr.report.outputs import check_output_paths
+
+    (queries / "results.jsonl").write_text("{}\n", encoding="utf-8")
+    check_output_paths(queries / "results.jsonl", inputs=[queries])
