@@ -519,7 +519,7 @@ class DecisionPolicy:
     def _display_maps(
         self, comparison: str, cal: FittedCalibration, held: dict[str, Any]
     ) -> dict[str, tuple[float, float]]:
-        """Per outcome the posterior leans to (named, ambiguous, unknown; same, different),
+        """Per outcome the posterior leans to (a model or unknown; same or different),
         whichever side of the threshold, a recalibration of the raw probability fitted on held-out
         queries made of the gallery's references (known and unknown weighted by the prior
         of unknown; genuine and impostor pairs equally).
@@ -787,9 +787,10 @@ class DecisionPolicy:
         model or no calibration); ``members``: indices of the models the decision is about
         (None for unknown, and for an inconclusive answer leaning to unknown); ``p``: raw
         probability of the decision (of the likelier outcome when inconclusive). ``lean``,
-        ``lean_p``, ``lean_members``: the outcome the posterior favours ("named",
-        "ambiguous" or "unknown") whatever the threshold, its raw probability and models;
-        what the display recalibration is keyed by.
+        ``lean_p``, ``lean_members``: the outcome the posterior favours ("named": its top
+        model, or "unknown") whatever the threshold and ``min_probability``, its raw
+        probability and models; what the display recalibration is keyed by (a near tie
+        shows the sum of its models' recalibrated posteriors).
         """
         res: dict[str, Any] = {
             "posterior": None,
@@ -843,9 +844,6 @@ class DecisionPolicy:
                 "decision": AMBIGUOUS,
                 "members": members,
                 "p": mass,
-                "lean": "ambiguous",
-                "lean_p": mass,
-                "lean_members": members,
             }
         lean_model = post[top] > p_u
         return res | {

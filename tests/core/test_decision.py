@@ -422,6 +422,7 @@ def test_threshold_moves_decisions_never_probabilities():
         DecisionPolicy(None, g, threshold=0.95),
         DecisionPolicy(None, g, threshold=0.1),
         DecisionPolicy(None, g, target_far=0.001),
+        DecisionPolicy(None, g, min_probability=0.9),
     ):
         for q in queries:
             a, b = base.attribute(q), other.attribute(q)
@@ -437,3 +438,21 @@ def test_threshold_moves_decisions_never_probabilities():
         if x["top"][0]["model"] == "m3"
     )
     assert all(p1 <= p2 + 1e-9 for (_, p1), (_, p2) in zip(pairs, pairs[1:]))
+
+
+def test_a_near_tie_shows_the_same_probabilities_whatever_the_threshold():
+    # second break-it pass: a blend of two models' images was 'ambiguous' at the default
+    # threshold and 'inconclusive' at a strict one, with other probabilities: the near
+    # tie had a display map of its own, used only when both models cleared the threshold
+    g, centres = _twin_gallery(False)
+    q = _unit(centres[0] + centres[1])
+    runs = [
+        DecisionPolicy(None, g, **kw).attribute(q)
+        for kw in ({}, {"threshold": 0.99}, {"threshold": -0.5}, {"min_probability": 0.95})
+    ]
+    assert [d["decision"] for d in runs[:2]] == ["ambiguous", "inconclusive"]
+    for d in runs[1:]:
+        assert [t["probability"] for t in d["top"]] == pytest.approx(
+            [t["probability"] for t in runs[0]["top"]]
+        )
+        assert d["p_unknown"] == pytest.approx(runs[0]["p_unknown"])
