@@ -437,7 +437,7 @@ def test_threshold_moves_decisions_never_probabilities():
         for x in d
         if x["top"][0]["model"] == "m3"
     )
-    assert all(p1 <= p2 + 1e-9 for (_, p1), (_, p2) in zip(pairs, pairs[1:]))
+    assert all(p1 <= p2 + 1e-9 for (_, p1), (_, p2) in zip(pairs, pairs[1:], strict=False))
 
 
 def test_a_near_tie_shows_the_same_probabilities_whatever_the_threshold():
