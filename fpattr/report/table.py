@@ -353,12 +353,26 @@ class TableWriter:
                     notes.append("\n" if notes else "")
                     notes.append_text(note)
         for r in self.results:  # images left out of a folder side: named, with the reason
-            for f in r.get("failed") or []:
-                if not isinstance(f, dict):
-                    continue
-                notes.append("\n" if notes else "")
-                notes.append("skipped ", style="red")
-                notes.append(f"{printable(f.get('path'))}: {printable(f.get('error'))}")
+            for key, label, style, why in (
+                ("failed", "failed ", "red", "error"),
+                ("skipped", "skipped ", "yellow", "reason"),
+            ):
+                for f in r.get(key) or []:
+                    if not isinstance(f, dict):
+                        continue
+                    notes.append("\n" if notes else "")
+                    notes.append(label, style=style)
+                    notes.append(f"{printable(f.get('path'))}: {printable(f.get(why))}")
+            for side in "ab":  # read fine, but no evidence: not in the pooled fingerprint
+                flat, dup = r.get(f"{side}_flat") or 0, r.get(f"{side}_duplicates") or 0
+                if flat or dup:
+                    parts = [f"{flat} flat (no signal)"] if flat else []
+                    parts += [f"{dup} repeated (same sha256)"] if dup else []
+                    notes.append("\n" if notes else "")
+                    notes.append(
+                        f"{side.upper()}: {' and '.join(parts)} left out of the fingerprint",
+                        style="dim",
+                    )
         return table, (notes if notes else None)
 
     # -- summary ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -58,6 +59,11 @@ def test_verify_folder_accounts_for_flat_images_and_repeats(enrolled, tmp_path):
     assert (s["n_inputs"], s["n_ok"], s["n_failed"], s["n_skipped"]) == (5, 4, 1, 1)
     assert "failed " in r.stderr and "broken.png" in r.stderr
     assert "skipped " in r.stderr and "notes.txt" in r.stderr
+    # the table says the same under the pair (it called the broken image 'skipped' and
+    # never named the text file), and what was read but left out of the fingerprint
+    t = run_cli(["verify", d, src, *opts[:-3], "-q"]).stdout
+    assert re.search(r"failed \S*broken\.png", t) and re.search(r"skipped \S*notes\.txt", t)
+    assert "A: 1 flat (no signal) and 1 repeated (same sha256) left out" in t
 
 
 def test_flat_and_one_pixel_images_are_never_attributed(enrolled, tmp_path):
