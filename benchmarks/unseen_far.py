@@ -1,0 +1,94 @@
+"""Which generators not enrolled pass for which enrolled ones (the "FAR unseen" column).
+
+    python benchmarks/unseen_far.py runs/realbench --refs 10 --out docs/results/unseen_far_real.json
+
+The generator-disjoint protocol of ``fpattr evaluate`` (the same seed, splits and policy:
+random halves, one half enrolled from its references, the other half's queries unseen):
+for every unseen generator, the share of its comparisons with the enrolled models that
+reach the threshold in force, and the enrolled models it is taken for. Prints a table,
+writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fpattr.backbones.resolve import create_backbone
+from fpattr.decision import DecisionPolicy
+from fpattr.evaluation.decisions import make_gallery
+from fpattr.evaluation.protocol import EvalConfig, discover_bench, embed_images
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("bench", type=Path)
+    ap.add_argument("--refs", type=int, default=10)
+    ap.add_argument("--backbone", default="default")
+    ap.add_argument("--splits", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+
+    bench = discover_bench(args.bench, args.refs)
+    paths, labels, roles = bench.images()
+    bb = create_backbone(args.backbone)
+    es = embed_images(paths, [bb], EvalConfig(views=None, refs=args.refs))[0][0]
+    ok = es.ok
+    emb = es.emb[ok]
+    lab = np.asarray(labels, dtype=object)[ok]
+    rol = np.asarray(roles)[ok]
+    names = sorted(m.name for m in bench.models)
+    card = bb.calibration()
+
+    accepted: collections.Counter[tuple[str, str]] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    rng = np.random.default_rng(args.seed)  # as fpattr.evaluation.decisions draws its halves
+    for _ in range(args.splits):
+        perm = [names[k] for k in rng.permutation(len(names))]
+        half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
+        for enrolled, unseen in ((half_b, half_a), (half_a, half_b)):
+            rs = (rol == "ref") & np.isin(lab, enrolled)
+            pol = DecisionPolicy(card, make_gallery(emb[rs], lab[rs], enrolled), seed=args.seed)
+            gnames, cents = pol.gallery_centroids()
+            thr = pol.calibration().threshold
+            for u in unseen:
+                sims = pol.project(emb[(rol == "query") & (lab == u)]) @ cents.T
+                total[u] += sims.size
+                for k, n in enumerate(gnames):
+                    accepted[(u, n)] += int(np.sum(sims[:, k] >= thr))
+    rows = []
+    for u in names:
+        hits = {n: c for (uu, n), c in accepted.items() if uu == u and c}
+        rows.append(
+            {
+                "generator": u,
+                "comparisons": total[u],
+                "far_unseen": round(sum(hits.values()) / max(total[u], 1), 4),
+                "taken_for": dict(sorted(hits.items(), key=lambda kv: -kv[1])),
+            }
+        )
+    for r in sorted(rows, key=lambda r: -r["far_unseen"]):
+        top = ", ".join(f"{n} {c}" for n, c in list(r["taken_for"].items())[:3])
+        print(f"{r['generator']:30s} {r['far_unseen']:.3f}  {top}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "command": "python benchmarks/unseen_far.py",
+            "bench": str(args.bench),
+            "refs": args.refs,
+            "splits": args.splits,
+            "seed": args.seed,
+            "rows": rows,
+        }
+        args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
