@@ -375,28 +375,27 @@ class DecisionPolicy:
         return held
 
     def _pool(
-        self,
-        g: np.ndarray,
-        i: np.ndarray,
-        prior: ScoreModel | None,
-        prior_thr: float | None,
-        *,
-        target_far: float | None = None,
+        self, g: np.ndarray, i: np.ndarray, prior: ScoreModel | None, prior_thr: float | None
     ) -> tuple[PooledScoreModel, float | None, float, float]:
         """(score model, threshold, gallery weight, threshold weight) from held-out scores,
-        shrunk toward the card's (``prior``); the threshold is the user's when given, else
-        fitted at ``target_far`` (default: the policy's; given, the user's is ignored)."""
+        shrunk toward the card's (``prior``); the threshold is the user's when given."""
         ok = g.size >= 2 and i.size >= 2
         model = ScoreModel.fit(g, i) if ok else None
         w = 0.0
         if model is not None:
             w = 1.0 if prior is None else g.size / (g.size + self.prior_strength)
         score = PooledScoreModel(model, prior, w)
-        if self.user_threshold is not None and target_far is None:
+        if self.user_threshold is not None:
             return score, self.user_threshold, w, 0.0
-        target = self.target_far if target_far is None else target_far
         if not ok:
             return score, prior_thr, w, 0.0
+        thr, wt = self._threshold(i, prior_thr, self.target_far)
+        return score, thr, w, wt
+
+    @staticmethod
+    def _threshold(i: np.ndarray, prior_thr: float | None, target: float) -> tuple[float, float]:
+        """(threshold, gallery weight) at false-accept rate ``target`` from >= 2 held-out
+        impostor scores ``i``, pooled with the card's ``prior_thr`` (None: none)."""
         gal_thr = threshold_at_far(i, target)
         exceed = i.size * target
         # the card only fills in where the gallery holds too few impostor scores to put
@@ -404,7 +403,7 @@ class DecisionPolicy:
         # sufficient in-domain estimate
         wt = 1.0 if prior_thr is None else min(1.0, exceed)
         thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
-        return score, float(thr), w, wt
+        return float(thr), wt
 
     def _fit(self, comparison: str, n: int, m: int, views: int | None) -> FittedCalibration | None:
         kind = "centroid" if comparison == "image-vs-model" else "pair"
@@ -504,7 +503,9 @@ class DecisionPolicy:
                 # measured at the threshold of the default false-accept rate, whatever the
                 # user's --threshold / --target-far: those move the decisions, never the
                 # posterior (a stricter threshold used to raise the shown probabilities)
-                ref_thr = self._pool(g, i, prior, prior_thr, target_far=DEFAULT_TARGET_FAR)[1]
+                ref_thr = (
+                    self._threshold(i, prior_thr, DEFAULT_TARGET_FAR)[0] if gal_ok else prior_thr
+                )
                 cal.resemblance, details["look_alike"] = resemblance_rate(
                     held, cal.threshold if ref_thr is None else ref_thr
                 )
@@ -568,8 +569,8 @@ class DecisionPolicy:
                     rows.setdefault(r["leaning"], []).append(
                         (r["p"], (r["leaning"] == "same") == genuine, 0.5 / arr.size)
                     )
-        # hierarchical shrinkage: one map for every decision kind (toward the identity),
-        # then each kind's own map toward that shared one, so a kind with few rows
+        # hierarchical shrinkage: one map for every outcome (toward the identity), then
+        # each outcome's own map toward that shared one, so an outcome with few rows
         # inherits the gallery's general over- or under-confidence
         everything = [r for kind, rs in rows.items() if kind is not None for r in rs]
         if len(everything) < 5:
@@ -785,8 +786,7 @@ class DecisionPolicy:
 
         ``kind``: "named" | "ambiguous" | "unknown" | "inconclusive" | None (no probability
         model or no calibration); ``members``: indices of the models the decision is about
-        (None for unknown, and for an inconclusive answer leaning to unknown); ``p``: raw
-        probability of the decision (of the likelier outcome when inconclusive). ``lean``,
+        (None for unknown, and for an inconclusive answer leaning to unknown). ``lean``,
         ``lean_p``, ``lean_members``: the outcome the posterior favours ("named": its top
         model, or "unknown") whatever the threshold and ``min_probability``, its raw
         probability and models; what the display recalibration is keyed by (a near tie
@@ -798,7 +798,6 @@ class DecisionPolicy:
             "kind": None,
             "decision": None,
             "members": None,
-            "p": None,
         }
         if cal is None:
             return res
@@ -821,13 +820,12 @@ class DecisionPolicy:
         else:
             res |= {"lean": "unknown", "lean_p": p_u, "lean_members": None}
         if not above:
-            return res | {"kind": "unknown", "decision": UNKNOWN, "p": p_u}
+            return res | {"kind": "unknown", "decision": UNKNOWN}
         if post[top] >= self.min_probability:
             return res | {
                 "kind": "named",
                 "decision": names[top],
                 "members": [top],
-                "p": float(post[top]),
             }
         # a near tie: the smallest set of models above the threshold that holds the mass
         members, mass = [], 0.0
@@ -843,14 +841,11 @@ class DecisionPolicy:
                 "kind": "ambiguous",
                 "decision": AMBIGUOUS,
                 "members": members,
-                "p": mass,
             }
-        lean_model = post[top] > p_u
         return res | {
             "kind": "inconclusive",
             "decision": INCONCLUSIVE,
-            "members": [top] if lean_model else None,
-            "p": float(max(post[top], p_u)),
+            "members": res["lean_members"],
         }
 
     def posterior(
