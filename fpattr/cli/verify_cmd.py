@@ -46,7 +46,7 @@ def verify(
 
     from fpattr import pipeline
     from fpattr.errors import FpattrError
-    from fpattr.report.base import printable
+    from fpattr.report.base import left_out
     from fpattr.report.manifest import build_manifest
     from fpattr.report.outputs import Outputs, check_output_paths
     from fpattr.session import Session
@@ -72,14 +72,8 @@ def verify(
             "[yellow]warning:[/] uncalibrated (no calibration in the extractor's card and no "
             "--gallery with >= 2 models): no decision; pass --threshold or a --gallery."
         )
-    # names and reasons print literally, any bytes
-    for label, style, rows, key in (
-        ("failed ", "red", res["failed"], "error"),
-        ("skipped ", "yellow", res["skipped"], "reason"),
-    ):
-        for f in rows:
-            line = Text(label, style=style)
-            console.print(line.append(f"{printable(f['path'])}: {printable(f[key])}", style=""))
+    for label, style, line in left_out(res):  # names and reasons print literally
+        console.print(Text(f"{label} ", style=style).append(line, style=""))
     common.print_policy_notes(console, session.policy)
     common.print_notes(console, session.view_notes())
     manifest = build_manifest(

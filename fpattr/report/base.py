@@ -245,6 +245,21 @@ def printable(text: Any) -> str:
     return _CONTROL.sub(esc, s)
 
 
+def left_out(result: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(label, rich style, "path: reason")`` for each input a verify result's folder sides
+    left out: its failed inputs ("failed", red) and its skipped non-images ("skipped",
+    yellow), names and reasons printable whatever their bytes."""
+    out = []
+    for key, label, style, why in (
+        ("failed", "failed", "red", "error"),
+        ("skipped", "skipped", "yellow", "reason"),
+    ):
+        for f in result.get(key) or []:
+            if isinstance(f, Mapping):
+                out.append((label, style, f"{printable(f.get('path'))}: {printable(f.get(why))}"))
+    return out
+
+
 def fmt_score(value: Any, digits: int = 2) -> str:
     """A score for people: fixed decimals, an em dash when missing."""
     f = number(value)

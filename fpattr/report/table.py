@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fpattr.report.base import fmt_score, is_verify, number, printable
+from fpattr.report.base import fmt_score, is_verify, left_out, number, printable
 
 DEFAULT_WIDTH = 100
 
@@ -353,16 +353,10 @@ class TableWriter:
                     notes.append("\n" if notes else "")
                     notes.append_text(note)
         for r in self.results:  # images left out of a folder side: named, with the reason
-            for key, label, style, why in (
-                ("failed", "failed ", "red", "error"),
-                ("skipped", "skipped ", "yellow", "reason"),
-            ):
-                for f in r.get(key) or []:
-                    if not isinstance(f, dict):
-                        continue
-                    notes.append("\n" if notes else "")
-                    notes.append(label, style=style)
-                    notes.append(f"{printable(f.get('path'))}: {printable(f.get(why))}")
+            for label, style, line in left_out(r):
+                notes.append("\n" if notes else "")
+                notes.append(f"{label} ", style=style)
+                notes.append(line)
             for side in "ab":  # read fine, but no evidence: not in the pooled fingerprint
                 flat, dup = r.get(f"{side}_flat") or 0, r.get(f"{side}_duplicates") or 0
                 if flat or dup:
