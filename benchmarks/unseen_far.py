@@ -20,7 +20,7 @@ import numpy as np
 
 from fpattr.backbones.resolve import create_backbone
 from fpattr.decision import DecisionPolicy
-from fpattr.evaluation.decisions import make_gallery
+from fpattr.evaluation.decisions import generator_halves, make_gallery
 from fpattr.evaluation.protocol import EvalConfig, discover_bench, embed_images
 
 
@@ -49,20 +49,16 @@ def main() -> None:
 
     accepted: collections.Counter[tuple[str, str]] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
-    rng = np.random.default_rng(args.seed)  # as fpattr.evaluation.decisions draws its halves
-    for _ in range(args.splits):
-        perm = [names[k] for k in rng.permutation(len(names))]
-        half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
-        for enrolled, unseen in ((half_b, half_a), (half_a, half_b)):
-            rs = (rol == "ref") & np.isin(lab, enrolled)
-            pol = DecisionPolicy(card, make_gallery(emb[rs], lab[rs], enrolled), seed=args.seed)
-            gnames, cents = pol.gallery_centroids()
-            thr = pol.calibration().threshold
-            for u in unseen:
-                sims = pol.project(emb[(rol == "query") & (lab == u)]) @ cents.T
-                total[u] += sims.size
-                for k, n in enumerate(gnames):
-                    accepted[(u, n)] += int(np.sum(sims[:, k] >= thr))
+    for enrolled, unseen in generator_halves(names, args.splits, args.seed):
+        rs = (rol == "ref") & np.isin(lab, enrolled)
+        pol = DecisionPolicy(card, make_gallery(emb[rs], lab[rs], enrolled), seed=args.seed)
+        gnames, cents = pol.gallery_centroids()
+        thr = pol.calibration().threshold
+        for u in unseen:
+            sims = pol.project(emb[(rol == "query") & (lab == u)]) @ cents.T
+            total[u] += sims.size
+            for k, n in enumerate(gnames):
+                accepted[(u, n)] += int(np.sum(sims[:, k] >= thr))
     rows = []
     for u in names:
         hits = {n: c for (uu, n), c in accepted.items() if uu == u and c}

@@ -25,7 +25,7 @@ half the rows come from unknown sources, matching the policy's default prior of
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -400,6 +400,19 @@ def _strip_rows(x: Any) -> Any:
     return x
 
 
+def generator_halves(
+    names: list[str], splits: int, seed: int
+) -> Iterator[tuple[list[str], list[str]]]:
+    """(enrolled, unseen) model names of the generator-disjoint folds: ``splits`` seeded
+    random halves of ``names``, each half enrolled once while the other is unseen."""
+    rng = np.random.default_rng(seed)
+    for _ in range(splits):
+        perm = [names[k] for k in rng.permutation(len(names))]
+        half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
+        yield half_b, half_a
+        yield half_a, half_b
+
+
 def decision_quality(
     policy_for: PolicyFactory,
     emb: np.ndarray,
@@ -483,18 +496,12 @@ def decision_quality(
             f"(this bench has {len(names)})"
         )
     else:
-        rng = np.random.default_rng(seed)
         folds, transfer = [], []
-        for _ in range(splits):  # random halves; each half enrolled once, the other unseen
-            perm = [names[k] for k in rng.permutation(len(names))]
-            half_a, half_b = sorted(perm[: len(perm) // 2]), sorted(perm[len(perm) // 2 :])
-            for enrolled, unseen in ((half_b, half_a), (half_a, half_b)):
-                folds.append(
-                    {"enrolled": enrolled, "unseen": unseen, **block(enrolled, other=unseen)}
-                )
-                transfer.append(
-                    {"calibrated_on": unseen, "measured_on": enrolled, **block(enrolled, unseen)}
-                )
+        for enrolled, unseen in generator_halves(names, splits, seed):
+            folds.append({"enrolled": enrolled, "unseen": unseen, **block(enrolled, other=unseen)})
+            transfer.append(
+                {"calibrated_on": unseen, "measured_on": enrolled, **block(enrolled, unseen)}
+            )
         out["generator_disjoint"] = {"splits": splits, "folds": folds, "mean": _mean_folds(folds)}
         out["calibration_transfer"] = {
             "splits": splits,
