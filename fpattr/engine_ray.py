@@ -43,6 +43,7 @@ import numpy as np
 
 from fpattr.errors import ExitCode, FpattrError, UsageError
 from fpattr.pipeline import ONNX_THREADS, RunStats, Settings
+from fpattr.pipeline import decode_workers as default_decoders
 
 #: Most items per map batch: large enough to fill the backbone's view batches, small
 #: enough that results stream back (and a Ctrl-C or a lost worker costs little).
@@ -93,14 +94,15 @@ class Plan:
     onnx_threads_per_lane: int | None
     #: batches each actor runs through the backbone at once (fpattr.pipeline.inference_lanes)
     lanes_per_actor: int
-    #: image-decoding threads of each actor (``--workers``, at most its CPUs)
+    #: image-decoding threads of each actor (``--workers``, else the local default for its
+    #: CPUs; at most its CPUs)
     decode_workers_per_actor: int
 
 
 def plan_actors(
     node_cpus: Iterable[float],
     workers: int | None,
-    decode_workers: int,
+    decode_workers: int | None,
     *,
     onnx: bool,
     threads: int | None = None,
@@ -139,7 +141,8 @@ def plan_actors(
         cpus_per_actor=per,
         onnx_threads_per_lane=t,
         lanes_per_actor=n_lanes,
-        decode_workers_per_actor=max(1, min(decode_workers, per)),
+        # None: the local default for the actor's share (fpattr.pipeline.decode_workers)
+        decode_workers_per_actor=max(1, min(decode_workers or default_decoders(per), per)),
     )
 
 
@@ -452,7 +455,7 @@ class RayEngine:
         backbone: str,
         backbone_opt: list[str] | None,
         device: str,
-        decode_workers: int,
+        decode_workers: int | None,
         notify: Callable[[str], None] | None = None,
     ) -> RayEngine:
         """Join ``address`` (None: start a local cluster; Ray already initialised by the

@@ -35,7 +35,7 @@ def attribute(
     target_far: float = common.TargetFarOpt,
     min_probability: float = common.MinProbabilityOpt,
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Views per inference batch."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    workers: int = common.WorkersOpt,
     max_mpx: float = typer.Option(64.0, "--max-mpx", min=0.01, help="Refuse larger images."),
     quiet: bool = common.QuietOpt,
     files_from: Path = typer.Option(
@@ -151,7 +151,7 @@ def run(
     target_far: float = 0.01,
     min_probability: float = 0.5,
     batch_size: int | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     max_mpx: float = 64.0,
     quiet: bool = False,
     on_result: Callable[[dict[str, Any]], None] | None = None,

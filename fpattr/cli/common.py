@@ -101,6 +101,13 @@ MinProbabilityOpt = typer.Option(
     "or three models above the threshold reach it together) or 'inconclusive'.",
 )
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar or log on stderr.")
+WorkersOpt = typer.Option(
+    None,
+    "--workers",
+    min=1,
+    help="Decoding threads (default: one per 4 CPUs, at least one).",
+    show_default=False,
+)
 
 
 def need_torch(command: str) -> None:

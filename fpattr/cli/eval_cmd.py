@@ -82,7 +82,7 @@ def evaluate(
         None, "--plots", help="Also write roc.png and confusion.png into this folder."
     ),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Views per inference batch."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    workers: int = common.WorkersOpt,
     max_mpx: float = typer.Option(64.0, "--max-mpx", min=0.01, help="Refuse larger images."),
     quiet: bool = common.QuietOpt,
 ) -> None:
@@ -172,7 +172,7 @@ def run(
     report: Path | None = None,
     plots: Path | None = None,
     batch_size: int | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     max_mpx: float = 64.0,
     quiet: bool = False,
 ) -> int:

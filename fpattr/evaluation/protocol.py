@@ -131,7 +131,7 @@ class EvalConfig:
     views: int | None = None  # None -> each backbone's default
     view_strategy: str = "grid"
     batch_size: int | None = None  # views per inference batch; None -> backbone default
-    workers: int = 2
+    workers: int | None = None  # decoding threads; None: fpattr.pipeline.decode_workers()
     max_pixels: int = DEFAULT_MAX_PIXELS
     transform: Transform = field(default_factory=Transform)
     target_far: float = 0.01  # decision metrics: the policy's target false-accept rate

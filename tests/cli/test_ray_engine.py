@@ -295,6 +295,14 @@ def test_plan_actors(cpus, workers, threads, want):
     assert (spectrum.onnx_threads_per_lane, spectrum.lanes_per_actor) == (None, 1)
 
 
+@pytest.mark.parametrize(("cpus", "workers", "want"), [([2], None, 1), ([16], 1, 4), ([16], 2, 2)])
+def test_plan_default_decoders_follow_the_actors_share(cpus, workers, want):
+    """No --workers: each actor gets the local default for its CPUs (one per 4)."""
+    from fpattr.engine_ray import plan_actors
+
+    assert plan_actors(cpus, workers, None, onnx=True).decode_workers_per_actor == want
+
+
 def test_plan_refuses_more_actors_than_cpus():
     from fpattr.engine_ray import plan_actors
     from fpattr.errors import UsageError

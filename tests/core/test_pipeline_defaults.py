@@ -18,7 +18,13 @@ from fpattr._testing_onnx import write_tiny_onnx_model  # noqa: E402
 from fpattr.backbones.onnx import OnnxBackbone, default_model_available  # noqa: E402
 from fpattr.backbones.spectrum import SpectrumBackbone  # noqa: E402
 from fpattr.cli.common import load_backbone  # noqa: E402
-from fpattr.pipeline import ONNX_THREADS, Embedder, Settings, inference_lanes  # noqa: E402
+from fpattr.pipeline import (  # noqa: E402
+    ONNX_THREADS,
+    Embedder,
+    Settings,
+    decode_workers,
+    inference_lanes,
+)
 from fpattr.testing import write_generator_images  # noqa: E402
 from fpattr.views import ViewBatcher  # noqa: E402
 
@@ -42,6 +48,32 @@ def test_threads_override_keeps_lanes_to_the_cores(card: Path) -> None:
     assert [inference_lanes(bb, cpus=c) for c in (1, 2, 3, 16)] == [1, 1, 1, 8]
     # ORT's own default (0: every core) runs one batch at a time
     assert inference_lanes(OnnxBackbone(card, threads=0), cpus=16) == 1
+
+
+def test_decoding_threads_one_per_four_cpus() -> None:
+    assert [decode_workers(c) for c in (1, 2, 3, 4, 8, 16)] == [1, 1, 1, 1, 2, 4]
+    assert Settings().workers is None  # resolved per machine, unless --workers is given
+
+
+def test_embedder_runs_the_default_decoding_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fpattr import pipeline
+
+    seen: list[int] = []
+    real = pipeline.iter_loaded
+
+    def spy(items, *, workers, **kw):  # type: ignore[no-untyped-def]
+        seen.append(workers)
+        return real(items, workers=workers, **kw)
+
+    monkeypatch.setattr(pipeline, "iter_loaded", spy)
+    monkeypatch.setattr(pipeline, "PROCESS_CPUS", 8)
+    folder = _folder(tmp_path)
+    for s in (Settings(), Settings(workers=3)):
+        got = {Path(e.path).name: e for e in Embedder(SpectrumBackbone(), s).embed_paths([folder])}
+        assert got["c_broken.png"].error and got["b000.png"].embedding is not None
+    assert seen == [2, 3]
 
 
 def test_other_backbones_run_one_lane() -> None:
