@@ -139,11 +139,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def lanes_views_per_s(views: np.ndarray, lanes: int, seconds: float) -> float:
+def lanes_views_per_s(
+    views: np.ndarray, lanes: int, seconds: float, backbone: str = "default"
+) -> float:
     """ONNX Runtime alone as the pipeline runs it: ``lanes`` single-thread runs at once."""
     from fpattr.backbones.resolve import create_backbone
 
-    bb = create_backbone("default", threads=1)
+    bb = create_backbone(backbone, threads=1)
     batches = [views[i : i + BATCH] for i in range(0, len(views) - BATCH + 1, BATCH)]
     with ThreadPoolExecutor(lanes) as pool:
         n_items = sum(len(b) for b in batches)
@@ -216,11 +218,20 @@ def end_to_end(world: dict[str, Any], cpus: int, rounds: int, seconds: float) ->
     }
 
 
-def int8_speed(cpus: int, seconds: float) -> dict[str, Any]:
+def int8_speed(cpus: int, seconds: float, views: np.ndarray) -> dict[str, Any]:
+    """INT8 vs FP32, ONNX Runtime alone: one session at 1 thread and at every core
+    (int8.speed), and as the pipeline runs inference (one single-thread lane per core, on
+    the world's views: :func:`lanes_views_per_s`)."""
     import int8
 
     models = {k: ROOT / "models" / f"{k}.onnx" for k in ("default", "default-int8")}
     rows = [r for t in sorted({1, cpus}) for r in int8.speed(models, [BATCH], t, seconds)]
+    if cpus > 1:
+        rates = {k: 0.0 for k in models}
+        for _ in range(2):  # alternated, best of two: the least disturbed
+            for k in models:
+                rates[k] = max(rates[k], lanes_views_per_s(views, cpus, seconds, k))
+        rows.append({"batch_views": BATCH, "threads": 1, "lanes": cpus, "views_per_s": rates})
     for r in rows:
         r["ratio"] = r["views_per_s"]["default-int8"] / r["views_per_s"]["default"]
     return {"speed": rows, "accuracy": int8_accuracy()}
@@ -420,8 +431,13 @@ def render(res: dict[str, Any], figures: list[str]) -> str:
         v = r["views_per_s"]
         rows.append(
             (
-                f"INT8 vs FP32, ONNX Runtime alone (batch {r['batch_views']}, {r['threads']} "
-                f"thread{'s' if r['threads'] > 1 else ''})",
+                (
+                    f"INT8 vs FP32, ONNX Runtime alone as the pipeline runs it (batch "
+                    f"{r['batch_views']}, {r['lanes']} single-thread lanes at once)"
+                    if r.get("lanes")
+                    else f"INT8 vs FP32, ONNX Runtime alone (batch {r['batch_views']}, "
+                    f"{r['threads']} thread{'s' if r['threads'] > 1 else ''})"
+                ),
                 f"{_f(v['default-int8'])} vs {_f(v['default'])} views/s: **{r['ratio']:.2f}x**",
                 f">= 1.5x on {cpus} cores (issue 12)",
             )
@@ -756,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         step("INT8 vs FP32")
         if (ROOT / "models" / "default-int8.onnx").is_file():
-            res["int8"] = int8_speed(cpus, args.seconds)
+            res["int8"] = int8_speed(cpus, args.seconds, world["views"])
         step("end to end vs pure inference")
         res["end_to_end"] = end_to_end(world, cpus, args.rounds, args.seconds)
         step("Ray engine")
