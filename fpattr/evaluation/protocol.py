@@ -31,6 +31,7 @@ from fpattr.evaluation.decisions import make_gallery
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem
+from fpattr.pipeline import decode_workers
 from fpattr.scorespace import ScoreSpace
 from fpattr.views import ViewBatcher
 
@@ -321,7 +322,7 @@ def embed_images(
     wait = 0.0
     loaded = iter_loaded(
         [InputItem(Path(p)) for p in paths],
-        workers=cfg.workers,
+        workers=cfg.workers or decode_workers(),
         max_pixels=cfg.max_pixels,
         loader=loader,
     )
