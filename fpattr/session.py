@@ -402,6 +402,25 @@ class Session:
         d = self.policy.verify(s, a_images=ia["n_images"], b_images=ib["n_images"], views=views)
         return res | {"similarity": s} | d
 
+    @staticmethod
+    def verify_counts(res: dict[str, Any]) -> dict[str, Any]:
+        """A :meth:`verify` result's inputs accounted for, as a run summary counts them:
+        ``n_inputs`` (files read or refused; a side with no image at all, an empty
+        folder, counts as one failed input), ``n_ok`` (read: the images pooled, and the
+        flat images and repeats read but carrying no further evidence), ``n_failed``,
+        ``n_skipped`` and ``decisions`` ({decision: 1}, or {} without one)."""
+        n_ok = sum(res[f"{side}_{k}"] for side in "ab" for k in ("images", "flat", "duplicates"))
+        n_in = n_ok + len(res["failed"])
+        if res["status"] == "error" and not res["failed"]:
+            n_in += 1
+        return {
+            "n_inputs": n_in,
+            "n_ok": n_ok,
+            "n_failed": n_in - n_ok,
+            "n_skipped": len(res["skipped"]),
+            "decisions": {res["decision"]: 1} if res["decision"] else {},
+        }
+
     def _verify_provenance(self, a: Any, b: Any) -> dict[str, Any]:
         """``provenance_a`` / ``provenance_b``: each side's record as in attribute results
         (a verify decision names no model, so ``agrees_with_fingerprint`` is None). A

@@ -87,22 +87,15 @@ def verify(
     out = Outputs(fmt, output, report, manifest, started=started)
     try:
         out.write(res)
-        # every input read is accounted for: flat images and repeats were read fine
-        n_ok = sum(res[f"{side}_{k}"] for side in "ab" for k in ("images", "flat", "duplicates"))
-        n_in = n_ok + len(res["failed"])
-        if res["status"] == "error" and not res["failed"]:
-            n_in += 1  # a side with no image at all (an empty folder) is a failed input
-        decisions = {res["decision"]: 1} if res["decision"] else {}
+        counts = session.verify_counts(res)
         out.close(
             {
-                "n_inputs": n_in,
-                "n_ok": n_ok,
-                "n_failed": n_in - n_ok,
-                "n_skipped": len(res["skipped"]),
-                "decisions": decisions,
+                **counts,
                 "as_set": None,
                 "policy": session.policy.info(),
-                "images_per_second": round(n_ok / work_s, 3) if n_ok and work_s > 0 else None,
+                "images_per_second": (
+                    round(counts["n_ok"] / work_s, 3) if counts["n_ok"] and work_s > 0 else None
+                ),
             }
         )
     except BaseException as exc:

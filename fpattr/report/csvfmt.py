@@ -22,6 +22,13 @@ VERIFY_COLUMNS: tuple[str, ...] = (
     "threshold",
     "target_far",
     "calibration",
+    # inputs read on each side: pooled, flat (no signal), repeats of an image already counted
+    "a_images",
+    "b_images",
+    "a_flat",
+    "b_flat",
+    "a_duplicates",
+    "b_duplicates",
     "error",
 )
 #: Decision columns of ``attribute`` between the fixed columns and the top-k.
@@ -137,6 +144,11 @@ class CsvWriter:
                 self._num(r.get("threshold")),
                 self._num(r.get("target_far")),
                 self._text(_cal(r)),
+                *(  # counts, written as integers
+                    self._text(r.get(f"{side}_{k}"))
+                    for k in ("images", "flat", "duplicates")
+                    for side in "ab"
+                ),
                 self._text(r.get("error")),
             ]
         k = self._k

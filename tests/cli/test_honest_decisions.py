@@ -64,6 +64,17 @@ def test_verify_folder_accounts_for_flat_images_and_repeats(enrolled, tmp_path):
     t = run_cli(["verify", d, src, *opts[:-3], "-q"]).stdout
     assert re.search(r"failed \S*broken\.png", t) and re.search(r"skipped \S*notes\.txt", t)
     assert "A: 1 flat (no signal) and 1 repeated (same sha256) left out" in t
+    # and the CSV has the columns (it had none: the flat image and the repeat were lost)
+    c = run_cli(["verify", d, src, *opts[:-3], "-f", "csv", "-q"]).stdout
+    row = dict(zip(*[line.split(",") for line in c.splitlines()[:2]], strict=True))
+    assert [row[f"{s}_{k}"] for k in ("images", "flat", "duplicates") for s in "ab"] == [
+        "1",
+        "1",
+        "1",
+        "0",
+        "1",
+        "0",
+    ]
 
 
 def test_flat_and_one_pixel_images_are_never_attributed(enrolled, tmp_path):

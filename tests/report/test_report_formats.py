@@ -225,6 +225,12 @@ def test_csv_verify(verify_manifest, verify_results, verify_summary, run_writer)
         "threshold",
         "target_far",
         "calibration",
+        "a_images",
+        "b_images",
+        "a_flat",
+        "b_flat",
+        "a_duplicates",
+        "b_duplicates",
         "error",
     ]
     assert rows[0]["b"] == EVIL_PATH
