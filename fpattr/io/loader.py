@@ -235,6 +235,9 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
     if kind == "PNG":
         # the digest is of the file as it is; the decoder gets it without text chunks
         data = _png_without_text(data)
+        fast = _load_plain_png(name, data, digest, max_pixels)
+        if fast is not None:
+            return fast
 
     if kind == "TIFF":
         tiff = _tiff_layout(data)
@@ -514,6 +517,92 @@ def _png_without_text(data: bytes) -> bytes:
         return data
     keep.append((start, end))
     return b"".join(data[a:b] for a, b in keep if a < b)
+
+
+#: 8-bit PNG colour types libpng decodes here: (Pillow's mode, channels, conversions as
+#: :func:`_to_rgb` words them for that mode).
+_PLAIN_PNG = {
+    0: ("L", 1, ["grayscale -> RGB"]),
+    2: ("RGB", 3, []),
+    4: ("LA", 2, ["alpha channel dropped", "grayscale -> RGB"]),
+    6: ("RGBA", 4, ["alpha channel dropped"]),
+}
+_LIBPNG: list[Any] = []  # [] not tried yet; [png_decode] or [None] (imagecodecs missing)
+
+
+def _libpng() -> Any:
+    """imagecodecs' libpng decoder, or None when imagecodecs is not installed."""
+    if not _LIBPNG:
+        try:
+            from imagecodecs import png_decode
+        except Exception:  # not installed, or a broken build: Pillow decodes every PNG
+            png_decode = None
+        _LIBPNG.append(png_decode)
+    return _LIBPNG[0]
+
+
+def _load_plain_png(name: str, data: bytes, digest: str, max_pixels: int) -> LoadedImage | None:
+    """A plain 8-bit PNG decoded by libpng (imagecodecs), or None for Pillow to decode.
+
+    Why: for the small PNGs generators write, Pillow's per-file Python work (opening,
+    parsing, loading) and decoder cost about as much CPU as inference leaves for the whole
+    pipeline (docs/performance.md). The result is the one Pillow's path gives, field for
+    field (tests/io/test_plain_png.py): only non-interlaced files whose every chunk has a
+    valid CRC and that hold no animation (acTL) and no EXIF (eXIf: the orientation Pillow
+    records) are taken, only within the size limits, and anything libpng declines or
+    decodes to another shape goes to Pillow, which words the refusal as for every other
+    file.
+    """
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    plain = _PLAIN_PNG.get(colour)
+    if depth != 8 or plain is None or interlace or width == 0 or height == 0:
+        return None  # (Adam7 interlacing: rare, and no test writes it)
+    pil_limit = Image.MAX_IMAGE_PIXELS  # Pillow's bomb guard, which its path applies too
+    if width * height > max_pixels or max(width, height) > MAX_SIDE:
+        return None
+    if pil_limit is not None and width * height > pil_limit:
+        return None
+    pos, end = 8, len(data)
+    while True:  # every chunk whole, CRC-checked (Pillow refuses a bad one), up to IEND
+        if pos + 12 > end:
+            return None
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        nxt = pos + 12 + length
+        if nxt > end or ctype in (b"acTL", b"eXIf"):
+            return None
+        (crc,) = struct.unpack(">I", data[nxt - 4 : nxt])
+        if zlib.crc32(data[pos + 4 : nxt - 4]) != crc:
+            return None
+        pos = nxt
+        if ctype == b"IEND":
+            break
+    decode = _libpng()
+    if decode is None:
+        return None
+    try:
+        px = decode(data)
+    except Exception:  # damaged data: Pillow's path says what is wrong
+        return None
+    mode, channels, conversions = plain
+    want = (height, width) if channels == 1 else (height, width, channels)
+    if px.dtype != np.uint8 or px.shape != want:  # e.g. tRNS expanded to alpha
+        return None
+    gray = px if channels == 1 else px[..., 0] if channels == 2 else None
+    pixels = _gray_to_rgb(_to_float(gray, 255)) if gray is not None else _to_float(px[..., :3], 255)
+    _check_declared(pixels, width, height, 8, 8)
+    return LoadedImage(
+        path=name,
+        sha256=digest,
+        pixels=pixels,
+        width=width,
+        height=height,
+        format="PNG",
+        mode=mode,
+        bit_depth=8,
+        conversions=list(conversions),
+    )
 
 
 def _refuse_zero_size_png(data: bytes) -> None:

@@ -427,6 +427,7 @@ def test_unsupported_format_is_refused_even_if_pillow_knows_it(tmp_path):
 
 def test_unexpected_pillow_exception_becomes_image_load_error(tmp_path, monkeypatch):
     path = write_image(tmp_path / "x.png", (8, 8))
+    monkeypatch.setattr(loader_mod, "_LIBPNG", [None])  # Pillow's path, not libpng's
 
     def boom(self):
         raise RuntimeError("boom\nsecond line")
@@ -443,6 +444,7 @@ def test_unexpected_pillow_exception_becomes_image_load_error(tmp_path, monkeypa
 
 def test_decompression_bomb_warning_is_refused_without_leaking_filters(tmp_path, monkeypatch):
     path = write_image(tmp_path / "x.png", (8, 8))
+    monkeypatch.setattr(loader_mod, "_LIBPNG", [None])  # Pillow's path, not libpng's
     factory, accept = Image.OPEN["PNG"]
 
     def warning_factory(fp, filename):
