@@ -137,7 +137,13 @@ def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
             st = os.stat(path)
         except OSError:
             continue  # a new file cannot be an input
-        existing[(st.st_dev, st.st_ino)] = path
+        key = (st.st_dev, st.st_ino)
+        if key in existing:  # two names of one file (a hard link): realpath tells them apart
+            raise UsageError(
+                f"{str(existing[key])!r} and {str(path)!r} are the same file: give each "
+                "output its own path"
+            )
+        existing[key] = path
     if not existing:
         return
     from fpattr.io.walk import iter_inputs

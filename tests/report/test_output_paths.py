@@ -198,6 +198,13 @@ def test_output_and_report_on_one_path_are_refused(queries, tmp_path):
     r = _attribute(queries, tmp_path, "-o", same, "--report", same)
     assert r.exit_code == 2 and "are the same file" in r.stderr, r.output
     assert not same.exists()
+    # two names of one existing file (a hard link): the report replaced the results file
+    out = tmp_path / "results.json"
+    out.write_text("{}", encoding="utf-8")
+    os.link(out, tmp_path / "report.html")
+    r = _attribute(queries, tmp_path, "-o", out, "--report", tmp_path / "report.html")
+    assert r.exit_code == 2 and "are the same file" in r.stderr, r.output
+    assert out.read_text(encoding="utf-8") == "{}"
 
 
 def test_explicit_table_to_a_file_of_any_suffix(tmp_path):
