@@ -1,15 +1,17 @@
 """Render docs/model-card.md from a model card JSON (models/default.json).
 
-    python scripts/model_card_md.py models/default.json docs/model-card.md
+    python scripts/model_card_md.py models/default.json docs/model-card.md \
+        --int8 models/default-int8.json
 
-The JSON is the source of truth (written by `fpattr export`); this page only
-presents it, so the two cannot drift apart.
+The JSONs are the source of truth (written by `fpattr export` and `fpattr quantize`);
+this page only presents them, so the two cannot drift apart (tests/docs/test_model_card_page.py
+renders the page again and compares).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,50 @@ def _f(x: Any, nd: int = 3) -> str:
     return "–" if x is None else f"{float(x):.{nd}f}"
 
 
-def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+def int8_section(q: dict[str, Any]) -> list[str]:
+    """The INT8 variant, from its card (``fpattr quantize``'s recipe, screening, parity)."""
+    rec = q.get("quantization") or {}
+    src = rec.get("source") or {}
+    cal = rec.get("calibration_images") or {}
+    nodes = (rec.get("screening") or {}).get("nodes") or []
+    kept = [n for n in nodes if not n.get("int8")]
+    par = q.get("parity") or {}
+    held, demo = par.get("held_out") or {}, par.get("parity_images") or {}
+    return [
+        "",
+        f"## INT8 variant (`--backbone {q['name']}`)",
+        "",
+        f"`models/{q['file']}` ({q.get('size_bytes', 0) / 1e6:.2f} MB) is "
+        f"`models/{src.get('file')}` quantized by {rec.get('tool')}: {rec.get('format')}, "
+        f"weights {rec.get('weights')}, activations {rec.get('activations')}, ranges from "
+        f"{cal.get('n_views')} views of {cal.get('n_images')} photos of "
+        f"`{cal.get('folder')}` ({cal.get('split')}):",
+        "",
+        f"    {rec.get('command')}",
+        "",
+        "Each weight-carrying node of type "
+        f"{', '.join((rec.get('screening') or {}).get('op_types') or [])} is "
+        "quantized alone and kept FP32 if that alone moves a screening view below cosine "
+        f"0.999: {sum(1 for n in nodes if n.get('int8'))} of {len(nodes)} are INT8; FP32: "
+        + ", ".join(f"`{n['node']}` (min cosine {n['min_cosine']:.3f} alone)" for n in kept)
+        + ". The residual filter, the DFT matrix products, the log spectrum, the embedding "
+        "head and the normalisations stay FP32 (8-bit activations erase the sub-LSB "
+        "residual; see `fpattr/training/quantize.py`). Cosine to FP32: min "
+        f"{held.get('min_cosine')} / mean {held.get('mean_cosine')} on {held.get('n_views')} "
+        f"held-out photo views, min {demo.get('min_cosine')} on {demo.get('n_views')} views "
+        f"of the demo images. The card carries the FP32 model's score calibration.",
+        "",
+        "Speed against FP32 (ONNX Runtime alone, as the pipeline runs it, and end to end) is "
+        "measured in [docs/performance.md](performance.md); accuracy against FP32 on both "
+        "benchmarks in `docs/results/int8.json` (`python benchmarks/int8.py`).",
+    ]
+
+
+def render(
+    card: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    int8: dict[str, Any] | None = None,
+) -> str:
     tr = card.get("training") or {}
     cfg = tr.get("config") or {}
     zoo = tr.get("zoo") or {}
@@ -70,7 +115,7 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
                 f"- Fusion with the spectral fingerprint: theta = "
                 f"{card['fusion']['theta']:.3f} rad (embedding = [cos(theta) learned, "
                 "sin(theta) spectral]), chosen on the calibration split; see "
-                "docs/methods/model-synthesis.md.",
+                "[docs/methods/model-synthesis.md](methods/model-synthesis.md).",
             ]
             if card.get("fusion")
             else []
@@ -96,7 +141,7 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
         "comparisons, not 1 % (`fpattr evaluate ../shared/data/public-generators --refs 5 "
         "--threshold 0.8890`: achieved FAR 0.0287). fpattr therefore uses this calibration "
         "only as the prior of its decision policy, which refits on the user's gallery "
-        "(docs/methods/decision-policy.md).",
+        "([docs/methods/decision-policy.md](methods/decision-policy.md)).",
         "",
     ]
     cal = card.get("calibration") or {}
@@ -149,21 +194,28 @@ def render(card: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
         "the calibration source and threshold (the HTML report does).",
         "- Trained on small synthetic models at low resolution; large modern generators whose "
         "images are heavily processed (resized, re-encoded) leave weaker traces — see "
-        "docs/benchmarks.md for where it fails.",
+        "[docs/benchmarks.md](benchmarks.md) for where it fails.",
         "- Images smaller than the view size are reflect-padded (the report says so); an "
         "image that yields one view (up to ~1.5x the view size) is decided with the one-view "
         "calibration above.",
         "- On the project's real-generator benchmark it identifies best among every backbone "
         "on clean images, but strong JPEG (q50) costs it more top-1 than the classic residual "
-        "fingerprints (docs/benchmarks.md).",
+        "fingerprints ([docs/benchmarks.md](benchmarks.md)).",
     ]
+    if int8:
+        lines += int8_section(int8)
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    card = json.loads(Path(sys.argv[1]).read_text())
-    extra = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else None
-    Path(sys.argv[2]).write_text(render(card, extra))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("card", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("extra", type=Path, nargs="?", help="JSON {section title: markdown}")
+    ap.add_argument("--int8", type=Path, help="the INT8 variant's card")
+    a = ap.parse_args()
+    read = lambda p: json.loads(p.read_text(encoding="utf-8")) if p else None  # noqa: E731
+    a.out.write_text(render(read(a.card), read(a.extra), read(a.int8)), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,11 @@ fpattr train "$RUN/zoo" --out "$RUN/train" --preset compact --steps "$STEPS" --s
 fpattr export "$RUN/train" --out models --name default --fuse-spectrum
 python benchmarks/eval_default.py "$RUN/train" "$PUBLIC" --out docs/results/default_eval.json \
   --card models/default.json
-python scripts/model_card_md.py models/default.json docs/model-card.md
+# the INT8 variant is quantized from this export: redo it, then render the page with both
+fpattr quantize models/default.json --out models --name default-int8 \
+  --calib-images ../shared/data/bsds500/train -q
+python scripts/model_card_md.py models/default.json docs/model-card.md \
+  --int8 models/default-int8.json
 # design-choice heads are bound to the extractor's sha256: refit them after every export
 fpattr analyze fit "$RUN/zoo" --run "$RUN/train" --out models/analysis.json \
   > docs/results/analysis.json
