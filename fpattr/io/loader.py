@@ -528,6 +528,40 @@ _PLAIN_PNG = {
     6: ("RGBA", 4, ["alpha channel dropped"]),
 }
 _LIBPNG: list[Any] = []  # [] not tried yet; [png_decode] or [None] (imagecodecs missing)
+#: Ancillary chunks a plain PNG may hold before its image data, with the one length each
+#: may have: Pillow refuses some malformed ones ("Truncated gAMA chunk") that libpng only
+#: warns about, so any other chunk, or one of another length, goes to Pillow.
+_PLAIN_ANCILLARY = {b"gAMA": 4, b"sRGB": 1, b"pHYs": 9, b"cHRM": 32}
+
+
+def _plain_chunks(data: bytes) -> bool:
+    """The file is IHDR, then only :data:`_PLAIN_ANCILLARY` chunks of their lengths, then
+    consecutive IDATs, then IEND, every chunk whole and its CRC valid (Pillow refuses a bad
+    one); bytes after IEND are ignored by both decoders."""
+    pos, end = 8, len(data)
+    seen_idat, prev = False, b""
+    while pos + 12 <= end:
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        nxt = pos + 12 + length
+        if nxt > end:
+            return False
+        (crc,) = struct.unpack(">I", data[nxt - 4 : nxt])
+        if zlib.crc32(data[pos + 4 : nxt - 4]) != crc:
+            return False
+        if pos == 8:
+            ok = ctype == b"IHDR"
+        elif ctype == b"IDAT":
+            ok = not seen_idat or prev == b"IDAT"
+            seen_idat = True
+        elif ctype == b"IEND":
+            return seen_idat and length == 0
+        else:
+            ok = not seen_idat and _PLAIN_ANCILLARY.get(ctype) == length
+        if not ok:
+            return False
+        prev = ctype
+        pos = nxt
+    return False
 
 
 def _libpng() -> Any:
@@ -537,6 +571,9 @@ def _libpng() -> Any:
             from imagecodecs import png_decode
         except Exception:  # not installed, or a broken build: Pillow decodes every PNG
             png_decode = None
+        # libpng's warnings ("IDAT: Too much image data") go to this logger and from there
+        # to stderr, naming no file; Pillow decodes the same files silently
+        logging.getLogger("imagecodecs").setLevel(logging.ERROR)
         _LIBPNG.append(png_decode)
     return _LIBPNG[0]
 
@@ -547,11 +584,11 @@ def _load_plain_png(name: str, data: bytes, digest: str, max_pixels: int) -> Loa
     Why: for the small PNGs generators write, Pillow's per-file Python work (opening,
     parsing, loading) and decoder cost about as much CPU as inference leaves for the whole
     pipeline (docs/performance.md). The result is the one Pillow's path gives, field for
-    field (tests/io/test_plain_png.py): only non-interlaced files whose every chunk has a
-    valid CRC and that hold no animation (acTL) and no EXIF (eXIf: the orientation Pillow
-    records) are taken, only within the size limits, and anything libpng declines or
-    decodes to another shape goes to Pillow, which words the refusal as for every other
-    file.
+    field (tests/io/test_plain_png.py): only non-interlaced files of the plainest chunk
+    layout (:func:`_plain_chunks`: no animation, EXIF, transparency, ICC profile or chunk
+    Pillow might refuse; text chunks were taken out before) are taken, only within the
+    size limits, and anything libpng declines or decodes to another shape goes to Pillow,
+    which words the refusal as for every other file.
     """
     if len(data) < 33 or data[12:16] != b"IHDR":
         return None
@@ -564,20 +601,8 @@ def _load_plain_png(name: str, data: bytes, digest: str, max_pixels: int) -> Loa
         return None
     if pil_limit is not None and width * height > pil_limit:
         return None
-    pos, end = 8, len(data)
-    while True:  # every chunk whole, CRC-checked (Pillow refuses a bad one), up to IEND
-        if pos + 12 > end:
-            return None
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        nxt = pos + 12 + length
-        if nxt > end or ctype in (b"acTL", b"eXIf"):
-            return None
-        (crc,) = struct.unpack(">I", data[nxt - 4 : nxt])
-        if zlib.crc32(data[pos + 4 : nxt - 4]) != crc:
-            return None
-        pos = nxt
-        if ctype == b"IEND":
-            break
+    if not _plain_chunks(data):
+        return None
     decode = _libpng()
     if decode is None:
         return None

@@ -27,6 +27,25 @@ def _insert_after_ihdr(data: bytes, *chunks: bytes) -> bytes:
     return data[:cut] + b"".join(chunks) + data[cut:]
 
 
+def _extra_idat_data(data: bytes) -> bytes:
+    """The image data followed by a second zlib stream in its own IDAT (libpng ignores it)."""
+    iend = data.index(b"IEND") - 4
+    return data[:iend] + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + data[iend:]
+
+
+def _too_many_rows(w: int = 5, h: int = 4) -> bytes:
+    """An RGB PNG whose image data holds two rows more than its height (libpng warns
+    "IDAT: Too much image data" and decodes the image, as Pillow does silently)."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    raw = b"".join(b"\0" + bytes(range(3 * w)) for _ in range(h + 2))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
+
+
 def _png(im: Image.Image, **kw) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG", **kw)
@@ -54,6 +73,8 @@ def _variants() -> dict[str, tuple[bytes, bool]]:
     bad_gama = gama[:-1] + bytes([gama[-1] ^ 1])
     plain = _png(rgb)
     idat = plain.index(b"IDAT")
+    iend = plain.index(b"IEND") - 4
+    phys = _chunk(b"pHYs", struct.pack(">IIB", 2835, 2835, 1))
     gray16 = Image.fromarray(np.random.default_rng(5).integers(0, 65536, (9, 11), dtype=np.uint16))
     frames = [_rng_image("RGB"), _rng_image("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     apng = io.BytesIO()
@@ -65,7 +86,15 @@ def _variants() -> dict[str, tuple[bytes, bool]]:
         "gray_alpha": (_png(_rng_image("LA")), True),
         "rgb_text": (_png(rgb, pnginfo=info), True),
         "rgb_gamma": (_insert_after_ihdr(plain, gama), True),
-        "rgb_icc": (_png(rgb, icc_profile=b"\0" * 64), True),
+        "rgb_icc": (_png(rgb, icc_profile=b"\0" * 64), False),
+        "rgb_srgb_phys": (_insert_after_ihdr(plain, _chunk(b"sRGB", b"\0"), phys), True),
+        # break-it pass: malformed chunks libpng only warns about, Pillow refuses
+        "gamma_empty": (_insert_after_ihdr(plain, _chunk(b"gAMA", b"")), False),
+        "phys_short": (_insert_after_ihdr(plain, phys[:8] + phys[9:]), False),
+        "gamma_empty_after_idat": (plain[:iend] + _chunk(b"gAMA", b"") + plain[iend:], False),
+        "fdat_without_actl": (plain[:iend] + _chunk(b"fdAT", b"\0" * 8) + plain[iend:], False),
+        "idat_extra_data": (_extra_idat_data(plain), True),
+        "too_many_rows": (_too_many_rows(), True),
         "rgb_trns": (_png(rgb, transparency=(1, 2, 3)), False),
         "gray_trns": (_png(_rng_image("L"), transparency=5), False),
         "rgb_exif_orientation": (_png(rgb, exif=exif.tobytes()), False),
@@ -96,7 +125,7 @@ def _load(path: Path) -> tuple[dict | None, np.ndarray | None, str | None]:
 
 
 @pytest.mark.parametrize("name", list(_variants()))
-def test_fast_path_equals_pillow(files, name, monkeypatch) -> None:
+def test_fast_path_equals_pillow(files, name, monkeypatch, caplog) -> None:
     path, fast = files[name]
     taken: list[bool] = []
     real = loader._load_plain_png
@@ -118,6 +147,8 @@ def test_fast_path_equals_pillow(files, name, monkeypatch) -> None:
     else:
         assert pixels is not None and pixels.dtype == np.float32
         np.testing.assert_array_equal(pixels, want_pixels)
+    # libpng's warnings went to stderr through imagecodecs' logger ("PNG warning: ...")
+    assert not [r for r in caplog.records if r.name.startswith("imagecodecs")]
 
 
 def test_cases_say_what_they_are(files) -> None:
