@@ -45,9 +45,20 @@ THUMB_SIDE = 96
 #: to end against 3.7 for inference alone, 5.1 before the flat check, the load-ahead
 #: window and the JSON writer were made cheaper: PNG decoding is ~0.3 ms of what is left).
 ONNX_THREADS = 1
-#: CPUs this process may use for inference lanes; None: ``os.cpu_count()``. A Ray actor
+#: CPUs this process may use for inference lanes; None: :func:`available_cpus`. A Ray actor
 #: sets its share of the node (fpattr.engine_ray), so actors x lanes fit the node's cores.
 PROCESS_CPUS: int | None = None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one (``taskset``,
+    a container's cpuset), else ``os.cpu_count()``; at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this OS (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
 #: CPUs per decoding thread by default (:func:`decode_workers`). Loading a 128 px PNG and
 #: making its views costs ~0.2 of its inference CPU, so one decoding thread feeds the
 #: inference lanes of about 4 cores. More threads than that only contend: on 2 cores two
@@ -58,8 +69,9 @@ CPUS_PER_DECODE_WORKER = 4
 
 def decode_workers(cpus: int | None = None) -> int:
     """Decoding threads by default: one per :data:`CPUS_PER_DECODE_WORKER` CPUs, at least
-    one (``cpus``: :data:`PROCESS_CPUS`, else the machine's). ``--workers N`` overrides it."""
-    return max(1, (cpus or PROCESS_CPUS or os.cpu_count() or 1) // CPUS_PER_DECODE_WORKER)
+    one (``cpus``: :data:`PROCESS_CPUS`, else :func:`available_cpus`). ``--workers N``
+    overrides it."""
+    return max(1, (cpus or PROCESS_CPUS or available_cpus()) // CPUS_PER_DECODE_WORKER)
 
 
 def open_backbone(name: str | None = "auto", **options: Any) -> Backbone:
@@ -81,8 +93,8 @@ def inference_lanes(backbone: Backbone, cpus: int | None = None) -> int:
     """Batches :class:`Embedder` runs through ``backbone`` at once, each in its own thread.
 
     An ONNX Runtime backbone on the CPU with ``threads`` intra-op threads gets
-    ``cpus // threads`` lanes (at least one; ``cpus``: :data:`PROCESS_CPUS`, else the
-    machine's): ``InferenceSession.run`` may be called from several threads at once.
+    ``cpus // threads`` lanes (at least one; ``cpus``: :data:`PROCESS_CPUS`, else
+    :func:`available_cpus`): ``InferenceSession.run`` may be called from several threads at once.
     Every other backbone gets one lane: a plugin's backbone need not be thread-safe, ORT's
     default of 0 threads already takes every core, and a GPU provider runs one batch at a
     time (not measured yet: no GPU here).
@@ -93,7 +105,7 @@ def inference_lanes(backbone: Backbone, cpus: int | None = None) -> int:
         return 1
     if any(p != "CPUExecutionProvider" for p in backbone.active_providers):
         return 1
-    return max(1, (cpus or PROCESS_CPUS or os.cpu_count() or 1) // backbone.threads)
+    return max(1, (cpus or PROCESS_CPUS or available_cpus()) // backbone.threads)
 
 
 @dataclass

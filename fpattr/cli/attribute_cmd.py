@@ -213,13 +213,16 @@ def run(
             "fewer than 2 models with 2 references): decisions are left empty. Enrol >= 2 "
             "models with >= 2 references, or pass --threshold."
         )
+    shown = settings.to_dict()
+    if engine == "local" and settings.workers is None:  # the threads this run decodes in
+        shown["workers"] = pipeline.decode_workers()  # (a Ray plan gives each actor's)
     manifest = build_manifest(
         "attribute",
         backbone=bb.info(),
         gallery={**g.info(), "index": session.index_info()},
         calibration=session.policy.info(),
         settings={
-            **settings.to_dict(),
+            **shown,
             "as_set": as_set,
             "backbone_name": bb.name,
             "inputs": [str(p) for p in given],

@@ -322,7 +322,7 @@ def embed_images(
     wait = 0.0
     loaded = iter_loaded(
         [InputItem(Path(p)) for p in paths],
-        workers=cfg.workers or decode_workers(),
+        workers=decode_workers() if cfg.workers is None else cfg.workers,
         max_pixels=cfg.max_pixels,
         loader=loader,
     )

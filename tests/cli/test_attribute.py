@@ -211,3 +211,27 @@ def test_unknown_when_nothing_matches(enrolled, tmp_path):
     )
     decisions = [x["decision"] for x in _json(r)["results"]]
     assert decisions.count("unknown") >= 2, decisions
+
+
+def test_manifest_records_the_decoding_threads_used(enrolled):
+    # break-it pass: without --workers the manifest said "workers": null
+    from fpattr.pipeline import decode_workers
+
+    base = ["attribute", enrolled["queries"], "-g", enrolled["gallery"], "-b", "spectrum"]
+    rep = _json(run_cli([*base, "-f", "json", "-q"]))
+    assert rep["settings"]["workers"] == decode_workers() >= 1
+    assert _json(run_cli([*base, "--workers", "3", "-f", "json", "-q"]))["settings"]["workers"] == 3
+
+
+def test_workers_zero_through_the_api_decodes_in_the_callers_thread(enrolled):
+    # break-it pass: Settings(workers=0) was taken as "not set" (default threads)
+    import threading
+
+    from fpattr.pipeline import Settings
+    from fpattr.session import Session
+
+    names: set[str] = set()
+    s = Session.open("spectrum", enrolled["gallery"], settings=Settings(workers=0))
+    for _ in s.attribute([enrolled["queries"]]):
+        names |= {t.name for t in threading.enumerate()}
+    assert not any(n.startswith("fpattr-load") for n in names)

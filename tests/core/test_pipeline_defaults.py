@@ -55,6 +55,20 @@ def test_decoding_threads_one_per_four_cpus() -> None:
     assert Settings().workers is None  # resolved per machine, unless --workers is given
 
 
+def test_cpus_follow_the_affinity_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    # break-it pass: under `taskset -c 0` on a 2-core box the defaults counted 2 CPUs
+    import os
+
+    from fpattr import pipeline
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(5)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert pipeline.available_cpus() == 5
+    assert pipeline.decode_workers() == 1
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # no affinity API
+    assert pipeline.available_cpus() == 64 and pipeline.decode_workers() == 16
+
+
 def test_embedder_runs_the_default_decoding_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
