@@ -378,6 +378,8 @@ class Session:
             "b_flat": ib["n_flat"],
             "a_duplicates": ia["n_duplicates"],
             "b_duplicates": ib["n_duplicates"],
+            "a_failed": len(ia["failed"]),
+            "b_failed": len(ib["failed"]),
             "failed": ia["failed"] + ib["failed"],
             "skipped": ia["skipped"] + ib["skipped"],
             "status": "ok",
@@ -386,17 +388,21 @@ class Session:
             "probability": None,
             "decision": None,
         }
-        flat_side = (ea is None and ia["n_flat"]) or (eb is None and ib["n_flat"])
-        if flat_side:
-            res["similarity"] = None
-            return res | self.policy.verify(0.0, flat=True)
-        if ea is None or eb is None:
-            side = "A" if ea is None else "B"
+        # a side with no image at all is an error whatever the other side holds (a flat
+        # side beside an empty one answered 'insufficient signal' and exit 0)
+        sides = (("A", ea, ia), ("B", eb, ib))
+        unusable = [k for k, e, i in sides if e is None and not i["n_flat"]]
+        if unusable:
+            side = unusable[0]
+            failed = (ia if side == "A" else ib)["failed"]
             res["status"] = "error"
             res["error"] = f"{side} has no usable image" + (
-                f" ({res['failed'][0]['error']})" if res["failed"] else ""
+                f" ({failed[0]['error']})" if failed else ""
             )
             return res
+        if ea is None or eb is None:  # a side read whole, but every image flat
+            res["similarity"] = None
+            return res | self.policy.verify(0.0, flat=True)
         s = float(np.clip(ea @ eb, -1.0, 1.0))  # float32 rounding can pass 1
         views = min(v for v in (ia["views"], ib["views"]) if v is not None)
         d = self.policy.verify(s, a_images=ia["n_images"], b_images=ib["n_images"], views=views)
@@ -405,14 +411,16 @@ class Session:
     @staticmethod
     def verify_counts(res: dict[str, Any]) -> dict[str, Any]:
         """A :meth:`verify` result's inputs accounted for, as a run summary counts them:
-        ``n_inputs`` (files read or refused; a side with no image at all, an empty
-        folder, counts as one failed input), ``n_ok`` (read: the images pooled, and the
-        flat images and repeats read but carrying no further evidence), ``n_failed``,
-        ``n_skipped`` and ``decisions`` ({decision: 1}, or {} without one)."""
-        n_ok = sum(res[f"{side}_{k}"] for side in "ab" for k in ("images", "flat", "duplicates"))
-        n_in = n_ok + len(res["failed"])
-        if res["status"] == "error" and not res["failed"]:
-            n_in += 1
+        ``n_inputs`` (files read or refused; a side with nothing read or refused, an empty
+        folder or one of non-images only, counts as one failed input), ``n_ok`` (read: the
+        images pooled, and the flat images and repeats read but carrying no further
+        evidence), ``n_failed``, ``n_skipped`` and ``decisions`` ({decision: 1}, or {})."""
+        n_ok = n_in = 0
+        for side in "ab":
+            read = sum(res[f"{side}_{k}"] for k in ("images", "flat", "duplicates"))
+            failed = res.get(f"{side}_failed", 0)
+            n_ok += read
+            n_in += read + failed + (read + failed == 0)
         return {
             "n_inputs": n_in,
             "n_ok": n_ok,

@@ -29,6 +29,8 @@ VERIFY_COLUMNS: tuple[str, ...] = (
     "b_flat",
     "a_duplicates",
     "b_duplicates",
+    "a_failed",
+    "b_failed",
     "error",
 )
 #: Decision columns of ``attribute`` between the fixed columns and the top-k.
@@ -146,7 +148,7 @@ class CsvWriter:
                 self._text(_cal(r)),
                 *(  # counts, written as integers
                     self._text(r.get(f"{side}_{k}"))
-                    for k in ("images", "flat", "duplicates")
+                    for k in ("images", "flat", "duplicates", "failed")
                     for side in "ab"
                 ),
                 self._text(r.get("error")),

@@ -53,13 +53,14 @@ def finish_summary(summary: dict, started_monotonic: float) -> dict:
 
     ``started_monotonic`` is a :func:`time.monotonic` reading taken at start, so
     the duration is immune to clock changes. ``images_per_second`` is filled in
-    from ``n_inputs`` only when the pipeline did not measure it itself.
+    from ``n_inputs`` only when the summary has no such key (the pipeline did not measure
+    it); a ``None`` there means measured and nothing was read (no speed to show).
     """
     seconds = max(0.0, time.monotonic() - started_monotonic)
     out: dict[str, Any] = dict(summary)
     out["finished"] = utc_now_iso()
     out["seconds"] = round(seconds, 3)
-    if out.get("images_per_second") is None:
+    if "images_per_second" not in out:
         n = out.get("n_inputs")
         out["images_per_second"] = round(n / seconds, 3) if n and seconds > 0 else None
     return out

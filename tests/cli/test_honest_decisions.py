@@ -67,14 +67,36 @@ def test_verify_folder_accounts_for_flat_images_and_repeats(enrolled, tmp_path):
     # and the CSV has the columns (it had none: the flat image and the repeat were lost)
     c = run_cli(["verify", d, src, *opts[:-3], "-f", "csv", "-q"]).stdout
     row = dict(zip(*[line.split(",") for line in c.splitlines()[:2]], strict=True))
-    assert [row[f"{s}_{k}"] for k in ("images", "flat", "duplicates") for s in "ab"] == [
-        "1",
-        "1",
-        "1",
-        "0",
-        "1",
-        "0",
-    ]
+    got = [row[f"{s}_{k}"] for k in ("images", "flat", "duplicates", "failed") for s in "ab"]
+    assert got == ["1", "1", "1", "0", "1", "0", "1", "0"]  # broken.png failed on side A
+
+
+def test_verify_a_side_with_nothing_read_is_an_error_beside_any_other(enrolled, tmp_path):
+    # break-it pass: a flat side hid an empty one ('insufficient signal', exit 0, the empty
+    # side not counted); two empty sides counted as one failed input, with a speed
+    flat, empty, texts = (tmp_path / n for n in ("flat", "empty", "texts"))
+    for d in (flat, empty, texts):
+        d.mkdir()
+    _solid(flat / "grey.png", (128, 128, 128))
+    (texts / "notes.txt").write_text("hi", encoding="utf-8")
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
+    for a, b, want in (
+        (flat, empty, (2, 1, 1)),  # (n_inputs, n_ok, n_failed)
+        (empty, flat, (2, 1, 1)),
+        (flat, texts, (2, 1, 1)),
+        (empty, empty, (2, 0, 2)),
+    ):
+        r = run_cli(["verify", a, b, *opts])
+        assert r.exit_code == 2, (a.name, b.name, r.output)
+        rep = _res(r)
+        res, s = rep["results"][0], rep["summary"]
+        assert res["status"] == "error" and "has no usable image" in res["error"]
+        assert (s["n_inputs"], s["n_ok"], s["n_failed"]) == want, (a.name, b.name)
+        assert s["images_per_second"] is None or s["n_ok"]
+    # a flat side beside a usable one is still 'insufficient signal', never an error
+    src = next(enrolled["queries"].glob("nearest_*.png"))
+    r = run_cli(["verify", flat, src, *opts])
+    assert r.exit_code == 0 and _res(r)["results"][0]["decision"] == "insufficient signal"
 
 
 def test_flat_and_one_pixel_images_are_never_attributed(enrolled, tmp_path):

@@ -59,7 +59,7 @@ def test_build_manifest():
 
 
 def test_finish_summary():
-    base = {"n_inputs": 10, "n_ok": 10, "n_failed": 0, "images_per_second": None}
+    base = {"n_inputs": 10, "n_ok": 10, "n_failed": 0}
     out = finish_summary(base, time.monotonic() - 2.0)
     assert out is not base and "finished" not in base
     assert 2.0 <= out["seconds"] < 10
@@ -67,3 +67,6 @@ def test_finish_summary():
     assert datetime.fromisoformat(out["finished"].replace("Z", "+00:00")).tzinfo is not None
     kept = finish_summary({**base, "images_per_second": 99.0}, time.monotonic())
     assert kept["images_per_second"] == 99.0
+    # None: measured, and nothing was read (verify of two empty folders showed a speed)
+    none = finish_summary({**base, "images_per_second": None}, time.monotonic() - 2.0)
+    assert none["images_per_second"] is None
