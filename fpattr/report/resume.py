@@ -199,7 +199,8 @@ class Resume:
 
     def finish_summary(self, summary: dict[str, Any], stats: Any) -> dict[str, Any]:
         """Totals over the whole file; the speed of this run's own inputs only."""
-        new = stats.n_inputs + getattr(stats, "n_skipped", 0) - len(self.kept)
+        # this run processed the redone inputs and the new ones (the kept were counted in)
+        new = max(0, stats.n_inputs + getattr(stats, "n_skipped", 0) - len(self.kept) - self.redone)
         new_ok = stats.n_ok - sum(r.get("status") == "ok" for r in self.kept)
         secs = summary.get("seconds") or 0
         summary = dict(summary)

@@ -235,3 +235,23 @@ def test_workers_zero_through_the_api_decodes_in_the_callers_thread(enrolled):
     for _ in s.attribute([enrolled["queries"]]):
         names |= {t.name for t in threading.enumerate()}
     assert not any(n.startswith("fpattr-load") for n in names)
+
+
+def test_resume_counts_redone_inputs_once(enrolled, tmp_path):
+    # break-it pass: a failed and a skipped input, redone on --resume, were also counted
+    # as new: kept 8 + redone 2 + new 2 for 10 inputs
+    import shutil
+
+    d = tmp_path / "in"
+    shutil.copytree(enrolled["queries"], d)
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    (d / "notes.txt").write_text("hi", encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    base = ["attribute", d, "-g", enrolled["gallery"], "-b", "spectrum", "-q", "-o", out]
+    assert run_cli([*base, "-f", "jsonl"]).exit_code == 1
+    r = run_cli([*base, "-f", "jsonl", "--resume"])
+    assert r.exit_code == 1, r.output
+    summary = json.loads(out.read_text(encoding="utf-8").splitlines()[-1])
+    n = len(list(d.iterdir()))  # every input, the skipped text file included
+    got = summary["resumed"]
+    assert (got["kept"], got["redone"], got["new"]) == (n - 2, 2, 0)
