@@ -6,11 +6,12 @@ Issue 12 asks `attribute` to run within 15 % of pure inference on 2 cores. On sa
 cores that leaves (1 / 0.85 - 1) x the inference CPU per image for everything else; this
 measures the floor under "everything else": decoding the same 128 px PNGs the
 performance benchmark uses (benchmarks/ray_workers.py's world, which benchmarks/performance.py uses:
-960 files) with Pillow as fpattr does (`fpattr.io.loader`'s whole
-`load_image`, and a bare `Image.open(...).load()`), and with libpng / libspng through
-imagecodecs and pyspng when they are installed (they are not fpattr dependencies:
-`pip install imagecodecs pyspng` to include them). CPU time per image, best of
-``--rounds``, one thread, decoded arrays checked equal to Pillow's.
+960 files) with fpattr's whole `load_image` (read, sha256, checks, decode, float) on its
+libpng path (imagecodecs, in the [cpu]/[gpu] extras: plain 8-bit PNGs) and with that path
+off (Pillow for every PNG, as without imagecodecs), a bare Pillow `Image.open(...).load()`,
+and libpng / libspng through imagecodecs and pyspng when installed (pyspng is not an fpattr
+dependency: `pip install pyspng` to include it). CPU time per image, best of ``--rounds``,
+one thread, decoded arrays checked equal to Pillow's.
 """
 
 from __future__ import annotations
@@ -86,11 +87,21 @@ def main(argv: list[str] | None = None) -> int:
         data = [p.read_bytes() for p in paths]
         n = len(data)
         ref = [np.asarray(Image.open(io.BytesIO(d)).convert("RGB")) for d in data[:20]]
+        from fpattr.io import loader
+
         rows = {
-            "fpattr load_image (whole: read, sha256, guarded decode, float)": cpu_ms_per_item(
+            "fpattr load_image (whole: read, sha256, checks, decode, float)": cpu_ms_per_item(
                 lambda: [load_image(p) for p in paths], n, a.rounds
             )
         }
+        saved = list(loader._LIBPNG)
+        loader._LIBPNG[:] = [None]  # as without imagecodecs: Pillow decodes every PNG
+        try:
+            rows["fpattr load_image, Pillow only (libpng path off)"] = cpu_ms_per_item(
+                lambda: [load_image(p) for p in paths], n, a.rounds
+            )
+        finally:
+            loader._LIBPNG[:] = saved
         for name, dec in decoders().items():
             for d, r in zip(data[:20], ref, strict=True):
                 if not np.array_equal(np.asarray(dec(d))[..., :3], r):
