@@ -139,7 +139,7 @@ class Session:
         :meth:`attribute_set`. ``items``: inputs already walked, used instead of walking
         ``paths`` (see :meth:`embed_items`); ``exclude``: see :meth:`embed`.
         """
-        if self.gallery is None:
+        if self.gallery is None or not self.gallery.models:
             raise UsageError("attribute needs a gallery: enrol models with `fpattr gallery add`")
         stats = stats if stats is not None else RunStats()
         if items is None:

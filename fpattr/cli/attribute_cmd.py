@@ -194,7 +194,7 @@ def run(
     check_output_paths(output, report, inputs=paths)
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
-    g = common.open_gallery(gallery, bb)
+    g = common.open_gallery(gallery, bb, need_models=True)
     settings = pipeline.Settings(
         top_k=top_k,
         views=views,

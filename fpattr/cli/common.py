@@ -203,7 +203,9 @@ def backbone_for_gallery(backbone: str | None, gallery: str | None) -> str | Non
     return name if isinstance(name, str) and name in backbones() else backbone
 
 
-def open_gallery(spec: str | None, backbone: Any) -> Any:
+def open_gallery(spec: str | None, backbone: Any, *, need_models: bool = False) -> Any:
+    """The gallery ``spec`` names (None: the user's for ``backbone``), checked against the
+    backbone; ``need_models``: an empty one (every model removed) is a usage error too."""
     from fpattr.errors import GalleryError
     from fpattr.gallery import Gallery
 
@@ -217,6 +219,11 @@ def open_gallery(spec: str | None, backbone: Any) -> Any:
         raise GalleryError(f"no gallery at {path}: {hint}")
     g = Gallery.load(path)
     g.check_backbone(backbone.info())
+    if need_models and not g.models:
+        raise GalleryError(
+            f"the gallery at {path} has no enrolled model: enrol models with "
+            "`fpattr gallery add NAME REF_IMAGES...`"
+        )
     return g
 
 

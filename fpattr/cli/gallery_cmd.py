@@ -207,7 +207,7 @@ def calibrate(
 
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt)
-    g = common.open_gallery(gallery, bb)
+    g = common.open_gallery(gallery, bb, need_models=True)
     pol = DecisionPolicy(bb.calibration(), g, target_far=target_far)
     cals = [pol.calibration("image-vs-model"), pol.calibration("image-vs-image")]
     # small images (under two views a side) are decided with the card's calibration at
@@ -395,9 +395,13 @@ def remove(
     binding = Gallery.load(path).backbone  # refuses a missing/corrupt gallery first
     with editing(path, binding) as g:
         g.remove(name)
+        left = len(g.models)
     print(
         f"removed {name} from {path}; decisions now calibrate on the remaining references "
-        "(`fpattr gallery calibrate` shows the refitted calibration)",
+        "(`fpattr gallery calibrate` shows the refitted calibration)"
+        if left
+        else f"removed {name} from {path}: the gallery is now empty; enrol models with "
+        "`fpattr gallery add` before attributing against it",
         file=sys.stderr,
     )
 

@@ -105,3 +105,15 @@ def test_gallery_add_with_no_usable_reference(tmp_path):
     assert r.exit_code == 2 and not (tmp_path / "g" / "gallery.json").exists()
     r = run_cli(["gallery", "add", "bad/name", tmp_path, "-g", tmp_path / "g"])
     assert r.exit_code == 2
+
+
+def test_an_emptied_gallery_is_a_usage_error_not_an_internal_one(enrolled, tmp_path):
+    # break-it pass: attribute against a gallery whose models were all removed was exit 70
+    # "internal error: ValueError: the gallery is empty"
+    g = ["-g", tmp_path / "g", "-b", "spectrum"]
+    assert run_cli(["gallery", "add", "m", enrolled["refs"] / "checker", *g, "-q"]).exit_code == 0
+    r = run_cli(["gallery", "remove", "m", *g])
+    assert r.exit_code == 0 and "the gallery is now empty" in r.stderr
+    for cmd in (["attribute", enrolled["queries"], *g, "-q"], ["gallery", "calibrate", *g]):
+        r = run_cli(cmd)
+        assert r.exit_code == 2 and "has no enrolled model" in r.stderr, (cmd, r.output)
