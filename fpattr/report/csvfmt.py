@@ -203,4 +203,12 @@ class CsvWriter:
         self._closed = True
         if self.columns is None:
             self._start(None)
+        pooled = summary.get("as_set")
+        if not self.verify and isinstance(pooled, dict) and pooled:
+            # `attribute --as-set`: the set's decision, a last row named "<set>" (as
+            # `analyze predict --as-set` writes it); without it the CSV lost the answer
+            decided = pooled.get("decision") is not None
+            row = {**pooled, "path": "<set>", "status": "ok" if decided else "error"}
+            row["error"] = None if decided else pooled.get("note") or "no set decision"
+            self._csv.writerow(self._row(row))
         self.stream.flush()

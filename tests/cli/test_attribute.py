@@ -255,3 +255,15 @@ def test_resume_counts_redone_inputs_once(enrolled, tmp_path):
     n = len(list(d.iterdir()))  # every input, the skipped text file included
     got = summary["resumed"]
     assert (got["kept"], got["redone"], got["new"]) == (n - 2, 2, 0)
+
+
+def test_as_set_csv_has_the_set_decision(enrolled):
+    # break-it pass: `--as-set -f csv` wrote the per-image rows only, the set's answer was lost
+    base = ["attribute", enrolled["queries"], "-g", enrolled["gallery"], "-b", "spectrum", "-q"]
+    pooled = _json(run_cli([*base, "--as-set", "-f", "json"]))["summary"]["as_set"]
+    rows = list(csv.DictReader(io.StringIO(run_cli([*base, "--as-set", "-f", "csv"]).stdout)))
+    assert [r["path"] for r in rows].count("<set>") == 1 and rows[-1]["path"] == "<set>"
+    assert rows[-1]["decision"] == pooled["decision"] and rows[-1]["status"] == "ok"
+    assert float(rows[-1]["probability"]) == pytest.approx(pooled["probability"])
+    plain = list(csv.DictReader(io.StringIO(run_cli([*base, "-f", "csv"]).stdout)))
+    assert "<set>" not in [r["path"] for r in plain]
