@@ -293,7 +293,14 @@ def run_predict(
     manifest["head_info"] = info
     manifest["caveats"] = notes
     summary = finish_summary(
-        {"n_inputs": n_inputs, "n_ok": n_ok, "n_failed": n_inputs - n_ok}, started
+        {
+            "n_inputs": n_inputs,
+            "n_ok": n_ok,
+            "n_failed": n_inputs - n_ok,
+            # non-images met in a folder: records, not inputs (as attribute counts them)
+            "n_skipped": sum(r.get("status") == "skipped" for r in results),
+        },
+        started,
     )
     _write(fmt, output, manifest, rows, summary)
     if n_inputs == 0:

@@ -68,6 +68,8 @@ def add(
         raise UsageError("--replace and --append are exclusive")
     gal.check_model_name(name)
     console = common.stderr_console(quiet)
+    # an existing named gallery keeps its backbone (as attribute, verify and calibrate do)
+    backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
     path = common.gallery_path(gallery, bb.name)
     from fpattr.io.atomic import check_writable_folder

@@ -258,3 +258,19 @@ def test_predict_flat_image_is_undetermined(world, tmp_path):
     (res,) = json.loads(r.stdout)["results"]
     assert res["flat"] and res["predictions"]["upsampling"]["value"] == UNDETERMINED
     assert "flat image" in " ".join(run_cli(args).stdout.split())
+
+
+def test_predict_summary_counts_skipped_non_images(world, tmp_path):
+    # break-it pass: a text file in a folder was a record but the summary had no n_skipped
+    import shutil
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(world["queries"] / "c000.png", d / "c000.png")
+    (d / "notes.txt").write_text("hi", encoding="utf-8")
+    r = run_cli(
+        ["analyze", "predict", d, "--heads", world["calibrated"], "-b", "spectrum", "-f", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)["summary"]
+    assert (s["n_inputs"], s["n_ok"], s["n_failed"], s["n_skipped"]) == (1, 1, 0, 1)

@@ -117,3 +117,15 @@ def test_an_emptied_gallery_is_a_usage_error_not_an_internal_one(enrolled, tmp_p
     for cmd in (["attribute", enrolled["queries"], *g, "-q"], ["gallery", "calibrate", *g]):
         r = run_cli(cmd)
         assert r.exit_code == 2 and "has no enrolled model" in r.stderr, (cmd, r.output)
+
+
+def test_gallery_add_follows_the_gallerys_backbone(enrolled, tmp_path):
+    # break-it pass: `gallery add` without -b on a spectrum gallery tried the default
+    # extractor and was refused, where attribute / verify / calibrate follow the gallery
+    g = ["-g", tmp_path / "g"]
+    r = run_cli(["gallery", "add", "a", enrolled["refs"] / "checker", *g, "-b", "spectrum", "-q"])
+    assert r.exit_code == 0, r.output
+    r = run_cli(["gallery", "add", "b", enrolled["refs"] / "nearest", *g, "-q"])
+    assert r.exit_code == 0, r.output
+    listing = json.loads(run_cli(["gallery", "list", *g, "-f", "json"]).stdout)
+    assert [m["model"] for m in listing["models"]] == ["a", "b"]
