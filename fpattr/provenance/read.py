@@ -355,7 +355,20 @@ def _norm(text: str | None) -> str:
 
 
 _MODEL_FIELD = re.compile(r"\(model(?: hash)?: (.+?)\)(?= \(|$)")
-_FAMILIES = tuple(dict.fromkeys(_norm(k) for k in KNOWN_GENERATORS))
+#: Front-ends that run many generators' checkpoints: naming one says nothing of the family
+#: (a ComfyUI claim against an enrolled `sdxl-base` was a family conflict).
+_TOOLS = frozenset(
+    _norm(k)
+    for k in ("comfyui", "invokeai", "automatic1111", "fooocus", "draw things", "dreamstudio")
+)
+#: Names of one family line: SDXL and SD3 are Stable Diffusion models, GPT-4o's images
+#: OpenAI's ("Stable Diffusion (model: sd_xl_turbo)" against `sdxl-turbo` was a conflict).
+_LINEAGE = {
+    **dict.fromkeys(("stablediffusion", "sdxl", "sd3"), "stablediffusion"),
+    **dict.fromkeys(("dalle", "gpt4o", "gptimage", "chatgpt", "openai"), "openai"),
+    **dict.fromkeys(("gemini", "nanobanana", "imagen"), "google"),
+}
+_FAMILIES = tuple(dict.fromkeys(f for k in KNOWN_GENERATORS if (f := _norm(k)) not in _TOOLS))
 
 
 def split_claim(claim: str | None) -> tuple[str, str | None]:
@@ -367,9 +380,21 @@ def split_claim(claim: str | None) -> tuple[str, str | None]:
 
 
 def _families(text: str | None) -> set[str]:
-    """The known generator families (:data:`KNOWN_GENERATORS`) a text names."""
+    """The known generator family lines (:data:`KNOWN_GENERATORS` less the front-ends in
+    :data:`_TOOLS`, grouped by :data:`_LINEAGE`) a text names."""
     t = _norm(text)
-    return {f for f in _FAMILIES if f and f in t}
+    return {_LINEAGE.get(f, f) for f in _FAMILIES if f and f in t}
+
+
+def _names_model(name: str, field_: str) -> bool:
+    """Whether a claim's model name field names the enrolled model: the normalised name is
+    in the field (`sdxl-turbo` in `sd_xl_turbo_1.0`), or every word and number of the name
+    is one of the field's (`flux-dev` in `flux1-dev.safetensors`)."""
+    if _norm(name) in _norm(field_):
+        return True
+    words = lambda t: set(re.findall(r"[a-z]+|[0-9]+", t.lower()))  # noqa: E731
+    mine = words(name)
+    return bool(mine) and mine <= words(field_)
 
 
 def _same_claim(a: str, b: str) -> bool:
@@ -389,17 +414,19 @@ def agreement(claimed: str | None, model: str | None) -> dict[str, Any] | None:
 
     Both are lower-cased with every non-alphanumeric character dropped. ``model_name``:
     the enrolled name is contained in the claim's model name field (None: the claim has
-    no such field). ``family``: True when the enrolled name is contained in the claim's
-    generator family, False when both name known generator families (StyleGAN, Stable
-    Diffusion, DALL-E, ...) and they share none, None when that cannot be told (an
-    enrolled name that names no known family). ``agrees``: something matched and the
-    family does not contradict it; ``matched``: which parts matched.
+    no such field; also matched word for word, :func:`_names_model`). ``family``: True
+    when the enrolled name is contained in the claim's generator family, False when both
+    name known generator family lines (StyleGAN, Stable Diffusion with SDXL and SD3,
+    DALL-E with GPT-4o, ...) and they share none, None when that cannot be told (an
+    enrolled name that names no known family, or a claim that names only a front-end such
+    as ComfyUI). ``agrees``: something matched, the family does not contradict it and the
+    model field, if any, names this model; ``matched``: which parts matched.
     """
     m = _norm(model)
     if not m or not _norm(claimed):
         return None
     family, field_ = split_claim(claimed)
-    model_name = (m in _norm(field_)) if field_ else None
+    model_name = _names_model(model or "", field_) if field_ else None
     fam: bool | None = True if m in _norm(family) else None
     if fam is None:
         mine, theirs = _families(model), _families(family)
@@ -410,7 +437,8 @@ def agreement(claimed: str | None, model: str | None) -> dict[str, Any] | None:
         "model_name": model_name,
         "family": fam,
         "matched": matched,
-        "agrees": bool(matched) and fam is not False,
+        # a model field naming another checkpoint is a disagreement whatever the family
+        "agrees": bool(matched) and fam is not False and model_name is not False,
     }
 
 
@@ -469,6 +497,12 @@ def with_decision(rec: dict[str, Any], decision: str | None) -> dict[str, Any]:
             line += (
                 f"; fingerprint says {named}: the model name matches but the claimed "
                 f"generator family ({family}) is another: they DISAGREE"
+            )
+        elif how["model_name"] is False:
+            field_ = split_claim(rec.get("claimed_generator"))[1]
+            line += (
+                f"; fingerprint says {named}: the metadata names another model ({field_}): "
+                "they DISAGREE"
             )
         else:
             line += f"; fingerprint says {named}: they DISAGREE"

@@ -269,6 +269,29 @@ def test_agreement_says_what_matched():
     }
 
 
+@pytest.mark.parametrize(
+    ("claim", "model", "agrees"),
+    [
+        # break-it pass: false conflicts (ComfyUI counted as a family; SDXL and Stable
+        # Diffusion as two families; flux1-dev did not name flux-dev)
+        ("ComfyUI (model: sd_xl_base_1.0.safetensors)", "sdxl-base", True),
+        ("Stable Diffusion (model: sd_xl_turbo_1.0_fp16)", "sdxl-turbo", True),
+        ("ComfyUI (model: flux1-dev.safetensors)", "flux-dev", True),
+        ("Stable Diffusion", "sdxl-turbo", True),  # the same family line
+        # and what must stay a disagreement
+        ("ComfyUI (model: flux1-schnell.safetensors)", "flux-dev", False),
+        ("Stable Diffusion (model: v1-5-pruned)", "sdxl-turbo", False),  # another checkpoint
+        ("Stable Diffusion (model: stylegan2-ffhq)", "stylegan2-ffhq", False),
+        ("DALL\u00b7E 3 (C2PA)", "stylegan2-ffhq", False),
+    ],
+)
+def test_agreement_of_front_ends_family_lines_and_checkpoint_names(claim, model, agrees):
+    out = with_decision({"claimed_generator": claim, "errors": [], "claims": [claim]}, model)
+    assert out["agrees_with_fingerprint"] is agrees, out["agreement"]
+    if not agrees and out["agreement"]["model_name"] is False:
+        assert "the metadata names another model" in out["summary"]
+
+
 # -- 7. ComfyUI needs the node-graph shape ----------------------------------------------------
 
 
