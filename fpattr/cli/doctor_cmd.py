@@ -7,6 +7,7 @@ import json
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -28,7 +29,7 @@ def _version(dist: str) -> str | None:
 def collect() -> tuple[list[dict[str, Any]], int]:
     """Checks as rows {check, status: ok|warn|fail, detail}; returns (rows, n_failures)."""
     from fpattr import __version__
-    from fpattr.backbones.onnx import default_card_path, read_card
+    from fpattr.backbones.onnx import default_card_path
     from fpattr.paths import home, models_dir
     from fpattr.plugins import KINDS, get_host
 
@@ -78,23 +79,10 @@ def collect() -> tuple[list[dict[str, Any]], int]:
     )
     add("models folder", "ok" if models_dir().is_dir() else "warn", str(models_dir()))
     card = default_card_path()
-    if card.is_file():
-        try:
-            c = read_card(card)
-            from fpattr.io.loader import sha256_file
-
-            onnx_file = card.parent / c["file"]
-            ok = onnx_file.is_file() and sha256_file(onnx_file) == c["sha256"]
-            add(
-                "default extractor",
-                "ok" if ok else "fail",
-                f"{onnx_file.name} sha256 {c['sha256'][:16]}... "
-                + ("verified" if ok else "MISMATCH or missing"),
-            )
-        except Exception as exc:  # noqa: BLE001
-            add("default extractor", "fail", str(exc))
-    else:
+    if not card.is_file():
         add("default extractor", "warn", f"not found ({card}); `auto` uses the spectrum backbone")
+    for check, status, detail in _model_checks(models_dir(), card):
+        add(check, status, detail)
     add("user data", "ok", str(home()))
     host = get_host()
     for kind in KINDS:
@@ -113,6 +101,69 @@ def collect() -> tuple[list[dict[str, Any]], int]:
             continue
         add(f"plugin {f.plugin}", "fail", f"{f.stage}: {f.error}")
     return rows, sum(r["status"] == "fail" for r in rows)
+
+
+def _model_checks(folder: Path, default_card: Path) -> list[tuple[str, str, str]]:
+    """(check, status, detail) per model card in ``folder`` (every one, not only the
+    default: a truncated default-int8.onnx passed and `-b default-int8` then failed) and
+    for the shipped analysis heads (readable, bound to the default extractor)."""
+    from fpattr.backbones.onnx import CARD_SCHEMA, read_card
+    from fpattr.io.loader import sha256_file
+
+    rows: list[tuple[str, str, str]] = []
+    default_sha = None
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            if path.name != "analysis.json":  # reported below
+                rows.append((f"model card {path.name}", "fail", f"unreadable: {exc}"))
+            continue
+        if not isinstance(doc, dict) or doc.get("schema") != CARD_SCHEMA:
+            continue  # not a model card (the analysis heads, a gallery index, ...)
+        label = "default extractor" if path == default_card else f"extractor {path.stem}"
+        try:
+            c = read_card(path)
+            model = path.parent / c["file"]
+            if not model.is_file():
+                rows.append((label, "fail", f"{model.name} missing (its card is {path.name})"))
+                continue
+            ok = sha256_file(model) == c["sha256"]
+        except Exception as exc:  # noqa: BLE001 - a check, never a crash
+            rows.append((label, "fail", str(exc)))
+            continue
+        if ok and path == default_card:
+            default_sha = c["sha256"]
+        rows.append(
+            (
+                label,
+                "ok" if ok else "fail",
+                f"{model.name} sha256 {c['sha256'][:16]}... "
+                + ("verified" if ok else "MISMATCH: the file is not the one its card describes"),
+            )
+        )
+    heads = folder / "analysis.json"
+    if heads.is_file():
+        from fpattr.analysis import Heads
+
+        try:
+            h = Heads.load(heads)
+        except Exception as exc:  # noqa: BLE001
+            rows.append(("analysis heads", "fail", str(exc)))
+        else:
+            bound = h.backbone.get("sha256")
+            if default_sha is not None and bound != default_sha:
+                rows.append(
+                    (
+                        "analysis heads",
+                        "fail",
+                        f"{heads.name} was fitted with extractor {h.backbone.get('id')}, not "
+                        "the default (`analyze predict` refuses it)",
+                    )
+                )
+            else:
+                rows.append(("analysis heads", "ok", f"{heads.name}: {len(h.heads)} heads"))
+    return rows
 
 
 def doctor(

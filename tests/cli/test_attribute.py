@@ -267,3 +267,33 @@ def test_as_set_csv_has_the_set_decision(enrolled):
     assert float(rows[-1]["probability"]) == pytest.approx(pooled["probability"])
     plain = list(csv.DictReader(io.StringIO(run_cli([*base, "-f", "csv"]).stdout)))
     assert "<set>" not in [r["path"] for r in plain]
+
+
+def test_doctor_verifies_every_shipped_model(tmp_path, monkeypatch):
+    # break-it pass: a truncated default-int8.onnx and corrupt analysis heads passed the
+    # doctor (only default.onnx was checked), and `-b default-int8` then failed
+    import shutil
+
+    from fpattr.paths import models_dir
+
+    src = models_dir()
+    if not (src / "default-int8.json").is_file():
+        pytest.skip("shipped models not in this checkout")
+    m = tmp_path / "models"
+    shutil.copytree(src, m)
+    monkeypatch.setenv("FPATTR_MODELS", str(m))
+    rows = {r["check"]: r for r in json.loads(run_cli(["doctor", "-f", "json"]).stdout)["checks"]}
+    assert rows["extractor default-int8"]["status"] == "ok"
+    assert rows["analysis heads"]["status"] == "ok"
+    data = (m / "default-int8.onnx").read_bytes()
+    (m / "default-int8.onnx").write_bytes(data[:1000])
+    (m / "analysis.json").write_text("{not json", encoding="utf-8")
+    (m / "v2.onnx").unlink()
+    r = run_cli(["doctor", "-f", "json"])
+    assert r.exit_code == 1, r.output
+    rows = {x["check"]: x for x in json.loads(r.stdout)["checks"]}
+    assert rows["extractor default-int8"]["status"] == "fail"
+    assert "MISMATCH" in rows["extractor default-int8"]["detail"]
+    assert rows["analysis heads"]["status"] == "fail"
+    assert rows["extractor v2"]["status"] == "fail" and "missing" in rows["extractor v2"]["detail"]
+    assert rows["default extractor"]["status"] == "ok"
