@@ -23,7 +23,8 @@ Method (docs/methods/decision-policy.md):
    ``n0`` (``PRIOR_STRENGTH``) the card's weight in pseudo-comparisons (log-linear opinion
    pooling). The threshold is pooled with the gallery's weight ``min(1, e)``, ``e`` the
    impostor exceedances the target allows (``n_impostor * target_far``): the card only
-   fills in while the gallery cannot put one impostor score above the threshold.
+   fills in while the gallery cannot put one impostor score above the threshold, and
+   never lowers it below the gallery's highest held-out impostor score.
 3. Posterior. P(model m) is proportional to ``(1 - prior_unknown) / M * LR(s_m)``,
    P(unknown) to ``prior_unknown``: a posterior over the enrolled models and "unknown"
    that sums to 1.
@@ -402,6 +403,12 @@ class DecisionPolicy:
         # even one above the threshold: it is too lenient on real generators to dilute a
         # sufficient in-domain estimate
         wt = 1.0 if prior_thr is None else min(1.0, exceed)
+        if prior_thr is not None and prior_thr < gal_thr:
+            # ... and it only ever raises the threshold: with fewer than 1 / target
+            # impostor scores, the gallery's highest is a lower bound on the threshold
+            # for the target (a blend below it accepted 33 % of a small gallery's own
+            # held-out impostors while saying "FAR 1 %")
+            wt = 1.0
         thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
         return float(thr), wt
 
@@ -472,13 +479,22 @@ class DecisionPolicy:
         if gal_ok and target is not None and i.size * target < 1:
             # with a card the threshold is the blend made by _pool; without one (a gallery
             # bound to a training-free backbone) there is only the gallery to lean on
-            leans = (
-                f"blends the gallery's highest impostor score (weight {wt:.2f}) with the "
-                f"card's threshold (weight {1 - wt:.2f})"
-                if prior_thr is not None
-                else "is just above the gallery's highest impostor score, so the false-accept "
-                "rate it achieves is not measured; enrol more models or references"
-            )
+            if prior_thr is None:
+                leans = (
+                    "is just above the gallery's highest impostor score, so the false-accept "
+                    "rate it achieves is not measured; enrol more models or references"
+                )
+            elif wt >= 1.0:
+                leans = (
+                    "is just above the gallery's highest impostor score (the card's, "
+                    f"{prior_thr:.4f}, would accept some of them): the false-accept rate it "
+                    "achieves is not measured; enrol more models or references"
+                )
+            else:
+                leans = (
+                    f"blends the gallery's highest impostor score (weight {wt:.2f}) with the "
+                    f"card's threshold (weight {1 - wt:.2f})"
+                )
             notes.append(
                 f"{i.size} held-out impostor scores cannot estimate a threshold for FAR "
                 f"{target:g} (about {math.ceil(1 / target)} are needed): the threshold {leans}"

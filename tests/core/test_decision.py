@@ -363,6 +363,23 @@ def test_too_few_impostors_note_is_a_whole_sentence_and_names_the_card_only_if_t
     assert float(m[1]) < 0.5 and float(m[1]) + float(m[2]) == pytest.approx(1.0)
 
 
+def test_a_lenient_card_never_lowers_the_threshold_below_the_gallerys_impostors():
+    """Break-it pass: with 3 models the card's threshold (weight 0.64) pulled the blend
+    below a third of the gallery's own held-out impostor scores, still said "FAR 1 %"."""
+    g, _, _ = make_gallery(n_models=3, n_refs=6)
+    lenient = {**CARD, "centroid": {**CARD["centroid"], "threshold": -0.5}}
+    pol = DecisionPolicy(lenient, g)
+    cal = pol.calibration()
+    i = pol._held_out("image-vs-model", 1, 1)["impostor"]
+    assert i.size * pol.target_far < 1  # too few to estimate the target's threshold
+    assert cal.threshold > i.max() and cal.achieved_far == 0.0
+    note = next(n for n in cal.details["notes"] if "cannot estimate a threshold" in n)
+    assert "the card's, -0.5000, would accept some of them" in note
+    # a stricter card still blends in (it raises the threshold)
+    strict = {**CARD, "centroid": {**CARD["centroid"], "threshold": 0.9999}}
+    assert DecisionPolicy(strict, g).calibration().threshold > cal.threshold
+
+
 def test_a_lone_model_is_never_named_with_certainty():
     # one model: nothing can be left out, so the look-alike chance is the rule of
     # succession with no observation (0.5) and the odds of the name stay below 2
