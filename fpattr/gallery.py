@@ -338,11 +338,25 @@ class Gallery:
 
     @classmethod
     def load(cls, path: Path) -> Gallery:
-        """Read and verify a gallery: names, embedding files, integrity hash (sha256)."""
+        """Read and verify a gallery: names, embedding files, integrity hash (sha256).
+
+        Raises :class:`GalleryError` for a missing gallery, and for a damaged one with the
+        way out (no command edits a gallery that fails these checks)."""
         path = Path(path)
-        meta_file = path / "gallery.json"
-        if not meta_file.is_file():
+        if not (path / "gallery.json").is_file():
             raise GalleryError(f"no gallery at {path} (missing gallery.json)")
+        try:
+            return cls._load(path)
+        except GalleryError as exc:
+            raise GalleryError(
+                f"{exc} -- the gallery is damaged and no command will change it: move the "
+                f"folder aside and enrol the models again (`fpattr gallery add ... -g "
+                f"{path}`), or `fpattr gallery import` an export of it into a new folder"
+            ) from None
+
+    @classmethod
+    def _load(cls, path: Path) -> Gallery:
+        meta_file = path / "gallery.json"
         try:
             doc = json.loads(meta_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

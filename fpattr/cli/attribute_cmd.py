@@ -213,16 +213,13 @@ def run(
             "fewer than 2 models with 2 references): decisions are left empty. Enrol >= 2 "
             "models with >= 2 references, or pass --threshold."
         )
-    shown = settings.to_dict()
-    if engine == "local" and settings.workers is None:  # the threads this run decodes in
-        shown["workers"] = pipeline.decode_workers()  # (a Ray plan gives each actor's)
     manifest = build_manifest(
         "attribute",
         backbone=bb.info(),
         gallery={**g.info(), "index": session.index_info()},
         calibration=session.policy.info(),
         settings={
-            **shown,
+            **settings.to_dict(),
             "as_set": as_set,
             "backbone_name": bb.name,
             "inputs": [str(p) for p in given],
@@ -231,6 +228,16 @@ def run(
         plugins=common.plugin_versions(),
     )
     ray_run = None
+    if engine == "local":  # the threads this run uses (workers None in the settings: default)
+        manifest = {
+            **manifest,
+            "engine": {
+                "name": "local",
+                "decode_workers": settings.workers or pipeline.decode_workers(),
+                "onnx_threads_per_lane": getattr(bb, "threads", None),
+                "lanes": pipeline.inference_lanes(bb),
+            },
+        }
     if engine == "ray":  # joined or started now: the manifest records the actors' plan
         from fpattr import engine_ray
 

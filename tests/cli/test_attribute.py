@@ -219,8 +219,11 @@ def test_manifest_records_the_decoding_threads_used(enrolled):
 
     base = ["attribute", enrolled["queries"], "-g", enrolled["gallery"], "-b", "spectrum"]
     rep = _json(run_cli([*base, "-f", "json", "-q"]))
-    assert rep["settings"]["workers"] == decode_workers() >= 1
-    assert _json(run_cli([*base, "--workers", "3", "-f", "json", "-q"]))["settings"]["workers"] == 3
+    assert rep["settings"]["workers"] is None  # as given: the default
+    assert rep["engine"]["name"] == "local"
+    assert rep["engine"]["decode_workers"] == decode_workers() >= 1
+    rep = _json(run_cli([*base, "--workers", "3", "-f", "json", "-q"]))
+    assert rep["settings"]["workers"] == rep["engine"]["decode_workers"] == 3
 
 
 def test_workers_zero_through_the_api_decodes_in_the_callers_thread(enrolled):
