@@ -301,3 +301,18 @@ def test_a_non_integer_reference_count_is_refused(tmp_path):
     (g_dir / "gallery.json").write_text(json.dumps(doc))
     with pytest.raises(GalleryError, match="not a count"):
         Gallery.load(g_dir)
+
+
+def test_a_damaged_gallery_says_the_way_out(tmp_path):
+    # break-it pass: every command refused a damaged gallery (rightly), with no way out
+    g = _gallery(tmp_path)
+    meta = g.path / "gallery.json"
+    doc = json.loads(meta.read_text())
+    doc["sha256"] = "0" * 64
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(GalleryError, match="does not match its recorded sha256") as e:
+        Gallery.load(g.path)
+    assert "move the folder aside and enrol the models again" in str(e.value)
+    with pytest.raises(GalleryError, match="missing gallery.json") as e:
+        Gallery.load(tmp_path / "nowhere")
+    assert "damaged" not in str(e.value)
