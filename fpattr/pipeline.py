@@ -34,16 +34,16 @@ THUMB_SIDE = 96
 
 #: Intra-op threads of an ONNX Runtime backbone by default (``--backbone-opt threads=N``
 #: overrides it): one per batch, with one batch in flight per core (:func:`inference_lanes`).
-#: Measured on 2 cores, quiet machine (960 PNGs of 128 px, 4 views of 64 px, batch 64;
-#: docs/performance.md): ONNX Runtime alone runs those views at 520-563 images/s. End to
-#: end, ``fpattr attribute`` with defaults ran 196 images/s before (1 ONNX Runtime thread,
-#: the other core left to 2 decode threads, inference and the caller's work in turn:
-#: 0.41 of inference alone) and 344-398 now (0.70-0.72); ``threads=2`` (one batch at a
-#: time on both cores) 294 before, 303-378 now. Lanes need no barrier between threads, so
-#: a decode thread that takes a core delays one batch instead of stalling both threads of
-#: one. The rest of the gap is CPU: the cores are saturated (4.8 ms of CPU per image end
-#: to end against 3.7 for inference alone, 5.1 before the flat check, the load-ahead
-#: window and the JSON writer were made cheaper: PNG decoding is ~0.3 ms of what is left).
+#: Measured on 2 cores (960 PNGs of 128 px, 4 views of 64 px; docs/performance.md): lanes
+#: took ``fpattr attribute`` from 196 images/s (1 ONNX Runtime thread, the other core left
+#: to decoding: 0.41 of inference alone) to 0.70-0.78 of inference alone. Lanes need no
+#: barrier between threads, so a decode thread that takes a core delays one batch instead
+#: of stalling both threads of one. The rest of the gap is CPU on saturated cores: the
+#: decode thread's work (load 0.34 ms an image of which libpng ~0.25, views and their flat
+#: check 0.17, metadata 0.02, run alone) costs 0.77-0.96 ms beside inference on the other
+#: core (shared cache and memory bandwidth), the caller's thread 0.15-0.26. Letting each
+#: lane decode its own batch instead (no separate decoding thread, no time-slicing) changed
+#: nothing measurable (6 interleaved rounds: best 363 vs 367 images/s, median 348 vs 354).
 ONNX_THREADS = 1
 #: CPUs this process may use for inference lanes; None: :func:`available_cpus`. A Ray actor
 #: sets its share of the node (fpattr.engine_ray), so actors x lanes fit the node's cores.
