@@ -65,6 +65,12 @@ def evaluate(
     crop: int = typer.Option(
         None, "--crop", min=1, help="Robustness: center crop C x C pixels (after --resize)."
     ),
+    queries_only: bool = typer.Option(
+        False,
+        "--degrade-queries-only",
+        help="Apply --resize/--crop/--jpeg to the queries (and real photos) only; the "
+        "references stay clean, as enrolled.",
+    ),
     pairs: int = typer.Option(
         10000, "--pairs", min=2, help="Verification pairs (balanced genuine/impostor)."
     ),
@@ -107,6 +113,7 @@ def evaluate(
         jpeg=jpeg,
         resize=resize,
         crop=crop,
+        queries_only=queries_only,
         pairs=pairs,
         seed=seed,
         target_far=target_far,
@@ -163,6 +170,7 @@ def run(
     jpeg: int | None = None,
     resize: float | None = None,
     crop: int | None = None,
+    queries_only: bool = False,
     pairs: int = 10000,
     seed: int = 0,
     target_far: float = 0.01,
@@ -187,7 +195,7 @@ def run(
     names = [n.strip() for n in compare.split(",") if n.strip()] if compare else [backbone]
     if len(set(names)) != len(names):
         raise UsageError(f"--compare names a backbone twice: {compare}")
-    transform = protocol.Transform(jpeg=jpeg, resize=resize, crop=crop)
+    transform = protocol.Transform(jpeg=jpeg, resize=resize, crop=crop, queries_only=queries_only)
     cfg = protocol.EvalConfig(
         refs=refs,
         pairs=pairs,

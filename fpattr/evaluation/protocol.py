@@ -45,7 +45,9 @@ TRANSFORM_ORDER = ("resize", "crop", "jpeg")
 
 @dataclass(frozen=True)
 class Transform:
-    """In-memory degradation applied to every image (refs and queries) before views.
+    """In-memory degradation applied before views, to every image (refs and queries) or,
+    with ``queries_only``, to the queries and real photos only: the references stay as
+    enrolled, as when an analyst enrols clean samples and meets processed copies.
 
     Order: bicubic resize by ``resize`` (a scale factor), then a ``crop`` x ``crop``
     center crop, then JPEG re-encoding at quality ``jpeg`` -- the order a sharing
@@ -56,6 +58,7 @@ class Transform:
     jpeg: int | None = None
     resize: float | None = None
     crop: int | None = None
+    queries_only: bool = False
 
     def __post_init__(self) -> None:
         if self.jpeg is not None and not 1 <= self.jpeg <= 100:
@@ -64,6 +67,8 @@ class Transform:
             raise UsageError(f"--resize must be a positive scale factor, not {self.resize}")
         if self.crop is not None and self.crop < 1:
             raise UsageError(f"--crop must be a positive size in pixels, not {self.crop}")
+        if self.queries_only and not self.active:
+            raise UsageError("--degrade-queries-only needs --resize, --crop or --jpeg")
 
     @property
     def active(self) -> bool:
@@ -75,6 +80,7 @@ class Transform:
             "crop": self.crop,
             "jpeg": self.jpeg,
             "order": list(TRANSFORM_ORDER),
+            "applied_to": "queries" if self.queries_only else "every image",
         }
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
@@ -268,10 +274,13 @@ class EmbeddingSet:
     sha256: list[str | None] | None = None  # per image, None where it failed to load
 
 
-def _load_transformed(path: Any, *, max_pixels: int, transform: Transform) -> LoadedImage:
-    """The safe loader plus the transform; runs in the decode threads, off the main loop."""
+def _load_transformed(
+    path: Any, *, max_pixels: int, transform: Transform, clean: frozenset[str] = frozenset()
+) -> LoadedImage:
+    """The safe loader plus the transform (not for the paths in ``clean``); runs in the
+    decode threads, off the main loop."""
     img = load_image(path, max_pixels=max_pixels)
-    if transform.active:
+    if transform.active and str(path) not in clean:
         try:
             img.pixels = transform(img.pixels)
         except Exception as exc:  # noqa: BLE001 - one odd image must not stop the run
@@ -301,6 +310,7 @@ def embed_images(
     cfg: EvalConfig,
     *,
     on_image: Callable[[bool], None] | None = None,
+    clean: Sequence[Path] = (),
 ) -> tuple[list[EmbeddingSet], float]:
     """Decode (+ transform) every image once and embed it with every backbone.
 
@@ -309,9 +319,13 @@ def embed_images(
     L2 per view, mean, L2). An Embedder with ``loader=`` would apply the transform
     too, but decodes once per backbone; here one :class:`ViewBatcher` per backbone is
     fed from a single decode pass, so all backbones see exactly the same pixels.
+    ``clean``: paths the transform is not applied to (the references, with
+    :attr:`Transform.queries_only`).
     Returns the per-backbone sets and the seconds the main loop waited for decoded images.
     """
-    loader = partial(_load_transformed, transform=cfg.transform)
+    loader = partial(
+        _load_transformed, transform=cfg.transform, clean=frozenset(str(p) for p in clean)
+    )
     batchers = [
         ViewBatcher(bb, n_views=cfg.views, batch_views=cfg.batch_size, strategy=cfg.view_strategy)
         for bb in backbones
@@ -602,8 +616,15 @@ def evaluate(
             f">= {cfg.refs} references + {cfg.min_queries} queries; need >= 2"
         )
     t0 = time.perf_counter()
-    paths, _, _ = bench.images()
-    sets, wait = embed_images(paths, backbones, cfg, on_image=on_image)
+    paths, _, roles = bench.images()
+    clean = [p for p, r in zip(paths, roles, strict=True) if r == "ref"]
+    sets, wait = embed_images(
+        paths,
+        backbones,
+        cfg,
+        on_image=on_image,
+        clean=clean if cfg.transform.queries_only else (),
+    )
     runs = [score_run(bench, es, cfg, extra_seconds=wait) for es in sets]
     if len(runs) == 1:  # one backbone: its time is the whole run's wall time
         total = time.perf_counter() - t0

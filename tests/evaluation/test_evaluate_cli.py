@@ -84,8 +84,17 @@ def test_resize_and_crop_run(bench_master: Path):
         "crop": 40,
         "jpeg": None,
         "order": ["resize", "crop", "jpeg"],
+        "applied_to": "every image",
     }
     assert d["n_models"] == 4
+
+
+def test_degrade_queries_only(bench_master: Path):
+    d = _ev(bench_master, "--resize", "0.75", "--degrade-queries-only", "--pairs", "500")
+    assert d["settings"]["transform"]["applied_to"] == "queries"
+    assert d["n_models"] == 4
+    r = run_cli(["evaluate", bench_master, *BASE, "--degrade-queries-only"])
+    assert r.exit_code == 2 and "needs --resize, --crop or --jpeg" in r.output
 
 
 def test_compare_two_backbones(bench_master: Path):

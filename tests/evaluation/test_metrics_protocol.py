@@ -137,6 +137,24 @@ def test_embeddings_match_the_pipeline_embedder(bench_master: Path):
     assert es.ok.all() and np.allclose(es.emb, ref, atol=1e-6)
 
 
+def test_queries_only_degradation_leaves_the_references_clean(bench_master: Path):
+    """--degrade-queries-only: the paths given as clean embed as in a clean run, the others
+    as in a degraded one (refs enrolled clean, queries met as processed copies)."""
+    paths = sorted((bench_master / "checker-a").glob("*.png"))[:4]
+    bb = create_backbone("spectrum")
+    cfg = EvalConfig(transform=Transform(resize=0.5, queries_only=True))
+    (mixed,), _ = embed_images(paths, [bb], cfg, clean=paths[:2])
+    (clean,), _ = embed_images(paths, [bb], EvalConfig())
+    (degraded,), _ = embed_images(paths, [bb], EvalConfig(transform=Transform(resize=0.5)))
+    assert np.array_equal(mixed.emb[:2], clean.emb[:2])
+    assert np.array_equal(mixed.emb[2:], degraded.emb[2:])
+    assert not np.allclose(clean.emb[2:], degraded.emb[2:], atol=1e-3)
+    assert cfg.transform.to_dict()["applied_to"] == "queries"
+    assert Transform(jpeg=90).to_dict()["applied_to"] == "every image"
+    with pytest.raises(UsageError, match="needs --resize, --crop or --jpeg"):
+        Transform(queries_only=True)
+
+
 def test_evaluate_needs_two_models(bench: Path):
     b = discover_bench(bench, 3)
     b.models = b.models[:1]
