@@ -923,3 +923,103 @@ def answer_text(ans: dict[str, Any], choice_info: dict[str, Any]) -> str:
     if ans.get("reason") == "below threshold":
         return f"undetermined (best {ans['top']}, p {p:.2f} < {ans['threshold']:.2f}; {sentence})"
     return f"undetermined ({sentence})"
+
+
+@dataclass
+class Predictions:
+    """What :func:`predict_paths` made of its inputs.
+
+    ``rows``: one record per input (``path``, ``sha256``, ``status`` ok | error | skipped,
+    ``error``, ``flat`` when the image carries no fingerprint, ``predictions`` per design
+    choice), or with ``as_set`` one ``<set>`` record; ``n_inputs`` counts the inputs tried
+    (skipped non-images are records, not inputs), ``n_ok`` those embedded, ``n_usable``
+    those with a fingerprint (not flat).
+    """
+
+    rows: list[dict[str, Any]]
+    n_inputs: int
+    n_ok: int
+    n_usable: int
+    n_skipped: int
+
+
+def _flat_predictions(heads: Heads) -> dict[str, dict[str, Any]]:
+    why = "flat image: no fingerprint evidence"
+    return {
+        c: {
+            "value": UNDETERMINED,
+            "top": None,
+            "probability": None,
+            "reason": why,
+            "text": f"undetermined ({why})",
+        }
+        for c in heads.heads
+    }
+
+
+def predict_paths(
+    paths: Sequence[Any],
+    backbone: Any,
+    heads: Heads,
+    *,
+    views: int | None = None,
+    as_set: bool = False,
+    on_record: Any = None,
+) -> Predictions:
+    """Model parsing of files and folders: every input embedded once through
+    :class:`fpattr.pipeline.Embedder` (the attribute loop: views, flat check, errors per
+    file), then :func:`decide` per image, or once on the :func:`set_fingerprint` of the
+    usable images with ``as_set``. A flat image answers "undetermined" for every choice
+    and is left out of a set. ``on_record(record)`` is called as each input is read (the
+    CLI's progress and per-file messages).
+    """
+    from fpattr.pipeline import Embedder, Settings
+
+    mode = "set" if as_set else "image"
+    results: list[dict[str, Any]] = []
+    ok: list[tuple[dict[str, Any], np.ndarray]] = []
+    n_inputs = n_skipped = 0
+    for e in Embedder(backbone, Settings(views=views), include_skipped=True).embed_paths(paths):
+        sha = getattr(e.image, "sha256", None)
+        if e.skipped:  # not an image by its content: a record, not a failure
+            res: dict[str, Any] = {
+                "path": e.path,
+                "sha256": None,
+                "status": "skipped",
+                "error": e.error,
+            }
+            n_skipped += 1
+        elif e.embedding is None or e.error:
+            res = {"path": e.path, "sha256": sha, "status": "error", "error": e.error}
+        else:
+            res = {"path": e.path, "sha256": sha, "status": "ok", "error": None}
+            if e.flat:
+                res["flat"] = True
+            ok.append((res, e.embedding))
+        n_inputs += not e.skipped
+        results.append(res)
+        if on_record is not None:
+            on_record(res)
+    usable = [(r, v) for r, v in ok if not r.get("flat")]
+    if as_set:
+        set_res: dict[str, Any] = {
+            "path": "<set>",
+            "status": "ok" if usable else "error",
+            "n_images": len(usable),
+            "n_flat": len(ok) - len(usable),
+            "error": None if usable else "no image with a fingerprint in the set",
+        }
+        if usable:
+            x = set_fingerprint(np.stack([v for _, v in usable]))
+            set_res["predictions"] = decide(heads, x, mode)[0]
+        rows = [set_res]
+    else:
+        if usable:
+            preds = decide(heads, np.stack([v for _, v in usable]), mode)
+            for (r, _), pr in zip(usable, preds, strict=True):
+                r["predictions"] = pr
+        for r, _ in ok:
+            if r.get("flat"):
+                r["predictions"] = _flat_predictions(heads)
+        rows = results
+    return Predictions(rows, n_inputs, len(ok), len(usable), n_skipped)

@@ -175,17 +175,7 @@ def run_predict(
     """The predict run behind the command; returns the exit code."""
     import time
 
-    import numpy as np
-
-    from fpattr.analysis import (
-        UNDETERMINED,
-        decide,
-        head_info,
-        load_heads,
-        real_photo_caveat,
-        set_fingerprint,
-    )
-    from fpattr.pipeline import Embedder, Settings
+    from fpattr.analysis import head_info, load_heads, predict_paths, real_photo_caveat
     from fpattr.report.manifest import build_manifest, finish_summary
 
     started = time.monotonic()
@@ -213,64 +203,14 @@ def run_predict(
         if n.startswith("uncalibrated"):
             console.print(f"[yellow]warning:[/] {escape(n)}", highlight=False)  # n: prose
 
-    results: list[dict] = []
-    ok: list[tuple[dict, object]] = []
-    n_inputs = 0
+    def on_record(res: dict) -> None:
+        if res["status"] != "ok":
+            word = "skipped" if res["status"] == "skipped" else "failed"
+            console.print(f"{word} {res['path']}: {res['error']}", markup=False, highlight=False)
+        advance(res)
+
     with common.progress(console, paths, "analysing") as advance:
-        for e in Embedder(bb, Settings(views=views), include_skipped=True).embed_paths(paths):
-            sha = getattr(e.image, "sha256", None)
-            if getattr(e, "skipped", False):  # not an image by its content: a record, not a failure
-                console.print(f"skipped {e.path}: {e.error}", markup=False, highlight=False)
-                res = {"path": e.path, "sha256": None, "status": "skipped", "error": e.error}
-                results.append(res)
-                advance(res)
-                continue
-            n_inputs += 1
-            if e.embedding is None or e.error:
-                console.print(f"failed {e.path}: {e.error}", markup=False, highlight=False)
-                res = {"path": e.path, "sha256": sha, "status": "error", "error": e.error}
-                results.append(res)
-                advance(res)
-                continue
-            res = {"path": e.path, "sha256": sha, "status": "ok", "error": None}
-            if e.flat:
-                res["flat"] = True
-            results.append(res)
-            ok.append((res, e.embedding))
-            advance(res)
-    n_ok = len(ok)
-    usable = [(r, v) for r, v in ok if not r.get("flat")]
-    if as_set:
-        set_res: dict = {
-            "path": "<set>",
-            "status": "ok" if usable else "error",
-            "n_images": len(usable),
-            "n_flat": n_ok - len(usable),
-            "error": None if usable else "no image with a fingerprint in the set",
-        }
-        if usable:
-            x = set_fingerprint(np.stack([v for _, v in usable]))
-            set_res["predictions"] = decide(heads, x, mode)[0]
-        rows = [set_res]
-    else:
-        if usable:
-            preds = decide(heads, np.stack([v for _, v in usable]), mode)
-            for (r, _), pr in zip(usable, preds, strict=True):
-                r["predictions"] = pr
-        for r, _ in ok:
-            if r.get("flat"):
-                why_flat = "flat image: no fingerprint evidence"
-                r["predictions"] = {
-                    c: {
-                        "value": UNDETERMINED,
-                        "top": None,
-                        "probability": None,
-                        "reason": why_flat,
-                        "text": f"undetermined ({why_flat})",
-                    }
-                    for c in heads.heads
-                }
-        rows = results
+        pred = predict_paths(paths, bb, heads, views=views, as_set=as_set, on_record=on_record)
     manifest = build_manifest(
         "analyze predict",
         backbone=bb.info(),
@@ -294,20 +234,20 @@ def run_predict(
     manifest["caveats"] = notes
     summary = finish_summary(
         {
-            "n_inputs": n_inputs,
-            "n_ok": n_ok,
-            "n_failed": n_inputs - n_ok,
+            "n_inputs": pred.n_inputs,
+            "n_ok": pred.n_ok,
+            "n_failed": pred.n_inputs - pred.n_ok,
             # non-images met in a folder: records, not inputs (as attribute counts them)
-            "n_skipped": sum(r.get("status") == "skipped" for r in results),
+            "n_skipped": pred.n_skipped,
         },
         started,
     )
-    _write(fmt, output, manifest, rows, summary)
-    if n_inputs == 0:
+    _write(fmt, output, manifest, pred.rows, summary)
+    if pred.n_inputs == 0:
         console.print("no inputs found", highlight=False)
-    if as_set and not usable:
+    if as_set and not pred.n_usable:
         return 2
-    return common.exit_code(n_inputs, n_ok)
+    return common.exit_code(pred.n_inputs, pred.n_ok)
 
 
 def _calibration_info(heads: object, mode: str, why: str | None) -> dict:

@@ -274,3 +274,33 @@ def test_predict_summary_counts_skipped_non_images(world, tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)["summary"]
     assert (s["n_inputs"], s["n_ok"], s["n_failed"], s["n_skipped"]) == (1, 1, 0, 1)
+
+
+def test_predict_paths_is_the_api_the_cli_calls(world, tmp_path):
+    # the loop lives in fpattr.analysis (the CLI parses, calls it and reports)
+    import shutil
+
+    from PIL import Image
+
+    from fpattr.analysis import Heads, predict_paths
+    from fpattr.backbones.resolve import create_backbone
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(world["queries"] / "c000.png", d / "c000.png")
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(d / "flat.png")
+    (d / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (d / "notes.txt").write_text("hi", encoding="utf-8")
+    heads = Heads.load(world["calibrated"])
+    seen: list[str] = []
+    p = predict_paths(
+        [d], create_backbone("spectrum"), heads, on_record=lambda r: seen.append(r["status"])
+    )
+    by = {Path(r["path"]).name: r for r in p.rows}
+    assert (p.n_inputs, p.n_ok, p.n_usable, p.n_skipped) == (3, 2, 1, 1)
+    assert sorted(seen) == ["error", "ok", "ok", "skipped"]
+    assert by["flat.png"]["predictions"]["upsampling"]["value"] == UNDETERMINED
+    assert by["c000.png"]["predictions"]["upsampling"]["value"]
+    assert by["bad.png"]["status"] == "error" and "predictions" not in by["bad.png"]
+    s = predict_paths([d], create_backbone("spectrum"), heads, as_set=True)
+    assert [(r["path"], r["n_images"], r["n_flat"]) for r in s.rows] == [("<set>", 1, 1)]
