@@ -221,6 +221,7 @@ def run(
         settings={
             **settings.to_dict(),
             "as_set": as_set,
+            "provenance": session.provenance,  # metadata claims read (their CSV columns)
             "backbone_name": bb.name,
             "inputs": [str(p) for p in given],
             **({"files_from": str(files_from)} if files_from is not None else {}),

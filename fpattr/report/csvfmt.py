@@ -117,8 +117,15 @@ class CsvWriter:
             k = _top_k(self.manifest)
             if k is None:  # no setting: size the columns on the first result
                 k = max(1, len((first or {}).get("top") or []))
-            # a session that reads provenance adds it to every result, the first included
-            self._k, self._provenance = k, isinstance((first or {}).get("provenance"), dict)
+            # the manifest says whether the run reads provenance (the columns stay when no
+            # result comes); else a session that reads it adds it to every result
+            said = (self.manifest.get("settings") or {}).get("provenance")
+            prov = (
+                said
+                if isinstance(said, bool)
+                else isinstance((first or {}).get("provenance"), dict)
+            )
+            self._k, self._provenance = k, prov
             self.columns = attribute_columns(k, self._provenance)
         self._csv.writerow(self.columns)
 

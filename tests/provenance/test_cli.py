@@ -135,3 +135,16 @@ def test_attribute_results_carry_provenance(gallery, tmp, pf):
     assert all("provenance" in json.loads(x) for x in lines[1:-1])
     table = run_cli([*base, "-f", "table"]).stdout
     assert "metadata: Stable Diffusion" in table and "DISAGREES with fingerprint" in table
+
+
+def test_csv_keeps_the_provenance_columns_when_no_result_comes(gallery, tmp):
+    # break-it finding: the columns followed the first result, so a run with no result
+    # (an empty folder) wrote a header without them: two schemas for one command
+    empty = tmp / "empty"
+    empty.mkdir()
+    r = run_cli(["attribute", empty, "-g", gallery, "-f", "csv"])
+    header = next(csv.reader(io.StringIO(r.stdout)))
+    assert {"provenance_claimed_generator", "provenance_source_type", "provenance_agrees"} <= set(
+        header
+    )
+    assert header[-1] == "error"
