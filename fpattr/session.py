@@ -268,13 +268,28 @@ class Session:
         """
         if stats.n_ok == 0:
             return None
+        n_flat = stats.n_ok - stats.n_pooled - stats.n_duplicates  # no fingerprint: left out
         if stats.emb_sum is None or stats.n_pooled == 0:  # every good image was flat
-            return {"n_images": 0, "decision": INSUFFICIENT, "probability": None, "top": []}
+            return {
+                "n_images": 0,
+                "n_flat": n_flat,
+                "decision": INSUFFICIENT,
+                "probability": None,
+                "top": [],
+                "note": f"every image is flat ({n_flat}): no fingerprint to pool",
+            }
         d = self._decide(
             l2_normalize(stats.emb_sum), set_size=stats.n_pooled, views=stats.min_views
         )
-        out = {"n_images": stats.n_pooled, "n_duplicates": stats.n_duplicates, **d}
+        out = {
+            "n_images": stats.n_pooled,
+            "n_duplicates": stats.n_duplicates,
+            "n_flat": n_flat,
+            **d,
+        }
         notes = []
+        if n_flat:
+            notes.append(f"{n_flat} flat image(s) carry no fingerprint: left out of the set")
         if stats.n_duplicates:
             notes.append(
                 f"{stats.n_duplicates} file(s) repeat the content (sha256) of another: pooled once"

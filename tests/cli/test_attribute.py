@@ -272,6 +272,30 @@ def test_as_set_csv_has_the_set_decision(enrolled):
     assert "<set>" not in [r["path"] for r in plain]
 
 
+def test_as_set_says_how_many_flat_images_it_left_out(enrolled, tmp_path):
+    # the set decision pooled the images with a fingerprint and said nothing of the others
+    import shutil
+
+    from PIL import Image
+
+    d = tmp_path / "set"
+    d.mkdir()
+    for p in sorted(enrolled["queries"].glob("checker*"))[:3]:
+        shutil.copy(p, d / p.name)
+    for k in range(2):
+        Image.new("RGB", (64, 64), (40 * k, 90, 200)).save(d / f"flat{k}.png")
+    base = ["attribute", d, "-g", enrolled["gallery"], "-b", "spectrum", "-q", "--as-set"]
+    pooled = _json(run_cli([*base, "-f", "json"]))["summary"]["as_set"]
+    assert (pooled["n_images"], pooled["n_flat"]) == (3, 2)
+    assert "2 flat image(s) carry no fingerprint: left out of the set" in pooled["note"]
+    assert "2 flat image(s)" in " ".join(run_cli(base).stdout.split())
+    for p in d.glob("checker*"):
+        p.unlink()
+    pooled = _json(run_cli([*base, "-f", "json"]))["summary"]["as_set"]
+    assert (pooled["n_images"], pooled["n_flat"]) == (0, 2)
+    assert "every image is flat (2)" in pooled["note"]
+
+
 def test_doctor_verifies_every_shipped_model(tmp_path, monkeypatch):
     # break-it pass: a truncated default-int8.onnx and corrupt analysis heads passed the
     # doctor (only default.onnx was checked), and `-b default-int8` then failed
