@@ -124,6 +124,18 @@ class Settings:
     min_probability: float = 0.5  # posterior needed to name one model
     thumbnails: bool = False
 
+    def __post_init__(self) -> None:
+        # the CLI's options are range-checked; the Python API's settings are checked here
+        # (views=-3 gave images with no view and no decision, a numpy warning, no error)
+        for name, low in (("views", 1), ("batch_size", 1), ("workers", 0)):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
+                raise ValueError(f"Settings.{name} must be None or an integer >= {low}, not {v!r}")
+        for name in ("top_k", "max_pixels"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Settings.{name} must be an integer >= 1, not {v!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "thumbnails"}
 

@@ -306,14 +306,14 @@ def _choices(manifest: dict) -> list[str]:
 def _write_csv(stream, manifest: dict, rows: list) -> None:
     """One row per input (or the set): answer, top value, probability and held-out
     accuracy per head. Text cells starting with = + - @ are quoted (formula guard)."""
-    import csv
+    from fpattr.report.csvfmt import RowWriter
 
     choices = _choices(manifest)
     cols = ["path", "sha256", "status"]
     for c in choices:
         cols += [c, f"{c}_top", f"{c}_probability", f"{c}_heldout_accuracy"]
     cols.append("error")
-    w = csv.writer(stream, lineterminator="\n")
+    w = RowWriter(stream)
     w.writerow(cols)
 
     def text(v: object) -> str:

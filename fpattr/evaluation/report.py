@@ -11,7 +11,6 @@ scripts, a CSP forbidding remote loads, and every string escaped.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -25,6 +24,7 @@ from fpattr.errors import UsageError
 from fpattr.evaluation import metrics
 from fpattr.evaluation.protocol import SCHEMA, THRESHOLDS_NOTE, Bench, EvalConfig, RunResult
 from fpattr.report.base import dumps, fmt_score, number, printable
+from fpattr.report.csvfmt import RowWriter
 
 # Shared per-run keys kept at the top of a --compare document too.
 _CSP = (
@@ -119,7 +119,7 @@ def write_csv(doc: dict[str, Any], stream: TextIO) -> None:
     cols = ["backbone", "backbone_id", "extractor_sha256"] + [
         "_".join(p) if len(p) > 1 else p[0] for _, p, _ in ROWS
     ]
-    w = csv.writer(stream, lineterminator="\n")
+    w = RowWriter(stream)
     w.writerow(cols)
     for run in runs_of(doc):
         vals = [run.get("backbone"), run.get("backbone_id"), run.get("extractor_sha256")]

@@ -103,7 +103,14 @@ def iter_inputs(
     ``exclude``: files left out entirely, not yielded at all (a run's own output files, which
     may lie in the folder it scans), together with their atomic-write temp files
     (``.<name>.tmp-*`` next to them).
+
+    A single ``str``, ``bytes`` or path object is one path, not an iterable of characters
+    (``Session.attribute("one.png")`` walked "/" once, one input per character).
     """
+    if isinstance(paths, str | bytes | os.PathLike):
+        paths = [paths]  # type: ignore[list-item]
+    if isinstance(exclude, str | bytes | os.PathLike):
+        exclude = [exclude]  # type: ignore[list-item]
     skip = _Exclude(exclude)
     wanted = (
         None

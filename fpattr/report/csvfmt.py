@@ -44,6 +44,27 @@ ATTRIBUTE_DECISION = (
     "target_far",
     "calibration",
 )
+
+
+class RowWriter:
+    """``csv.writer`` with ``\\n`` line ends that also quotes a field holding a carriage
+    return: with ``lineterminator="\\n"`` the csv module quotes ``\\n`` but not a lone
+    ``\\r``, and a file name with one split its record in two for every reader (a row
+    holding one is written with every field quoted, which any CSV reader takes)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._plain = csv.writer(stream, lineterminator="\n")
+        self._quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: list[Any]) -> None:
+        cr = any(isinstance(v, str) and "\r" in v for v in row)
+        (self._quoted if cr else self._plain).writerow(row)
+
+    def writerows(self, rows: Any) -> None:
+        for row in rows:
+            self.writerow(list(row))
+
+
 #: Provenance columns of ``attribute``, before ``error``, when results carry provenance.
 PROVENANCE_COLUMNS = (
     "provenance_claimed_generator",
@@ -106,7 +127,7 @@ class CsvWriter:
         self.verify = False
         self._k = 0
         self._provenance = False
-        self._csv = csv.writer(stream, lineterminator="\n")
+        self._csv = RowWriter(stream)
         self._closed = False
 
     def _start(self, first: dict | None) -> None:

@@ -3,7 +3,6 @@ use the generic writers of :mod:`fpattr.report.jsonfmt`)."""
 
 from __future__ import annotations
 
-import csv
 from typing import Any, TextIO
 
 from rich import box
@@ -13,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fpattr.report.base import escape_surrogates, printable
+from fpattr.report.csvfmt import RowWriter
 from fpattr.report.table import DEFAULT_WIDTH, shorten_left
 
 #: Formats ``fpattr provenance`` writes.
@@ -135,7 +135,7 @@ class ProvenanceCsvWriter:
 
     def __init__(self, stream: TextIO, manifest: dict) -> None:
         self.stream = stream
-        self._csv = csv.writer(stream, lineterminator="\n")
+        self._csv = RowWriter(stream)
         self._csv.writerow(CSV_COLUMNS)
 
     def _text(self, value: Any) -> str:

@@ -56,3 +56,40 @@ def test_backbone_resolution_still_importable_from_base():
     assert create_backbone is resolve.create_backbone
     assert resolve_backbone_name is resolve.resolve_backbone_name
     assert resolve_backbone_name("spectrum") == "spectrum"
+
+
+def test_one_path_given_as_a_string_is_one_input(tmp_path):
+    # break-it finding: Session.attribute("one.png") took each character as a path and
+    # walked "/" once ("/" is one of them): one input per character
+    from fpattr.io.walk import iter_inputs
+    from fpattr.testing import write_generator_images
+
+    (img,) = write_generator_images(tmp_path / "q", "nearest", n=1, size=32, seed=0)
+    for given in (str(img), img, bytes(str(img), "utf-8")):
+        items = list(iter_inputs(given))
+        assert [str(i.path) for i in items] == [str(img)], given
+    assert [str(i.path) for i in iter_inputs([tmp_path / "q"], exclude=str(img))] == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"views": -3},
+        {"views": 0},
+        {"batch_size": -1},
+        {"batch_size": 0},
+        {"top_k": -1},
+        {"top_k": 0},
+        {"workers": -1},
+        {"max_pixels": 0},
+        {"views": 2.5},
+        {"top_k": True},
+    ],
+)
+def test_settings_refuse_values_that_would_decide_nothing(bad):
+    # break-it finding: Settings(views=-3) ran, gave every image 0 views and no decision
+    from fpattr.pipeline import Settings
+
+    with pytest.raises(ValueError, match=f"Settings.{next(iter(bad))} must be"):
+        Settings(**bad)
+    Settings(views=1, batch_size=1, top_k=1, workers=0)  # the least of each is fine

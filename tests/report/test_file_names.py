@@ -110,3 +110,29 @@ def test_model_names_that_are_not_utf8(manifest, results, summary):
     for factory in FACTORIES:
         out = _run(factory, manifest, results, summary)
         assert "mod\\xe8le" in out.replace("\\\\", "\\"), factory
+
+
+def test_csv_quotes_a_carriage_return_in_a_name(manifest, results, summary):
+    # break-it finding: with "\n" line ends the csv module quoted "\n" but not a lone "\r",
+    # so a file named "tab\there\r.png" split its record in two for every reader
+    name = "xss/tab\there\r.png"
+    results[0]["path"] = name
+    out = _run(builtin.csv, manifest, results, summary)
+    rows = list(csv.reader(io.StringIO(out, newline=""), strict=True))
+    assert len({len(r) for r in rows}) == 1 and len(rows) == len(results) + 1
+    assert rows[1][0] == name
+    plain = _run(builtin.csv, manifest, results[1:], summary)
+    assert '"' not in plain.splitlines()[1]  # other rows keep minimal quoting
+
+
+def test_every_csv_writer_quotes_a_carriage_return():
+    from fpattr.report.csvfmt import RowWriter
+
+    buf = io.StringIO()
+    w = RowWriter(buf)
+    w.writerows([["a\rb", 1, None], ["c", "d\ne", 2.5]])
+    assert list(csv.reader(io.StringIO(buf.getvalue(), newline=""), strict=True)) == [
+        ["a\rb", "1", ""],
+        ["c", "d\ne", "2.5"],
+    ]
+    assert buf.getvalue().endswith('"d\ne",2.5\n')
