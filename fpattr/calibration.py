@@ -81,17 +81,27 @@ class Calibration:
         )
 
 
+#: How far two computations of one cosine may differ (float32 embeddings pooled and
+#: normalised on different paths: a few units of float32's 1.2e-7 at 1.0).
+SCORE_TOLERANCE = 1e-6
+
+
 def threshold_at_far(impostor: np.ndarray, target_far: float) -> float:
     """Smallest cosine threshold whose false-accept rate on ``impostor`` <= target.
 
     With few impostor scores the achievable FAR is coarse (1/n); the threshold is
     then just above the highest impostor score, which is the honest choice.
+
+    "Just above" is :data:`SCORE_TOLERANCE` above: the same comparison scored again on
+    another path (a query's float32 embedding, pooled in another order) moves by a few
+    float32 units, and a threshold one float64 step above an impostor score let that
+    very pair through (``verify`` of two enrolled models' reference folders: "same").
     """
     i = np.sort(np.asarray(impostor, dtype=np.float64).ravel())[::-1]
     k = int(math.floor(target_far * i.size))  # impostors allowed above the threshold
     if k >= i.size:
         return float(i[-1])
-    return float(np.nextafter(i[k], np.inf))
+    return float(i[k] + SCORE_TOLERANCE)
 
 
 def _fit_logistic(g: np.ndarray, i: np.ndarray, iters: int = 100) -> tuple[float, float]:

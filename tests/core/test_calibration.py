@@ -54,3 +54,15 @@ def test_needs_data_and_roundtrips():
     g, i = _scores(1)
     cal = Calibration.fit(g, i, source="t", target_far=0.05)
     assert Calibration.from_dict(cal.to_dict() | {"junk": 1}) == cal
+
+
+def test_threshold_clears_the_highest_impostor_by_more_than_float32_rounding():
+    # break-it finding: the threshold was one float64 step above the highest impostor
+    # score; `verify` of the two enrolled models' own reference folders scored that pair
+    # again in float32 (2e-8 higher) and answered "same" at any --target-far
+    from fpattr.calibration import SCORE_TOLERANCE
+
+    top = 0.99320236918
+    t = threshold_at_far(np.array([0.5, 0.7, top]), 1e-6)
+    again = float(np.float32(0.99320238829))  # the same pair, scored on the query path
+    assert again < t <= top + SCORE_TOLERANCE and SCORE_TOLERANCE <= 1e-6
