@@ -41,6 +41,13 @@ def data_dir() -> Path:
     return Path(__file__).resolve().parent / "data"
 
 
+#: What a release ships in ``models/`` (``NAME.onnx`` + ``NAME.json`` each), and the
+#: analysis heads: ``fpattr doctor`` fails when one is missing (it used to check only the
+#: cards it found, so a removed card passed). tests/docs keep this list equal to models/.
+SHIPPED_EXTRACTORS = ("default", "default-int8", "v2")
+SHIPPED_HEADS = "analysis.json"
+
+
 def shipped_models() -> list[str]:
     """Names of the extra extractors shipped in ``models/`` (``NAME.onnx`` + ``NAME.json``),
     other than ``default`` and ``default-int8``: e.g. ``v1`` kept for comparison when a newer

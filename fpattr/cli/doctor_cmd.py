@@ -78,9 +78,7 @@ def collect() -> tuple[list[dict[str, Any]], int]:
         _version("torch") or "not installed (only needed for synth/train/export: fpattr[train])",
     )
     add("models folder", "ok" if models_dir().is_dir() else "warn", str(models_dir()))
-    card = default_card_path()
-    if not card.is_file():
-        add("default extractor", "warn", f"not found ({card}); `auto` uses the spectrum backbone")
+    card = default_card_path()  # a missing one fails below, as every shipped model
     for check, status, detail in _model_checks(models_dir(), card):
         add(check, status, detail)
     add("user data", "ok", str(home()))
@@ -109,9 +107,21 @@ def _model_checks(folder: Path, default_card: Path) -> list[tuple[str, str, str]
     for the shipped analysis heads (readable, bound to the default extractor)."""
     from fpattr.backbones.onnx import CARD_SCHEMA, read_card
     from fpattr.io.loader import sha256_file
+    from fpattr.paths import SHIPPED_EXTRACTORS, SHIPPED_HEADS
 
     rows: list[tuple[str, str, str]] = []
     default_sha = None
+    for name in SHIPPED_EXTRACTORS:  # a missing card would otherwise leave no row at all
+        if not (folder / f"{name}.json").is_file():
+            label = "default extractor" if name == "default" else f"extractor {name}"
+            also = "; `auto` falls back to the spectrum backbone" if name == "default" else ""
+            rows.append(
+                (label, "fail", f"{name}.json missing from {folder}: `-b {name}` fails{also}")
+            )
+    if not (folder / SHIPPED_HEADS).is_file():
+        rows.append(
+            ("analysis heads", "fail", f"{SHIPPED_HEADS} missing: `analyze predict` has no heads")
+        )
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))

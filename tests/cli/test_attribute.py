@@ -296,6 +296,30 @@ def test_as_set_says_how_many_flat_images_it_left_out(enrolled, tmp_path):
     assert "every image is flat (2)" in pooled["note"]
 
 
+def test_doctor_fails_when_a_shipped_model_is_missing(tmp_path, monkeypatch):
+    # break-it finding: the checks followed the cards present, so removing default-int8.json,
+    # v2.json or analysis.json removed its row and the doctor still exited 0
+    import shutil
+
+    from fpattr.paths import SHIPPED_EXTRACTORS, SHIPPED_HEADS, models_dir
+
+    src = models_dir()
+    if not (src / "default-int8.json").is_file():
+        pytest.skip("shipped models not in this checkout")
+    assert set(SHIPPED_EXTRACTORS) == {p.stem for p in src.glob("*.onnx")}  # the list is true
+    assert (src / SHIPPED_HEADS).is_file()
+    m = tmp_path / "models"
+    shutil.copytree(src, m)
+    monkeypatch.setenv("FPATTR_MODELS", str(m))
+    for gone in ("default-int8.json", "v2.json", "analysis.json", "default.json", "default.onnx"):
+        (m / gone).unlink()
+    r = run_cli(["doctor", "-f", "json"])
+    assert r.exit_code == 1, r.output
+    rows = {x["check"]: x for x in json.loads(r.stdout)["checks"]}
+    for check in ("extractor default-int8", "extractor v2", "analysis heads", "default extractor"):
+        assert rows[check]["status"] == "fail" and "missing" in rows[check]["detail"], check
+
+
 def test_doctor_verifies_every_shipped_model(tmp_path, monkeypatch):
     # break-it pass: a truncated default-int8.onnx and corrupt analysis heads passed the
     # doctor (only default.onnx was checked), and `-b default-int8` then failed
