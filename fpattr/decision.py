@@ -767,15 +767,25 @@ class DecisionPolicy:
             return out | {"decision": INSUFFICIENT, "probability": None}
         if post is None:  # no calibration, or a user threshold without probabilities
             return out | {"decision": raw["decision"], "probability": None}
-        # the decision stands only if, after recalibration, its probability still does
+        # the rule of _raw_decide applied to the probabilities shown, so that the decision
+        # and its number agree: a model above the threshold whose shown posterior reaches
+        # min_probability is named (a break-it pass found one at 0.578 called inconclusive
+        # beside another named at 0.564: the rule had read the raw posterior)
         top, p_u = int(order[0]), out["p_unknown"]
-        members = raw["members"] or []
-        if raw["kind"] == "named" and post[top] >= self.min_probability:
+        above = bool(sims[top] >= cal.threshold)  # type: ignore[union-attr]
+        if above and post[top] >= self.min_probability:
             return out | {"decision": names[top], "probability": float(post[top])}
-        if raw["kind"] == "unknown" and p_u >= 0.5:
+        if not above and p_u >= 0.5:
             return out | {"decision": UNKNOWN, "probability": p_u}
-        mass = float(sum(post[k] for k in members))
-        if raw["kind"] == "ambiguous" and mass >= self.min_probability:
+        members, mass = [], 0.0  # a near tie: the fewest models above the threshold
+        for k in order[:3] if above else ():
+            if sims[k] < cal.threshold:  # type: ignore[union-attr]
+                break
+            members.append(int(k))
+            mass += float(post[k])
+            if mass >= self.min_probability:
+                break
+        if len(members) >= 2 and mass >= self.min_probability:
             return out | {
                 "decision": AMBIGUOUS,
                 "probability": mass,
