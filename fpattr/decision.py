@@ -937,9 +937,12 @@ class DecisionPolicy:
         lean = raw["leaning"]
         p_same = shown if lean == "same" else 1.0 - shown
         out["p_same"] = p_same
-        decision = raw["decision"]
-        if shown < 0.5:  # recalibration turned the odds: the decision no longer stands
-            decision, lean = INCONCLUSIVE, "different" if lean == "same" else "same"
+        # the rule on the probability shown (as attribute's): same above the threshold
+        # with P(same) >= 0.5, different below it with P(different) > 0.5, else
+        # inconclusive leaning to the likelier answer
+        above = bool(similarity >= cal.threshold)  # type: ignore[union-attr]
+        lean = "same" if p_same >= 0.5 else "different"
+        decision = lean if above == (lean == "same") else INCONCLUSIVE
         return out | {
             "decision": decision,
             "probability": max(p_same, 1.0 - p_same),

@@ -499,3 +499,21 @@ def test_the_decision_follows_the_probabilities_shown():
         assert _consistent(d), d
         hit += d["decision"] == names[0] and abs(d["probability"] - shown_named) > 1e-6
     assert hit  # named where the raw posterior leaned to unknown, as the numbers say
+
+
+@pytest.mark.parametrize("maps", [{"different": (0.3, -0.9)}, {"same": (0.3, -0.9)}])
+def test_verify_decides_on_the_probability_shown(maps):
+    # as attribute: an answer whose shown P(same) reaches even odds on its side of the
+    # threshold is stated, and 'inconclusive' only where the threshold and it disagree
+    g, _, _ = make_gallery(n_refs=3, spread=0.8)
+    pol = DecisionPolicy(CARD, g, threshold=0.2)
+    cal = pol.calibration("image-vs-image")
+    cal.display = maps  # a map that turns the raw odds over part of the range
+    seen = set()
+    for s in np.linspace(-1, 1, 401):
+        d = pol.verify(float(s))
+        above, same = s >= d["threshold"], d["p_same"] >= 0.5
+        want = ("same" if same else "different") if above == same else "inconclusive"
+        assert d["decision"] == want, (s, d)
+        seen.add(d["decision"])
+    assert seen == {"same", "different", "inconclusive"}
