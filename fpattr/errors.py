@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C) after finishing the current record
     TERMINATED = 143  #: stopped by SIGTERM, handled like SIGINT
     HANGUP = 129  #: stopped by SIGHUP (terminal closed), handled like SIGINT
+    PIPE_CLOSED = 141  #: the reader of stdout left (``| head``): 128 + SIGPIPE, quietly
 
 
 class FpattrError(Exception):

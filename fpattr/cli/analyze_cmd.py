@@ -244,7 +244,7 @@ def run_predict(
     )
     _write(fmt, output, manifest, pred.rows, summary)
     if pred.n_inputs == 0:
-        console.print("no inputs found", highlight=False)
+        common.stderr_console().print("no inputs found", highlight=False)  # -q too: exit 2
     if as_set and not pred.n_usable:
         return 2
     return common.exit_code(pred.n_inputs, pred.n_ok)

@@ -56,7 +56,9 @@ class FpattrGroup(TyperGroup):
             with contextlib.suppress(OSError, ValueError):
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
-            raise typer.Exit(1) from None
+            # 128 + SIGPIPE, as a Unix tool the signal stopped (1 read as "some inputs
+            # failed", which none had: a break-it pass)
+            raise typer.Exit(ExitCode.PIPE_CLOSED) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:

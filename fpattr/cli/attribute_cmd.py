@@ -331,5 +331,6 @@ def run(
     common.print_notes(console, session.view_notes())
     if stats.n_inputs == 0:
         skipped = f" ({stats.n_skipped} file(s) skipped: not images)" if stats.n_skipped else ""
-        console.print(f"[red]no images found[/]{skipped}")
+        # the reason for exit 2 is an error, not progress: said under -q too
+        common.stderr_console().print(f"[red]no images found[/]{skipped}")
     return common.exit_code(stats.n_inputs, stats.n_ok)

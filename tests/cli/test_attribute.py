@@ -348,3 +348,12 @@ def test_doctor_verifies_every_shipped_model(tmp_path, monkeypatch):
     assert rows["analysis heads"]["status"] == "fail"
     assert rows["extractor v2"]["status"] == "fail" and "missing" in rows["extractor v2"]["detail"]
     assert rows["default extractor"]["status"] == "ok"
+
+
+def test_nothing_to_attribute_says_why_even_under_quiet(enrolled, tmp_path):
+    # break-it finding: with -q an empty folder exited 2 with nothing on stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run_cli(["attribute", empty, "-g", enrolled["gallery"], "-b", "spectrum", "-q"])
+    assert r.exit_code == 2
+    assert "no images found" in r.stderr and "no images found" not in r.stdout
