@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,11 @@ def _emit(obj: Any, fmt: str, table: Any) -> None:
     if fmt == "none":
         return
     if fmt == "json":
-        print(json.dumps(obj, indent=2, ensure_ascii=False))
+        from fpattr.report.base import dumps
+
+        # strict JSON whatever the bytes of a name: not-UTF-8 bytes as \xNN, with the
+        # exact bytes in *_bytes_hex beside (as attribute's results), never lone surrogates
+        print(dumps(obj, indent=2))
     else:
         from rich.console import Console
 
@@ -365,8 +368,12 @@ def show(
         raise GalleryError(f"no model {name!r} in {g.path} (has: {', '.join(g.models) or '-'})")
     m = g.models[name]
     t = Table("reference", "sha256", title=f"{name}: {len(m.refs)} refs, created {m.created}")
-    for r in m.refs:
-        t.add_row(str(r.get("path")), str(r.get("sha256")))
+    from rich.text import Text
+
+    from fpattr.report.base import printable
+
+    for r in m.refs:  # a reference's name as text (no markup), not-UTF-8 bytes as \xNN
+        t.add_row(Text(printable(r.get("path"))), str(r.get("sha256")))
     _emit(
         {
             "model": name,
@@ -418,9 +425,12 @@ def export(
 
     Example: fpattr gallery export team-gallery.npz
     """
+    from fpattr.errors import UsageError
     from fpattr.gallery import export_npz
     from fpattr.io.atomic import check_writable
 
+    if str(dest) == "-":  # (it wrote a file named "-")
+        raise UsageError("gallery export writes a file: name one (stdout is not supported)")
     check_writable(dest, "export")  # exit 2 before loading anything
     g = _load(gallery, backbone)
     export_npz(g, dest)

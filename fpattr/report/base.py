@@ -192,7 +192,11 @@ def number(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0/C1 controls, lone surrogates (bytes not UTF-8), and the bidirectional controls a
+# crafted name uses to display reversed (U+202E: "evil\u202egnp.exe" shows as "evilexe.png")
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -240,6 +244,8 @@ def printable(text: Any) -> str:
         c = m.group(0)
         if "\ud800" <= c <= "\udfff":
             return _surrogate_escape(c)
+        if ord(c) > 0xFF:  # a bidirectional control
+            return f"\\u{ord(c):04x}"
         return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, f"\\x{ord(c):02x}")
 
     return _CONTROL.sub(esc, s)

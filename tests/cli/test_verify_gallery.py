@@ -129,3 +129,37 @@ def test_gallery_add_follows_the_gallerys_backbone(enrolled, tmp_path):
     assert r.exit_code == 0, r.output
     listing = json.loads(run_cli(["gallery", "list", *g, "-f", "json"]).stdout)
     assert [m["model"] for m in listing["models"]] == ["a", "b"]
+
+
+def test_gallery_json_and_table_show_names_that_are_not_utf8(world, tmp_path):
+    # break-it finding: gallery add -f json and gallery show wrote lone surrogates
+    # ("\udcff"), which strict JSON readers reject or turn into U+FFFD
+    import os
+    import shutil
+
+    src = sorted((world["refs"] / "nearest").iterdir())
+    d = tmp_path / "not-utf8"
+    d.mkdir()
+    for k, p in enumerate(src[:3]):
+        shutil.copy(p, os.fsdecode(bytes(d) + b"/ok%d\xff.png" % k))
+    shutil.copy(src[0], os.fsdecode(bytes(d) + b"/dup\xfe.png"))  # a duplicate: dropped
+    g = tmp_path / "g"
+    r = run_cli(["gallery", "add", "m", d, "-g", g, "-b", "spectrum", "-f", "json", "-q"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    (dropped,) = doc["duplicates_dropped"]  # one of the two copies, escaped
+    assert "\\udc" not in r.stdout and dropped in (f"{d}/dup\\xfe.png", f"{d}/ok0\\xff.png")
+    r = run_cli(["gallery", "show", "m", "-g", g, "-f", "json"])
+    refs = json.loads(r.stdout)["refs"]
+    assert "\\udc" not in r.stdout and {x["path"] for x in refs} >= {f"{d}/ok1\\xff.png"}
+    assert all(bytes.fromhex(x["path_bytes_hex"])[-5:] in (b"\xff.png", b"\xfe.png") for x in refs)
+    table = run_cli(["gallery", "show", "m", "-g", g]).stdout
+    assert "\\xff.png" in table and "\\udc" not in table  # (long paths fold across lines)
+
+
+def test_gallery_export_to_dash_is_refused(enrolled, tmp_path, monkeypatch):
+    # break-it finding: `gallery export -` wrote a file literally named "-"
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(["gallery", "export", "-", "-g", enrolled["gallery"]])
+    assert r.exit_code == 2 and "stdout is not supported" in r.output
+    assert not (tmp_path / "-").exists()

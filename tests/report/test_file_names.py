@@ -136,3 +136,11 @@ def test_every_csv_writer_quotes_a_carriage_return():
         ["c", "d\ne", "2.5"],
     ]
     assert buf.getvalue().endswith('"d\ne",2.5\n')
+
+
+def test_printable_escapes_bidirectional_controls():
+    # break-it finding: the table printed U+202E raw, so "evil\u202egnp.exe" read "evilexe.png"
+    assert printable("evil\u202egnp.exe") == "evil\\u202egnp.exe"
+    for c in ("\u061c", "\u200e", "\u200f", "\u202a", "\u202d", "\u2066", "\u2069"):
+        assert printable(f"a{c}b") == f"a\\u{ord(c):04x}b"
+    assert printable("café ⟨ok⟩ 画像.png") == "café ⟨ok⟩ 画像.png"  # other text untouched
