@@ -417,6 +417,8 @@ class HtmlWriter:
             body.append(self._topk(list(r.get("top") or [])))
             if r.get("error"):
                 body.append(f'<div class="warn">{_e_lines(r["error"])}</div>')
+            for c in r.get("caveats") or []:  # stored unlike the references it is judged against
+                body.append(f'<div class="pwarn" role="note"><b>Caveat:</b> {_e_lines(c)}</div>')
         body.append(self._provenance(r))
         body.append(
             f'<div class="meta ids"><span>sha256 {_copyable(r.get("sha256"), "hash")}</span>'

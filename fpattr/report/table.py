@@ -132,6 +132,18 @@ def provenance_note(prov: Any, label: str = "metadata") -> Text | None:
     return line
 
 
+def row_note(r: dict) -> Text | None:
+    """The lines printed under an attribute row: its metadata claim
+    (:func:`provenance_note`) and its caveats (a query stored unlike the references it is
+    judged against: :func:`fpattr.session.reference_caveat`)."""
+    lines = [provenance_note(r.get("provenance"))]
+    lines += [
+        Text("\u21b3 caveat: " + printable(c), style="yellow") for c in r.get("caveats") or []
+    ]
+    kept = [x for x in lines if x is not None]
+    return Text("\n  ").join(kept) if kept else None
+
+
 class TableWriter:
     """Accumulates rows, renders one table and a summary panel at close."""
 
@@ -197,7 +209,7 @@ class TableWriter:
         )
         multi = any(len(r.get("top") or []) > 1 for r in ok)
 
-        notes = [provenance_note(r.get("provenance")) for r in self.results]
+        notes = [row_note(r) for r in self.results]
         chunked = any(n is not None for n in notes)
 
         def new_table(header: bool) -> Table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -357,3 +358,45 @@ def test_nothing_to_attribute_says_why_even_under_quiet(enrolled, tmp_path):
     r = run_cli(["attribute", empty, "-g", enrolled["gallery"], "-b", "spectrum", "-q"])
     assert r.exit_code == 2
     assert "no images found" in r.stderr and "no images found" not in r.stdout
+
+
+def test_a_query_stored_unlike_the_references_gets_a_caveat(world, tmp_path):
+    # measured (benchmarks/processed_queries.py): re-encoded or halved queries against clean
+    # references are named wrongly far more often than the calibration says; the row says so
+    from PIL import Image
+
+    g = tmp_path / "g"
+    for gen in ("nearest", "checker"):
+        r = run_cli(["gallery", "add", gen, world["refs"] / gen, "-g", g, "-b", "spectrum", "-q"])
+        assert r.exit_code == 0, r.output
+    doc = json.loads((g / "gallery.json").read_text())
+    ref = doc["models"]["checker"]["refs"][0]
+    assert ref["format"] == "PNG" and ref["width"] > 0 and ref["height"] > 0
+    q = tmp_path / "q"
+    q.mkdir()
+    src = sorted(world["refs"].glob("checker/*"))[0]
+    with Image.open(src) as im:
+        im.convert("RGB").save(q / "as.jpg", quality=95)
+        im.resize((im.width // 2, im.height // 2)).save(q / "half.png")
+        im.save(q / "same.png")
+    base = ["attribute", q, "-g", g, "-b", "spectrum", "-q"]
+    rows = {Path(r["path"]).name: r for r in _json(run_cli([*base, "-f", "json"]))["results"]}
+    assert "caveats" not in rows["same.png"]
+    (jpg,) = rows["as.jpg"]["caveats"]
+    assert "the query is JPEG" in jpg and "re-encoded" in jpg
+    (half,) = rows["half.png"]["caveats"]
+    assert "smaller than" in half and "resized" in half
+    table = " ".join(run_cli(base).stdout.split())
+    assert "caveat: the query is JPEG" in table
+    # a gallery enrolled before references recorded their format and size: no caveat
+    for m in doc["models"].values():
+        for r in m["refs"]:
+            for k in ("format", "width", "height"):
+                r.pop(k)
+    from fpattr.session import reference_caveat
+
+    class _G:
+        models = {k: type("M", (), {"refs": v["refs"]}) for k, v in doc["models"].items()}
+
+    img = type("I", (), {"format": "JPEG", "width": 8, "height": 8})
+    assert reference_caveat({"decision": "checker"}, img, _G) is None
