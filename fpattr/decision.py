@@ -1130,7 +1130,7 @@ def pseudo_queries(
             unknown.append((np.delete(sims, a), a))
         k = min(n, r - 1) if n == 1 else min(n, max(1, r // 2))
         reduced |= k < n
-        if k < 1:
+        if k < 1 or k >= r:  # a model of one reference leaves none for its centroid
             continue
         for idx in _draws(r, k, rng):
             q = l2_normalize(e[idx].mean(0))

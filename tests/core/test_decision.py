@@ -517,3 +517,20 @@ def test_verify_decides_on_the_probability_shown(maps):
         assert d["decision"] == want, (s, d)
         seen.add(d["decision"])
     assert seen == {"same", "different", "inconclusive"}
+
+
+@pytest.mark.parametrize("set_size", [1, 3, 10])
+def test_a_model_of_one_reference_never_breaks_set_calibration(set_size):
+    # break-it finding: `attribute --as-set` and `evaluate --refs 1` crashed (exit 70,
+    # ZeroDivisionError) when any enrolled model had a single reference
+    g, centres, _ = make_gallery(n_models=4, n_refs=6, spread=0.6)
+    rng = np.random.default_rng(3)
+    lone = _unit(centres[0] + rng.normal(size=centres.shape[1]) / 3).astype(np.float32)
+    g.add("lone", lone[None], [{"path": "lone/0.png", "sha256": "lone-0"}])
+    pol = DecisionPolicy(CARD, g)
+    d = pol.attribute(_unit(centres[1]).astype(np.float32), set_size=set_size)
+    assert _consistent(d), d
+    held = pseudo_queries(g, set_size)
+    lone = held["names"].index("lone")
+    assert all(t != lone for _, t in held["known"])  # nothing left to hold it out against
+    assert sum(t == lone for _, t in held["unknown"]) >= 1
