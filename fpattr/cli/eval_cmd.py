@@ -210,6 +210,14 @@ def run(
         target_far=target_far,
         threshold=threshold,
     )
+    from fpattr.io.atomic import check_writable_folder
+    from fpattr.report.outputs import check_output_paths
+
+    # before any work, as attribute and verify: a path that cannot be written is exit 2
+    # now (a break-it pass lost a whole evaluation to -o /nonexistent/x.json: exit 70)
+    check_output_paths(output, report, inputs=[bench])
+    if plots is not None:
+        check_writable_folder(plots, "--plots folder")
     bench_obj = protocol.discover_bench(bench, refs, real_dir=real_dir, min_queries=min_queries)
     for s in bench_obj.skipped:
         _note(console, "yellow", "skipped", f"model folder {s['model']!r}: {s['reason']}")

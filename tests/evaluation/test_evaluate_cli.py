@@ -222,3 +222,19 @@ def test_only_copies_of_references_is_refused(tmp_path: Path):
             shutil.copy(f, tmp_path / "b" / gen / f"zz_{f.name}")
     r = run_cli(["evaluate", tmp_path / "b", "-b", "spectrum", "--refs", "3", "-q"])
     assert r.exit_code == 2 and "byte-identical copy of a reference" in r.output
+
+
+def test_output_paths_are_checked_before_any_work(bench_master: Path, tmp_path: Path):
+    # break-it finding: evaluate ran to the end, then lost everything (exit 70) on an
+    # output path that could not be written; attribute and verify refuse those first
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (
+        ["-o", tmp_path / "missing" / "x.json"],
+        ["--report", tmp_path / "missing" / "x.html"],
+        ["--plots", afile],
+        ["-o", tmp_path / "ev.json", "--plots", afile],
+    ):
+        r = run_cli(["evaluate", bench_master, *BASE, "-f", "json", *args])
+        assert r.exit_code == 2 and "cannot write" in r.output, (args, r.output)
+        assert r.stdout.strip() == "" and not (tmp_path / "ev.json").exists()
