@@ -152,6 +152,9 @@ class Gallery:
     models: dict[str, GalleryModel] = field(default_factory=dict)
     path: Path | None = None
     description: str = ""
+    #: Bumped by every :meth:`add` and :meth:`remove`: a :class:`fpattr.session.Session`
+    #: refits its decision policy when it changes (it kept deciding with the old models).
+    version: int = field(default=0, compare=False, repr=False)
 
     # -- binding -------------------------------------------------------------------------------
 
@@ -204,6 +207,7 @@ class Gallery:
             raise GalleryError(f"model {name!r} is already enrolled; use --replace or --append")
         model = GalleryModel(name, emb, list(refs), now, dict(meta or {}))
         self.models[name] = model
+        self.version += 1
         return model
 
     def shared_references(self, name: str) -> dict[str, int]:
@@ -224,6 +228,7 @@ class Gallery:
         if name not in self.models:
             raise GalleryError(f"no model {name!r} in the gallery (has: {', '.join(self.models)})")
         del self.models[name]
+        self.version += 1
 
     # -- matching ------------------------------------------------------------------------------
 

@@ -72,15 +72,36 @@ class Session:
         self.settings = settings or Settings()
         if gallery is not None:
             gallery.check_backbone(backbone.info())
+        self._own_policy = policy is None  # built here: refitted when the gallery changes
+        self._policy = policy or self._new_policy()
+        self._gallery_version = getattr(gallery, "version", 0)
+
+    def _new_policy(self) -> DecisionPolicy:
         s = self.settings
-        self.policy = policy or DecisionPolicy(
-            backbone.calibration(),
-            gallery,
+        return DecisionPolicy(
+            self.backbone.calibration(),
+            self.gallery,
             target_far=s.target_far,
             threshold=s.threshold,
             prior_unknown=s.prior_unknown,
             min_probability=s.min_probability,
         )
+
+    @property
+    def policy(self) -> DecisionPolicy:
+        """The decision policy; the session's own is refitted after ``gallery.add`` or
+        ``gallery.remove`` (a break-it pass: a removed model was still named, an added one
+        never appeared), with the gallery index rebuilt on next use."""
+        version = getattr(self.gallery, "version", 0)
+        if self._own_policy and version != self._gallery_version:
+            self._policy = self._new_policy()
+            self._gallery_version = version
+            self._index, self._approximate = None, None
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: DecisionPolicy) -> None:
+        self._policy, self._own_policy = policy, False
 
     @classmethod
     def open(

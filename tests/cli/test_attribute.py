@@ -400,3 +400,21 @@ def test_a_query_stored_unlike_the_references_gets_a_caveat(world, tmp_path):
 
     img = type("I", (), {"format": "JPEG", "width": 8, "height": 8})
     assert reference_caveat({"decision": "checker"}, img, _G) is None
+
+
+def test_a_session_follows_its_gallery_add_and_remove(enrolled):
+    # break-it finding: after s.gallery.remove('nearest') the session still named it, and
+    # a model added with s.gallery.add never appeared among the candidates
+    from fpattr import Session
+
+    s = Session.open("spectrum", enrolled["gallery"])
+    q = sorted(enrolled["queries"].glob("nearest*"))[0]
+    first = next(iter(s.attribute([q])))
+    assert first["top"][0]["model"] == "nearest"
+    emb, refs, _ = s.embed_references(sorted((enrolled["refs"] / "nearest").iterdir()))
+    s.gallery.remove("nearest")
+    gone = next(iter(s.attribute([q])))
+    assert "nearest" not in {t["model"] for t in gone["top"]} and gone["decision"] != "nearest"
+    s.gallery.add("nearest-again", emb, refs)
+    back = next(iter(s.attribute([q])))
+    assert back["top"][0]["model"] == "nearest-again"
