@@ -259,6 +259,15 @@ def run(
             f"were left out, e.g. {dups[0]['path']} = {dups[0]['same_as']}: copies of the "
             "references would score as perfect matches",
         )
+    flat = results[0].summary.get("flat_images") or [] if results else []
+    if flat:
+        _note(
+            console,
+            "yellow",
+            "left out:",
+            f"{len(flat)} image(s) whose every view is flat (no fingerprint evidence), e.g. "
+            f"{flat[0]['path']} ({flat[0]['role']}); listed in flat_images",
+        )
     if plots is not None:
         for p in rep.write_plots(plots, results):
             _note(console, "green", "wrote", p)

@@ -272,6 +272,7 @@ class EmbeddingSet:
     seconds: float  # views + inference of this backbone only
     views: np.ndarray | None = None  # (N,) effective views per image (0 where failed)
     sha256: list[str | None] | None = None  # per image, None where it failed to load
+    flat: np.ndarray | None = None  # (N,) bool: every view flat, no fingerprint evidence
 
 
 def _load_transformed(
@@ -295,13 +296,15 @@ def _embedding_set(
     load_errors: dict[int, str],
     views: np.ndarray,
     shas: list[str | None],
+    flat: np.ndarray | None = None,
 ) -> EmbeddingSet:
     dim = next(iter(b.out.values())).shape[0] if b.out else 0
     emb = np.zeros((n, dim), np.float32)
     ok = np.zeros(n, bool)
     for k, v in b.out.items():
         emb[k], ok[k] = v, True
-    return EmbeddingSet(b.backbone, emb, ok, {**load_errors, **b.errors}, b.seconds, views, shas)
+    errors = {**load_errors, **b.errors}
+    return EmbeddingSet(b.backbone, emb, ok, errors, b.seconds, views, shas, flat)
 
 
 def embed_images(
@@ -332,6 +335,7 @@ def embed_images(
     ]
     load_errors: dict[int, str] = {}
     views = [np.zeros(len(paths), np.int32) for _ in batchers]
+    flats = [np.zeros(len(paths), bool) for _ in batchers]
     shas: list[str | None] = [None] * len(paths)
     wait = 0.0
     loaded = iter_loaded(
@@ -357,6 +361,7 @@ def embed_images(
                     info = b.add(k, res.pixels)
                     if info is not None:
                         views[j][k] = info.get("effective_views", info["n_views"])
+                        flats[j][k] = info.get("flat_views", 0) >= info["n_views"]
                     if b.full:
                         b.flush()
             nxt = res = None  # drop the pixels before the next image arrives
@@ -368,8 +373,8 @@ def embed_images(
     finally:
         loaded.close()
     sets = [
-        _embedding_set(b, len(paths), load_errors, v, shas)
-        for b, v in zip(batchers, views, strict=True)
+        _embedding_set(b, len(paths), load_errors, v, shas, f)
+        for b, v, f in zip(batchers, views, flats, strict=True)
     ]
     return sets, wait
 
@@ -417,6 +422,15 @@ def score_run(
             if es.sha256[k] in ref_sha:
                 duplicates.append({"path": str(paths[k]), "same_as": ref_sha[es.sha256[k]]})
                 ok[k] = False
+    # an image whose every view is flat carries no fingerprint: `gallery add` leaves such
+    # references out and `attribute` answers "insufficient signal"; here they are listed
+    # and left out of every figure (a break-it pass: flat references were enrolled, flat
+    # real photos counted as correct "unknown" answers)
+    flat_images: list[dict[str, str]] = []
+    if es.flat is not None:
+        for k in np.flatnonzero(ok & es.flat):
+            flat_images.append({"path": str(paths[k]), "role": str(roles[k])})
+            ok[k] = False
     names: list[str] = []
     for m in bench.models:
         n_ref = int(np.sum(ok & (labels == m.name) & (roles == "ref")))
@@ -531,6 +545,7 @@ def score_run(
         "open_set": open_set,
         "decisions": decisions,
         "duplicate_queries": duplicates,
+        "flat_images": flat_images,
         "thresholds": THRESHOLDS_NOTE,
         "per_model": per_model,
         "confusion": {"labels": names, "matrix": conf.tolist()},

@@ -196,6 +196,14 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
                 console.print(table)
             for note in (run["decisions"].get("protocols") or {}).get("notes") or []:
                 console.print(Text(f"note: {note}", style="dim"))
+        if run.get("flat_images"):
+            console.print(
+                Text(
+                    f"note: {len(run['flat_images'])} flat image(s) (no fingerprint evidence) "
+                    "left out of every figure",
+                    style="yellow",
+                )
+            )
         if run.get("duplicate_queries"):
             console.print(
                 Text(

@@ -238,3 +238,16 @@ def test_output_paths_are_checked_before_any_work(bench_master: Path, tmp_path: 
         r = run_cli(["evaluate", bench_master, *BASE, "-f", "json", *args])
         assert r.exit_code == 2 and "cannot write" in r.output, (args, r.output)
         assert r.stdout.strip() == "" and not (tmp_path / "ev.json").exists()
+
+
+def test_flat_images_are_listed_and_left_out(bench: Path):
+    # break-it finding: flat references were enrolled and flat real photos counted as
+    # correct "unknown" answers; gallery add leaves them out, attribute says insufficient
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(bench / "nearest" / "000_flat.png")  # a ref
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(bench / "real" / "flat.png")
+    d = _ev(bench, "--pairs", "500")
+    flat = {Path(x["path"]).name: x["role"] for x in d["flat_images"]}
+    assert flat == {"000_flat.png": "ref", "flat.png": "real"}
+    assert d["per_model"]["nearest"]["n_refs"] == REFS - 1  # the flat one is not a reference
