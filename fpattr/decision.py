@@ -462,7 +462,8 @@ class DecisionPolicy:
             if card_far != target:
                 notes.append(
                     f"the card's threshold is fitted for FAR {card_far:g}, not the "
-                    f"requested {target:g}: enrol >= 2 models to fit the requested rate"
+                    f"requested {target:g}: enrol >= 2 models with >= 2 references each to "
+                    "fit the requested rate"
                 )
                 target = card_far
         else:

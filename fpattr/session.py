@@ -7,7 +7,9 @@
 
 Every command goes through a Session: ``attribute`` streams one result dict per input
 (errors included) over one decode-and-batch loop (:class:`fpattr.pipeline.Embedder`),
-``verify`` compares two files or folders, ``enrol`` adds a model to the gallery. All
+``verify`` compares two files or folders, ``embed_references`` makes the embeddings
+``gallery.add`` enrols (the session refits its policy after every ``gallery.add`` and
+``gallery.remove``). All
 decisions and probabilities come from the session's :class:`fpattr.decision.DecisionPolicy`.
 """
 
@@ -211,7 +213,13 @@ class Session:
         views: int | None = None,
         flat: bool = False,
     ) -> dict[str, Any]:
-        """The policy's decision for one raw (D,) embedding against the gallery."""
+        """The policy's decision for one raw (D,) embedding against the gallery.
+
+        Raises ValueError for an embedding that is not a finite vector of the gallery's
+        dimension (a NaN one was answered "inconclusive" at probability NaN)."""
+        emb = np.asarray(embedding, dtype=np.float64)
+        if emb.ndim != 1 or not np.isfinite(emb).all() or not np.any(emb):
+            raise ValueError("decide needs a finite, non-zero (D,) embedding")
         return self._decide(
             self.policy.project(embedding), set_size=set_size, views=views, flat=flat
         )

@@ -93,3 +93,24 @@ def test_settings_refuse_values_that_would_decide_nothing(bad):
     with pytest.raises(ValueError, match=f"Settings.{next(iter(bad))} must be"):
         Settings(**bad)
     Settings(views=1, batch_size=1, top_k=1, workers=0)  # the least of each is fine
+
+
+def test_decide_refuses_an_embedding_that_is_not_a_finite_vector():
+    # break-it finding: Session.decide(NaN vector) answered "inconclusive" at probability NaN
+    import numpy as np
+
+    from fpattr.backbones.resolve import create_backbone
+    from fpattr.gallery import Gallery
+    from fpattr.session import Session
+
+    bb = create_backbone("spectrum")
+    g = Gallery(backbone=bb.info())
+    rng = np.random.default_rng(0)
+    for m in ("a", "b"):
+        e = rng.normal(size=(3, 16)).astype(np.float32)
+        refs = [{"path": f"{m}{k}.png", "sha256": f"{m}{k}"} for k in range(3)]
+        g.add(m, e / np.linalg.norm(e, axis=1, keepdims=True), refs)
+    s = Session(bb, g)
+    for bad in (np.full(16, np.nan), np.zeros(16), np.ones((2, 16))):
+        with pytest.raises(ValueError, match="finite, non-zero"):
+            s.decide(bad)
