@@ -778,14 +778,11 @@ class DecisionPolicy:
             return out | {"decision": names[top], "probability": float(post[top])}
         if not above and p_u >= 0.5:
             return out | {"decision": UNKNOWN, "probability": p_u}
-        members, mass = [], 0.0  # a near tie: the fewest models above the threshold
-        for k in order[:3] if above else ():
-            if sims[k] < cal.threshold:  # type: ignore[union-attr]
-                break
-            members.append(int(k))
-            mass += float(post[k])
-            if mass >= self.min_probability:
-                break
+        members, mass = (
+            _near_tie(order, sims, post, cal.threshold, self.min_probability)  # type: ignore[union-attr]
+            if above
+            else ([], 0.0)
+        )
         if len(members) >= 2 and mass >= self.min_probability:
             return out | {
                 "decision": AMBIGUOUS,
@@ -854,15 +851,7 @@ class DecisionPolicy:
                 "decision": names[top],
                 "members": [top],
             }
-        # a near tie: the smallest set of models above the threshold that holds the mass
-        members, mass = [], 0.0
-        for k in order[: max(2, 3)]:
-            if sims[k] < cal.threshold:
-                break
-            members.append(int(k))
-            mass += float(post[k])
-            if mass >= self.min_probability:
-                break
+        members, mass = _near_tie(order, sims, post, cal.threshold, self.min_probability)
         if len(members) >= 2 and mass >= self.min_probability:
             return res | {
                 "kind": "ambiguous",
@@ -1210,6 +1199,22 @@ def _coherence(e: np.ndarray) -> float:
         return 1.0
     gram = e @ e.T
     return float(np.clip((gram.sum() - np.trace(gram)) / (r * (r - 1)), 0.01, 1.0))
+
+
+def _near_tie(
+    order: np.ndarray, sims: np.ndarray, post: np.ndarray, threshold: float, min_p: float
+) -> tuple[list[int], float]:
+    """A near tie: the fewest of the top three models, all above the threshold, whose
+    posteriors together reach ``min_p`` (fewer while they do not): (indices, their mass)."""
+    members, mass = [], 0.0
+    for k in order[:3]:
+        if sims[k] < threshold:
+            break
+        members.append(int(k))
+        mass += float(post[k])
+        if mass >= min_p:
+            break
+    return members, mass
 
 
 def _set_gain(rho: float, k: int, n: int) -> float:
