@@ -1002,16 +1002,27 @@ def predict_paths(
             on_record(res)
     usable = [(r, v) for r, v in ok if not r.get("flat")]
     if as_set:
+        # as attribute --as-set: a file whose content (sha256) is already in the set is one
+        # piece of evidence, and a set of flat images answers "undetermined", not an error
+        seen: set[Any] = set()
+        pooled = []
+        for r, v in usable:
+            if r["sha256"] is None or r["sha256"] not in seen:
+                seen.add(r["sha256"])
+                pooled.append(v)
         set_res: dict[str, Any] = {
             "path": "<set>",
-            "status": "ok" if usable else "error",
-            "n_images": len(usable),
+            "status": "ok" if ok else "error",
+            "n_images": len(pooled),
+            "n_duplicates": len(usable) - len(pooled),
             "n_flat": len(ok) - len(usable),
-            "error": None if usable else "no image with a fingerprint in the set",
+            "error": None if ok else "no image could be read",
         }
-        if usable:
-            x = set_fingerprint(np.stack([v for _, v in usable]))
+        if pooled:
+            x = set_fingerprint(np.stack(pooled))
             set_res["predictions"] = decide(heads, x, mode)[0]
+        elif ok:
+            set_res["predictions"] = _flat_predictions(heads)
         rows = [set_res]
     else:
         if usable:

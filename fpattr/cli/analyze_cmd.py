@@ -245,7 +245,7 @@ def run_predict(
     _write(fmt, output, manifest, pred.rows, summary)
     if pred.n_inputs == 0:
         common.stderr_console().print("no inputs found", highlight=False)  # -q too: exit 2
-    if as_set and not pred.n_usable:
+    if as_set and not pred.n_ok:  # nothing read (a set of flat images is answered)
         return 2
     return common.exit_code(pred.n_inputs, pred.n_ok)
 

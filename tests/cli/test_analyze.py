@@ -302,5 +302,28 @@ def test_predict_paths_is_the_api_the_cli_calls(world, tmp_path):
     assert by["flat.png"]["predictions"]["upsampling"]["value"] == UNDETERMINED
     assert by["c000.png"]["predictions"]["upsampling"]["value"]
     assert by["bad.png"]["status"] == "error" and "predictions" not in by["bad.png"]
+    shutil.copy(d / "c000.png", d / "c000-copy.png")  # the same content twice: one piece
     s = predict_paths([d], create_backbone("spectrum"), heads, as_set=True)
-    assert [(r["path"], r["n_images"], r["n_flat"]) for r in s.rows] == [("<set>", 1, 1)]
+    assert [(r["path"], r["n_images"], r["n_duplicates"], r["n_flat"]) for r in s.rows] == [
+        ("<set>", 1, 1, 1)
+    ]
+    flat_only = tmp_path / "flat"
+    flat_only.mkdir()
+    shutil.copy(d / "flat.png", flat_only / "flat.png")
+    (row,) = predict_paths([flat_only], create_backbone("spectrum"), heads, as_set=True).rows
+    assert row["status"] == "ok" and row["predictions"]["upsampling"]["value"] == UNDETERMINED
+    r = run_cli(
+        [
+            "analyze",
+            "predict",
+            flat_only,
+            "--heads",
+            world["calibrated"],
+            "-b",
+            "spectrum",
+            "--as-set",
+            "-f",
+            "json",
+        ]
+    )
+    assert r.exit_code == 0, r.output  # answered undetermined, as attribute's insufficient signal
