@@ -452,6 +452,11 @@ def score_run(
             if duplicates and not np.any(ok & (roles == "query"))
             else ""
         )
+        if es.errors:  # why the images failed, when that is why (e.g. all smaller than --crop)
+            k, err = next(iter(sorted(es.errors.items())))
+            why += f"; {len(es.errors)} of {len(paths)} image(s) failed, e.g. {paths[k]}: {err}"
+        if flat_images:
+            why += f"; {len(flat_images)} image(s) are flat (no fingerprint evidence)"
         raise UsageError(
             f"nothing to evaluate with {es.backbone.name}: {len(names)} evaluable model "
             f"folder(s), need >= 2 with >= {cfg.refs} references + {cfg.min_queries} "

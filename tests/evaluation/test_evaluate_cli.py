@@ -251,3 +251,11 @@ def test_flat_images_are_listed_and_left_out(bench: Path):
     flat = {Path(x["path"]).name: x["role"] for x in d["flat_images"]}
     assert flat == {"000_flat.png": "ref", "flat.png": "real"}
     assert d["per_model"]["nearest"]["n_refs"] == REFS - 1  # the flat one is not a reference
+
+
+def test_nothing_to_evaluate_says_why_the_images_failed(bench_master: Path):
+    # break-it finding: with every image smaller than --crop, evaluate said only
+    # "0 evaluable model folder(s)", not the images' own reason
+    r = run_cli(["evaluate", bench_master, *BASE, "--crop", "1000"])
+    assert r.exit_code == 2
+    assert "failed, e.g." in r.output and "smaller than --crop 1000" in " ".join(r.output.split())
