@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from fpattr.calibration import DEFAULT_TARGET_FAR, threshold_at_far
+from fpattr.calibration import DEFAULT_TARGET_FAR, SCORE_TOLERANCE, threshold_at_far
 from fpattr.scorespace import ScoreSpace, gallery_centre
 from fpattr.views import l2_normalize
 
@@ -840,7 +840,12 @@ class DecisionPolicy:
         # probability (keyed by the decision, a model just under a strict threshold was
         # shown likelier than one well above it)
         if post[top] > p_u:
-            res |= {"lean": "named", "lean_p": float(post[top]), "lean_members": [top]}
+            # models tied with the top one (same references enrolled twice) are one outcome:
+            # recalibrated together they keep equal probabilities (the map lifted the first
+            # only: 0.117 and 0.581 at one similarity, a break-it pass)
+            tied = [int(k) for k in order if sims[k] >= sims[top] - SCORE_TOLERANCE]
+            lean_p = float(sum(post[k] for k in tied))
+            res |= {"lean": "named", "lean_p": lean_p, "lean_members": tied}
         else:
             res |= {"lean": "unknown", "lean_p": p_u, "lean_members": None}
         if not above:
