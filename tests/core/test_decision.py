@@ -544,7 +544,7 @@ def test_models_enrolled_from_the_same_references_get_equal_probabilities():
     twin = [{"path": f"twin/{j}.png", "sha256": f"twin-{j}"} for j in range(len(m0.refs))]
     g.add("twin", m0.embeddings.copy(), twin)
     pol = DecisionPolicy(CARD, g)
-    for k in range(20):
+    for _ in range(20):
         q = _unit(centres[0] + 0.3 * rng.normal(size=centres.shape[1]) / np.sqrt(32))
         d = pol.attribute(q.astype(np.float32), top_k=5)
         by = {t["model"]: t["probability"] for t in d["top"]}
