@@ -28,7 +28,7 @@ from fpattr.errors import ImageLoadError
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem, iter_inputs
-from fpattr.views import ViewBatcher, backbone_views
+from fpattr.views import ViewBatcher, all_flat, backbone_views
 
 THUMB_SIDE = 96
 
@@ -296,7 +296,7 @@ class Embedder:
                         info["n_views"],
                         info["padded"],
                         effective_views=int(info.get("effective_views", info["n_views"])),
-                        flat=info.get("flat_views", 0) >= info["n_views"],
+                        flat=all_flat(info),
                         thumbnail=res.thumbnail,
                         metadata=res.metadata,
                     )

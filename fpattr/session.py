@@ -74,6 +74,7 @@ class Session:
         self.settings = settings or Settings()
         if gallery is not None:
             gallery.check_backbone(backbone.info())
+        self._shapes: tuple[int, dict[str | None, tuple[frozenset[str], int | None]]] | None = None
         self._own_policy = policy is None  # built here: refitted when the gallery changes
         self._policy = policy or self._new_policy()
         self._gallery_version = getattr(gallery, "version", 0)
@@ -104,6 +105,14 @@ class Session:
     @policy.setter
     def policy(self, policy: DecisionPolicy) -> None:
         self._policy, self._own_policy = policy, False
+
+    def _reference_shapes(self) -> dict[str | None, tuple[frozenset[str], int | None]]:
+        """:func:`reference_shapes` of the gallery, once per gallery version (not a scan of
+        every reference per query)."""
+        version = getattr(self.gallery, "version", 0)
+        if self._shapes is None or self._shapes[0] != version:
+            self._shapes = (version, reference_shapes(self.gallery))
+        return self._shapes[1]
 
     @classmethod
     def open(
@@ -192,7 +201,7 @@ class Session:
                 stats.n_ok += 1
                 p = self.policy.project(e.embedding)
                 res.update(self._decide(p, views=e.effective_views, flat=e.flat))
-                caveat = reference_caveat(res, e.image, self.gallery)
+                caveat = reference_caveat(res, e.image, self._reference_shapes())
                 if caveat:
                     res["caveats"] = [caveat]
                 key = res["decision"] or "undecided"
@@ -542,38 +551,59 @@ PROCESSED_PRECISION = {"re-encoded": 0.81, "resized": 0.61}
 PROCESSED_TOP1 = {"re-encoded": 0.43, "resized": 0.27}
 
 
-def reference_caveat(res: dict[str, Any], image: Any, gallery: Any) -> str | None:
+def reference_shapes(gallery: Any) -> dict[str | None, tuple[frozenset[str], int | None]]:
+    """Per enrolled model (and ``None``: every reference), the formats its references were
+    stored in and the smallest reference area in pixels (None when unrecorded): what
+    :func:`reference_caveat` compares a query with."""
+
+    def shape(refs: list[dict[str, Any]]) -> tuple[frozenset[str], int | None]:
+        formats = frozenset(r["format"] for r in refs if r.get("format"))
+        areas = [r["width"] * r["height"] for r in refs if r.get("width") and r.get("height")]
+        return formats, (min(areas) if areas else None)
+
+    if gallery is None:
+        return {}
+    out: dict[str | None, tuple[frozenset[str], int | None]] = {
+        name: shape(m.refs) for name, m in gallery.models.items()
+    }
+    every = [r for m in gallery.models.values() for r in m.refs]
+    out[None] = shape(every)
+    return out
+
+
+def reference_caveat(
+    res: dict[str, Any], image: Any, shapes: dict[str | None, tuple[frozenset[str], int | None]]
+) -> str | None:
     """A caveat when the query was stored unlike the references it is judged against:
     another format (a JPEG query, PNG references: re-encoded?) or smaller than every
     reference (resized?). Those are the references of the model the result names or leans
-    to, or of every model for "unknown". The calibration is fitted on the references
-    themselves, so it foresees queries stored like them; measured on the public
-    generators, named answers for re-encoded or halved queries were right 0.81 and 0.61 of
-    the time (:data:`PROCESSED_PRECISION`). None when the references carry no record of
-    their format and size (galleries enrolled before they were recorded) or nothing differs.
+    to, or of every model for "unknown" (``shapes``: :func:`reference_shapes` of the
+    gallery). The calibration is fitted on the references themselves, so it foresees
+    queries stored like them; measured on the public generators, named answers for
+    re-encoded or halved queries were right 0.81 and 0.61 of the time
+    (:data:`PROCESSED_PRECISION`). None when the references carry no record of their
+    format and size (galleries enrolled before they were recorded) or nothing differs.
     """
-    if image is None or gallery is None or res.get("decision") is None:
+    if image is None or not shapes or res.get("decision") is None:
         return None
-    name = res["decision"] if res["decision"] in gallery.models else res.get("leaning")
-    if name in gallery.models:
-        refs, whose = gallery.models[name].refs, f"{name}'s references"
+    name = res["decision"] if res["decision"] in shapes else res.get("leaning")
+    if name is not None and name in shapes:
+        (formats, least), whose = shapes[name], f"{name}'s references"
     elif res["decision"] == UNKNOWN or res.get("leaning") == UNKNOWN:
-        refs = [r for m in gallery.models.values() for r in m.refs]
-        whose = "every enrolled reference"
+        (formats, least), whose = shapes[None], "every enrolled reference"
+        name = None
     else:
         return None
-    formats = {r.get("format") for r in refs if r.get("format")}
-    areas = [r["width"] * r["height"] for r in refs if r.get("width") and r.get("height")]
     fmt = getattr(image, "format", None)
     if formats and fmt and fmt not in formats:
         kind = "re-encoded"
         what = f"the query is {fmt}, {whose} {'/'.join(sorted(formats))}"
-    elif areas and image.width * image.height < min(areas):
+    elif least is not None and image.width * image.height < least:
         kind = "resized"
         what = f"the query ({image.width}x{image.height}) is smaller than {whose}"
     else:
         return None
-    if name in gallery.models:
+    if name is not None:
         then = (
             f"{kind} queries' named answers were right {PROCESSED_PRECISION[kind]:.0%} of the "
             "time on the public generators"

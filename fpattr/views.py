@@ -174,6 +174,12 @@ def _interior_residual(gray: np.ndarray) -> np.ndarray:
     return np.subtract(gray[..., _EDGE:-_EDGE, _EDGE:-_EDGE], out, out=out)
 
 
+def all_flat(info: dict) -> bool:
+    """Whether every view :func:`make_views` made of an image is flat (its ``info``): the
+    image carries no fingerprint evidence."""
+    return info.get("flat_views", 0) >= info["n_views"]
+
+
 def make_views(
     pixels: np.ndarray,
     size: int,

@@ -33,7 +33,7 @@ from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem
 from fpattr.pipeline import decode_workers
 from fpattr.scorespace import ScoreSpace
-from fpattr.views import ViewBatcher
+from fpattr.views import ViewBatcher, all_flat
 
 SCHEMA = "fpattr.evaluate/1"
 THRESHOLDS_NOTE = "none fitted on queries"
@@ -361,7 +361,7 @@ def embed_images(
                     info = b.add(k, res.pixels)
                     if info is not None:
                         views[j][k] = info.get("effective_views", info["n_views"])
-                        flats[j][k] = info.get("flat_views", 0) >= info["n_views"]
+                        flats[j][k] = all_flat(info)
                     if b.full:
                         b.flush()
             nxt = res = None  # drop the pixels before the next image arrives

@@ -393,13 +393,13 @@ def test_a_query_stored_unlike_the_references_gets_a_caveat(world, tmp_path):
         for r in m["refs"]:
             for k in ("format", "width", "height"):
                 r.pop(k)
-    from fpattr.session import reference_caveat
+    from fpattr.session import reference_caveat, reference_shapes
 
     class _G:
         models = {k: type("M", (), {"refs": v["refs"]}) for k, v in doc["models"].items()}
 
     img = type("I", (), {"format": "JPEG", "width": 8, "height": 8})
-    assert reference_caveat({"decision": "checker"}, img, _G) is None
+    assert reference_caveat({"decision": "checker"}, img, reference_shapes(_G)) is None
 
 
 def test_a_session_follows_its_gallery_add_and_remove(enrolled):
