@@ -22,7 +22,8 @@ Method (docs/methods/decision-policy.md):
    ``w = n / (n + n0)``, ``n`` the number of held-out genuine comparisons in the gallery and
    ``n0`` (``PRIOR_STRENGTH``) the card's weight in pseudo-comparisons (log-linear opinion
    pooling). The threshold is pooled with the gallery's weight ``min(1, e)``, ``e`` the
-   impostor exceedances the target allows (``n_impostor * target_far``): the card only
+   impostor exceedances the target allows (``(n_impostor + 1) * target_far``, the
+   conformal count of :func:`fpattr.calibration.impostors_allowed`): the card only
    fills in while the gallery cannot put one impostor score above the threshold, and
    never lowers it below the gallery's highest held-out impostor score.
 3. Posterior. P(model m) is proportional to ``(1 - prior_unknown) / M * LR(s_m)``,
@@ -398,7 +399,9 @@ class DecisionPolicy:
         """(threshold, gallery weight) at false-accept rate ``target`` from >= 2 held-out
         impostor scores ``i``, pooled with the card's ``prior_thr`` (None: none)."""
         gal_thr = threshold_at_far(i, target)
-        exceed = i.size * target
+        # (n + 1) * target: the conformal count; at 1 the gallery's highest impostor score
+        # alone is a threshold whose expected false-accept rate is the target
+        exceed = (i.size + 1) * target
         # the card only fills in where the gallery holds too few impostor scores to put
         # even one above the threshold: it is too lenient on real generators to dilute a
         # sufficient in-domain estimate
@@ -477,7 +480,7 @@ class DecisionPolicy:
                     f", shrunk toward the card's synthetic-model calibration (gallery weight "
                     f"{w:.2f} for probabilities, {wt:.2f} for the threshold)"
                 )
-        if gal_ok and target is not None and i.size * target < 1:
+        if gal_ok and target is not None and (i.size + 1) * target < 1:
             # with a card the threshold is the blend made by _pool; without one (a gallery
             # bound to a training-free backbone) there is only the gallery to lean on
             if prior_thr is None:
@@ -498,7 +501,7 @@ class DecisionPolicy:
                 )
             notes.append(
                 f"{i.size} held-out impostor scores cannot estimate a threshold for FAR "
-                f"{target:g} (about {math.ceil(1 / target)} are needed): the threshold {leans}"
+                f"{target:g} (about {math.ceil(1 / target) - 1} are needed): the threshold {leans}"
             )
         cal = FittedCalibration(
             name,
@@ -601,6 +604,21 @@ class DecisionPolicy:
             p, ok, wt = (np.asarray(x, np.float64) for x in zip(*rs, strict=True))
             maps[kind] = fit_platt(p, ok, wt * len(rs) / wt.sum(), center=shared)
         return maps
+
+    def held_out_genuine(self) -> dict[str, float]:
+        """Per model, the mean held-out genuine cosine of its references in the score
+        space: each reference against the centroid of the others (rescaled to the full
+        reference count, as the calibration sees it). What the single-image calibration
+        assumes a genuine query scores; :func:`fpattr.evaluation.decisions.reference_gap`
+        sets it beside what the queries score. Empty without a gallery of >= 2 models."""
+        held = self._held_out("image-vs-model", 1, 1)
+        if held is None:
+            return {}
+        names = held["names"]
+        acc: dict[str, list[float]] = {}
+        for sims, t in held["known"]:
+            acc.setdefault(names[t], []).append(float(sims[t]))
+        return {k: float(np.mean(v)) for k, v in acc.items()}
 
     def enrolment_check(self) -> dict[str, dict[str, Any]]:
         """Per model: how its references fare as queries under leave-one-out.

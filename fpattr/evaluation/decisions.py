@@ -400,6 +400,49 @@ def _strip_rows(x: Any) -> Any:
     return x
 
 
+#: Held-out genuine cosine of the references above that of the queries beyond which
+#: evaluate warns that the calibration fitted on the references is optimistic.
+REFERENCE_GAP_WARN = 0.02
+
+
+def reference_gap(
+    policy_for: PolicyFactory,
+    ref_emb: np.ndarray,
+    ref_lab: np.ndarray,
+    q_emb: np.ndarray,
+    q_lab: np.ndarray,
+    names: list[str],
+) -> dict[str, Any]:
+    """How much more the references resemble each other than the queries resemble them.
+
+    The policy calibrates on the references alone (leave-one-out genuine scores); when
+    they come from one batch (cut from one figure, one prompt, one seed range) they
+    resemble each other more than the model's other images resemble them, and every
+    genuine probability fitted on them is optimistic. Per model: the mean held-out
+    genuine cosine of the references (:meth:`DecisionPolicy.held_out_genuine`) and the
+    mean cosine of its queries with its centroid, in the policy's score space; ``gap``
+    is the first minus the second, pooled as the mean over models.
+    Returns ``{"gap", "per_model": {m: {"references", "queries", "gap"}}, "warn"}``.
+    """
+    pol = policy_for(make_gallery(ref_emb, ref_lab, names), None)
+    held = pol.held_out_genuine()
+    gnames, cents = pol.gallery_centroids()
+    proj = pol.project(q_emb) if len(q_emb) else np.zeros((0, cents.shape[1]))
+    per: dict[str, dict[str, float]] = {}
+    for m in names:
+        sel = q_lab == m
+        if m not in held or not sel.any():
+            continue
+        q = float(np.mean(proj[sel] @ cents[gnames.index(m)]))
+        per[m] = {
+            "references": round(held[m], 4),
+            "queries": round(q, 4),
+            "gap": round(held[m] - q, 4),
+        }
+    gap = round(float(np.mean([v["gap"] for v in per.values()])), 4) if per else None
+    return {"gap": gap, "per_model": per, "warn": gap is not None and gap > REFERENCE_GAP_WARN}
+
+
 def generator_halves(
     names: list[str], splits: int, seed: int
 ) -> Iterator[tuple[list[str], list[str]]]:
@@ -485,6 +528,22 @@ def decision_quality(
         return res
 
     out: dict[str, Any] = {"in_gallery": block(names), "notes": []}
+    out["reference_gap"] = reference_gap(policy_for, ref_emb, ref_lab, q_emb, q_lab, names)
+    if out["reference_gap"]["warn"]:
+        out["notes"].append(
+            "the references resemble each other more than the queries resemble them (mean "
+            f"held-out genuine cosine {out['reference_gap']['gap']:+.3f} above the queries'): "
+            "the calibration fitted on them is optimistic; references from one batch (one "
+            "figure, prompt or seed range) do this, references drawn like the queries do not"
+            " (largest: "
+            + ", ".join(
+                f"{m} {v['gap']:+.3f}"
+                for m, v in sorted(
+                    out["reference_gap"]["per_model"].items(), key=lambda kv: -kv[1]["gap"]
+                )[:3]
+            )
+            + ")"
+        )
     missing = [n for n in set_sizes if str(n) not in out["in_gallery"]["sets"]]
     if missing:
         out["notes"].append(

@@ -35,11 +35,27 @@ def test_probability_is_monotonic(seed):
     assert np.all((p >= 0) & (p <= 1))
 
 
-def test_threshold_at_far_is_exact_on_fitting_data():
-    i = np.arange(1000) / 1000.0
+@pytest.mark.parametrize(
+    ("n", "above"), [(1000, 9), (300, 2), (199, 1), (198, 0), (99, 0), (50, 0), (2, 0)]
+)
+def test_threshold_at_far_leaves_the_conformal_count_above(n: int, above: int):
+    # ceil((n + 1) * 0.01) - 1 impostor scores above: a new one then exceeds the threshold
+    # with probability (above + 1) / (n + 1) <= 1 %; the empirical quantile left
+    # floor(n * 0.01) above (3 of 300: 1.33 % expected, measured 1.9 % on the public
+    # generators' generator-disjoint single images)
+    i = np.arange(n) / n
     t = threshold_at_far(i, 0.01)
-    assert np.mean(i >= t) <= 0.01
-    assert np.mean(i >= np.nextafter(t, -np.inf) - 1e-3) > 0.01  # not needlessly high
+    assert int(np.sum(i >= t)) == above
+    assert (above + 1) / (n + 1) <= 0.01 or above == 0
+    assert (above + 2) / (n + 1) > 0.01 or n < 99  # not needlessly high
+
+
+def test_threshold_at_far_expected_false_accepts_meet_the_target():
+    # exchangeable impostor scores: the false-accept rate of a fitted threshold on new
+    # impostors averages at most the target (the empirical quantile averaged 1.33 %)
+    rng = np.random.default_rng(0)
+    fars = [1.0 - threshold_at_far(rng.uniform(size=300), 0.01) for _ in range(4000)]
+    assert 0.0093 <= float(np.mean(fars)) <= 0.0100 + 1e-4
 
 
 def test_separable_small_sets_stay_finite():

@@ -217,7 +217,10 @@ def test_resemblance_rate_counts_left_out_models_that_pass_for_another():
         # rule of succession over the 12 left-out models, shared among the 11 others
         assert cal.resemblance == pytest.approx((frac.sum() + 1) / 14 / 11)
         if g is twin:
-            assert frac[-2:].tolist() == [0.625, 0.625]  # each twin passes for the other
+            # each twin passes for the other at about half its images (5 and 4 of 8 at
+            # the conformal threshold; 5 and 5 at the empirical quantile's, a little lower)
+            assert frac[-2:].tolist() == [0.625, 0.5]
+            assert not frac[:-2].any()
     assert min(ca.resemblance, ct.resemblance) >= 1 / 14 / 11
 
 
