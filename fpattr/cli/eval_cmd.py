@@ -229,6 +229,15 @@ def run(
             f"{len(bench_obj.ignored_files)} image file(s) directly in {bench} ignored "
             "(images belong in BENCH/<model_id>/)",
         )
+    if bench_obj.ignored_subfolders:
+        sub = bench_obj.ignored_subfolders
+        _note(
+            console,
+            "yellow",
+            "note:",
+            f"{len(sub)} folder(s) inside model folders not read, e.g. {sub[0]} (evaluate "
+            "reads the images directly in BENCH/<model_id>/; listed in bench.ignored_subfolders)",
+        )
     opts = split_backbone_opts(names, backbone_opt)
     backbones = [common.load_backbone(n, opts[n], device) for n in names]
 
@@ -258,6 +267,17 @@ def run(
             f"{len(dups)} query file(s) are byte-identical to a reference (same sha256) and "
             f"were left out, e.g. {dups[0]['path']} = {dups[0]['same_as']}: copies of the "
             "references would score as perfect matches",
+        )
+    conflicts = results[0].summary.get("conflicting_labels") or [] if results else []
+    if conflicts:
+        c = conflicts[0]
+        _note(
+            console,
+            "bold yellow",
+            "warning:",
+            f"{len(conflicts)} image(s) appear under two labels (same sha256) and every copy "
+            f"was left out, e.g. {' = '.join(c['paths'])} ({', '.join(c['labels'])}): an "
+            "image cannot come from two sources; listed in conflicting_labels",
         )
     flat = results[0].summary.get("flat_images") or [] if results else []
     if flat:

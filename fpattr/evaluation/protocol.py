@@ -173,6 +173,9 @@ class Bench:
     real: list[Path]
     skipped: list[dict[str, Any]]
     ignored_files: list[str]
+    #: folders inside a model (or the real) folder: evaluate reads only the images
+    #: directly in BENCH/<model_id>/, and says what it did not read
+    ignored_subfolders: list[str] = field(default_factory=list)
 
     def images(self) -> tuple[list[Path], list[str | None], list[str]]:
         """All image paths in a fixed order, with their model (None = real) and role."""
@@ -195,7 +198,16 @@ class Bench:
             "models": [m.name for m in self.models],
             "n_images": sum(len(m.refs) + len(m.queries) for m in self.models) + len(self.real),
             "n_real": len(self.real),
+            "ignored_files": list(self.ignored_files),
+            "ignored_subfolders": list(self.ignored_subfolders),
         }
+
+
+def _subfolders(folder: str, root: Path) -> list[str]:
+    """Non-hidden folders directly inside ``folder``, relative to ``root``, sorted."""
+    with os.scandir(folder) as it:
+        found = [e for e in it if not e.name.startswith(".") and e.is_dir()]
+    return sorted(os.path.relpath(e.path, root) for e in found)
 
 
 def _image_files(folder: str) -> list[Path]:
@@ -226,6 +238,7 @@ def discover_bench(
     skipped: list[dict[str, Any]] = []
     real: list[Path] = []
     ignored: list[str] = []
+    subfolders: list[str] = []
     with os.scandir(root) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
@@ -237,6 +250,7 @@ def discover_bench(
             continue
         try:
             files = _image_files(entry.path)
+            subfolders.extend(_subfolders(entry.path, root))
         except OSError as exc:
             skipped.append(
                 {"model": entry.name, "n_images": None, "reason": f"cannot list folder: {exc}"}
@@ -255,7 +269,7 @@ def discover_bench(
             )
         else:
             models.append(ModelSplit(entry.name, files[:refs], files[refs:]))
-    return Bench(root, models, real, skipped, ignored)
+    return Bench(root, models, real, skipped, ignored, subfolders)
 
 
 # --------------------------------------------------------------------------- embedding
@@ -412,7 +426,23 @@ def score_run(
     # a query that is byte-identical to a reference scores as a perfect match and
     # inflates every figure: left out, loudly, before anything is counted
     duplicates: list[dict[str, Any]] = []
+    conflicts: list[dict[str, Any]] = []
     if es.sha256 is not None:
+        # the same bytes under two labels (two model folders, or a model folder and the
+        # real photos) have no ground truth: every copy is left out, loudly (a break-it
+        # pass: one reference shared by two folders made both models "ambiguous" and the
+        # figures said nothing)
+        by_sha: dict[str, list[int]] = {}
+        for k in np.flatnonzero(ok):
+            if es.sha256[k]:
+                by_sha.setdefault(es.sha256[k], []).append(int(k))
+        for sha, ks in by_sha.items():
+            labs = {"real" if labels[k] is None else str(labels[k]) for k in ks}
+            if len(labs) > 1:
+                conflicts.append(
+                    {"sha256": sha, "paths": [str(paths[k]) for k in ks], "labels": sorted(labs)}
+                )
+                ok[ks] = False
         ref_sha = {
             es.sha256[k]: str(paths[k])
             for k in np.flatnonzero(ok & (roles == "ref"))
@@ -440,8 +470,8 @@ def score_run(
                 {
                     "model": m.name,
                     "n_images": len(m.refs) + len(m.queries),
-                    "reason": f"after unreadable images and copies of references: {n_ref} "
-                    f"references, {n_q} queries",
+                    "reason": "after unreadable images, copies of references and files "
+                    f"under two labels: {n_ref} references, {n_q} queries",
                 }
             )
         else:
@@ -550,6 +580,7 @@ def score_run(
         "open_set": open_set,
         "decisions": decisions,
         "duplicate_queries": duplicates,
+        "conflicting_labels": conflicts,
         "flat_images": flat_images,
         "thresholds": THRESHOLDS_NOTE,
         "per_model": per_model,

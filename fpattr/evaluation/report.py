@@ -204,6 +204,14 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
                     style="yellow",
                 )
             )
+        if run.get("conflicting_labels"):
+            console.print(
+                Text(
+                    f"warning: {len(run['conflicting_labels'])} image(s) under two labels "
+                    "(same sha256) left out",
+                    style="bold yellow",
+                )
+            )
         if run.get("duplicate_queries"):
             console.print(
                 Text(
@@ -597,11 +605,21 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
     problems = ""
     skipped = runs[0].get("skipped") or []
     failed = [f for r in runs for f in (r.get("failed") or [])]
-    if skipped or failed:
-        items = "".join(
-            f"<li><code>{_e(s.get('model'))}</code>: {_e(s.get('reason'))}</li>" for s in skipped
-        ) + "".join(
-            f"<li><code>{_e(f.get('path'))}</code>: {_e(f.get('error'))}</li>" for f in failed
+    conflicts = runs[0].get("conflicting_labels") or []
+    if skipped or failed or conflicts:
+        items = (
+            "".join(
+                f"<li><code>{_e(s.get('model'))}</code>: {_e(s.get('reason'))}</li>"
+                for s in skipped
+            )
+            + "".join(
+                f"<li><code>{_e(f.get('path'))}</code>: {_e(f.get('error'))}</li>" for f in failed
+            )
+            + "".join(
+                f"<li><code>{_e(' = '.join(c['paths']))}</code>: the same image under "
+                f"{_e(', '.join(c['labels']))}, left out</li>"
+                for c in conflicts
+            )
         )
         problems = f'<section class="panel"><h2>Skipped and failed</h2><ul>{items}</ul></section>'
 

@@ -259,3 +259,37 @@ def test_nothing_to_evaluate_says_why_the_images_failed(bench_master: Path):
     r = run_cli(["evaluate", bench_master, *BASE, "--crop", "1000"])
     assert r.exit_code == 2
     assert "failed, e.g." in r.output and "smaller than --crop 1000" in " ".join(r.output.split())
+
+
+def test_an_image_under_two_labels_is_left_out_everywhere(bench: Path):
+    # break-it finding: a file in two model folders (or a model folder and real/) was
+    # counted under both labels, silently; it has no ground truth
+    ref = sorted((bench / "nearest").glob("*.png"))[0]
+    shutil.copy(ref, bench / "bilinear" / "zz_from_nearest.png")
+    photo = sorted((bench / "real").glob("*.png"))[0]
+    shutil.copy(photo, bench / "checker-a" / "zz_photo.png")
+    r = run_cli(["evaluate", bench, *BASE[:-1], "--pairs", "300", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    got = sorted(
+        (c["labels"], sorted(Path(p).name for p in c["paths"])) for c in d["conflicting_labels"]
+    )
+    assert got == [
+        (["bilinear", "nearest"], [ref.name, "zz_from_nearest.png"]),
+        (["checker-a", "real"], [photo.name, "zz_photo.png"]),
+    ]
+    assert d["per_model"]["nearest"]["n_refs"] == REFS - 1  # its copy was a reference
+    assert d["per_model"]["bilinear"]["n_queries"] == 8 - REFS  # the copy is not counted
+    assert d["per_model"]["checker-a"]["n_queries"] == 8 - REFS
+    assert d["duplicate_queries"] == []  # a conflict, not a copy of the model's own reference
+    assert "under two labels" in r.stderr
+
+
+def test_folders_inside_model_folders_are_named_not_silently_skipped(bench: Path):
+    (bench / "nearest" / "more").mkdir()
+    shutil.copy(sorted((bench / "bilinear").glob("*.png"))[0], bench / "nearest" / "more" / "x.png")
+    r = run_cli(["evaluate", bench, *BASE[:-1], "--pairs", "300", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["bench"]["ignored_subfolders"] == [str(Path("nearest") / "more")]
+    assert "not read" in r.stderr and d["per_model"]["nearest"]["n_queries"] == 8 - REFS
