@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from fpattr.report.base import escape_surrogates, is_verify, number
+from fpattr.report.base import escape_surrogates, is_verify, number, printable
 
 VERIFY_COLUMNS: tuple[str, ...] = (
     "a",
@@ -50,13 +50,25 @@ class RowWriter:
     """``csv.writer`` with ``\\n`` line ends that also quotes a field holding a carriage
     return: with ``lineterminator="\\n"`` the csv module quotes ``\\n`` but not a lone
     ``\\r``, and a file name with one split its record in two for every reader (a row
-    holding one is written with every field quoted, which any CSV reader takes)."""
+    holding one is written with every field quoted, which any CSV reader takes).
+
+    To a terminal every text field goes through :func:`fpattr.report.base.printable`:
+    a file name or a metadata string holding an escape sequence would otherwise run in
+    the analyst's terminal (a break-it pass: ``provenance -f csv`` printed an EXIF
+    Software field's raw ESC). To a file or a pipe the fields stay exact (a path must
+    read back as the file's name)."""
 
     def __init__(self, stream: TextIO) -> None:
         self._plain = csv.writer(stream, lineterminator="\n")
         self._quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        try:
+            self._terminal = bool(stream.isatty())
+        except (AttributeError, ValueError):  # no isatty, or a closed stream
+            self._terminal = False
 
     def writerow(self, row: list[Any]) -> None:
+        if self._terminal:
+            row = [printable(v) if isinstance(v, str) else v for v in row]
         cr = any(isinstance(v, str) and "\r" in v for v in row)
         (self._quoted if cr else self._plain).writerow(row)
 

@@ -144,29 +144,35 @@ class ProvenanceCsvWriter:
         s = "" if value is None else escape_surrogates(str(value))
         return "'" + s if s.startswith(_FORMULA_START) else s
 
+    def _meta(self, value: Any) -> str:
+        # strings read from the file's metadata are display text, never identifiers: their
+        # control characters are shown as escapes wherever the CSV goes
+        return self._text(None if value is None else printable(value))
+
     def write(self, r: dict) -> None:
         c2 = r.get("c2pa") if isinstance(r.get("c2pa"), dict) else {}
+        m = self._meta
         cells = [
-            r.get("path"),
-            r.get("sha256"),
-            r.get("status"),
-            r.get("claimed_generator"),
-            r.get("digital_source_type"),
-            c2.get("checked") if c2 else (None if r.get("status") != "ok" else True),
-            c2.get("validation_state"),
-            c2.get("signature_valid"),
-            c2.get("signer_trusted"),
-            c2.get("signer"),
-            c2.get("issuer"),
-            c2.get("claim_generator"),
-            (r.get("png_text") or {}).get("format"),
-            (r.get("exif") or {}).get("Software"),
-            (r.get("xmp") or {}).get("CreatorTool"),
-            " | ".join(r.get("notes") or []),
-            " | ".join(r.get("errors") or []),
-            r.get("error"),
+            self._text(r.get("path")),
+            self._text(r.get("sha256")),
+            self._text(r.get("status")),
+            m(r.get("claimed_generator")),
+            m(r.get("digital_source_type")),
+            self._text(c2.get("checked") if c2 else (None if r.get("status") != "ok" else True)),
+            m(c2.get("validation_state")),
+            self._text(c2.get("signature_valid")),
+            self._text(c2.get("signer_trusted")),
+            m(c2.get("signer")),
+            m(c2.get("issuer")),
+            m(c2.get("claim_generator")),
+            m((r.get("png_text") or {}).get("format")),
+            m((r.get("exif") or {}).get("Software")),
+            m((r.get("xmp") or {}).get("CreatorTool")),
+            m(" | ".join(r.get("notes") or [])),
+            m(" | ".join(r.get("errors") or [])),
+            self._text(r.get("error")),
         ]
-        self._csv.writerow([self._text(c) for c in cells])
+        self._csv.writerow(cells)
         self.stream.flush()
 
     def close(self, summary: dict) -> None:

@@ -148,3 +148,36 @@ def test_csv_keeps_the_provenance_columns_when_no_result_comes(gallery, tmp):
         header
     )
     assert header[-1] == "error"
+
+
+def test_csv_shows_metadata_control_characters_as_escapes(tmp):
+    # break-it finding: an EXIF Software field holding an escape sequence reached the
+    # analyst's terminal raw through `provenance -f csv`; metadata is display text
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[305] = "evil\x1b[2J\x1b]0;owned\x07"
+    d = tmp / "esc"
+    d.mkdir()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(d / "e.png", exif=exif.tobytes())
+    r = run_cli(["provenance", d, "-f", "csv", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    (row,) = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert row["exif_software"] == "evil\\x1b[2J\\x1b]0;owned\\x07"
+
+
+def test_csv_to_a_terminal_escapes_every_text_field():
+    # to a file or a pipe a path stays exact (it must read back as the file's name); to
+    # a terminal a crafted file name must not run as an escape sequence
+    from fpattr.report.csvfmt import RowWriter
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        RowWriter(stream).writerow(["a\x1b[31m.png", 0.5, None])
+    assert tty.getvalue() == "a\\x1b[31m.png,0.5,\n"
+    assert pipe.getvalue() == "a\x1b[31m.png,0.5,\n"
