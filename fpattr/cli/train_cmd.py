@@ -191,6 +191,12 @@ def quantize(
     ),
     node_min_cosine: float = typer.Option(0.999, "--node-min-cosine"),
     min_cosine: float = typer.Option(0.98, "--min-cosine", help="Parity acceptance (min)."),
+    full_range_weights: bool = typer.Option(
+        False,
+        "--full-range-weights",
+        help="8-bit weights instead of 7: a little more precise, but their U8S8 products can "
+        "saturate on x86 CPUs without VNNI (AVX2), so the model may lose accuracy there.",
+    ),
     quiet: bool = common.QuietOpt,
 ) -> None:
     """Quantize an exported extractor to INT8 (ONNX Runtime QDQ, per-channel weights).
@@ -224,6 +230,7 @@ def quantize(
         op_types=tuple(t.strip() for t in op_types.split(",") if t.strip()),
         node_min_cosine=node_min_cosine,
         min_cosine=min_cosine,
+        full_range_weights=full_range_weights,
         command="fpattr " + shlex.join(sys.argv[1:]),
         log=lambda m: console.print(m, markup=False, highlight=False),
     )

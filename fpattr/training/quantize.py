@@ -21,6 +21,18 @@ accepted only if its embeddings stay within ``min_cosine`` of FP32 on views of h
 images (every ``holdout_every``-th calibration image, never used for calibration or
 screening) and of ``parity_images``; otherwise nothing is written (as the FP32 export's gate).
 
+Weights use 7 of their 8 bits by default (``reduce_range``): x86 CPUs without VNNI
+(AVX2, AVX-512F) multiply U8S8 pairs with ``vpmaddubsw``, whose 16-bit sums of two
+255 x 127 products saturate, and a model screened on a VNNI machine can then lose
+accuracy on another (OpenVINO, "Saturation (overflow) issue workaround"; onnxruntime's
+``quantize_static(reduce_range=...)``). 255 x 63 x 2 < 32767 cannot saturate. Measured:
+the test suite's tiny model (one convolution on raw pixels) kept min cosine 0.912
+against FP32 with 8-bit weights on a 2-core AMD EPYC (AVX2, no VNNI), 0.989 with 7.
+``full_range_weights=True`` gives the 8-bit weights (for VNNI-only deployments; the card
+says which). The shipped ``default-int8`` was made with 8-bit weights on a VNNI machine;
+on the AVX2 machine its embeddings of 80 views of BSDS500 val photos kept min cosine
+0.997 against FP32 (its screening had left the raw-pixel front end in FP32).
+
 The card keeps the FP32 model's score calibration (the scores are cosine-based and the
 parity gate bounds the drift; the card says where it came from) and adds the quantization
 recipe, the screening and its own parity figures. Same inputs and ONNX Runtime version on
@@ -124,6 +136,26 @@ def parity_figures(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
     }
 
 
+def name_unnamed_nodes(model: Any) -> int:
+    """Give every unnamed node of ``model`` a unique name (``<op>_<index>``), in place;
+    returns how many were named. Screening quantizes one node at a time by name: with
+    unnamed nodes every candidate was the name "" and ONNX Runtime 1.32's
+    ``nodes_to_quantize=[""]`` matches none of them (nothing could be quantized)."""
+    taken = {n.name for n in model.graph.node if n.name}
+    count = 0
+    for k, n in enumerate(model.graph.node):
+        if n.name:
+            continue
+        name, j = f"{n.op_type}_{k}", 0
+        while name in taken:
+            j += 1
+            name = f"{n.op_type}_{k}_{j}"
+        n.name = name
+        taken.add(name)
+        count += 1
+    return count
+
+
 def candidate_nodes(model: Any, op_types: Sequence[str] = DEFAULT_OPS) -> list[str]:
     """Nodes of ``op_types`` with a constant operand (weights: the only ones whose
     quantization shrinks the file and lets ONNX Runtime use integer kernels)."""
@@ -178,6 +210,7 @@ def _quantize_bytes(
     tmp: Path,
     per_channel: bool,
     op_types: Sequence[str],
+    reduce_range: bool = True,
 ) -> bytes:
     """One ``quantize_static`` run: only ``nodes`` quantized; ranges from / to the cache."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -191,6 +224,7 @@ def _quantize_bytes(
         reader,
         quant_format=QuantFormat.QDQ,
         per_channel=per_channel,
+        reduce_range=reduce_range,
         activation_type=QuantType.QUInt8,  # U8S8: see the module docstring
         weight_type=QuantType.QInt8,
         nodes_to_quantize=list(nodes),
@@ -240,6 +274,7 @@ def quantize(
     min_cosine: float = MIN_COSINE,
     per_channel: bool = True,
     op_types: Sequence[str] = DEFAULT_OPS,
+    full_range_weights: bool = False,
     command: str = "",
     log: Log | None = None,
 ) -> dict[str, Any]:
@@ -247,7 +282,9 @@ def quantize(
 
     ``calib_images``: real photos; sorted, the first ``max_images`` are used, every
     ``holdout_every``-th of them is held out for the parity check, the rest calibrate.
-    ``parity_images``: a second parity set (e.g. generated images). Returns the card;
+    ``parity_images``: a second parity set (e.g. generated images).
+    ``full_range_weights``: 8-bit weights instead of 7 (see the module docstring: they
+    can saturate on x86 CPUs without VNNI). Returns the card;
     raises :class:`FpattrError` (and writes nothing) when parity fails.
     """
     import onnx
@@ -287,6 +324,7 @@ def quantize(
     ref_screen = embed(fp32, screen, input_name)
     refs = {k: embed(fp32, v, input_name) for k, v in sets.items()}
     model = onnx.load(str(src))
+    renamed = name_unnamed_nodes(model)
     candidates = candidate_nodes(model, op_types)
     if not candidates:
         raise FpattrError(f"{src.name} has no weight-carrying node of {list(op_types)}")
@@ -297,13 +335,22 @@ def quantize(
         with tempfile.TemporaryDirectory(prefix="fpattr-quantize-") as tmp_s:
             tmp = Path(tmp_s)
             ranges = tmp / "ranges.json"
+            q_src = src
+            if renamed:  # quantize a copy whose nodes can be named one by one
+                q_src = tmp / "named.onnx"
+                onnx.save(model, str(q_src))
             reader = _Reader(calib_views, input_name)
             # first run calibrates all candidates (cached); later runs only re-quantize
-            opts = {"tmp": tmp, "per_channel": per_channel, "op_types": op_types}
-            _quantize_bytes(src, ranges, candidates[:1], reader=reader, **opts)
+            opts = {
+                "tmp": tmp,
+                "per_channel": per_channel,
+                "op_types": op_types,
+                "reduce_range": not full_range_weights,
+            }
+            _quantize_bytes(q_src, ranges, candidates[:1], reader=reader, **opts)
             screening = []
             for node in candidates:
-                blob = _quantize_bytes(src, ranges, [node], reader=None, **opts)
+                blob = _quantize_bytes(q_src, ranges, [node], reader=None, **opts)
                 c = cosines(ref_screen, embed(_session(blob), screen, input_name))
                 ok = bool(c.min() >= node_min_cosine)
                 op = next(n.op_type for n in model.graph.node if n.name == node)
@@ -317,7 +364,7 @@ def quantize(
             chosen = [s["node"] for s in screening if s["int8"]]
             if not chosen:
                 raise FpattrError("no node can be quantized within node_min_cosine")
-            blob = _strip(_quantize_bytes(src, ranges, chosen, reader=None, **opts))
+            blob = _strip(_quantize_bytes(q_src, ranges, chosen, reader=None, **opts))
     finally:
         from onnxruntime.quantization import calibrate
 
@@ -356,7 +403,13 @@ def quantize(
             },
             "tool": f"onnxruntime.quantization.quantize_static (onnxruntime {ort.__version__})",
             "format": "QDQ",
-            "weights": "int8, symmetric, " + ("per-channel" if per_channel else "per-tensor"),
+            "weights": "int8, symmetric, "
+            + ("per-channel" if per_channel else "per-tensor")
+            + (
+                ", full 8-bit range (may saturate on x86 CPUs without VNNI)"
+                if full_range_weights
+                else ", 7-bit range (reduce_range: no U8S8 saturation on x86 without VNNI)"
+            ),
             "activations": "uint8 (U8S8), MinMax calibration",
             "calibration_images": {
                 "folder": str(calib_images),  # as given: ../shared/... stays readable
