@@ -204,7 +204,12 @@ def _probe(folder: str, prefix: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=".fpattr-probe-", dir=folder)
     except OSError as e:
-        raise UsageError(f"{prefix}: folder {folder!r} is not writable ({_why(e)})") from None
+        why = f"({_why(e)})"
+        if e.errno == errno.ENOENT and os.path.isdir(folder):
+            # the folder is there but takes no new file: a virtual file system (/proc,
+            # /sys) answers ENOENT, and "no such file or directory" read as a lie
+            why = "- it takes no new files (a virtual file system, such as /proc?)"
+        raise UsageError(f"{prefix}: folder {folder!r} is not writable {why}") from None
     os.close(fd)
     with suppress(OSError):
         os.unlink(probe)

@@ -239,3 +239,15 @@ def test_a_previous_results_file_in_the_input_folder_can_be_rewritten(queries, t
 
     (queries / "results.jsonl").write_text("{}\n", encoding="utf-8")
     check_output_paths(queries / "results.jsonl", inputs=[queries])
+
+
+def test_a_folder_that_takes_no_new_files_is_named_so(tmp_path, monkeypatch):
+    # break-it finding: `-o /proc/x.json` said "folder '/proc' is not writable (no such
+    # file or directory)": a virtual file system answers ENOENT for a folder that exists
+    def refuse(*args, **kwargs):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
+    with pytest.raises(UsageError) as info:
+        check_writable(tmp_path / "x.json", "output")
+    assert "takes no new files" in str(info.value) and "no such file" not in str(info.value)
