@@ -192,6 +192,16 @@ def run(
     console = common.stderr_console(quiet)
     if fmt not in EVAL_FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose {' | '.join(EVAL_FORMATS)}")
+    from fpattr.report.outputs import output_format, write_error
+
+    # -o x.json writes JSON, as attribute/verify/provenance do (a break-it pass found the
+    # table in ev.json)
+    fmt = output_format(fmt, output)
+    if fmt not in EVAL_FORMATS:
+        raise UsageError(
+            f"evaluate writes {' | '.join(EVAL_FORMATS)} to --output, not {fmt!r} (suffix of "
+            f"{str(output)!r}); the HTML report is --report"
+        )
     names = [n.strip() for n in compare.split(",") if n.strip()] if compare else [backbone]
     if len(set(names)) != len(names):
         raise UsageError(f"--compare names a backbone twice: {compare}")
@@ -235,8 +245,9 @@ def run(
             console,
             "yellow",
             "note:",
-            f"{len(sub)} folder(s) inside model folders not read, e.g. {sub[0]} (evaluate "
-            "reads the images directly in BENCH/<model_id>/; listed in bench.ignored_subfolders)",
+            f"{len(sub)} folder(s) inside model (or real) folders not read, e.g. {sub[0]} "
+            "(evaluate reads the images directly in BENCH/<model_id>/; listed in "
+            "bench.ignored_subfolders)",
         )
     opts = split_backbone_opts(names, backbone_opt)
     backbones = [common.load_backbone(n, opts[n], device) for n in names]
@@ -268,6 +279,28 @@ def run(
             f"were left out, e.g. {dups[0]['path']} = {dups[0]['same_as']}: copies of the "
             "references would score as perfect matches",
         )
+    summary0 = results[0].summary if results else {}
+    found = {s["model"] for s in bench_obj.skipped}
+    for s in summary0.get("skipped") or []:  # folders emptied once the images were read
+        if s["model"] not in found:
+            _note(console, "yellow", "skipped", f"model folder {s['model']!r}: {s['reason']}")
+    for s in summary0.get("short_of_refs") or []:
+        _note(
+            console,
+            "yellow",
+            "note:",
+            f"model {s['model']!r} has {s['n_refs']} reference(s), fewer than --refs {refs}: "
+            "the first files by name were references before some were left out",
+        )
+    rep_imgs = summary0.get("repeated_images") or []
+    if rep_imgs:
+        _note(
+            console,
+            "yellow",
+            "left out:",
+            f"{len(rep_imgs)} repeated image(s) (same sha256 under one label, counted once), "
+            f"e.g. {rep_imgs[0]['path']} = {rep_imgs[0]['same_as']}; listed in repeated_images",
+        )
     conflicts = results[0].summary.get("conflicting_labels") or [] if results else []
     if conflicts:
         c = conflicts[0]
@@ -292,14 +325,20 @@ def run(
         for p in rep.write_plots(plots, results):
             _note(console, "green", "wrote", p)
     if report is not None:
-        rep.write_html(report, doc, results)
+        try:
+            rep.write_html(report, doc, results)
+        except OSError as exc:
+            raise write_error(str(report), exc) from exc
         _note(console, "green", "wrote", str(report))
     if output is not None:
         from fpattr.io.atomic import atomic_write_text
 
         buf = io.StringIO()
         rep.write(doc, fmt, buf)
-        atomic_write_text(output, buf.getvalue())
+        try:
+            atomic_write_text(output, buf.getvalue())
+        except OSError as exc:  # a full disk: the one-line write error, not an internal one
+            raise write_error(str(output), exc) from exc
     else:
         rep.write(doc, fmt, sys.stdout)
     return int(ExitCode.SOME_FAILED if failed else ExitCode.OK)

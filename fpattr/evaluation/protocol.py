@@ -427,6 +427,7 @@ def score_run(
     # inflates every figure: left out, loudly, before anything is counted
     duplicates: list[dict[str, Any]] = []
     conflicts: list[dict[str, Any]] = []
+    repeated: list[dict[str, Any]] = []
     if es.sha256 is not None:
         # the same bytes under two labels (two model folders, or a model folder and the
         # real photos) have no ground truth: every copy is left out, loudly (a break-it
@@ -452,6 +453,25 @@ def score_run(
             if es.sha256[k] in ref_sha:
                 duplicates.append({"path": str(paths[k]), "same_as": ref_sha[es.sha256[k]]})
                 ok[k] = False
+        # the same bytes twice under one label count once, as `gallery add` enrols them
+        # once: a repeated reference would weigh double in the centroid and its own
+        # leave-one-out, a repeated query or real photo would be counted twice
+        first: dict[str, int] = {}
+        for k in np.flatnonzero(ok):
+            sha = es.sha256[k]
+            if not sha:
+                continue
+            if sha in first:
+                repeated.append(
+                    {
+                        "path": str(paths[k]),
+                        "same_as": str(paths[first[sha]]),
+                        "role": str(roles[k]),
+                    }
+                )
+                ok[k] = False
+            else:
+                first[sha] = int(k)
     # an image whose every view is flat carries no fingerprint: `gallery add` leaves such
     # references out and `attribute` answers "insufficient signal"; here they are listed
     # and left out of every figure (a break-it pass: flat references were enrolled, flat
@@ -462,6 +482,7 @@ def score_run(
             flat_images.append({"path": str(paths[k]), "role": str(roles[k])})
             ok[k] = False
     names: list[str] = []
+    short_of_refs: list[dict[str, Any]] = []
     for m in bench.models:
         n_ref = int(np.sum(ok & (labels == m.name) & (roles == "ref")))
         n_q = int(np.sum(ok & (labels == m.name) & (roles == "query")))
@@ -470,12 +491,14 @@ def score_run(
                 {
                     "model": m.name,
                     "n_images": len(m.refs) + len(m.queries),
-                    "reason": "after unreadable images, copies of references and files "
-                    f"under two labels: {n_ref} references, {n_q} queries",
+                    "reason": "after unreadable, flat, repeated and conflicting images and "
+                    f"copies of references: {n_ref} references, {n_q} queries",
                 }
             )
         else:
             names.append(m.name)
+            if n_ref < cfg.refs:  # the split is made by name, before the images are read
+                short_of_refs.append({"model": m.name, "n_refs": n_ref})
     if len(names) < 2:
         why = (
             "; every query is a byte-identical copy of a reference (same sha256)"
@@ -581,6 +604,8 @@ def score_run(
         "decisions": decisions,
         "duplicate_queries": duplicates,
         "conflicting_labels": conflicts,
+        "repeated_images": repeated,
+        "short_of_refs": short_of_refs,
         "flat_images": flat_images,
         "thresholds": THRESHOLDS_NOTE,
         "per_model": per_model,

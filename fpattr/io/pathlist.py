@@ -5,7 +5,9 @@ What the file holds is told by its name:
 - ``*.jsonl`` / ``*.ndjson``: a manifest, one JSON object per line with a ``path``
   (``path_bytes_hex`` when present: the name's exact bytes). An fpattr results file is one:
   its ``manifest`` and ``summary`` lines are passed over.
-- ``*.csv``: a manifest with a header row naming a ``path`` column.
+- ``*.csv``: a manifest with a header row naming a ``path`` column. An fpattr results
+  CSV (columns ``path``, ``sha256``, ``status``) has its spreadsheet-formula guard undone
+  (:func:`fpattr.report.csvfmt.unguard`), so its paths read back exactly.
 - anything else (``-``: standard input): one path per line, read as bytes so names that
   are not UTF-8 survive exactly; empty lines are passed over.
 
@@ -77,9 +79,16 @@ def _from_csv(name: str, data: bytes) -> list[str]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if "path" not in (reader.fieldnames or []):
         raise UsageError(f'--files-from {name!r}: no "path" column in its header')
+    # an fpattr results CSV (attribute, provenance) quotes paths a spreadsheet would run
+    # as formulas: its guard is undone so that every path reads back exactly
+    fpattr_csv = {"path", "sha256", "status"} <= set(reader.fieldnames or [])
     out: list[str] = []
     for row in reader:
         path = row.get("path")
+        if fpattr_csv and path:
+            from fpattr.report.csvfmt import unguard
+
+            path = unguard(path)
         if not path:
             raise UsageError(f"--files-from {name!r} line {reader.line_num}: empty path")
         out.append(path)

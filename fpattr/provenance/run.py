@@ -45,11 +45,11 @@ def run(
     from rich.markup import escape
 
     from fpattr.cli.common import exit_code
-    from fpattr.io.atomic import atomic_open, check_writable
+    from fpattr.io.atomic import atomic_open
     from fpattr.provenance import c2pa_check
     from fpattr.provenance.batch import Counts, provenance_rows
     from fpattr.report.manifest import finish_summary
-    from fpattr.report.outputs import flush_stdout, write_error
+    from fpattr.report.outputs import check_output_paths, flush_stdout, write_error
     from fpattr.report.provenance import FORMATS, SUFFIXES, provenance_writer
 
     started = time.monotonic()
@@ -66,7 +66,9 @@ def run(
     if fmt not in FORMATS:
         raise UsageError(f"provenance writes {', '.join(FORMATS)}, not {fmt!r}")
     if output is not None:
-        check_writable(output, "output")
+        # as attribute/verify/evaluate: an output that is one of the inputs is refused before
+        # anything is read (a break-it pass: `-o` naming an input image replaced it by CSV)
+        check_output_paths(output, inputs=paths)
     pem, source = None, None
     if trust_anchors is not None:
         try:
@@ -84,8 +86,10 @@ def run(
     counts = Counts()
     to_file = output is not None and str(output) != "-"
     dest = str(output) if to_file else "stdout"
-    with contextlib.ExitStack() as stack:
-        try:
+    try:
+        # the commit (close, rename) is inside too: a full disk then is the same one-line
+        # error as a failed row, never an internal error
+        with contextlib.ExitStack() as stack:
             stream = stack.enter_context(atomic_open(output)) if to_file else sys.stdout
             writer = provenance_writer(fmt, stream, manifest)
             rows = provenance_rows(
@@ -101,10 +105,10 @@ def run(
             if not has_c2pa:
                 summary["c2pa_note"] = c2pa_check.NOT_CHECKED
             writer.close(summary)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise write_error(dest, exc) from exc
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise write_error(dest, exc) from exc
     if not to_file:
         flush_stdout()
     if console is not None:

@@ -87,6 +87,21 @@ PROVENANCE_COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def formula_guard(s: str) -> str:
+    """``s`` with a leading quote when a spreadsheet would run it as a formula (it starts
+    with ``= + - @``, a tab or a CR: OWASP's CSV injection advice) or when it starts with
+    a quote itself. The second case makes the guard reversible: a reader of fpattr's CSV
+    (``--files-from``, :func:`unguard`) strips exactly one leading quote and gets the
+    exact text back, and a spreadsheet hides one leading quote, so it shows the text too.
+    """
+    return "'" + s if s.startswith(_FORMULA_START) or s.startswith("'") else s
+
+
+def unguard(s: str) -> str:
+    """Inverse of :func:`formula_guard`."""
+    return s[1:] if s.startswith("'") else s
+
+
 def attribute_columns(top_k: int, provenance: bool = False) -> list[str]:
     """Header for ``attribute``: fixed columns, then model/similarity/probability per rank,
     then (``provenance``) the metadata's claimed generator, source type and agreement."""
@@ -125,8 +140,10 @@ class CsvWriter:
     A file name that is not UTF-8 is written with each such byte as ``\\xNN``
     (:func:`~fpattr.report.base.escape_surrogates`); the JSON formats carry the exact
     bytes. ``formula_guard`` (default on) prefixes text cells that start with ``= + - @``
-    with a quote, so a crafted file name cannot run a formula when an analyst opens
-    the CSV in a spreadsheet. Numbers are never touched.
+    with a quote (and cells starting with a quote, so that the guard can be undone:
+    :func:`formula_guard`), so a crafted file name cannot run a formula when an analyst
+    opens the CSV in a spreadsheet; ``--files-from`` reads the exact paths back. Numbers
+    are never touched.
     """
 
     def __init__(
@@ -164,9 +181,7 @@ class CsvWriter:
 
     def _text(self, value: Any) -> str:
         s = "" if value is None else escape_surrogates(str(value))
-        if self.formula_guard and s.startswith(_FORMULA_START):
-            return "'" + s
-        return s
+        return formula_guard(s) if self.formula_guard else s
 
     @staticmethod
     def _num(value: Any) -> str:

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fpattr.report.base import escape_surrogates, printable
-from fpattr.report.csvfmt import RowWriter
+from fpattr.report.csvfmt import RowWriter, formula_guard
 from fpattr.report.table import DEFAULT_WIDTH, shorten_left
 
 #: Formats ``fpattr provenance`` writes.
@@ -40,7 +40,6 @@ CSV_COLUMNS = (
     "metadata_errors",
     "error",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def c2pa_word(c2: Any) -> str:
@@ -142,7 +141,7 @@ class ProvenanceCsvWriter:
         if isinstance(value, bool):
             return "true" if value else "false"
         s = "" if value is None else escape_surrogates(str(value))
-        return "'" + s if s.startswith(_FORMULA_START) else s
+        return formula_guard(s)
 
     def _meta(self, value: Any) -> str:
         # strings read from the file's metadata are display text, never identifiers: their

@@ -293,3 +293,43 @@ def test_folders_inside_model_folders_are_named_not_silently_skipped(bench: Path
     d = json.loads(r.stdout)
     assert d["bench"]["ignored_subfolders"] == [str(Path("nearest") / "more")]
     assert "not read" in r.stderr and d["per_model"]["nearest"]["n_queries"] == 8 - REFS
+
+
+def test_output_suffix_picks_the_format_and_a_full_disk_is_a_write_error(
+    bench_master: Path, tmp_path: Path
+):
+    # break-it findings: -o ev.json held the text table; -o /dev/full was an internal error
+    r = run_cli(["evaluate", bench_master, *BASE, "--pairs", "200", "-o", tmp_path / "ev.json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "ev.json").read_text())["n_models"] == 4
+    r = run_cli(["evaluate", bench_master, *BASE, "-o", tmp_path / "ev.html"])
+    assert r.exit_code == 2 and "--report" in r.output
+    if Path("/dev/full").exists():
+        r = run_cli(["evaluate", bench_master, *BASE, "--pairs", "200", "-o", "/dev/full"])
+        assert r.exit_code == 74 and "cannot write results to /dev/full" in r.output, r.output
+
+
+def test_repeated_images_count_once_and_emptied_folders_are_named(bench: Path):
+    # break-it findings: a reference or query present twice in one folder counted twice
+    # (gallery add enrols it once); a folder emptied once the images were read dropped out
+    # with no message; a reference left out made a model short of --refs silently
+    nearest = sorted((bench / "nearest").glob("*.png"))
+    shutil.copy(nearest[0], bench / "nearest" / "000b.png")  # a repeated reference
+    queries = sorted((bench / "bilinear").glob("*.png"))[REFS:]
+    shutil.copy(queries[0], bench / "bilinear" / "zz_again.png")  # a repeated query
+    for f in sorted((bench / "checker-b").glob("*.png"))[REFS:]:  # its queries become copies
+        f.unlink()
+    for k, f in enumerate(sorted((bench / "checker-b").glob("*.png"))):
+        shutil.copy(f, bench / "checker-b" / f"zz_{k}.png")
+    r = run_cli(["evaluate", bench, *BASE[:-1], "--pairs", "200", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    rep = {(Path(x["path"]).name, x["role"]) for x in d["repeated_images"]}
+    assert rep == {("000b.png", "ref"), ("zz_again.png", "query")}
+    # 000b.png sorts among the first REFS names: a reference slot went to a repeat
+    assert d["per_model"]["nearest"]["n_refs"] == REFS - 1
+    assert d["short_of_refs"] == [{"model": "nearest", "n_refs": REFS - 1}]
+    assert "fewer than --refs" in r.stderr
+    assert d["per_model"]["bilinear"]["n_queries"] == 8 - REFS
+    assert "checker-b" not in d["per_model"]
+    assert "skipped model folder 'checker-b'" in r.stderr and "repeated image" in r.stderr

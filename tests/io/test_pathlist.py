@@ -76,3 +76,35 @@ def test_empty_crlf_line_is_not_the_current_folder(tmp_path):
     f = tmp_path / "list.txt"
     f.write_bytes(b"a.png\r\n\r\nb.png\r\n\r\n")
     assert read_path_list(f) == ["a.png", "b.png"]
+
+
+def test_fpattr_csv_paths_read_back_exactly(tmp_path, monkeypatch):
+    # break-it finding: attribute's CSV quotes names a spreadsheet would run as formulas
+    # ('=x.png), and --files-from then asked for a file "'=x.png" that does not exist
+    from PIL import Image
+
+    from fpattr.report.csvfmt import formula_guard, unguard
+    from fpattr.testing import generator_image, write_generator_images
+
+    names = ["=HYPERLINK(x).png", "+cmd.png", "-1.png", "@sum.png", "'quoted.png", "plain.png"]
+    for s in names:
+        assert unguard(formula_guard(s)) == s
+    d = tmp_path / "q"
+    d.mkdir()
+    for k, n in enumerate(names):
+        Image.fromarray(generator_image("nearest", size=64, seed=k)).save(d / n)
+    write_generator_images(tmp_path / "refs", "nearest", n=3, size=64, seed=50)
+    monkeypatch.setenv("FPATTR_HOME", str(tmp_path / "home"))
+    assert run_cli(["gallery", "add", "m", tmp_path / "refs", "-q"]).exit_code == 0
+    monkeypatch.chdir(d)
+    out = tmp_path / "a.csv"
+    r = run_cli(["attribute", ".", "-q", "-o", out])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert "'=HYPERLINK(x).png" in text and "''quoted.png" in text  # guarded for spreadsheets
+    assert sorted(os.path.basename(p) for p in read_path_list(out)) == sorted(names)
+    again = run_cli(["attribute", "--files-from", out, "-q", "-f", "jsonl"])
+    assert again.exit_code == 0, again.output
+    rows = [json.loads(x) for x in again.stdout.splitlines() if '"result"' in x]
+    assert sorted(os.path.basename(x["path"]) for x in rows) == sorted(names)
+    assert all(x["status"] == "ok" for x in rows)

@@ -181,3 +181,20 @@ def test_csv_to_a_terminal_escapes_every_text_field():
         RowWriter(stream).writerow(["a\x1b[31m.png", 0.5, None])
     assert tty.getvalue() == "a\\x1b[31m.png,0.5,\n"
     assert pipe.getvalue() == "a\x1b[31m.png,0.5,\n"
+
+
+def test_output_onto_an_input_is_refused_and_the_input_kept(folder):
+    # break-it finding: `provenance IMG -o IMG` replaced the image by a CSV header, and with
+    # a folder input the image was skipped as "the run's own output" and overwritten
+    img = folder / "plain.png"
+    before = img.read_bytes()
+    for args in ([img, "-o", img, "-f", "csv"], [folder, "-o", img, "-f", "json"]):
+        r = run_cli(["provenance", *args, "-q"])
+        assert r.exit_code == 2 and "one of the inputs" in r.output, r.output
+        assert img.read_bytes() == before
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_full_disk_is_a_write_error_not_an_internal_one(folder):
+    r = run_cli(["provenance", folder, "-q", "-o", "/dev/full", "-f", "csv"])
+    assert r.exit_code == 74 and "cannot write results to /dev/full" in r.output, r.output
