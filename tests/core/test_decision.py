@@ -554,3 +554,37 @@ def test_models_enrolled_from_the_same_references_get_equal_probabilities():
         assert by["m0"] == pytest.approx(by["twin"], rel=1e-6), d
         assert d["decision"] not in ("m0", "twin"), d  # never one of two identical models
         assert _consistent(d), d
+
+
+def test_pseudo_queries_from_processed_references_meet_clean_centroids():
+    g, _, _ = make_gallery(n_models=3, n_refs=4)
+    same = {k: m.embeddings for k, m in g.models.items()}
+    a, b = pseudo_queries(g, 1), pseudo_queries(g, 1, queries_from=same)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a["known"], b["known"], strict=True))
+    rng = np.random.default_rng(5)
+    proc = {k: _unit(e + 0.3 * rng.normal(size=e.shape)) for k, e in same.items()}
+    pq = pseudo_queries(g, 1, queries_from=proc)
+    sims, t = pq["known"][0]
+    e = g.models["m0"].embeddings.astype(np.float64)
+    # the processed copy of reference 0 against the clean centroid of references 1-3
+    want = float(_unit(proc["m0"][0]) @ _unit(e[1:].mean(0))) * _set_gain(_coherence(e), 3, 4)
+    assert t == 0 and sims[0] == pytest.approx(want)
+    cents = np.stack([_unit(m.embeddings.mean(0)) for m in g.models.values()])
+    assert sims[1] == pytest.approx(float(cents[1] @ _unit(proc["m0"][0])))
+    with pytest.raises(ValueError, match="processed references"):
+        pseudo_queries(g, 1, queries_from={**proc, "m1": proc["m1"][:2]})
+
+
+def test_a_policy_calibrated_for_processed_queries_says_so():
+    g, _, _ = make_gallery(n_models=4, n_refs=6)
+    rng = np.random.default_rng(6)
+    proc = {
+        k: _unit(m.embeddings + 0.5 * rng.normal(size=m.embeddings.shape))
+        for k, m in g.models.items()
+    }
+    clean = DecisionPolicy(CARD, g).calibration()
+    pol = DecisionPolicy(CARD, g, processed_references=proc, processing="x0.5")
+    cal = pol.calibration()
+    assert any("calibrated for x0.5 queries" in n for n in cal.details["notes"])
+    # processed copies score lower against their clean centroids: fewer genuine high scores
+    assert cal.score.gallery.to_dict() != clean.score.gallery.to_dict()
