@@ -468,7 +468,24 @@ def describe(rec: dict[str, Any]) -> str:
     if isinstance(c2, dict) and c2.get("summary"):
         parts.append(str(c2["summary"]))
     if not parts:
-        parts.append("no provenance metadata")
+        # camera or editor fields are metadata too: "none" would hide that the file says
+        # where it came from (a break-it pass: EXIF Make/Model/Software read as none)
+        seen = [
+            f"{where} {k} {v!r}"
+            for where, block, keys in (
+                ("EXIF", rec.get("exif"), ("Software", "Make", "Model", "Artist")),
+                ("XMP", rec.get("xmp"), ("CreatorTool",)),
+            )
+            if isinstance(block, dict)
+            for k in keys
+            if block.get(k)
+            for v in [block[k]]
+        ]
+        parts.append(
+            "no generator claimed (" + ", ".join(seen[:4]) + ")"
+            if seen
+            else "no provenance metadata"
+        )
     if rec.get("errors"):
         parts.append(f"{len(rec['errors'])} metadata error(s)")
     return "; ".join(parts)

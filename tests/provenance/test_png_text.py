@@ -182,3 +182,20 @@ def test_plain_and_non_image_files(tmp, pf):
     Image.new("RGB", (4, 4)).save(buf, "GIF")
     (tmp / "g.gif").write_bytes(buf.getvalue())
     assert any("only C2PA" in n for n in read_provenance(tmp / "g.gif")["notes"])
+
+
+def test_camera_and_editor_fields_are_not_called_no_metadata(tmp):
+    # break-it finding: a file with EXIF Make, Model and Software was described as
+    # "no provenance metadata"
+    from fpattr.provenance.read import describe
+
+    exif = Image.Exif()
+    exif[305], exif[271], exif[272] = "GIMP 2.10", "ACME", "Cam 1"
+    Image.new("RGB", (16, 16)).save(tmp / "c.jpg", exif=exif.tobytes())
+    line = describe(read_provenance(tmp / "c.jpg"))
+    assert (
+        line
+        == "no generator claimed (EXIF Software 'GIMP 2.10', EXIF Make 'ACME', EXIF Model 'Cam 1')"
+    )
+    Image.new("RGB", (16, 16)).save(tmp / "bare.png")
+    assert describe(read_provenance(tmp / "bare.png")) == "no provenance metadata"
