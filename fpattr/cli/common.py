@@ -295,6 +295,9 @@ def print_policy_notes(console: Any, policy: Any) -> None:
     impostor scores for the target, references that do not separate...), once."""
     first: dict[str, str] = {}  # a note shared by several calibrations: once, the first's
     for cal in policy.info().get("calibrations", []):
+        label = str(cal.get("comparison"))
+        if cal.get("views") is not None:  # small images: the card's fit at fewer views
+            label += f" ({cal['views']} view(s))"
         for note in cal.get("notes") or []:
-            first.setdefault(note, f"{cal.get('comparison')}: {note}")
+            first.setdefault(note, f"{label}: {note}")
     print_notes(console, list(first.values()))

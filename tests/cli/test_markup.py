@@ -36,3 +36,19 @@ def test_doctor_keeps_the_extra_in_its_torch_row(monkeypatch):
     r = run_cli(["doctor"], env={"COLUMNS": "300"})
     row = next(x for x in r.stdout.splitlines() if "torch (training only)" in x)
     assert "not installed (only needed for synth/train/export: fpattr[train])" in row
+
+
+def test_policy_notes_of_two_view_counts_say_which():
+    # break-it finding: two calibrations' notes (4 views, and 1 view for small images)
+    # were printed with the same "image-vs-model:" label and different card values
+    cals = [
+        {"comparison": "image-vs-model", "views": None, "notes": ["card's 0.8890"]},
+        {"comparison": "image-vs-model", "views": 1, "notes": ["card's 0.8081"]},
+    ]
+    policy = SimpleNamespace(info=lambda: {"calibrations": cals})
+    buf = io.StringIO()
+    print_policy_notes(Console(file=buf, width=300, color_system=None), policy)
+    assert buf.getvalue().splitlines() == [
+        "note: image-vs-model: card's 0.8890",
+        "note: image-vs-model (1 view(s)): card's 0.8081",
+    ]
