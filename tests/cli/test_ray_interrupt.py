@@ -75,10 +75,13 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 def _n_results(path: Path) -> int:
+    """Whole result lines in ``path`` (a line still being written does not count: the run
+    drops it when interrupted, and a signal sent on seeing its start found no result)."""
     try:
-        return path.read_bytes().count(b'{"type":"result"')
+        data = path.read_bytes()
     except FileNotFoundError:
         return 0
+    return sum(line.startswith(b'{"type":"result"') for line in data.split(b"\n")[:-1])
 
 
 def _env_without_ray_address() -> dict[str, str]:
