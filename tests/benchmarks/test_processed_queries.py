@@ -19,6 +19,8 @@ import processed_queries  # noqa: E402
 from fpattr.testing import write_generator_images  # noqa: E402
 
 
+# slow: 42 s on a 2-core AVX2 machine (five evaluate subprocesses)
+@pytest.mark.slow
 def test_every_condition_is_run_and_recorded(tmp_path, capsys):
     bench = tmp_path / "bench"
     models = {"nearest": ("nearest", 1234), "bilinear": ("bilinear", 1234)}

@@ -71,6 +71,9 @@ def test_tables_bold_the_best_and_docs_section_is_replaced(tmp_path):
     assert text.count(rb.BEGIN) == 1 and "| backbone |" in text
 
 
+# slow: 114 s on a 2-core AVX2 machine (15 evaluate runs, twice); the default suite
+# took 10.5 min there with it
+@pytest.mark.slow
 def test_one_command_regenerates_table_json_plots_and_docs(tmp_path):
     real = tmp_path / "realbench"
     for i, kind in enumerate(KINDS):
