@@ -106,7 +106,7 @@ def threshold_at_far(impostor: np.ndarray, target_far: float) -> float:
 
 def impostors_allowed(n: int, target_far: float) -> int:
     """How many of ``n`` held-out impostor scores may lie above a threshold fitted for
-    ``target_far``: the conformal quantile, ``ceil((n + 1) * target_far) - 1`` (floored at 0).
+    ``target_far``: the conformal quantile, ``floor((n + 1) * target_far) - 1`` (floored at 0).
 
     A new impostor score exchangeable with the ``n`` exceeds the (k+1)-th highest of them
     with probability ``(k + 1) / (n + 1)`` (Vovk et al., *Algorithmic Learning in a Random

@@ -1132,7 +1132,7 @@ def pseudo_queries(
     0.087 -> 0.027 and of sets of 3 / 5 / 10 0.19 / 0.23 / 0.27 -> 0.04 / 0.05 / 0.03,
     precision of named answers 0.59 -> 0.88 (coverage 0.09 -> 0.01); JPEG 75 queries,
     ECE 0.044 -> 0.036 (sets 0.105 / 0.123 / 0.116 -> 0.029 / 0.052 / 0.060), precision
-    0.81 -> 0.90 (benchmarks/experiments/processed_reference_calibration.py).
+    0.81 -> 0.90 (benchmarks/processed_reference_calibration.py).
 
     Returns ``{"names", "known": [(sims (M,), truth index)], "unknown": [(sims (M-1,),
     index of the model left out)], "centroid_pairs": (P,) centroid-vs-centroid cosines,

@@ -39,7 +39,7 @@ def test_probability_is_monotonic(seed):
     ("n", "above"), [(1000, 9), (300, 2), (199, 1), (198, 0), (99, 0), (50, 0), (2, 0)]
 )
 def test_threshold_at_far_leaves_the_conformal_count_above(n: int, above: int):
-    # ceil((n + 1) * 0.01) - 1 impostor scores above: a new one then exceeds the threshold
+    # floor((n + 1) * 0.01) - 1 impostor scores above: a new one then exceeds the threshold
     # with probability (above + 1) / (n + 1) <= 1 %; the empirical quantile left
     # floor(n * 0.01) above (3 of 300: 1.33 % expected, measured 1.9 % on the public
     # generators' generator-disjoint single images)
