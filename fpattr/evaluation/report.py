@@ -52,6 +52,9 @@ ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("decisions: precision", ("decisions", "precision"), 3),
     ("decisions: coverage", ("decisions", "coverage"), 3),
     ("decisions: ECE", ("decisions", "ece"), 3),
+    # references resembling each other more than the queries resemble them: an optimistic
+    # calibration (fpattr.evaluation.decisions.reference_gap)
+    ("reference gap", ("decisions", "protocols", "reference_gap", "gap"), 3),
     ("seconds", ("seconds",), 2),
     ("images/s", ("images_per_second",), 1),
 )

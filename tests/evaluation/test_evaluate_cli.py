@@ -181,6 +181,8 @@ def test_csv_and_output_file(bench_master: Path, tmp_path: Path):
     assert row.startswith("spectrum,") and ",4,3,20," in row
     cells = dict(zip(header.split(","), row.split(","), strict=True))
     assert cells["identification_score_space_kind"] == "raw"
+    # the reference gap is a column too (it was in the JSON only)
+    assert -1.0 < float(cells["decisions_protocols_reference_gap_gap"]) < 1.0
 
 
 def test_decision_quality_under_the_attribute_policy(clean_json: dict):
