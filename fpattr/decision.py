@@ -1162,7 +1162,7 @@ def pseudo_queries(
         if centred:  # the space of the gallery without model a
             sp = space.without(l2_normalize(raw[a].mean(0)), n_models or len(names))  # type: ignore[union-attr]
             proj = [sp.project(x).astype(np.float64) for x in raw]
-            e_out = sp.project(qraw[a]).astype(np.float64)
+            e_out = proj[a] if queries_from is None else sp.project(qraw[a]).astype(np.float64)
             c_out = np.stack([l2_normalize(x.mean(0)) for x in proj])
         # unknown (impostor) queries need no held-out centroid, but pooling all the
         # references leaves one draw per model: they pool all but one (several draws,

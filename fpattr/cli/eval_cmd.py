@@ -301,7 +301,7 @@ def run(
             f"{len(rep_imgs)} repeated image(s) (same sha256 under one label, counted once), "
             f"e.g. {rep_imgs[0]['path']} = {rep_imgs[0]['same_as']}; listed in repeated_images",
         )
-    conflicts = results[0].summary.get("conflicting_labels") or [] if results else []
+    conflicts = summary0.get("conflicting_labels") or []
     if conflicts:
         c = conflicts[0]
         _note(

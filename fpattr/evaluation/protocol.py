@@ -437,6 +437,11 @@ def score_run(
         for k in np.flatnonzero(ok):
             if es.sha256[k]:
                 by_sha.setdefault(es.sha256[k], []).append(int(k))
+        # within one label, the first copy is kept (references come before queries in
+        # bench order): a later query equal to a reference is a copy of the reference
+        # (it would score as a perfect match); any other repeat counts once, as `gallery
+        # add` enrols it once (a repeated reference would weigh double in the centroid and
+        # its own leave-one-out, a repeated query or real photo would be counted twice)
         for sha, ks in by_sha.items():
             labs = {"real" if labels[k] is None else str(labels[k]) for k in ks}
             if len(labs) > 1:
@@ -444,34 +449,16 @@ def score_run(
                     {"sha256": sha, "paths": [str(paths[k]) for k in ks], "labels": sorted(labs)}
                 )
                 ok[ks] = False
-        ref_sha = {
-            es.sha256[k]: str(paths[k])
-            for k in np.flatnonzero(ok & (roles == "ref"))
-            if es.sha256[k]
-        }
-        for k in np.flatnonzero(ok & (roles != "ref")):
-            if es.sha256[k] in ref_sha:
-                duplicates.append({"path": str(paths[k]), "same_as": ref_sha[es.sha256[k]]})
-                ok[k] = False
-        # the same bytes twice under one label count once, as `gallery add` enrols them
-        # once: a repeated reference would weigh double in the centroid and its own
-        # leave-one-out, a repeated query or real photo would be counted twice
-        first: dict[str, int] = {}
-        for k in np.flatnonzero(ok):
-            sha = es.sha256[k]
-            if not sha:
                 continue
-            if sha in first:
-                repeated.append(
-                    {
-                        "path": str(paths[k]),
-                        "same_as": str(paths[first[sha]]),
-                        "role": str(roles[k]),
-                    }
-                )
+            keep = ks[0]
+            for k in ks[1:]:
+                if roles[keep] == "ref" and roles[k] != "ref":
+                    duplicates.append({"path": str(paths[k]), "same_as": str(paths[keep])})
+                else:
+                    repeated.append(
+                        {"path": str(paths[k]), "same_as": str(paths[keep]), "role": str(roles[k])}
+                    )
                 ok[k] = False
-            else:
-                first[sha] = int(k)
     # an image whose every view is flat carries no fingerprint: `gallery add` leaves such
     # references out and `attribute` answers "insufficient signal"; here they are listed
     # and left out of every figure (a break-it pass: flat references were enrolled, flat

@@ -81,13 +81,13 @@ def _from_csv(name: str, data: bytes) -> list[str]:
         raise UsageError(f'--files-from {name!r}: no "path" column in its header')
     # an fpattr results CSV (attribute, provenance) quotes paths a spreadsheet would run
     # as formulas: its guard is undone so that every path reads back exactly
+    from fpattr.report.csvfmt import unguard
+
     fpattr_csv = {"path", "sha256", "status"} <= set(reader.fieldnames or [])
     out: list[str] = []
     for row in reader:
         path = row.get("path")
         if fpattr_csv and path:
-            from fpattr.report.csvfmt import unguard
-
             path = unguard(path)
         if not path:
             raise UsageError(f"--files-from {name!r} line {reader.line_num}: empty path")
