@@ -177,6 +177,9 @@ class FittedCalibration:
     #: per enrolled model, the chance that a query from a generator *not* enrolled scores
     #: against it like one of its own (:func:`resemblance_rate`); caps the LR at 1/beta
     resemblance: float = 0.0
+    #: the processing (fpattr.processing.PROCESSINGS) the pseudo-queries went through:
+    #: a calibration for queries stored unlike the references; None: for clean queries
+    processing: str | None = None
 
     def displayed(self, kind: str, p: float) -> float:
         """The probability shown for a decision of ``kind`` whose raw probability is ``p``."""
@@ -549,6 +552,8 @@ class DecisionPolicy:
                 )
         if held and cal.score is not None:
             cal.display = self._display_maps(comparison, cal, held)
+        if comparison == "image-vs-model" and self.processed_references is not None:
+            cal.processing = self.processing or "processed"
         return cal
 
     def _display_maps(
@@ -1073,6 +1078,7 @@ def _cal_ref(cal: FittedCalibration | None) -> dict[str, Any] | None:
         "source": cal.source,
         "set_size": cal.set_size,
         "views": cal.views,
+        "processing": cal.processing,
     }
 
 

@@ -174,12 +174,16 @@ class _PoolRecorder(RunStats):
 
     def __init__(self) -> None:
         super().__init__()
-        self.last: tuple[np.ndarray, int | None, str | None] | None = None
+        self.last: tuple[np.ndarray, int | None, str | None, str | None] | None = None
 
     def add_embedding(
-        self, embedding: np.ndarray, views: int | None, sha256: str | None = None
+        self,
+        embedding: np.ndarray,
+        views: int | None,
+        sha256: str | None = None,
+        processing: str | None = None,
     ) -> None:
-        self.last = (np.asarray(embedding), views, sha256)
+        self.last = (np.asarray(embedding), views, sha256, processing)
 
 
 def _fatal(exc: BaseException, node: str) -> dict[str, Any]:
@@ -236,7 +240,22 @@ class _AttributeWorker:
         )
         # the run summary lists the calibrations the run used, in order of first use; they
         # are fitted here, so each record says which it used and the driver replays them
-        policy = self.session.policy
+        self._record(self.session.policy, None)
+        # ... and those of the policies for processed queries (made on first use)
+        processed_policy = self.session.processed_policy
+        recorded: set[int] = set()
+
+        def processed(kind: str | None) -> Any:
+            pol = processed_policy(kind)
+            if pol is not None and id(pol) not in recorded:
+                recorded.add(id(pol))
+                self._record(pol, kind)
+            return pol
+
+        self.session.processed_policy = processed  # type: ignore[method-assign]
+
+    def _record(self, policy: Any, processing: str | None) -> None:
+        """Wrap ``policy.calibration`` to list each fit in :attr:`used` as it is used."""
         fit = policy.calibration
 
         def calibration(
@@ -246,7 +265,7 @@ class _AttributeWorker:
             other_size: int = 1,
             views: int | None = None,
         ) -> Any:
-            key = (comparison, int(set_size), int(other_size), views)
+            key = (comparison, int(set_size), int(other_size), views, processing)
             if key not in self.used:
                 self.used.append(key)
             return fit(comparison, set_size=set_size, other_size=other_size, views=views)
@@ -284,7 +303,7 @@ class _AttributeWorker:
         for res in self.session.attribute([], rec, items=items):
             pooled = None
             if rec.last is not None and self.pool:  # float32 -> JSON -> float32 is exact
-                pooled = [rec.last[0].tolist(), rec.last[1], rec.last[2]]
+                pooled = [rec.last[0].tolist(), *rec.last[1:]]
             # JSON text, not Arrow columns: Arrow would rewrite nested dicts (missing keys
             # become nulls); no pickle in fpattr (tests/core/test_no_unsafe_loading.py)
             blob = {
@@ -306,10 +325,11 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"cannot send {type(obj).__name__} from a ray worker")
 
 
-def _count(stats: RunStats, rec: dict[str, Any], policy: Any) -> None:
+def _count(stats: RunStats, rec: dict[str, Any], session: Any) -> None:
     """Account one worker result in the driver's stats as ``Session.attribute`` does, and
-    use the same calibrations in the driver's ``policy`` (what the summary reports)."""
-    for comparison, set_size, other_size, views in rec["calibrations"]:  # lists in JSON
+    use the same calibrations in the driver's ``session`` (what the summary reports)."""
+    for comparison, set_size, other_size, views, kind in rec["calibrations"]:  # JSON lists
+        policy = session.processed_policy(kind) or session.policy
         policy.calibration(comparison, set_size=set_size, other_size=other_size, views=views)
     res = rec["res"]
     if res["status"] == "skipped":
@@ -321,8 +341,8 @@ def _count(stats: RunStats, rec: dict[str, Any], policy: Any) -> None:
         key = res["decision"] or "undecided"
         stats.decisions[key] = stats.decisions.get(key, 0) + 1
     if rec["pooled"] is not None:
-        emb, views, sha = rec["pooled"]
-        stats.add_embedding(np.asarray(emb, dtype=np.float32), views, sha)
+        emb, views, sha, kind = rec["pooled"]
+        stats.add_embedding(np.asarray(emb, dtype=np.float32), views, sha, kind)
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -548,11 +568,11 @@ class RayEngine:
         )
 
     def attribute(
-        self, items: Iterable[Any], stats: RunStats, spec: WorkerSpec, policy: Any
+        self, items: Iterable[Any], stats: RunStats, spec: WorkerSpec, session: Any
     ) -> Iterator[dict[str, Any]]:
         """Result dicts for walked ``items`` (``fpattr.io.walk.InputItem``), in input order;
-        ``stats`` and ``policy`` (the driver's DecisionPolicy) are updated as in a local
-        run, for the summary."""
+        ``stats`` and ``session`` (the driver's, its decision policies) are updated as in a
+        local run, for the summary."""
         ray = self.ray
         rows: list[dict[str, Any]] = []
         relative = False
@@ -585,7 +605,7 @@ class RayEngine:
                         if "fatal" in rec:
                             f = rec["fatal"]
                             raise RayEngineError(f["message"], f["exit_code"])
-                        _count(stats, rec, policy)
+                        _count(stats, rec, session)
                         nxt += 1
                         self._last_result = time.time()
                         yield rec["res"]

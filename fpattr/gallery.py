@@ -4,6 +4,8 @@ On disk a gallery is a folder::
 
     gallery.json             metadata: schema, backbone binding, models, refs
     emb/<model>-<hash>.npy   float32 (n_refs, D) embeddings, one file per model
+    emb/<model>.<kind>-<hash>.npy  the same references' processed copies (optional,
+                             ``"processed": {kind: file}``; kinds: fpattr.processing)
 
 ``gallery.json`` is the commit point: new .npy files are written first under
 content-addressed names, then the JSON is replaced atomically, then files no
@@ -50,6 +52,8 @@ _DAMAGED: tuple[type[BaseException], ...] = (
     tokenize.TokenError,
 )
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # fullmatch: no trailing "\n"
+#: Names of processed copies (fpattr.processing.PROCESSINGS keys; later ones kept as read)
+_KIND_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.]{0,31}")
 
 
 #: Words results use for outcomes that name no model (fpattr.decision, verify): a model
@@ -116,6 +120,29 @@ def _check_embeddings(name: str, emb: np.ndarray, where: str = "") -> np.ndarray
     return emb
 
 
+def _check_processed(
+    name: str, processed: Any, n: int, dim: int, where: str = "", *, stored: bool = True
+) -> dict[str, np.ndarray]:
+    """A model's processed copies: {kind: finite (n, D) float32}, one row per reference
+    (:mod:`fpattr.processing`); anything else is refused. New ones (``stored`` False) are
+    L2-normalised; stored ones are kept bit for bit (the gallery's digest covers them)."""
+    if not isinstance(processed, dict):
+        raise GalleryError(f"{where}model {name!r}: processed copies are not a mapping")
+    out = {}
+    for kind, arr in processed.items():
+        if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
+            raise GalleryError(f"{where}model {name!r}: invalid processed-copy kind {kind!r}")
+        a = np.asarray(arr)
+        if a.ndim != 2 or a.shape != (n, dim) or not np.issubdtype(a.dtype, np.floating):
+            raise GalleryError(
+                f"{where}model {name!r}: {kind} copies of shape {a.shape}, not ({n}, {dim})"
+            )
+        if not np.isfinite(a).all():
+            raise GalleryError(f"{where}model {name!r}: non-finite {kind} copies")
+        out[kind] = a.astype(np.float32) if stored else _normalise(a)
+    return out
+
+
 def _first_of_each_sha(refs: list[dict[str, Any]]) -> list[int]:
     """Indices of the references to keep: the first of each sha256 (unknown hashes kept)."""
     seen: set[str] = set()
@@ -138,6 +165,10 @@ class GalleryModel:
     refs: list[dict[str, Any]] = field(default_factory=list)  # {"path", "sha256"}
     created: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the references' processed copies (fpattr.processing.PROCESSINGS): kind -> (n_refs,
+    #: D) float32, L2-normalised, rows as ``embeddings``; what the decision policy
+    #: calibrates a processed query with. Empty: none enrolled.
+    processed: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def centroid(self) -> np.ndarray:
@@ -180,16 +211,23 @@ class Gallery:
         replace: bool = False,
         append: bool = False,
         meta: dict[str, Any] | None = None,
+        processed: dict[str, np.ndarray] | None = None,
     ) -> GalleryModel:
+        """Enrol (or with ``replace``/``append`` update) model ``name`` from (N, D)
+        ``embeddings`` of N references (``refs``: their records) and, optionally, their
+        ``processed`` copies ({kind: (N, D)}). Raises :class:`GalleryError` for a bad
+        name or shape, a dimension unlike the gallery's, or a name already enrolled."""
         check_model_name(name)
         emb = _check_embeddings(name, np.atleast_2d(np.asarray(embeddings, dtype=np.float32)))
         emb = _normalise(emb)
         if emb.shape[0] != len(refs):
             raise GalleryError(f"{emb.shape[0]} embeddings for {len(refs)} references")
+        proc = _check_processed(name, processed or {}, *emb.shape, stored=False)
         # an exact duplicate (same sha256) is one piece of evidence, not two: keep the first
         first = _first_of_each_sha(refs)
         if len(first) < len(refs):
             emb, refs = emb[first], [refs[k] for k in first]
+            proc = {k: v[first] for k, v in proc.items()}
         if self.models:
             dim = next(iter(self.models.values())).embeddings.shape[1]
             if emb.shape[1] != dim:
@@ -202,10 +240,15 @@ class Gallery:
             old.embeddings = np.concatenate([old.embeddings, emb[keep]])
             old.refs.extend(refs[k] for k in keep)
             old.meta.update(meta or {})
+            # a copy kept only where every reference has it: rows stay the references'
+            old.processed = {
+                k: np.concatenate([v, proc[k][keep]]) for k, v in old.processed.items() if k in proc
+            }
+            self.version += 1
             return old
         if name in self.models and not replace:
             raise GalleryError(f"model {name!r} is already enrolled; use --replace or --append")
-        model = GalleryModel(name, emb, list(refs), now, dict(meta or {}))
+        model = GalleryModel(name, emb, list(refs), now, dict(meta or {}), proc)
         self.models[name] = model
         self.version += 1
         return model
@@ -290,6 +333,10 @@ class Gallery:
         for name in sorted(self.models):
             h.update(name.encode() + b"\0")
             h.update(np.ascontiguousarray(self.models[name].embeddings, np.float32).tobytes())
+            # processed copies only when present: galleries without them keep their digest
+            for kind, arr in sorted(self.models[name].processed.items()):
+                h.update(b"\0processed\0" + kind.encode() + b"\0")
+                h.update(np.ascontiguousarray(arr, np.float32).tobytes())
         return h.hexdigest()
 
     def info(self) -> dict[str, Any]:
@@ -299,7 +346,21 @@ class Gallery:
             "backbone": self.backbone,
             "n_models": len(self.models),
             "models": {n: len(m.refs) for n, m in self.models.items()},
+            "processed_copies": self.processed_kinds(),
         }
+
+    def processed_kinds(self) -> list[str]:
+        """The kinds of processed copies every enrolled model holds (sorted): those a
+        processed query can be calibrated for (:mod:`fpattr.processing`)."""
+        kinds = [set(m.processed) for m in self.models.values()]
+        return sorted(set.intersection(*kinds)) if kinds else []
+
+    def processed_references(self, kind: str) -> dict[str, np.ndarray] | None:
+        """{model: (n_refs, D)} of the ``kind`` copies, or None unless every model has
+        them (what ``DecisionPolicy(processed_references=)`` takes)."""
+        if kind not in self.processed_kinds():
+            return None
+        return {n: m.processed[kind] for n, m in self.models.items()}
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -318,6 +379,13 @@ class Gallery:
             fname = f"{name}-{hashlib.sha256(blob).hexdigest()[:16]}.npy"
             if not (emb_dir / fname).exists():
                 atomic_write_bytes(emb_dir / fname, blob)
+            processed = {}
+            for kind, arr in sorted(m.processed.items()):
+                pblob = _npy_bytes(arr)
+                pname = f"{name}.{kind}-{hashlib.sha256(pblob).hexdigest()[:16]}.npy"
+                if not (emb_dir / pname).exists():
+                    atomic_write_bytes(emb_dir / pname, pblob)
+                processed[kind] = f"emb/{pname}"
             entries[name] = {
                 "file": f"emb/{fname}",
                 "n_refs": len(m.refs),
@@ -326,6 +394,8 @@ class Gallery:
                 "created": m.created,
                 "meta": m.meta,
             }
+            if processed:
+                entries[name]["processed"] = processed
         doc = {
             "schema": SCHEMA,
             "backbone": self.backbone,
@@ -335,6 +405,7 @@ class Gallery:
         }
         atomic_write_text(path / "gallery.json", json.dumps(doc, indent=2, sort_keys=False) + "\n")
         used = {Path(e["file"]).name for e in entries.values()}
+        used |= {Path(f).name for e in entries.values() for f in e.get("processed", {}).values()}
         for f in emb_dir.glob("*.npy"):
             if f.name not in used:
                 f.unlink(missing_ok=True)
@@ -385,29 +456,27 @@ class Gallery:
             except GalleryError as exc:
                 raise GalleryError(f"{meta_file}: {exc}") from None
             file = e.get("file") if isinstance(e, dict) else None
-            rel = Path(file) if isinstance(file, str) else None
-            if rel is None or rel.is_absolute() or len(rel.parts) != 2 or rel.parts[0] != "emb":
-                raise GalleryError(f"{meta_file}: refuses embedding path {file!r} of {name!r}")
-            f = path / rel
-            try:
-                emb = np.load(f, allow_pickle=False)
-            except _DAMAGED as exc:
-                raise GalleryError(f"gallery {path}: cannot load {f.name}: {exc}") from exc
+            emb = _load_npy(path, file, name)
             n_refs = e.get("n_refs", emb.shape[0])
             if not isinstance(n_refs, int) or isinstance(n_refs, bool):
                 raise GalleryError(f"gallery {path}: {name!r} has n_refs {n_refs!r}, not a count")
             if emb.ndim != 2 or emb.shape[0] != n_refs:
                 raise GalleryError(
-                    f"gallery {path}: {f.name} has shape {emb.shape}, not ({n_refs}, D)"
+                    f"gallery {path}: {Path(file).name} has shape {emb.shape}, not ({n_refs}, D)"
                 )
             _check_embeddings(name, emb, f"gallery {path}: ")
             _check_dim(g, name, emb, f"gallery {path}: ")
+            files = e.get("processed", {})
+            if not isinstance(files, dict):
+                raise GalleryError(f"{meta_file}: {name!r} has processed copies {files!r}")
+            proc = {kind: _load_npy(path, f, name) for kind, f in files.items()}
             g.models[name] = GalleryModel(
                 name,
                 emb.astype(np.float32),
                 _check_refs(name, e.get("refs", []), emb.shape[0], f"gallery {path}: "),
                 str(e.get("created", "")),
                 e.get("meta", {}) if isinstance(e.get("meta", {}), dict) else {},
+                _check_processed(name, proc, *emb.shape, f"gallery {path}: "),
             )
         if doc["sha256"] != g.sha256:
             raise GalleryError(f"gallery {path}: content does not match its recorded sha256")
@@ -422,6 +491,20 @@ class Gallery:
             return g
         binding = {k: backbone_info.get(k) for k in ("name", "id", "sha256")}
         return cls(backbone=binding, path=path)
+
+
+def _load_npy(gallery: Path, file: Any, name: str) -> np.ndarray:
+    """An array a gallery.json entry names: ``emb/<file>.npy`` inside the gallery only."""
+    rel = Path(file) if isinstance(file, str) else None
+    if rel is None or rel.is_absolute() or len(rel.parts) != 2 or rel.parts[0] != "emb":
+        raise GalleryError(
+            f"{gallery / 'gallery.json'}: refuses embedding path {file!r} of {name!r}"
+        )
+    f = gallery / rel
+    try:
+        return np.load(f, allow_pickle=False)
+    except _DAMAGED as exc:
+        raise GalleryError(f"gallery {gallery}: cannot load {f.name}: {exc}") from exc
 
 
 @contextmanager
@@ -448,11 +531,19 @@ def export_npz(gallery: Gallery, dest: Path) -> Path:
         "description": gallery.description,
         "sha256": gallery.sha256,
         "models": {
-            n: {"refs": m.refs, "created": m.created, "meta": m.meta}
+            n: {
+                "refs": m.refs,
+                "created": m.created,
+                "meta": m.meta,
+                "processed": sorted(m.processed),
+            }
             for n, m in gallery.models.items()
         },
     }
     arrays = {f"emb/{n}": np.asarray(m.embeddings, np.float32) for n, m in gallery.models.items()}
+    for n, m in gallery.models.items():
+        for kind, arr in m.processed.items():
+            arrays[f"processed/{n}/{kind}"] = np.asarray(arr, np.float32)
     arrays["gallery.json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -477,12 +568,17 @@ def import_npz(src: Path) -> Gallery:
                 check_model_name(name)
                 emb = _check_embeddings(name, z[f"emb/{name}"], f"{src}: ")
                 _check_dim(g, name, emb, f"{src}: ")
+                kinds = e.get("processed", [])
+                if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+                    raise GalleryError(f"{src}: {name!r} has processed copies {kinds!r}")
+                proc = {k: z[f"processed/{name}/{k}"] for k in kinds}
                 g.models[name] = GalleryModel(
                     name,
                     emb.astype(np.float32),
                     _check_refs(name, e.get("refs", []), emb.shape[0], f"{src}: "),
                     str(e.get("created", "")),
                     e.get("meta", {}) if isinstance(e.get("meta", {}), dict) else {},
+                    _check_processed(name, proc, *emb.shape, f"{src}: "),
                 )
     except GalleryError:
         raise

@@ -369,12 +369,20 @@ class RunStats:
     n_duplicates: int = 0  # pooled files whose content was already pooled
     pooled_sha: set[str] = field(default_factory=set)
     min_views: int | None = None  # the least evidence among the pooled images
+    #: how the pooled images look processed against the references (fpattr.processing.
+    #: query_processing; None: stored like them) -> count
+    processings: dict[str | None, int] = field(default_factory=dict)
 
     def add_embedding(
-        self, embedding: np.ndarray, views: int | None, sha256: str | None = None
+        self,
+        embedding: np.ndarray,
+        views: int | None,
+        sha256: str | None = None,
+        processing: str | None = None,
     ) -> None:
         """Pool one image into the run's set embedding (``--as-set``); a file whose content
-        (sha256) was already pooled is one piece of evidence, counted in ``n_duplicates``."""
+        (sha256) was already pooled is one piece of evidence, counted in ``n_duplicates``.
+        ``processing``: what :func:`fpattr.processing.query_processing` said of it."""
         if sha256 is not None:
             if sha256 in self.pooled_sha:
                 self.n_duplicates += 1
@@ -382,6 +390,7 @@ class RunStats:
             self.pooled_sha.add(sha256)
         self.emb_sum = embedding if self.emb_sum is None else self.emb_sum + embedding
         self.n_pooled += 1
+        self.processings[processing] = self.processings.get(processing, 0) + 1
         if views is not None:
             self.min_views = views if self.min_views is None else min(self.min_views, views)
 

@@ -292,7 +292,7 @@ def run(
                     pool=as_set,
                 )
                 walked = items if items is not None else iter_inputs(paths, exclude=own)
-                results = ray_run.attribute(walked, stats, spec, session.policy)
+                results = ray_run.attribute(walked, stats, spec, session)
             else:
                 results = session.attribute(paths, stats, items=items, exclude=own)
             for res in results if todo else ():
@@ -304,7 +304,7 @@ def run(
                 advance(res)
         extra = {
             "as_set": session.attribute_set(stats) if as_set else None,
-            "policy": session.policy.info(),
+            "policy": session.policy_info(),
         }
         if ray_run is not None:  # what each actor ran with, and how many inputs it did
             extra["engine"] = ray_run.summary_info()
@@ -327,7 +327,7 @@ def run(
     finally:
         if ray_run is not None:
             ray_run.close()
-    common.print_policy_notes(console, session.policy)
+    common.print_policy_notes(console, session.policy_info())
     common.print_notes(console, session.view_notes())
     if stats.n_inputs == 0:
         skipped = f" ({stats.n_skipped} file(s) skipped: not images)" if stats.n_skipped else ""

@@ -290,14 +290,17 @@ def print_notes(console: Any, notes: list[str]) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
-def print_policy_notes(console: Any, policy: Any) -> None:
+def print_policy_notes(console: Any, info: dict[str, Any]) -> None:
     """Each calibration's caveats (a card-only threshold for another FAR, too few
-    impostor scores for the target, references that do not separate...), once."""
+    impostor scores for the target, references that do not separate...), once; ``info``:
+    ``Session.policy_info()``."""
     first: dict[str, str] = {}  # a note shared by several calibrations: once, the first's
-    for cal in policy.info().get("calibrations", []):
+    for cal in info.get("calibrations", []):
         label = str(cal.get("comparison"))
         if cal.get("views") is not None:  # small images: the card's fit at fewer views
             label += f" ({cal['views']} view(s))"
+        if cal.get("processing"):  # queries stored unlike the references
+            label += f" ({cal['processing']} queries)"
         for note in cal.get("notes") or []:
             first.setdefault(note, f"{label}: {note}")
     print_notes(console, list(first.values()))

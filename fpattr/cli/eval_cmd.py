@@ -71,6 +71,13 @@ def evaluate(
         help="Apply --resize/--crop/--jpeg to the queries (and real photos) only; the "
         "references stay clean, as enrolled.",
     ),
+    processed_copies: bool = typer.Option(
+        True,
+        "--processed-copies/--no-processed-copies",
+        help="With --degrade-queries-only: decide with the calibration made of the "
+        "references' JPEG 75 or x0.5 copies, as attribute does with a gallery that "
+        "`gallery add` enrolled (--no-processed-copies: the clean references' calibration).",
+    ),
     pairs: int = typer.Option(
         10000, "--pairs", min=2, help="Verification pairs (balanced genuine/impostor)."
     ),
@@ -114,6 +121,7 @@ def evaluate(
         resize=resize,
         crop=crop,
         queries_only=queries_only,
+        processed_copies=processed_copies,
         pairs=pairs,
         seed=seed,
         target_far=target_far,
@@ -171,6 +179,7 @@ def run(
     resize: float | None = None,
     crop: int | None = None,
     queries_only: bool = False,
+    processed_copies: bool = True,
     pairs: int = 10000,
     seed: int = 0,
     target_far: float = 0.01,
@@ -219,6 +228,7 @@ def run(
         transform=transform,
         target_far=target_far,
         threshold=threshold,
+        processed_references=processed_copies,
     )
     from fpattr.io.atomic import check_writable_folder
     from fpattr.report.outputs import check_output_paths

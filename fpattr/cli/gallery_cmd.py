@@ -55,6 +55,13 @@ def add(
     replace: bool = typer.Option(False, "--replace", help="Replace the model if enrolled."),
     append: bool = typer.Option(False, "--append", help="Add references to an enrolled model."),
     views: int = common.ViewsOpt,
+    processed_copies: bool = typer.Option(
+        True,
+        "--processed-copies/--no-processed-copies",
+        help="Also enrol each reference's JPEG 75 and x0.5 copies: a JPEG query against "
+        "PNG references, or a query smaller than them, is then decided with a calibration "
+        "made of references processed the same way.",
+    ),
     fmt: str = common.format_option("table", "json", "none"),
     quiet: bool = common.QuietOpt,
 ) -> None:
@@ -81,6 +88,11 @@ def add(
     with common.progress(console, images, f"enrolling {name}") as advance:
         session = Session(bb, settings=Settings(views=views))
         embs, refs, left_out = session.embed_references(images, on_each=advance)
+    processed: dict[str, Any] = {}
+    processed_notes: list[str] = []
+    if embs is not None and processed_copies:
+        with console.status(f"enrolling the processed copies of {len(refs)} reference(s)"):
+            processed, processed_notes = session.embed_processed([r["path"] for r in refs])
     failed = [x for x in left_out if not x.get("duplicate") and not x.get("skipped")]
     skipped = [x for x in left_out if x.get("skipped")]
     duplicates = [x for x in left_out if x.get("duplicate")]
@@ -103,7 +115,8 @@ def add(
         raise typer.Exit(2)
     with gal.editing(path, bb.info()) as g:
         before = len(g.models[name].refs) if name in g.models and append else 0
-        model = g.add(name, embs, refs, replace=replace, append=append)
+        model = g.add(name, embs, refs, replace=replace, append=append, processed=processed)
+        kinds = g.processed_kinds()
         n_models = len(g.models)
         shared = g.shared_references(name)
         already = before + len(refs) - len(model.refs)
@@ -148,6 +161,15 @@ def add(
             )
     for w in check["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(w)}")
+    for w in processed_notes:
+        console.print(f"[yellow]note:[/] {escape(printable(w))}")
+    if processed_copies and model.processed and not kinds:
+        console.print(
+            "[yellow]note:[/] not every enrolled model has processed copies of its "
+            "references: JPEG or down-scaled queries are decided with the clean "
+            "references' calibration and a caveat (re-enrol the others with --replace)"
+        )
+    result_processed = {"enrolled": sorted(model.processed), "gallery": kinds}
     result = {
         "gallery": str(path),
         "model": name,
@@ -162,6 +184,8 @@ def add(
         "enrolment_check": mine,
         "warnings": check["warnings"],
         "calibration": check["calibration"],
+        "processed_copies": result_processed,
+        "notes": processed_notes,
     }
     from rich.table import Table
 

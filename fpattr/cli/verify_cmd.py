@@ -74,7 +74,7 @@ def verify(
         )
     for label, style, line in left_out(res):  # names and reasons print literally
         console.print(Text(f"{label} ", style=style).append(line, style=""))
-    common.print_policy_notes(console, session.policy)
+    common.print_policy_notes(console, session.policy_info())
     common.print_notes(console, session.view_notes())
     manifest = build_manifest(
         "verify",

@@ -13,7 +13,6 @@ TAR@FAR read off the query ROC, AUROC, OSCR).
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, 
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.walk import InputItem
 from fpattr.pipeline import decode_workers
+from fpattr.processing import Processing
 from fpattr.scorespace import ScoreSpace
 from fpattr.views import ViewBatcher, all_flat
 
@@ -74,6 +74,16 @@ class Transform:
     def active(self) -> bool:
         return any(v is not None for v in (self.jpeg, self.resize, self.crop))
 
+    @property
+    def query_processing(self) -> str | None:
+        """The processed copies (fpattr.processing.PROCESSINGS) ``attribute`` would decide
+        such a query with against clean references (:func:`fpattr.processing.
+        query_processing`): "x0.5" for a smaller query (down-scaled or cropped), "jpeg75"
+        for a JPEG one, else None."""
+        if (self.resize is not None and self.resize < 1) or self.crop is not None:
+            return "x0.5"
+        return "jpeg75" if self.jpeg is not None else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "resize": self.resize,
@@ -85,45 +95,7 @@ class Transform:
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, 3) float32 in [0, 1] -> the degraded image, same convention."""
-        if self.resize is not None and self.resize != 1.0:
-            pixels = _resize(pixels, self.resize)
-        if self.crop is not None:
-            pixels = _center_crop(pixels, self.crop)
-        if self.jpeg is not None:
-            pixels = _jpeg(pixels, self.jpeg)
-        return pixels
-
-
-def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
-    from PIL import Image
-
-    h, w = pixels.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    # per-channel float ("F") images: no 8-bit rounding before the JPEG step decides it
-    chans = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c])).resize(size, 3))
-        for c in range(3)
-    ]  # 3 = Image.Resampling.BICUBIC
-    return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
-
-
-def _center_crop(pixels: np.ndarray, side: int) -> np.ndarray:
-    h, w = pixels.shape[:2]
-    if h < side or w < side:
-        raise ValueError(f"image is {w}x{h}, smaller than --crop {side}")
-    y, x = (h - side) // 2, (w - side) // 2
-    return pixels[y : y + side, x : x + side]
-
-
-def _jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
-    from PIL import Image
-
-    u8 = (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(u8).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        return Processing(jpeg=self.jpeg, resize=self.resize, crop=self.crop)(pixels)
 
 
 @dataclass
@@ -144,6 +116,9 @@ class EvalConfig:
     target_far: float = 0.01  # decision metrics: the policy's target false-accept rate
     threshold: float | None = None  # decision metrics: a user threshold instead
     decisions: bool = True  # measure decision quality under the attribute/verify policy
+    #: with ``transform.queries_only``: calibrate with the references' processed copies,
+    #: as ``attribute`` does with a gallery enrolled by ``gallery add``
+    processed_references: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "transform"}
@@ -415,8 +390,13 @@ def score_run(
     cfg: EvalConfig,
     *,
     extra_seconds: float = 0.0,
+    processed: tuple[str, np.ndarray, np.ndarray] | None = None,
 ) -> RunResult:
-    """All metrics of one backbone on one bench (threshold-free, nothing fitted on queries)."""
+    """All metrics of one backbone on one bench (threshold-free, nothing fitted on queries).
+
+    ``processed``: (kind, (N, D) embeddings, (N,) usable) of the references' processed
+    copies, rows as the bench's (other rows ignored): the decision metrics calibrate
+    processed queries with them, as ``attribute`` does."""
     t0 = time.perf_counter()
     paths, labels_l, roles_l = bench.images()
     labels = np.asarray(labels_l, dtype=object)
@@ -553,7 +533,9 @@ def score_run(
 
     decisions = None
     if cfg.decisions:
-        decisions = _decision_metrics(es, labels, roles, keep | is_real, names, cfg)
+        decisions = _decision_metrics(
+            es, labels, roles, keep | is_real, names, cfg, processed=processed
+        )
     failed = [{"path": str(paths[k]), "error": e} for k, e in sorted(es.errors.items())]
     bb = es.backbone
     metric_seconds = time.perf_counter() - t0
@@ -620,16 +602,28 @@ def _decision_metrics(
     use: np.ndarray,
     names: list[str],
     cfg: EvalConfig,
+    *,
+    processed: tuple[str, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Decision quality under the policy ``attribute`` uses (fpattr.evaluation.decisions),
     headline figures first: single images, in-gallery (exactly as ``attribute`` with this
-    bench's references as the gallery); both protocols in full below."""
+    bench's references as the gallery); both protocols in full below. ``processed``: see
+    :func:`score_run`."""
     from fpattr.decision import DecisionPolicy
     from fpattr.evaluation.decisions import HEADLINE_KEYS, decision_quality
 
     card = es.backbone.calibration()
+    kind, copies, note = None, {}, None
+    if processed is not None:
+        is_ref = use & (roles == "ref")
+        if processed[2][is_ref].all():  # rows stay the references': all or none
+            kind = processed[0]
+            copies = {m: processed[1][is_ref & (labels == m)] for m in names}
+        else:
+            note = f"some {processed[0]} copies of references failed: calibrated on clean ones"
 
     def policy_for(gallery: Any, cal_gallery: Any) -> DecisionPolicy:
+        src = cal_gallery if cal_gallery is not None else gallery
         return DecisionPolicy(
             card,
             gallery,
@@ -637,6 +631,8 @@ def _decision_metrics(
             threshold=cfg.threshold,
             calibration_gallery=cal_gallery,
             seed=cfg.seed,
+            processed_references={m: copies[m] for m in src.models} if kind else None,
+            processing=kind,
         )
 
     res = decision_quality(
@@ -653,6 +649,8 @@ def _decision_metrics(
     keys = HEADLINE_KEYS
     return {
         "policy": "fpattr.decision/1 (gallery leave-one-out shrunk toward the card)",
+        "processing": kind,
+        **({"processing_note": note} if note else {}),
         "target_far": None if cfg.threshold is not None else cfg.target_far,
         "threshold": head.get("threshold"),
         **{k: head[k] for k in keys},
@@ -661,6 +659,32 @@ def _decision_metrics(
         "generator_disjoint": res.get("generator_disjoint", {}).get("mean"),
         "protocols": res,
     }
+
+
+def _processed_copies(
+    paths: list[Path], roles: list[str], backbones: Sequence[Backbone], cfg: EvalConfig
+) -> list[tuple[str, np.ndarray, np.ndarray] | None]:
+    """Per backbone, the references' processed copies for :func:`score_run` when only the
+    queries are degraded (the copies ``gallery add`` enrols, of the kind ``attribute``
+    would pick for such a query), else None."""
+    from dataclasses import replace
+
+    from fpattr.processing import PROCESSINGS
+
+    kind = cfg.transform.query_processing
+    if not (cfg.decisions and cfg.processed_references and cfg.transform.queries_only and kind):
+        return [None] * len(backbones)
+    p = PROCESSINGS[kind]
+    idx = [k for k, r in enumerate(roles) if r == "ref"]
+    tcfg = replace(cfg, transform=Transform(jpeg=p.jpeg, resize=p.resize, crop=p.crop))
+    sets, _ = embed_images([paths[k] for k in idx], backbones, tcfg)
+    out: list[tuple[str, np.ndarray, np.ndarray] | None] = []
+    for es in sets:
+        emb = np.zeros((len(paths), es.emb.shape[1]), np.float32)
+        ok = np.zeros(len(paths), bool)
+        emb[idx], ok[idx] = es.emb, es.ok & (~es.flat if es.flat is not None else True)
+        out.append((kind, emb, ok))
+    return out
 
 
 def evaluate(
@@ -688,7 +712,11 @@ def evaluate(
         on_image=on_image,
         clean=clean if cfg.transform.queries_only else (),
     )
-    runs = [score_run(bench, es, cfg, extra_seconds=wait) for es in sets]
+    processed = _processed_copies(paths, roles, backbones, cfg)
+    runs = [
+        score_run(bench, es, cfg, extra_seconds=wait, processed=pr)
+        for es, pr in zip(sets, processed, strict=True)
+    ]
     if len(runs) == 1:  # one backbone: its time is the whole run's wall time
         total = time.perf_counter() - t0
         s = runs[0].summary

@@ -307,6 +307,8 @@ def _decision_table(
         if dec.get("target_far") is not None
         else f"user threshold {_fmt(dec.get('threshold'), 4)}"
     )
+    if dec.get("processing"):  # processed queries: calibrated on the references' copies
+        applied += f", calibrated on the references' {dec['processing']} copies"
     last = columns[-1] == DECISION_COLS[-1]
     t = Table(
         title=Text(
@@ -528,7 +530,13 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
         dec = r.get("decisions") or {}
         headline += (
             f"<h3>Decisions: {_e(r.get('backbone'))}, target FAR "
-            f"{_e(_fmt(dec.get('target_far'), 3))}</h3>"
+            f"{_e(_fmt(dec.get('target_far'), 3))}"
+            + (
+                f", calibrated on the references' {_e(dec['processing'])} copies"
+                if dec.get("processing")
+                else ""
+            )
+            + "</h3>"
             f'<table class="grid"><tr><th>protocol</th><th>unit</th>{cols}</tr>{body}</table>'
         )
 

@@ -4,7 +4,6 @@ printed as text: rich must not parse it as markup and drop it."""
 from __future__ import annotations
 
 import io
-from types import SimpleNamespace
 
 from rich.console import Console
 
@@ -13,11 +12,9 @@ from fpattr.cli.common import print_policy_notes
 
 def test_policy_notes_keep_their_brackets():
     note = "needs fpattr[train] for [this]; range [0, 1]"
-    policy = SimpleNamespace(
-        info=lambda: {"calibrations": [{"comparison": "image-vs-model", "notes": [note]}]}
-    )
+    info = {"calibrations": [{"comparison": "image-vs-model", "notes": [note]}]}
     buf = io.StringIO()
-    print_policy_notes(Console(file=buf, width=300, color_system=None), policy)
+    print_policy_notes(Console(file=buf, width=300, color_system=None), info)
     assert buf.getvalue().strip() == f"note: image-vs-model: {note}"
 
 
@@ -45,9 +42,8 @@ def test_policy_notes_of_two_view_counts_say_which():
         {"comparison": "image-vs-model", "views": None, "notes": ["card's 0.8890"]},
         {"comparison": "image-vs-model", "views": 1, "notes": ["card's 0.8081"]},
     ]
-    policy = SimpleNamespace(info=lambda: {"calibrations": cals})
     buf = io.StringIO()
-    print_policy_notes(Console(file=buf, width=300, color_system=None), policy)
+    print_policy_notes(Console(file=buf, width=300, color_system=None), {"calibrations": cals})
     assert buf.getvalue().splitlines() == [
         "note: image-vs-model: card's 0.8890",
         "note: image-vs-model (1 view(s)): card's 0.8081",

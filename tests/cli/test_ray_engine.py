@@ -228,7 +228,7 @@ def test_python_api_fatal_worker_error_names_the_node(cluster, mixed):
     spec = eng.spec("spectrum", [], "auto", str(mixed["root"] / "no-gallery"), Settings())
     items = list(iter_inputs([mixed["root"] / "queries"]))
     with pytest.raises(engine_ray.RayEngineError) as err:
-        list(eng.attribute(items, RunStats(), spec, policy=None))
+        list(eng.attribute(items, RunStats(), spec, session=None))
     assert err.value.exit_code == 2
     assert "on Ray node" in str(err.value) and "no gallery at" in str(err.value)
     eng.close()

@@ -97,6 +97,24 @@ def test_degrade_queries_only(bench_master: Path):
     assert r.exit_code == 2 and "needs --resize, --crop or --jpeg" in r.output
 
 
+def test_degraded_queries_are_calibrated_on_processed_reference_copies(bench_master: Path):
+    """As attribute with a gallery `gallery add` enrolled: a smaller query is decided with
+    the references' x0.5 copies, a JPEG one with their JPEG 75 copies."""
+    args = ("--degrade-queries-only", "--pairs", "500")
+    d = _ev(bench_master, "--resize", "0.75", *args)
+    assert d["decisions"]["processing"] == "x0.5"
+    d = _ev(bench_master, "--jpeg", "90", *args)
+    assert d["decisions"]["processing"] == "jpeg75"
+    clean = _ev(bench_master, "--jpeg", "90", "--no-processed-copies", *args)
+    assert clean["decisions"]["processing"] is None
+    # other pseudo-queries, another threshold
+    assert clean["decisions"]["threshold"] != d["decisions"]["threshold"]
+    # degrading every image: references and queries alike, nothing to adapt
+    assert _ev(bench_master, "--jpeg", "90", "--pairs", "500")["decisions"]["processing"] is None
+    r = run_cli(["evaluate", bench_master, *BASE, "--jpeg", "90", *args], env={"COLUMNS": "400"})
+    assert "calibrated on the references' jpeg75 copies" in " ".join(r.stdout.split())
+
+
 def test_compare_two_backbones(bench_master: Path):
     from fpattr.plugins import backbones
 

@@ -1,0 +1,216 @@
+"""Processed copies of the references: enrolled beside them, stored, and used to decide a
+query stored unlike the references (a JPEG query against PNG references, a smaller one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fpattr.backbones.resolve import create_backbone
+from fpattr.errors import GalleryError
+from fpattr.gallery import Gallery, export_npz, import_npz
+from fpattr.processing import PROCESSINGS, Processing, query_processing
+from fpattr.session import Session, reference_caveat
+from fpattr.testing import run_cli, write_generator_images
+
+# -- fpattr.processing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "area", "formats", "least", "want"),
+    [
+        ("JPEG", 4096, {"PNG"}, 4096, "jpeg75"),  # re-encoded
+        ("JPEG", 4096, {"PNG", "JPEG"}, 4096, None),  # JPEG references too
+        ("PNG", 1024, {"PNG"}, 4096, "x0.5"),  # smaller than every reference
+        ("JPEG", 1024, {"PNG"}, 4096, "x0.5"),  # both: the stronger change
+        ("PNG", 4096, {"PNG"}, 4096, None),  # stored like them
+        ("WEBP", 4096, {"PNG"}, 4096, None),  # no calibration for it
+        ("JPEG", 4096, set(), None, None),  # nothing recorded
+    ],
+)
+def test_query_processing(fmt, area, formats, least, want):
+    assert query_processing(fmt, area, frozenset(formats), least) == want
+
+
+def test_processing_chain_shapes_and_range():
+    px = np.random.default_rng(0).random((40, 30, 3), dtype=np.float32)
+    assert PROCESSINGS["x0.5"](px).shape == (20, 15, 3)
+    j = PROCESSINGS["jpeg75"](px)
+    assert j.shape == px.shape and j.dtype == np.float32 and 0 <= j.min() and j.max() <= 1
+    assert not np.array_equal(j, px)
+    out = Processing(resize=0.5, crop=10, jpeg=90)(px)
+    assert out.shape == (10, 10, 3)
+    assert Processing()(px) is px  # nothing set: untouched
+
+
+# -- gallery storage ---------------------------------------------------------------------------
+
+
+def _refs(n: int, tag: str = "r") -> list[dict]:
+    return [{"path": f"{tag}{k}.png", "sha256": f"{tag}{k}"} for k in range(n)]
+
+
+def _gallery(processed: bool = True) -> Gallery:
+    g = Gallery(backbone={"name": "x", "id": "x", "sha256": "0"})
+    rng, prng = np.random.default_rng(1), np.random.default_rng(2)
+    for name in ("a", "b"):
+        proc = {k: prng.normal(size=(3, 8)) for k in PROCESSINGS} if processed else None
+        g.add(name, rng.normal(size=(3, 8)), _refs(3, name), processed=proc)
+    return g
+
+
+def test_processed_copies_round_trip_and_enter_the_digest(tmp_path):
+    g = _gallery()
+    assert g.processed_kinds() == sorted(PROCESSINGS)
+    g.save(tmp_path / "g")
+    doc = json.loads((tmp_path / "g" / "gallery.json").read_text())
+    assert set(doc["models"]["a"]["processed"]) == set(PROCESSINGS)
+    back = Gallery.load(tmp_path / "g")
+    assert back.sha256 == g.sha256
+    for name in ("a", "b"):
+        for k in PROCESSINGS:
+            np.testing.assert_array_equal(
+                back.models[name].processed[k], g.models[name].processed[k]
+            )
+            assert np.allclose(np.linalg.norm(back.models[name].processed[k], axis=1), 1, atol=1e-6)
+    # the copies are covered by the digest: changing one is caught
+    g.models["a"].processed["jpeg75"][0, 0] += 0.5
+    assert g.sha256 != back.sha256
+    # a gallery without copies keeps the digest it had before copies existed
+    plain = _gallery(processed=False)
+    stripped = _gallery()
+    for m in stripped.models.values():
+        m.processed = {}
+    assert plain.sha256 == stripped.sha256
+    imported = import_npz(export_npz(back, tmp_path / "g.npz"))
+    assert imported.sha256 == back.sha256 and imported.processed_kinds() == sorted(PROCESSINGS)
+
+
+def test_duplicates_and_append_keep_rows_aligned():
+    g = Gallery(backbone={"name": "x", "id": "x", "sha256": "0"})
+    e = np.eye(4, 8)
+    proc = {"jpeg75": np.eye(4, 8)[::-1].copy()}
+    refs = _refs(3) + [_refs(1)[0]]  # the last repeats r0
+    m = g.add("a", e, refs, processed=proc)
+    assert m.embeddings.shape == (3, 8) and m.processed["jpeg75"].shape == (3, 8)
+    np.testing.assert_array_equal(m.processed["jpeg75"], proc["jpeg75"][:3])
+    v = g.version
+    # appended references with the same kind extend it; a kind they lack is dropped
+    g.add("a", np.ones((2, 8)), _refs(2, "s"), append=True, processed={"jpeg75": np.ones((2, 8))})
+    assert g.version == v + 1  # a session refits after an append too
+    assert g.models["a"].processed["jpeg75"].shape == (5, 8)
+    g.add("a", np.ones((1, 8)), _refs(1, "t"), append=True)
+    assert g.models["a"].processed == {} and g.models["a"].embeddings.shape == (6, 8)
+
+
+@pytest.mark.parametrize(
+    ("processed", "match"),
+    [
+        ({"jpeg75": np.ones((2, 8))}, "not \\(3, 8\\)"),
+        ({"jpeg75": np.full((3, 8), np.nan)}, "non-finite"),
+        ({"../x": np.ones((3, 8))}, "invalid processed-copy kind"),
+    ],
+)
+def test_add_refuses_bad_copies(processed, match):
+    g = Gallery(backbone={"name": "x", "id": "x", "sha256": "0"})
+    with pytest.raises(GalleryError, match=match):
+        g.add("a", np.ones((3, 8)), _refs(3), processed=processed)
+
+
+def test_load_refuses_a_copy_outside_the_gallery(tmp_path):
+    _gallery().save(tmp_path / "g")
+    doc_file = tmp_path / "g" / "gallery.json"
+    doc = json.loads(doc_file.read_text())
+    doc["models"]["a"]["processed"]["jpeg75"] = "../outside.npy"
+    doc_file.write_text(json.dumps(doc))
+    with pytest.raises(GalleryError, match="refuses embedding path '../outside.npy'"):
+        Gallery.load(tmp_path / "g")
+
+
+# -- the session decides processed queries with the processed calibration ----------------------
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("proc")
+    for name, kind in (("a", "nearest"), ("b", "checker"), ("c", "bilinear")):
+        write_generator_images(root / "refs" / name, kind, n=4, size=64, seed=0)
+    q = root / "q"
+    write_generator_images(q, "checker", n=1, size=64, seed=7)
+    png = next(q.glob("*.png"))
+    with Image.open(png) as im:
+        im.save(q / "query.jpg", quality=80)
+        im.resize((32, 32)).save(q / "small.png")
+    g = root / "g"
+    for name in ("a", "b", "c"):
+        r = run_cli(["gallery", "add", name, root / "refs" / name, "-g", g, "-b", "spectrum"])
+        assert r.exit_code == 0, r.output
+    return g, q
+
+
+def test_gallery_add_enrols_the_copies(enrolled):
+    g, _ = enrolled
+    gallery = Gallery.load(g)
+    assert gallery.processed_kinds() == sorted(PROCESSINGS)
+    assert all(m.processed["x0.5"].shape == m.embeddings.shape for m in gallery.models.values())
+
+
+def test_attribute_picks_the_calibration_by_how_the_query_was_stored(enrolled):
+    g, q = enrolled
+    r = run_cli(["attribute", q, "-g", g, "-b", "spectrum", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {Path(x["path"]).name: x for x in json.loads(r.stdout)["results"]}
+    png = next(n for n in rows if n.endswith(".png") and n != "small.png")
+    assert rows[png]["calibration"]["processing"] is None
+    assert rows["query.jpg"]["calibration"]["processing"] == "jpeg75"
+    assert rows["small.png"]["calibration"]["processing"] == "x0.5"
+    # the policy section lists the calibrations fitted for processed queries
+    procs = {c.get("processing") for c in json.loads(r.stdout)["summary"]["policy"]["calibrations"]}
+    assert {None, "jpeg75", "x0.5"} <= procs
+
+
+def test_processed_calibration_differs_and_the_caveat_says_which(enrolled):
+    g, q = enrolled
+    s = Session(create_backbone("spectrum"), Gallery.load(g))
+    res = {Path(x["path"]).name: x for x in s.attribute([q])}
+    jpg = res["query.jpg"]
+    clean = s.policy.calibration("image-vs-model")
+    proc = s.processed_policy("jpeg75").calibration("image-vs-model")
+    assert proc.processing == "jpeg75" and clean.processing is None
+    assert proc.threshold != clean.threshold  # fitted on other pseudo-queries
+    assert any("calibration made of the references' jpeg75 copies" in c for c in jpg["caveats"])
+    # without copies for every model there is no processed calibration, and the caveat
+    # keeps the uncalibrated warning
+    gallery = Gallery.load(g)
+    gallery.models["a"].processed = {}
+    s2 = Session(create_backbone("spectrum"), gallery)
+    assert s2.processed_policy("jpeg75") is None
+    jpg2 = {Path(x["path"]).name: x for x in s2.attribute([q])}["query.jpg"]
+    assert jpg2["calibration"]["processing"] is None
+    if jpg2.get("caveats"):
+        assert "calibration made of" not in jpg2["caveats"][0]
+
+
+def test_no_processed_copies_flag(tmp_path):
+    write_generator_images(tmp_path / "r", "nearest", n=3, size=64, seed=0)
+    r = run_cli(
+        ["gallery", "add", "a", tmp_path / "r", "-g", tmp_path / "g", "-b", "spectrum"]
+        + ["--no-processed-copies", "-f", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["processed_copies"] == {"enrolled": [], "gallery": []}
+    assert Gallery.load(tmp_path / "g").models["a"].processed == {}
+
+
+def test_reference_caveat_without_processing_keeps_the_warning():
+    image = type("I", (), {"format": "JPEG", "width": 64, "height": 64})()
+    res = {"decision": "a", "calibration": {"processing": None}}
+    shapes = {"a": (frozenset({"PNG"}), 4096), None: (frozenset({"PNG"}), 4096)}
+    text = reference_caveat(res, image, shapes)
+    assert text is not None and "right 81% of the time" in text
+    res["calibration"]["processing"] = "jpeg75"
+    assert "named 8% of the time and right 90%" in reference_caveat(res, image, shapes)
