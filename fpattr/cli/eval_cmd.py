@@ -32,8 +32,15 @@ def evaluate(
         "--refs",
         "-n",
         min=1,
-        help="The first N files of each model folder (sorted by name) are its references; "
-        "the rest are queries.",
+        help="N files of each model folder are its references (see --ref-choice); the rest "
+        "are queries.",
+    ),
+    ref_choice: str = typer.Option(
+        "first",
+        "--ref-choice",
+        help="first: the first N files (sorted by name) are the references; random: N files "
+        "drawn with --seed (references that span a folder's batches or prompts, as an "
+        "analyst enrolling from several sources would).",
     ),
     min_queries: int = typer.Option(
         1, "--min-queries", min=1, help="Skip (and list) model folders with fewer queries."
@@ -81,7 +88,9 @@ def evaluate(
     pairs: int = typer.Option(
         10000, "--pairs", min=2, help="Verification pairs (balanced genuine/impostor)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the pair sampling."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the pair sampling (and of the draw of --ref-choice random)."
+    ),
     target_far: float = common.TargetFarOpt,
     threshold: float = common.ThresholdOpt,
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout)."),
@@ -110,6 +119,7 @@ def evaluate(
     code = run(
         bench,
         refs=refs,
+        ref_choice=ref_choice,
         min_queries=min_queries,
         real_dir=real_dir,
         backbone=backbone,
@@ -168,6 +178,7 @@ def run(
     bench: Path,
     *,
     refs: int = 10,
+    ref_choice: str = "first",
     min_queries: int = 1,
     real_dir: str = "real",
     backbone: str = "auto",
@@ -217,6 +228,7 @@ def run(
     transform = protocol.Transform(jpeg=jpeg, resize=resize, crop=crop, queries_only=queries_only)
     cfg = protocol.EvalConfig(
         refs=refs,
+        ref_choice=ref_choice,
         pairs=pairs,
         seed=seed,
         min_queries=min_queries,
@@ -238,7 +250,14 @@ def run(
     check_output_paths(output, report, inputs=[bench])
     if plots is not None:
         check_writable_folder(plots, "--plots folder")
-    bench_obj = protocol.discover_bench(bench, refs, real_dir=real_dir, min_queries=min_queries)
+    bench_obj = protocol.discover_bench(
+        bench,
+        refs,
+        real_dir=real_dir,
+        min_queries=min_queries,
+        ref_choice=ref_choice,
+        seed=seed,
+    )
     for s in bench_obj.skipped:
         _note(console, "yellow", "skipped", f"model folder {s['model']!r}: {s['reason']}")
     if bench_obj.ignored_files:

@@ -1,7 +1,8 @@
 """The `fpattr evaluate` protocol: bench layout -> embeddings -> threshold-free metrics.
 
 A bench is ``BENCH/<model_id>/*.png|jpg|...``: the first N files of a folder (sorted by
-name) are that model's references, the rest its queries; ``BENCH/real/`` holds real
+name; or N drawn with a seed, ``--ref-choice random``) are that model's references, the
+rest its queries; ``BENCH/real/`` holds real
 photos, used only as open-set unknowns. Every image is decoded once, optionally
 degraded in memory (resize -> center crop -> JPEG), and embedded once per backbone,
 so several backbones are compared on exactly the same pixels, pairs and folds.
@@ -13,6 +14,7 @@ TAR@FAR read off the query ROC, AUROC, OSCR).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -103,6 +105,10 @@ class EvalConfig:
     """Protocol knobs, recorded verbatim under "settings" in the output."""
 
     refs: int = 10
+    #: "first": the first ``refs`` files of a model folder, sorted by name, are its
+    #: references; "random": a draw seeded by ``seed`` (the references then span the
+    #: folder's batches, prompts or seeds instead of its first one)
+    ref_choice: str = "first"
     pairs: int = 10000
     seed: int = 0
     min_queries: int = 1
@@ -198,16 +204,50 @@ def _image_files(folder: str) -> list[Path]:
     ]
 
 
+REF_CHOICES = ("first", "random")
+
+
+def split_references(
+    files: list[Path], refs: int, choice: str, seed: int, model: str
+) -> ModelSplit:
+    """One model folder's sorted ``files`` split into ``refs`` references and the queries.
+
+    ``choice`` "first": the first ``refs`` files; "random": ``refs`` files drawn without
+    replacement by a generator seeded with ``seed`` and the model's name (the draw of one
+    model does not depend on which other folders the bench holds). Both lists keep the
+    sorted order. Raises ValueError for another ``choice``."""
+    if choice == "first":
+        return ModelSplit(model, files[:refs], files[refs:])
+    if choice != "random":
+        raise ValueError(f"unknown reference choice {choice!r}; expected one of {REF_CHOICES}")
+    key = int.from_bytes(hashlib.sha256(model.encode("utf-8")).digest()[:8], "little")
+    pick = set(np.random.default_rng([seed, key]).choice(len(files), refs, replace=False).tolist())
+    chosen = [f for k, f in enumerate(files) if k in pick]
+    rest = [f for k, f in enumerate(files) if k not in pick]
+    return ModelSplit(model, chosen, rest)
+
+
 def discover_bench(
-    root: str | os.PathLike[str], refs: int, *, real_dir: str = "real", min_queries: int = 1
+    root: str | os.PathLike[str],
+    refs: int,
+    *,
+    real_dir: str = "real",
+    min_queries: int = 1,
+    ref_choice: str = "first",
+    seed: int = 0,
 ) -> Bench:
     """Read the bench layout; folders with fewer than ``refs + min_queries`` images are
-    listed in ``skipped`` (with the reason) rather than silently dropped."""
+    listed in ``skipped`` (with the reason) rather than silently dropped. ``ref_choice``
+    and ``seed``: which files are the references (:func:`split_references`).
+
+    Raises UsageError for a missing folder, a bad count or an unknown ``ref_choice``."""
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"bench folder not found: {root}")
     if refs < 1 or min_queries < 1:
         raise UsageError("--refs and --min-queries must be >= 1")
+    if ref_choice not in REF_CHOICES:
+        raise UsageError(f"unknown --ref-choice {ref_choice!r}; choose {' | '.join(REF_CHOICES)}")
     need = refs + min_queries
     models: list[ModelSplit] = []
     skipped: list[dict[str, Any]] = []
@@ -243,7 +283,7 @@ def discover_bench(
                 }
             )
         else:
-            models.append(ModelSplit(entry.name, files[:refs], files[refs:]))
+            models.append(split_references(files, refs, ref_choice, seed, entry.name))
     return Bench(root, models, real, skipped, ignored, subfolders)
 
 
@@ -548,6 +588,9 @@ def score_run(
         "extractor_sha256": bb.sha256,
         "n_models": len(names),
         "refs_per_model": cfg.refs,
+        "ref_choice": cfg.ref_choice
+        if cfg.ref_choice == "first"
+        else f"{cfg.ref_choice} (seed {cfg.seed})",
         "n_queries": int(is_q.sum()),
         "identification": {
             "top1": _r(correct.mean()),

@@ -36,6 +36,7 @@ _CSP = (
 ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("models", ("n_models",), 0),
     ("refs / model", ("refs_per_model",), 0),
+    ("references", ("ref_choice",), 0),
     ("queries", ("n_queries",), 0),
     ("score space", ("identification", "score_space", "kind"), 0),
     ("top-1", ("identification", "top1"), 3),

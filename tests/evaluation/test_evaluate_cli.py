@@ -66,6 +66,17 @@ def test_json_contract(clean_json: dict):
     s = d["settings"]
     assert s["refs"] == REFS and s["pairs"] == 10000 and s["seed"] == 0
     assert s["transform"]["jpeg"] is None and d["seconds"] > 0 and d["failed"] == []
+    assert d["ref_choice"] == "first" and s["ref_choice"] == "first"
+
+
+def test_random_reference_choice_reaches_the_report(bench_master: Path):
+    d = _ev(bench_master, "--ref-choice", "random", "--seed", "3", "--pairs", "500")
+    assert d["ref_choice"] == "random (seed 3)" and d["settings"]["ref_choice"] == "random"
+    assert all(m["n_refs"] == REFS for m in d["per_model"].values())
+    r = run_cli(["evaluate", bench_master, *BASE, "--ref-choice", "random"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0 and "random (seed 0)" in r.stdout
+    r = run_cli(["evaluate", bench_master, *BASE, "--ref-choice", "middle"])
+    assert r.exit_code == 2 and "--ref-choice" in r.output
 
 
 def test_jpeg_does_not_help(bench_master: Path, clean_json: dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,26 @@ def test_discover_bench_split_and_skips(bench: Path):
     ]
     with pytest.raises(UsageError):
         discover_bench(bench / "missing", 3)
+
+
+def test_random_reference_choice_is_seeded_per_model_and_keeps_every_file(bench: Path):
+    first = {m.name: m for m in discover_bench(bench, 3).models}
+    a = {m.name: m for m in discover_bench(bench, 3, ref_choice="random", seed=1).models}
+    again = {m.name: m for m in discover_bench(bench, 3, ref_choice="random", seed=1).models}
+    other = {m.name: m for m in discover_bench(bench, 3, ref_choice="random", seed=2).models}
+    for name, m in a.items():
+        assert len(m.refs) == 3 and not set(m.refs) & set(m.queries)
+        assert sorted(m.refs + m.queries) == sorted(first[name].refs + first[name].queries)
+        assert m.refs == sorted(m.refs) and m.queries == sorted(m.queries)
+        assert m.refs == again[name].refs  # reproducible from the seed
+    assert any(a[n].refs != first[n].refs for n in a)  # 8 files: C(8, 3) = 56 draws each
+    assert any(a[n].refs != other[n].refs for n in a)
+    # a model's draw does not depend on the other folders of the bench
+    shutil.rmtree(bench / "bilinear")
+    fewer = {m.name: m for m in discover_bench(bench, 3, ref_choice="random", seed=1).models}
+    assert all(fewer[n].refs == a[n].refs for n in fewer)
+    with pytest.raises(UsageError, match="--ref-choice"):
+        discover_bench(bench, 3, ref_choice="last")
 
 
 def test_transform():
