@@ -256,6 +256,7 @@ class DecisionPolicy:
         seed: int = 0,
         processed_references: dict[str, np.ndarray] | None = None,
         processing: str | None = None,
+        threshold_floor: DecisionPolicy | None = None,
     ) -> None:
         if not 0 < target_far < 1:
             raise ValueError(f"target false-accept rate must be in (0, 1), not {target_far}")
@@ -293,6 +294,13 @@ class DecisionPolicy:
         # are then drawn from them, against the clean centroids (pseudo_queries)
         self.processed_references = processed_references
         self.processing = processing
+        # the clean policy of the same gallery: a processed calibration's threshold never
+        # goes below its threshold for the same comparison. Which processing a query went
+        # through is inferred from its file (fpattr.processing.query_processing) and can be
+        # wrong; under the higher of the two thresholds the false-accept rate stays at the
+        # target whether the query was processed or not (a break-it pass: a 127 x 128 crop
+        # of an unseen generator was named on the x0.5 calibration's lower threshold)
+        self.threshold_floor = threshold_floor
         self._cache: dict[tuple, FittedCalibration | None] = {}
         self._names: list[str] | None = None
         self._centroids: np.ndarray | None = None
@@ -451,6 +459,15 @@ class DecisionPolicy:
             notes.extend(held["notes"])
         gal_ok = g.size >= 2 and i.size >= 2
         score, thr, w, wt = self._pool(g, i, prior, prior_thr)
+        floor = self._floor(comparison, n, m, views)
+        if floor is not None and thr is not None and floor > thr:
+            notes.append(
+                f"threshold raised from {thr:.4f} to the clean calibration's {floor:.4f}: "
+                f"that the query went through {self.processing or 'the processing'} is "
+                "inferred from its file and may be wrong, and the higher threshold holds "
+                "the false-accept rate at its target either way"
+            )
+            thr = floor
         if gal_ok and score.gallery is None:
             notes.append(
                 "the references' genuine scores are not above their impostor scores: the "
@@ -555,6 +572,14 @@ class DecisionPolicy:
         if comparison == "image-vs-model" and self.processed_references is not None:
             cal.processing = self.processing or "processed"
         return cal
+
+    def _floor(self, comparison: str, n: int, m: int, views: int | None) -> float | None:
+        """The clean policy's threshold for the same comparison (see ``threshold_floor``);
+        None without one, with a user threshold, or when it has no calibration."""
+        if self.threshold_floor is None or self.user_threshold is not None:
+            return None
+        clean = self.threshold_floor.calibration(comparison, set_size=n, other_size=m, views=views)
+        return None if clean is None else float(clean.threshold)
 
     def _display_maps(
         self, comparison: str, cal: FittedCalibration, held: dict[str, Any]

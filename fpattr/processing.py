@@ -26,6 +26,7 @@ __all__ = [
     "PROCESSINGS",
     "Processing",
     "center_crop",
+    "estimate_jpeg_quality",
     "jpeg_reencode",
     "processed_loader",
     "query_processing",
@@ -105,23 +106,79 @@ PROCESSINGS: dict[str, Processing] = {
 }
 
 
+#: A query is decided as a x0.5 copy when its side is at most this share of the smallest
+#: reference's (its area at most the square): nearer the copies' 0.5 than the references'
+#: 1. A query one pixel smaller than the references is a crop or a trim, not a x0.5 copy
+#: (a break-it pass: a 127 x 128 crop of an unseen generator was named on the x0.5
+#: calibration while the clean one called it unknown).
+X05_MAX_SCALE = 0.75
+#: A JPEG query is decided as a JPEG 75 copy at this estimated quality or lower; above it
+#: (a quality-95 or -100 save) it is nearer the clean references than the copies.
+JPEG75_MAX_QUALITY = 90
+
+#: The IJG (libjpeg) luminance quantization table at quality 50, natural order (ITU-T T.81
+#: Annex K, table K.1); libjpeg scales it for every other quality (jcparam.c).
+_IJG_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+    dtype=np.float64,
+)  # fmt: skip
+
+
+def _ijg_tables() -> np.ndarray:
+    """(100, 64) sorted luminance tables libjpeg writes at quality 1..100."""
+    q = np.arange(1, 101, dtype=np.float64)[:, None]
+    scale = np.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)
+    return np.sort(np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255), axis=1)
+
+
+_TABLES = _ijg_tables()
+
+
+def estimate_jpeg_quality(luma_table: Any) -> int | None:
+    """The libjpeg quality (1-100) whose luminance quantization table is nearest
+    ``luma_table`` (64 values, any order: Pillow's ``JpegImageFile.quantization[0]``),
+    by mean absolute difference of the sorted tables; encoders with their own tables
+    (cameras, Photoshop) get the libjpeg quality that quantizes about as coarsely. None for
+    anything that is not 64 positive numbers."""
+    try:
+        t = np.sort(np.asarray(list(luma_table), dtype=np.float64))
+    except (TypeError, ValueError):
+        return None
+    if t.shape != (64,) or not np.all(np.isfinite(t)) or t.min() < 1:
+        return None
+    return int(np.argmin(np.abs(_TABLES - t).mean(axis=1))) + 1
+
+
 def query_processing(
     query_format: str | None,
     query_area: int | None,
     reference_formats: frozenset[str] | set[str],
     least_reference_area: int | None,
+    *,
+    jpeg_quality: int | None = None,
 ) -> str | None:
     """Which of :data:`PROCESSINGS` a query looks to have gone through, judged against
-    every enrolled reference: "x0.5" when it is smaller (in pixels) than the smallest
-    reference (down-scaled; checked first, as the stronger change), "jpeg75" when it is a
-    JPEG and no reference is (re-encoded), else None. Unrecorded sizes or formats
-    (galleries enrolled before they were recorded) say nothing.
+    every enrolled reference: "x0.5" when its area is at most ``X05_MAX_SCALE`` squared
+    of the smallest reference's (down-scaled; checked first, as the stronger change),
+    "jpeg75" when it is a JPEG, no reference is, and its estimated quality
+    (``jpeg_quality``, :func:`estimate_jpeg_quality`; None: unknown, taken as re-encoded)
+    is at most ``JPEG75_MAX_QUALITY``, else None. Unrecorded sizes or formats (galleries
+    enrolled before they were recorded) say nothing.
+
+    The answer is an inference from the file, and can be wrong (a crop is not a
+    down-scale): the calibration it picks never has a lower threshold than the clean one
+    (``DecisionPolicy(threshold_floor=)``), so a wrong guess cannot raise the false-accept
+    rate above its target.
     """
     if query_area is not None and least_reference_area is not None:
-        if query_area < least_reference_area:
+        if query_area <= X05_MAX_SCALE**2 * least_reference_area:
             return "x0.5"
     if query_format == "JPEG" and reference_formats and "JPEG" not in reference_formats:
-        return "jpeg75"
+        if jpeg_quality is None or jpeg_quality <= JPEG75_MAX_QUALITY:
+            return "jpeg75"
     return None
 
 

@@ -107,7 +107,13 @@ class Session:
             return None
         formats, least = every
         area = image.width * image.height if image.width and image.height else None
-        return query_processing(getattr(image, "format", None), area, formats, least)
+        return query_processing(
+            getattr(image, "format", None),
+            area,
+            formats,
+            least,
+            jpeg_quality=getattr(image, "jpeg_quality", None),
+        )
 
     def processed_policy(self, kind: str | None) -> DecisionPolicy | None:
         """The session's policy calibrated for queries processed as ``kind``: its
@@ -123,7 +129,9 @@ class Session:
             refs = self.gallery.processed_references(kind)
             self._processed[kind] = None
             if refs is not None:
-                self._processed[kind] = self._new_policy(processed_references=refs, processing=kind)
+                self._processed[kind] = self._new_policy(
+                    processed_references=refs, processing=kind, threshold_floor=self.policy
+                )
         return self._processed[kind]
 
     def policy_info(self) -> dict[str, Any]:

@@ -76,15 +76,33 @@ class Transform:
     def active(self) -> bool:
         return any(v is not None for v in (self.jpeg, self.resize, self.crop))
 
-    @property
-    def query_processing(self) -> str | None:
+    def query_processing(
+        self,
+        size: tuple[int, int],
+        fmt: str | None,
+        reference_formats: frozenset[str],
+        least_area: int | None,
+    ) -> str | None:
         """The processed copies (fpattr.processing.PROCESSINGS) ``attribute`` would decide
-        such a query with against clean references (:func:`fpattr.processing.
-        query_processing`): "x0.5" for a smaller query (down-scaled or cropped), "jpeg75"
-        for a JPEG one, else None."""
-        if (self.resize is not None and self.resize < 1) or self.crop is not None:
-            return "x0.5"
-        return "jpeg75" if self.jpeg is not None else None
+        a query of ``size`` (W, H) and format ``fmt`` (both before this transform) with,
+        against references stored as ``reference_formats`` whose smallest has
+        ``least_area`` pixels: the rule of :func:`fpattr.processing.query_processing`
+        applied to the query as this transform leaves it (its size after resize and crop;
+        JPEG at ``jpeg``, else its own format), else None."""
+        from fpattr.processing import query_processing
+
+        w, h = size
+        if self.resize is not None and self.resize != 1.0:
+            w, h = max(1, round(w * self.resize)), max(1, round(h * self.resize))
+        if self.crop is not None:
+            w, h = min(w, self.crop), min(h, self.crop)
+        return query_processing(
+            "JPEG" if self.jpeg is not None else fmt,
+            w * h,
+            reference_formats,
+            least_area,
+            jpeg_quality=self.jpeg,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -667,15 +685,25 @@ def _decision_metrics(
 
     def policy_for(gallery: Any, cal_gallery: Any) -> DecisionPolicy:
         src = cal_gallery if cal_gallery is not None else gallery
-        return DecisionPolicy(
-            card,
-            gallery,
-            target_far=cfg.target_far,
-            threshold=cfg.threshold,
-            calibration_gallery=cal_gallery,
-            seed=cfg.seed,
-            processed_references={m: copies[m] for m in src.models} if kind else None,
+
+        def make(**processed: Any) -> DecisionPolicy:
+            return DecisionPolicy(
+                card,
+                gallery,
+                target_far=cfg.target_far,
+                threshold=cfg.threshold,
+                calibration_gallery=cal_gallery,
+                seed=cfg.seed,
+                **processed,
+            )
+
+        if not kind:
+            return make()
+        # as Session.processed_policy: never below the clean calibration's threshold
+        return make(
+            processed_references={m: copies[m] for m in src.models},
             processing=kind,
+            threshold_floor=make(),
         )
 
     res = decision_quality(
@@ -704,6 +732,42 @@ def _decision_metrics(
     }
 
 
+def _header(path: Path) -> tuple[str | None, tuple[int, int] | None]:
+    """(format, (W, H)) from an image file's header (None, None when unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format, im.size
+    except Exception:  # noqa: BLE001 - the embedding pass reports the file
+        return None, None
+
+
+def _bench_query_processing(
+    paths: list[Path], roles: list[str], transform: Transform
+) -> str | None:
+    """The processing ``attribute`` would infer for most of the bench's queries after
+    ``transform`` against its references (:meth:`Transform.query_processing` per query;
+    the commonest answer, None on a tie with None)."""
+    from collections import Counter
+
+    refs = [_header(p) for p, r in zip(paths, roles, strict=True) if r == "ref"]
+    formats = frozenset(f for f, _ in refs if f)
+    areas = [wh[0] * wh[1] for _, wh in refs if wh]
+    least = min(areas) if areas else None
+    kinds = Counter(
+        transform.query_processing(wh, fmt, formats, least)
+        for p, r in zip(paths, roles, strict=True)
+        if r == "query"
+        for fmt, wh in [_header(p)]
+        if wh
+    )
+    if not kinds:
+        return None
+    (top, count), *rest = kinds.most_common()
+    return None if top is None or (rest and rest[0][1] == count and None in kinds) else top
+
+
 def _processed_copies(
     paths: list[Path], roles: list[str], backbones: Sequence[Backbone], cfg: EvalConfig
 ) -> list[tuple[str, np.ndarray, np.ndarray] | None]:
@@ -714,8 +778,10 @@ def _processed_copies(
 
     from fpattr.processing import PROCESSINGS
 
-    kind = cfg.transform.query_processing
-    if not (cfg.decisions and cfg.processed_references and cfg.transform.queries_only and kind):
+    if not (cfg.decisions and cfg.processed_references and cfg.transform.queries_only):
+        return [None] * len(backbones)
+    kind = _bench_query_processing(paths, roles, cfg.transform)
+    if kind is None:
         return [None] * len(backbones)
     p = PROCESSINGS[kind]
     idx = [k for k, r in enumerate(roles) if r == "ref"]

@@ -153,6 +153,9 @@ class LoadedImage:
     frames: int = 1
     #: EXIF Orientation (1-8) recorded for display only; 1 when absent, invalid or unreadable
     orientation: int = 1
+    #: JPEG only: the libjpeg quality its luminance quantization table matches
+    #: (:func:`fpattr.processing.estimate_jpeg_quality`); None for other formats
+    jpeg_quality: int | None = None
 
     def info(self) -> dict[str, Any]:
         """JSON-able metadata (everything but the pixels), for reports and caches."""
@@ -261,6 +264,7 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
             raise _Refused(f"refused by Pillow's decompression-bomb guard ({bombs[0].message})")
         fmt, mode = im.format or "?", im.mode
         tile_rawmodes = [_tile_rawmode(t) for t in im.tile]
+        quality = _jpeg_quality(im) if fmt == "JPEG" else None
     declared_bits = tiff.bits if tiff is not None else _png_declared_bits(data)
     if fmt == "HEIF":
         heif_bits = int(im.info.get("bit_depth") or 8)
@@ -312,6 +316,7 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
         conversions=conversions,
         frames=frames,
         orientation=orientation,
+        jpeg_quality=quality,
     )
 
 
@@ -628,6 +633,18 @@ def _load_plain_png(name: str, data: bytes, digest: str, max_pixels: int) -> Loa
         bit_depth=8,
         conversions=list(conversions),
     )
+
+
+def _jpeg_quality(im: Image.Image) -> int | None:
+    """The estimated libjpeg quality of an opened JPEG (None when its tables are unreadable)."""
+    from fpattr.processing import estimate_jpeg_quality
+
+    try:
+        tables = getattr(im, "quantization", None) or {}
+        luma = tables.get(0) if isinstance(tables, dict) else None
+    except Exception:  # noqa: BLE001 - a metadata read never fails a decode
+        return None
+    return None if luma is None else estimate_jpeg_quality(luma)
 
 
 def _refuse_zero_size_png(data: bytes) -> None:

@@ -13,7 +13,12 @@ from PIL import Image
 from fpattr.backbones.resolve import create_backbone
 from fpattr.errors import GalleryError
 from fpattr.gallery import Gallery, export_npz, import_npz
-from fpattr.processing import PROCESSINGS, Processing, query_processing
+from fpattr.processing import (
+    PROCESSINGS,
+    Processing,
+    estimate_jpeg_quality,
+    query_processing,
+)
 from fpattr.session import Session, reference_caveat
 from fpattr.testing import run_cli, write_generator_images
 
@@ -30,10 +35,39 @@ from fpattr.testing import run_cli, write_generator_images
         ("PNG", 4096, {"PNG"}, 4096, None),  # stored like them
         ("WEBP", 4096, {"PNG"}, 4096, None),  # no calibration for it
         ("JPEG", 4096, set(), None, None),  # nothing recorded
+        ("PNG", 127 * 128, {"PNG"}, 128 * 128, None),  # a trim, not a x0.5 copy
+        ("PNG", 96 * 96, {"PNG"}, 128 * 128, "x0.5"),  # side 0.75 of the references'
+        ("PNG", 97 * 97, {"PNG"}, 128 * 128, None),  # just above it
     ],
 )
 def test_query_processing(fmt, area, formats, least, want):
     assert query_processing(fmt, area, frozenset(formats), least) == want
+
+
+@pytest.mark.parametrize(
+    ("quality", "want"), [(None, "jpeg75"), (50, "jpeg75"), (90, "jpeg75"), (91, None), (100, None)]
+)
+def test_a_near_lossless_jpeg_is_not_a_jpeg75_copy(quality, want):
+    assert query_processing("JPEG", 4096, {"PNG"}, 4096, jpeg_quality=quality) == want
+
+
+@pytest.mark.parametrize("quality", [5, 30, 50, 60, 75, 85, 90, 95, 100])
+def test_jpeg_quality_is_read_back_from_the_file(tmp_path, quality):
+    from fpattr.io.loader import load_image
+
+    px = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(px).save(tmp_path / "x.jpg", quality=quality)
+    Image.fromarray(px).save(tmp_path / "x.png")
+    assert load_image(tmp_path / "x.jpg").jpeg_quality == quality
+    assert load_image(tmp_path / "x.png").jpeg_quality is None
+
+
+def test_jpeg_quality_of_odd_tables():
+    assert estimate_jpeg_quality([1] * 64) == 100
+    assert estimate_jpeg_quality([255] * 64) == 1
+    assert estimate_jpeg_quality([0] * 64) is None  # not a quantization table
+    assert estimate_jpeg_quality([8] * 10) is None
+    assert estimate_jpeg_quality("not a table") is None
 
 
 def test_processing_chain_shapes_and_range():
@@ -181,7 +215,8 @@ def test_processed_calibration_differs_and_the_caveat_says_which(enrolled):
     clean = s.policy.calibration("image-vs-model")
     proc = s.processed_policy("jpeg75").calibration("image-vs-model")
     assert proc.processing == "jpeg75" and clean.processing is None
-    assert proc.threshold != clean.threshold  # fitted on other pseudo-queries
+    # fitted on other pseudo-queries; the threshold never below the clean one
+    assert proc.threshold >= clean.threshold and proc.display != clean.display
     assert any("calibration made of the references' jpeg75 copies" in c for c in jpg["caveats"])
     # without copies for every model there is no processed calibration, and the caveat
     # keeps the uncalibrated warning
@@ -193,6 +228,61 @@ def test_processed_calibration_differs_and_the_caveat_says_which(enrolled):
     assert jpg2["calibration"]["processing"] is None
     if jpg2.get("caveats"):
         assert "calibration made of" not in jpg2["caveats"][0]
+
+
+def test_a_processed_calibration_never_lowers_the_clean_threshold(enrolled):
+    """Which processing a query went through is a guess from its file: whatever the
+    processed pseudo-queries give, the threshold in force is at least the clean one."""
+    g, _ = enrolled
+    s = Session(create_backbone("spectrum"), Gallery.load(g))
+    clean = s.policy
+    for kind in PROCESSINGS:
+        pol = s.processed_policy(kind)
+        assert pol is not None and pol.threshold_floor is clean
+        for size in (1, 3):
+            c = clean.calibration("image-vs-model", set_size=size)
+            p = pol.calibration("image-vs-model", set_size=size)
+            assert p.threshold >= c.threshold
+            raised = [n for n in p.details["notes"] if "threshold raised" in n]
+            # unfloored, the same policy's own threshold: raised exactly when it was lower
+            bare = type(pol)(
+                pol.card and clean.card and s.backbone.calibration(),
+                s.gallery,
+                processed_references=pol.processed_references,
+                processing=kind,
+            ).calibration("image-vs-model", set_size=size)
+            assert bool(raised) == (bare.threshold < c.threshold)
+            assert p.threshold == max(bare.threshold, c.threshold)
+
+
+def test_a_crop_of_an_unseen_generator_is_not_named_on_the_x05_calibration(tmp_path):
+    """Break-it case: a 127 x 128 crop or a quality-100 JPEG of a generator that is not
+    enrolled was named (p 0.80) on the x0.5 / jpeg75 calibrations while the clean
+    calibration answered unknown."""
+    refs, q = tmp_path / "refs", tmp_path / "q"
+    for name, kind, seed, trace in (
+        ("nearest", "nearest", 0, 1234),
+        ("checker", "checker", 20, 1234),
+        ("checker2", "checker", 30, 999),
+        ("checker3", "checker", 40, 77),
+    ):
+        write_generator_images(refs / name, kind, n=5, size=128, seed=seed, trace=trace)
+    for p in write_generator_images(q, "bilinear", n=2, size=128, seed=300):
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            im.crop((0, 0, 127, 128)).save(q / f"{p.stem}_crop127.png")
+            im.save(q / f"{p.stem}_q100.jpg", quality=100)
+    g = tmp_path / "g"
+    for name in ("nearest", "checker", "checker2", "checker3"):
+        r = run_cli(["gallery", "add", name, refs / name, "-g", g, "-q"])
+        assert r.exit_code == 0, r.output
+    r = run_cli(["attribute", q, "-g", g, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["results"]
+    assert len(rows) == 6
+    for x in rows:
+        assert x["decision"] == "unknown", (x["path"], x["decision"], x["probability"])
+        assert x["calibration"]["processing"] is None  # near-clean: the clean calibration
 
 
 def test_no_processed_copies_flag(tmp_path):
