@@ -469,10 +469,15 @@ class DecisionPolicy:
             )
             thr = floor
         if gal_ok and score.gallery is None:
+            why_not = (
+                f"after {self.processing}, the references no longer score higher against "
+                "their own model than against others"
+                if self.processed_references is not None
+                else "models sharing or copying references?"
+            )
             notes.append(
                 "the references' genuine scores are not above their impostor scores: the "
-                "gallery cannot calibrate probabilities (models sharing or copying "
-                "references?); "
+                f"gallery cannot calibrate probabilities ({why_not}); "
                 + ("the card's calibration alone gives them" if prior else "none are given")
             )
         has_model = score.gallery is not None or score.prior is not None

@@ -135,7 +135,8 @@ def _check_processed(
         a = np.asarray(arr)
         if a.ndim != 2 or a.shape != (n, dim) or not np.issubdtype(a.dtype, np.floating):
             raise GalleryError(
-                f"{where}model {name!r}: {kind} copies of shape {a.shape}, not ({n}, {dim})"
+                f"{where}model {name!r}: {kind} copies of shape {a.shape} and dtype "
+                f"{a.dtype}, not ({n}, {dim}) floating point"
             )
         if not np.isfinite(a).all():
             raise GalleryError(f"{where}model {name!r}: non-finite {kind} copies")
@@ -354,6 +355,32 @@ class Gallery:
         processed query can be calibrated for (:mod:`fpattr.processing`)."""
         kinds = [set(m.processed) for m in self.models.values()]
         return sorted(set.intersection(*kinds)) if kinds else []
+
+    def lacking_processed(self) -> dict[str, list[str]]:
+        """{kind: models without it} for every kind of processed copy that some enrolled
+        model holds and some other does not: what keeps :meth:`processed_kinds` short."""
+        held = set().union(*(m.processed for m in self.models.values())) if self.models else set()
+        out = {k: sorted(n for n, m in self.models.items() if k not in m.processed) for k in held}
+        return {k: v for k, v in sorted(out.items()) if v}
+
+    def processed_change_note(self, before: list[str]) -> str | None:
+        """A note when an edit left fewer kinds of processed copies held by every model
+        than ``before`` (:meth:`processed_kinds` before it): the calibrations for JPEG or
+        down-scaled queries are then off for the whole gallery. None when none was lost."""
+        lost = sorted(set(before) - set(self.processed_kinds()))
+        if not lost:
+            return None
+        lacking = sorted({n for k in lost for n in self.lacking_processed().get(k, [])})
+        shown = ", ".join(repr(n) for n in lacking[:5]) + (
+            f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+        )
+        return (
+            f"the gallery no longer holds {' and '.join(lost)} copies of every model's "
+            f"references (missing for {shown}): JPEG or down-scaled queries are now decided "
+            "with the clean references' calibration and a caveat; re-enrol "
+            f"{'it' if len(lacking) == 1 else 'them'} with `gallery add --replace` "
+            "(processed copies on) to restore it"
+        )
 
     def processed_references(self, kind: str) -> dict[str, np.ndarray] | None:
         """{model: (n_refs, D)} of the ``kind`` copies, or None unless every model has

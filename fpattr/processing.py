@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "PROCESSINGS",
+    "PROCESSING_STRENGTH",
     "Processing",
     "center_crop",
     "estimate_jpeg_quality",
@@ -105,6 +106,10 @@ PROCESSINGS: dict[str, Processing] = {
     "x0.5": Processing(resize=0.5),
 }
 
+
+#: The kinds of :data:`PROCESSINGS`, weakest change first (a tie between kinds goes to
+#: the stronger).
+PROCESSING_STRENGTH = ("jpeg75", "x0.5")
 
 #: A query is decided as a x0.5 copy when its side is at most this share of the smallest
 #: reference's (its area at most the square): nearer the copies' 0.5 than the references'

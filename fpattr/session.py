@@ -27,6 +27,7 @@ from fpattr.errors import UsageError
 from fpattr.gallery import Gallery
 from fpattr.index import GalleryIndex, choose_kind, open_index
 from fpattr.pipeline import Embedded, Embedder, RunStats, Settings
+from fpattr.processing import PROCESSING_STRENGTH
 from fpattr.views import l2_normalize
 
 #: Candidates an approximate index hands the policy (at least the shown top_k).
@@ -274,16 +275,32 @@ class Session:
         set_size: int = 1,
         views: int | None = None,
         flat: bool = False,
+        processing: str | None = None,
     ) -> dict[str, Any]:
         """The policy's decision for one raw (D,) embedding against the gallery.
 
+        ``processing``: decide as a query that went through that processing
+        (:data:`fpattr.processing.PROCESSINGS`; :meth:`query_processing` infers it from a
+        decoded image) with :meth:`processed_policy`, where the gallery holds the copies.
+
         Raises ValueError for an embedding that is not a finite vector of the gallery's
-        dimension (a NaN one was answered "inconclusive" at probability NaN)."""
+        dimension (a NaN one was answered "inconclusive" at probability NaN) and for an
+        unknown ``processing``."""
+        from fpattr.processing import PROCESSINGS
+
         emb = np.asarray(embedding, dtype=np.float64)
         if emb.ndim != 1 or not np.isfinite(emb).all() or not np.any(emb):
             raise ValueError("decide needs a finite, non-zero (D,) embedding")
+        if processing is not None and processing not in PROCESSINGS:
+            raise ValueError(
+                f"unknown processing {processing!r}; expected one of {sorted(PROCESSINGS)}"
+            )
         return self._decide(
-            self.policy.project(embedding), set_size=set_size, views=views, flat=flat
+            self.policy.project(embedding),
+            set_size=set_size,
+            views=views,
+            flat=flat,
+            processing=processing,
         )
 
     def _decide(
@@ -377,9 +394,12 @@ class Session:
                 "note": f"every image is flat ({n_flat}): no fingerprint to pool",
             }
         # a set of processed copies (every image stored unlike the references, the same
-        # way) is decided with that processing's calibration, as each image was
-        kinds = set(stats.processings)
-        kind = kinds.pop() if len(kinds) == 1 else None
+        # way) is decided with that processing's calibration, as each image was; a mixed
+        # set with the calibration of most of its images (ties: the stronger change), and
+        # a note says so (a break-it pass: a mixed set fell back to the clean one silently)
+        counts = stats.processings
+        order = [None, *PROCESSING_STRENGTH]
+        kind = max(counts, key=lambda k: (counts[k], order.index(k))) if counts else None
         d = self._decide(
             l2_normalize(stats.emb_sum),
             set_size=stats.n_pooled,
@@ -405,6 +425,16 @@ class Session:
                 f"the images' own decisions name {len(named)} different models "
                 f"({', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): they may not "
                 "share one source, which a set decision assumes"
+            )
+        if len(counts) > 1:
+            parts = ", ".join(
+                f"{counts[k]} {k or 'stored like the references'}"
+                for k in sorted(counts, key=lambda k: order.index(k))
+            )
+            used = "the clean one" if kind is None else f"the references' {kind} copies"
+            notes.append(
+                "the set mixes images stored like the references and processed ones "
+                f"({parts}): decided with the calibration of most of them ({used})"
             )
         if notes:
             out["note"] = "; ".join(notes)
@@ -613,13 +643,21 @@ class Session:
         """The processed copies of references :meth:`embed_references` accepted (``paths``,
         in its order): ``({kind: (N, D)}, notes)`` for each of :data:`fpattr.processing.
         PROCESSINGS` (or ``kinds``). A kind is left out, with a note, when any copy fails
-        or has no fingerprint left: its rows must stay the references'."""
+        or has no fingerprint left: its rows must stay the references'.
+
+        Raises ValueError for a kind that is not in PROCESSINGS."""
         from fpattr.io.walk import InputItem
         from fpattr.processing import PROCESSINGS, processed_loader
 
+        todo = list(kinds) if kinds is not None else list(PROCESSINGS)
+        unknown = [k for k in todo if k not in PROCESSINGS]
+        if unknown:
+            raise ValueError(
+                f"unknown processing {unknown[0]!r}; expected one of {sorted(PROCESSINGS)}"
+            )
         out: dict[str, np.ndarray] = {}
         notes: list[str] = []
-        for kind in kinds if kinds is not None else PROCESSINGS:
+        for kind in todo:
             embedder = Embedder(
                 self.backbone,
                 self.settings,
@@ -694,15 +732,19 @@ def reference_caveat(
     else:
         return None
     fmt = getattr(image, "format", None)
-    if formats and fmt and fmt not in formats:
-        kind = "re-encoded"
-        what = f"the query is {fmt}, {whose} {'/'.join(sorted(formats))}"
-    elif least is not None and image.width * image.height < least:
+    reencoded = bool(formats and fmt and fmt not in formats)
+    smaller = least is not None and image.width * image.height < least
+    processing = (res.get("calibration") or {}).get("processing")
+    # the wording follows the calibration that decided (a JPEG query smaller than the
+    # references is decided as a x0.5 copy, and the caveat said "re-encoded")
+    if smaller and (processing == "x0.5" or not reencoded):
         kind = "resized"
         what = f"the query ({image.width}x{image.height}) is smaller than {whose}"
+    elif reencoded:
+        kind = "re-encoded"
+        what = f"the query is {fmt}, {whose} {'/'.join(sorted(formats))}"
     else:
         return None
-    processing = (res.get("calibration") or {}).get("processing")
     if processing in CALIBRATED_PRECISION:
         prec, cover = CALIBRATED_PRECISION[processing]
         return (

@@ -115,8 +115,11 @@ def add(
         raise typer.Exit(2)
     with gal.editing(path, bb.info()) as g:
         before = len(g.models[name].refs) if name in g.models and append else 0
+        kinds_before = g.processed_kinds()
         model = g.add(name, embs, refs, replace=replace, append=append, processed=processed)
         kinds = g.processed_kinds()
+        lost_note = g.processed_change_note(kinds_before)
+        lacking = g.lacking_processed()
         n_models = len(g.models)
         shared = g.shared_references(name)
         already = before + len(refs) - len(model.refs)
@@ -161,14 +164,26 @@ def add(
             )
     for w in check["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(w)}")
+    if append and processed and not model.processed:
+        # Gallery.add keeps only the kinds both batches have
+        processed_notes.append(
+            f"{name!r}'s earlier references have no processed copies, so the copies of the "
+            "appended ones were not kept (re-enrol the model with --replace to have them)"
+        )
+    if lost_note:
+        processed_notes.append(lost_note)
+    elif processed_copies and model.processed and lacking:
+        others = sorted({n for v in lacking.values() for n in v} - {name})
+        if others:
+            processed_notes.append(
+                "not every enrolled model has processed copies of its references (missing "
+                f"for {', '.join(repr(n) for n in others[:5])}"
+                f"{' and more' if len(others) > 5 else ''}): JPEG or down-scaled queries are "
+                "decided with the clean references' calibration and a caveat (re-enrol "
+                "them with --replace)"
+            )
     for w in processed_notes:
         console.print(f"[yellow]note:[/] {escape(printable(w))}")
-    if processed_copies and model.processed and not kinds:
-        console.print(
-            "[yellow]note:[/] not every enrolled model has processed copies of its "
-            "references: JPEG or down-scaled queries are decided with the clean "
-            "references' calibration and a caveat (re-enrol the others with --replace)"
-        )
     result_processed = {"enrolled": sorted(model.processed), "gallery": kinds}
     result = {
         "gallery": str(path),
@@ -232,16 +247,23 @@ def calibrate(
     """
     from rich.table import Table
 
-    from fpattr.decision import DecisionPolicy
+    from fpattr.pipeline import Settings
+    from fpattr.session import Session
 
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt)
     g = common.open_gallery(gallery, bb, need_models=True)
-    pol = DecisionPolicy(bb.calibration(), g, target_far=target_far)
+    session = Session(bb, g, settings=Settings(target_far=target_far), provenance=False)
+    pol = session.policy
     cals = [pol.calibration("image-vs-model"), pol.calibration("image-vs-image")]
     # small images (under two views a side) are decided with the card's calibration at
     # their effective view count as the prior: show those thresholds too
     cals += [pol.calibration("image-vs-model", views=v) for v in pol.card_view_counts()]
+    # JPEG and down-scaled queries: the calibrations made of the references' copies
+    for kind in g.processed_kinds():
+        processed = session.processed_policy(kind)
+        if processed is not None:
+            cals.append(processed.calibration("image-vs-model"))
     check = pol.enrolment_check()
     warnings = [w for m in g.models for w in pol.enrolment_warnings(m)]
     t = Table(
@@ -266,8 +288,11 @@ def calibrate(
             continue
         far = "-" if c.target_far is None else f"{c.target_far:.2%}"
         got = "-" if c.achieved_far is None else f"{c.achieved_far:.2%}"
+        what = c.comparison if c.views is None else f"{c.comparison}, {c.views} view(s)"
+        if c.processing:
+            what += f", {c.processing} queries"
         t.add_row(
-            c.comparison if c.views is None else f"{c.comparison}, {c.views} view(s)",
+            what,
             f"{c.threshold:.3f}",
             far,
             got,
@@ -320,7 +345,8 @@ def calibrate(
         print(f"scores: {pol.space.info()['method']}", file=sys.stderr)
         for c in cals:
             if c is not None:
-                print(f"{c.comparison}: {c.why}", file=sys.stderr)
+                label = c.comparison + (f" ({c.processing} queries)" if c.processing else "")
+                print(f"{label}: {c.why}", file=sys.stderr)
                 for note in c.details.get("notes", []):
                     print(f"note: {note}", file=sys.stderr)
     for w in warnings:
@@ -365,10 +391,21 @@ def list_(
         _emit(rows, fmt, t)
         return
     g = _load(gallery, backbone)
-    rows = [{"model": n, "n_refs": len(m.refs), "created": m.created} for n, m in g.models.items()]
-    t = Table("model", "refs", "created", title=f"{g.path} ({g.backbone.get('id')})")
+    rows = [
+        {
+            "model": n,
+            "n_refs": len(m.refs),
+            "created": m.created,
+            "processed_copies": sorted(m.processed),
+        }
+        for n, m in g.models.items()
+    ]
+    t = Table(
+        "model", "refs", "processed copies", "created", title=f"{g.path} ({g.backbone.get('id')})"
+    )
     for r in rows:
-        t.add_row(r["model"], str(r["n_refs"]), r["created"])
+        copies = ", ".join(r["processed_copies"]) or "-"
+        t.add_row(r["model"], str(r["n_refs"]), copies, r["created"])
     _emit({"gallery": g.info(), "models": rows}, fmt, t)
 
 
@@ -405,6 +442,7 @@ def show(
             "refs": m.refs,
             "meta": m.meta,
             "dim": int(m.embeddings.shape[1]),
+            "processed_copies": sorted(m.processed),
         },
         fmt,
         t,
@@ -474,13 +512,29 @@ def import_(
     from fpattr.errors import GalleryError
     from fpattr.gallery import editing, import_npz
     from fpattr.io.atomic import check_writable_folder
+    from fpattr.processing import PROCESSINGS
+    from fpattr.report.base import printable
 
     src_g = import_npz(src)
     path = common.gallery_path(gallery, src_g.backbone.get("name", "default"))
     check_writable_folder(path, "gallery")
     with editing(path, src_g.backbone) as g:
+        before = g.processed_kinds() if g.models else None
         for name, m in src_g.models.items():
             if name in g.models and not replace:
                 raise GalleryError(f"model {name!r} already in {path}; use --replace")
             g.models[name] = m
+        if before is not None:
+            note = g.processed_change_note(before)
+        elif set(g.processed_kinds()) != set(PROCESSINGS):
+            note = (
+                "the imported models do not all carry processed copies of their references "
+                f"(it has {', '.join(g.processed_kinds()) or 'none'} for every model): JPEG "
+                "or down-scaled queries are decided with the clean references' calibration "
+                "and a caveat; re-enrol with `gallery add --replace` to have them"
+            )
+        else:
+            note = None
     print(f"imported {len(src_g.models)} models into {path}", file=sys.stderr)
+    if note:  # an export made without copies (or before they existed)
+        print(f"note: {printable(note)}", file=sys.stderr)

@@ -124,13 +124,16 @@ def _top_k(manifest: dict) -> int | None:
 
 
 def _cal(r: dict) -> str | None:
-    """``comparison/source[/set N]`` of the calibration that decided a row."""
+    """``comparison/source[/set N][/PROCESSING copies]`` of the calibration that decided a
+    row (the last part: fitted on the references' processed copies)."""
     cal = r.get("calibration")
     if not isinstance(cal, dict):
         return None
     text = f"{cal.get('comparison')}/{cal.get('source')}"
     if (cal.get("set_size") or 1) > 1:
         text += f"/set {cal.get('set_size')}"
+    if cal.get("processing"):
+        text += f"/{cal.get('processing')} copies"
     return text
 
 

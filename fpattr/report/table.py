@@ -77,13 +77,13 @@ def _threshold_line(summary: dict, results: list[dict]) -> Text | None:
     if not cals:
         return None
     used = {
-        (c.get("comparison"), c.get("set_size"), c.get("views"))
+        (c.get("comparison"), c.get("set_size"), c.get("views"), c.get("processing"))
         for r in results
         for c in [r.get("calibration") or {}]
     }
     line = Text()
     for c in cals:
-        key = (c.get("comparison"), c.get("set_size"), c.get("views"))
+        key = (c.get("comparison"), c.get("set_size"), c.get("views"), c.get("processing"))
         if used and key not in used and not (summary.get("as_set") and c.get("set_size", 1) > 1):
             continue
         if line:
@@ -96,6 +96,8 @@ def _threshold_line(summary: dict, results: list[dict]) -> Text | None:
         what = printable(c.get("comparison"))
         if c.get("views"):
             what += f", {c.get('views')} view(s)"
+        if c.get("processing"):  # fitted on the references' processed copies
+            what += f", {printable(c.get('processing'))} queries"
         line.append(f"; {what}; {printable(c.get('source'))})", style="dim")
     return line or None
 

@@ -3,6 +3,7 @@ query stored unlike the references (a JPEG query against PNG references, a small
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PIL import Image
 from fpattr.backbones.resolve import create_backbone
 from fpattr.errors import GalleryError
 from fpattr.gallery import Gallery, export_npz, import_npz
+from fpattr.pipeline import RunStats
 from fpattr.processing import (
     PROCESSINGS,
     Processing,
@@ -304,3 +306,114 @@ def test_reference_caveat_without_processing_keeps_the_warning():
     assert text is not None and "right 81% of the time" in text
     res["calibration"]["processing"] = "jpeg75"
     assert "named 8% of the time and right 90%" in reference_caveat(res, image, shapes)
+
+
+def test_an_edit_that_loses_the_processed_calibration_says_so(tmp_path):
+    """Break-it cases: appending without copies, appending with copies onto a model that
+    has none, and importing an export without copies turned the processed calibrations
+    off for the whole gallery without a word."""
+    for name, kind, seed in (("a", "nearest", 0), ("b", "checker", 1), ("more", "nearest", 5)):
+        write_generator_images(tmp_path / name, kind, n=3, size=64, seed=seed)
+    g = tmp_path / "g"
+
+    def add(*args: object):
+        r = run_cli(["gallery", "add", *args, "-g", g, "-b", "spectrum", "-f", "json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout), " ".join(r.stderr.split())
+
+    for name in ("a", "b"):
+        out, err = add(name, tmp_path / name)
+    assert out["processed_copies"]["gallery"] == sorted(PROCESSINGS) and "no longer" not in err
+    out, err = add("a", tmp_path / "more", "--append", "--no-processed-copies")
+    assert out["processed_copies"] == {"enrolled": [], "gallery": []}
+    assert "no longer holds jpeg75 and x0.5 copies of every model's references" in err
+    assert "missing for 'a'" in err and any("no longer holds" in n for n in out["notes"])
+    # copies computed for an append onto a model that has none are not kept: said so
+    write_generator_images(tmp_path / "extra", "nearest", n=2, size=64, seed=9)
+    out, err = add("a", tmp_path / "extra", "--append")
+    assert out["processed_copies"]["enrolled"] == []
+    assert "copies of the appended ones were not kept" in err
+    # gallery list / show name the model to re-enrol
+    r = run_cli(["gallery", "list", "-g", g, "-b", "spectrum", "-f", "json"])
+    rows = {x["model"]: x["processed_copies"] for x in json.loads(r.stdout)["models"]}
+    assert rows == {"a": [], "b": sorted(PROCESSINGS)}
+    r = run_cli(["gallery", "show", "b", "-g", g, "-b", "spectrum", "-f", "json"])
+    assert json.loads(r.stdout)["processed_copies"] == sorted(PROCESSINGS)
+    # an export without copies imported into a new gallery
+    r = run_cli(["gallery", "export", tmp_path / "x.npz", "-g", g, "-b", "spectrum"])
+    assert r.exit_code == 0, r.output
+    r = run_cli(["gallery", "import", tmp_path / "x.npz", "-g", tmp_path / "g2"])
+    assert r.exit_code == 0, r.output
+    assert "do not all carry processed copies" in " ".join(r.stderr.split())
+    # re-enrolling with --replace restores the calibration, silently
+    out, err = add("a", tmp_path / "a", "--replace")
+    assert out["processed_copies"]["gallery"] == sorted(PROCESSINGS) and "no longer" not in err
+
+
+def test_the_caveat_names_the_change_the_calibration_was_made_for():
+    shapes = {"a": (frozenset({"PNG"}), 4096), None: (frozenset({"PNG"}), 4096)}
+    small_jpeg = type("I", (), {"format": "JPEG", "width": 32, "height": 32})()
+    res = {"decision": "a", "calibration": {"processing": "x0.5"}}
+    text = reference_caveat(res, small_jpeg, shapes)
+    assert "(32x32) is smaller than a's references" in text and "x0.5 copies" in text
+    res["calibration"]["processing"] = None  # uncalibrated: the format is said first
+    assert "the query is JPEG" in reference_caveat(res, small_jpeg, shapes)
+
+
+def test_a_set_mixing_processed_and_clean_images_says_how_it_was_decided(enrolled):
+    g, q = enrolled
+    s = Session(create_backbone("spectrum"), Gallery.load(g))
+    stats = RunStats()
+    rows = list(s.attribute([q], stats))  # one clean PNG, one JPEG, one small PNG
+    assert sorted(stats.processings, key=str) == sorted([None, "jpeg75", "x0.5"], key=str)
+    out = s.attribute_set(stats)
+    assert out["n_images"] == len(rows) == 3
+    # a tie of one each: the strongest change's calibration, and the note says so
+    assert out["calibration"]["processing"] == "x0.5"
+    assert "mixes images stored like the references and processed ones" in out["note"]
+    assert (
+        "(1 stored like the references, 1 jpeg75, 1 x0.5): decided with the calibration of "
+        "most of them (the references' x0.5 copies)" in out["note"]
+    )
+
+
+def test_every_output_says_which_calibration_decided(enrolled):
+    """Break-it: CSV rows and the table's threshold lines read alike for clean, jpeg75
+    and x0.5 rows, and `gallery calibrate` did not show the processed calibrations."""
+    g, q = enrolled
+    r = run_cli(["attribute", q, "-g", g, "-b", "spectrum", "-f", "csv"])
+    assert r.exit_code == 0, r.output
+    cal = {
+        Path(row["path"]).name: row["calibration"]
+        for row in csv.DictReader(r.stdout.splitlines())
+        if row.get("path")
+    }
+    assert cal["query.jpg"].endswith("/jpeg75 copies") and cal["small.png"].endswith("/x0.5 copies")
+    r = run_cli(["attribute", q, "-g", g, "-b", "spectrum"], env={"COLUMNS": "300"})
+    text = " ".join(r.output.split())
+    assert "jpeg75 queries" in text and "x0.5 queries" in text
+    r = run_cli(["gallery", "calibrate", "-g", g, "-b", "spectrum", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    procs = [c.get("processing") for c in json.loads(r.stdout)["calibrations"]]
+    assert "jpeg75" in procs and "x0.5" in procs
+    r = run_cli(["gallery", "calibrate", "-g", g, "-b", "spectrum"], env={"COLUMNS": "300"})
+    assert "image-vs-model, jpeg75 queries" in r.output
+
+
+def test_api_processing_arguments_are_checked_and_decide_takes_one(enrolled):
+    g, q = enrolled
+    s = Session(create_backbone("spectrum"), Gallery.load(g))
+    with pytest.raises(ValueError, match="unknown processing 'nope'"):
+        s.embed_processed([next(q.glob("*.png"))], kinds=["nope"])
+    e = next(iter(s.embed([q / "query.jpg"]))).embedding
+    with pytest.raises(ValueError, match="unknown processing"):
+        s.decide(e, processing="x2")
+    assert s.decide(e, processing="jpeg75")["calibration"]["processing"] == "jpeg75"
+    assert s.decide(e)["calibration"]["processing"] is None
+
+
+def test_a_copy_of_the_wrong_dtype_says_so():
+    with pytest.raises(GalleryError, match="dtype int64"):
+        g = Gallery(backbone={"name": "x", "id": "x", "sha256": "0"})
+        e = np.eye(3, 4, dtype=np.float32)
+        g.add("a", e, _refs(3), processed={"jpeg75": np.ones((3, 4), np.int64)})
