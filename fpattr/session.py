@@ -96,14 +96,17 @@ class Session:
             **processed,
         )
 
-    def query_processing(self, image: Any) -> str | None:
-        """What a query looks to have gone through against every enrolled reference
-        (:func:`fpattr.processing.query_processing`: "x0.5" smaller than them, "jpeg75" a
-        JPEG among non-JPEG references, None) from its decoded ``image``
-        (:class:`fpattr.io.loader.LoadedImage`)."""
+    def query_processing(self, image: Any, model: str | None = None) -> str | None:
+        """What a query looks to have gone through (:func:`fpattr.processing.
+        query_processing`: "x0.5" markedly smaller, "jpeg75" a JPEG among non-JPEG
+        references, None) from its decoded ``image`` (:class:`fpattr.io.loader.
+        LoadedImage`), against the references of ``model`` (the one it would be attributed
+        to: generators have native sizes, and a halved 256 px image is still larger than a
+        32 px generator's references) or, without one, every enrolled reference."""
         from fpattr.processing import query_processing
 
-        every = self._reference_shapes().get(None)
+        shapes = self._reference_shapes()
+        every = shapes.get(model) if model is not None and model in shapes else shapes.get(None)
         if image is None or every is None:
             return None
         formats, least = every
@@ -253,8 +256,8 @@ class Session:
             if e.embedding is not None and not e.error:
                 stats.n_ok += 1
                 p = self.policy.project(e.embedding)
-                kind = self.query_processing(e.image)
-                res.update(self._decide(p, views=e.effective_views, flat=e.flat, processing=kind))
+                res.update(self._decide(p, views=e.effective_views, flat=e.flat, image=e.image))
+                kind = (res.get("calibration") or {}).get("processing")
                 caveat = reference_caveat(res, e.image, self._reference_shapes())
                 if caveat:
                     res["caveats"] = [caveat]
@@ -311,10 +314,14 @@ class Session:
         views: int | None = None,
         flat: bool = False,
         processing: str | None = None,
+        image: Any = None,
     ) -> dict[str, Any]:
         """:meth:`decide` for an embedding already in the policy's score space;
         ``processing``: decide with :meth:`processed_policy` of that kind when the gallery
-        holds those copies (else the clean calibration, and the result's caveat says so)."""
+        holds those copies (else the clean calibration, and the result's caveat says so);
+        ``image`` (its :class:`fpattr.io.loader.LoadedImage`, with ``processing`` None):
+        infer the processing from it against the references of the model it scores
+        highest with (:meth:`query_processing`)."""
         n_models = None  # an exact search scores every model
         if self._uses_index():  # the index's top candidates, re-scored exactly
             idx = self.index
@@ -322,6 +329,8 @@ class Session:
             n_models = len(idx.names)
         else:
             names, sims = self.policy.scores(projected)
+        if processing is None and image is not None and len(names):
+            processing = self.query_processing(image, names[int(np.argmax(sims))])
         policy = self.processed_policy(processing) or self.policy
         return policy.decide_scores(
             sims,

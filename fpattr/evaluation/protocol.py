@@ -744,24 +744,27 @@ def _header(path: Path) -> tuple[str | None, tuple[int, int] | None]:
 
 
 def _bench_query_processing(
-    paths: list[Path], roles: list[str], transform: Transform
+    paths: list[Path], labels: list[str | None], roles: list[str], transform: Transform
 ) -> str | None:
     """The processing ``attribute`` would infer for most of the bench's queries after
-    ``transform`` against its references (:meth:`Transform.query_processing` per query;
-    the commonest answer, None on a tie with None)."""
+    ``transform``, each against its own model's references (as ``attribute`` judges a
+    query against the model it would be attributed to; :meth:`Transform.query_processing`
+    per query; the commonest answer, None on a tie with None)."""
     from collections import Counter
 
-    refs = [_header(p) for p, r in zip(paths, roles, strict=True) if r == "ref"]
-    formats = frozenset(f for f, _ in refs if f)
-    areas = [wh[0] * wh[1] for _, wh in refs if wh]
-    least = min(areas) if areas else None
-    kinds = Counter(
-        transform.query_processing(wh, fmt, formats, least)
-        for p, r in zip(paths, roles, strict=True)
-        if r == "query"
-        for fmt, wh in [_header(p)]
-        if wh
-    )
+    refs: dict[str | None, list[tuple[str | None, tuple[int, int] | None]]] = {}
+    for p, lab, r in zip(paths, labels, roles, strict=True):
+        if r == "ref":
+            refs.setdefault(lab, []).append(_header(p))
+    kinds: Counter[str | None] = Counter()
+    for p, lab, r in zip(paths, labels, roles, strict=True):
+        fmt, wh = _header(p) if r == "query" and lab in refs else (None, None)
+        if wh is None:
+            continue
+        own = refs[lab]
+        formats = frozenset(f for f, _ in own if f)
+        areas = [s[0] * s[1] for _, s in own if s]
+        kinds[transform.query_processing(wh, fmt, formats, min(areas) if areas else None)] += 1
     if not kinds:
         return None
     (top, count), *rest = kinds.most_common()
@@ -769,7 +772,11 @@ def _bench_query_processing(
 
 
 def _processed_copies(
-    paths: list[Path], roles: list[str], backbones: Sequence[Backbone], cfg: EvalConfig
+    paths: list[Path],
+    labels: list[str | None],
+    roles: list[str],
+    backbones: Sequence[Backbone],
+    cfg: EvalConfig,
 ) -> list[tuple[str, np.ndarray, np.ndarray] | None]:
     """Per backbone, the references' processed copies for :func:`score_run` when only the
     queries are degraded (the copies ``gallery add`` enrols, of the kind ``attribute``
@@ -780,7 +787,7 @@ def _processed_copies(
 
     if not (cfg.decisions and cfg.processed_references and cfg.transform.queries_only):
         return [None] * len(backbones)
-    kind = _bench_query_processing(paths, roles, cfg.transform)
+    kind = _bench_query_processing(paths, labels, roles, cfg.transform)
     if kind is None:
         return [None] * len(backbones)
     p = PROCESSINGS[kind]
@@ -812,7 +819,7 @@ def evaluate(
             f">= {cfg.refs} references + {cfg.min_queries} queries; need >= 2"
         )
     t0 = time.perf_counter()
-    paths, _, roles = bench.images()
+    paths, labels, roles = bench.images()
     clean = [p for p, r in zip(paths, roles, strict=True) if r == "ref"]
     sets, wait = embed_images(
         paths,
@@ -821,7 +828,7 @@ def evaluate(
         on_image=on_image,
         clean=clean if cfg.transform.queries_only else (),
     )
-    processed = _processed_copies(paths, roles, backbones, cfg)
+    processed = _processed_copies(paths, labels, roles, backbones, cfg)
     runs = [
         score_run(bench, es, cfg, extra_seconds=wait, processed=pr)
         for es, pr in zip(sets, processed, strict=True)

@@ -417,3 +417,25 @@ def test_a_copy_of_the_wrong_dtype_says_so():
         g = Gallery(backbone={"name": "x", "id": "x", "sha256": "0"})
         e = np.eye(3, 4, dtype=np.float32)
         g.add("a", e, _refs(3), processed={"jpeg75": np.ones((3, 4), np.int64)})
+
+
+def test_a_halved_query_is_judged_against_the_model_it_scores_highest_with(tmp_path):
+    """Generators have native sizes: a 128 px model's image halved to 64 px is still
+    larger than a 32 px model's references, so 'smaller than every reference' missed it."""
+    write_generator_images(tmp_path / "big", "bilinear", n=4, size=128, seed=0)
+    write_generator_images(tmp_path / "big2", "nearest", n=4, size=128, seed=1)
+    write_generator_images(tmp_path / "tiny", "checker", n=4, size=32, seed=2)
+    g = tmp_path / "g"
+    for name in ("big", "big2", "tiny"):
+        r = run_cli(["gallery", "add", name, tmp_path / name, "-g", g, "-q"])
+        assert r.exit_code == 0, r.output
+    q = write_generator_images(tmp_path / "q", "bilinear", n=1, size=128, seed=7)[0]
+    with Image.open(q) as im:
+        im.resize((64, 64), Image.Resampling.BICUBIC).save(tmp_path / "half.png")
+    s = Session(create_backbone("default"), Gallery.load(g))
+    res = next(iter(s.attribute([tmp_path / "half.png"])))
+    assert res["top"][0]["model"] == "big"
+    assert res["calibration"]["processing"] == "x0.5"
+    image = type("I", (), {"format": "PNG", "width": 64, "height": 64, "jpeg_quality": None})()
+    assert s.query_processing(image) is None  # against every reference: not smaller
+    assert s.query_processing(image, "big") == "x0.5"
