@@ -460,7 +460,8 @@ class DecisionPolicy:
         gal_ok = g.size >= 2 and i.size >= 2
         score, thr, w, wt = self._pool(g, i, prior, prior_thr)
         floor = self._floor(comparison, n, m, views)
-        if floor is not None and thr is not None and floor > thr:
+        raised = floor is not None and thr is not None and floor > thr
+        if raised:
             notes.append(
                 f"threshold raised from {thr:.4f} to the clean calibration's {floor:.4f}: "
                 f"that the query went through {self.processing or 'the processing'} is "
@@ -519,7 +520,7 @@ class DecisionPolicy:
                     f", shrunk toward the card's synthetic-model calibration (gallery weight "
                     f"{w:.2f} for probabilities, {wt:.2f} for the threshold)"
                 )
-        if gal_ok and target is not None and (i.size + 1) * target < 1:
+        if gal_ok and target is not None and (i.size + 1) * target < 1 and not raised:
             # with a card the threshold is the blend made by _pool; without one (a gallery
             # bound to a training-free backbone) there is only the gallery to lean on
             if prior_thr is None:

@@ -29,6 +29,7 @@ __all__ = [
     "center_crop",
     "estimate_jpeg_quality",
     "jpeg_reencode",
+    "least_sides",
     "processed_loader",
     "query_processing",
     "resize_bicubic",
@@ -157,34 +158,52 @@ def estimate_jpeg_quality(luma_table: Any) -> int | None:
     return int(np.argmin(np.abs(_TABLES - t).mean(axis=1))) + 1
 
 
+def _is_jpeg(fmt: str | None) -> bool:
+    # MPO: the multi-picture JPEG cameras and phones write; its first frame is a JPEG
+    return fmt in ("JPEG", "MPO")
+
+
 def query_processing(
     query_format: str | None,
-    query_area: int | None,
+    query_size: tuple[int, int] | None,
     reference_formats: frozenset[str] | set[str],
-    least_reference_area: int | None,
+    least_reference_sides: tuple[int, int] | None,
     *,
     jpeg_quality: int | None = None,
 ) -> str | None:
-    """Which of :data:`PROCESSINGS` a query looks to have gone through, judged against
-    every enrolled reference: "x0.5" when its area is at most ``X05_MAX_SCALE`` squared
-    of the smallest reference's (down-scaled; checked first, as the stronger change),
-    "jpeg75" when it is a JPEG, no reference is, and its estimated quality
-    (``jpeg_quality``, :func:`estimate_jpeg_quality`; None: unknown, taken as re-encoded)
-    is at most ``JPEG75_MAX_QUALITY``, else None. Unrecorded sizes or formats (galleries
-    enrolled before they were recorded) say nothing.
+    """Which of :data:`PROCESSINGS` a query looks to have gone through, judged against a
+    set of references: "x0.5" when both its sides are at most ``X05_MAX_SCALE`` of the
+    references' (``query_size`` (W, H) against ``least_reference_sides``, the smallest
+    short and long sides among them: :func:`least_sides`; a crop that keeps one side is
+    not a down-scale; checked first, as the stronger change), "jpeg75" when it is a JPEG
+    (or MPO), none of the references is, and its estimated quality (``jpeg_quality``,
+    :func:`estimate_jpeg_quality`; None: unknown, taken as re-encoded) is at most
+    ``JPEG75_MAX_QUALITY``, else None. Unrecorded sizes or formats (galleries enrolled
+    before they were recorded) say nothing.
 
-    The answer is an inference from the file, and can be wrong (a crop is not a
-    down-scale): the calibration it picks never has a lower threshold than the clean one
-    (``DecisionPolicy(threshold_floor=)``), so a wrong guess cannot raise the false-accept
-    rate above its target.
+    The answer is an inference from the file, and can be wrong (a crop of both sides is
+    not a down-scale): the calibration it picks never has a lower threshold than the
+    clean one (``DecisionPolicy(threshold_floor=)``), so a wrong guess cannot raise the
+    false-accept rate above its target.
     """
-    if query_area is not None and least_reference_area is not None:
-        if query_area <= X05_MAX_SCALE**2 * least_reference_area:
+    if query_size is not None and least_reference_sides is not None:
+        short, long_ = sorted(int(v) for v in query_size)
+        ref_short, ref_long = least_reference_sides
+        if short <= X05_MAX_SCALE * ref_short and long_ <= X05_MAX_SCALE * ref_long:
             return "x0.5"
-    if query_format == "JPEG" and reference_formats and "JPEG" not in reference_formats:
-        if jpeg_quality is None or jpeg_quality <= JPEG75_MAX_QUALITY:
-            return "jpeg75"
+    if _is_jpeg(query_format) and reference_formats:
+        if not any(_is_jpeg(f) for f in reference_formats):
+            if jpeg_quality is None or jpeg_quality <= JPEG75_MAX_QUALITY:
+                return "jpeg75"
     return None
+
+
+def least_sides(sizes: Any) -> tuple[int, int] | None:
+    """(smallest short side, smallest long side) over (W, H) ``sizes``; None if none."""
+    pairs = [sorted((int(w), int(h))) for w, h in sizes if w and h]
+    if not pairs:
+        return None
+    return min(p[0] for p in pairs), min(p[1] for p in pairs)
 
 
 def processed_loader(processing: Processing, loader: Any = None) -> Any:

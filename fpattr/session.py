@@ -76,6 +76,7 @@ class Session:
         if gallery is not None:
             gallery.check_backbone(backbone.info())
         self._shapes: tuple[int, dict[str | None, tuple[frozenset[str], int | None]]] | None = None
+        self._sides: tuple[int, dict[str | None, tuple[int, int] | None]] | None = None
         self._own_policy = policy is None  # built here: refitted when the gallery changes
         self._policy = policy or self._new_policy()
         self._gallery_version = getattr(gallery, "version", 0)
@@ -105,19 +106,36 @@ class Session:
         32 px generator's references) or, without one, every enrolled reference."""
         from fpattr.processing import query_processing
 
-        shapes = self._reference_shapes()
-        every = shapes.get(model) if model is not None and model in shapes else shapes.get(None)
-        if image is None or every is None:
+        shapes, sides = self._reference_shapes(), self._reference_sides()
+        key = model if model is not None and model in shapes else None
+        if image is None or key not in shapes:
             return None
-        formats, least = every
-        area = image.width * image.height if image.width and image.height else None
+        size = (image.width, image.height) if image.width and image.height else None
         return query_processing(
             getattr(image, "format", None),
-            area,
-            formats,
-            least,
+            size,
+            shapes[key][0],
+            sides.get(key),
             jpeg_quality=getattr(image, "jpeg_quality", None),
         )
+
+    def _reference_sides(self) -> dict[str | None, tuple[int, int] | None]:
+        """Per model (and None: every reference) the smallest short and long sides of its
+        references (:func:`fpattr.processing.least_sides`), once per gallery version."""
+        from fpattr.processing import least_sides
+
+        version = getattr(self.gallery, "version", 0)
+        if self._sides is None or self._sides[0] != version:
+            models = self.gallery.models if self.gallery is not None else {}
+            out: dict[str | None, tuple[int, int] | None] = {
+                n: least_sides((r.get("width"), r.get("height")) for r in m.refs)
+                for n, m in models.items()
+            }
+            out[None] = least_sides(
+                (r.get("width"), r.get("height")) for m in models.values() for r in m.refs
+            )
+            self._sides = (version, out)
+        return self._sides[1]
 
     def processed_policy(self, kind: str | None) -> DecisionPolicy | None:
         """The session's policy calibrated for queries processed as ``kind``: its
@@ -298,13 +316,19 @@ class Session:
             raise ValueError(
                 f"unknown processing {processing!r}; expected one of {sorted(PROCESSINGS)}"
             )
-        return self._decide(
+        res = self._decide(
             self.policy.project(embedding),
             set_size=set_size,
             views=views,
             flat=flat,
             processing=processing,
         )
+        if processing is not None and (res.get("calibration") or {}).get("processing") is None:
+            res["caveats"] = [
+                f"the gallery does not hold {processing} copies of every model's references: "
+                "decided with the clean references' calibration"
+            ]
+        return res
 
     def _decide(
         self,
@@ -441,9 +465,11 @@ class Session:
                 for k in sorted(counts, key=lambda k: order.index(k))
             )
             used = "the clean one" if kind is None else f"the references' {kind} copies"
+            tie = sum(1 for v in counts.values() if v == counts[kind]) > 1
+            which = "the stronger change of a tie" if tie else "most of them"
             notes.append(
                 "the set mixes images stored like the references and processed ones "
-                f"({parts}): decided with the calibration of most of them ({used})"
+                f"({parts}): decided with the calibration of {which} ({used})"
             )
         if notes:
             out["note"] = "; ".join(notes)

@@ -89,7 +89,10 @@ def evaluate(
         10000, "--pairs", min=2, help="Verification pairs (balanced genuine/impostor)."
     ),
     seed: int = typer.Option(
-        0, "--seed", help="Seed of the pair sampling (and of the draw of --ref-choice random)."
+        0,
+        "--seed",
+        min=0,
+        help="Seed of the pair sampling (and of the draw of --ref-choice random).",
     ),
     target_far: float = common.TargetFarOpt,
     threshold: float = common.ThresholdOpt,
@@ -319,7 +322,12 @@ def run(
             "yellow",
             "note:",
             f"model {s['model']!r} has {s['n_refs']} reference(s), fewer than --refs {refs}: "
-            "the first files by name were references before some were left out",
+            + (
+                "the first files by name were references"
+                if ref_choice == "first"
+                else f"the references were drawn (--seed {seed})"
+            )
+            + " before some were left out",
         )
     rep_imgs = summary0.get("repeated_images") or []
     if rep_imgs:

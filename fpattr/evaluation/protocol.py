@@ -81,14 +81,16 @@ class Transform:
         size: tuple[int, int],
         fmt: str | None,
         reference_formats: frozenset[str],
-        least_area: int | None,
+        least_sides: tuple[int, int] | None,
+        *,
+        jpeg_quality: int | None = None,
     ) -> str | None:
         """The processed copies (fpattr.processing.PROCESSINGS) ``attribute`` would decide
-        a query of ``size`` (W, H) and format ``fmt`` (both before this transform) with,
-        against references stored as ``reference_formats`` whose smallest has
-        ``least_area`` pixels: the rule of :func:`fpattr.processing.query_processing`
-        applied to the query as this transform leaves it (its size after resize and crop;
-        JPEG at ``jpeg``, else its own format), else None."""
+        a query of ``size`` (W, H), format ``fmt`` and JPEG quality ``jpeg_quality`` (all
+        before this transform) with, against references stored as ``reference_formats``
+        whose smallest sides are ``least_sides``: the rule of
+        :func:`fpattr.processing.query_processing` applied to the query as this transform
+        leaves it (its size after resize and crop; JPEG at ``jpeg``, else as it was)."""
         from fpattr.processing import query_processing
 
         w, h = size
@@ -96,12 +98,13 @@ class Transform:
             w, h = max(1, round(w * self.resize)), max(1, round(h * self.resize))
         if self.crop is not None:
             w, h = min(w, self.crop), min(h, self.crop)
+        jpeg = self.jpeg is not None
         return query_processing(
-            "JPEG" if self.jpeg is not None else fmt,
-            w * h,
+            "JPEG" if jpeg else fmt,
+            (w, h),
             reference_formats,
-            least_area,
-            jpeg_quality=self.jpeg,
+            least_sides,
+            jpeg_quality=self.jpeg if jpeg else jpeg_quality,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -305,6 +308,10 @@ def discover_bench(
     return Bench(root, models, real, skipped, ignored, subfolders)
 
 
+#: The references' processed copies for the decision metrics: (kind, (N, D) embeddings,
+#: (N,) usable, {what attribute would call the queries: count}), rows as the bench's.
+Processed = tuple[str, np.ndarray, np.ndarray, dict[str, int]]
+
 # --------------------------------------------------------------------------- embedding
 
 
@@ -448,7 +455,7 @@ def score_run(
     cfg: EvalConfig,
     *,
     extra_seconds: float = 0.0,
-    processed: tuple[str, np.ndarray, np.ndarray] | None = None,
+    processed: Processed | None = None,
 ) -> RunResult:
     """All metrics of one backbone on one bench (threshold-free, nothing fitted on queries).
 
@@ -664,7 +671,7 @@ def _decision_metrics(
     names: list[str],
     cfg: EvalConfig,
     *,
-    processed: tuple[str, np.ndarray, np.ndarray] | None = None,
+    processed: Processed | None = None,
 ) -> dict[str, Any]:
     """Decision quality under the policy ``attribute`` uses (fpattr.evaluation.decisions),
     headline figures first: single images, in-gallery (exactly as ``attribute`` with this
@@ -680,6 +687,15 @@ def _decision_metrics(
         if processed[2][is_ref].all():  # rows stay the references': all or none
             kind = processed[0]
             copies = {m: processed[1][is_ref & (labels == m)] for m in names}
+            split = processed[3]
+            if len(split) > 1:
+                # one calibration per run here, where attribute picks one per query
+                note = (
+                    "attribute would judge the queries "
+                    + ", ".join(f"{v} {k}" for k, v in split.items())
+                    + f" against their own model's references: all are decided here with "
+                    f"the {kind} calibration, the commonest"
+                )
         else:
             note = f"some {processed[0]} copies of references failed: calibrated on clean ones"
 
@@ -732,43 +748,54 @@ def _decision_metrics(
     }
 
 
-def _header(path: Path) -> tuple[str | None, tuple[int, int] | None]:
-    """(format, (W, H)) from an image file's header (None, None when unreadable)."""
+def _header(path: Path) -> tuple[str | None, tuple[int, int] | None, int | None]:
+    """(format, (W, H), estimated JPEG quality) from an image file's header (None where
+    unreadable; the quality for JPEGs only, as the loader estimates it)."""
     from PIL import Image
+
+    from fpattr.io.loader import _jpeg_quality
 
     try:
         with Image.open(path) as im:
-            return im.format, im.size
+            quality = _jpeg_quality(im) if im.format in ("JPEG", "MPO") else None
+            return im.format, im.size, quality
     except Exception:  # noqa: BLE001 - the embedding pass reports the file
-        return None, None
+        return None, None, None
 
 
 def _bench_query_processing(
     paths: list[Path], labels: list[str | None], roles: list[str], transform: Transform
-) -> str | None:
-    """The processing ``attribute`` would infer for most of the bench's queries after
-    ``transform``, each against its own model's references (as ``attribute`` judges a
-    query against the model it would be attributed to; :meth:`Transform.query_processing`
-    per query; the commonest answer, None on a tie with None)."""
+) -> tuple[str | None, dict[str, int]]:
+    """The processing ``attribute`` would infer for each of the bench's queries after
+    ``transform``, against its own model's references (as ``attribute`` judges a query
+    against the model it scores highest with; :meth:`Transform.query_processing`): the
+    commonest answer (None on a tie with None), which the decision metrics calibrate
+    every query with, and the count of each answer ("clean" for None)."""
     from collections import Counter
 
-    refs: dict[str | None, list[tuple[str | None, tuple[int, int] | None]]] = {}
+    from fpattr.processing import least_sides
+
+    refs: dict[str | None, list[tuple[str | None, tuple[int, int] | None, int | None]]] = {}
     for p, lab, r in zip(paths, labels, roles, strict=True):
         if r == "ref":
             refs.setdefault(lab, []).append(_header(p))
     kinds: Counter[str | None] = Counter()
     for p, lab, r in zip(paths, labels, roles, strict=True):
-        fmt, wh = _header(p) if r == "query" and lab in refs else (None, None)
+        if r != "query" or lab not in refs:
+            continue
+        fmt, wh, quality = _header(p)
         if wh is None:
             continue
         own = refs[lab]
-        formats = frozenset(f for f, _ in own if f)
-        areas = [s[0] * s[1] for _, s in own if s]
-        kinds[transform.query_processing(wh, fmt, formats, min(areas) if areas else None)] += 1
+        formats = frozenset(f for f, _, _ in own if f)
+        sides = least_sides(s for _, s, _ in own if s)
+        kinds[transform.query_processing(wh, fmt, formats, sides, jpeg_quality=quality)] += 1
+    counts = {k or "clean": v for k, v in kinds.most_common()}
     if not kinds:
-        return None
+        return None, counts
     (top, count), *rest = kinds.most_common()
-    return None if top is None or (rest and rest[0][1] == count and None in kinds) else top
+    tie = rest and rest[0][1] == count and None in kinds
+    return (None if top is None or tie else top), counts
 
 
 def _processed_copies(
@@ -777,7 +804,7 @@ def _processed_copies(
     roles: list[str],
     backbones: Sequence[Backbone],
     cfg: EvalConfig,
-) -> list[tuple[str, np.ndarray, np.ndarray] | None]:
+) -> list[Processed | None]:
     """Per backbone, the references' processed copies for :func:`score_run` when only the
     queries are degraded (the copies ``gallery add`` enrols, of the kind ``attribute``
     would pick for such a query), else None."""
@@ -787,19 +814,19 @@ def _processed_copies(
 
     if not (cfg.decisions and cfg.processed_references and cfg.transform.queries_only):
         return [None] * len(backbones)
-    kind = _bench_query_processing(paths, labels, roles, cfg.transform)
+    kind, counts = _bench_query_processing(paths, labels, roles, cfg.transform)
     if kind is None:
         return [None] * len(backbones)
     p = PROCESSINGS[kind]
     idx = [k for k, r in enumerate(roles) if r == "ref"]
     tcfg = replace(cfg, transform=Transform(jpeg=p.jpeg, resize=p.resize, crop=p.crop))
     sets, _ = embed_images([paths[k] for k in idx], backbones, tcfg)
-    out: list[tuple[str, np.ndarray, np.ndarray] | None] = []
+    out: list[Processed | None] = []
     for es in sets:
         emb = np.zeros((len(paths), es.emb.shape[1]), np.float32)
         ok = np.zeros(len(paths), bool)
         emb[idx], ok[idx] = es.emb, es.ok & (~es.flat if es.flat is not None else True)
-        out.append((kind, emb, ok))
+        out.append((kind, emb, ok, counts))
     return out
 
 

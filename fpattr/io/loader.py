@@ -153,7 +153,7 @@ class LoadedImage:
     frames: int = 1
     #: EXIF Orientation (1-8) recorded for display only; 1 when absent, invalid or unreadable
     orientation: int = 1
-    #: JPEG only: the libjpeg quality its luminance quantization table matches
+    #: JPEG (and MPO) only: the libjpeg quality its luminance quantization table matches
     #: (:func:`fpattr.processing.estimate_jpeg_quality`); None for other formats
     jpeg_quality: int | None = None
 
@@ -264,7 +264,7 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
             raise _Refused(f"refused by Pillow's decompression-bomb guard ({bombs[0].message})")
         fmt, mode = im.format or "?", im.mode
         tile_rawmodes = [_tile_rawmode(t) for t in im.tile]
-        quality = _jpeg_quality(im) if fmt == "JPEG" else None
+        quality = _jpeg_quality(im) if fmt in ("JPEG", "MPO") else None
     declared_bits = tiff.bits if tiff is not None else _png_declared_bits(data)
     if fmt == "HEIF":
         heif_bits = int(im.info.get("bit_depth") or 8)

@@ -28,29 +28,32 @@ from fpattr.testing import run_cli, write_generator_images
 
 
 @pytest.mark.parametrize(
-    ("fmt", "area", "formats", "least", "want"),
+    ("fmt", "size", "formats", "sides", "want"),
     [
-        ("JPEG", 4096, {"PNG"}, 4096, "jpeg75"),  # re-encoded
-        ("JPEG", 4096, {"PNG", "JPEG"}, 4096, None),  # JPEG references too
-        ("PNG", 1024, {"PNG"}, 4096, "x0.5"),  # smaller than every reference
-        ("JPEG", 1024, {"PNG"}, 4096, "x0.5"),  # both: the stronger change
-        ("PNG", 4096, {"PNG"}, 4096, None),  # stored like them
-        ("WEBP", 4096, {"PNG"}, 4096, None),  # no calibration for it
-        ("JPEG", 4096, set(), None, None),  # nothing recorded
-        ("PNG", 127 * 128, {"PNG"}, 128 * 128, None),  # a trim, not a x0.5 copy
-        ("PNG", 96 * 96, {"PNG"}, 128 * 128, "x0.5"),  # side 0.75 of the references'
-        ("PNG", 97 * 97, {"PNG"}, 128 * 128, None),  # just above it
+        ("JPEG", (64, 64), {"PNG"}, (64, 64), "jpeg75"),  # re-encoded
+        ("MPO", (64, 64), {"PNG"}, (64, 64), "jpeg75"),  # a camera's JPEG
+        ("JPEG", (64, 64), {"PNG", "JPEG"}, (64, 64), None),  # JPEG references too
+        ("PNG", (32, 32), {"PNG"}, (64, 64), "x0.5"),  # halved
+        ("JPEG", (32, 32), {"PNG"}, (64, 64), "x0.5"),  # both: the stronger change
+        ("PNG", (64, 64), {"PNG"}, (64, 64), None),  # stored like them
+        ("WEBP", (64, 64), {"PNG"}, (64, 64), None),  # no calibration for it
+        ("JPEG", (64, 64), set(), None, None),  # nothing recorded
+        ("PNG", (127, 128), {"PNG"}, (128, 128), None),  # a trim, not a x0.5 copy
+        ("PNG", (128, 64), {"PNG"}, (128, 128), None),  # a crop keeping one side
+        ("PNG", (96, 96), {"PNG"}, (128, 128), "x0.5"),  # side 0.75 of the references'
+        ("PNG", (97, 97), {"PNG"}, (128, 128), None),  # just above it
+        ("PNG", (48, 96), {"PNG"}, (64, 128), "x0.5"),  # portrait, both sides scaled
     ],
 )
-def test_query_processing(fmt, area, formats, least, want):
-    assert query_processing(fmt, area, frozenset(formats), least) == want
+def test_query_processing(fmt, size, formats, sides, want):
+    assert query_processing(fmt, size, frozenset(formats), sides) == want
 
 
 @pytest.mark.parametrize(
     ("quality", "want"), [(None, "jpeg75"), (50, "jpeg75"), (90, "jpeg75"), (91, None), (100, None)]
 )
 def test_a_near_lossless_jpeg_is_not_a_jpeg75_copy(quality, want):
-    assert query_processing("JPEG", 4096, {"PNG"}, 4096, jpeg_quality=quality) == want
+    assert query_processing("JPEG", (64, 64), {"PNG"}, (64, 64), jpeg_quality=quality) == want
 
 
 @pytest.mark.parametrize("quality", [5, 30, 50, 60, 75, 85, 90, 95, 100])
@@ -373,7 +376,7 @@ def test_a_set_mixing_processed_and_clean_images_says_how_it_was_decided(enrolle
     assert "mixes images stored like the references and processed ones" in out["note"]
     assert (
         "(1 stored like the references, 1 jpeg75, 1 x0.5): decided with the calibration of "
-        "most of them (the references' x0.5 copies)" in out["note"]
+        "the stronger change of a tie (the references' x0.5 copies)" in out["note"]
     )
 
 
@@ -410,6 +413,11 @@ def test_api_processing_arguments_are_checked_and_decide_takes_one(enrolled):
         s.decide(e, processing="x2")
     assert s.decide(e, processing="jpeg75")["calibration"]["processing"] == "jpeg75"
     assert s.decide(e)["calibration"]["processing"] is None
+    # a gallery without the copies: the clean calibration, and a caveat says so
+    gallery = Gallery.load(g)
+    gallery.models["a"].processed = {}
+    res = Session(create_backbone("spectrum"), gallery).decide(e, processing="x0.5")
+    assert res["calibration"]["processing"] is None and "does not hold x0.5" in res["caveats"][0]
 
 
 def test_a_copy_of_the_wrong_dtype_says_so():

@@ -213,7 +213,7 @@ def test_csv_and_output_file(bench_master: Path, tmp_path: Path):
     assert r.exit_code == 0 and r.stdout == ""
     header, row = out.read_text().splitlines()
     assert header.startswith("backbone,backbone_id,extractor_sha256,n_models")
-    assert row.startswith("spectrum,") and ",4,3,20," in row
+    assert row.startswith("spectrum,") and ",4,3,first,20," in row
     cells = dict(zip(header.split(","), row.split(","), strict=True))
     assert cells["identification_score_space_kind"] == "raw"
     # the reference gap is a column too (it was in the JSON only)
@@ -370,3 +370,32 @@ def test_repeated_images_count_once_and_emptied_folders_are_named(bench: Path):
     assert d["per_model"]["bilinear"]["n_queries"] == 8 - REFS
     assert "checker-b" not in d["per_model"]
     assert "skipped model folder 'checker-b'" in r.stderr and "repeated image" in r.stderr
+
+
+def test_the_processed_calibration_follows_attribute_per_query(tmp_path: Path):
+    """Break-it cases: queries already saved as quality-95 JPEGs were decided as JPEG 75
+    copies (evaluate did not read their quality), and a bench where the rule splits the
+    queries gave no word of it."""
+    from PIL import Image
+
+    from fpattr.testing import write_generator_images
+
+    b = tmp_path / "b"
+    for k, (kind, size) in enumerate((("nearest", 96), ("bilinear", 96), ("checker", 96))):
+        for p in write_generator_images(b / kind, kind, n=5, size=size, seed=k)[3:]:
+            with Image.open(p) as im:
+                im.convert("RGB").save(p.with_name("q" + p.stem + ".jpg"), quality=95)
+            p.unlink()
+    args = ("--degrade-queries-only", "--pairs", "200")
+    d = _ev(b, *args, "--crop", "96")
+    assert d["decisions"]["processing"] is None  # near-lossless JPEGs at their own size
+    # a bench whose models have other sizes: a crop to 96 halves only the big one's
+    write_generator_images(b / "big", "nearest", n=6, size=192, seed=9)
+    d = _ev(b, *args, "--crop", "96")
+    assert d["decisions"]["processing"] is None  # 6 of 9 queries: clean
+    d = _ev(b, *args, "--crop", "96", "--jpeg", "75")
+    assert d["decisions"]["processing"] == "jpeg75"
+    note = d["decisions"]["processing_note"]
+    assert "attribute would judge the queries" in note and "3 x0.5" in note, note
+    r = run_cli(["evaluate", b, *BASE, "--ref-choice", "random", "--seed", "-1"])
+    assert r.exit_code == 2 and "--seed" in r.output
