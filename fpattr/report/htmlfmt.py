@@ -219,6 +219,8 @@ def _cal_text(r: dict) -> str:
     text = f"{cal.get('comparison')}, calibration: {cal.get('source')}"
     if cal.get("set_size", 1) and cal.get("set_size", 1) > 1:
         text += f", set of {cal.get('set_size')}"
+    if cal.get("processing"):  # fitted on the references' processed copies
+        text += f", made of the references' {cal.get('processing')} copies"
     return text
 
 

@@ -395,6 +395,11 @@ def test_every_output_says_which_calibration_decided(enrolled):
     r = run_cli(["attribute", q, "-g", g, "-b", "spectrum"], env={"COLUMNS": "300"})
     text = " ".join(r.output.split())
     assert "jpeg75 queries" in text and "x0.5 queries" in text
+    report = g.parent / "report.html"
+    r = run_cli(["attribute", q, "-g", g, "-b", "spectrum", "--report", report, "-q"])
+    assert r.exit_code == 0, r.output
+    html = report.read_text()
+    assert "made of the references&#x27; jpeg75 copies" in html, "HTML names the calibration"
     r = run_cli(["gallery", "calibrate", "-g", g, "-b", "spectrum", "-f", "json"])
     assert r.exit_code == 0, r.output
     procs = [c.get("processing") for c in json.loads(r.stdout)["calibrations"]]
