@@ -5,8 +5,9 @@
 The generator-disjoint protocol of ``fpattr evaluate`` (the same seed, splits and policy:
 random halves, one half enrolled from its references, the other half's queries unseen):
 for every unseen generator, the share of its comparisons with the enrolled models that
-reach the threshold in force, and the enrolled models it is taken for. Prints a table,
-writes the figures as JSON.
+reach the threshold in force, the enrolled models it is taken for, and how many of its
+queries the policy names (and as which model). Prints a table, writes the figures as
+JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fpattr.backbones.resolve import create_backbone
-from fpattr.decision import DecisionPolicy
+from fpattr.decision import DecisionPolicy, names_a_model
 from fpattr.evaluation.decisions import generator_halves, make_gallery
 from fpattr.evaluation.protocol import EvalConfig, discover_bench, embed_images
 
@@ -49,6 +50,8 @@ def main() -> None:
 
     accepted: collections.Counter[tuple[str, str]] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
+    named: collections.Counter[tuple[str, str]] = collections.Counter()
+    queries: collections.Counter[str] = collections.Counter()
     for enrolled, unseen in generator_halves(names, args.splits, args.seed):
         rs = (rol == "ref") & np.isin(lab, enrolled)
         pol = DecisionPolicy(card, make_gallery(emb[rs], lab[rs], enrolled), seed=args.seed)
@@ -59,20 +62,33 @@ def main() -> None:
             total[u] += sims.size
             for k, n in enumerate(gnames):
                 accepted[(u, n)] += int(np.sum(sims[:, k] >= thr))
+            for row in sims:  # the decision attribute would give each query
+                queries[u] += 1
+                d = pol.decide_scores(row, gnames)
+                if names_a_model(d["decision"]):
+                    named[(u, d["decision"])] += 1
     rows = []
     for u in names:
         hits = {n: c for (uu, n), c in accepted.items() if uu == u and c}
+        names_given = {n: c for (uu, n), c in named.items() if uu == u and c}
         rows.append(
             {
                 "generator": u,
                 "comparisons": total[u],
                 "far_unseen": round(sum(hits.values()) / max(total[u], 1), 4),
                 "taken_for": dict(sorted(hits.items(), key=lambda kv: -kv[1])),
+                "queries": queries[u],
+                "named": sum(names_given.values()),
+                "named_as": dict(sorted(names_given.items(), key=lambda kv: -kv[1])),
             }
         )
     for r in sorted(rows, key=lambda r: -r["far_unseen"]):
         top = ", ".join(f"{n} {c}" for n, c in list(r["taken_for"].items())[:3])
-        print(f"{r['generator']:30s} {r['far_unseen']:.3f}  {top}")
+        as_ = ", ".join(f"{n} {c}" for n, c in list(r["named_as"].items())[:3]) or "-"
+        print(
+            f"{r['generator']:30s} {r['far_unseen']:.3f}  {top}  | named {r['named']}/"
+            f"{r['queries']}: {as_}"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         doc = {
