@@ -788,6 +788,17 @@ def reference_caveat(
             f"{cover:.0%} of the time and right {prec:.0%} of the time when named "
             "(docs/benchmarks.md)"
         )
+    from fpattr.processing import JPEG75_MAX_QUALITY
+
+    quality = getattr(image, "jpeg_quality", None)
+    if kind == "re-encoded" and quality is not None and quality > JPEG75_MAX_QUALITY:
+        # judged near-lossless on purpose (fpattr.processing.query_processing), not for
+        # want of the processed copies
+        return (
+            f"{what}, saved at quality {quality}: near-lossless, so decided with the clean "
+            f"references' calibration (the JPEG 75 one is for quality {JPEG75_MAX_QUALITY} "
+            "or less)"
+        )
     if name is not None:
         then = (
             f"{kind} queries' named answers were right {PROCESSED_PRECISION[kind]:.0%} of the "

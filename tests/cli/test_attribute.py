@@ -383,7 +383,7 @@ def test_a_query_stored_unlike_the_references_gets_a_caveat(world, tmp_path):
     rows = {Path(r["path"]).name: r for r in _json(run_cli([*base, "-f", "json"]))["results"]}
     assert "caveats" not in rows["same.png"]
     (jpg,) = rows["as.jpg"]["caveats"]
-    assert "the query is JPEG" in jpg and "re-encoded" in jpg
+    assert "the query is JPEG" in jpg and "saved at quality 95: near-lossless" in jpg
     (half,) = rows["half.png"]["caveats"]
     assert "smaller than" in half and "resized" in half
     table = " ".join(run_cli(base).stdout.split())

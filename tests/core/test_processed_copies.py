@@ -452,3 +452,13 @@ def test_a_halved_query_is_judged_against_the_model_it_scores_highest_with(tmp_p
     image = type("I", (), {"format": "PNG", "width": 64, "height": 64, "jpeg_quality": None})()
     assert s.query_processing(image) is None  # against every reference: not smaller
     assert s.query_processing(image, "big") == "x0.5"
+
+
+def test_a_near_lossless_jpeg_caveat_says_why_the_clean_calibration_decided():
+    shapes = {"a": (frozenset({"PNG"}), 4096), None: (frozenset({"PNG"}), 4096)}
+    q95 = type("I", (), {"format": "JPEG", "width": 64, "height": 64, "jpeg_quality": 95})()
+    text = reference_caveat({"decision": "a", "calibration": {"processing": None}}, q95, shapes)
+    assert "saved at quality 95: near-lossless" in text and "quality 90 or less" in text
+    q80 = type("I", (), {"format": "JPEG", "width": 64, "height": 64, "jpeg_quality": 80})()
+    text = reference_caveat({"decision": "a", "calibration": {"processing": None}}, q80, shapes)
+    assert "near-lossless" not in text  # the copies are missing: the generic warning
