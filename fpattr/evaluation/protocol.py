@@ -793,9 +793,9 @@ def _bench_query_processing(
     counts = {k or "clean": v for k, v in kinds.most_common()}
     if not kinds:
         return None, counts
-    (top, count), *rest = kinds.most_common()
-    tie = rest and rest[0][1] == count and None in kinds
-    return (None if top is None or tie else top), counts
+    (top, count), *_ = kinds.most_common()
+    tie_with_clean = kinds.get(None, 0) == count  # a tie with clean queries stays clean
+    return (None if top is None or tie_with_clean else top), counts
 
 
 def _processed_copies(
