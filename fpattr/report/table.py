@@ -76,15 +76,18 @@ def _threshold_line(summary: dict, results: list[dict]) -> Text | None:
     cals = [c for c in policy.get("calibrations") or [] if isinstance(c, dict)]
     if not cals:
         return None
+    # the calibrations that decided something: the rows' and the set's (a processed
+    # calibration also fits the clean one as its threshold floor, which decided nothing)
+    as_set = summary.get("as_set") if isinstance(summary.get("as_set"), dict) else {}
     used = {
         (c.get("comparison"), c.get("set_size"), c.get("views"), c.get("processing"))
-        for r in results
+        for r in [*results, as_set]
         for c in [r.get("calibration") or {}]
     }
     line = Text()
     for c in cals:
         key = (c.get("comparison"), c.get("set_size"), c.get("views"), c.get("processing"))
-        if used and key not in used and not (summary.get("as_set") and c.get("set_size", 1) > 1):
+        if used and key not in used:
             continue
         if line:
             line.append("\n")

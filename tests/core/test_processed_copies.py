@@ -462,3 +462,13 @@ def test_a_near_lossless_jpeg_caveat_says_why_the_clean_calibration_decided():
     q80 = type("I", (), {"format": "JPEG", "width": 64, "height": 64, "jpeg_quality": 80})()
     text = reference_caveat({"decision": "a", "calibration": {"processing": None}}, q80, shapes)
     assert "near-lossless" not in text  # the copies are missing: the generic warning
+
+
+def test_the_table_lists_only_the_set_calibration_that_decided(enrolled):
+    """Break-it: a processed set also fits the clean set calibration (its threshold
+    floor), and the table listed it as if it had decided."""
+    g, q = enrolled
+    r = run_cli(["attribute", q, "-g", g, "-b", "spectrum", "--as-set"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stdout.splitlines() if "set-vs-model" in ln]
+    assert len(lines) == 1 and "x0.5 queries" in lines[0], lines
