@@ -12,71 +12,53 @@ whose mean probability is far from its accuracy is where the ECE comes from.
 
 from __future__ import annotations
 
-import argparse
 import collections
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from unseen_far import bench_parser, embedded_bench
 
 import fpattr.evaluation.decisions as dq
-from fpattr.backbones.resolve import create_backbone
 from fpattr.decision import DecisionPolicy
-from fpattr.evaluation.protocol import EvalConfig, discover_bench, embed_images
+
+
+def answer(d: dict[str, Any]) -> str:
+    """The kind of answer a decision gives (inconclusive ones by the way they lean)."""
+    dec = d["decision"]
+    if dec == dq.INCONCLUSIVE:
+        return dec + " -> " + ("unknown" if d["leaning"] == dq.UNKNOWN else "a model")
+    return "named" if dq.names_a_model(dec) else dec
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("bench", type=Path)
-    ap.add_argument("--refs", type=int, default=10)
-    ap.add_argument("--backbone", default="default")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-
-    bench = discover_bench(args.bench, args.refs)
-    paths, labels, roles = bench.images()
-    bb = create_backbone(args.backbone)
-    es = embed_images(paths, [bb], EvalConfig(refs=args.refs))[0][0]
-    ok = es.ok
-    lab = np.asarray(labels, dtype=object)[ok]
-    names = sorted(m.name for m in bench.models)
-    card = bb.calibration()
+    args = bench_parser(__doc__).parse_args()
+    b = embedded_bench(args.bench, args.refs, args.backbone)
 
     rows: list[tuple[str, bool, float, bool]] = []
     add = dq._Rows.add
 
     def record(self: Any, d: dict[str, Any], truth: str | None) -> None:
-        dec = d["decision"]
-        if dec is not None and dec != dq.INSUFFICIENT and d["probability"] is not None:
-            kind = "named" if dq.names_a_model(dec) else dec
-            if dec == dq.INCONCLUSIVE:
-                ok = d["leaning"] == (dq.UNKNOWN if truth is None else truth)
-                kind += " -> " + ("unknown" if d["leaning"] == dq.UNKNOWN else "a model")
-            elif truth is None:
-                ok = dec == dq.UNKNOWN
-            elif dec not in (dq.UNKNOWN, dq.AMBIGUOUS):
-                ok = dec == truth
-            else:
-                ok = dec == dq.AMBIGUOUS and truth in d["candidates"]
-            rows.append((kind, truth is not None, float(d["probability"]), bool(ok)))
+        # the row as the protocol scores it (its probability, verdict and source), with
+        # the kind of answer beside it
+        n = len(self.prob)
         add(self, d, truth)
+        if len(self.prob) > n:
+            rows.append((answer(d), self.source_known[-1], self.prob[-1], self.correct[-1]))
 
     dq._Rows.add = record  # type: ignore[method-assign]
 
     def policy_for(gallery: Any, cal_gallery: Any) -> DecisionPolicy:
         return DecisionPolicy(
-            card, gallery, target_far=0.01, calibration_gallery=cal_gallery, seed=args.seed
+            b["card"], gallery, target_far=0.01, calibration_gallery=cal_gallery, seed=args.seed
         )
 
     dq.decision_quality(
         policy_for,
-        es.emb[ok],
-        lab,
-        np.asarray(roles)[ok],
-        names,
-        views=None if es.views is None else es.views[ok],
+        b["emb"],
+        b["labels"],
+        b["roles"],
+        b["names"],
+        views=b["views"],
         n_pairs=2,
         seed=args.seed,
         set_sizes=(),

@@ -16,6 +16,7 @@ import argparse
 import collections
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,28 +26,46 @@ from fpattr.evaluation.decisions import generator_halves, make_gallery
 from fpattr.evaluation.protocol import EvalConfig, discover_bench, embed_images
 
 
-def main() -> None:
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every per-bench diagnostic takes: the bench, --refs, --backbone,
+    --seed (the decision-quality protocol's)."""
     ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("bench", type=Path)
     ap.add_argument("--refs", type=int, default=10)
     ap.add_argument("--backbone", default="default")
-    ap.add_argument("--splits", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def embedded_bench(bench_dir: Path, refs: int, backbone: str) -> dict[str, Any]:
+    """The bench's images embedded once, as ``fpattr evaluate`` embeds them (failed images
+    left out): ``emb`` (N, D), ``labels`` (N,) model or None, ``roles`` (N,), ``views``
+    (N,) or None, ``names`` (sorted models), ``card`` (the backbone's calibration)."""
+    bench = discover_bench(bench_dir, refs)
+    paths, labels, roles = bench.images()
+    bb = create_backbone(backbone)
+    es = embed_images(paths, [bb], EvalConfig(refs=refs))[0][0]
+    ok = es.ok
+    return {
+        "emb": es.emb[ok],
+        "labels": np.asarray(labels, dtype=object)[ok],
+        "roles": np.asarray(roles)[ok],
+        "views": None if es.views is None else es.views[ok],
+        "names": sorted(m.name for m in bench.models),
+        "card": bb.calibration(),
+    }
+
+
+def main() -> None:
+    ap = bench_parser(__doc__)
+    ap.add_argument("--splits", type=int, default=3)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
-    bench = discover_bench(args.bench, args.refs)
-    paths, labels, roles = bench.images()
-    bb = create_backbone(args.backbone)
-    es = embed_images(paths, [bb], EvalConfig(views=None, refs=args.refs))[0][0]
-    ok = es.ok
-    emb = es.emb[ok]
-    lab = np.asarray(labels, dtype=object)[ok]
-    rol = np.asarray(roles)[ok]
-    names = sorted(m.name for m in bench.models)
-    card = bb.calibration()
+    b = embedded_bench(args.bench, args.refs, args.backbone)
+    emb, lab, rol, names, card = b["emb"], b["labels"], b["roles"], b["names"], b["card"]
 
     accepted: collections.Counter[tuple[str, str]] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
