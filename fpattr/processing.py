@@ -28,6 +28,7 @@ __all__ = [
     "Processing",
     "center_crop",
     "estimate_jpeg_quality",
+    "is_jpeg",
     "jpeg_reencode",
     "least_sides",
     "processed_loader",
@@ -158,8 +159,9 @@ def estimate_jpeg_quality(luma_table: Any) -> int | None:
     return int(np.argmin(np.abs(_TABLES - t).mean(axis=1))) + 1
 
 
-def _is_jpeg(fmt: str | None) -> bool:
-    # MPO: the multi-picture JPEG cameras and phones write; its first frame is a JPEG
+def is_jpeg(fmt: str | None) -> bool:
+    """Whether a Pillow format id is a JPEG: "JPEG", or "MPO" (the multi-picture JPEG
+    cameras and phones write; its first frame is a JPEG)."""
     return fmt in ("JPEG", "MPO")
 
 
@@ -191,8 +193,8 @@ def query_processing(
         ref_short, ref_long = least_reference_sides
         if short <= X05_MAX_SCALE * ref_short and long_ <= X05_MAX_SCALE * ref_long:
             return "x0.5"
-    if _is_jpeg(query_format) and reference_formats:
-        if not any(_is_jpeg(f) for f in reference_formats):
+    if is_jpeg(query_format) and reference_formats:
+        if not any(is_jpeg(f) for f in reference_formats):
             if jpeg_quality is None or jpeg_quality <= JPEG75_MAX_QUALITY:
                 return "jpeg75"
     return None

@@ -753,12 +753,11 @@ def _header(path: Path) -> tuple[str | None, tuple[int, int] | None, int | None]
     unreadable; the quality for JPEGs only, as the loader estimates it)."""
     from PIL import Image
 
-    from fpattr.io.loader import _jpeg_quality
+    from fpattr.io.loader import jpeg_quality
 
     try:
         with Image.open(path) as im:
-            quality = _jpeg_quality(im) if im.format in ("JPEG", "MPO") else None
-            return im.format, im.size, quality
+            return im.format, im.size, jpeg_quality(im)
     except Exception:  # noqa: BLE001 - the embedding pass reports the file
         return None, None, None
 

@@ -264,7 +264,7 @@ def _load(name: str, max_pixels: int) -> LoadedImage:
             raise _Refused(f"refused by Pillow's decompression-bomb guard ({bombs[0].message})")
         fmt, mode = im.format or "?", im.mode
         tile_rawmodes = [_tile_rawmode(t) for t in im.tile]
-        quality = _jpeg_quality(im) if fmt in ("JPEG", "MPO") else None
+        quality = jpeg_quality(im)
     declared_bits = tiff.bits if tiff is not None else _png_declared_bits(data)
     if fmt == "HEIF":
         heif_bits = int(im.info.get("bit_depth") or 8)
@@ -635,10 +635,14 @@ def _load_plain_png(name: str, data: bytes, digest: str, max_pixels: int) -> Loa
     )
 
 
-def _jpeg_quality(im: Image.Image) -> int | None:
-    """The estimated libjpeg quality of an opened JPEG (None when its tables are unreadable)."""
-    from fpattr.processing import estimate_jpeg_quality
+def jpeg_quality(im: Image.Image) -> int | None:
+    """The estimated libjpeg quality of an opened JPEG or MPO
+    (:func:`fpattr.processing.estimate_jpeg_quality`); None for another format or when its
+    tables are unreadable."""
+    from fpattr.processing import estimate_jpeg_quality, is_jpeg
 
+    if not is_jpeg(im.format):
+        return None
     try:
         tables = getattr(im, "quantization", None) or {}
         luma = tables.get(0) if isinstance(tables, dict) else None
