@@ -75,8 +75,8 @@ class Session:
         self.settings = settings or Settings()
         if gallery is not None:
             gallery.check_backbone(backbone.info())
-        self._shapes: tuple[int, dict[str | None, tuple[frozenset[str], int | None]]] | None = None
-        self._sides: tuple[int, dict[str | None, tuple[int, int] | None]] | None = None
+        # the references' formats, sizes and sides, per gallery version (_references)
+        self._shapes: tuple[int, dict[str | None, Any], dict[str | None, Any]] | None = None
         self._own_policy = policy is None  # built here: refitted when the gallery changes
         self._policy = policy or self._new_policy()
         self._gallery_version = getattr(gallery, "version", 0)
@@ -106,7 +106,7 @@ class Session:
         32 px generator's references) or, without one, every enrolled reference."""
         from fpattr.processing import query_processing
 
-        shapes, sides = self._reference_shapes(), self._reference_sides()
+        shapes, sides = self._references()
         key = model if model is not None and model in shapes else None
         if image is None or key not in shapes:
             return None
@@ -118,24 +118,6 @@ class Session:
             sides.get(key),
             jpeg_quality=getattr(image, "jpeg_quality", None),
         )
-
-    def _reference_sides(self) -> dict[str | None, tuple[int, int] | None]:
-        """Per model (and None: every reference) the smallest short and long sides of its
-        references (:func:`fpattr.processing.least_sides`), once per gallery version."""
-        from fpattr.processing import least_sides
-
-        version = getattr(self.gallery, "version", 0)
-        if self._sides is None or self._sides[0] != version:
-            models = self.gallery.models if self.gallery is not None else {}
-            out: dict[str | None, tuple[int, int] | None] = {
-                n: least_sides((r.get("width"), r.get("height")) for r in m.refs)
-                for n, m in models.items()
-            }
-            out[None] = least_sides(
-                (r.get("width"), r.get("height")) for m in models.values() for r in m.refs
-            )
-            self._sides = (version, out)
-        return self._sides[1]
 
     def processed_policy(self, kind: str | None) -> DecisionPolicy | None:
         """The session's policy calibrated for queries processed as ``kind``: its
@@ -180,13 +162,13 @@ class Session:
     def policy(self, policy: DecisionPolicy) -> None:
         self._policy, self._own_policy = policy, False
 
-    def _reference_shapes(self) -> dict[str | None, tuple[frozenset[str], int | None]]:
-        """:func:`reference_shapes` of the gallery, once per gallery version (not a scan of
-        every reference per query)."""
+    def _references(self) -> tuple[dict[str | None, Any], dict[str | None, Any]]:
+        """(:func:`reference_shapes`, :func:`reference_sides`) of the gallery, once per
+        gallery version (not a scan of every reference per query)."""
         version = getattr(self.gallery, "version", 0)
         if self._shapes is None or self._shapes[0] != version:
-            self._shapes = (version, reference_shapes(self.gallery))
-        return self._shapes[1]
+            self._shapes = (version, reference_shapes(self.gallery), reference_sides(self.gallery))
+        return self._shapes[1], self._shapes[2]
 
     @classmethod
     def open(
@@ -276,7 +258,7 @@ class Session:
                 p = self.policy.project(e.embedding)
                 res.update(self._decide(p, views=e.effective_views, flat=e.flat, image=e.image))
                 kind = (res.get("calibration") or {}).get("processing")
-                caveat = reference_caveat(res, e.image, self._reference_shapes())
+                caveat = reference_caveat(res, e.image, self._references()[0])
                 if caveat:
                     res["caveats"] = [caveat]
                 key = res["decision"] or "undecided"
@@ -723,6 +705,15 @@ PROCESSED_TOP1 = {"re-encoded": 0.43, "resized": 0.27}
 CALIBRATED_PRECISION = {"jpeg75": (0.90, 0.08), "x0.5": (0.88, 0.01)}
 
 
+def _per_model(gallery: Any, of: Any) -> dict[str | None, Any]:
+    """``of(refs)`` for every enrolled model's references and (key None) for all of them."""
+    if gallery is None:
+        return {}
+    out: dict[str | None, Any] = {name: of(m.refs) for name, m in gallery.models.items()}
+    out[None] = of([r for m in gallery.models.values() for r in m.refs])
+    return out
+
+
 def reference_shapes(gallery: Any) -> dict[str | None, tuple[frozenset[str], int | None]]:
     """Per enrolled model (and ``None``: every reference), the formats its references were
     stored in and the smallest reference area in pixels (None when unrecorded): what
@@ -733,14 +724,18 @@ def reference_shapes(gallery: Any) -> dict[str | None, tuple[frozenset[str], int
         areas = [r["width"] * r["height"] for r in refs if r.get("width") and r.get("height")]
         return formats, (min(areas) if areas else None)
 
-    if gallery is None:
-        return {}
-    out: dict[str | None, tuple[frozenset[str], int | None]] = {
-        name: shape(m.refs) for name, m in gallery.models.items()
-    }
-    every = [r for m in gallery.models.values() for r in m.refs]
-    out[None] = shape(every)
-    return out
+    return _per_model(gallery, shape)
+
+
+def reference_sides(gallery: Any) -> dict[str | None, tuple[int, int] | None]:
+    """Per enrolled model (and ``None``: every reference), the smallest short and long
+    sides of its references (:func:`fpattr.processing.least_sides`; None when unrecorded):
+    what :meth:`Session.query_processing` compares a query's size with."""
+    from fpattr.processing import least_sides
+
+    return _per_model(
+        gallery, lambda refs: least_sides((r.get("width"), r.get("height")) for r in refs)
+    )
 
 
 def reference_caveat(
