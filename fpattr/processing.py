@@ -34,7 +34,13 @@ __all__ = [
     "processed_loader",
     "query_processing",
     "resize_bicubic",
+    "scaled_size",
 ]
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(W, H) of an image resized by ``scale``: each side rounded, at least 1 px."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def resize_bicubic(pixels: np.ndarray, scale: float) -> np.ndarray:
@@ -44,7 +50,7 @@ def resize_bicubic(pixels: np.ndarray, scale: float) -> np.ndarray:
     from PIL import Image
 
     h, w = pixels.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = scaled_size(w, h, scale)
     chans = [
         np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c])).resize(size, 3))
         for c in range(3)

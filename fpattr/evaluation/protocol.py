@@ -91,11 +91,11 @@ class Transform:
         whose smallest sides are ``least_sides``: the rule of
         :func:`fpattr.processing.query_processing` applied to the query as this transform
         leaves it (its size after resize and crop; JPEG at ``jpeg``, else as it was)."""
-        from fpattr.processing import query_processing
+        from fpattr.processing import query_processing, scaled_size
 
         w, h = size
         if self.resize is not None and self.resize != 1.0:
-            w, h = max(1, round(w * self.resize)), max(1, round(h * self.resize))
+            w, h = scaled_size(w, h, self.resize)
         if self.crop is not None:
             w, h = min(w, self.crop), min(h, self.crop)
         jpeg = self.jpeg is not None
