@@ -306,7 +306,7 @@ def _choices(manifest: dict) -> list[str]:
 def _write_csv(stream, manifest: dict, rows: list) -> None:
     """One row per input (or the set): answer, top value, probability and held-out
     accuracy per head. Text cells starting with = + - @ are quoted (formula guard)."""
-    from fpattr.report.csvfmt import RowWriter
+    from fpattr.report.csvfmt import RowWriter, text_cell
 
     choices = _choices(manifest)
     cols = ["path", "sha256", "status"]
@@ -316,18 +316,14 @@ def _write_csv(stream, manifest: dict, rows: list) -> None:
     w = RowWriter(stream)
     w.writerow(cols)
 
-    def text(v: object) -> str:
-        s = "" if v is None else str(v)
-        return "'" + s if s.startswith(("=", "+", "-", "@", "\t", "\r")) else s
-
     for r in rows:
         preds = r.get("predictions") or {}
-        vals: list = [text(r.get("path")), r.get("sha256") or "", r.get("status")]
+        vals: list = [text_cell(r.get("path")), r.get("sha256") or "", r.get("status")]
         for c in choices:
             a = preds.get(c) or {}
             acc = manifest["head_info"][c].get("heldout_accuracy")
             vals += [a.get("value", ""), a.get("top", ""), a.get("probability", ""), acc or ""]
-        vals.append(text(r.get("error")))
+        vals.append(text_cell(r.get("error")))
         w.writerow(vals)
 
 

@@ -67,6 +67,10 @@ class RowWriter:
             self._terminal = False
 
     def writerow(self, row: list[Any]) -> None:
+        # every text cell encodable, whoever built the row: a file name read with
+        # surrogateescape crashed a CSV file's UTF-8 encoder (break-it: `analyze predict
+        # -o x.csv` of a non-UTF-8 name, exit 70); escaped text is left as it is
+        row = [escape_surrogates(v) if isinstance(v, str) else v for v in row]
         if self._terminal:
             row = [printable(v) if isinstance(v, str) else v for v in row]
         cr = any(isinstance(v, str) and "\r" in v for v in row)
@@ -85,6 +89,13 @@ PROVENANCE_COLUMNS = (
 )
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: Any) -> str:
+    """A text cell as every fpattr CSV writes one: "" for None, undecodable bytes of a file
+    name as ``\\xNN`` (:func:`~fpattr.report.base.escape_surrogates`), then
+    :func:`formula_guard`."""
+    return formula_guard("" if value is None else escape_surrogates(str(value)))
 
 
 def formula_guard(s: str) -> str:

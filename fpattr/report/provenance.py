@@ -11,8 +11,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fpattr.report.base import escape_surrogates, printable
-from fpattr.report.csvfmt import RowWriter, formula_guard
+from fpattr.report.base import printable
+from fpattr.report.csvfmt import RowWriter, text_cell
 from fpattr.report.table import DEFAULT_WIDTH, shorten_left
 
 #: Formats ``fpattr provenance`` writes.
@@ -140,8 +140,7 @@ class ProvenanceCsvWriter:
     def _text(self, value: Any) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
-        s = "" if value is None else escape_surrogates(str(value))
-        return formula_guard(s)
+        return text_cell(value)
 
     def _meta(self, value: Any) -> str:
         # strings read from the file's metadata are display text, never identifiers: their

@@ -136,6 +136,18 @@ def test_verify_files_json_csv_html(latin):
     assert row["a"].endswith(SHOWN) and row["decision"]
 
 
+@pytest.mark.parametrize("suffix", ["csv", "json", "jsonl", "txt"])
+def test_analyze_predict_files_take_a_latin1_name(latin, suffix):
+    out = latin["root"] / f"a.{suffix}"
+    r = _fpattr("analyze", "predict", latin["latin"], "-q", "-o", out, cwd=latin["root"])
+    assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
+    text = out.read_text(encoding="utf-8")
+    assert SHOWN in text or json.dumps(SHOWN)[1:-1] in text
+    if suffix == "csv":
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        assert sum(row["path"].endswith(SHOWN) for row in rows) == 1
+
+
 def test_terminal_table_is_readable_without_strict_mode(latin):
     p = _fpattr(*_attr(latin), cwd=latin["root"], strict=False)
     assert p.returncode == 0

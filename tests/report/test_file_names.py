@@ -138,6 +138,17 @@ def test_every_csv_writer_quotes_a_carriage_return():
     assert buf.getvalue().endswith('"d\ne",2.5\n')
 
 
+def test_every_csv_writer_escapes_an_undecodable_name(tmp_path):
+    # a row built by any command (break-it: `analyze predict -o x.csv` built its own cells
+    # and crashed the file's UTF-8 encoder on a Latin-1 name, exit 70)
+    from fpattr.report.csvfmt import RowWriter
+
+    out = tmp_path / "x.csv"
+    with out.open("w", encoding="utf-8", errors="strict", newline="") as f:
+        RowWriter(f).writerow(["caf\udce9.png", 1])
+    assert out.read_text(encoding="utf-8") == "caf\\xe9.png,1\n"
+
+
 def test_printable_escapes_bidirectional_controls():
     # break-it finding: the table printed U+202E raw, so "evil\u202egnp.exe" read "evilexe.png"
     assert printable("evil\u202egnp.exe") == "evil\\u202egnp.exe"
