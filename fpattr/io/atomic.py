@@ -43,6 +43,15 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 _UMASK_LOCK = threading.Lock()
 
 
+def write_target(path: str | os.PathLike[str]) -> str:
+    """The file a write to ``path`` lands in: a symlink's target, dangling or not (as
+    ``open()`` follows it). :func:`atomic_open` writes there and :func:`check_writable`
+    checks there: checking the link's own folder passed a link into a missing folder, and
+    the run failed only after all its work (break-it)."""
+    target = os.fspath(path)
+    return os.path.realpath(target) if os.path.islink(target) else target
+
+
 @contextmanager
 def atomic_open(
     path: str | os.PathLike[str], mode: str = "w", *, encoding: str | None = "utf-8"
@@ -58,9 +67,7 @@ def atomic_open(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
-    target = os.fspath(path)
-    if os.path.islink(target):
-        target = os.path.realpath(target)
+    target = write_target(path)
     if _is_special(target):  # /dev/full, a FIFO, /dev/stdout: write to it, never replace it
         with open(target, mode, encoding=encoding if mode == "w" else None) as f:
             yield f
@@ -148,11 +155,9 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
     probe temp file is created and removed; this also catches read-only filesystems and root's
     read-only mounts, which ``os.access`` does not).
     """
-    target = os.fspath(path)
-    if target == "-":
+    if os.fspath(path) == "-":
         return
-    if os.path.islink(target) and os.path.exists(target):
-        target = os.path.realpath(target)
+    target = write_target(path)
     shown = os.fspath(path)
     if os.path.isdir(target):
         raise UsageError(f"cannot write {what} {shown!r}: it is a folder")

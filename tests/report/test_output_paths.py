@@ -54,6 +54,18 @@ def test_missing_folder(queries, tmp_path, flag):
     assert not (tmp_path / "nope").exists()
 
 
+@pytest.mark.parametrize("flag", ["-o", "--report"])
+def test_a_link_into_a_missing_folder_is_refused_before_any_work(queries, tmp_path, flag):
+    # break-it: the link's own folder was checked, the run scored every image and failed
+    # only when writing (exit 74)
+    link = tmp_path / ("r.json" if flag == "-o" else "r.html")
+    link.symlink_to(tmp_path / "nope" / "x.json")
+    r = _attribute(queries, tmp_path, flag, link)
+    assert r.exit_code == 2, r.output
+    assert "not found" in r.stderr and "no gallery" not in r.stderr
+    assert link.is_symlink() and not (tmp_path / "nope").exists()
+
+
 def test_output_is_a_folder(queries, tmp_path):
     (tmp_path / "out.jsonl").mkdir()
     r = _attribute(queries, tmp_path, "-o", tmp_path / "out.jsonl")
