@@ -857,8 +857,9 @@ class DecisionPolicy:
                 "probability": mass,
                 "candidates": [names[k] for k in members],
             }
-        # the likelier outcome after recalibration (a near tie can change places)
-        best = int(np.argmax(post))
+        # the likelier outcome after recalibration (a near tie can change places); of equal
+        # probabilities the higher similarity (the cap above leaves ties)
+        best = max((int(k) for k in order), key=lambda k: post[k])
         lean = names[best] if post[best] > p_u else UNKNOWN
         return out | {
             "decision": INCONCLUSIVE,
@@ -1053,7 +1054,35 @@ def _rescale(
         return post, 1.0 - shown
     f_out = (1.0 - shown) / outside
     post[~mask] *= f_out
-    return post, p_unknown * f_out
+    return _cap_below(post, mask, p_unknown * f_out)
+
+
+def _cap_below(post: np.ndarray, mask: np.ndarray, p_unknown: float) -> tuple[np.ndarray, float]:
+    """No model outside ``mask`` above the least of the named ones; what a cap takes goes
+    to the uncapped outcomes (the other models and unknown) in proportion (water-filling).
+
+    Why: the posterior never decreases with the similarity (the LR does not), and the
+    leaning outcome scores highest. A display map that lowers it scales the rest up, and a
+    model of lower similarity was then shown likelier than the top one, and an inconclusive
+    answer leaned to it (break-it: 0.302 for the second model, 0.287 for the top one).
+    """
+    cap = float(post[mask].min())
+    free = ~mask
+    for _ in range(post.size + 1):
+        over = free & (post > cap)
+        if not over.any():
+            break
+        excess = float((post[over] - cap).sum())
+        post[over] = cap
+        free &= ~over
+        room = float(post[free].sum()) + p_unknown
+        if room <= 1e-300:  # (a zero prior of unknown and every other model capped)
+            p_unknown += excess
+            break
+        scale = 1.0 + excess / room
+        post[free] *= scale
+        p_unknown *= scale
+    return post, p_unknown
 
 
 def fit_platt(

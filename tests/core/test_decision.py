@@ -408,10 +408,12 @@ def test_a_lone_model_is_never_named_with_certainty():
     assert d["probability"] <= 2 * 0.5 / (2 * 0.5 + 0.5) + 1e-9  # 2/3 at the default prior
 
 
-def test_inconclusive_leans_to_the_likelier_outcome_after_recalibration():
+def test_a_display_map_never_shows_a_lower_similarity_model_likelier():
     # two models in a near tie, the second just under the threshold: inconclusive, leaning
-    # to the first on raw posteriors; a display map that lowers the first moves its mass
-    # to the second, and the row must lean where the shown probabilities do
+    # to the first; a display map that lowers the first scaled the others up, the second
+    # was shown likelier than the first (break-it: 0.302 vs 0.287) and the row leaned to
+    # it. The posterior never falls as the similarity rises: the rest is capped at the
+    # leaning model, what the cap takes goes to the other outcomes
     cal = FittedCalibration(
         "image-vs-model",
         0.9,
@@ -426,8 +428,30 @@ def test_inconclusive_leans_to_the_likelier_outcome_after_recalibration():
     d = pol.decide_scores(sims, ["a", "b", "c"], cal=cal)
     by = {t["model"]: t["probability"] for t in d["top"]}
     assert d["decision"] == "inconclusive"
-    assert by["b"] > by["a"]  # the recalibration swapped them
-    assert d["leaning"] == "b" and d["probability"] == pytest.approx(by["b"])
+    shown = cal.displayed("named", pol._raw_decide(sims, ["a", "b", "c"], cal)["lean_p"])
+    assert by["a"] == pytest.approx(shown)  # the map's value is kept
+    assert by["b"] <= by["a"] + 1e-12 and by["c"] <= by["b"]
+    assert sum(by.values()) + d["p_unknown"] == pytest.approx(1.0)
+    assert d["leaning"] in ("a", "unknown")
+    assert d["probability"] == pytest.approx(max(by["a"], d["p_unknown"]))
+
+
+def test_rescale_keeps_the_order_of_similarity_and_sums_to_one():
+    from fpattr.decision import _rescale
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        m = int(rng.integers(2, 8))
+        w = np.sort(rng.random(m + 1))[::-1]
+        post, p_u = w[:m] / w.sum(), float(w[m] / w.sum())  # models in similarity order
+        k = int(rng.integers(1, m)) if rng.random() < 0.3 else 1  # a near tie of k models
+        shown = float(rng.uniform(0.01, 0.99))
+        out, q_u = _rescale(post, p_u, list(range(k)), shown)
+        assert out[:k].sum() == pytest.approx(shown)
+        assert out.sum() + q_u == pytest.approx(1.0)
+        assert np.all(out[k:] <= out[:k].min() + 1e-12)
+        assert np.all(np.diff(out[k:]) <= 1e-12)  # the rest keeps its order
+        assert q_u >= 0 and np.all(out >= 0)
 
 
 def test_card_view_counts_lists_the_small_image_calibrations():
