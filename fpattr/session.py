@@ -753,8 +753,18 @@ def reference_caveat(
     """
     if image is None or not shapes or res.get("decision") is None:
         return None
+    processing = (res.get("calibration") or {}).get("processing")
+    top = (res.get("top") or [{}])[0].get("model")
     name = res["decision"] if res["decision"] in shapes else res.get("leaning")
-    if name is not None and name in shapes:
+    if processing is not None and top is not None and top in shapes:
+        # judged against the references the processing was inferred from, those of the
+        # model the query scores highest with (Session.query_processing): judged against
+        # every reference, a 64 px query leaning to unknown was decided as a x0.5 copy
+        # with no caveat at all (break-it)
+        name = top
+        (formats, least) = shapes[top]
+        whose = f"{top}'s references (the model it scores highest with)"
+    elif name is not None and name in shapes:
         (formats, least), whose = shapes[name], f"{name}'s references"
     elif res["decision"] == UNKNOWN or res.get("leaning") == UNKNOWN:
         (formats, least), whose = shapes[None], "every enrolled reference"
@@ -764,7 +774,6 @@ def reference_caveat(
     fmt = getattr(image, "format", None)
     reencoded = bool(formats and fmt and fmt not in formats)
     smaller = least is not None and image.width * image.height < least
-    processing = (res.get("calibration") or {}).get("processing")
     # the wording follows the calibration that decided (a JPEG query smaller than the
     # references is decided as a x0.5 copy, and the caveat said "re-encoded")
     if smaller and (processing == "x0.5" or not reencoded):
@@ -773,6 +782,9 @@ def reference_caveat(
     elif reencoded:
         kind = "re-encoded"
         what = f"the query is {fmt}, {whose} {'/'.join(sorted(formats))}"
+    elif processing in CALIBRATED_PRECISION:  # (the references hold no record to compare)
+        kind = "resized" if processing == "x0.5" else "re-encoded"
+        what = f"the query looks {kind} against {whose}"
     else:
         return None
     if processing in CALIBRATED_PRECISION:

@@ -311,6 +311,35 @@ def test_reference_caveat_without_processing_keeps_the_warning():
     assert "named 8% of the time and right 90%" in reference_caveat(res, image, shapes)
 
 
+@pytest.mark.parametrize(
+    "res",
+    [
+        {"decision": "unknown", "leaning": None},
+        {"decision": "inconclusive", "leaning": "unknown"},
+        {"decision": "inconclusive", "leaning": "small"},
+        {"decision": "small"},
+    ],
+)
+def test_a_query_decided_as_a_processed_copy_always_gets_a_caveat(res):
+    """Break-it: a 64 px crop whose top model has 128 px references was decided with the
+    x0.5 calibration (judged against that model), but the caveat was judged against every
+    reference (a 64 px model's among them) or the leaning model's: no caveat at all."""
+    shapes = {
+        "big": (frozenset({"PNG"}), 128 * 128),
+        "small": (frozenset({"PNG"}), 64 * 64),
+        None: (frozenset({"PNG"}), 64 * 64),
+    }
+    image = type("I", (), {"format": "PNG", "width": 64, "height": 64, "jpeg_quality": None})()
+    top = [{"model": "big", "similarity": 0.9}, {"model": "small", "similarity": 0.8}]
+    row = {**res, "top": top, "calibration": {"processing": "x0.5"}}
+    text = reference_caveat(row, image, shapes)
+    assert text is not None and "x0.5 copies" in text
+    assert "(64x64) is smaller than big's references" in text
+    # clean: judged by the answer, as large as small's references, not below every one
+    row["calibration"]["processing"] = None
+    assert reference_caveat(row, image, shapes) is None
+
+
 def test_an_edit_that_loses_the_processed_calibration_says_so(tmp_path):
     """Break-it cases: appending without copies, appending with copies onto a model that
     has none, and importing an export without copies turned the processed calibrations
