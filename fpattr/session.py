@@ -77,6 +77,7 @@ class Session:
             gallery.check_backbone(backbone.info())
         # the references' formats, sizes and sides, per gallery version (_references)
         self._shapes: tuple[int, dict[str | None, Any], dict[str | None, Any]] | None = None
+        self._owners: tuple[int, dict[str, list[str]]] | None = None
         self._own_policy = policy is None  # built here: refitted when the gallery changes
         self._policy = policy or self._new_policy()
         self._gallery_version = getattr(gallery, "version", 0)
@@ -170,6 +171,20 @@ class Session:
             self._shapes = (version, reference_shapes(self.gallery), reference_sides(self.gallery))
         return self._shapes[1], self._shapes[2]
 
+    def reference_owners(self, sha256: str | None) -> list[str]:
+        """The enrolled models holding a reference with this content (sha256), in gallery
+        order; [] for None or none. Indexed once per gallery version."""
+        version = getattr(self.gallery, "version", 0)
+        if self._owners is None or self._owners[0] != version:
+            owners: dict[str, list[str]] = {}
+            for name, m in self.gallery.models.items() if self.gallery is not None else ():
+                for r in m.refs:
+                    sha = r.get("sha256")
+                    if sha and name not in owners.setdefault(sha, []):
+                        owners[sha].append(name)
+            self._owners = (version, owners)
+        return list(self._owners[1].get(sha256, ())) if sha256 else []
+
     @classmethod
     def open(
         cls,
@@ -258,9 +273,19 @@ class Session:
                 p = self.policy.project(e.embedding)
                 res.update(self._decide(p, views=e.effective_views, flat=e.flat, image=e.image))
                 kind = (res.get("calibration") or {}).get("processing")
-                caveat = reference_caveat(res, e.image, self._references()[0])
-                if caveat:
-                    res["caveats"] = [caveat]
+                caveats = [reference_caveat(res, e.image, self._references()[0])]
+                owners = self.reference_owners(res["sha256"])
+                if owners:
+                    # its score against its own model includes itself: not independent
+                    # evidence (evaluate leaves such queries out; attribute named them
+                    # with no word, break-it)
+                    caveats.append(
+                        f"this file is an enrolled reference of {_some(owners)} (same "
+                        "sha256): it is scored against a centroid it is part of, so the "
+                        "answer is not independent evidence"
+                    )
+                if any(caveats):
+                    res["caveats"] = [c for c in caveats if c]
                 key = res["decision"] or "undecided"
                 stats.decisions[key] = stats.decisions.get(key, 0) + 1
                 if not e.flat:  # sets pool in the score space, as the policy's set calibration

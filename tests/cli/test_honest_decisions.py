@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,6 +169,26 @@ def test_duplicate_references_are_enrolled_once(world, tmp_path):
         ]
     )
     assert json.loads(r.stdout)["n_refs"] == 5
+
+
+def test_attributing_an_enrolled_reference_says_so(enrolled, tmp_path):
+    # break-it: a reference given as a query was named with no word that it is scored
+    # against a centroid it is part of (evaluate leaves such queries out)
+    ref = sorted((enrolled["refs"] / "checker").glob("*.png"))[0]
+    copy = tmp_path / "renamed.png"
+    shutil.copy(ref, copy)  # the same content under another name is the same reference
+    query = sorted(enrolled["queries"].glob("checker_*.png"))[0]
+    r = run_cli(
+        ["attribute", ref, copy, query, "-g", enrolled["gallery"], "-b", "spectrum", "-f", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    rows = {Path(x["path"]).name: x for x in json.loads(r.stdout)["results"]}
+    for name in (ref.name, "renamed.png"):
+        (text,) = [c for c in rows[name].get("caveats") or [] if "enrolled reference" in c]
+        assert "model 'checker'" in text and "not independent evidence" in text
+    assert not any("enrolled reference" in c for c in rows[query.name].get("caveats") or [])
+    r = run_cli(["attribute", ref, "-g", enrolled["gallery"], "-b", "spectrum"])
+    assert "enrolled reference of model 'checker'" in " ".join(r.stdout.split())
 
 
 def test_gallery_add_reports_leave_one_out_recognition(enrolled):
