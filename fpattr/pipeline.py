@@ -363,6 +363,7 @@ class RunStats:
     n_inputs: int = 0
     n_ok: int = 0
     n_skipped: int = 0
+    n_repeated: int = 0  # inputs whose path was given or found again: attributed once
     decisions: dict[str, int] = field(default_factory=dict)
     emb_sum: np.ndarray | None = None  # sum of the pooled (non-flat) embeddings
     n_pooled: int = 0
@@ -372,6 +373,10 @@ class RunStats:
     #: how the pooled images look processed against the references (fpattr.processing.
     #: query_processing; None: stored like them) -> count
     processings: dict[str | None, int] = field(default_factory=dict)
+
+    def count_repeat(self, _item: Any) -> None:
+        """An input left out because its path came before (``once_per_path``)."""
+        self.n_repeated += 1
 
     def add_embedding(
         self,
@@ -401,6 +406,7 @@ class RunStats:
             "n_ok": self.n_ok,
             "n_failed": self.n_inputs - self.n_ok,
             "n_skipped": self.n_skipped,
+            "n_repeated": self.n_repeated,
             "decisions": dict(sorted(self.decisions.items(), key=lambda kv: -kv[1])),
             "seconds": round(secs, 3),
             "images_per_second": round(self.n_ok / secs, 2) if secs > 0 else None,

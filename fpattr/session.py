@@ -236,7 +236,9 @@ class Session:
         items: Iterable[Any] | None = None,
         exclude: Iterable[Any] = (),
     ) -> Iterator[dict[str, Any]]:
-        """One result dict per input (schema in docs/user-guide.md), errors included.
+        """One result dict per input (schema in docs/user-guide.md), errors included; a
+        path given again (or named and found in a folder) is one input, counted in
+        ``stats.n_repeated`` (:func:`fpattr.io.walk.once_per_path`).
 
         ``stats`` (optional) accumulates counts and the pooled embedding for
         :meth:`attribute_set`. ``items``: inputs already walked, used instead of walking
@@ -244,12 +246,13 @@ class Session:
         """
         if self.gallery is None or not self.gallery.models:
             raise UsageError("attribute needs a gallery: enrol models with `fpattr gallery add`")
+        from fpattr.io.walk import iter_inputs, once_per_path
+
         stats = stats if stats is not None else RunStats()
         if items is None:
-            from fpattr.io.walk import iter_inputs
-
             items = iter_inputs(paths, exclude=exclude)
-        embedded = self._embedder(provenance=self.provenance).embed_items(iter(items))
+        items = once_per_path(items, stats.count_repeat)
+        embedded = self._embedder(provenance=self.provenance).embed_items(items)
         for e in embedded:
             if e.skipped:
                 stats.n_skipped += 1

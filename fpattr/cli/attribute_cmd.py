@@ -280,7 +280,7 @@ def run(
                 out.replay(rec)
         with common.progress(console, todo, "attributing") as advance:
             if ray_run is not None:
-                from fpattr.io.walk import iter_inputs
+                from fpattr.io.walk import iter_inputs, once_per_path
 
                 # the driver walks (same walker, order and exclusions); actors decide
                 spec = ray_run.spec(
@@ -292,6 +292,7 @@ def run(
                     pool=as_set,
                 )
                 walked = items if items is not None else iter_inputs(paths, exclude=own)
+                walked = once_per_path(walked, stats.count_repeat)  # as Session.attribute
                 results = ray_run.attribute(walked, stats, spec, session)
             else:
                 results = session.attribute(paths, stats, items=items, exclude=own)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -134,6 +134,28 @@ def iter_inputs(
             yield InputItem(Path(name), NOT_REGULAR)
         else:
             yield InputItem(Path(name))
+
+
+def once_per_path(
+    items: Iterable[InputItem], on_repeat: Callable[[InputItem], None] | None = None
+) -> Iterator[InputItem]:
+    """``items`` without a path already yielded (the same path string, as given or found):
+    ``attribute`` writes one record per input, and a file named twice, or named and found
+    in a folder, is one input. ``on_repeat`` sees each item left out.
+
+    Why here, for every engine: a fresh run wrote a record per repetition while
+    ``--resume`` kept one per path, so the two disagreed on the same command (break-it).
+    (:func:`iter_inputs` itself yields a path given twice twice: ``verify`` pairs folders
+    and reports repeated content itself.)
+    """
+    seen: set[Path] = set()
+    for it in items:
+        if it.path in seen:
+            if on_repeat is not None:
+                on_repeat(it)
+            continue
+        seen.add(it.path)
+        yield it
 
 
 class _Exclude:

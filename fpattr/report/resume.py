@@ -76,6 +76,7 @@ class Resume:
         self.redone = 0
         self.dropped_partial = False
         self.dropped_gone = 0  #: results dropped: their path is not among the current inputs
+        self.repeated = 0  #: current inputs whose path came before (attributed once)
         self.runs = 1
 
     @classmethod
@@ -95,7 +96,7 @@ class Resume:
         from fpattr.errors import UsageError
         from fpattr.io.atomic import atomic_open
         from fpattr.io.loader import sha256_file
-        from fpattr.io.walk import iter_inputs
+        from fpattr.io.walk import iter_inputs, once_per_path
         from fpattr.report.base import dumps
         from fpattr.report.jsonfmt import read_jsonl
 
@@ -121,11 +122,20 @@ class Resume:
         self = cls()
         self.runs = len(manifests) + 1
         self.dropped_partial = content.partial_tail
-        items = list(iter_inputs(paths, exclude=exclude or ()))
+        repeated: list[Any] = []
+        items = list(once_per_path(iter_inputs(paths, exclude=exclude or ()), repeated.append))
+        self.repeated = len(repeated)
         wanted = {str(it.path) for it in items}
         latest: dict[str, dict[str, Any]] = {}
         for rec in content.results:
             latest[_record_path(rec)] = rec  # a path recorded twice: the last one counts
+        if latest and not wanted & set(latest):
+            # break-it: resuming with a typo in the inputs silently dropped every result
+            raise UsageError(
+                f"cannot resume {str(output)!r}: none of its {len(latest)} result(s) is for "
+                "one of the current inputs (other inputs than the run it continues?); "
+                "rerun with the original inputs, or without --resume to start over"
+            )
         keep_paths: set[str] = set()
         gone = 0
         for path, rec in latest.items():
@@ -205,6 +215,7 @@ class Resume:
         secs = summary.get("seconds") or 0
         summary = dict(summary)
         summary["decisions"] = dict(sorted(stats.decisions.items(), key=lambda kv: -kv[1]))
+        summary["n_repeated"] = self.repeated  # of the inputs, as a fresh run counts them
         summary["images_per_second"] = round(new_ok / secs, 2) if secs > 0 else 0.0
         summary["resumed"] = {
             "runs": self.runs,

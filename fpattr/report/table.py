@@ -414,6 +414,10 @@ class TableWriter:
         counts.append(f", {n_failed} failed", style="bold red" if n_failed else "")
         if summary.get("n_skipped"):
             counts.append(f", {summary['n_skipped']} skipped (not images)", style="yellow")
+        if summary.get("n_repeated"):
+            counts.append(
+                f", {summary['n_repeated']} path(s) given again: attributed once", style="yellow"
+            )
         grid.add_row("Inputs", counts)
         as_set = summary.get("as_set")
         if isinstance(as_set, dict) and as_set:

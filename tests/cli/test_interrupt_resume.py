@@ -179,16 +179,44 @@ def test_resume_drops_results_that_are_no_longer_inputs(small, tmp_path):
     assert got[-1]["n_inputs"] == 8 and got[-1]["resumed"]["kept"] == 4
     assert [x.get("resumed") for x in got if x["type"] == "manifest"][1]["dropped_not_inputs"] == 1
 
+    # another folder altogether: none of the file's results is for a current input, a
+    # typo far likelier than a wish to drop them all (break-it: every result was dropped,
+    # exit 0): refused as other options are, the file untouched
     other = tmp_path / "other"
     write_generator_images(other, "checker", n=2, size=64, seed=91)
+    before = out.read_bytes()
     args = ["attribute", other, "-g", small["gallery"], "-o", out, "-b", "spectrum", "--resume"]
     r = run_cli(args)
+    assert r.exit_code == 2, r.output
+    assert "none of its 8 result(s) is for one of the current inputs" in " ".join(r.stderr.split())
+    assert out.read_bytes() == before
+    r = run_cli(args[:-1])  # without --resume: a fresh run over it
     assert r.exit_code == 0, r.output
-    assert "8 result(s) dropped" in " ".join(r.stderr.split())
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(x["path"] for x in got if x["type"] == "result") == sorted(
+        str(p) for p in other.iterdir()
+    )
+
+
+def test_a_path_given_again_is_one_input_fresh_or_resumed(small, tmp_path):
+    # break-it: a fresh run wrote a record per repetition (5 for 3 files), --resume of the
+    # same command kept one per path (3): the two must agree
+    one = sorted(small["queries"].iterdir())[0]
+    out = tmp_path / "r.jsonl"
+    args = ["attribute", one, one, small["queries"], "-g", small["gallery"], "-b", "spectrum"]
+    r = run_cli([*args, "-o", out, "-q"])
+    assert r.exit_code == 0, r.output
     got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     paths = [x["path"] for x in got if x["type"] == "result"]
-    assert sorted(paths) == sorted(str(p) for p in other.iterdir())
-    assert got[-1]["n_inputs"] == 2
+    assert sorted(paths) == sorted(str(p) for p in small["queries"].iterdir())
+    assert got[-1]["n_inputs"] == len(paths) == 9 and got[-1]["n_repeated"] == 2
+    r = run_cli([*args, "-o", out, "-q", "--resume"])
+    assert r.exit_code == 0, r.output
+    again = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["path"] for x in again if x["type"] == "result"] == paths
+    assert again[-1]["n_inputs"] == 9 and again[-1]["n_repeated"] == 2
+    r = run_cli(args)
+    assert "2 path(s) given again: attributed once" in " ".join(r.stdout.split())
 
 
 def test_output_files_inside_the_scanned_folder_are_not_inputs(small):
