@@ -1374,11 +1374,13 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
     rng = np.random.default_rng(seed)
     names = list(gallery.models)
     embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
+    shas = [_content_keys(gallery.models[k], e.shape[0]) for k, e in zip(names, embs, strict=True)]
     genuine: list[float] = []
     impostor: list[float] = []
     g_model: list[int] = []
     i_models: list[tuple[int, int]] = []
     reduced = False
+    shared = 0
     for a, e in enumerate(embs):
         r = e.shape[0]
         kn, km = n, m
@@ -1394,21 +1396,36 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
                 )
                 g_model.append(a)
         for b, f in enumerate(embs[a + 1 :], start=a + 1):
+            # one file enrolled under two models is not an impostor pair: its cosine with
+            # itself (1.0) set the verify threshold to 1.0, and no pair could be "same"
+            # (break-it); those files are left out of this pair of models' impostor scores
+            own = set(shas[a])
+            other = np.array([k not in own for k in shas[b]], bool)
+            mine = np.array([k not in set(shas[b]) for k in shas[a]], bool)
+            shared += int((~other).sum())
             if n == 1 and m == 1:
-                scores = (e @ f.T).ravel().tolist()
+                scores = (e[mine] @ f[other].T).ravel().tolist()
                 impostor.extend(scores)
                 i_models.extend([(a, b)] * len(scores))
                 continue
+            ea, fb = e[mine], f[other]
+            if not len(ea) or not len(fb):
+                continue
             for _ in range(max(1, SET_SAMPLES // 4)):
-                ia = rng.choice(r, min(n, r), replace=False)
-                ib = rng.choice(f.shape[0], min(m, f.shape[0]), replace=False)
-                impostor.append(float(l2_normalize(e[ia].mean(0)) @ l2_normalize(f[ib].mean(0))))
+                ia = rng.choice(len(ea), min(n, len(ea)), replace=False)
+                ib = rng.choice(len(fb), min(m, len(fb)), replace=False)
+                impostor.append(float(l2_normalize(ea[ia].mean(0)) @ l2_normalize(fb[ib].mean(0))))
                 i_models.append((a, b))
     notes = []
     if reduced:
         notes.append(
             f"some models have fewer than {n + m} references: genuine folder pairs were "
             "drawn at the sizes they allow"
+        )
+    if shared:
+        notes.append(
+            f"{shared} reference(s) enrolled under two models (the same sha256) were left "
+            "out of the impostor pairs of those models: a file is not its own impostor"
         )
     return {
         "names": names,
@@ -1418,6 +1435,16 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
         "impostor_models": np.asarray(i_models, np.int64).reshape(-1, 2),
         "notes": notes,
     }
+
+
+def _content_keys(model: Any, n: int) -> list[Any]:
+    """Per reference row of ``model``, its sha256, or a key unique to the row where none
+    is recorded (evaluate's in-memory galleries), so that only recorded equal content
+    ever matches."""
+    refs = list(getattr(model, "refs", None) or [])
+    keys: list[Any] = [r.get("sha256") if isinstance(r, dict) else None for r in refs[:n]]
+    keys += [None] * (n - len(keys))
+    return [k if k else ("row", id(model), i) for i, k in enumerate(keys)]
 
 
 def _all_pairs(r: int) -> list[np.ndarray]:

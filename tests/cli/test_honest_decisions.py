@@ -191,6 +191,29 @@ def test_attributing_an_enrolled_reference_says_so(enrolled, tmp_path):
     assert "enrolled reference of model 'checker'" in " ".join(r.stdout.split())
 
 
+def test_one_file_under_two_models_is_not_an_impostor_pair_for_verify(enrolled):
+    # break-it: the same references enrolled as a second model scored 1.0 against
+    # themselves as "impostors": the verify threshold went to 1.0 and no pair was "same"
+    def pair_calibration() -> dict:
+        r = run_cli(["gallery", "calibrate", "-g", enrolled["gallery"], "-b", "spectrum"] + J)
+        assert r.exit_code == 0, r.output
+        (c,) = [c for c in json.loads(r.stdout)["calibrations"] if c["comparison"] == CMP]
+        return c
+
+    J, CMP = ["-f", "json"], "image-vs-image"
+    before = pair_calibration()
+    r = run_cli(
+        ["gallery", "add", "checker2", enrolled["refs"] / "checker"]
+        + ["-g", enrolled["gallery"], "-b", "spectrum", "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    after = pair_calibration()
+    assert after["threshold"] < 0.999
+    # checker2 against nearest and bilinear only: none of its pairs with checker
+    assert after["n_impostor"] == before["n_impostor"] + 2 * 25
+    assert any("enrolled under two models" in n for n in after["notes"])
+
+
 def test_gallery_add_reports_leave_one_out_recognition(enrolled):
     r = run_cli(["gallery", "calibrate", "-g", enrolled["gallery"], "-b", "spectrum", "-f", "json"])
     assert r.exit_code == 0, r.output
