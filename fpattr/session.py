@@ -520,10 +520,12 @@ class Session:
 
     # -- verify ----------------------------------------------------------------------------------
 
-    def _side(self, path: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
-        """Embedding of one verify side: a file, or the mean over a folder's images."""
-        total: np.ndarray | None = None
-        n_ok, n_flat, n_dup, failed, skipped, shas, views = 0, 0, 0, [], [], [], []
+    def _side(self, path: Any) -> tuple[list[tuple[str | None, np.ndarray, Any]], dict[str, Any]]:
+        """One verify side's images: ([(sha256, embedding in the score space, effective
+        views)] of each distinct content that carries a fingerprint, counts); pooled by
+        :func:`_pool_side` once the two sides are compared for shared files."""
+        n_flat, n_dup, failed, skipped, shas = 0, 0, [], [], set()
+        images: list[tuple[str | None, np.ndarray, Any]] = []
         for e in self.embed([path]):
             if e.skipped:
                 skipped.append({"path": e.path, "reason": e.error})
@@ -538,28 +540,35 @@ class Session:
             if sha is not None and sha in shas:  # the same content twice: one piece of evidence
                 n_dup += 1
                 continue
-            n_ok += 1
-            views.append(e.effective_views)
-            shas.append(sha)
-            p = self.policy.project(e.embedding)  # a folder pools in the score space
-            total = p if total is None else total + p
+            shas.add(sha)
+            # a folder pools in the score space
+            images.append((sha, self.policy.project(e.embedding), e.effective_views))
         info = {
             "path": str(path),
-            "n_images": n_ok,
             "n_duplicates": n_dup,
             "n_flat": n_flat,
             "failed": failed,
             "skipped": skipped,
-            "sha256": shas[0] if n_ok == 1 else None,
-            "views": min(views) if views else None,
         }
-        return (l2_normalize(total) if total is not None else None), info
+        return images, info
 
     def verify(self, a: Any, b: Any) -> dict[str, Any]:
         """Same source or not for two files or folders (a folder is pooled into one
         fingerprint); the policy decides with the calibration for those set sizes."""
-        ea, ia = self._side(a)
-        eb, ib = self._side(b)
+        images_a, ia = self._side(a)
+        images_b, ib = self._side(b)
+        # content on both sides is not independent evidence (break-it: a file against the
+        # folder holding it, or a folder against itself, answered "same" at 0.975): it is
+        # kept on the side with fewer images (A on a tie) and left out of the other
+        shared = {sha for sha, _, _ in images_a} & {sha for sha, _, _ in images_b} - {None}
+        drop_b = len(images_a) <= len(images_b)
+        if shared:
+            if drop_b:
+                images_b = [x for x in images_b if x[0] not in shared]
+            else:
+                images_a = [x for x in images_a if x[0] not in shared]
+        ea, ia = _pool_side(images_a, ia)
+        eb, ib = _pool_side(images_b, ib)
         res: dict[str, Any] = {
             "a": str(a),
             "b": str(b),
@@ -573,6 +582,9 @@ class Session:
             "b_flat": ib["n_flat"],
             "a_duplicates": ia["n_duplicates"],
             "b_duplicates": ib["n_duplicates"],
+            # images also on the other side, counted on the side they were left out of
+            "a_shared": 0 if drop_b else len(shared),
+            "b_shared": len(shared) if drop_b else 0,
             "a_failed": len(ia["failed"]),
             "b_failed": len(ib["failed"]),
             "failed": ia["failed"] + ib["failed"],
@@ -591,6 +603,13 @@ class Session:
             side = unusable[0]
             failed = (ia if side == "A" else ib)["failed"]
             res["status"] = "error"
+            if res[f"{side.lower()}_shared"]:
+                other = "B" if side == "A" else "A"
+                res["error"] = (
+                    f"every image of {side} is also in {other} (the same sha256): the two "
+                    "sides are the same evidence, nothing independent to compare"
+                )
+                return res
             res["error"] = f"{side} has no usable image" + (
                 f" ({failed[0]['error']})" if failed else ""
             )
@@ -607,13 +626,20 @@ class Session:
     def verify_counts(res: dict[str, Any]) -> dict[str, Any]:
         """A :meth:`verify` result's inputs accounted for, as a run summary counts them:
         ``n_inputs`` (files read or refused; a side with nothing read or refused, an empty
-        folder or one of non-images only, counts as one failed input), ``n_ok`` (read: the
-        images pooled, and the flat images and repeats read but carrying no further
-        evidence), ``n_failed``, ``n_skipped`` and ``decisions`` ({decision: 1}, or {})."""
+        folder or one of non-images only, or one whose images are all on the other side,
+        counts as one failed input), ``n_ok`` (read: the images pooled, and the flat images,
+        repeats and images also on the other side, read but carrying no further evidence),
+        ``n_failed``, ``n_skipped`` and ``decisions`` ({decision: 1}, or {})."""
         n_ok = n_in = 0
         for side in "ab":
-            read = sum(res[f"{side}_{k}"] for k in ("images", "flat", "duplicates"))
+            read = sum(
+                res.get(f"{side}_{k}", 0) for k in ("images", "flat", "duplicates", "shared")
+            )
             failed = res.get(f"{side}_failed", 0)
+            # a side of images all on the other side compares nothing: the side fails
+            failed += bool(res.get(f"{side}_shared")) and not (
+                res[f"{side}_images"] or res[f"{side}_flat"]
+            )
             n_ok += read
             n_in += read + failed + (read + failed == 0)
         return {
@@ -848,6 +874,25 @@ def reference_caveat(
         f"{what}: a {kind} copy? The calibration foresees queries stored like the "
         f"references; {then} (docs/benchmarks.md)"
     )
+
+
+def _pool_side(
+    images: list[tuple[str | None, np.ndarray, Any]], info: dict[str, Any]
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """A verify side's fingerprint (the L2-normalised sum of its images' embeddings, None
+    without any) and its counts completed with ``n_images``, ``sha256`` (of a lone image)
+    and ``views`` (the least evidence among them)."""
+    total = None
+    for _, p, _ in images:
+        total = p if total is None else total + p
+    views = [v for _, _, v in images]
+    info = {
+        **info,
+        "n_images": len(images),
+        "sha256": images[0][0] if len(images) == 1 else None,
+        "views": min(views) if views else None,
+    }
+    return (l2_normalize(total) if total is not None else None), info
 
 
 def _some(names: list[str], shown: int = 3) -> str:

@@ -22,13 +22,16 @@ VERIFY_COLUMNS: tuple[str, ...] = (
     "threshold",
     "target_far",
     "calibration",
-    # inputs read on each side: pooled, flat (no signal), repeats of an image already counted
+    # inputs read on each side: pooled, flat (no signal), repeats of an image already counted,
+    # images also on the other side (left out of this one)
     "a_images",
     "b_images",
     "a_flat",
     "b_flat",
     "a_duplicates",
     "b_duplicates",
+    "a_shared",
+    "b_shared",
     "a_failed",
     "b_failed",
     "error",
@@ -217,7 +220,7 @@ class CsvWriter:
                 self._text(_cal(r)),
                 *(  # counts, written as integers
                     self._text(r.get(f"{side}_{k}"))
-                    for k in ("images", "flat", "duplicates", "failed")
+                    for k in ("images", "flat", "duplicates", "shared", "failed")
                     for side in "ab"
                 ),
                 self._text(r.get("error")),

@@ -376,9 +376,12 @@ class TableWriter:
                 notes.append(line)
             for side in "ab":  # read fine, but no evidence: not in the pooled fingerprint
                 flat, dup = r.get(f"{side}_flat") or 0, r.get(f"{side}_duplicates") or 0
-                if flat or dup:
+                shared = r.get(f"{side}_shared") or 0
+                if flat or dup or shared:
                     parts = [f"{flat} flat (no signal)"] if flat else []
                     parts += [f"{dup} repeated (same sha256)"] if dup else []
+                    other = "B" if side == "a" else "A"
+                    parts += [f"{shared} also in {other} (same sha256)"] if shared else []
                     notes.append("\n" if notes else "")
                     notes.append(
                         f"{side.upper()}: {' and '.join(parts)} left out of the fingerprint",

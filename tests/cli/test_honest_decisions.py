@@ -42,9 +42,9 @@ def test_verify_folder_accounts_for_flat_images_and_repeats(enrolled, tmp_path):
     d = tmp_path / "side"
     d.mkdir()
     _solid(d / "flat.png", (9, 9, 9))
-    src = next(enrolled["queries"].glob("nearest_*.png"))
-    (d / "a.png").write_bytes(src.read_bytes())
-    (d / "b.png").write_bytes(src.read_bytes())  # the same content: one piece of evidence
+    first, src = sorted(enrolled["queries"].glob("nearest_*.png"))[:2]  # B: another image
+    (d / "a.png").write_bytes(first.read_bytes())
+    (d / "b.png").write_bytes(first.read_bytes())  # the same content: one piece of evidence
     opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
     rep = _res(run_cli(["verify", d, src, *opts]))
     res = rep["results"][0]
@@ -68,8 +68,38 @@ def test_verify_folder_accounts_for_flat_images_and_repeats(enrolled, tmp_path):
     # and the CSV has the columns (it had none: the flat image and the repeat were lost)
     c = run_cli(["verify", d, src, *opts[:-3], "-f", "csv", "-q"]).stdout
     row = dict(zip(*[line.split(",") for line in c.splitlines()[:2]], strict=True))
-    got = [row[f"{s}_{k}"] for k in ("images", "flat", "duplicates", "failed") for s in "ab"]
-    assert got == ["1", "1", "1", "0", "1", "0", "1", "0"]  # broken.png failed on side A
+    keys = ("images", "flat", "duplicates", "shared", "failed")
+    got = [row[f"{s}_{k}"] for k in keys for s in "ab"]
+    assert got == ["1", "1", "1", "0", "1", "0", "0", "0", "1", "0"]  # broken.png failed on A
+
+
+def test_verify_leaves_out_images_on_both_sides(enrolled, tmp_path):
+    # break-it: a file against the folder holding it answered 0.873 "inconclusive (same)",
+    # a folder against itself "same" at 0.975: content on both sides is no evidence that
+    # they share a source. It stays on the smaller side and leaves the other
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for p in sorted(enrolled["queries"].glob("checker_*.png")):
+        (folder / p.name).write_bytes(p.read_bytes())
+    one = sorted(folder.iterdir())[0]
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
+    res = _res(run_cli(["verify", one, folder, *opts]))["results"][0]
+    assert (res["a_images"], res["b_images"], res["a_shared"], res["b_shared"]) == (1, 2, 0, 1)
+    alone = tmp_path / "rest"
+    alone.mkdir()
+    for p in sorted(folder.iterdir())[1:]:
+        (alone / p.name).write_bytes(p.read_bytes())
+    ref = _res(run_cli(["verify", one, alone, *opts]))["results"][0]
+    assert res["similarity"] == pytest.approx(ref["similarity"], abs=1e-6)  # the same test
+    r = run_cli(["verify", folder, folder, *opts[:-1]])
+    assert r.exit_code == 2, r.output  # as a side with no usable image: nothing compared
+    rep = _res(r)
+    res = rep["results"][0]
+    assert res["status"] == "error" and res["decision"] is None
+    assert "every image of B is also in A" in res["error"]
+    assert (res["b_shared"], rep["summary"]["n_failed"]) == (3, 1)  # side B: nothing to compare
+    t = run_cli(["verify", one, folder, *opts[:-3], "-q"]).stdout
+    assert "B: 1 also in A (same sha256) left out of the fingerprint" in " ".join(t.split())
 
 
 def test_verify_a_side_with_nothing_read_is_an_error_beside_any_other(enrolled, tmp_path):

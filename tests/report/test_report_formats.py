@@ -231,6 +231,8 @@ def test_csv_verify(verify_manifest, verify_results, verify_summary, run_writer)
         "b_flat",
         "a_duplicates",
         "b_duplicates",
+        "a_shared",
+        "b_shared",
         "a_failed",
         "b_failed",
         "error",
