@@ -316,14 +316,21 @@ def run(
             out.close(summary)
     except BaseException as exc:
         out.abort(exc)
-        if isinstance(exc, KeyboardInterrupt) and output is not None:
-            if output_format(fmt, output) == "jsonl" and str(output) != "-":
-                console.print(
+        if isinstance(exc, KeyboardInterrupt) and output is not None and str(output) != "-":
+            kind = output_format(fmt, output)
+            if kind == "jsonl":
+                msg = (
                     f"interrupted: {n_done} more result(s) written to {output}; continue "
-                    "with the same command plus --resume",
-                    highlight=False,
-                    markup=False,  # the output path is the user's: "[...]" in it is text
+                    "with the same command plus --resume"
                 )
+            else:  # break-it: the docs promised kept records whatever the format
+                msg = (
+                    f"interrupted: nothing written to {output} (a {kind} file is written "
+                    f"whole by a finished run only; the {n_done} result(s) done are lost: "
+                    "-o FILE.jsonl streams every finished record and can be resumed)"
+                )
+            # said under -q too: where the results went is not progress
+            common.stderr_console().print(msg, highlight=False, markup=False)
         raise
     finally:
         if ray_run is not None:

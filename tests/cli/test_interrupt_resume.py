@@ -159,6 +159,28 @@ def test_sigterm_leaves_no_temp_file_of_atomic_outputs(world, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]  # no half report
 
 
+@pytest.mark.parametrize("suffix", ["json", "csv"])
+def test_an_interrupted_whole_file_output_says_nothing_was_written(world, tmp_path, suffix):
+    # break-it: the exit-code table promised "finished records are kept" whatever the
+    # format; a JSON or CSV file is written whole at the end, so an interrupted run leaves
+    # none (never a partial report that reads as complete), and now says so, under -q too
+    out = tmp_path / f"r.{suffix}"
+    proc = subprocess.Popen(_attribute(world, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.0)  # start-up, then a few of the ~3 s of slow inputs
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr.decode()
+    said = " ".join(stderr.decode().split())
+    assert f"nothing written to {out}" in said and "-o FILE.jsonl streams" in said
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_resume_drops_results_that_are_no_longer_inputs(small, tmp_path):
     """A deleted input's result is dropped on --resume (with a note), and n_inputs counts
     only the current inputs; results of another folder are dropped too, never merged."""
