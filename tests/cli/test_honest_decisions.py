@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fpattr.testing import run_cli
+from fpattr.testing import run_cli, write_generator_images
 
 
 def _solid(path, rgb, size=64):
@@ -242,6 +242,27 @@ def test_one_file_under_two_models_is_not_an_impostor_pair_for_verify(enrolled):
     # checker2 against nearest and bilinear only: none of its pairs with checker
     assert after["n_impostor"] == before["n_impostor"] + 2 * 25
     assert any("enrolled under two models" in n for n in after["notes"])
+
+
+def test_copies_of_one_file_get_the_same_numbers_in_one_report(tmp_path):
+    # break-it: two copies of one file in a report showed probabilities 0.53755872 and
+    # 0.53755866: ONNX Runtime's float32 results move with a view's place in its batch.
+    # This layout (shipped extractor, the copies sorted among 20 others) gave two values
+    # before the fix
+    for gen in ("nearest", "bilinear", "checker"):
+        write_generator_images(tmp_path / "refs" / gen, gen, n=3, size=64, seed=0)
+        r = run_cli(["gallery", "add", gen, tmp_path / "refs" / gen, "-g", tmp_path / "g", "-q"])
+        assert r.exit_code == 0, r.output
+    q = tmp_path / "q"
+    ps = write_generator_images(q, "checker", n=20, size=64, seed=5, prefix="x")
+    for k in range(1, 8):
+        shutil.copy(ps[0], q / f"x{k:02d}_copy.png")
+    r = run_cli(["attribute", q, "-g", tmp_path / "g", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rows = [x for x in _res(r)["results"] if x["sha256"] == _res(r)["results"][0]["sha256"]]
+    assert len(rows) == 8
+    assert len({json.dumps(x["top"]) for x in rows}) == 1
+    assert len({(x["decision"], x["probability"], x["p_unknown"]) for x in rows}) == 1
 
 
 def test_gallery_add_reports_leave_one_out_recognition(enrolled):
