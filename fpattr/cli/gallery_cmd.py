@@ -248,6 +248,7 @@ def calibrate(
     from rich.table import Table
 
     from fpattr.pipeline import Settings
+    from fpattr.report.base import fmt_rate
     from fpattr.session import Session
 
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
@@ -286,8 +287,7 @@ def calibrate(
     for c in cals:
         if c is None:
             continue
-        far = "-" if c.target_far is None else f"{c.target_far:.2%}"
-        got = "-" if c.achieved_far is None else f"{c.achieved_far:.2%}"
+        far, got = fmt_rate(c.target_far), fmt_rate(c.achieved_far)
         what = c.comparison if c.views is None else f"{c.comparison}, {c.views} view(s)"
         if c.processing:
             what += f", {c.processing} queries"

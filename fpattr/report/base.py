@@ -210,6 +210,18 @@ def _surrogate_escape(c: str) -> str:
     return f"\\x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else f"\\u{o:04x}"
 
 
+def fmt_rate(x: float | None) -> str:
+    """A rate (false-accept, named...) as a percentage that never reads 0 when it is not:
+    two decimals from 0.01 % up, else two significant digits (``--target-far 0.000001``
+    was shown as "FAR 0.00%", break-it); "-" for None."""
+    if x is None:
+        return "-"
+    pct = float(x) * 100.0
+    if pct == 0 or abs(pct) >= 0.01 or not math.isfinite(pct):
+        return f"{pct:.2f}%"
+    return f"{pct:.{-math.floor(math.log10(abs(pct))) + 1}f}%"
+
+
 def escape_surrogates(text: str) -> str:
     """``text`` encodable as UTF-8: an undecodable byte (``surrogateescape``) as ``\\xNN``.
 

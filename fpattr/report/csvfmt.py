@@ -129,11 +129,19 @@ def attribute_columns(top_k: int, provenance: bool = False) -> list[str]:
 
 
 def _top_k(manifest: dict) -> int | None:
+    """The run's ``--top-k``, no more than the gallery's models (``--top-k 100`` with 4
+    models wrote 315 columns, almost all empty: break-it)."""
     settings = manifest.get("settings") or {}
     try:
         k = int(settings.get("top_k"))
     except (TypeError, ValueError):
         return None
+    gallery = manifest.get("gallery") or {}
+    n = gallery.get("n_models")
+    if n is None and isinstance(gallery.get("models"), list):
+        n = len(gallery["models"])
+    if isinstance(n, int) and n > 0:
+        k = min(k, n)
     return k if k > 0 else None
 
 

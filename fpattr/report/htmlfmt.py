@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import fpattr
-from fpattr.report.base import fmt_score, is_verify, number, printable
+from fpattr.report.base import fmt_rate, fmt_score, is_verify, number, printable
 
 MAX_THUMBNAILS = 2000
 
@@ -206,7 +206,7 @@ def _far_text(r: dict) -> str:
     far = number(r.get("target_far"))
     cal = r.get("calibration") or {}
     if far is not None:
-        return f" (fitted for FAR {far:.2%})"
+        return f" (fitted for FAR {fmt_rate(far)})"
     if cal.get("source") == "user-threshold":
         return " (user threshold: fitted for no FAR)"
     return ""

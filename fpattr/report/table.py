@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fpattr.report.base import fmt_score, is_verify, left_out, number, printable
+from fpattr.report.base import fmt_rate, fmt_score, is_verify, left_out, number, printable
 
 DEFAULT_WIDTH = 100
 
@@ -94,7 +94,7 @@ def _threshold_line(summary: dict, results: list[dict]) -> Text | None:
         far = number(c.get("target_far"))
         line.append(f"{fmt_score(c.get('threshold'), 3)} cosine")
         line.append(
-            f" (fitted for FAR {far:.2%}" if far is not None else " (user threshold, no FAR",
+            f" (fitted for FAR {fmt_rate(far)}" if far is not None else " (user threshold, no FAR",
         )
         what = printable(c.get("comparison"))
         if c.get("views"):

@@ -203,6 +203,28 @@ def test_csv_top_k_from_first_result_when_not_in_settings(manifest, results, sum
     assert header[-4:] == ["top2_model", "top2_similarity", "top2_probability", "error"]
 
 
+def test_csv_top_k_is_capped_at_the_gallerys_models(manifest, results, summary, run_writer):
+    # break-it: --top-k 100 with 4 models wrote 315 columns, almost all empty
+    manifest["settings"]["top_k"] = 100
+    header = next(csv.reader(io.StringIO(run_writer(builtin.csv, manifest, results, summary))))
+    assert sum(c.endswith("_model") for c in header) == 3  # the manifest's 3 models
+    manifest["gallery"] = {"n_models": 2}
+    header = next(csv.reader(io.StringIO(run_writer(builtin.csv, manifest, results, summary))))
+    assert sum(c.endswith("_model") for c in header) == 2
+
+
+def test_rates_never_read_zero_when_they_are_not():
+    from fpattr.report.base import fmt_rate
+
+    assert [fmt_rate(x) for x in (0.01, 0.0001, 1e-6, 0.0, None)] == [
+        "1.00%",
+        "0.01%",
+        "0.00010%",
+        "0.00%",
+        "-",
+    ]
+
+
 def test_csv_guards_spreadsheet_formulas(manifest, results, summary, run_writer):
     results[0]["path"] = '=HYPERLINK("http://x","y")'
     rows = list(csv.DictReader(io.StringIO(run_writer(builtin.csv, manifest, results, summary))))
