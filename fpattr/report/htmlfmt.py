@@ -123,6 +123,8 @@ def _fmt_time(value: Any) -> str:
 def _badge(decision: Any, status: Any = "ok") -> str:
     if status == "error":
         return '<span class="badge b-failed">failed</span>'
+    if status == "skipped":  # as the table and JSON say (break-it: "no decision")
+        return '<span class="badge b-none">skipped</span>'
     if decision is None:
         return '<span class="badge b-none">no decision</span>'
     d = str(decision)
@@ -413,6 +415,10 @@ class HtmlWriter:
         if failed:
             body.append(
                 f'<div class="error"><b>Error</b> {_e_lines(r.get("error") or "failed")}</div>'
+            )
+        elif r.get("status") == "skipped":  # not an image: no decision line to show
+            body.append(
+                f'<div class="warn"><b>Skipped</b> {_e_lines(r.get("error") or "skipped")}</div>'
             )
         else:
             body.append(_decision_line(r))

@@ -386,6 +386,25 @@ def test_html_escapes_manifest_and_model_names(manifest, results, summary, run_w
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
+def test_html_says_skipped_for_a_skipped_input(manifest, results, summary, run_writer):
+    # break-it: a non-image met in a folder carried "no decision" and "uncalibrated" in
+    # the HTML while the table and JSON said "skipped"
+    skipped = {
+        "path": "notes.txt",
+        "sha256": None,
+        "status": "skipped",
+        "error": "not an image (text)",
+        "top": [],
+        "decision": None,
+        "probability": None,
+    }
+    out = run_writer(builtin.html, manifest, [skipped], summary)
+    card = out[out.index('id="r1"') :]
+    card = card[: card.index("</article>")]
+    assert 'class="badge b-none">skipped<' in card and "not an image (text)" in card
+    assert "no decision" not in card and "uncalibrated" not in card
+
+
 def test_html_verify(verify_manifest, verify_results, verify_summary, run_writer):
     page = run_writer(builtin.html, verify_manifest, verify_results, verify_summary)
     assert "Same-model verification report" in page
