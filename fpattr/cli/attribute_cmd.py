@@ -267,6 +267,7 @@ def run(
                 todo = [it.path for it in state.todo]
                 manifest = {**manifest, "resumed": state.manifest_info()}
         out = Outputs(fmt, output, report, manifest, append=state is not None)
+        common.print_notes(console, out.notes)
     except BaseException:
         if ray_run is not None:
             ray_run.close()

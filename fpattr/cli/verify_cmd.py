@@ -85,6 +85,7 @@ def verify(
         plugins=common.plugin_versions(),
     )
     out = Outputs(fmt, output, report, manifest, started=started)
+    common.print_notes(console, out.notes)
     try:
         out.write(res)
         counts = session.verify_counts(res)

@@ -199,8 +199,16 @@ class Outputs:
         reg = report_formats()
         check_format(fmt)
         check_output_paths(output, report)  # all of them before any file is opened
+        #: notes for the user (stderr), e.g. a suffix that names no format
+        self.notes: list[str] = []
         if output is not None:
             ofmt = output_format(fmt, output)
+            if ofmt == "table" and output.suffix.lower() not in ("", ".txt"):
+                # break-it: "-o x.weird" silently wrote the table
+                self.notes.append(
+                    f"{str(output)!r}: the suffix {output.suffix!r} names no format, so the "
+                    "table is written; --format (json, jsonl, csv, table) chooses"
+                )
             with self._guard(str(output)):
                 writer = self._stack.enter_context(
                     open_report(
@@ -222,11 +230,16 @@ class Outputs:
                 self.writers.append(reg.get(fmt)(sys.stdout, manifest))
             self._dests.append("stdout")
         if report is not None:
+            # --report is the HTML report; another format only where its suffix names one
+            # (break-it: --report /dev/full was refused for naming no format, offering json
+            # and csv for an HTML report)
+            try:
+                rfmt = format_for_path(report, registry=reg)
+            except UsageError:
+                rfmt = "html"
             self.writers.append(
                 self._stack.enter_context(
-                    open_report(
-                        report, format_for_path(report), manifest, registry=reg, thumbnails=True
-                    )
+                    open_report(report, rfmt, manifest, registry=reg, thumbnails=True)
                 )
             )
             self._dests.append(str(report))

@@ -227,6 +227,22 @@ def test_explicit_table_to_a_file_of_any_suffix(tmp_path):
     assert output_format("table", tmp_path / "r.csv") == "csv"
 
 
+def test_an_unknown_suffix_says_the_table_is_written_and_report_defaults_to_html(queries, tmp_path):
+    # break-it: "-o x.weird" wrote the table silently; "--report /dev/full" (no suffix) was
+    # refused, offering json and csv for what is the HTML report
+    g = tmp_path / "g"
+    refs = write_generator_images(tmp_path / "refs", "checker", n=3, size=64)
+    assert run_cli(["gallery", "add", "checker", *refs, "-g", g, "-b", "spectrum"]).exit_code == 0
+    out, rep = tmp_path / "x.weird", tmp_path / "report"
+    r = run_cli(["attribute", queries, "-g", g, "-b", "spectrum", "-o", out, "--report", rep])
+    assert r.exit_code == 0, r.output
+    assert "the suffix '.weird' names no format, so the table is written" in " ".join(
+        r.stderr.split()
+    )
+    assert rep.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert "Path" in out.read_text(encoding="utf-8")
+
+
 def test_an_input_reached_by_another_name_is_never_overwritten(queries, tmp_path):
     # second break-it pass: a hard link to an input as a streamed .jsonl output wrote
     # through to the image, and a symlink inside an input folder let -o replace its target
