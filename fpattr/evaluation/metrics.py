@@ -190,6 +190,15 @@ def pair_scores(
     return ps[same], ps[~same]
 
 
+def distinct_pairs(labels: np.ndarray, n_pairs: int, *, seed: int = 0) -> int:
+    """How many distinct (unordered) pairs :func:`pair_scores` scores with the same
+    arguments: fewer than it draws when the queries allow fewer (pairs then repeat)."""
+    pairs, _ = sample_pairs(np.asarray(labels), n_pairs, np.random.default_rng(seed))
+    if not len(pairs):
+        return 0
+    return int(len(np.unique(np.sort(np.asarray(pairs), axis=1), axis=0)))
+
+
 def open_set_scores(
     cents: np.ndarray,
     names: list[Any],

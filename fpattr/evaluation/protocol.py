@@ -76,6 +76,16 @@ class Transform:
     def active(self) -> bool:
         return any(v is not None for v in (self.jpeg, self.resize, self.crop))
 
+    def describe(self) -> str:
+        """What was done to the images, in the order it is done ("none" when nothing):
+        e.g. "x0.5 bicubic, JPEG 75 (queries only)"."""
+        steps = [f"x{self.resize:g} bicubic"] if self.resize is not None else []
+        steps += [f"center crop {self.crop}"] if self.crop is not None else []
+        steps += [f"JPEG {self.jpeg}"] if self.jpeg is not None else []
+        if not steps:
+            return "none"
+        return ", ".join(steps) + (" (queries only)" if self.queries_only else " (every image)")
+
     def query_processing(
         self,
         size: tuple[int, int],
@@ -617,6 +627,7 @@ def score_run(
         if cfg.ref_choice == "first"
         else f"{cfg.ref_choice} (seed {cfg.seed})",
         "n_queries": int(is_q.sum()),
+        "processing": cfg.transform.describe(),
         "identification": {
             "top1": _r(correct.mean()),
             "macro_f1": _r(metrics.macro_f1(q_lab.tolist(), pred.tolist(), names)),
@@ -635,6 +646,7 @@ def score_run(
             # distinct pairs the queries allow: fewer than n_pairs means pairs repeat
             "n_possible_genuine": int(sum(c * (c - 1) // 2 for c in counts)),
             "n_possible_impostor": int((sum(counts) ** 2 - sum(c * c for c in counts)) // 2),
+            "n_distinct_pairs": metrics.distinct_pairs(q_lab, cfg.pairs, seed=cfg.seed),
             "pairs": "single query image vs single query image",
         },
         "open_set": open_set,

@@ -38,6 +38,7 @@ ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("refs / model", ("refs_per_model",), 0),
     ("references", ("ref_choice",), 0),
     ("queries", ("n_queries",), 0),
+    ("processing", ("processing",), 0),
     ("score space", ("identification", "score_space", "kind"), 0),
     ("top-1", ("identification", "top1"), 3),
     ("macro-F1", ("identification", "macro_f1"), 3),
@@ -45,6 +46,8 @@ ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("EER", ("verification", "eer"), 3),
     ("TAR@FAR=1e-2", ("verification", "tar_at_far_1e-2"), 3),
     ("pairs", ("verification", "n_pairs"), 0),
+    # fewer than the pairs drawn: pairs repeat (break-it: "pairs 10000" of 4,950 possible)
+    ("distinct pairs", ("verification", "n_distinct_pairs"), 0),
     ("open-set AUROC", ("open_set", "auroc"), 3),
     ("OSCR", ("open_set", "oscr"), 3),
     ("LOMO folds", ("open_set", "n_folds"), 0),

@@ -98,12 +98,28 @@ def test_resize_and_crop_run(bench_master: Path):
         "applied_to": "every image",
     }
     assert d["n_models"] == 4
+    assert d["processing"] == "x0.75 bicubic, center crop 40 (every image)"
 
 
 def test_degrade_queries_only(bench_master: Path):
     d = _ev(bench_master, "--resize", "0.75", "--degrade-queries-only", "--pairs", "500")
     assert d["settings"]["transform"]["applied_to"] == "queries"
     assert d["n_models"] == 4
+    assert d["processing"] == "x0.75 bicubic (queries only)"
+
+
+def test_the_table_says_the_processing_and_how_many_pairs_are_distinct(bench_master: Path):
+    # break-it: the table showed neither --jpeg / --resize nor that 10,000 pairs were drawn
+    # from 4,950 possible ones (only the JSON did)
+    d = _ev(bench_master, "--jpeg", "75", "--pairs", "100000")
+    v = d["verification"]
+    possible = v["n_possible_genuine"] + v["n_possible_impostor"]
+    assert v["n_distinct_pairs"] <= possible < v["n_pairs"]
+    assert _ev(bench_master, "--pairs", "10")["verification"]["n_distinct_pairs"] <= 10
+    r = run_cli(["evaluate", bench_master, *BASE, "--jpeg", "75", "--pairs", "100000"])
+    table = " ".join(r.stdout.split())
+    assert "processing JPEG 75 (every image)" in table
+    assert f"distinct pairs {v['n_distinct_pairs']}" in table
     r = run_cli(["evaluate", bench_master, *BASE, "--degrade-queries-only"])
     assert r.exit_code == 2 and "needs --resize, --crop or --jpeg" in r.output
 
