@@ -27,6 +27,7 @@ __all__ = [
     "PROCESSING_STRENGTH",
     "Processing",
     "center_crop",
+    "codec",
     "estimate_jpeg_quality",
     "is_jpeg",
     "jpeg_reencode",
@@ -169,6 +170,12 @@ def is_jpeg(fmt: str | None) -> bool:
     """Whether a Pillow format id is a JPEG: "JPEG", or "MPO" (the multi-picture JPEG
     cameras and phones write; its first frame is a JPEG)."""
     return fmt in ("JPEG", "MPO")
+
+
+def codec(fmt: str | None) -> str | None:
+    """The codec family of a Pillow format id: "JPEG" for JPEG and MPO (one codec, one
+    artefact pattern), else the id itself."""
+    return "JPEG" if is_jpeg(fmt) else fmt
 
 
 def query_processing(

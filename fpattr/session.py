@@ -829,8 +829,11 @@ def reference_caveat(
         name = None
     else:
         return None
+    from fpattr.processing import codec
+
     fmt = getattr(image, "format", None)
-    reencoded = bool(formats and fmt and fmt not in formats)
+    # by codec: an MPO (a camera's multi-picture JPEG) among JPEG references is not re-encoded
+    reencoded = bool(formats and fmt and codec(fmt) not in {codec(f) for f in formats})
     smaller = least is not None and image.width * image.height < least
     # the wording follows the calibration that decided (a JPEG query smaller than the
     # references is decided as a x0.5 copy, and the caveat said "re-encoded")

@@ -340,6 +340,17 @@ def test_a_query_decided_as_a_processed_copy_always_gets_a_caveat(res):
     assert reference_caveat(row, image, shapes) is None
 
 
+def test_an_mpo_query_among_jpeg_references_is_not_called_re_encoded():
+    # noticed in stop 24: the caveat compared format ids, and a camera's MPO (a
+    # multi-picture JPEG) against JPEG references read "re-encoded"
+    shapes = {"a": (frozenset({"JPEG"}), 4096), None: (frozenset({"JPEG"}), 4096)}
+    mpo = type("I", (), {"format": "MPO", "width": 64, "height": 64, "jpeg_quality": 80})()
+    res = {"decision": "a", "calibration": {"processing": None}}
+    assert reference_caveat(res, mpo, shapes) is None
+    png = type("I", (), {"format": "PNG", "width": 64, "height": 64, "jpeg_quality": None})()
+    assert "the query is PNG" in reference_caveat(res, png, shapes)
+
+
 def test_an_edit_that_loses_the_processed_calibration_says_so(tmp_path):
     """Break-it cases: appending without copies, appending with copies onto a model that
     has none, and importing an export without copies turned the processed calibrations
