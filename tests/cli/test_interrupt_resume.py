@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,13 +77,19 @@ def _attribute(world, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def _interrupt(world, out: Path, signum: int) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(_attribute(world, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _interrupt(
+    cmd: list[str], signum: int, ready: Any, check: Any = None
+) -> subprocess.CompletedProcess:
+    """Run ``cmd``, send ``signum`` once ``ready()`` holds (``check()`` is asserted just
+    before: what must hold mid-run), and return the finished process."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while _n_results(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         assert proc.poll() is None, "the run ended before it could be interrupted"
+        if check is not None:
+            check()
         proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
@@ -92,12 +99,16 @@ def _interrupt(world, out: Path, signum: int) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
+def _after_results(out: Path, n: int = 4) -> Any:
+    return lambda: _n_results(out) >= n
+
+
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
 )
 def test_interrupted_run_keeps_records_and_resumes(world, tmp_path, signum, code):
     out = tmp_path / "results.jsonl"
-    p = _interrupt(world, out, signum)
+    p = _interrupt(_attribute(world, out), signum, _after_results(out))
     assert p.returncode == code, p.stderr.decode()
     assert "interrupted" in p.stderr.decode()
     assert sorted(x.name for x in tmp_path.iterdir()) == ["results.jsonl"]  # no temp file
@@ -141,21 +152,13 @@ def test_sigterm_leaves_no_temp_file_of_atomic_outputs(world, tmp_path):
     """--report is written whole or not at all, and its temp file is only created at close:
     mid-run there is none, and after SIGTERM only the streamed jsonl is left."""
     out, rep = tmp_path / "r.jsonl", tmp_path / "r.html"
-    cmd = _attribute(world, out, "--report", str(rep))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while _n_results(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
+
+    def no_temp_file() -> None:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]  # no .r.html.tmp-*
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 143, stderr.decode()
+
+    cmd = _attribute(world, out, "--report", str(rep))
+    p = _interrupt(cmd, signal.SIGTERM, _after_results(out), no_temp_file)
+    assert p.returncode == 143, p.stderr.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]  # no half report
 
 
@@ -165,17 +168,10 @@ def test_an_interrupted_whole_file_output_says_nothing_was_written(world, tmp_pa
     # format; a JSON or CSV file is written whole at the end, so an interrupted run leaves
     # none (never a partial report that reads as complete), and now says so, under -q too
     out = tmp_path / f"r.{suffix}"
-    proc = subprocess.Popen(_attribute(world, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        time.sleep(1.0)  # start-up, then a few of the ~3 s of slow inputs
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, stderr.decode()
+    t0 = time.monotonic()  # start-up, then a few of the ~3 s of slow inputs
+    p = _interrupt(_attribute(world, out), signal.SIGINT, lambda: time.monotonic() - t0 > 1.0)
+    assert p.returncode == 130, p.stderr.decode()
+    stderr = p.stderr
     said = " ".join(stderr.decode().split())
     assert f"nothing written to {out}" in said and "-o FILE.jsonl streams" in said
     assert list(tmp_path.iterdir()) == []
