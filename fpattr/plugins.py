@@ -175,7 +175,9 @@ class PluginHost:
                 staged: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
                 try:
                     impl.function(register=lambda *a, _s=staged, **k: _s.append((a, k)))
-                except Exception as exc:  # noqa: BLE001
+                except BaseException as exc:  # noqa: BLE001 - sys.exit() in a hook too
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
                     self._record(impl.plugin_name, f"hook:{hookname}", exc)
                     continue
                 add = reg.callback(impl.plugin_name)
@@ -193,11 +195,48 @@ class PluginHost:
         yield from caller.get_hookimpls()
 
     def add_commands(self, app: Any) -> None:
+        """Every plugin's commands on ``app`` (a ``typer.Typer``). A hook that raises
+        (``SystemExit`` included: a ``sys.exit()`` in one ended ``fpattr --help``) or that
+        names a command that exists already (a plugin had replaced ``attribute``
+        unnoticed, break-it) adds nothing and is recorded as the plugin's failure."""
+        hook = "hook:fpattr_register_commands"
         for impl in self._impls("fpattr_register_commands"):
+            commands, groups = list(app.registered_commands), list(app.registered_groups)
+            taken = _command_names(commands, groups)
             try:
                 impl.function(app=app)
-            except Exception as exc:  # noqa: BLE001
-                self._record(impl.plugin_name, "hook:fpattr_register_commands", exc)
+                added = _command_names(
+                    app.registered_commands[len(commands) :], app.registered_groups[len(groups) :]
+                )
+                clash = sorted(added & taken)
+                if clash:
+                    raise PluginCommandClash(
+                        f"command(s) {', '.join(clash)} exist already: a plugin cannot "
+                        "replace a command; its commands were not added"
+                    )
+            except BaseException as exc:  # noqa: BLE001 - sys.exit() in a hook too
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                app.registered_commands[:] = commands  # nothing of this plugin's stays
+                app.registered_groups[:] = groups
+                self._record(impl.plugin_name, hook, exc)
+
+
+class PluginCommandClash(ValueError):
+    """A plugin's command has the name of a command that exists already."""
+
+
+def _command_names(commands: list[Any], groups: list[Any]) -> set[str]:
+    """The names typer gives ``commands`` (``CommandInfo``) and ``groups`` (``TyperInfo``):
+    the given name, else the function's with "_" as "-"."""
+    names = set()
+    for c in commands:
+        fn = getattr(c, "callback", None)
+        names.add(c.name or (fn.__name__.lower().replace("_", "-") if fn else ""))
+    for g in groups:
+        inner = getattr(getattr(g, "typer_instance", None), "info", None)
+        names.add(g.name or getattr(inner, "name", None) or "")
+    return names - {""}
 
 
 def _canonical(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
 import fpattr
 from fpattr.plugins import DEFAULT_PLUGINS, PluginHost
@@ -78,3 +79,66 @@ def test_duplicate_name_from_plugin_does_not_override_builtin():
     host.register(Dup(), name="dup")
     assert host.registry("report_format").entry("json").plugin == "fpattr.report.builtin"
     assert any(f.plugin == "dup" and "already registered" in f.error for f in host.failures)
+
+
+class ExitingPlugin:
+    @fpattr.hookimpl
+    def fpattr_register_report_formats(self, register):
+        raise SystemExit(3)
+
+    @fpattr.hookimpl
+    def fpattr_register_commands(self, app):
+        @app.command("exiting-extra")
+        def extra() -> None:
+            """Added before the exit: must not stay."""
+
+        raise SystemExit("plugin says bye")
+
+
+class HijackingPlugin:
+    @fpattr.hookimpl
+    def fpattr_register_commands(self, app):
+        @app.command("hijack-extra")
+        def extra() -> None:
+            """A new command beside the clash: not added either."""
+
+        @app.command("attribute")
+        def attribute() -> None:
+            """HIJACKED."""
+
+
+def _commands(app) -> list[str]:
+    from fpattr.plugins import _command_names
+
+    return sorted(_command_names(app.registered_commands, app.registered_groups))
+
+
+def test_a_plugin_that_exits_in_a_hook_is_recorded_and_the_cli_goes_on():
+    # break-it: SystemExit in a hook ended every command, `plugins list` and `doctor` too
+    from fpattr.cli.app import build_app
+
+    host = PluginHost(load_entry_points=False)
+    host.register(ExitingPlugin(), name="exiting")
+    assert {"json", "html"} <= set(host.registry("report_format").names())
+    app = build_app(host)
+    assert "exiting-extra" not in _commands(app) and "attribute" in _commands(app)
+    stages = {f.stage for f in host.failures if f.plugin == "exiting"}
+    assert stages == {"hook:fpattr_register_report_formats", "hook:fpattr_register_commands"}
+
+
+def test_a_plugin_cannot_replace_a_command():
+    # break-it: `@app.command("attribute")` in a plugin replaced fpattr attribute, and
+    # `plugins list` said the plugin was ok
+    from fpattr.cli.app import build_app
+
+    host = PluginHost(load_entry_points=False)
+    builtin = _commands(build_app(host))
+    host = PluginHost(load_entry_points=False)
+    host.register(HijackingPlugin(), name="hijack")
+    app = build_app(host)
+    assert _commands(app) == builtin
+    (fail,) = [f for f in host.failures if f.plugin == "hijack"]
+    assert "command(s) attribute exist already" in fail.error
+    assert host.plugins["hijack"].error
+    r = CliRunner().invoke(app, ["attribute", "--help"])
+    assert r.exit_code == 0 and "HIJACKED" not in r.output
