@@ -80,6 +80,10 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
+        #: installed plugins left out by FPATTR_LOAD_PLUGINS, and the names in it that
+        #: match no installed plugin (shown by `plugins list` and `doctor`)
+        self.not_selected: list[PluginInfo] = []
+        self.unmatched_selection: list[str] = []
         self._registries: dict[str, Registry[Any]] = {}
         if builtins:
             for modname in DEFAULT_PLUGINS:
@@ -140,17 +144,20 @@ class PluginHost:
         except Exception as exc:  # noqa: BLE001 - broken metadata must not kill the CLI
             self._record("<entry points>", "import", exc)
             return
+        matched: set[str] = set()
         for ep in sorted(eps, key=lambda e: e.name):
             dist = ep.dist.name if ep.dist is not None else None
-            if selected is not None and ep.name not in selected and dist not in selected:
-                continue
             info = PluginInfo(
                 name=ep.name,
-                module=ep.value,
+                module=getattr(ep, "value", ep.name),
                 builtin=False,
                 distribution=dist,
                 version=ep.dist.version if ep.dist is not None else None,
             )
+            if selected is not None and ep.name not in selected and dist not in selected:
+                self.not_selected.append(info)  # installed: said so, not "not installed"
+                continue
+            matched |= {ep.name, dist} if dist else {ep.name}
             self.plugins[ep.name] = info
             try:
                 obj = ep.load()
@@ -160,6 +167,8 @@ class PluginHost:
                 self._record(ep.name, "import", exc)
                 continue
             self.register(obj, name=ep.name, info=info)
+        if selected is not None:
+            self.unmatched_selection = sorted(selected - matched)
 
     # -- registries ----------------------------------------------------------------------------
 

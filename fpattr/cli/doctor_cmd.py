@@ -31,7 +31,7 @@ def collect() -> tuple[list[dict[str, Any]], int]:
     from fpattr import __version__
     from fpattr.backbones.onnx import default_card_path
     from fpattr.paths import home, models_dir
-    from fpattr.plugins import KINDS, get_host
+    from fpattr.plugins import ENV_LOAD, KINDS, get_host
 
     rows: list[dict[str, Any]] = []
 
@@ -94,6 +94,14 @@ def collect() -> tuple[list[dict[str, Any]], int]:
                 "fail" if p.error else "ok",
                 p.error or f"{p.distribution or ''} {p.version or ''}".strip(),
             )
+    for p in host.not_selected:
+        add(f"plugin {p.name}", "warn", f"installed, not loaded: not selected by {ENV_LOAD}")
+    if host.unmatched_selection:
+        add(
+            ENV_LOAD,
+            "warn",
+            "names no installed plugin: " + ", ".join(host.unmatched_selection),
+        )
     for f in host.failures:
         if f.plugin in host.plugins and not host.plugins[f.plugin].builtin:
             continue

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 
 def plugin_rows(include_builtin: bool) -> list[dict]:
     """Plugins with what each registered (names per registry) and any failure."""
-    from fpattr.plugins import KINDS, get_host
+    from fpattr.plugins import ENV_LOAD, KINDS, get_host
 
     host = get_host()
     provided: dict[str, dict[str, list[str]]] = {}
@@ -48,6 +48,20 @@ def plugin_rows(include_builtin: bool) -> list[dict]:
                 "error": p.error,
             }
         )
+    for p in host.not_selected:  # installed, left out by the user's selection
+        rows.append(
+            {
+                "name": p.name,
+                "module": p.module,
+                "builtin": False,
+                "distribution": p.distribution,
+                "version": p.version,
+                "hooks": [],
+                "provides": {},
+                "status": "not loaded",
+                "error": f"not selected by {ENV_LOAD}",
+            }
+        )
     return rows
 
 
@@ -60,7 +74,15 @@ def list_(
 
     Example: fpattr plugins list --all --format json
     """
+    from fpattr.plugins import ENV_LOAD, get_host
+
     rows = plugin_rows(all_)
+    unmatched = get_host().unmatched_selection
+    if unmatched:  # a typo in the selection loads nothing, silently otherwise
+        print(
+            f"note: {ENV_LOAD} names no installed plugin: {', '.join(unmatched)}",
+            file=sys.stderr,
+        )
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return
@@ -72,7 +94,10 @@ def list_(
     for r in rows:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["provides"].items())
         # an error message is the plugin's text: "[...]" in it is not rich markup
-        status = "[green]ok[/]" if r["status"] == "ok" else f"[red]failed[/] {escape(r['error'])}"
+        status = {
+            "ok": "[green]ok[/]",
+            "not loaded": f"[yellow]not loaded[/] {escape(r['error'] or '')}",
+        }.get(r["status"], f"[red]failed[/] {escape(r['error'] or '')}")
         t.add_row(
             r["name"],
             r["distribution"] or ("fpattr" if r["builtin"] else "?"),

@@ -87,10 +87,17 @@ def test_example_plugin_is_loaded_and_usable(tmp_path):
 
 @example_installed
 def test_plugin_selection_env(tmp_path):
-    r = fpattr("plugins", "list", "--format", "json", env={"FPATTR_LOAD_PLUGINS": ""})
-    assert json.loads(r.stdout) == []
+    # the plugins left out are listed as installed, not loaded (break-it: "no third-party
+    # plugins installed"), and a selection naming nothing installed is said
+    r = fpattr("plugins", "list", "--format", "json", env={"FPATTR_LOAD_PLUGINS": "exmaple"})
+    rows = {p["name"]: p for p in json.loads(r.stdout)}
+    assert rows["example"]["status"] == "not loaded" and rows["example"]["provides"] == {}
+    assert "names no installed plugin: exmaple" in r.stderr
+    r = fpattr("doctor", env={"FPATTR_LOAD_PLUGINS": "exmaple"})
+    assert "installed, not loaded" in r.stdout and "exmaple" in r.stdout
     r = fpattr("plugins", "list", "--format", "json", env={"FPATTR_LOAD_PLUGINS": "example"})
-    assert [p["name"] for p in json.loads(r.stdout)] == ["example"]
+    loaded = [p["name"] for p in json.loads(r.stdout) if p["status"] != "not loaded"]
+    assert loaded == ["example"]
     r = fpattr("plugins", "list", "--all", "-f", "json", env={"FPATTR_LOAD_PLUGINS": ""})
     assert {p["name"] for p in json.loads(r.stdout)} >= {"fpattr.backbones.builtin"}
 
