@@ -96,12 +96,13 @@ def check_format(fmt: str) -> str:
 def output_format(fmt: str, output: Path | None) -> str:
     """The format ``--output`` is written in: ``--format``, or the suffix when it was left
     at ``table`` and the suffix names another format."""
+    from fpattr.plugins import report_formats
     from fpattr.report.files import format_for_path
 
     if output is None or fmt != "table" or output.suffix in ("", ".txt") or str(output) == "-":
         return fmt
-    try:
-        return format_for_path(output)
+    try:  # a plugin format's ``extension`` counts (break-it: "-o out.md" wrote the table)
+        return format_for_path(output, registry=report_formats())
     except UsageError:  # a suffix that names no format: the table asked for (or defaulted)
         return fmt
 
@@ -207,7 +208,7 @@ class Outputs:
                 # break-it: "-o x.weird" silently wrote the table
                 self.notes.append(
                     f"{str(output)!r}: the suffix {output.suffix!r} names no format, so the "
-                    "table is written; --format (json, jsonl, csv, table) chooses"
+                    f"table is written; --format ({', '.join(reg.names())}) chooses"
                 )
             with self._guard(str(output)):
                 writer = self._stack.enter_context(

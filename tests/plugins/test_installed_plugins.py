@@ -83,6 +83,12 @@ def test_example_plugin_is_loaded_and_usable(tmp_path):
     r = fpattr("attribute", tmp_path / "a", "-b", "example-colorres", "-f", "markdown", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("| image | decision") and "3 of 3 inputs" in r.stdout
+    # its `extension` (".md") picks it for -o, as the hook reference says (break-it: the
+    # table was written, with a note that ".md" names no format)
+    out = tmp_path / "r.md"
+    r = fpattr("attribute", tmp_path / "a", "-b", "example-colorres", "-o", out, env=env)
+    assert r.returncode == 0 and "names no format" not in r.stderr, r.stderr
+    assert out.read_text(encoding="utf-8").startswith("| image | decision")
 
 
 @example_installed
