@@ -72,7 +72,7 @@ class Session:
         self.index_entries = index_entries
         self._index: GalleryIndex | None = None
         self._approximate: bool | None = None
-        self.gallery = gallery
+        self._gallery = gallery
         self.settings = settings or Settings()
         if gallery is not None:
             gallery.check_backbone(backbone.info())
@@ -84,6 +84,28 @@ class Session:
         self._gallery_version = getattr(gallery, "version", 0)
         self._processed: dict[str, DecisionPolicy | None] = {}
         self._processed_version = self._gallery_version
+
+    @property
+    def gallery(self) -> Gallery | None:
+        """The gallery queries are attributed against. Assigning another one (checked
+        against the backbone) refits the session's own policy and drops every cache of the
+        old one: its index, the references' shapes and owners, the processed
+        calibrations (break-it: ``s.gallery = Gallery.load(...)`` kept deciding with the
+        old gallery, whose caches were keyed by a version number the new one shared).
+        A policy the caller supplied is the caller's to replace."""
+        return self._gallery
+
+    @gallery.setter
+    def gallery(self, gallery: Gallery | None) -> None:
+        if gallery is not None:
+            gallery.check_backbone(self.backbone.info())
+        self._gallery = gallery
+        self._shapes = self._owners = None
+        self._index, self._approximate = None, None
+        self._gallery_version = getattr(gallery, "version", 0)
+        self._processed, self._processed_version = {}, self._gallery_version
+        if self._own_policy:
+            self._policy = self._new_policy()
 
     def _new_policy(self, **processed: Any) -> DecisionPolicy:
         """The policy from the settings; ``processed``: ``processed_references=`` and
@@ -273,6 +295,14 @@ class Session:
                 "top": [],
                 "decision": None,
                 "probability": None,
+                # the decision's keys on every record, failed ones too (None): the user
+                # guide's loop read r["threshold"] and met a KeyError (break-it)
+                "leaning": None,
+                "candidates": [],
+                "p_unknown": None,
+                "threshold": None,
+                "target_far": None,
+                "calibration": None,
                 "thumbnail": e.thumbnail,
             }
             if e.embedding is not None and not e.error:

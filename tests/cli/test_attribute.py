@@ -419,3 +419,39 @@ def test_a_session_follows_its_gallery_add_and_remove(enrolled):
     s.gallery.add("nearest-again", emb, refs)
     back = next(iter(s.attribute([q])))
     assert back["top"][0]["model"] == "nearest-again"
+
+
+def test_a_session_given_another_gallery_decides_with_it(enrolled, tmp_path):
+    # break-it: after s.gallery = Gallery.load(other) the session kept ranking a model the
+    # new gallery does not hold (caches keyed by a version number both galleries had)
+    import shutil
+
+    from fpattr import Session
+    from fpattr.gallery import Gallery
+
+    other = tmp_path / "other"
+    shutil.copytree(enrolled["gallery"], other)
+    r = run_cli(["gallery", "remove", "nearest", "-g", other, "-b", "spectrum"])
+    assert r.exit_code == 0, r.output
+    s = Session.open("spectrum", enrolled["gallery"])
+    q = sorted(enrolled["queries"].glob("nearest*"))[0]
+    assert next(iter(s.attribute([q])))["top"][0]["model"] == "nearest"
+    s.gallery = Gallery.load(other)
+    res = next(iter(s.attribute([q])))
+    assert "nearest" not in {t["model"] for t in res["top"]}
+    assert "nearest" not in s.policy.gallery.models
+
+
+def test_every_record_has_the_decision_keys_failed_ones_too(enrolled, tmp_path):
+    # break-it: the user guide's loop (r["threshold"], r["target_far"]) met a KeyError on
+    # the first input that failed
+    from fpattr import Session
+
+    (tmp_path / "bad.png").write_text("not an image", encoding="utf-8")
+    q = sorted(enrolled["queries"].glob("nearest*"))[0]
+    s = Session.open("spectrum", enrolled["gallery"])
+    ok, bad = list(s.attribute([q, tmp_path / "bad.png"]))
+    assert bad["status"] == "error" and ok["status"] == "ok"
+    assert set(ok) - {"caveats", "p_not_retrieved"} <= set(bad)
+    for key in ("threshold", "target_far", "p_unknown", "leaning", "calibration"):
+        assert bad[key] is None
