@@ -353,15 +353,28 @@ class Session:
         unknown ``processing``."""
         from fpattr.processing import PROCESSINGS
 
+        if self.gallery is None or not self.gallery.models:
+            raise UsageError("decide needs a gallery: enrol models with `fpattr gallery add`")
+        # checked as the fingerprints are stored and compared, in float32: 1e39 passed a
+        # float64 check and became inf (probability NaN), 1e-50 became all zeros (break-it)
         emb = np.asarray(embedding, dtype=np.float64)
-        if emb.ndim != 1 or not np.isfinite(emb).all() or not np.any(emb):
-            raise ValueError("decide needs a finite, non-zero (D,) embedding")
+        with np.errstate(over="ignore", under="ignore"):
+            as32 = emb.astype(np.float32)
+        if emb.ndim != 1 or not np.isfinite(as32).all() or not np.any(as32):
+            raise ValueError("decide needs a finite, non-zero (D,) embedding (in float32)")
+        dim = next(iter(self.gallery.models.values())).embeddings.shape[1]
+        if emb.shape[0] != dim:
+            raise ValueError(f"decide needs a ({dim},) embedding, the gallery's; got {emb.shape}")
+        if int(set_size) != set_size or set_size < 1:
+            raise ValueError(f"set_size must be an integer >= 1, got {set_size!r}")
+        if views is not None and (int(views) != views or views < 1):
+            raise ValueError(f"views must be None or an integer >= 1, got {views!r}")
         if processing is not None and processing not in PROCESSINGS:
             raise ValueError(
                 f"unknown processing {processing!r}; expected one of {sorted(PROCESSINGS)}"
             )
         res = self._decide(
-            self.policy.project(embedding),
+            self.policy.project(as32),
             set_size=set_size,
             views=views,
             flat=flat,

@@ -111,6 +111,26 @@ def test_decide_refuses_an_embedding_that_is_not_a_finite_vector():
         refs = [{"path": f"{m}{k}.png", "sha256": f"{m}{k}"} for k in range(3)]
         g.add(m, e / np.linalg.norm(e, axis=1, keepdims=True), refs)
     s = Session(bb, g)
-    for bad in (np.full(16, np.nan), np.zeros(16), np.ones((2, 16))):
+    # 1e39 and 1e-50 are finite and non-zero in float64, inf and zero as stored (float32):
+    # answered at probability NaN and as 'unknown' at 0.966 (second break-it pass)
+    for bad in (np.full(16, np.nan), np.zeros(16), np.ones((2, 16)), 1e39 * np.ones(16)):
         with pytest.raises(ValueError, match="finite, non-zero"):
             s.decide(bad)
+    with pytest.raises(ValueError, match="finite, non-zero"):
+        s.decide(np.full(16, 1e-50))
+    with pytest.raises(ValueError, match=r"\(16,\) embedding"):
+        s.decide(np.ones(15))
+    for kw, match in (
+        ({"set_size": 0}, "set_size"),
+        ({"set_size": -1}, "set_size"),
+        ({"set_size": 1.5}, "set_size"),
+        ({"views": -3}, "views"),
+        ({"views": 0}, "views"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            s.decide(np.ones(16), **kw)
+    assert s.decide(np.ones(16), set_size=3, views=2)["decision"] is not None
+    from fpattr.errors import UsageError
+
+    with pytest.raises(UsageError, match="needs a gallery"):
+        Session(bb, None).decide(np.ones(16))
