@@ -575,7 +575,10 @@ class HtmlWriter:
             ((str(k), int(number(v) or 0)) for k, v in decisions.items()),
             key=lambda kv: (kv[0] == "unknown", -kv[1], kv[0]),
         )
-        if n_failed:
+        if n_failed and not self.verify:
+            # attribute: one card per input, so failed inputs share the chart with the
+            # decisions; verify's chart counts pairs, and its failed images are a tile
+            # (break-it: one pair read "inconclusive 1 10%, failed 9 90%")
             bars.append(("failed", n_failed))
         total = sum(c for _, c in bars) or 1
         peak = max((c for _, c in bars), default=0) or 1

@@ -418,6 +418,18 @@ def test_html_verify(verify_manifest, verify_results, verify_summary, run_writer
     assert not _external_refs(page)
 
 
+def test_html_verify_chart_counts_pairs_not_failed_images(
+    verify_manifest, verify_results, verify_summary, run_writer
+):
+    # break-it: one pair beside 9 unreadable images read "inconclusive 1 10%, failed 9 90%"
+    summary = {**verify_summary, "n_failed": 9, "decisions": {"inconclusive": 1}}
+    page = run_writer(builtin.html, verify_manifest, verify_results[:1], summary)
+    chart = page[page.index('aria-label="decisions"') :]
+    chart = chart[: chart.index("</div></div>") if "</div></div>" in chart else None]
+    assert "inconclusive" in chart and ">failed<" not in chart and "100%" in chart
+    assert '<div class="tv">9</div><div class="tl">Failed</div>' in page
+
+
 def test_html_multiline_error_and_empty_verify(verify_manifest, results, summary, run_writer):
     results[3]["error"] = "line one\n<line two>"
     page = run_writer(builtin.html, {}, results, summary)
