@@ -26,7 +26,7 @@ from fpattr.backbones.base import Backbone
 from fpattr.calibration import DEFAULT_TARGET_FAR
 from fpattr.errors import ImageLoadError
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, LoadedImage, load_image
-from fpattr.io.prefetch import iter_loaded
+from fpattr.io.prefetch import STALL, iter_loaded
 from fpattr.io.walk import InputItem, iter_inputs
 from fpattr.views import ViewBatcher, all_flat, backbone_views
 
@@ -197,6 +197,13 @@ class _Prepared:
         return self.views
 
 
+#: The most inputs one batch answers for (views or not) before it is handed on.
+MAX_PENDING_ANSWERS = 256
+#: How long the loop waits for the next input before handing on a partial batch (seconds):
+#: results stream when the inputs come slowly (an API caller's generator, a slow disk).
+STALL_SECONDS = 0.25
+
+
 class Embedder:
     """Streams files through views and a backbone, batching views across images.
 
@@ -267,6 +274,7 @@ class Embedder:
             workers=s.workers or decode_workers(),
             max_pixels=s.max_pixels,
             loader=self._prepare,
+            stall_after=STALL_SECONDS,
         )
         lanes = inference_lanes(self.backbone)
         # inference threads: batches run while the caller handles the batches before them
@@ -275,6 +283,13 @@ class Embedder:
         running: list[tuple[_Batch, Future[None]]] = []  # submitted, oldest first
         try:
             for key, (item, res) in enumerate(loaded):
+                if res is STALL:  # the next input is slow to come: hand on what is held
+                    if batch.pending:
+                        running.append((batch, infer.submit(batch.batcher.flush)))
+                        batch = _Batch(self._batcher())
+                    while running:
+                        yield from self._finish(*running.pop(0))
+                    continue
                 if isinstance(res, ImageLoadError):
                     skipped = bool(getattr(res, "skipped", False))
                     if skipped and not self.include_skipped:
@@ -302,7 +317,9 @@ class Embedder:
                     )
                     batch.pending.append((key, e))
                 del res
-                if batch.batcher.full:
+                # answers without views (failed, skipped inputs) never fill a batch: a
+                # folder of them streamed nothing and grew without bound (break-it)
+                if batch.batcher.full or len(batch.pending) >= MAX_PENDING_ANSWERS:
                     running.append((batch, infer.submit(batch.batcher.flush)))
                     batch = _Batch(self._batcher())
                     if len(running) > lanes:  # the oldest has run or is running: its turn

@@ -455,3 +455,37 @@ def test_every_record_has_the_decision_keys_failed_ones_too(enrolled, tmp_path):
     assert set(ok) - {"caveats", "p_not_retrieved"} <= set(bad)
     for key in ("threshold", "target_far", "p_unknown", "leaning", "calibration"):
         assert bad[key] is None
+
+
+def test_results_stream_from_a_slow_source_and_from_a_run_of_failures(enrolled):
+    # break-it: results waited for a full batch of views: 400,000 missing paths gave their
+    # first answer only once all were read (memory growing), and a generator feeding one
+    # image every 0.5 s gave its first answer after the 36th
+    import time
+
+    from fpattr import Session
+
+    s = Session.open("spectrum", enrolled["gallery"])
+    read = []
+
+    def missing():
+        for k in range(600):
+            read.append(k)
+            yield f"/nonexistent/{k}.png"
+
+    first = next(iter(s.attribute(missing())))
+    assert first["status"] == "error" and len(read) < 600
+
+    images = sorted(enrolled["queries"].iterdir())[:6]
+    fed = []
+
+    def slow():
+        for p in images:
+            fed.append(p)
+            time.sleep(0.3)
+            yield p
+
+    results = s.attribute(slow())
+    assert next(results)["status"] == "ok"
+    assert len(fed) <= 3  # not a batch's worth of inputs first
+    assert len(list(results)) == len(images) - 1

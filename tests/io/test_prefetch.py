@@ -208,3 +208,37 @@ def test_held_bytes_follows_loads_as_they_finish_and_are_taken():
     held.taken(b)
     held.taken(d)
     assert held.total(10.0) == 0.0
+
+
+def test_stall_after_streams_a_slow_source_and_says_when_it_waits():
+    from fpattr.io.prefetch import STALL
+
+    def slow():
+        for it in items(4):
+            time.sleep(0.15)
+            yield it
+
+    out = list(iter_loaded(slow(), workers=2, loader=CountingLoader(), stall_after=0.05))
+    got = [item for item, _ in out if item is not None]
+    assert got == items(4)  # every input, in order
+    assert any(res is STALL for _, res in out)  # the waits are said
+    # a slow load says so too, then comes
+    out = list(iter_loaded(items(2), workers=1, loader=CountingLoader(delay=0.2), stall_after=0.05))
+    assert len([r for _, r in out if r is not STALL]) == 2
+    assert out[0][1] is STALL
+
+
+def test_stall_after_raises_the_sources_error_and_leaves_no_threads():
+    def broken():
+        yield from items(3)
+        raise OSError("the listing failed")
+
+    with pytest.raises(OSError, match="the listing failed"):
+        list(iter_loaded(broken(), workers=2, loader=CountingLoader(), stall_after=0.05))
+    gen = iter_loaded(items(500), workers=2, loader=CountingLoader(delay=0.01), stall_after=0.05)
+    next(gen)
+    gen.close()
+    time.sleep(0.05)
+    assert loader_threads() == [] and not [
+        t for t in threading.enumerate() if t.name == "fpattr-inputs"
+    ]
