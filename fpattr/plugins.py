@@ -289,6 +289,34 @@ def distribution_of(name: str) -> str:
     raise UsageError(f"no installed plugin {name!r}; installed plugins (distribution): {known}")
 
 
+def plugin_in_traceback(tb: Any) -> PluginInfo | None:
+    """The loaded third-party plugin whose code raised, the innermost of ``tb``'s frames
+    that belongs to one (by top-level package), or None: what the CLI names instead of
+    calling a plugin's bug its own (break-it: a plugin backbone's error read "fpattr:
+    internal error ... please report it")."""
+    if _HOST is None:
+        return None
+    # by the module its entry point names, or a package above the frame's module (the
+    # longest such): plugins of one distribution are told apart
+    owners = {
+        info.module.split(":")[0]: info
+        for info in _HOST.plugins.values()
+        if not info.builtin and info.module
+    }
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        name = str(frame.f_globals.get("__name__", ""))
+        parts = name.split(".")
+        for k in range(len(parts), 0, -1):
+            owner = owners.get(".".join(parts[:k]))
+            if owner is not None:
+                return owner
+    return None
+
+
 _HOST: PluginHost | None = None
 
 

@@ -64,6 +64,20 @@ class FpattrGroup(TyperGroup):
         except Exception as exc:
             if _debug() or type(exc).__module__.startswith(("click", "typer")):
                 raise
+            from fpattr.plugins import ENV_LOAD, plugin_in_traceback
+
+            plugin = plugin_in_traceback(exc.__traceback__)
+            if plugin is not None:  # a plugin's bug, not fpattr's: say whose
+                dist = " ".join(x for x in (plugin.distribution, plugin.version) if x)
+                print(
+                    f"fpattr: error in plugin {plugin.name!r}"
+                    + (f" ({dist})" if dist else "")
+                    + f": {type(exc).__name__}: {exc} (rerun with FPATTR_DEBUG=1 for the "
+                    "traceback and report it to the plugin's authors; without it: "
+                    f"{ENV_LOAD} set to the other plugins)",
+                    file=sys.stderr,
+                )
+                raise typer.Exit(int(ExitCode.INTERNAL)) from None
             print(
                 f"fpattr: internal error: {type(exc).__name__}: {exc} "
                 "(rerun with FPATTR_DEBUG=1 for the traceback and please report it)",

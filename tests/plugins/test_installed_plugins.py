@@ -113,9 +113,18 @@ def test_broken_plugins_are_reported_never_fatal(broken_site, tmp_path):
     r = fpattr("plugins", "list", "--format", "json", env=env)
     assert r.returncode == 0, r.stderr
     rows = {p["name"]: p for p in json.loads(r.stdout)}
-    for name in ("broken-import", "broken-hook", "broken-missing"):
+    for name in ("broken-import", "broken-hook", "broken-missing", "broken-exit", "broken-hijack"):
         assert rows[name]["status"] == "failed" and rows[name]["error"], rows.get(name)
     assert "broken on purpose" in rows["broken-hook"]["error"]
+    assert "SystemExit" in rows["broken-exit"]["error"]  # sys.exit() in a hook: recorded
+    assert "attribute exist already" in rows["broken-hijack"]["error"]
+    assert rows["broken-runtime"]["status"] == "ok"  # its error comes when it is used:
+    r = fpattr("attribute", tmp_path, "-b", "broken-runtime-bb", env=env)
+    assert r.returncode == 70 and "internal error" not in r.stderr, r.stderr
+    assert "error in plugin 'broken-runtime' (fpattr-broken" in r.stderr
+    assert "fails on purpose" in r.stderr
+    h = fpattr("attribute", "--help", env=env)
+    assert h.returncode == 0 and "HIJACKED" not in h.stdout
     doc = fpattr("doctor", "--format", "json", env=env)
     assert doc.returncode == 1
     checks = json.loads(doc.stdout)["checks"]
