@@ -931,7 +931,8 @@ class Predictions:
 
     ``rows``: one record per input (``path``, ``sha256``, ``status`` ok | error | skipped,
     ``error``, ``flat`` when the image carries no fingerprint, ``predictions`` per design
-    choice), or with ``as_set`` one ``<set>`` record; ``n_inputs`` counts the inputs tried
+    choice), or with ``as_set`` one ``<set>`` record followed by the record of each input
+    that failed or was skipped; ``n_inputs`` counts the inputs tried
     (skipped non-images are records, not inputs), ``n_ok`` those embedded, ``n_usable``
     those with a fingerprint (not flat).
     """
@@ -1023,7 +1024,9 @@ def predict_paths(
             set_res["predictions"] = decide(heads, x, mode)[0]
         elif ok:
             set_res["predictions"] = _flat_predictions(heads)
-        rows = [set_res]
+        # the inputs that could not join the set keep their record (break-it: a failed
+        # file was named on stderr only, no output file said it had been given)
+        rows = [set_res, *(r for r in results if r["status"] != "ok")]
     else:
         if usable:
             preds = decide(heads, np.stack([v for _, v in usable]), mode)

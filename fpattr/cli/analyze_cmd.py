@@ -209,8 +209,18 @@ def run_predict(
             console.print(f"{word} {res['path']}: {res['error']}", markup=False, highlight=False)
         advance(res)
 
-    with common.progress(console, paths, "analysing") as advance:
-        pred = predict_paths(paths, bb, heads, views=views, as_set=as_set, on_record=on_record)
+    try:
+        with common.progress(console, paths, "analysing") as advance:
+            pred = predict_paths(paths, bb, heads, views=views, as_set=as_set, on_record=on_record)
+    except KeyboardInterrupt:
+        if output is not None and str(output) != "-":  # as attribute says it (break-it)
+            common.stderr_console().print(
+                f"interrupted: nothing written to {output} (analyze predict writes its "
+                "output whole, once every input is read)",
+                highlight=False,
+                markup=False,
+            )
+        raise
     manifest = build_manifest(
         "analyze predict",
         backbone=bb.info(),

@@ -304,8 +304,18 @@ def test_predict_paths_is_the_api_the_cli_calls(world, tmp_path):
     assert by["bad.png"]["status"] == "error" and "predictions" not in by["bad.png"]
     shutil.copy(d / "c000.png", d / "c000-copy.png")  # the same content twice: one piece
     s = predict_paths([d], create_backbone("spectrum"), heads, as_set=True)
-    assert [(r["path"], r["n_images"], r["n_duplicates"], r["n_flat"]) for r in s.rows] == [
-        ("<set>", 1, 1, 1)
+    head, *rest = s.rows
+    assert (head["path"], head["n_images"], head["n_duplicates"], head["n_flat"]) == (
+        "<set>",
+        1,
+        1,
+        1,
+    )
+    # the inputs that could not join the set keep their records (break-it: a failed file
+    # was named on stderr only)
+    assert sorted((Path(r["path"]).name, r["status"]) for r in rest) == [
+        ("bad.png", "error"),
+        ("notes.txt", "skipped"),
     ]
     flat_only = tmp_path / "flat"
     flat_only.mkdir()

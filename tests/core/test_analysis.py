@@ -112,8 +112,10 @@ def test_analyze_defaults_to_the_shipped_heads(tmp_path, monkeypatch):
     r = run_cli(["analyze", "predict", zoo / "m1", "-b", "spectrum", "--as-set", "-f", "jsonl"])
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in r.stdout.strip().splitlines()]
-    assert [line["type"] for line in lines] == ["manifest", "result", "summary"]
+    # the set, then the folder's done.json: read, not an image (skipped), still accounted
+    assert [line["type"] for line in lines] == ["manifest", "result", "result", "summary"]
     assert lines[1]["predictions"]["upsampling"]["top"] == "transposed"
+    assert lines[2]["status"] == "skipped" and lines[2]["path"].endswith("done.json")
 
 
 def test_score_reports_per_model_confusion_and_balanced_accuracy():
