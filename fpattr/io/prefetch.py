@@ -7,12 +7,11 @@ many inputs there are, and results come back in input order so reports are deter
 
 from __future__ import annotations
 
-import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from fpattr.errors import ImageLoadError
@@ -38,50 +37,6 @@ DEFAULT_MAX_BYTES = 1 << 30
 #: that long in coming (a slow source or decode): the caller's moment to hand on what it
 #: holds instead of waiting for a full batch.
 STALL: Any = object()
-_END: Any = object()
-
-
-class _Feeder:
-    """The inputs read in a thread of their own, so that a slow source (a generator fed
-    by a network, a camera) never stops the results already loaded from being yielded."""
-
-    def __init__(self, items: Iterable[InputItem], maxsize: int) -> None:
-        self._q: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(iter(items),), name="fpattr-inputs", daemon=True
-        )
-        self._thread.start()
-
-    def _put(self, entry: tuple[bool, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, source: Iterator[InputItem]) -> None:
-        try:
-            for item in source:
-                if not self._put((True, item)):
-                    return
-            self._put((False, _END))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            self._put((False, exc))
-
-    def get(self, timeout: float | None, *, block: bool = True) -> Any:
-        """The next item or ``_END``; raises the source's exception, or
-        :class:`queue.Empty` when none came (at once with ``block=False``)."""
-        ok, value = self._q.get(block=block, timeout=timeout if block else None)
-        if ok or value is _END:
-            return value
-        raise value
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1.0)  # a source blocked in its own read stays a daemon
 
 
 def iter_loaded(
@@ -96,9 +51,11 @@ def iter_loaded(
 ) -> Iterator[tuple[InputItem, Result]]:
     """Yield ``(item, LoadedImage or ImageLoadError)`` in input order, loading ahead.
 
-    ``stall_after`` (seconds; with ``workers`` >= 1): the inputs are read in a thread of
-    their own, loaded results are yielded without waiting for slower inputs, and
-    ``(None, STALL)`` is yielded whenever the next result is that long in coming.
+    ``stall_after`` (seconds; with ``workers`` >= 1): loaded results are yielded before
+    more inputs are read, and ``(None, STALL)`` is yielded after an input took that long to
+    come from ``items`` (read in the caller's thread, as always: a source tied to its
+    thread, such as a database cursor, keeps working). An exception raised by ``items``
+    comes after the results of the inputs read before it.
 
     At most ``max_pending`` loads are started and not yet handed to the caller (the one being
     processed included), and no new load starts while the decoded pixels waiting for the
@@ -126,9 +83,10 @@ def iter_loaded(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fpattr-load")
     pending: deque[tuple[InputItem, Future[Result] | None]] = deque()
     held = _HeldBytes()
-    feeder = _Feeder(items, max_pending) if stall_after is not None else None
-    source = iter(items) if feeder is None else None
+    source = iter(items)
     mean, seen = 0.0, 0  # running mean of the decoded sizes (bytes)
+    failure: BaseException | None = None  # raised by the source, after what it gave
+    slow = False  # the last input took longer than stall_after to come
     try:
         exhausted = False
         while True:
@@ -139,17 +97,14 @@ def iter_loaded(
                 and (len(pending) <= workers if not seen else True)
                 and (not pending or held.total(mean) < max_bytes)
             ):
-                if feeder is None:
-                    item = next(source, None)  # type: ignore[arg-type]
-                else:
-                    try:  # with loads under way, only inputs already read
-                        item = feeder.get(stall_after, block=not pending)
-                    except queue.Empty:
-                        if pending:
-                            break
-                        yield None, STALL  # type: ignore[misc]
-                        continue
-                    item = None if item is _END else item
+                if stall_after is not None and pending and _ready(pending[0][1]):
+                    break  # a result is ready: hand it on before reading more inputs
+                started = time.monotonic()
+                try:
+                    item = next(source, None)
+                except Exception as exc:  # noqa: BLE001 - raised once the rest is yielded
+                    failure, item = exc, None
+                slow = stall_after is not None and time.monotonic() - started > stall_after
                 if item is None:
                     exhausted = True
                 elif item.error is not None:
@@ -158,17 +113,16 @@ def iter_loaded(
                     future = pool.submit(_run, loader, item, max_pixels)
                     held.track(future)
                     pending.append((item, future))
+                if slow:
+                    break  # a slow source: hand this one on before waiting for the next
             if not pending:
+                if failure is not None:
+                    raise failure
                 return
             item, future = pending.popleft()
             if future is None:
                 yield item, _unusable(item)
             else:
-                if stall_after is not None and not future.done():
-                    try:
-                        future.result(timeout=stall_after)
-                    except FutureTimeout:
-                        yield None, STALL  # type: ignore[misc]
                 res = future.result()
                 held.taken(future)
                 size = _nbytes(res)
@@ -177,13 +131,20 @@ def iter_loaded(
                     mean += (size - mean) / seen
                 yield item, res
                 del res  # the caller has it: the window must not keep it alive
+            if slow and not pending and not exhausted:
+                # everything read is handed on and the next read may block: the caller's
+                # moment to hand on what it holds
+                yield None, STALL  # type: ignore[misc]
     finally:
-        if feeder is not None:
-            feeder.close()
         for _, future in pending:
             if future is not None:
                 future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready(future: Future[Result] | None) -> bool:
+    """A pending load whose result can be handed on at once."""
+    return future is None or future.done()
 
 
 def _nbytes(res: Result) -> int:
