@@ -606,14 +606,16 @@ class Session:
         images_b, ib = self._side(b)
         # content on both sides is not independent evidence (break-it: a file against the
         # folder holding it, or a folder against itself, answered "same" at 0.975): it is
-        # kept on the side with fewer images (A on a tie) and left out of the other
+        # kept on the side with fewer images and left out of the other, or left out of
+        # both when they hold as many (so that `verify A B` and `verify B A` agree)
         shared = {sha for sha, _, _ in images_a} & {sha for sha, _, _ in images_b} - {None}
-        drop_b = len(images_a) <= len(images_b)
+        drop_a = len(images_a) >= len(images_b)
+        drop_b = len(images_b) >= len(images_a)
         if shared:
+            if drop_a:
+                images_a = [x for x in images_a if x[0] not in shared]
             if drop_b:
                 images_b = [x for x in images_b if x[0] not in shared]
-            else:
-                images_a = [x for x in images_a if x[0] not in shared]
         ea, ia = _pool_side(images_a, ia)
         eb, ib = _pool_side(images_b, ib)
         res: dict[str, Any] = {
@@ -630,7 +632,7 @@ class Session:
             "a_duplicates": ia["n_duplicates"],
             "b_duplicates": ib["n_duplicates"],
             # images also on the other side, counted on the side they were left out of
-            "a_shared": 0 if drop_b else len(shared),
+            "a_shared": len(shared) if drop_a else 0,
             "b_shared": len(shared) if drop_b else 0,
             "a_failed": len(ia["failed"]),
             "b_failed": len(ib["failed"]),
@@ -653,8 +655,8 @@ class Session:
             if res[f"{side.lower()}_shared"]:
                 other = "B" if side == "A" else "A"
                 res["error"] = (
-                    f"every image of {side} is also in {other} (the same sha256): the two "
-                    "sides are the same evidence, nothing independent to compare"
+                    f"every image of {side} is also in {other} (the same sha256): nothing "
+                    "independent to compare"
                 )
                 return res
             res["error"] = f"{side} has no usable image" + (

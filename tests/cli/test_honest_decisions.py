@@ -96,8 +96,21 @@ def test_verify_leaves_out_images_on_both_sides(enrolled, tmp_path):
     rep = _res(r)
     res = rep["results"][0]
     assert res["status"] == "error" and res["decision"] is None
-    assert "every image of B is also in A" in res["error"]
-    assert (res["b_shared"], rep["summary"]["n_failed"]) == (3, 1)  # side B: nothing to compare
+    assert "every image of A is also in B" in res["error"]
+    # as many images on each side: the shared ones leave both (either order agrees)
+    assert (res["a_shared"], res["b_shared"], rep["summary"]["n_failed"]) == (3, 3, 2)
+    two = tmp_path / "two"
+    two.mkdir()
+    x, s, y = sorted(folder.iterdir())[:3]
+    other = tmp_path / "other"
+    other.mkdir()
+    for src, dst in ((x, two), (s, two), (s, other), (y, other)):
+        (dst / src.name).write_bytes(src.read_bytes())
+    ab = _res(run_cli(["verify", two, other, *opts]))["results"][0]
+    ba = _res(run_cli(["verify", other, two, *opts]))["results"][0]
+    assert (ab["a_shared"], ab["b_shared"], ab["a_images"], ab["b_images"]) == (1, 1, 1, 1)
+    assert ab["similarity"] == pytest.approx(ba["similarity"], abs=1e-9)
+    assert (ab["decision"], ab["probability"]) == (ba["decision"], ba["probability"])
     t = run_cli(["verify", one, folder, *opts[:-3], "-q"]).stdout
     assert "B: 1 also in A (same sha256) left out of the fingerprint" in " ".join(t.split())
 
