@@ -348,26 +348,30 @@ class Session:
         (:data:`fpattr.processing.PROCESSINGS`; :meth:`query_processing` infers it from a
         decoded image) with :meth:`processed_policy`, where the gallery holds the copies.
 
-        Raises ValueError for an embedding that is not a finite vector of the gallery's
-        dimension (a NaN one was answered "inconclusive" at probability NaN) and for an
-        unknown ``processing``."""
+        Only the embedding's direction counts (it is scaled to unit length in float64).
+        Raises ValueError for an embedding that is not a finite, non-zero vector of the
+        gallery's dimension (a NaN one was answered "inconclusive" at probability NaN), for
+        ``set_size`` or ``views`` not a whole number >= 1 and for an unknown
+        ``processing``; :class:`~fpattr.errors.UsageError` without a gallery."""
         from fpattr.processing import PROCESSINGS
 
         if self.gallery is None or not self.gallery.models:
             raise UsageError("decide needs a gallery: enrol models with `fpattr gallery add`")
-        # checked as the fingerprints are stored and compared, in float32: 1e39 passed a
-        # float64 check and became inf (probability NaN), 1e-50 became all zeros (break-it)
+        # only the direction counts: scaled to unit length in float64 before the float32
+        # the scores use (1e39 became inf in float32, probability NaN; 1e-50 became zeros
+        # and 1e-15 a near-zero vector, answered "unknown"; break-it passes)
         emb = np.asarray(embedding, dtype=np.float64)
-        with np.errstate(over="ignore", under="ignore"):
-            as32 = emb.astype(np.float32)
-        if emb.ndim != 1 or not np.isfinite(as32).all() or not np.any(as32):
-            raise ValueError("decide needs a finite, non-zero (D,) embedding (in float32)")
+        peak = float(np.abs(emb).max()) if emb.ndim == 1 and emb.size else 0.0
+        if emb.ndim != 1 or not np.isfinite(emb).all() or peak == 0.0:
+            raise ValueError("decide needs a finite, non-zero (D,) embedding")
+        unit = emb / peak
+        as32 = (unit / np.linalg.norm(unit)).astype(np.float32)
         dim = next(iter(self.gallery.models.values())).embeddings.shape[1]
         if emb.shape[0] != dim:
             raise ValueError(f"decide needs a ({dim},) embedding, the gallery's; got {emb.shape}")
-        if int(set_size) != set_size or set_size < 1:
+        if not _whole(set_size):
             raise ValueError(f"set_size must be an integer >= 1, got {set_size!r}")
-        if views is not None and (int(views) != views or views < 1):
+        if views is not None and not _whole(views):
             raise ValueError(f"views must be None or an integer >= 1, got {views!r}")
         if processing is not None and processing not in PROCESSINGS:
             raise ValueError(
@@ -515,6 +519,14 @@ class Session:
                 f"the images' own decisions name {len(named)} different models "
                 f"({', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): they may not "
                 "share one source, which a set decision assumes"
+            )
+        refs = [sha for sha in stats.pooled_sha if self.reference_owners(sha)]
+        if refs:  # second break-it pass: the images said so, the set did not
+            owners = sorted({m for sha in refs for m in self.reference_owners(sha)})
+            notes.append(
+                f"{len(refs)} of the pooled images are enrolled references of "
+                f"{_some(owners)} (same sha256): the set is scored against centroids they "
+                "are part of, so its answer is not independent evidence"
             )
         if len(counts) > 1:
             parts = ", ".join(
@@ -926,6 +938,14 @@ def reference_caveat(
         f"{what}: a {kind} copy? The calibration foresees queries stored like the "
         f"references; {then} (docs/benchmarks.md)"
     )
+
+
+def _whole(x: Any) -> bool:
+    """``x`` is a whole number >= 1 (inf, NaN, 1.5 and 0 are not)."""
+    try:
+        return bool(np.isfinite(x)) and int(x) == x and x >= 1
+    except (TypeError, ValueError):
+        return False
 
 
 #: How many recent inputs' embeddings :meth:`Session.attribute` keeps by content (about

@@ -232,6 +232,13 @@ def test_attributing_an_enrolled_reference_says_so(enrolled, tmp_path):
     assert not any("enrolled reference" in c for c in rows[query.name].get("caveats") or [])
     r = run_cli(["attribute", ref, "-g", enrolled["gallery"], "-b", "spectrum"])
     assert "enrolled reference of model 'checker'" in " ".join(r.stdout.split())
+    # a set of them says so too (second break-it pass: only the images did)
+    r = run_cli(
+        ["attribute", ref, copy, query, "-g", enrolled["gallery"], "-b", "spectrum", "--as-set"]
+        + ["-f", "json"]
+    )
+    note = json.loads(r.stdout)["summary"]["as_set"]["note"]
+    assert "1 of the pooled images are enrolled references of model 'checker'" in note
 
 
 def test_one_file_under_two_models_is_not_an_impostor_pair_for_verify(enrolled):

@@ -111,13 +111,17 @@ def test_decide_refuses_an_embedding_that_is_not_a_finite_vector():
         refs = [{"path": f"{m}{k}.png", "sha256": f"{m}{k}"} for k in range(3)]
         g.add(m, e / np.linalg.norm(e, axis=1, keepdims=True), refs)
     s = Session(bb, g)
-    # 1e39 and 1e-50 are finite and non-zero in float64, inf and zero as stored (float32):
-    # answered at probability NaN and as 'unknown' at 0.966 (second break-it pass)
-    for bad in (np.full(16, np.nan), np.zeros(16), np.ones((2, 16)), 1e39 * np.ones(16)):
+    for bad in (np.full(16, np.nan), np.zeros(16), np.ones((2, 16)), np.full(16, np.inf)):
         with pytest.raises(ValueError, match="finite, non-zero"):
             s.decide(bad)
-    with pytest.raises(ValueError, match="finite, non-zero"):
-        s.decide(np.full(16, 1e-50))
+    # only the direction counts, whatever the scale (break-it passes: 1e39 became inf in
+    # float32, probability NaN; 1e-50 and 1e-15 became (near) zero, answered 'unknown')
+    q = rng.normal(size=16)
+    want = s.decide(q)
+    for k in (1e39, 1e19, 1e-15, 1e-50, 1e-300):
+        got = s.decide(q * k)
+        assert got["decision"] == want["decision"]
+        assert got["probability"] == pytest.approx(want["probability"], abs=1e-6)
     with pytest.raises(ValueError, match=r"\(16,\) embedding"):
         s.decide(np.ones(15))
     for kw, match in (
@@ -126,6 +130,9 @@ def test_decide_refuses_an_embedding_that_is_not_a_finite_vector():
         ({"set_size": 1.5}, "set_size"),
         ({"views": -3}, "views"),
         ({"views": 0}, "views"),
+        ({"views": float("inf")}, "views"),
+        ({"set_size": float("inf")}, "set_size"),
+        ({"set_size": float("nan")}, "set_size"),
     ):
         with pytest.raises(ValueError, match=match):
             s.decide(np.ones(16), **kw)
