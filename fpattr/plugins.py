@@ -243,8 +243,12 @@ def _command_names(commands: list[Any], groups: list[Any]) -> set[str]:
         fn = getattr(c, "callback", None)
         names.add(c.name or (fn.__name__.lower().replace("_", "-") if fn else ""))
     for g in groups:
-        inner = getattr(getattr(g, "typer_instance", None), "info", None)
-        names.add(g.name or getattr(inner, "name", None) or "")
+        sub = getattr(g, "typer_instance", None)
+        name = g.name or getattr(getattr(sub, "info", None), "name", None)
+        if name:
+            names.add(name)
+        elif sub is not None:  # a group without a name: typer merges its commands in
+            names |= _command_names(sub.registered_commands, sub.registered_groups)
     return names - {""}
 
 

@@ -18,6 +18,29 @@ def _debug() -> bool:
     return os.environ.get("FPATTR_DEBUG", "") not in ("", "0")
 
 
+def _plugin_exit(exc: BaseException) -> None:
+    """Raise ``typer.Exit(70)`` after naming the plugin when ``exc`` was raised in a
+    third-party plugin's code (an error or a ``sys.exit()`` in its backbone, writer or
+    gallery: read as fpattr's internal error, or as exit 1 "some inputs failed", before);
+    return when it was not."""
+    from fpattr.plugins import ENV_LOAD, plugin_in_traceback
+
+    plugin = plugin_in_traceback(exc.__traceback__)
+    if plugin is None:
+        return
+    dist = " ".join(x for x in (plugin.distribution, plugin.version) if x)
+    what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else type(exc).__name__
+    text = f"{what}: {exc}" if not isinstance(exc, SystemExit) else what
+    print(
+        f"fpattr: error in plugin {plugin.name!r}"
+        + (f" ({dist})" if dist else "")
+        + f": {text} (rerun with FPATTR_DEBUG=1 for the traceback and report it to the "
+        f"plugin's authors; without it: {ENV_LOAD} set to the other plugins)",
+        file=sys.stderr,
+    )
+    raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
 class FpattrGroup(TyperGroup):
     """Maps library errors to a one-line message and the contract's exit codes: a
     :class:`FpattrError` its own (2 for usage), SIGINT 130, SIGTERM 143, SIGHUP 129 (all
@@ -35,7 +58,11 @@ class FpattrGroup(TyperGroup):
             with graceful_signals():  # SIGTERM unwinds like Ctrl-C: no temp file left behind
                 try:
                     rv = super().invoke(ctx)
-                except (typer.Exit, SystemExit):
+                except SystemExit as exc:
+                    flush_stdout()  # a failed flush turns the exit status into 74
+                    _plugin_exit(exc)  # fpattr itself ends with typer.Exit, never this
+                    raise
+                except typer.Exit:
                     flush_stdout()  # a failed flush turns the exit status into 74
                     raise
                 flush_stdout()
@@ -64,20 +91,7 @@ class FpattrGroup(TyperGroup):
         except Exception as exc:
             if _debug() or type(exc).__module__.startswith(("click", "typer")):
                 raise
-            from fpattr.plugins import ENV_LOAD, plugin_in_traceback
-
-            plugin = plugin_in_traceback(exc.__traceback__)
-            if plugin is not None:  # a plugin's bug, not fpattr's: say whose
-                dist = " ".join(x for x in (plugin.distribution, plugin.version) if x)
-                print(
-                    f"fpattr: error in plugin {plugin.name!r}"
-                    + (f" ({dist})" if dist else "")
-                    + f": {type(exc).__name__}: {exc} (rerun with FPATTR_DEBUG=1 for the "
-                    "traceback and report it to the plugin's authors; without it: "
-                    f"{ENV_LOAD} set to the other plugins)",
-                    file=sys.stderr,
-                )
-                raise typer.Exit(int(ExitCode.INTERNAL)) from None
+            _plugin_exit(exc)
             print(
                 f"fpattr: internal error: {type(exc).__name__}: {exc} "
                 "(rerun with FPATTR_DEBUG=1 for the traceback and please report it)",

@@ -123,6 +123,9 @@ def test_broken_plugins_are_reported_never_fatal(broken_site, tmp_path):
     assert r.returncode == 70 and "internal error" not in r.stderr, r.stderr
     assert "error in plugin 'broken-runtime' (fpattr-broken" in r.stderr
     assert "fails on purpose" in r.stderr
+    r = fpattr("attribute", tmp_path, "-b", "broken-exit-bb", env=env)  # sys.exit(4) in it
+    assert r.returncode == 70, r.stderr
+    assert "error in plugin 'broken-runtime'" in r.stderr and "SystemExit(4)" in r.stderr
     h = fpattr("attribute", "--help", env=env)
     assert h.returncode == 0 and "HIJACKED" not in h.stdout
     doc = fpattr("doctor", "--format", "json", env=env)

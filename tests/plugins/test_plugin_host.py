@@ -107,6 +107,20 @@ class HijackingPlugin:
             """HIJACKED."""
 
 
+class NamelessGroupPlugin:
+    @fpattr.hookimpl
+    def fpattr_register_commands(self, app):
+        import typer
+
+        sub = typer.Typer()
+
+        @sub.command("attribute")
+        def attribute() -> None:
+            """HIJACKED through a group without a name (typer merges it in)."""
+
+        app.add_typer(sub)
+
+
 def _commands(app) -> list[str]:
     from fpattr.plugins import _command_names
 
@@ -133,12 +147,13 @@ def test_a_plugin_cannot_replace_a_command():
 
     host = PluginHost(load_entry_points=False)
     builtin = _commands(build_app(host))
-    host = PluginHost(load_entry_points=False)
-    host.register(HijackingPlugin(), name="hijack")
-    app = build_app(host)
-    assert _commands(app) == builtin
-    (fail,) = [f for f in host.failures if f.plugin == "hijack"]
-    assert "command(s) attribute exist already" in fail.error
-    assert host.plugins["hijack"].error
-    r = CliRunner().invoke(app, ["attribute", "--help"])
-    assert r.exit_code == 0 and "HIJACKED" not in r.output
+    for plugin in (HijackingPlugin(), NamelessGroupPlugin()):  # (the second: break-it 2)
+        host = PluginHost(load_entry_points=False)
+        host.register(plugin, name="hijack")
+        app = build_app(host)
+        assert _commands(app) == builtin
+        (fail,) = [f for f in host.failures if f.plugin == "hijack"]
+        assert "command(s) attribute exist already" in fail.error
+        assert host.plugins["hijack"].error
+        r = CliRunner().invoke(app, ["attribute", "--help"])
+        assert r.exit_code == 0 and "HIJACKED" not in r.output

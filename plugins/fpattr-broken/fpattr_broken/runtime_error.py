@@ -1,4 +1,5 @@
-"""Registers fine; its backbone raises when made: the error names this plugin."""
+"""Registers fine; its backbones raise, or call sys.exit, when made: the error names this
+plugin."""
 
 import fpattr
 
@@ -10,3 +11,10 @@ def _make(**options):  # noqa: ANN003, ANN202
 @fpattr.hookimpl
 def fpattr_register_backbones(register):  # noqa: ANN001, ANN201
     register("broken-runtime-bb", _make, description="raises when made")
+    register("broken-exit-bb", _exit, description="calls sys.exit when made")
+
+
+def _exit(**options):  # noqa: ANN003, ANN202
+    import sys
+
+    sys.exit(4)
