@@ -199,8 +199,9 @@ class _Prepared:
 
 #: The most inputs one batch answers for (views or not) before it is handed on.
 MAX_PENDING_ANSWERS = 256
-#: How long the loop waits for the next input before handing on a partial batch (seconds):
-#: results stream when the inputs come slowly (an API caller's generator, a slow disk).
+#: After an input took longer than this to come (seconds), the results of everything read
+#: are handed on (a partial batch) before the next read: results stream when the inputs
+#: come slowly (an API caller's generator, a slow disk), one input behind.
 STALL_SECONDS = 0.25
 
 
@@ -281,8 +282,10 @@ class Embedder:
         infer = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="fpattr-infer")
         batch = _Batch(self._batcher())
         running: list[tuple[_Batch, Future[None]]] = []  # submitted, oldest first
+        failure: Exception | None = None  # the source's, raised after what came before it
+        failure_box: list[Exception] = []
         try:
-            for key, (item, res) in enumerate(loaded):
+            for key, (item, res) in _until_failure(loaded, failure_box):
                 if res is STALL:  # the next input is slow to come: hand on what is held
                     if batch.pending:
                         running.append((batch, infer.submit(batch.batcher.flush)))
@@ -327,11 +330,14 @@ class Embedder:
             running.append((batch, infer.submit(batch.batcher.flush)))
             while running:
                 yield from self._finish(*running.pop(0))
+            failure = failure_box[0] if failure_box else None
         finally:
             for _, future in running:
                 future.cancel()
             infer.shutdown(wait=True)  # a batch already in the backbone ends first
             loaded.close()
+        if failure is not None:
+            raise failure
 
     def _batcher(self) -> ViewBatcher:
         return ViewBatcher(
@@ -356,6 +362,23 @@ class Embedder:
             if error is not None:
                 e.error = error
             yield e
+
+
+def _until_failure(loaded: Iterator[Any], box: list[Exception]) -> Iterator[tuple[int, Any]]:
+    """``enumerate(loaded)`` that ends, instead of raising, when ``loaded`` raises (the
+    exception goes in ``box``): the caller hands on the inputs read before it, then
+    raises it (second break-it pass: a source raising after 5 images lost all 5)."""
+    key = 0
+    while True:
+        try:
+            value = next(loaded)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - re-raised by the caller after the rest
+            box.append(exc)
+            return
+        yield key, value
+        key += 1
 
 
 @dataclass(eq=False)

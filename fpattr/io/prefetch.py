@@ -52,9 +52,11 @@ def iter_loaded(
     """Yield ``(item, LoadedImage or ImageLoadError)`` in input order, loading ahead.
 
     ``stall_after`` (seconds; with ``workers`` >= 1): loaded results are yielded before
-    more inputs are read, and ``(None, STALL)`` is yielded after an input took that long to
-    come from ``items`` (read in the caller's thread, as always: a source tied to its
-    thread, such as a database cursor, keeps working). An exception raised by ``items``
+    more inputs are read, and after an input took longer than that to come from ``items``
+    everything read is yielded, then ``(None, STALL)``, before the next read. ``items`` is
+    read in the caller's thread (a source tied to its thread, such as a database cursor,
+    keeps working), so a read that blocks holds back what the caller has not handed on:
+    the latency after a pause in the source is one input. An exception raised by ``items``
     comes after the results of the inputs read before it.
 
     At most ``max_pending`` loads are started and not yet handed to the caller (the one being
@@ -97,8 +99,10 @@ def iter_loaded(
                 and (len(pending) <= workers if not seen else True)
                 and (not pending or held.total(mean) < max_bytes)
             ):
-                if stall_after is not None and pending and _ready(pending[0][1]):
-                    break  # a result is ready: hand it on before reading more inputs
+                if stall_after is not None and pending and (slow or _ready(pending[0][1])):
+                    # a result is ready, or the last read was slow: hand on what was read
+                    # before reading (and perhaps waiting) again
+                    break
                 started = time.monotonic()
                 try:
                     item = next(source, None)

@@ -489,3 +489,21 @@ def test_results_stream_from_a_slow_source_and_from_a_run_of_failures(enrolled):
     assert next(results)["status"] == "ok"
     assert len(fed) <= 3  # not a batch's worth of inputs first
     assert len(list(results)) == len(images) - 1
+
+
+def test_a_source_that_raises_gets_the_results_before_it(enrolled):
+    # second break-it pass: a generator raising after 5 images lost all 5 results
+    from fpattr import Session
+
+    images = sorted(enrolled["queries"].iterdir())[:5]
+
+    def broken():
+        yield from images
+        raise ValueError("the source broke")
+
+    s = Session.open("spectrum", enrolled["gallery"])
+    got = []
+    with pytest.raises(ValueError, match="the source broke"):
+        for r in s.attribute(broken()):
+            got.append(r["path"])
+    assert got == [str(p) for p in images]
