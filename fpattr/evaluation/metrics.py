@@ -185,15 +185,21 @@ def pair_scores(
     Returns (genuine scores, impostor scores).
     """
     pairs, same = sample_pairs(np.asarray(labels), n_pairs, np.random.default_rng(seed))
+    return score_pairs(emb, pairs, same)
+
+
+def score_pairs(
+    emb: np.ndarray, pairs: np.ndarray, same: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(genuine, impostor) cosines of the (P, 2) index ``pairs`` of :func:`sample_pairs`."""
     emb = np.asarray(emb)
     ps = np.einsum("ij,ij->i", emb[pairs[:, 0]], emb[pairs[:, 1]])
     return ps[same], ps[~same]
 
 
-def distinct_pairs(labels: np.ndarray, n_pairs: int, *, seed: int = 0) -> int:
-    """How many distinct (unordered) pairs :func:`pair_scores` scores with the same
-    arguments: fewer than it draws when the queries allow fewer (pairs then repeat)."""
-    pairs, _ = sample_pairs(np.asarray(labels), n_pairs, np.random.default_rng(seed))
+def distinct_pairs(pairs: np.ndarray) -> int:
+    """How many distinct (unordered) pairs are among the (P, 2) index ``pairs``: fewer
+    than P when the queries allow fewer (pairs then repeat)."""
     if not len(pairs):
         return 0
     return int(len(np.unique(np.sort(np.asarray(pairs), axis=1), axis=0)))

@@ -587,7 +587,8 @@ def score_run(
         }
 
     # 1:1 verification: single query image vs single query image
-    gen, imp = metrics.pair_scores(q_emb, q_lab, cfg.pairs, seed=cfg.seed)
+    pairs, same = metrics.sample_pairs(q_lab, cfg.pairs, np.random.default_rng(cfg.seed))
+    gen, imp = metrics.score_pairs(q_emb, pairs, same)
     counts = [int(np.sum(q_lab == n)) for n in names]
 
     # open set: leave-one-model-out (+ real photos as unknowns in every fold)
@@ -646,7 +647,7 @@ def score_run(
             # distinct pairs the queries allow: fewer than n_pairs means pairs repeat
             "n_possible_genuine": int(sum(c * (c - 1) // 2 for c in counts)),
             "n_possible_impostor": int((sum(counts) ** 2 - sum(c * c for c in counts)) // 2),
-            "n_distinct_pairs": metrics.distinct_pairs(q_lab, cfg.pairs, seed=cfg.seed),
+            "n_distinct_pairs": metrics.distinct_pairs(pairs),
             "pairs": "single query image vs single query image",
         },
         "open_set": open_set,
