@@ -95,10 +95,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def text_cell(value: Any) -> str:
-    """A text cell as every fpattr CSV writes one: "" for None, undecodable bytes of a file
-    name as ``\\xNN`` (:func:`~fpattr.report.base.escape_surrogates`), then
-    :func:`formula_guard`."""
-    return formula_guard("" if value is None else escape_surrogates(str(value)))
+    """A text cell as every fpattr CSV writes one: "" for None, :func:`formula_guard`
+    applied (:class:`RowWriter` escapes undecodable file-name bytes as ``\\xNN``)."""
+    return formula_guard("" if value is None else str(value))
 
 
 def formula_guard(s: str) -> str:
@@ -205,7 +204,8 @@ class CsvWriter:
         self._csv.writerow(self.columns)
 
     def _text(self, value: Any) -> str:
-        s = "" if value is None else escape_surrogates(str(value))
+        # (undecodable name bytes are escaped by RowWriter, for every cell)
+        s = "" if value is None else str(value)
         return formula_guard(s) if self.formula_guard else s
 
     @staticmethod

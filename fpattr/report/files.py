@@ -40,12 +40,18 @@ SUFFIX_FORMATS: dict[str, str] = {
 LINE_FORMATS: frozenset[str] = frozenset({"jsonl"})
 
 
-def format_for_path(path: str | PathLike[str], *, registry: Registry[Any] | None = None) -> str:
+def format_for_path(
+    path: str | PathLike[str],
+    *,
+    registry: Registry[Any] | None = None,
+    default: str | None = None,
+) -> str:
     """The report format implied by ``path``'s suffix (case-insensitive).
 
     Built-in suffixes win; otherwise a registered format whose ``extension`` meta
     matches is used. Unknown suffixes raise :class:`UsageError` naming the known
-    ones, rather than guessing and writing the wrong format.
+    ones, rather than guessing and writing the wrong format; or give ``default`` when
+    one is given (the caller's documented choice for such paths).
     """
     suffix = Path(path).suffix.lower()
     if suffix in SUFFIX_FORMATS:
@@ -58,6 +64,8 @@ def format_for_path(path: str | PathLike[str], *, registry: Registry[Any] | None
                 known[ext] = entry.name
         if suffix in known:
             return known[suffix]
+    if default is not None:
+        return default
     listed = ", ".join(f"{s} ({f})" for s, f in known.items())
     what = f"suffix {suffix!r}" if suffix else "no suffix"
     raise UsageError(

@@ -99,12 +99,11 @@ def output_format(fmt: str, output: Path | None) -> str:
     from fpattr.plugins import report_formats
     from fpattr.report.files import format_for_path
 
-    if output is None or fmt != "table" or output.suffix in ("", ".txt") or str(output) == "-":
+    if output is None or fmt != "table" or str(output) == "-":
         return fmt
-    try:  # a plugin format's ``extension`` counts (break-it: "-o out.md" wrote the table)
-        return format_for_path(output, registry=report_formats())
-    except UsageError:  # a suffix that names no format: the table asked for (or defaulted)
-        return fmt
+    # a plugin format's ``extension`` counts (break-it: "-o out.md" wrote the table); a
+    # suffix that names no format: the table asked for (or defaulted)
+    return format_for_path(output, registry=report_formats(), default=fmt)
 
 
 def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
@@ -204,7 +203,8 @@ class Outputs:
         self.notes: list[str] = []
         if output is not None:
             ofmt = output_format(fmt, output)
-            if ofmt == "table" and output.suffix.lower() not in ("", ".txt"):
+            named = format_for_path(output, registry=reg, default="")
+            if ofmt == "table" and output.suffix and not named:
                 # break-it: "-o x.weird" silently wrote the table
                 self.notes.append(
                     f"{str(output)!r}: the suffix {output.suffix!r} names no format, so the "
@@ -234,10 +234,7 @@ class Outputs:
             # --report is the HTML report; another format only where its suffix names one
             # (break-it: --report /dev/full was refused for naming no format, offering json
             # and csv for an HTML report)
-            try:
-                rfmt = format_for_path(report, registry=reg)
-            except UsageError:
-                rfmt = "html"
+            rfmt = format_for_path(report, registry=reg, default="html")
             self.writers.append(
                 self._stack.enter_context(
                     open_report(report, rfmt, manifest, registry=reg, thumbnails=True)
