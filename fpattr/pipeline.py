@@ -282,14 +282,18 @@ class Embedder:
         infer = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="fpattr-infer")
         batch = _Batch(self._batcher())
         running: list[tuple[_Batch, Future[None]]] = []  # submitted, oldest first
-        failure: Exception | None = None  # the source's, raised after what came before it
-        failure_box: list[Exception] = []
+        failed: list[Exception] = []  # the source's, raised after the inputs before it
+
+        def hand_on() -> None:  # the batch to an inference lane, a new one to fill
+            nonlocal batch
+            running.append((batch, infer.submit(batch.batcher.flush)))
+            batch = _Batch(self._batcher())
+
         try:
-            for key, (item, res) in _until_failure(loaded, failure_box):
+            for key, (item, res) in _until_failure(loaded, failed):
                 if res is STALL:  # the next input is slow to come: hand on what is held
                     if batch.pending:
-                        running.append((batch, infer.submit(batch.batcher.flush)))
-                        batch = _Batch(self._batcher())
+                        hand_on()
                     while running:
                         yield from self._finish(*running.pop(0))
                     continue
@@ -323,21 +327,19 @@ class Embedder:
                 # answers without views (failed, skipped inputs) never fill a batch: a
                 # folder of them streamed nothing and grew without bound (break-it)
                 if batch.batcher.full or len(batch.pending) >= MAX_PENDING_ANSWERS:
-                    running.append((batch, infer.submit(batch.batcher.flush)))
-                    batch = _Batch(self._batcher())
+                    hand_on()
                     if len(running) > lanes:  # the oldest has run or is running: its turn
                         yield from self._finish(*running.pop(0))
-            running.append((batch, infer.submit(batch.batcher.flush)))
+            hand_on()
             while running:
                 yield from self._finish(*running.pop(0))
-            failure = failure_box[0] if failure_box else None
         finally:
             for _, future in running:
                 future.cancel()
             infer.shutdown(wait=True)  # a batch already in the backbone ends first
             loaded.close()
-        if failure is not None:
-            raise failure
+        if failed:
+            raise failed[0]
 
     def _batcher(self) -> ViewBatcher:
         return ViewBatcher(

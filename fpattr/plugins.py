@@ -294,23 +294,19 @@ def distribution_of(name: str) -> str:
 
 
 def plugin_in_traceback(tb: Any) -> PluginInfo | None:
-    """The loaded third-party plugin whose code raised, the innermost of ``tb``'s frames
-    that belongs to one (by top-level package), or None: what the CLI names instead of
+    """The loaded third-party plugin whose code raised, or None: the innermost of ``tb``'s
+    frames whose module is the one a plugin's entry point names, or inside it (the longest
+    such, so plugins of one distribution are told apart). What the CLI names instead of
     calling a plugin's bug its own (break-it: a plugin backbone's error read "fpattr:
     internal error ... please report it")."""
     if _HOST is None:
         return None
-    # by the module its entry point names, or a package above the frame's module (the
-    # longest such): plugins of one distribution are told apart
     owners = {
         info.module.split(":")[0]: info
         for info in _HOST.plugins.values()
         if not info.builtin and info.module
     }
-    frames = []
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
+    frames = [frame for frame, _ in traceback.walk_tb(tb)]
     for frame in reversed(frames):
         name = str(frame.f_globals.get("__name__", ""))
         parts = name.split(".")

@@ -29,8 +29,11 @@ def _plugin_exit(exc: BaseException) -> None:
     if plugin is None:
         return
     dist = " ".join(x for x in (plugin.distribution, plugin.version) if x)
-    what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else type(exc).__name__
-    text = f"{what}: {exc}" if not isinstance(exc, SystemExit) else what
+    text = (
+        f"SystemExit({exc.code!r})"
+        if isinstance(exc, SystemExit)
+        else f"{type(exc).__name__}: {exc}"
+    )
     print(
         f"fpattr: error in plugin {plugin.name!r}"
         + (f" ({dist})" if dist else "")

@@ -33,8 +33,8 @@ Result = LoadedImage | ImageLoadError
 #: Decoded pixels the load-ahead window may hold (float32: 1 GiB is ~89 Mpx of RGB).
 DEFAULT_MAX_BYTES = 1 << 30
 
-#: Yielded as ``(None, STALL)`` by ``iter_loaded(stall_after=...)`` when the next result is
-#: that long in coming (a slow source or decode): the caller's moment to hand on what it
+#: Yielded as ``(None, STALL)`` by ``iter_loaded(stall_after=...)`` after a slow read from
+#: the source, once everything read is yielded: the caller's moment to hand on what it
 #: holds instead of waiting for a full batch.
 STALL: Any = object()
 
