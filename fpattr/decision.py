@@ -1375,6 +1375,7 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
     names = list(gallery.models)
     embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
     shas = [_content_keys(gallery.models[k], e.shape[0]) for k, e in zip(names, embs, strict=True)]
+    sha_sets = [set(keys) for keys in shas]
     genuine: list[float] = []
     impostor: list[float] = []
     g_model: list[int] = []
@@ -1399,9 +1400,8 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
             # one file enrolled under two models is not an impostor pair: its cosine with
             # itself (1.0) set the verify threshold to 1.0, and no pair could be "same"
             # (break-it); those files are left out of this pair of models' impostor scores
-            own = set(shas[a])
-            other = np.array([k not in own for k in shas[b]], bool)
-            mine = np.array([k not in set(shas[b]) for k in shas[a]], bool)
+            other = np.array([k not in sha_sets[a] for k in shas[b]], bool)
+            mine = np.array([k not in sha_sets[b] for k in shas[a]], bool)
             shared += int((~other).sum())
             if n == 1 and m == 1:
                 scores = (e[mine] @ f[other].T).ravel().tolist()

@@ -76,9 +76,9 @@ class Session:
         self.settings = settings or Settings()
         if gallery is not None:
             gallery.check_backbone(backbone.info())
-        # the references' formats, sizes and sides, per gallery version (_references)
-        self._shapes: tuple[int, dict[str | None, Any], dict[str | None, Any]] | None = None
-        self._owners: tuple[int, dict[str, list[str]]] | None = None
+        # the references' formats and sizes, sides and owners by content, per gallery
+        # version (_references)
+        self._refs: tuple[int, dict[str | None, Any], dict[str | None, Any], dict] | None = None
         self._own_policy = policy is None  # built here: refitted when the gallery changes
         self._policy = policy or self._new_policy()
         self._gallery_version = getattr(gallery, "version", 0)
@@ -100,7 +100,7 @@ class Session:
         if gallery is not None:
             gallery.check_backbone(self.backbone.info())
         self._gallery = gallery
-        self._shapes = self._owners = None
+        self._refs = None
         self._index, self._approximate = None, None
         self._gallery_version = getattr(gallery, "version", 0)
         self._processed, self._processed_version = {}, self._gallery_version
@@ -130,7 +130,7 @@ class Session:
         32 px generator's references) or, without one, every enrolled reference."""
         from fpattr.processing import query_processing
 
-        shapes, sides = self._references()
+        shapes, sides, _ = self._references()
         key = model if model is not None and model in shapes else None
         if image is None or key not in shapes:
             return None
@@ -186,27 +186,22 @@ class Session:
     def policy(self, policy: DecisionPolicy) -> None:
         self._policy, self._own_policy = policy, False
 
-    def _references(self) -> tuple[dict[str | None, Any], dict[str | None, Any]]:
-        """(:func:`reference_shapes`, :func:`reference_sides`) of the gallery, once per
-        gallery version (not a scan of every reference per query)."""
+    def _references(
+        self,
+    ) -> tuple[dict[str | None, Any], dict[str | None, Any], dict[str, list[str]]]:
+        """(:func:`reference_shapes`, :func:`reference_sides`, :func:`reference_owners_of`)
+        of the gallery, once per gallery version (not a scan of every reference per
+        query)."""
         version = getattr(self.gallery, "version", 0)
-        if self._shapes is None or self._shapes[0] != version:
-            self._shapes = (version, reference_shapes(self.gallery), reference_sides(self.gallery))
-        return self._shapes[1], self._shapes[2]
+        if self._refs is None or self._refs[0] != version:
+            g = self.gallery
+            self._refs = (version, reference_shapes(g), reference_sides(g), reference_owners_of(g))
+        return self._refs[1], self._refs[2], self._refs[3]
 
     def reference_owners(self, sha256: str | None) -> list[str]:
         """The enrolled models holding a reference with this content (sha256), in gallery
-        order; [] for None or none. Indexed once per gallery version."""
-        version = getattr(self.gallery, "version", 0)
-        if self._owners is None or self._owners[0] != version:
-            owners: dict[str, list[str]] = {}
-            for name, m in self.gallery.models.items() if self.gallery is not None else ():
-                for r in m.refs:
-                    sha = r.get("sha256")
-                    if sha and name not in owners.setdefault(sha, []):
-                        owners[sha].append(name)
-            self._owners = (version, owners)
-        return list(self._owners[1].get(sha256, ())) if sha256 else []
+        order; [] for None or none."""
+        return list(self._references()[2].get(sha256, ())) if sha256 else []
 
     @classmethod
     def open(
@@ -520,9 +515,10 @@ class Session:
                 f"({', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): they may not "
                 "share one source, which a set decision assumes"
             )
-        refs = [sha for sha in stats.pooled_sha if self.reference_owners(sha)]
+        owned = [self.reference_owners(sha) for sha in stats.pooled_sha]
+        refs = [o for o in owned if o]
         if refs:  # second break-it pass: the images said so, the set did not
-            owners = sorted({m for sha in refs for m in self.reference_owners(sha)})
+            owners = sorted({m for o in refs for m in o})
             notes.append(
                 f"{len(refs)} of the pooled images are enrolled references of "
                 f"{_some(owners)} (same sha256): the set is scored against centroids they "
@@ -840,6 +836,18 @@ def reference_shapes(gallery: Any) -> dict[str | None, tuple[frozenset[str], int
         return formats, (min(areas) if areas else None)
 
     return _per_model(gallery, shape)
+
+
+def reference_owners_of(gallery: Any) -> dict[str, list[str]]:
+    """sha256 -> the enrolled models holding a reference with that content, in gallery
+    order (what :meth:`Session.reference_owners` answers from)."""
+    owners: dict[str, list[str]] = {}
+    for name, m in gallery.models.items() if gallery is not None else ():
+        for r in m.refs:
+            sha = r.get("sha256")
+            if sha and name not in owners.setdefault(sha, []):
+                owners[sha].append(name)
+    return owners
 
 
 def reference_sides(gallery: Any) -> dict[str | None, tuple[int, int] | None]:
