@@ -119,6 +119,86 @@ def impostors_allowed(n: int, target_far: float) -> int:
     return max(0, int(math.floor((n + 1) * target_far + 1e-9)) - 1)
 
 
+#: Bootstrap rounds of :func:`threshold_at_far_clustered`.
+CLUSTER_BOOTSTRAP_ROUNDS = 200
+#: The levels :func:`threshold_at_far_clustered` may fit at, as fractions of the target:
+#: 1 down to 1/8 in quarter octaves.
+CLUSTER_LEVELS = 2.0 ** (-np.arange(13) / 4.0)
+
+
+def threshold_at_far_clustered(
+    impostor: np.ndarray,
+    clusters: np.ndarray | None,
+    target_far: float,
+    *,
+    rounds: int = CLUSTER_BOOTSTRAP_ROUNDS,
+    seed: int = 0,
+) -> tuple[float, float, float | None]:
+    """Threshold for ``target_far`` on impostor scores that come in clusters (the
+    generators they were made from), with the level moved so that its *expected*
+    false-accept rate on new generators is the target.
+
+    Why: :func:`threshold_at_far`'s guarantee needs exchangeable scores. Scores of one
+    generator are not (it resembles an enrolled model or it does not), so the threshold
+    rests on a handful of generators, and its error is not symmetric in what it costs: a
+    threshold set too low lets through more impostors than one set as much too high
+    keeps out. On the public generators (10 enrolled per half, generator-disjoint) the
+    1 % threshold achieved 1.6 % of single images' and 2.0 % of pairs' false accepts.
+
+    Method: a cluster (block) bootstrap calibration of the quantile's level (Beran,
+    *Prepivoting to reduce level error of confidence sets*, Biometrika 1987; Davison &
+    Hinkley, *Bootstrap Methods and their Application*, 1997, section 3.8 on resampling
+    clusters). Clusters are drawn with replacement ``rounds`` times; in each draw the
+    conformal threshold at level ``a`` is fitted on the drawn clusters' scores and its
+    false-accept rate measured on all of them. The level used is the largest of
+    ``target_far * CLUSTER_LEVELS`` whose mean rate over the draws is at most the
+    target (the smallest when none is).
+
+    ``impostor``: (n,) cosines; ``clusters``: (n,) cluster index of each score, or (n, 2)
+    for a score between two clusters (a pair of images of two generators: drawn when both
+    are), None: exchangeable scores (:func:`threshold_at_far` at the target).
+    Returns (threshold, level used, mean bootstrap false-accept rate at the target; None
+    without clusters or with fewer than 3). Raises ValueError on mismatched shapes.
+    """
+    s = np.asarray(impostor, dtype=np.float64).ravel()
+    if clusters is None:
+        return threshold_at_far(s, target_far), float(target_far), None
+    c = np.asarray(clusters)
+    c = c.reshape(-1, 1) if c.ndim == 1 else c
+    if c.shape[0] != s.size or c.ndim != 2:
+        raise ValueError(f"clusters {np.shape(clusters)} do not match {s.size} impostor scores")
+    ids, inv = np.unique(c, return_inverse=True)
+    inv = inv.reshape(c.shape)
+    if ids.size < 3:
+        return threshold_at_far(s, target_far), float(target_far), None
+    order = np.argsort(-s, kind="stable")
+    desc = s[order]
+    asc_neg = -desc  # ascending: the count of scores >= t is searchsorted(-desc, -t, "right")
+    inv = inv[order]
+    levels = target_far * CLUSTER_LEVELS
+    far = np.zeros(levels.size)
+    rng = np.random.default_rng(seed)
+    done = 0
+    for _ in range(int(rounds)):
+        count = np.bincount(rng.integers(0, ids.size, ids.size), minlength=ids.size)
+        w = count[inv].prod(axis=1)
+        cw = np.cumsum(w)
+        total = int(cw[-1])
+        if total == 0:  # (pairs: no two drawn generators met)
+            continue
+        allowed = np.array([impostors_allowed(total, a) for a in levels])
+        j = np.minimum(np.searchsorted(cw, allowed, side="right"), s.size - 1)
+        thr = desc[j] + np.where(cw[j] > allowed, SCORE_TOLERANCE, 0.0)
+        far += np.searchsorted(asc_neg, -thr, side="right") / s.size
+        done += 1
+    if not done:
+        return threshold_at_far(s, target_far), float(target_far), None
+    far /= done
+    ok = np.flatnonzero(far <= target_far + 1e-12)
+    level = float(levels[ok[0]] if ok.size else levels[-1])
+    return threshold_at_far(s, level), level, float(far[0])
+
+
 def _fit_logistic(g: np.ndarray, i: np.ndarray, iters: int = 100) -> tuple[float, float]:
     """Weighted logistic regression by Newton's method with a weak ridge prior.
 

@@ -48,7 +48,11 @@ from typing import Any
 
 import numpy as np
 
-from fpattr.calibration import DEFAULT_TARGET_FAR, SCORE_TOLERANCE, threshold_at_far
+from fpattr.calibration import (
+    DEFAULT_TARGET_FAR,
+    SCORE_TOLERANCE,
+    threshold_at_far_clustered,
+)
 from fpattr.scorespace import ScoreSpace, gallery_centre
 from fpattr.views import l2_normalize
 
@@ -369,6 +373,13 @@ class DecisionPolicy:
         gallery, note = _calibration_sample(self.raw_cal_gallery, self.seed)
         if comparison == "image-vs-image":
             held = pseudo_pairs(self.cal_space.gallery(gallery), n, m, seed=self.seed)
+            # no clusters: both images of an impostor pair come from new generators, and
+            # resampling generators (both sides at once, as threshold_at_far_clustered
+            # does for (P, 2) clusters) over-corrects: on the project benchmark
+            # (generator-disjoint, 8 models a half) it fitted at 1/8 of the target and
+            # accepted 0.03 % of pairs at target 1 %; resampling the pairs of generators
+            # instead, 0.20 % (the product weights of a two-way array's bootstrap
+            # overstate its variance: McCullagh, Bernoulli 2000)
         else:
             pq = pseudo_queries(
                 gallery,
@@ -386,6 +397,8 @@ class DecisionPolicy:
                 ]
             g = np.array([s[t] for s, t in pq["known"]], np.float64)
             i = np.concatenate([s for s, _ in pq["unknown"]] or [np.zeros(0)])
+            # each impostor score's cluster: the generator its query was made from
+            c = [np.full(s.size, t) for s, t in pq["unknown"]]
             if self.cal_space.centred and n == 1:
                 # impostor comparisons are of two kinds that differ once the space is
                 # centred: a generator never enrolled (outside the centre, the unknown rows)
@@ -396,16 +409,24 @@ class DecisionPolicy:
                 # 10); so a set's threshold errs high.
                 other = [np.delete(s, t) for s, t in pq["known"]]
                 i = np.concatenate([i, *other])
-            held = {**pq, "genuine": g, "impostor": i}
+                c += [np.full(s.size - 1, t) for s, t in pq["known"]]
+            clusters = np.concatenate(c or [np.zeros(0, np.int64)])
+            held = {**pq, "genuine": g, "impostor": i, "impostor_clusters": clusters}
         if note:
             held["notes"] = [*held.get("notes", []), note]
         return held
 
     def _pool(
-        self, g: np.ndarray, i: np.ndarray, prior: ScoreModel | None, prior_thr: float | None
-    ) -> tuple[PooledScoreModel, float | None, float, float]:
-        """(score model, threshold, gallery weight, threshold weight) from held-out scores,
-        shrunk toward the card's (``prior``); the threshold is the user's when given."""
+        self,
+        g: np.ndarray,
+        i: np.ndarray,
+        prior: ScoreModel | None,
+        prior_thr: float | None,
+        clusters: np.ndarray | None = None,
+    ) -> tuple[PooledScoreModel, float | None, float, float, float | None]:
+        """(score model, threshold, gallery weight, threshold weight, false-accept level the
+        gallery's threshold was fitted at) from held-out scores, shrunk toward the card's
+        (``prior``); the threshold is the user's when given."""
         ok = g.size >= 2 and i.size >= 2
         model = ScoreModel.fit(g, i) if ok else None
         w = 0.0
@@ -413,20 +434,28 @@ class DecisionPolicy:
             w = 1.0 if prior is None else g.size / (g.size + self.prior_strength)
         score = PooledScoreModel(model, prior, w)
         if self.user_threshold is not None:
-            return score, self.user_threshold, w, 0.0
+            return score, self.user_threshold, w, 0.0, None
         if not ok:
-            return score, prior_thr, w, 0.0
-        thr, wt = self._threshold(i, prior_thr, self.target_far)
-        return score, thr, w, wt
+            return score, prior_thr, w, 0.0, None
+        thr, wt, level = self._threshold(i, prior_thr, self.target_far, clusters)
+        return score, thr, w, wt, level
 
-    @staticmethod
-    def _threshold(i: np.ndarray, prior_thr: float | None, target: float) -> tuple[float, float]:
-        """(threshold, gallery weight) at false-accept rate ``target`` from >= 2 held-out
-        impostor scores ``i``, pooled with the card's ``prior_thr`` (None: none)."""
-        gal_thr = threshold_at_far(i, target)
-        # (n + 1) * target: the conformal count; at 1 the gallery's highest impostor score
-        # alone is a threshold whose expected false-accept rate is the target
-        exceed = (i.size + 1) * target
+    def _threshold(
+        self,
+        i: np.ndarray,
+        prior_thr: float | None,
+        target: float,
+        clusters: np.ndarray | None = None,
+    ) -> tuple[float, float, float]:
+        """(threshold, gallery weight, level) at false-accept rate ``target`` from >= 2 held-out
+        impostor scores ``i`` (in ``clusters``, the generators they come from: see
+        :func:`fpattr.calibration.threshold_at_far_clustered`), pooled with the card's
+        ``prior_thr`` (None: none); ``level``: the rate the gallery's threshold was fitted
+        at so that its expected rate on new generators is ``target``."""
+        gal_thr, level, _ = threshold_at_far_clustered(i, clusters, target, seed=self.seed)
+        # (n + 1) * level: the conformal count; at 1 the gallery's highest impostor score
+        # alone is a threshold whose expected false-accept rate is the level
+        exceed = (i.size + 1) * level
         # the card only fills in where the gallery holds too few impostor scores to put
         # even one above the threshold: it is too lenient on real generators to dilute a
         # sufficient in-domain estimate
@@ -438,7 +467,7 @@ class DecisionPolicy:
             # held-out impostors while saying "FAR 1 %")
             wt = 1.0
         thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
-        return float(thr), wt
+        return float(thr), wt, level
 
     def _fit(self, comparison: str, n: int, m: int, views: int | None) -> FittedCalibration | None:
         kind = "centroid" if comparison == "image-vs-model" else "pair"
@@ -458,7 +487,8 @@ class DecisionPolicy:
         if held:
             notes.extend(held["notes"])
         gal_ok = g.size >= 2 and i.size >= 2
-        score, thr, w, wt = self._pool(g, i, prior, prior_thr)
+        clusters = held.get("impostor_clusters") if held else None
+        score, thr, w, wt, level = self._pool(g, i, prior, prior_thr, clusters)
         floor = self._floor(comparison, n, m, views)
         raised = floor is not None and thr is not None and floor > thr
         if raised:
@@ -485,6 +515,14 @@ class DecisionPolicy:
         details: dict[str, Any] = {"notes": notes}
         if entry and views is not None:
             details["card_views"] = entry.get("_views")
+        if level is not None and level < self.target_far:
+            details["fitted_far_level"] = level
+            notes.append(
+                f"the gallery's threshold is fitted at FAR {level:.3g}: its held-out impostor "
+                "scores come from a few generators each, and a threshold fitted at "
+                f"{self.target_far:g} on them accepts more than {self.target_far:g} of a new "
+                "generator's on average (cluster bootstrap)"
+            )
         target: float | None = self.target_far
         if self.user_threshold is not None:
             far = float(np.mean(i >= self.user_threshold)) if i.size else None
@@ -564,7 +602,9 @@ class DecisionPolicy:
                 # user's --threshold / --target-far: those move the decisions, never the
                 # posterior (a stricter threshold used to raise the shown probabilities)
                 ref_thr = (
-                    self._threshold(i, prior_thr, DEFAULT_TARGET_FAR)[0] if gal_ok else prior_thr
+                    self._threshold(i, prior_thr, DEFAULT_TARGET_FAR, clusters)[0]
+                    if gal_ok
+                    else prior_thr
                 )
                 cal.resemblance, details["look_alike"] = resemblance_rate(
                     held, cal.threshold if ref_thr is None else ref_thr

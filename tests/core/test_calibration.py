@@ -82,3 +82,66 @@ def test_threshold_clears_the_highest_impostor_by_more_than_float32_rounding():
     t = threshold_at_far(np.array([0.5, 0.7, top]), 1e-6)
     again = float(np.float32(0.99320238829))  # the same pair, scored on the query path
     assert again < t <= top + SCORE_TOLERANCE and SCORE_TOLERANCE <= 1e-6
+
+
+def _generator_far(thr: float, tau: float) -> float:
+    """False-accept rate of ``thr`` on a new generator's impostor scores: its offset
+    ~ N(0, tau) plus N(0, 1) per image."""
+    return 0.5 * (1.0 - math.erf(thr / math.sqrt(2.0 * (tau**2 + 1.0))))
+
+
+@pytest.mark.parametrize(
+    ("tau", "plain_lo", "clustered"),
+    [(0.0, 0.0095, (0.009, 0.0106)), (1.0, 0.015, (0.0105, 0.0135))],
+)
+def test_clustered_threshold_holds_the_rate_on_new_generators(tau, plain_lo, clustered):
+    # 10 generators of 30 impostor scores each, a generator's scores sharing its offset
+    # (tau = 1: half the variance between generators). The plain conformal threshold
+    # averages 1.6 % false accepts on new generators at target 1 %; the cluster bootstrap
+    # brings it to 1.3 %; without generator effects (tau = 0) both stay at 1 %, the
+    # clustered one no stricter than needed
+    from fpattr.calibration import threshold_at_far_clustered
+
+    rng = np.random.default_rng(0)
+    plain, fitted = [], []
+    for r in range(150):
+        s = (rng.normal(0, tau, 10)[:, None] + rng.normal(0, 1, (10, 30))).ravel()
+        plain.append(_generator_far(threshold_at_far(s, 0.01), tau))
+        thr, level, _ = threshold_at_far_clustered(s, np.repeat(np.arange(10), 30), 0.01, seed=r)
+        assert level <= 0.01 and thr >= threshold_at_far(s, 0.01)
+        fitted.append(_generator_far(thr, tau))
+    assert np.mean(plain) >= plain_lo
+    assert clustered[0] <= np.mean(fitted) <= clustered[1]
+
+
+def test_clustered_threshold_falls_back_to_the_plain_one():
+    from fpattr.calibration import threshold_at_far_clustered
+
+    s = np.random.default_rng(1).normal(size=400)
+    plain = threshold_at_far(s, 0.01)
+    assert threshold_at_far_clustered(s, None, 0.01) == (plain, 0.01, None)
+    # fewer than 3 generators: nothing to resample
+    assert threshold_at_far_clustered(s, np.arange(400) % 2, 0.01) == (plain, 0.01, None)
+    with pytest.raises(ValueError):
+        threshold_at_far_clustered(s, np.zeros(399), 0.01)
+    # (P, 2) clusters (pairs of generators) are accepted and resampled as pairs
+    thr, level, infl = threshold_at_far_clustered(
+        s, np.stack([np.arange(400) % 5, np.arange(400) % 7], 1), 0.01
+    )
+    assert thr >= plain and level <= 0.01 and infl is not None
+
+
+def test_one_look_alike_generator_raises_the_threshold():
+    # 12 generators; one (a look-alike of an enrolled model) holds the highest impostor
+    # scores: a calibration half without it would set the threshold below its scores, so
+    # the threshold is fitted at a stricter level
+    from fpattr.calibration import threshold_at_far_clustered
+
+    rng = np.random.default_rng(2)
+    s = rng.normal(0, 1, (12, 50))
+    s[0] += 2.0
+    thr, level, inflation = threshold_at_far_clustered(
+        s.ravel(), np.repeat(np.arange(12), 50), 0.01
+    )
+    assert inflation > 0.012 and level < 0.01
+    assert thr > threshold_at_far(s.ravel(), 0.01)
