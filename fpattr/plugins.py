@@ -29,6 +29,10 @@ from fpattr.registry import Registry
 ENTRY_POINT_GROUP = "fpattr"
 ENV_LOAD = "FPATTR_LOAD_PLUGINS"
 ENV_RAISE = "FPATTR_RAISE_ERRORS"
+#: What a plugin's import or hook may raise and have recorded as its failure: anything but
+#: Ctrl-C (KeyboardInterrupt) -- sys.exit() included, which would otherwise end every
+#: command, `plugins list` and `doctor` too.
+PLUGIN_FAILURES = (Exception, SystemExit)
 
 #: Built-in plugins, registered through the same hooks as third-party ones.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -108,9 +112,7 @@ class PluginHost:
         self.plugins[name] = info
         try:
             module = importlib.import_module(modname)
-        except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything at import
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+        except PLUGIN_FAILURES as exc:
             self._record(name, "import", exc)
             return
         self.register(module, name=name, info=info)
@@ -161,9 +163,7 @@ class PluginHost:
             self.plugins[ep.name] = info
             try:
                 obj = ep.load()
-            except BaseException as exc:  # noqa: BLE001
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
+            except PLUGIN_FAILURES as exc:
                 self._record(ep.name, "import", exc)
                 continue
             self.register(obj, name=ep.name, info=info)
@@ -184,9 +184,7 @@ class PluginHost:
                 staged: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
                 try:
                     impl.function(register=lambda *a, _s=staged, **k: _s.append((a, k)))
-                except BaseException as exc:  # noqa: BLE001 - sys.exit() in a hook too
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise
+                except PLUGIN_FAILURES as exc:
                     self._record(impl.plugin_name, f"hook:{hookname}", exc)
                     continue
                 add = reg.callback(impl.plugin_name)
@@ -223,9 +221,7 @@ class PluginHost:
                         f"command(s) {', '.join(clash)} exist already: a plugin cannot "
                         "replace a command; its commands were not added"
                     )
-            except BaseException as exc:  # noqa: BLE001 - sys.exit() in a hook too
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
+            except PLUGIN_FAILURES as exc:
                 app.registered_commands[:] = commands  # nothing of this plugin's stays
                 app.registered_groups[:] = groups
                 self._record(impl.plugin_name, hook, exc)
