@@ -51,6 +51,8 @@ import numpy as np
 from fpattr.calibration import (
     DEFAULT_TARGET_FAR,
     SCORE_TOLERANCE,
+    ClusteredThreshold,
+    far_levels,
     threshold_at_far_clustered,
 )
 from fpattr.scorespace import ScoreSpace, gallery_centre
@@ -397,8 +399,10 @@ class DecisionPolicy:
                 ]
             g = np.array([s[t] for s, t in pq["known"]], np.float64)
             i = np.concatenate([s for s, _ in pq["unknown"]] or [np.zeros(0)])
-            # each impostor score's cluster: the generator its query was made from
-            c = [np.full(s.size, t) for s, t in pq["unknown"]]
+            # each impostor score's cluster: the generator its query was made from, numbered
+            # by name so that the bootstrap's draws do not depend on the enrolment order
+            rank = np.argsort(np.argsort(np.asarray(pq["names"], dtype=object)))
+            c = [np.full(s.size, rank[t]) for s, t in pq["unknown"]]
             if self.cal_space.centred and n == 1:
                 # impostor comparisons are of two kinds that differ once the space is
                 # centred: a generator never enrolled (outside the centre, the unknown rows)
@@ -409,7 +413,7 @@ class DecisionPolicy:
                 # 10); so a set's threshold errs high.
                 other = [np.delete(s, t) for s, t in pq["known"]]
                 i = np.concatenate([i, *other])
-                c += [np.full(s.size - 1, t) for s, t in pq["known"]]
+                c += [np.full(s.size - 1, rank[t]) for s, t in pq["known"]]
             clusters = np.concatenate(c or [np.zeros(0, np.int64)])
             held = {**pq, "genuine": g, "impostor": i, "impostor_clusters": clusters}
         if note:
@@ -423,10 +427,10 @@ class DecisionPolicy:
         prior: ScoreModel | None,
         prior_thr: float | None,
         clusters: np.ndarray | None = None,
-    ) -> tuple[PooledScoreModel, float | None, float, float, float | None]:
-        """(score model, threshold, gallery weight, threshold weight, false-accept level the
-        gallery's threshold was fitted at) from held-out scores, shrunk toward the card's
-        (``prior``); the threshold is the user's when given."""
+    ) -> tuple[PooledScoreModel, float | None, float, float, ClusteredThreshold | None]:
+        """(score model, threshold, gallery weight, threshold weight, the gallery's
+        threshold fit) from held-out scores, shrunk toward the card's (``prior``); the
+        threshold is the user's when given (no fit)."""
         ok = g.size >= 2 and i.size >= 2
         model = ScoreModel.fit(g, i) if ok else None
         w = 0.0
@@ -437,8 +441,8 @@ class DecisionPolicy:
             return score, self.user_threshold, w, 0.0, None
         if not ok:
             return score, prior_thr, w, 0.0, None
-        thr, wt, level = self._threshold(i, prior_thr, self.target_far, clusters)
-        return score, thr, w, wt, level
+        thr, wt, fit = self._threshold(i, prior_thr, self.target_far, clusters)
+        return score, thr, w, wt, fit
 
     def _threshold(
         self,
@@ -446,16 +450,16 @@ class DecisionPolicy:
         prior_thr: float | None,
         target: float,
         clusters: np.ndarray | None = None,
-    ) -> tuple[float, float, float]:
-        """(threshold, gallery weight, level) at false-accept rate ``target`` from >= 2 held-out
-        impostor scores ``i`` (in ``clusters``, the generators they come from: see
-        :func:`fpattr.calibration.threshold_at_far_clustered`), pooled with the card's
-        ``prior_thr`` (None: none); ``level``: the rate the gallery's threshold was fitted
-        at so that its expected rate on new generators is ``target``."""
-        gal_thr, level, _ = threshold_at_far_clustered(i, clusters, target, seed=self.seed)
-        # (n + 1) * level: the conformal count; at 1 the gallery's highest impostor score
-        # alone is a threshold whose expected false-accept rate is the level
-        exceed = (i.size + 1) * level
+    ) -> tuple[float, float, ClusteredThreshold]:
+        """(threshold, gallery weight, the gallery's fit) at false-accept rate ``target``
+        from >= 2 held-out impostor scores ``i`` (in ``clusters``, the generators they come
+        from: :func:`fpattr.calibration.threshold_at_far_clustered`), pooled with the
+        card's ``prior_thr`` (None: none)."""
+        fit = threshold_at_far_clustered(i, clusters, target, seed=self.seed)
+        gal_thr = fit.threshold
+        # (n + 1) * target: the conformal count; at 1 the gallery's highest impostor score
+        # alone is a threshold whose expected false-accept rate is the target
+        exceed = (i.size + 1) * target
         # the card only fills in where the gallery holds too few impostor scores to put
         # even one above the threshold: it is too lenient on real generators to dilute a
         # sufficient in-domain estimate
@@ -467,7 +471,7 @@ class DecisionPolicy:
             # held-out impostors while saying "FAR 1 %")
             wt = 1.0
         thr = gal_thr if prior_thr is None else wt * gal_thr + (1 - wt) * prior_thr
-        return float(thr), wt, level
+        return float(thr), wt, fit
 
     def _fit(self, comparison: str, n: int, m: int, views: int | None) -> FittedCalibration | None:
         kind = "centroid" if comparison == "image-vs-model" else "pair"
@@ -488,7 +492,8 @@ class DecisionPolicy:
             notes.extend(held["notes"])
         gal_ok = g.size >= 2 and i.size >= 2
         clusters = held.get("impostor_clusters") if held else None
-        score, thr, w, wt, level = self._pool(g, i, prior, prior_thr, clusters)
+        score, thr, w, wt, fit = self._pool(g, i, prior, prior_thr, clusters)
+        pooled_thr = thr
         floor = self._floor(comparison, n, m, views)
         raised = floor is not None and thr is not None and floor > thr
         if raised:
@@ -515,14 +520,23 @@ class DecisionPolicy:
         details: dict[str, Any] = {"notes": notes}
         if entry and views is not None:
             details["card_views"] = entry.get("_views")
-        if level is not None and level < self.target_far:
-            details["fitted_far_level"] = level
-            notes.append(
-                f"the gallery's threshold is fitted at FAR {level:.3g}: its held-out impostor "
-                "scores come from a few generators each, and a threshold fitted at "
-                f"{self.target_far:g} on them accepts more than {self.target_far:g} of a new "
-                "generator's on average (cluster bootstrap)"
-            )
+        if fit is not None and fit.expected_far is not None and not raised:
+            details["fitted_far_level"] = fit.level
+            details["expected_far_new_generator"] = round(fit.expected_far, 6)
+            if fit.level < far_levels(self.target_far)[0]:  # lowered, not just the grid's
+                notes.append(
+                    f"the gallery's threshold is fitted at FAR {fit.level:.3g}, not "
+                    f"{self.target_far:g}: its held-out impostor scores come from a few "
+                    "generators each, and at the target it would accept more than "
+                    f"{self.target_far:g} of a new generator's on average (cluster bootstrap)"
+                )
+            if not fit.reached:
+                notes.append(
+                    f"even at FAR {fit.level:.3g} the cluster bootstrap expects "
+                    f"{fit.expected_far:.2%} of a new generator's impostor scores to pass the "
+                    "gallery's threshold, above the target: a few generators dominate its "
+                    "impostor scores; enrol more models"
+                )
         target: float | None = self.target_far
         if self.user_threshold is not None:
             far = float(np.mean(i >= self.user_threshold)) if i.size else None
@@ -558,7 +572,8 @@ class DecisionPolicy:
                     f", shrunk toward the card's synthetic-model calibration (gallery weight "
                     f"{w:.2f} for probabilities, {wt:.2f} for the threshold)"
                 )
-        if gal_ok and target is not None and (i.size + 1) * target < 1 and not raised:
+        level = target if fit is None or target is None else min(target, fit.level)
+        if gal_ok and level is not None and (i.size + 1) * level < 1 and not raised:
             # with a card the threshold is the blend made by _pool; without one (a gallery
             # bound to a training-free backbone) there is only the gallery to lean on
             if prior_thr is None:
@@ -579,7 +594,7 @@ class DecisionPolicy:
                 )
             notes.append(
                 f"{i.size} held-out impostor scores cannot estimate a threshold for FAR "
-                f"{target:g} (about {math.ceil(1 / target) - 1} are needed): the threshold {leans}"
+                f"{level:.3g} (about {math.ceil(1 / level) - 1} are needed): the threshold {leans}"
             )
         cal = FittedCalibration(
             name,
@@ -601,11 +616,12 @@ class DecisionPolicy:
                 # measured at the threshold of the default false-accept rate, whatever the
                 # user's --threshold / --target-far: those move the decisions, never the
                 # posterior (a stricter threshold used to raise the shown probabilities)
-                ref_thr = (
-                    self._threshold(i, prior_thr, DEFAULT_TARGET_FAR, clusters)[0]
-                    if gal_ok
-                    else prior_thr
-                )
+                if not gal_ok:
+                    ref_thr = prior_thr
+                elif self.target_far == DEFAULT_TARGET_FAR and self.user_threshold is None:
+                    ref_thr = pooled_thr  # the same fit: the bootstrap is not run twice
+                else:
+                    ref_thr = self._threshold(i, prior_thr, DEFAULT_TARGET_FAR, clusters)[0]
                 cal.resemblance, details["look_alike"] = resemblance_rate(
                     held, cal.threshold if ref_thr is None else ref_thr
                 )

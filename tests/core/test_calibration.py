@@ -107,7 +107,7 @@ def test_clustered_threshold_holds_the_rate_on_new_generators(tau, plain_lo, clu
     for r in range(150):
         s = (rng.normal(0, tau, 10)[:, None] + rng.normal(0, 1, (10, 30))).ravel()
         plain.append(_generator_far(threshold_at_far(s, 0.01), tau))
-        thr, level, _ = threshold_at_far_clustered(s, np.repeat(np.arange(10), 30), 0.01, seed=r)
+        thr, level, *_ = threshold_at_far_clustered(s, np.repeat(np.arange(10), 30), 0.01, seed=r)
         assert level <= 0.01 and thr >= threshold_at_far(s, 0.01)
         fitted.append(_generator_far(thr, tau))
     assert np.mean(plain) >= plain_lo
@@ -119,16 +119,16 @@ def test_clustered_threshold_falls_back_to_the_plain_one():
 
     s = np.random.default_rng(1).normal(size=400)
     plain = threshold_at_far(s, 0.01)
-    assert threshold_at_far_clustered(s, None, 0.01) == (plain, 0.01, None)
+    assert threshold_at_far_clustered(s, None, 0.01) == (plain, 0.01, plain, None, True)
     # fewer than 3 generators: nothing to resample
-    assert threshold_at_far_clustered(s, np.arange(400) % 2, 0.01) == (plain, 0.01, None)
+    assert threshold_at_far_clustered(s, np.arange(400) % 2, 0.01).threshold == plain
     with pytest.raises(ValueError):
         threshold_at_far_clustered(s, np.zeros(399), 0.01)
+    with pytest.raises(ValueError):  # (an IndexError before: break-it)
+        threshold_at_far_clustered(np.zeros(0), np.zeros(0), 0.01)
     # (P, 2) clusters (pairs of generators) are accepted and resampled as pairs
-    thr, level, infl = threshold_at_far_clustered(
-        s, np.stack([np.arange(400) % 5, np.arange(400) % 7], 1), 0.01
-    )
-    assert thr >= plain and level <= 0.01 and infl is not None
+    fit = threshold_at_far_clustered(s, np.stack([np.arange(400) % 5, np.arange(400) % 7], 1), 0.01)
+    assert fit.threshold >= plain and fit.level <= 0.01 and fit.expected_far is not None
 
 
 def test_one_look_alike_generator_raises_the_threshold():
@@ -140,8 +140,53 @@ def test_one_look_alike_generator_raises_the_threshold():
     rng = np.random.default_rng(2)
     s = rng.normal(0, 1, (12, 50))
     s[0] += 2.0
-    thr, level, inflation = threshold_at_far_clustered(
-        s.ravel(), np.repeat(np.arange(12), 50), 0.01
-    )
-    assert inflation > 0.012 and level < 0.01
-    assert thr > threshold_at_far(s.ravel(), 0.01)
+    fit = threshold_at_far_clustered(s.ravel(), np.repeat(np.arange(12), 50), 0.01)
+    assert fit.level < 0.01 and fit.threshold > fit.plain == threshold_at_far(s.ravel(), 0.01)
+    assert fit.reached and fit.expected_far <= 0.01
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_stricter_target_never_lowers_the_clustered_threshold(seed):
+    # break-it: levels were fractions of the target, so --target-far 0.0094 gave a lower
+    # threshold (0.6692) than 0.0098 and 0.01 (0.6754); the level grid is now absolute
+    from fpattr.calibration import threshold_at_far_clustered
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(3, 12))
+    s = (rng.normal(0, 1.5, k)[:, None] + rng.normal(0, 1, (k, 40))).ravel()
+    cl = np.repeat(np.arange(k), 40)
+    targets = np.sort(rng.uniform(0.002, 0.05, 12))[::-1]
+    thr = [threshold_at_far_clustered(s, cl, float(a), rounds=100).threshold for a in targets]
+    assert all(a <= b for a, b in zip(thr, thr[1:], strict=False))
+
+
+def test_every_generator_weighs_the_same_in_the_expected_rate():
+    # break-it: one generator of 100 scores and seven of 8, the small ones each with a
+    # high-scoring tail; pooled over scores the big one hid them and the level stayed at
+    # the target while the generators' own rates averaged 1.9 %
+    from fpattr.calibration import threshold_at_far_clustered
+
+    rng = np.random.default_rng(3)
+    big = rng.normal(0, 1, 800)
+    small = [rng.normal(0.8, 1, 8) for _ in range(7)]
+    s = np.concatenate([big, *small])
+    cl = np.concatenate([np.zeros(800, int), np.repeat(np.arange(1, 8), 8)])
+    fit = threshold_at_far_clustered(s, cl, 0.01)
+    rates = [np.mean(x >= fit.threshold) for x in (big, *small)]
+    plain_rates = [np.mean(x >= fit.plain) for x in (big, *small)]
+    assert np.mean(plain_rates) > 0.01 and fit.level < 0.01
+    assert np.mean(rates) < np.mean(plain_rates)
+
+
+def test_an_unreachable_target_says_so():
+    # four generators, one far above the rest: no level down to 1/8 of the target brings
+    # the bootstrap's expected rate to the target; the fit says it was not reached
+    from fpattr.calibration import threshold_at_far_clustered
+
+    rng = np.random.default_rng(4)
+    s = rng.normal(0, 1, (4, 60))
+    s[0] += 4.0
+    fit = threshold_at_far_clustered(s.ravel(), np.repeat(np.arange(4), 60), 0.01)
+    assert not fit.reached and fit.expected_far > 0.01
+    assert fit.level == pytest.approx(0.01 / 8, rel=0.04)

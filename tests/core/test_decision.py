@@ -217,11 +217,11 @@ def test_resemblance_rate_counts_left_out_models_that_pass_for_another():
         # rule of succession over the 12 left-out models, shared among the 11 others
         assert cal.resemblance == pytest.approx((frac.sum() + 1) / 14 / 11)
         if g is twin:
-            # each twin passes for the other at about half its images: 4 and 3 of 8 at the
+            # each twin passes for the other at some of its images: 3 and 3 of 8 at the
             # threshold fitted for the expected rate on new generators (the twins' scores
             # come from two of the 12 generators: calibration.threshold_at_far_clustered);
             # 5 and 4 at the plain conformal one, 5 and 5 at the empirical quantile's
-            assert frac[-2:].tolist() == [0.5, 0.375]
+            assert frac[-2:].tolist() == [0.375, 0.375]
             assert not frac[:-2].any()
     assert min(ca.resemblance, ct.resemblance) >= 1 / 14 / 11
 
@@ -627,11 +627,30 @@ def test_threshold_is_fitted_for_new_generators_and_says_at_which_level():
     cal = pol.calibration()
     info = cal.info()
     assert 0.001 <= info["fitted_far_level"] < 0.01
-    assert any("fitted at FAR 0.00841" in n for n in info["notes"])
+    assert info["expected_far_new_generator"] <= 0.01
+    assert any("fitted at FAR 0.00931, not 0.01" in n for n in info["notes"])
     held = pol._held_out("image-vs-model", 1, 1)
     assert held is not None and held["impostor_clusters"].shape == held["impostor"].shape
     assert cal.threshold == threshold_at_far(held["impostor"], info["fitted_far_level"])
     assert cal.threshold > threshold_at_far(held["impostor"], 0.01)
+    # the same gallery enrolled in other orders: the same threshold (break-it: the
+    # bootstrap drew clusters by enrolment position; 4 of 6 such galleries got two)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        centres = _unit(
+            rng.normal(size=(12, 32)) + rng.uniform(0, 1.5, (12, 1)) * _unit(rng.normal(size=32))
+        )
+        refs = [_unit(c + 0.3 * rng.normal(size=(8, 32)) / np.sqrt(32)) for c in centres]
+        found = set()
+        for perm in range(4):
+            order = np.random.default_rng(perm).permutation(12) if perm else range(12)
+            shuffled = Gallery(backbone=g.backbone)
+            for k in order:
+                shuffled.add(
+                    f"m{k}", refs[k], [{"path": f"{k}/{j}", "sha256": f"{k}-{j}"} for j in range(8)]
+                )
+            found.add(DecisionPolicy(None, shuffled).calibration().threshold)
+        assert len(found) == 1
     # pairs: both images come from new generators; the generator-pair bootstrap
     # over-corrects there (docs/methods/decision-policy.md), so pairs keep the plain level
     assert "fitted_far_level" not in pol.calibration("image-vs-image").info()
