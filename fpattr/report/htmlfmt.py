@@ -724,7 +724,7 @@ table.kv>tbody>tr>td,table.kv>tr>td{padding:6px 0;border-bottom:1px solid #eef1f
 vertical-align:top;word-break:break-word}
 table.kv.inner{width:auto}
 table.kv.inner>tbody>tr>th,table.kv.inner>tr>th{padding:1px 12px 1px 0;font-weight:500;
-font-size:12px;width:auto;vertical-align:baseline}
+font-size:12px;width:auto;vertical-align:baseline;white-space:normal;overflow-wrap:anywhere}
 table.kv.inner>tbody>tr>td,table.kv.inner>tr>td{padding:1px 0;border:0;font-size:13px;
 vertical-align:baseline}
 details.run>summary{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 12px}
