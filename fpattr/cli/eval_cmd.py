@@ -96,6 +96,7 @@ def evaluate(
     ),
     target_far: float = common.TargetFarOpt,
     threshold: float = common.ThresholdOpt,
+    min_probability: float = common.MinProbabilityOpt,
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout)."),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write the results to this file instead of stdout."
@@ -139,6 +140,7 @@ def evaluate(
         seed=seed,
         target_far=target_far,
         threshold=threshold,
+        min_probability=min_probability,
         fmt=fmt,
         output=output,
         report=report,
@@ -198,6 +200,7 @@ def run(
     seed: int = 0,
     target_far: float = 0.01,
     threshold: float | None = None,
+    min_probability: float = 0.5,
     fmt: str = "table",
     output: Path | None = None,
     report: Path | None = None,
@@ -243,6 +246,7 @@ def run(
         transform=transform,
         target_far=target_far,
         threshold=threshold,
+        min_probability=min_probability,
         processed_references=processed_copies,
     )
     from fpattr.io.atomic import check_writable_folder

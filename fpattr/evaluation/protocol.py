@@ -152,6 +152,7 @@ class EvalConfig:
     transform: Transform = field(default_factory=Transform)
     target_far: float = 0.01  # decision metrics: the policy's target false-accept rate
     threshold: float | None = None  # decision metrics: a user threshold instead
+    min_probability: float = 0.5  # decision metrics: posterior needed to name one model
     decisions: bool = True  # measure decision quality under the attribute/verify policy
     #: with ``transform.queries_only``: calibrate with the references' processed copies,
     #: as ``attribute`` does with a gallery enrolled by ``gallery add``
@@ -721,6 +722,7 @@ def _decision_metrics(
                 gallery,
                 target_far=cfg.target_far,
                 threshold=cfg.threshold,
+                min_probability=cfg.min_probability,
                 calibration_gallery=cal_gallery,
                 seed=cfg.seed,
                 **processed,
@@ -753,6 +755,7 @@ def _decision_metrics(
         **({"processing_note": note} if note else {}),
         "target_far": None if cfg.threshold is not None else cfg.target_far,
         "threshold": head.get("threshold"),
+        "min_probability": cfg.min_probability,
         **{k: head[k] for k in keys},
         "sets": {n: {k: r[k] for k in keys} for n, r in res["in_gallery"]["sets"].items()},
         "pairs": {k: v for k, v in res["in_gallery"]["pairs"].items() if k != "reliability"},

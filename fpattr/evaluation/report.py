@@ -311,6 +311,8 @@ def _decision_table(
         if dec.get("target_far") is not None
         else f"user threshold {_fmt(dec.get('threshold'), 4)}"
     )
+    if dec.get("min_probability", 0.5) != 0.5:  # not the default posterior to name a model
+        applied += f", named at P >= {_fmt(dec['min_probability'], 2)}"
     if dec.get("processing"):  # processed queries: calibrated on the references' copies
         applied += f", calibrated on the references' {dec['processing']} copies"
     last = columns[-1] == DECISION_COLS[-1]
@@ -535,6 +537,11 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
         headline += (
             f"<h3>Decisions: {_e(r.get('backbone'))}, target FAR "
             f"{_e(_fmt(dec.get('target_far'), 3))}"
+            + (
+                f", named at P >= {_e(_fmt(dec['min_probability'], 2))}"
+                if dec.get("min_probability", 0.5) != 0.5
+                else ""
+            )
             + (
                 f", calibrated on the references' {_e(dec['processing'])} copies"
                 if dec.get("processing")

@@ -415,3 +415,20 @@ def test_the_processed_calibration_follows_attribute_per_query(tmp_path: Path):
     assert "attribute would judge the queries" in note and "3 x0.5" in note, note
     r = run_cli(["evaluate", b, *BASE, "--ref-choice", "random", "--seed", "-1"])
     assert r.exit_code == 2 and "--seed" in r.output
+
+
+def test_min_probability_reaches_the_decisions(bench_master: Path, clean_json: dict):
+    # evaluate measures the policy attribute runs, --min-probability included (it had
+    # --threshold and --target-far but not this one)
+    strict = _ev(bench_master, "--min-probability", "0.99")
+    a, b = clean_json["decisions"], strict["decisions"]
+    assert a["min_probability"] == 0.5 and b["min_probability"] == 0.99
+    assert b["coverage"] <= a["coverage"]
+    assert (
+        b["protocols"]["in_gallery"]["single"]["n_named"]
+        <= a["protocols"]["in_gallery"]["single"]["n_named"]
+    )
+    table = run_cli(["evaluate", bench_master, *BASE, "--min-probability", "0.99"])
+    assert table.exit_code == 0 and "named at P >= 0.99" in table.stdout
+    r = run_cli(["evaluate", bench_master, *BASE, "--min-probability", "0"])
+    assert r.exit_code == 2
