@@ -127,8 +127,8 @@ def impostors_allowed(n: int, target_far: float) -> int:
 
 #: Bootstrap rounds of :func:`threshold_at_far_clustered`.
 CLUSTER_BOOTSTRAP_ROUNDS = 500
-#: Most impostor scores the bootstrap resamples; a larger set is thinned to a systematic
-#: sample of its ranks (the final threshold is still fitted on every score).
+#: Highest-ranked impostor scores each bootstrap draw weighs at least (more at large
+#: targets: 8 x (n + 1) x target); a draw whose threshold lies below them weighs them all.
 CLUSTER_BOOTSTRAP_SCORES = 50_000
 #: Levels :func:`threshold_at_far_clustered` may fit at: 10^(-j / 64), an absolute grid
 #: (3.7 % apart; 0.1, 0.01 and 0.001 are on it), from the target down to 1/8 of it.
@@ -213,26 +213,35 @@ def threshold_at_far_clustered(
     inv = inv.reshape(c.shape)
     if ids.size < 3:
         return unclustered
-    full = order
-    if s.size > CLUSTER_BOOTSTRAP_SCORES:  # a systematic sample of the ranks
-        step = -(-s.size // CLUSTER_BOOTSTRAP_SCORES)
-        order = order[step // 2 :: step]
-    desc, drawn = s[order], inv[order]
+    drawn_all = inv[order]
+    # a threshold at a level <= target lies among the highest scores: each draw weighs
+    # those first, and every score only when its threshold lies below them (exact either
+    # way; a sample of the ranks could not resolve small targets, break-it)
+    top = min(s.size, max(CLUSTER_BOOTSTRAP_SCORES, math.ceil(8 * (s.size + 1) * target_far)))
+    sizes = np.bincount(inv[:, 0], minlength=ids.size) if inv.shape[1] == 1 else None
     levels = far_levels(target_far)
     rng = np.random.default_rng(seed)
     thr = np.empty((int(rounds), levels.size))
     kept = np.ones(int(rounds), bool)
+
+    def weights(count: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+        return count[drawn[:, 0]] if drawn.shape[1] == 1 else count[drawn].prod(axis=1)
+
     for r in range(int(rounds)):
         count = np.bincount(rng.integers(0, ids.size, ids.size), minlength=ids.size)
-        w = count[drawn[:, 0]] if drawn.shape[1] == 1 else count[drawn].prod(axis=1)
-        cw = np.cumsum(w)
-        total = int(cw[-1])
+        if sizes is not None:
+            total = int(count @ sizes)
+        else:
+            total = int(weights(count, drawn_all).sum())
         if total == 0:  # (pairs: no two drawn generators met)
             kept[r] = False
             continue
         allowed = np.maximum(0, np.floor((total + 1) * levels + 1e-9).astype(np.int64) - 1)
-        j = np.minimum(np.searchsorted(cw, allowed, side="right"), desc.size - 1)
-        thr[r] = desc[j] + np.where(cw[j] > allowed, SCORE_TOLERANCE, 0.0)
+        cw = np.cumsum(weights(count, drawn_all[:top]))
+        if cw[-1] <= allowed.max() and top < s.size:  # a threshold below the top scores
+            cw = np.cumsum(weights(count, drawn_all))
+        j = np.minimum(np.searchsorted(cw, allowed, side="right"), cw.size - 1)
+        thr[r] = ranked[j] + np.where(cw[j] > allowed, SCORE_TOLERANCE, 0.0)
     if not kept.any():
         return unclustered
     thr = thr[kept]
@@ -241,7 +250,7 @@ def threshold_at_far_clustered(
     uniq, back = np.unique(thr, return_inverse=True)
     if inv.shape[1] == 1:
         # by cluster (a stable integer sort), each one's scores highest first, negated
-        grouped = -s[full[np.argsort(inv[full, 0], kind="stable")]]
+        grouped = -s[order[np.argsort(inv[order, 0], kind="stable")]]
         ends = np.cumsum(np.bincount(inv[:, 0], minlength=ids.size))
         rates = np.zeros(uniq.size)
         for lo, hi in zip(ends - np.diff(ends, prepend=0), ends, strict=True):

@@ -42,6 +42,7 @@ Method (docs/methods/decision-policy.md):
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -522,7 +523,8 @@ class DecisionPolicy:
             details["card_views"] = entry.get("_views")
         if fit is not None and fit.expected_far is not None and not raised:
             details["fitted_far_level"] = fit.level
-            details["expected_far_new_generator"] = round(fit.expected_far, 6)
+            if wt >= 1.0:  # the gallery's threshold is the one in force (no card blended in)
+                details["expected_far_new_generator"] = round(fit.expected_far, 6)
             if fit.level < far_levels(self.target_far)[0]:  # lowered, not just the grid's
                 notes.append(
                     f"the gallery's threshold is fitted at FAR {fit.level:.3g}, not "
@@ -576,7 +578,7 @@ class DecisionPolicy:
         if gal_ok and level is not None and (i.size + 1) * level < 1 and not raised:
             # with a card the threshold is the blend made by _pool; without one (a gallery
             # bound to a training-free backbone) there is only the gallery to lean on
-            if prior_thr is None:
+            if prior_thr is None or (wt >= 1.0 and fit is not None and prior_thr >= fit.threshold):
                 leans = (
                     "is just above the gallery's highest impostor score, so the false-accept "
                     "rate it achieves is not measured; enrol more models or references"
@@ -1214,7 +1216,11 @@ def _calibration_sample(gallery: Any, seed: int) -> tuple[Any, str | None]:
         return gallery, None
     from types import SimpleNamespace
 
-    pick = sorted(np.random.default_rng(seed).choice(len(names), CALIBRATION_MODELS, replace=False))
+    # drawn from the names in sorted order: the enrolment order changes nothing
+    ordered = sorted(names)
+    drawn = np.random.default_rng(seed).choice(len(names), CALIBRATION_MODELS, replace=False)
+    keep = {ordered[k] for k in drawn}
+    pick = [k for k, name in enumerate(names) if name in keep]
     sample = SimpleNamespace(models={names[k]: gallery.models[names[k]] for k in pick})
     note = (
         f"held-out scores from a seeded sample of {CALIBRATION_MODELS} of the gallery's "
@@ -1260,7 +1266,6 @@ def pseudo_queries(
     index of the model left out)], "centroid_pairs": (P,) centroid-vs-centroid cosines,
     "reduced": bool, "notes"}``.
     """
-    rng = np.random.default_rng(seed)
     names = list(gallery.models)
     raw = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
     centred = space is not None and space.centred
@@ -1292,6 +1297,7 @@ def pseudo_queries(
         # half the references for the model's centroid (a single image: all the others).
         # Larger sets are simulated by rescaling to the norm a mean of n would have.
         u = min(n, r - 1) if r > 2 else min(n, r)
+        rng = _model_rng(seed, names[a])  # each model's own draws, whatever the order
         for idx in _draws(r, u, rng):
             q = l2_normalize(e_out[idx].mean(0))
             sims = np.clip((c_out @ q) * _set_gain(rho, u, n), -1.0, 1.0)
@@ -1407,6 +1413,14 @@ def _set_gain(rho: float, k: int, n: int) -> float:
     return math.sqrt((rho + (1 - rho) / k) / (rho + (1 - rho) / n))
 
 
+def _model_rng(seed: int, *names: str) -> np.random.Generator:
+    """A generator of draws for one model (or one pair of models) from the seed and the
+    models' names, so that the draws do not depend on the order the models were enrolled
+    in (break-it: sets of 3 got thresholds 0.6815-0.6908 over 5 orders of one gallery)."""
+    keys = [zlib.crc32(n.encode("utf-8", "surrogateescape")) for n in names]
+    return np.random.default_rng([int(seed), *keys])
+
+
 def _draws(size: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Up to SET_SAMPLES distinct k-subsets of range(size) (all of them when few)."""
     if k == 1:
@@ -1427,7 +1441,6 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
     Returns ``{"names", "genuine", "impostor", "genuine_model" (index of the model of
     each genuine score), "impostor_models" ((P, 2) indices), "notes"}``.
     """
-    rng = np.random.default_rng(seed)
     names = list(gallery.models)
     embs = [np.asarray(gallery.models[k].embeddings, np.float64) for k in names]
     shas = [_content_keys(gallery.models[k], e.shape[0]) for k, e in zip(names, embs, strict=True)]
@@ -1445,6 +1458,7 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
             reduced = True
             kn = max(1, min(n, r // 2))
             km = max(1, min(m, r - kn))
+        rng = _model_rng(seed, names[a])  # each model's own draws, whatever the order
         if kn + km <= r:
             for idx in _draws(r, kn + km, rng) if kn + km > 2 else _all_pairs(r):
                 perm = rng.permutation(idx)
@@ -1467,10 +1481,14 @@ def pseudo_pairs(gallery: Any, n: int = 1, m: int = 1, *, seed: int = 0) -> dict
             ea, fb = e[mine], f[other]
             if not len(ea) or not len(fb):
                 continue
+            # the pair in name order (its n side first): the same draws in any enrolment order
+            x, y = sorted((a, b), key=lambda k: names[k])
+            ex, fy = (ea, fb) if x == a else (fb, ea)
+            rng = _model_rng(seed, names[x], names[y])
             for _ in range(max(1, SET_SAMPLES // 4)):
-                ia = rng.choice(len(ea), min(n, len(ea)), replace=False)
-                ib = rng.choice(len(fb), min(m, len(fb)), replace=False)
-                impostor.append(float(l2_normalize(ea[ia].mean(0)) @ l2_normalize(fb[ib].mean(0))))
+                ia = rng.choice(len(ex), min(n, len(ex)), replace=False)
+                ib = rng.choice(len(fy), min(m, len(fy)), replace=False)
+                impostor.append(float(l2_normalize(ex[ia].mean(0)) @ l2_normalize(fy[ib].mean(0))))
                 i_models.append((a, b))
     notes = []
     if reduced:

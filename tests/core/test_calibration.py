@@ -190,3 +190,20 @@ def test_an_unreachable_target_says_so():
     fit = threshold_at_far_clustered(s.ravel(), np.repeat(np.arange(4), 60), 0.01)
     assert not fit.reached and fit.expected_far > 0.01
     assert fit.level == pytest.approx(0.01 / 8, rel=0.04)
+
+
+@pytest.mark.parametrize("target", [1e-4, 0.01, 0.2])
+def test_the_bootstrap_weighs_the_top_scores_exactly(monkeypatch, target):
+    # break-it: above 50,000 scores the draws used a systematic sample of the ranks, which
+    # could not resolve small targets (at 1e-5 a false "not reached"); each draw now weighs
+    # the highest scores first and every score when its threshold lies below them: the
+    # same fit whatever that first slice's size
+    import fpattr.calibration as cal
+
+    rng = np.random.default_rng(5)
+    s = (rng.normal(0, 1, 40)[:, None] + rng.normal(0, 1, (40, 3000))).ravel()
+    cl = np.repeat(np.arange(40), 3000)
+    wide = cal.threshold_at_far_clustered(s, cl, target, rounds=40)
+    monkeypatch.setattr(cal, "CLUSTER_BOOTSTRAP_SCORES", 10)
+    assert cal.threshold_at_far_clustered(s, cl, target, rounds=40) == wide
+    assert wide.reached

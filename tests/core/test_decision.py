@@ -649,8 +649,48 @@ def test_threshold_is_fitted_for_new_generators_and_says_at_which_level():
                 shuffled.add(
                     f"m{k}", refs[k], [{"path": f"{k}/{j}", "sha256": f"{k}-{j}"} for j in range(8)]
                 )
-            found.add(DecisionPolicy(None, shuffled).calibration().threshold)
+            pol = DecisionPolicy(None, shuffled)
+            found.add(
+                (
+                    pol.calibration().threshold,
+                    pol.calibration(set_size=3).threshold,
+                    pol.calibration("image-vs-image", set_size=3, other_size=5).threshold,
+                )
+            )
+        # (sets and folder pairs too: their subsets were drawn from one random stream in
+        # enrolment order, 0.6815-0.6908 over 5 orders)
         assert len(found) == 1
     # pairs: both images come from new generators; the generator-pair bootstrap
     # over-corrects there (docs/methods/decision-policy.md), so pairs keep the plain level
     assert "fitted_far_level" not in pol.calibration("image-vs-image").info()
+
+
+def test_threshold_notes_describe_the_threshold_in_force(monkeypatch):
+    import fpattr.decision as dmod
+    from fpattr.calibration import ClusteredThreshold
+
+    # a card blended in (3 models of 4 references: too few impostor scores for 1 %): the
+    # expected rate on a new generator is the gallery's threshold's, not the blend's, so
+    # it is not reported (break-it: 0.025 shown beside a blended threshold of 0.727)
+    g, _, _ = make_gallery(n_models=3, n_refs=4)
+    card = {**CARD, "centroid": {**CARD["centroid"], "threshold": 0.99}}
+    cal = DecisionPolicy(card, g).calibration()
+    info = cal.info()
+    assert "for the threshold" in cal.why and "1.00 for the threshold" not in cal.why
+    assert "fitted_far_level" in info and "expected_far_new_generator" not in info
+    # the level lowered so far that the gallery cannot place a threshold there, the card's
+    # threshold above the gallery's: the note no longer says the card's would accept some
+    # of the impostors (it accepted none of 240, break-it)
+    g, _, _ = make_gallery(n_models=6, n_refs=6)
+    real = dmod.threshold_at_far_clustered
+
+    def low(i, clusters, target, **kw):
+        fit = real(i, clusters, target, **kw)
+        top = float(np.max(i))
+        return ClusteredThreshold(top, target / 8, fit.plain, 0.012, False)
+
+    monkeypatch.setattr(dmod, "threshold_at_far_clustered", low)
+    notes = " ".join(DecisionPolicy(card, g).calibration().info()["notes"])
+    assert "cannot estimate a threshold for FAR 0.00125" in notes
+    assert "would accept some of them" not in notes
+    assert "even at FAR 0.00125" in notes
