@@ -12,7 +12,8 @@ import pytest
 from fpattr.testing import run_cli
 
 REFS = 3  # as in conftest.py
-BASE = ["--refs", REFS, "-b", "spectrum", "-q"]
+# 3 generator-disjoint splits keep these runs fast; the default (10) runs in clean_json
+BASE = ["--splits", "3", "--refs", REFS, "-b", "spectrum", "-q"]
 
 
 def _ev(bench: Path, *args, code: int = 0) -> dict:
@@ -250,8 +251,15 @@ def test_decision_quality_under_the_attribute_policy(clean_json: dict):
     # the easy bench: named answers are right
     assert dec["precision"] is None or dec["precision"] >= 0.9
     folds = protocols["generator_disjoint"]["folds"]
-    assert len(folds) == 6 and all(len(f["enrolled"]) == 2 for f in folds)
+    assert len(folds) == 20 and all(len(f["enrolled"]) == 2 for f in folds)  # 10 splits
     assert "pairs" in protocols["in_gallery"] and "calibration_transfer" in protocols
+
+
+def test_splits_sets_the_generator_disjoint_folds(bench_master: Path):
+    d = _ev(bench_master, "--splits", "2")  # (the last --splits given counts)
+    gd = d["decisions"]["protocols"]["generator_disjoint"]
+    assert gd["splits"] == 2 and len(gd["folds"]) == 4
+    assert run_cli(["evaluate", bench_master, *BASE, "--splits", "0"]).exit_code == 2
 
 
 def test_queries_identical_to_references_are_left_out_loudly(bench: Path):
