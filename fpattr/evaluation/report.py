@@ -313,6 +313,9 @@ def _decision_table(
     )
     if dec.get("min_probability", 0.5) != 0.5:  # not the default posterior to name a model
         applied += f", named at P >= {_fmt(dec['min_probability'], 2)}"
+    splits = ((dec.get("protocols") or {}).get("generator_disjoint") or {}).get("splits")
+    if splits:
+        applied += f", {splits} generator-disjoint split{'s' if splits > 1 else ''}"
     if dec.get("processing"):  # processed queries: calibrated on the references' copies
         applied += f", calibrated on the references' {dec['processing']} copies"
     last = columns[-1] == DECISION_COLS[-1]
