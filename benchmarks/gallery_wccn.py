@@ -22,12 +22,9 @@ import numpy as np
 from unseen_far import bench_parser, embedded_bench
 
 from fpattr.evaluation.metrics import roc_auc
+from fpattr.views import l2_normalize as unit
 
 GRID = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def within_deviations(refs: dict[str, np.ndarray], centre: np.ndarray) -> np.ndarray:

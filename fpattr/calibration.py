@@ -250,8 +250,8 @@ def threshold_at_far_clustered(
     uniq, back = np.unique(thr, return_inverse=True)
     if inv.shape[1] == 1:
         # by cluster (a stable integer sort), each one's scores highest first, negated
-        grouped = -s[order[np.argsort(inv[order, 0], kind="stable")]]
-        ends = np.cumsum(np.bincount(inv[:, 0], minlength=ids.size))
+        grouped = -s[order[np.argsort(drawn_all[:, 0], kind="stable")]]
+        ends = np.cumsum(sizes)
         rates = np.zeros(uniq.size)
         for lo, hi in zip(ends - np.diff(ends, prepend=0), ends, strict=True):
             rates += np.searchsorted(grouped[lo:hi], -uniq, side="right") / (hi - lo)

@@ -574,7 +574,7 @@ class DecisionPolicy:
                     f", shrunk toward the card's synthetic-model calibration (gallery weight "
                     f"{w:.2f} for probabilities, {wt:.2f} for the threshold)"
                 )
-        level = target if fit is None or target is None else min(target, fit.level)
+        level = target if fit is None else fit.level  # (a fit's level is <= the target)
         if gal_ok and level is not None and (i.size + 1) * level < 1 and not raised:
             # with a card the threshold is the blend made by _pool; without one (a gallery
             # bound to a training-free backbone) there is only the gallery to lean on

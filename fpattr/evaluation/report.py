@@ -298,6 +298,13 @@ def _decision_tables(run: dict[str, Any], width: int) -> list[Any]:
     return [_decision_table(run, chunk, first=i == 0) for i, chunk in enumerate(cols)]
 
 
+def _named_at(dec: dict[str, Any]) -> str:
+    """ ", named at P >= x" when the run named models at another posterior than the
+    default 0.5 (``--min-probability``), else ""."""
+    p = dec.get("min_probability", 0.5)
+    return f", named at P >= {_fmt(p, 2)}" if p != 0.5 else ""
+
+
 def _decision_table(
     run: dict[str, Any], columns: Sequence[tuple[str, str]] = DECISION_COLS, first: bool = True
 ) -> Any:
@@ -311,8 +318,7 @@ def _decision_table(
         if dec.get("target_far") is not None
         else f"user threshold {_fmt(dec.get('threshold'), 4)}"
     )
-    if dec.get("min_probability", 0.5) != 0.5:  # not the default posterior to name a model
-        applied += f", named at P >= {_fmt(dec['min_probability'], 2)}"
+    applied += _named_at(dec)
     splits = ((dec.get("protocols") or {}).get("generator_disjoint") or {}).get("splits")
     if splits:
         applied += f", {splits} generator-disjoint split{'s' if splits > 1 else ''}"
@@ -540,11 +546,7 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
         headline += (
             f"<h3>Decisions: {_e(r.get('backbone'))}, target FAR "
             f"{_e(_fmt(dec.get('target_far'), 3))}"
-            + (
-                f", named at P >= {_e(_fmt(dec['min_probability'], 2))}"
-                if dec.get("min_probability", 0.5) != 0.5
-                else ""
-            )
+            + _e(_named_at(dec))
             + (
                 f", calibrated on the references' {_e(dec['processing'])} copies"
                 if dec.get("processing")
