@@ -86,6 +86,9 @@ class _Rows:
         self.impostor_unseen = {"n": 0, "accepted": 0}
         self.impostor_real = {"n": 0, "accepted": 0}
         self.insufficient = 0
+        # per generator not enrolled (left out, or the other half's): how often its
+        # queries were named, as which model, and its impostor comparisons accepted
+        self.look: dict[str, dict[str, Any]] = {}
 
     def add(self, d: dict[str, Any], truth: str | None) -> None:
         """One decision; ``truth`` None = the source is not enrolled."""
@@ -128,15 +131,27 @@ class _Rows:
             self.impostor["accepted"] += int(np.sum(wrong >= d["threshold"]))
 
     def unknown_row(
-        self, d: dict[str, Any], bucket: dict[str, int], sims: np.ndarray | None = None
+        self,
+        d: dict[str, Any],
+        bucket: dict[str, int],
+        sims: np.ndarray | None = None,
+        source: str | None = None,
     ) -> None:
+        """A query whose source is not enrolled; ``source``: the generator not enrolled
+        that made it (None: a real photo), counted in :func:`look_alikes`."""
         self.add(d, None)
         bucket["n"] += 1
-        bucket["named"] += names_a_model(d["decision"])
+        named = names_a_model(d["decision"])
+        bucket["named"] += named
+        accepted = n = 0
         if sims is not None and d["threshold"] is not None:
             imp = self.impostor_real if bucket is self.real else self.impostor_unseen
-            imp["n"] += int(np.size(sims))
-            imp["accepted"] += int(np.sum(np.asarray(sims) >= d["threshold"]))
+            n = int(np.size(sims))
+            accepted = int(np.sum(np.asarray(sims) >= d["threshold"]))
+            imp["n"] += n
+            imp["accepted"] += accepted
+        if source is not None:
+            _count_look(self.look, source, named, d["decision"], accepted, n)
 
     def summary(self) -> dict[str, Any]:
         k = self.known
@@ -151,6 +166,7 @@ class _Rows:
         imps = (self.impostor, self.impostor_unseen, self.impostor_real)
         return {
             "_rows": (prob, corr, w / max(w.sum(), 1e-12)),
+            "_look": self.look,
             "accuracy": _ratio(k["correct"], k["n"]),
             "coverage": _ratio(k["named"], k["n"]),
             "precision": _ratio(k["named_correct"], k["named"]),
@@ -288,10 +304,13 @@ def decide_queries(
             sims = cents @ e
             rows.unknown_row(pol.decide_scores(sims, gnames, views=v), rows.real, sims)
     if unseen_emb is not None and len(unseen_emb):
-        for gi, _, v in units(unseen_lab, None):
+        for gi, source, v in units(unseen_lab, None):
             sims = cents @ pooled(pol, unseen_emb, gi)
             rows.unknown_row(
-                pol.decide_scores(sims, gnames, set_size=set_size, views=v), rows.unseen, sims
+                pol.decide_scores(sims, gnames, set_size=set_size, views=v),
+                rows.unseen,
+                sims,
+                source,
             )
     for h in names:  # leave one model out: its queries come from an unseen model
         rest = [n for n in names if n != h]
@@ -304,7 +323,7 @@ def decide_queries(
             if truth == h:
                 sims = rc @ pooled(pol_h, q_emb, gi)
                 d = pol_h.decide_scores(sims, rn, set_size=set_size, views=v)
-                rows.unknown_row(d, rows.unseen, sims)
+                rows.unknown_row(d, rows.unseen, sims, h)
     out = rows.summary()
     cal = pol.calibration("image-vs-model", set_size=set_size)
     out["threshold"] = None if cal is None else round(cal.threshold, 4)
@@ -397,10 +416,64 @@ def _pool_rows(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ece_pooled": ece, "ece_pooled_floor": ece_floor(p, w), "reliability_pooled": table}
 
 
+def _count_look(
+    look: dict[str, dict[str, Any]],
+    source: str,
+    named: bool,
+    decision: str | None,
+    accepted: int,
+    comparisons: int,
+) -> None:
+    u = look.setdefault(
+        source, {"queries": 0, "named": 0, "named_as": {}, "accepted": 0, "comparisons": 0}
+    )
+    u["queries"] += 1
+    u["accepted"] += accepted
+    u["comparisons"] += comparisons
+    if named:
+        u["named"] += 1
+        u["named_as"][decision] = u["named_as"].get(decision, 0) + 1
+
+
+def look_alikes(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per generator not enrolled, over the blocks (folds) that left it out: how often
+    its queries were named as an enrolled model (``named_rate``), which model most often
+    (``named_as``, with its share of the named ones), and the share of its impostor
+    comparisons at or above the threshold (``far``); highest named rate first, then
+    highest ``far``. Where the false accepts of a protocol come from: a generator that
+    copies an enrolled one's design passes for it, and no threshold that accepts that
+    model's own images keeps it out."""
+    total: dict[str, dict[str, Any]] = {}
+    for b in blocks:
+        for g, u in (b.get("_look") or {}).items():
+            t = total.setdefault(
+                g, {"queries": 0, "named": 0, "named_as": {}, "accepted": 0, "comparisons": 0}
+            )
+            for k in ("queries", "named", "accepted", "comparisons"):
+                t[k] += u[k]
+            for m, c in u["named_as"].items():
+                t["named_as"][m] = t["named_as"].get(m, 0) + c
+    out = []
+    for g, t in total.items():
+        top = max(sorted(t["named_as"]), key=lambda m: t["named_as"][m], default=None)
+        out.append(
+            {
+                "generator": g,
+                "queries": t["queries"],
+                "named_rate": _ratio(t["named"], t["queries"]),
+                "named_as": top,
+                "named_as_share": _ratio(t["named_as"][top], t["named"]) if top else None,
+                "far": _ratio(t["accepted"], t["comparisons"]),
+            }
+        )
+    return sorted(out, key=lambda r: (-(r["named_rate"] or 0), -(r["far"] or 0), r["generator"]))
+
+
 def _strip_rows(x: Any) -> Any:
-    """Drop the private ``_rows`` arrays from a result tree (they are not JSON)."""
+    """Drop the private ``_rows`` arrays and ``_look`` counts from a result tree (the
+    first are not JSON, the second are summed into ``look_alikes``)."""
     if isinstance(x, dict):
-        return {k: _strip_rows(v) for k, v in x.items() if k != "_rows"}
+        return {k: _strip_rows(v) for k, v in x.items() if k not in ("_rows", "_look")}
     if isinstance(x, list):
         return [_strip_rows(v) for v in x]
     return x
@@ -591,6 +664,7 @@ def decision_quality(
     ig = out["in_gallery"]
     for unit in [ig["single"], ig["pairs"], *ig["sets"].values()]:
         unit["ece_pooled"], unit["ece_pooled_floor"] = unit["ece"], unit.get("ece_floor")
+    ig["single"]["look_alikes"] = look_alikes([ig["single"]])
     return _strip_rows(out)
 
 
@@ -619,6 +693,7 @@ def _mean_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "single": {k: mean([f["single"][k] for f in folds]) for k in keys}
         | _pool_rows([f["single"] for f in folds])
+        | {"look_alikes": look_alikes([f["single"] for f in folds])}
     }
     out["sets"] = {
         n: {k: mean([f["sets"][n][k] for f in folds if n in f["sets"]]) for k in keys}

@@ -201,6 +201,9 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
         if run.get("decisions"):
             for table in _decision_tables(run, console.width):
                 console.print(table)
+            look = look_alike_phrase(run)
+            if look:
+                console.print(Text(look))
             for note in (run["decisions"].get("protocols") or {}).get("notes") or []:
                 console.print(Text(f"note: {note}", style="dim"))
         if run.get("flat_images"):
@@ -296,6 +299,38 @@ def _decision_tables(run: dict[str, Any], width: int) -> list[Any]:
         cols[-1].append((label, key))
         used += w
     return [_decision_table(run, chunk, first=i == 0) for i, chunk in enumerate(cols)]
+
+
+#: Unseen generators the table and the HTML report name as passing for enrolled models.
+LOOK_ALIKES_SHOWN = 5
+
+
+def look_alike_phrase(run: dict[str, Any]) -> str:
+    """The generators not enrolled most often named as an enrolled model (generator-
+    disjoint, single images; up to :data:`LOOK_ALIKES_SHOWN` of those named at all), as
+    one sentence, or "" (no such protocol, or none named)."""
+    gd = ((run.get("decisions") or {}).get("protocols") or {}).get("generator_disjoint") or {}
+    rows = [
+        r
+        for r in ((gd.get("mean") or {}).get("single") or {}).get("look_alikes") or []
+        if r.get("named_rate")
+    ]
+    if not rows:
+        return ""
+    parts = [
+        f"{printable(r['generator'])} named in {r['named_rate']:.1%} of its queries "
+        f"({r['named_as_share']:.0%} as {printable(r['named_as'])}), FAR {r['far']:.2%}"
+        for r in rows[:LOOK_ALIKES_SHOWN]
+    ]
+    more = (
+        f"; {len(rows) - LOOK_ALIKES_SHOWN} more in the JSON"
+        if len(rows) > LOOK_ALIKES_SHOWN
+        else ""
+    )
+    return (
+        "generators not enrolled that pass for enrolled ones (generator-disjoint, single "
+        "images): " + "; ".join(parts) + more
+    )
 
 
 def _named_at(dec: dict[str, Any]) -> str:
@@ -555,6 +590,9 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
             + "</h3>"
             f'<table class="grid"><tr><th>protocol</th><th>unit</th>{cols}</tr>{body}</table>'
         )
+        look = look_alike_phrase(r)
+        if look:
+            headline += f'<p class="muted">{_e(look)}</p>'
 
     settings = runs[0].get("settings") or {}
     kv = "".join(

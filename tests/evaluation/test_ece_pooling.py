@@ -83,3 +83,120 @@ def test_far_counts_every_impostor_comparison_not_only_the_enrolled_ones() -> No
     assert s["far_real"] == 0.0
     assert s["achieved_far"] == round(2 / 8, 4)
     assert s["n_impostor_comparisons"] == 8
+
+
+def test_look_alikes_sum_over_folds_and_name_the_commonest_model() -> None:
+    from fpattr.evaluation.decisions import look_alikes
+
+    fold_a = {
+        "_look": {
+            "g1": {
+                "queries": 4,
+                "named": 2,
+                "named_as": {"m1": 2},
+                "accepted": 3,
+                "comparisons": 12,
+            }
+        }
+    }
+    fold_b = {
+        "_look": {
+            "g1": {
+                "queries": 6,
+                "named": 3,
+                "named_as": {"m2": 1, "m1": 2},
+                "accepted": 1,
+                "comparisons": 18,
+            },
+            "g2": {"queries": 10, "named": 0, "named_as": {}, "accepted": 0, "comparisons": 30},
+        }
+    }
+    rows = look_alikes([fold_a, fold_b, {"single": 1}])
+    assert rows == [
+        {
+            "generator": "g1",
+            "queries": 10,
+            "named_rate": 0.5,
+            "named_as": "m1",
+            "named_as_share": 0.8,
+            "far": round(4 / 30, 4),
+        },
+        {
+            "generator": "g2",
+            "queries": 10,
+            "named_rate": 0.0,
+            "named_as": None,
+            "named_as_share": None,
+            "far": 0.0,
+        },
+    ]
+    assert _strip_rows({"x": fold_b}) == {"x": {}}
+
+
+def test_a_twin_not_enrolled_passes_for_its_twin() -> None:
+    # six generators in 16-D: "a2" copies "a"'s fingerprint (another seed of one design),
+    # the others are far apart. Left out, a2's queries are named as "a", and the
+    # generators with no twin are not named
+    from fpattr.decision import DecisionPolicy
+    from fpattr.evaluation.decisions import decision_quality
+
+    rng = np.random.default_rng(0)
+    dirs = np.linalg.qr(rng.normal(size=(16, 16)))[0][:5]
+    centre = {"a": dirs[0], "a2": dirs[0], "b": dirs[1], "c": dirs[2], "d": dirs[3], "e": dirs[4]}
+    emb, lab, roles = [], [], []
+    for name, c in centre.items():
+        for role, n in (("ref", 6), ("query", 10)):
+            x = c + 0.15 * rng.normal(size=(n, 16))
+            emb.append(x / np.linalg.norm(x, axis=1, keepdims=True))
+            lab += [name] * n
+            roles += [role] * n
+    r = decision_quality(
+        lambda g, cal: DecisionPolicy(None, g, calibration_gallery=cal, seed=0),
+        np.concatenate(emb),
+        np.asarray(lab, object),
+        np.asarray(roles),
+        list(centre),
+        set_sizes=(),
+        splits=3,
+        n_pairs=50,
+    )
+    rows = {x["generator"]: x for x in r["generator_disjoint"]["mean"]["single"]["look_alikes"]}
+    assert set(rows) == set(centre)
+    assert rows["a2"]["named_as"] == "a" and rows["a"]["named_as"] == "a2"
+    assert rows["a2"]["named_rate"] > 0.3 and rows["a2"]["far"] > 0.05
+    for lone in "bcde":
+        assert rows[lone]["named_rate"] == 0.0
+    # every unseen query is counted once per fold that left its generator out
+    gd = r["generator_disjoint"]
+    assert sum(x["queries"] for x in rows.values()) == sum(
+        f["single"]["n_unseen"] for f in gd["folds"]
+    )
+    top = r["generator_disjoint"]["mean"]["single"]["look_alikes"][0]["generator"]
+    assert top in ("a", "a2")
+    ig = {x["generator"]: x for x in r["in_gallery"]["single"]["look_alikes"]}
+    assert ig["a2"]["named_as"] == "a"
+
+
+def test_the_table_names_the_look_alikes() -> None:
+    from fpattr.evaluation.report import LOOK_ALIKES_SHOWN, look_alike_phrase
+
+    rows = [
+        {
+            "generator": f"g{k}",
+            "queries": 10,
+            "named_rate": 0.5 - k / 100,
+            "named_as": "m",
+            "named_as_share": 1.0,
+            "far": 0.1234,
+        }
+        for k in range(LOOK_ALIKES_SHOWN + 2)
+    ]
+    rows.append({**rows[0], "generator": "never", "named_rate": 0.0, "named_as": None})
+    run = {"decisions": {"protocols": {"generator_disjoint": {"mean": {"single": {}}}}}}
+    assert look_alike_phrase(run) == ""
+    run["decisions"]["protocols"]["generator_disjoint"]["mean"]["single"]["look_alikes"] = rows
+    text = look_alike_phrase(run)
+    assert text.startswith("generators not enrolled that pass for enrolled ones")
+    assert "g0 named in 50.0% of its queries (100% as m), FAR 12.34%" in text
+    assert "never" not in text and f"g{LOOK_ALIKES_SHOWN}" not in text
+    assert text.endswith("; 2 more in the JSON")
