@@ -12,6 +12,7 @@ import typer
 
 from fpattr.cli import common
 from fpattr.errors import ExitCode, UsageError
+from fpattr.evaluation import DISJOINT_SPLITS
 
 EVAL_FORMATS = ("table", "json", "jsonl", "csv")
 _MAX_LISTED = 20
@@ -98,13 +99,12 @@ def evaluate(
     threshold: float = common.ThresholdOpt,
     min_probability: float = common.MinProbabilityOpt,
     splits: int = typer.Option(
-        None,
+        DISJOINT_SPLITS,
         "--splits",
         min=1,
         help="Random halves of the generators in the generator-disjoint protocol (each "
-        "enrolled once: twice as many folds); default 10. Fewer run faster, and their "
-        "figures move more with --seed.",
-        show_default=False,
+        "enrolled once: twice as many folds). Fewer run faster, and their figures move "
+        "more with --seed.",
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv (stdout)."),
     output: Path = typer.Option(
@@ -211,7 +211,7 @@ def run(
     target_far: float = 0.01,
     threshold: float | None = None,
     min_probability: float = 0.5,
-    splits: int | None = None,
+    splits: int = DISJOINT_SPLITS,
     fmt: str = "table",
     output: Path | None = None,
     report: Path | None = None,

@@ -39,16 +39,12 @@ from fpattr.decision import (
     DecisionPolicy,
     names_a_model,
 )
+from fpattr.evaluation import DISJOINT_SPLITS
 from fpattr.gallery import Gallery, GalleryModel
 from fpattr.views import l2_normalize
 
 ECE_BINS = 10
 SET_SIZES = (3, 5, 10)
-#: Random halves of the generators in the generator-disjoint protocol (each enrolled once,
-#: so twice as many folds). With 3 the project benchmark's pooled single-image ECE ranged
-#: 0.076-0.102 over seeds 0-2 and the public generators' sets of 5 0.046-0.081; with 10,
-#: 0.035-0.057 and 0.039-0.050 (docs/benchmarks.md, "How many splits").
-DISJOINT_SPLITS = 10
 
 PolicyFactory = Callable[[Gallery, Gallery | None], DecisionPolicy]
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from fpattr.backbones.base import Backbone
 from fpattr.errors import ImageLoadError, UsageError
-from fpattr.evaluation import metrics
+from fpattr.evaluation import DISJOINT_SPLITS, metrics
 from fpattr.evaluation.decisions import make_gallery
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
@@ -153,7 +153,7 @@ class EvalConfig:
     target_far: float = 0.01  # decision metrics: the policy's target false-accept rate
     threshold: float | None = None  # decision metrics: a user threshold instead
     min_probability: float = 0.5  # decision metrics: posterior needed to name one model
-    splits: int | None = None  # generator-disjoint halves; None -> DISJOINT_SPLITS
+    splits: int = DISJOINT_SPLITS  # random halves of the generator-disjoint protocol
     decisions: bool = True  # measure decision quality under the attribute/verify policy
     #: with ``transform.queries_only``: calibrate with the references' processed copies,
     #: as ``attribute`` does with a gallery enrolled by ``gallery add``
@@ -747,7 +747,7 @@ def _decision_metrics(
         views=None if es.views is None else es.views[use],
         n_pairs=min(cfg.pairs, 4000),
         seed=cfg.seed,
-        **({"splits": cfg.splits} if cfg.splits else {}),
+        splits=cfg.splits,
     )
     head = res["in_gallery"]["single"]
     keys = HEADLINE_KEYS

@@ -52,6 +52,12 @@ ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("OSCR", ("open_set", "oscr"), 3),
     ("LOMO folds", ("open_set", "n_folds"), 0),
     ("real-vs-known AUROC", ("open_set", "real_vs_known", "auroc"), 3),
+    # what the decision figures were measured under (CSV rows carried none of it)
+    ("decisions: target FAR", ("decisions", "target_far"), 4),
+    # in force for single images in-gallery: fitted for the target, or --threshold's
+    ("decisions: threshold", ("decisions", "threshold"), 4),
+    ("decisions: min probability", ("decisions", "min_probability"), 2),
+    ("decisions: disjoint splits", ("decisions", "protocols", "generator_disjoint", "splits"), 0),
     ("decisions: achieved FAR", ("decisions", "achieved_far"), 4),
     ("decisions: precision", ("decisions", "precision"), 3),
     ("decisions: coverage", ("decisions", "coverage"), 3),

@@ -235,6 +235,12 @@ def test_csv_and_output_file(bench_master: Path, tmp_path: Path):
     assert cells["identification_score_space_kind"] == "raw"
     # the reference gap is a column too (it was in the JSON only)
     assert -1.0 < float(cells["decisions_protocols_reference_gap_gap"]) < 1.0
+    # what the decision figures were measured under: the target, the threshold in force,
+    # the posterior that names a model and the splits (none were columns)
+    assert cells["decisions_target_far"] == "0.01"
+    assert 0.0 < float(cells["decisions_threshold"]) < 1.0
+    assert cells["decisions_min_probability"] == "0.5"
+    assert cells["decisions_protocols_generator_disjoint_splits"] == "3"
 
 
 def test_decision_quality_under_the_attribute_policy(clean_json: dict):
@@ -255,6 +261,10 @@ def test_decision_quality_under_the_attribute_policy(clean_json: dict):
     # weighed twice in the mean, and 1,000 splits of 4 models ran for minutes)
     assert len(folds) == 6 and all(len(f["enrolled"]) == 2 for f in folds)
     assert protocols["generator_disjoint"]["splits"] == 3
+    # the settings record the splits asked for (they said null at the default)
+    from fpattr.evaluation import DISJOINT_SPLITS
+
+    assert clean_json["settings"]["splits"] == DISJOINT_SPLITS == 10
     assert len({tuple(sorted(f["enrolled"])) for f in folds}) == 6
     assert "pairs" in protocols["in_gallery"] and "calibration_transfer" in protocols
 
