@@ -180,6 +180,11 @@ def run_predict(
 
     started = time.monotonic()
     fmt = _output_format(fmt, output)
+    from fpattr.report.outputs import check_output_paths
+
+    # before any work, as attribute does: a folder that is not there, an output that is
+    # one of the inputs (break-it: "-o ap/x.png -f json" replaced the image with the JSON)
+    check_output_paths(output, inputs=paths)
     console = common.stderr_console(quiet)
     bb = common.load_backbone(backbone, backbone_opt)
     heads, heads_path = load_heads(heads_file, bb.info())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from typing import Any
@@ -94,6 +95,19 @@ class FpattrGroup(TyperGroup):
         except Exception as exc:
             if _debug() or type(exc).__module__.startswith(("click", "typer")):
                 raise
+            if isinstance(exc, OSError) and exc.errno in _OUTPUT_LOST_ERRNOS:
+                # a write that ran out of room (stdout redirected to a full disk, an export
+                # file): results lost, 74, on every command (break-it: 70 "internal error"
+                # from gallery list, doctor, evaluate -f json > /dev/full)
+                from fpattr.report.base import printable
+                from fpattr.report.outputs import _silence_stdout
+
+                _silence_stdout()  # what is still buffered cannot fail again at exit
+                where = f" to {printable(str(exc.filename))}" if exc.filename else ""
+                print(
+                    f"fpattr: error: cannot write results{where}: {exc.strerror}", file=sys.stderr
+                )
+                raise typer.Exit(int(ExitCode.OUTPUT_LOST)) from None
             _plugin_exit(exc)
             print(
                 f"fpattr: internal error: {type(exc).__name__}: {exc} "
@@ -103,9 +117,27 @@ class FpattrGroup(TyperGroup):
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
+#: errno values of a write that found no room: the results are lost (exit 74), whatever
+#: wrote them
+_OUTPUT_LOST_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)
+)
+
+
 def _version(value: bool) -> None:
     if value:
-        print(f"fpattr {__version__}")
+        # parsed before FpattrGroup.invoke guards anything: its own write error (break-it:
+        # `fpattr --version > /dev/full` printed a traceback and exited 1)
+        try:
+            print(f"fpattr {__version__}", flush=True)
+        except OSError as exc:
+            from fpattr.report.outputs import _silence_stdout
+
+            _silence_stdout()
+            if isinstance(exc, BrokenPipeError):
+                raise typer.Exit(int(ExitCode.PIPE_CLOSED)) from None
+            print(f"fpattr: error: cannot write to stdout: {exc.strerror}", file=sys.stderr)
+            raise typer.Exit(int(ExitCode.OUTPUT_LOST)) from None
         raise typer.Exit()
 
 

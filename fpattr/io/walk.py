@@ -158,6 +158,13 @@ def once_per_path(
         yield it
 
 
+def names_entry(path: str | os.PathLike[str], entry: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is the directory entry ``entry`` names (its folder resolved, its
+    own name as given; not whatever a symlink of that name points at): what
+    :func:`iter_inputs`'s ``exclude`` leaves out of a walk."""
+    return _Exclude([entry]).matches(os.fsdecode(os.fspath(path)))
+
+
 class _Exclude:
     """Paths (and their ``.<name>.tmp-*`` temp files) to leave out of the walk."""
 

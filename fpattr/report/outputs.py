@@ -146,7 +146,7 @@ def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
         existing[key] = path
     if not existing:
         return
-    from fpattr.io.walk import iter_inputs
+    from fpattr.io.walk import iter_inputs, names_entry
 
     for item in iter_inputs([p for p in inputs if str(p) != "-"]):
         try:
@@ -157,8 +157,11 @@ def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
         if out is None:
             continue
         # the run leaves its own output out of a folder it walks (a results.jsonl beside
-        # the images): that is no input, unless it is an image the user expects read
-        own = item.in_folder and os.path.realpath(item.path) == os.path.realpath(out)
+        # the images): that is no input, unless it is an image the user expects read. Only
+        # the entry of that name is left out: an output that is a symlink to an image of
+        # the folder is that image (break-it: "-o results.json" linked to an input
+        # replaced the evidence with the report)
+        own = item.in_folder and names_entry(item.path, out)
         if own and Path(out).suffix.lower() not in IMAGE_EXTENSIONS:
             continue
         raise UsageError(

@@ -156,3 +156,34 @@ def test_walk_leaves_out_the_run_outputs_and_their_temp_files(tmp_path):
         for p in iter_inputs([tmp_path], exclude=[tmp_path / "r.jsonl", tmp_path / "r.html"])
     }
     assert got == {img.name, "keep.txt"}
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [["gallery", "list"], ["doctor"], ["plugins", "list"], ["--version"], ["gallery", "export"]],
+)
+def test_every_command_on_a_full_device_is_exit_74(enrolled, full_device, cmd, tmp_path):
+    # break-it 27: 70 "internal error" from gallery list / doctor / plugins list on a full
+    # stdout, a traceback and exit 1 from --version; an export to a full device was 70 too
+    args = [*cmd, "-g", str(enrolled["gallery"])] if cmd[0] == "gallery" else cmd
+    if cmd == ["gallery", "export"]:
+        args = ["gallery", "export", str(full_device), "-g", str(enrolled["gallery"])]
+    full = [sys.executable, "-m", "fpattr", *map(str, args)]
+    with open(full_device, "w") as stdout:
+        r = subprocess.run(full, stdout=stdout, stderr=subprocess.PIPE, timeout=120)
+    err = r.stderr.decode()
+    assert r.returncode == EXIT_OUTPUT_LOST, err
+    assert "No space left on device" in err and "cannot write" in err
+    assert "internal error" not in err and "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_analyze_predict_checks_its_output_before_any_work(enrolled, tmp_path):
+    # break-it 27: analyze predict -o on an input image replaced it with the JSON (exit 0),
+    # and -o into a missing folder failed after the work with 70 "internal error"
+    img = sorted(Path(enrolled["queries"]).rglob("*.png"))[0]
+    before = img.read_bytes()
+    r = run_cli(["analyze", "predict", enrolled["queries"], "-q", "-f", "json", "-o", img])
+    assert r.exit_code == 2 and "is one of the inputs" in r.stderr, r.output
+    assert img.read_bytes() == before
+    r = run_cli(["analyze", "predict", img, "-q", "-o", tmp_path / "missing" / "out.json"])
+    assert r.exit_code == 2 and "not found" in r.stderr and "internal error" not in r.stderr

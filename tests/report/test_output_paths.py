@@ -279,3 +279,35 @@ def test_a_folder_that_takes_no_new_files_is_named_so(tmp_path, monkeypatch):
     with pytest.raises(UsageError) as info:
         check_writable(tmp_path / "x.json", "output")
     assert "takes no new files" in str(info.value) and "no such file" not in str(info.value)
+
+
+def test_an_output_symlinked_to_an_image_of_a_walked_folder_is_refused(queries, tmp_path):
+    # break-it 27: "-o results.json" a symlink to an image inside the walked folder passed
+    # for the run's own output (left out of the walk) and the image became the report
+    img = sorted(queries.glob("*.png"))[1]
+    before = img.read_bytes()
+    link = tmp_path / "results.json"
+    link.symlink_to(img)
+    rep = tmp_path / "report.html"
+    rep.symlink_to(img)
+    for cmd, flag, out in (
+        (["attribute", queries], "-o", link),
+        (["attribute", queries], "--report", rep),
+        (["verify", queries, img], "-o", link),
+        (["provenance", queries], "-o", link),
+    ):
+        r = run_cli(
+            [*cmd, flag, out, "-b", "spectrum", "-q"]
+            if cmd[0] != "provenance"
+            else [*cmd, flag, out, "-q"]
+        )
+        assert r.exit_code == 2 and "is one of the inputs" in r.stderr, (cmd, r.output)
+        assert img.read_bytes() == before
+    # the entry itself, a results file of the folder, stays allowed
+    from fpattr.io.walk import names_entry
+    from fpattr.report.outputs import check_output_paths
+
+    (queries / "results.json").write_text("{}", encoding="utf-8")
+    check_output_paths(queries / "results.json", inputs=[queries])
+    assert names_entry(queries / "results.json", queries / "results.json")
+    assert not names_entry(img, link)
