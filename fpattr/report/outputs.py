@@ -213,6 +213,12 @@ class Outputs:
                     f"{str(output)!r}: the suffix {output.suffix!r} names no format, so the "
                     f"table is written; --format ({', '.join(reg.names())}) chooses"
                 )
+            elif named and named != ofmt:
+                # break-it 27: "-f jsonl -o report.html" wrote JSONL under .html, unsaid
+                self.notes.append(
+                    f"{str(output)!r}: written as {ofmt} (--format), not the {named} its "
+                    "suffix names"
+                )
             with self._guard(str(output)):
                 writer = self._stack.enter_context(
                     open_report(

@@ -311,3 +311,20 @@ def test_an_output_symlinked_to_an_image_of_a_walked_folder_is_refused(queries, 
     check_output_paths(queries / "results.json", inputs=[queries])
     assert names_entry(queries / "results.json", queries / "results.json")
     assert not names_entry(img, link)
+
+
+def test_a_format_given_against_the_suffix_is_said(queries, tmp_path):
+    # break-it 27: "-f jsonl -o report.html" wrote JSONL under .html and said nothing
+    g = tmp_path / "g"
+    refs = write_generator_images(tmp_path / "refs", "checker", n=3, size=64)
+    assert run_cli(["gallery", "add", "checker", *refs, "-g", g, "-b", "spectrum"]).exit_code == 0
+    out = tmp_path / "report.html"
+    r = run_cli(["attribute", queries, "-g", g, "-b", "spectrum", "-f", "jsonl", "-o", out])
+    assert r.exit_code == 0, r.output
+    assert "written as jsonl (--format), not the html its suffix names" in " ".join(
+        r.stderr.split()
+    )
+    assert out.read_text(encoding="utf-8").startswith('{"type":"manifest"')
+    # agreeing or default: no note
+    r = run_cli(["attribute", queries, "-g", g, "-b", "spectrum", "-o", tmp_path / "r.jsonl"])
+    assert r.exit_code == 0 and "its suffix names" not in r.stderr
