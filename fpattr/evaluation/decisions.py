@@ -220,6 +220,9 @@ def reliability(
                 "lo": b / bins,
                 "hi": (b + 1) / bins,
                 "n": int(sel.sum()),
+                # the bin's share of the weight (rows are weighted: known and unknown
+                # sources half each), what its gap counts for in the ECE
+                "weight": round(float(w[sel].sum()), 4),
                 "confidence": round(conf, 4),
                 "accuracy": round(acc, 4),
             }

@@ -200,3 +200,14 @@ def test_the_table_names_the_look_alikes() -> None:
     assert "g0 named in 50.0% of its queries (100% as m), FAR 12.34%" in text
     assert "never" not in text and f"g{LOOK_ALIKES_SHOWN}" not in text
     assert text.endswith("; 2 more in the JSON")
+
+
+def test_reliability_bins_carry_their_weight() -> None:
+    # the docstring promised a "weight" per bin that the table did not have (break-it 27)
+    p = np.array([0.95, 0.95, 0.55, 0.55])
+    c = np.array([True, False, True, True])
+    ece, table = reliability(p, c, weight=np.array([3.0, 1.0, 2.0, 2.0]))
+    assert [b["weight"] for b in table] == [0.5, 0.5]
+    assert [b["n"] for b in table] == [2, 2]
+    # bin 0.5-0.6: right twice (weight 0.5, gap 0.45); bin 0.9-1.0: 3/4 right (gap 0.2)
+    assert ece == round(0.5 * 0.45 + 0.5 * 0.2, 4)
