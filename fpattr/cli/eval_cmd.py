@@ -280,12 +280,14 @@ def run(
     for s in bench_obj.skipped:
         _note(console, "yellow", "skipped", f"model folder {s['model']!r}: {s['reason']}")
     if bench_obj.ignored_files:
+        first = bench_obj.ignored_files[0]
         _note(
             console,
             "yellow",
             "note:",
-            f"{len(bench_obj.ignored_files)} image file(s) directly in {bench} ignored "
-            "(images belong in BENCH/<model_id>/)",
+            f"{len(bench_obj.ignored_files)} file(s) in {bench} not read, e.g. "
+            f"{first['path']}: {first['reason']} (each with its reason in "
+            "bench.ignored_files)",
         )
     if bench_obj.ignored_subfolders:
         sub = bench_obj.ignored_subfolders

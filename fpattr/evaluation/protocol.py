@@ -1,9 +1,11 @@
 """The `fpattr evaluate` protocol: bench layout -> embeddings -> threshold-free metrics.
 
-A bench is ``BENCH/<model_id>/*.png|jpg|...``: the first N files of a folder (sorted by
+A bench is ``BENCH/<model_id>/<image files>``: the first N images of a folder (sorted by
 name; or N drawn with a seed, ``--ref-choice random``) are that model's references, the
 rest its queries; ``BENCH/real/`` holds real
-photos, used only as open-set unknowns. Every image is decoded once, optionally
+photos, used only as open-set unknowns. What is an image is decided by content, as in
+``attribute`` (a PNG without a suffix counts), and every file left out is listed with
+its reason (``Bench.ignored_files``). Every image is decoded once, optionally
 degraded in memory (resize -> center crop -> JPEG), and embedded once per backbone,
 so several backbones are compared on exactly the same pixels, pairs and folds.
 
@@ -31,7 +33,9 @@ from fpattr.evaluation import DISJOINT_SPLITS, metrics
 from fpattr.evaluation.decisions import make_gallery
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
-from fpattr.io.walk import InputItem
+from fpattr.io.sniff import HEAD_BYTES, image_kind
+from fpattr.io.sniff import describe as describe_head
+from fpattr.io.walk import NOT_REGULAR, InputItem, NotRegularFileError, open_regular
 from fpattr.pipeline import decode_workers
 from fpattr.processing import Processing
 from fpattr.scorespace import ScoreSpace
@@ -186,7 +190,9 @@ class Bench:
     models: list[ModelSplit]
     real: list[Path]
     skipped: list[dict[str, Any]]
-    ignored_files: list[str]
+    #: every file not read, ``{"path": relative to root, "reason": ...}``, sorted by path:
+    #: a non-image, a hidden or special file, an image directly in BENCH/
+    ignored_files: list[dict[str, str]]
     #: folders inside a model (or the real) folder: evaluate reads only the images
     #: directly in BENCH/<model_id>/, and says what it did not read
     ignored_subfolders: list[str] = field(default_factory=list)
@@ -212,7 +218,7 @@ class Bench:
             "models": [m.name for m in self.models],
             "n_images": sum(len(m.refs) + len(m.queries) for m in self.models) + len(self.real),
             "n_real": len(self.real),
-            "ignored_files": list(self.ignored_files),
+            "ignored_files": [dict(f) for f in self.ignored_files],
             "ignored_subfolders": list(self.ignored_subfolders),
         }
 
@@ -224,17 +230,53 @@ def _subfolders(folder: str, root: Path) -> list[str]:
     return sorted(os.path.relpath(e.path, root) for e in found)
 
 
-def _image_files(folder: str) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
+#: Why a file directly in BENCH/ (not in a model folder) is not read.
+_LOOSE_IMAGE = "an image directly in the bench folder (images belong in BENCH/<model_id>/)"
+_HIDDEN_FILE = "hidden (name starts with '.')"
+
+
+def _not_an_image(path: str) -> str | None:
+    """Why the file at ``path`` is not an image input, or None: it is one.
+
+    The loader's rule (:func:`fpattr.io.loader.load_image`), from the same header bytes:
+    an image by content, whatever its name (a PNG without a suffix), or a file named as an
+    image, which then fails when loaded with its reason instead of vanishing. Only
+    HEAD_BYTES are read, through :func:`open_regular` (a FIFO cannot block the listing).
+    """
+    try:
+        with open_regular(path) as f:
+            head = f.read(HEAD_BYTES)
+    except NotRegularFileError:
+        return NOT_REGULAR
+    except IsADirectoryError:
+        return "is a directory"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if image_kind(head) is not None or os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
+        return None
+    return f"not an image by its content: {describe_head(head)}"
+
+
+def _image_files(folder: str, root: Path) -> tuple[list[Path], list[dict[str, str]]]:
+    """Image files directly inside ``folder``, sorted by name, and the files left out
+    (``{"path": relative to root, "reason": ...}``: hidden, not an image by content, ...).
+    Folders inside are not files: :func:`_subfolders` names them."""
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
-    return [
-        Path(e.path)
-        for e in entries
-        if not e.name.startswith(".")
-        and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
-        and e.is_file()
-    ]
+    images: list[Path] = []
+    ignored: list[dict[str, str]] = []
+    for e in entries:
+        try:
+            if e.is_dir():
+                continue
+        except OSError:
+            pass  # e.g. a symlink loop: _not_an_image says what it is
+        reason = _HIDDEN_FILE if e.name.startswith(".") else _not_an_image(e.path)
+        if reason is None:
+            images.append(Path(e.path))
+        else:
+            ignored.append({"path": os.path.relpath(e.path, root), "reason": reason})
+    return images, ignored
 
 
 REF_CHOICES = ("first", "random")
@@ -273,6 +315,10 @@ def discover_bench(
     listed in ``skipped`` (with the reason) rather than silently dropped. ``ref_choice``
     and ``seed``: which files are the references (:func:`split_references`).
 
+    A file is an image by its content (a few header bytes), as for ``attribute``: a PNG
+    without a suffix counts. Every file not read (a non-image, a hidden file, an image
+    directly in ``root``) is in ``ignored_files`` with its reason.
+
     Raises UsageError for a missing folder, a bad count or an unknown ``ref_choice``."""
     root = Path(root)
     if not root.is_dir():
@@ -290,14 +336,24 @@ def discover_bench(
     with os.scandir(root) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if not entry.is_dir():
-            if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                ignored.append(entry.name)
-            continue
         try:
-            files = _image_files(entry.path)
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            # nothing in the bench is dropped without a word (break-it: a text file
+            # and PNGs without a suffix vanished): each file left out says why
+            if entry.name.startswith("."):
+                reason = _HIDDEN_FILE
+            else:
+                reason = _not_an_image(entry.path) or _LOOSE_IMAGE
+            ignored.append({"path": entry.name, "reason": reason})
+            continue
+        if entry.name.startswith("."):
+            continue  # .git, .cache: not a model folder
+        try:
+            files, left_out = _image_files(entry.path, root)
+            ignored.extend(left_out)
             subfolders.extend(_subfolders(entry.path, root))
         except OSError as exc:
             skipped.append(

@@ -236,6 +236,17 @@ def write_table(doc: dict[str, Any], stream: TextIO, *, width: int | None = None
                     style="bold yellow",
                 )
             )
+    ignored = (doc.get("bench") or {}).get("ignored_files") or []
+    if ignored:  # files of the bench that no figure counts: named, never silent
+        first = ignored[0]
+        console.print(
+            Text(
+                f"note: {len(ignored)} file(s) of the bench not read, e.g. "
+                f"{printable(first['path'])} ({first['reason']}); listed in "
+                "bench.ignored_files",
+                style="yellow",
+            )
+        )
     console.print(
         Text(
             f"thresholds: {THRESHOLDS_NOTE}; open set: leave-one-model-out "
@@ -677,7 +688,8 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
     skipped = runs[0].get("skipped") or []
     failed = [f for r in runs for f in (r.get("failed") or [])]
     conflicts = runs[0].get("conflicting_labels") or []
-    if skipped or failed or conflicts:
+    ignored = bench.get("ignored_files") or []
+    if skipped or failed or conflicts or ignored:
         items = (
             "".join(
                 f"<li><code>{_e(s.get('model'))}</code>: {_e(s.get('reason'))}</li>"
@@ -690,6 +702,10 @@ def render_html(doc: dict[str, Any], results: Sequence[RunResult]) -> str:
                 f"<li><code>{_e(' = '.join(c['paths']))}</code>: the same image under "
                 f"{_e(', '.join(c['labels']))}, left out</li>"
                 for c in conflicts
+            )
+            + "".join(
+                f"<li><code>{_e(f.get('path'))}</code>: not read, {_e(f.get('reason'))}</li>"
+                for f in ignored
             )
         )
         problems = f'<section class="panel"><h2>Skipped and failed</h2><ul>{items}</ul></section>'

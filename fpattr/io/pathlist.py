@@ -4,10 +4,19 @@ What the file holds is told by its name:
 
 - ``*.jsonl`` / ``*.ndjson``: a manifest, one JSON object per line with a ``path``
   (``path_bytes_hex`` when present: the name's exact bytes). An fpattr results file is one:
-  its ``manifest`` and ``summary`` lines are passed over.
+  its ``manifest`` and ``summary`` lines are passed over, and so are its *skipped* results.
 - ``*.csv``: a manifest with a header row naming a ``path`` column. An fpattr results
   CSV (columns ``path``, ``sha256``, ``status``) has its spreadsheet-formula guard undone
-  (:func:`fpattr.report.csvfmt.unguard`), so its paths read back exactly.
+  (:func:`fpattr.report.csvfmt.unguard`), so its paths read back exactly, and its
+  *skipped* rows passed over.
+
+A results file re-runs the inputs of its run: its ``ok`` and ``error`` records (a failure
+is tried again). A *skipped* record is a path the run's walk left out on purpose (a
+non-image, a hidden file, a symbolic link back into a folder already searched, a pipe),
+so it is not an input: listed, it would be one, named explicitly (a link ``loop -> .``
+walked again, every image twice; a text file failed). Only lines of an fpattr results
+file (``"type": "result"``; the CSV's three columns) are read that way: a manifest of
+one's own is read whole.
 - anything else (``-``: standard input): one path per line, read as bytes so names that
   are not UTF-8 survive exactly; empty lines are passed over.
 
@@ -53,12 +62,19 @@ def read_path_list(source: str | os.PathLike[str]) -> list[str]:
     return [os.fsdecode(line) for line in lines if line]
 
 
+#: The status of a result the run left out on purpose (never an input again).
+_SKIPPED = "skipped"
+
+
 def _from_jsonl(name: str, data: bytes) -> list[str]:
     out: list[str] = []
     bad = lambda i: f"--files-from {name!r} line {i}: not a JSON object"  # noqa: E731
     for i, obj in json_objects(data.split(b"\n"), bad):
-        if obj.get("type") in ("manifest", "summary"):
+        kind = obj.get("type")
+        if kind in ("manifest", "summary"):
             continue  # an fpattr results file: only its result lines name inputs
+        if kind == "result" and obj.get("status") == _SKIPPED:
+            continue  # left out by the run's walk on purpose (module docstring)
         raw = obj.get("path_bytes_hex")
         if isinstance(raw, str):
             try:
@@ -86,6 +102,8 @@ def _from_csv(name: str, data: bytes) -> list[str]:
     fpattr_csv = {"path", "sha256", "status"} <= set(reader.fieldnames or [])
     out: list[str] = []
     for row in reader:
+        if fpattr_csv and row.get("status") == _SKIPPED:
+            continue  # left out by the run's walk on purpose (module docstring)
         path = row.get("path")
         if fpattr_csv and path:
             path = unguard(path)

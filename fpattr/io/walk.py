@@ -98,7 +98,7 @@ def iter_inputs(
     back as one skipped item each (a hidden folder: one item). Each folder is entered at most
     once per given path, so symlink loops end. With ``follow_symlinks=False`` symlinks met
     inside folders are skipped items (paths given explicitly are still followed). A path given
-    twice is yielded twice.
+    twice is yielded twice (:func:`once_per_path` keeps one per file).
 
     ``exclude``: files left out entirely, not yielded at all (a run's own output files, which
     may lie in the folder it scans), together with their atomic-write temp files
@@ -139,22 +139,36 @@ def iter_inputs(
 def once_per_path(
     items: Iterable[InputItem], on_repeat: Callable[[InputItem], None] | None = None
 ) -> Iterator[InputItem]:
-    """``items`` without a path already yielded (the same path string, as given or found):
-    ``attribute`` writes one record per input, and a file named twice, or named and found
-    in a folder, is one input. ``on_repeat`` sees each item left out.
+    """``items`` without a file already yielded under any spelling: ``attribute`` writes one
+    record per input, and a file named twice, named and found in a folder, or reached
+    again through a symlinked folder (``dir``, ``./dir``, ``$PWD/dir``, ``dir/../dir``,
+    ``dir/loop`` with ``loop -> .``) is one input. The record keeps the path as first
+    given (so ``--resume`` still matches records by that path). ``on_repeat`` sees each
+    item left out.
 
-    Why here, for every engine: a fresh run wrote a record per repetition while
-    ``--resume`` kept one per path, so the two disagreed on the same command (break-it).
-    (:func:`iter_inputs` itself yields a path given twice twice: ``verify`` pairs folders
-    and reports repeated content itself.)
+    The key is the resolved path (:func:`_identity`: symlinks and ``.``/``..`` resolved),
+    not the (st_dev, st_ino) pair: two hard links are two names the user may have filed
+    apart (two model folders, two cases), so each keeps its record (copies of one file
+    get the same numbers anyway), and an inode pair is not an identity everywhere (0 or
+    reused on some network, FUSE and FAT filesystems) where merging two different files
+    would drop one without a word.
+
+    Why here, for every engine (local, Ray, ``--resume``): a fresh run wrote a record per
+    repetition while ``--resume`` kept one per path, so the two disagreed on the same
+    command (break-it). (:func:`iter_inputs` itself yields a path given twice twice:
+    ``verify`` pairs folders and reports repeated content itself.)
     """
-    seen: set[Path] = set()
+    seen: set[str] = set()
+    folders: dict[str, str] = {}
     for it in items:
-        if it.path in seen:
+        # a skipped link is keyed where it lies, not by its target: a link left out
+        # (not followed, or back into a folder) must not shadow the file it points at
+        key = _identity(os.fspath(it.path), folders, follow=not it.skipped)
+        if key in seen:
             if on_repeat is not None:
                 on_repeat(it)
             continue
-        seen.add(it.path)
+        seen.add(key)
         yield it
 
 
@@ -163,6 +177,23 @@ def names_entry(path: str | os.PathLike[str], entry: str | os.PathLike[str]) -> 
     own name as given; not whatever a symlink of that name points at): what
     :func:`iter_inputs`'s ``exclude`` leaves out of a walk."""
     return _Exclude([entry]).matches(os.fsdecode(os.fspath(path)))
+
+
+def _identity(path: str, folders: dict[str, str], *, follow: bool = True) -> str:
+    """``os.path.realpath(path)``, with each folder resolved once (``folders``: a cache);
+    ``follow=False``: a symlink's own location (its folder resolved, its name kept).
+
+    realpath walks every component in Python (tens of microseconds a file); a file that is
+    not itself a symlink resolves to its resolved folder plus its name, which costs one
+    lstat, so a walk of a million files keeps its speed.
+    """
+    folder, name = os.path.split(path)
+    if name in ("", ".", "..") or (follow and os.path.islink(path)):
+        return os.path.realpath(path)
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder or os.curdir)
+    return os.path.join(real, name)
 
 
 class _Exclude:

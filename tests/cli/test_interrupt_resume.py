@@ -237,6 +237,39 @@ def test_a_path_given_again_is_one_input_fresh_or_resumed(small, tmp_path):
     assert "2 path(s) given again: attributed once" in " ".join(r.stdout.split())
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_one_file_under_other_spellings_is_one_input_fresh_or_resumed(small, tmp_path, monkeypatch):
+    # break-it: ./q was de-duplicated, but $PWD/q, q/../q/x.png and a folder reached again
+    # through a link (loop -> .) were attributed again (7 records for 3 files)
+    monkeypatch.chdir(small["root"])
+    (small["queries"] / "loop").symlink_to(".", target_is_directory=True)
+    one = sorted(p.name for p in small["queries"].glob("*.png"))[0]
+    spellings = ["queries", "./queries", str(small["queries"]), f"queries/../queries/{one}"]
+    out = tmp_path / "r.jsonl"
+    args = ["attribute", *spellings, "queries/loop", "-g", small["gallery"], "-b", "spectrum"]
+    r = run_cli([*args, "-o", out, "-q"])
+    assert r.exit_code == 0, r.output
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    results = [x for x in got if x["type"] == "result"]
+    ok = [x["path"] for x in results if x["status"] == "ok"]
+    # each file once, under the spelling first given
+    assert ok == sorted(os.path.join("queries", p.name) for p in small["queries"].glob("*.png"))
+    assert [x["path"] for x in results if x["status"] == "skipped"] == [
+        os.path.join("queries", "loop")
+    ]
+    # ./queries, $PWD/queries and queries/loop: 9 images and the loop link each; the ../ file
+    assert got[-1]["n_inputs"] == 9 and got[-1]["n_repeated"] == 3 * (9 + 1) + 1
+    r = run_cli([*args, "-o", out, "-q", "--resume"])  # records still matched by path
+    assert r.exit_code == 0, r.output
+    again = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    # the skipped link is redone (written last), the 9 images kept
+    lines = [x for x in again if x["type"] == "result"]
+    assert len(lines) == len(results)
+    assert {x["path"]: x for x in lines} == {x["path"]: x for x in results}
+    assert again[-1]["n_inputs"] == 9 and again[-1]["resumed"]["kept"] == 9
+    assert again[-1]["n_repeated"] == 3 * (9 + 1) + 1
+
+
 def test_output_files_inside_the_scanned_folder_are_not_inputs(small):
     """-o and --report inside the folder being scanned: not among the results, also on
     --resume (and their temp files neither)."""

@@ -374,6 +374,28 @@ def test_folders_inside_model_folders_are_named_not_silently_skipped(bench: Path
     assert "not read" in r.stderr and d["per_model"]["nearest"]["n_queries"] == 8 - REFS
 
 
+def test_images_without_a_suffix_count_and_non_images_are_named(bench: Path):
+    # break-it finding: PNGs without a suffix were not images to evaluate (the model
+    # skipped as too small) and a text file was mentioned nowhere
+    for f in sorted((bench / "checker-a").glob("*.png"))[2:]:
+        f.rename(f.with_suffix(""))
+    (bench / "nearest" / "notes.txt").write_text("analyst notes")
+    r = run_cli(["evaluate", bench, *BASE[:-1], "--pairs", "300", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["per_model"]["checker-a"]["n_queries"] == 8 - REFS
+    assert "checker-a" not in [s["model"] for s in d["skipped"]]
+    notes = {
+        "path": str(Path("nearest") / "notes.txt"),
+        "reason": "not an image by its content: text",
+    }
+    assert d["bench"]["ignored_files"] == [notes]
+    assert "notes.txt" in r.stderr and "bench.ignored_files" in r.stderr
+    r = run_cli(["evaluate", bench, *BASE, "--pairs", "300"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert "1 file(s) of the bench not read" in r.stdout and "notes.txt" in r.stdout
+
+
 def test_output_suffix_picks_the_format_and_a_full_disk_is_a_write_error(
     bench_master: Path, tmp_path: Path
 ):

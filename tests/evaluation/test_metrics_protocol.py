@@ -12,6 +12,7 @@ from fpattr.backbones.resolve import create_backbone
 from fpattr.errors import UsageError
 from fpattr.evaluation import metrics
 from fpattr.evaluation.protocol import (
+    _LOOSE_IMAGE,
     EvalConfig,
     Transform,
     discover_bench,
@@ -103,7 +104,7 @@ def test_discover_bench_split_and_skips(bench: Path):
     assert [p.name for p in near.refs] == ["000.png", "001.png", "002.png"]
     assert len(near.queries) == 5 and len(b.real) == 6
     assert [s["model"] for s in b.skipped] == ["tiny"] and "fewer than 4" in b.skipped[0]["reason"]
-    assert b.ignored_files == ["loose.png"]
+    assert b.ignored_files == [{"path": "loose.png", "reason": _LOOSE_IMAGE}]
     assert [s["model"] for s in discover_bench(bench, 3, min_queries=6).skipped] == [
         "bilinear",
         "checker-a",
@@ -113,6 +114,30 @@ def test_discover_bench_split_and_skips(bench: Path):
     ]
     with pytest.raises(UsageError):
         discover_bench(bench / "missing", 3)
+
+
+def test_discover_bench_decides_images_by_content_and_names_every_file_left_out(bench: Path):
+    # break-it: PNGs without a suffix were not counted (the folder was skipped as too
+    # small) and a text file vanished, while `gallery add` enrols the same files
+    near = bench / "nearest"
+    for f in sorted(near.glob("*.png"))[4:]:
+        f.rename(f.with_suffix(""))
+    (near / "notes.txt").write_text("analyst notes")
+    (near / "zz_notes").write_text("no suffix either")
+    (near / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (bench / "README").write_text("bench notes")
+    b = discover_bench(bench, 3)
+    m = next(m for m in b.models if m.name == "nearest")
+    names = [p.name for p in m.refs + m.queries]
+    assert names == ["000.png", "001.png", "002.png", "003.png", "004", "005", "006", "007"]
+    assert [p.name for p in m.refs] == ["000.png", "001.png", "002.png"]  # sorted by name
+    assert b.ignored_files == [
+        {"path": "README", "reason": "not an image by its content: text"},
+        {"path": str(Path("nearest") / ".DS_Store"), "reason": "hidden (name starts with '.')"},
+        {"path": str(Path("nearest") / "notes.txt"), "reason": "not an image by its content: text"},
+        {"path": str(Path("nearest") / "zz_notes"), "reason": "not an image by its content: text"},
+    ]
+    assert b.info()["ignored_files"] == b.ignored_files
 
 
 def test_random_reference_choice_is_seeded_per_model_and_keeps_every_file(bench: Path):

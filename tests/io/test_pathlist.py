@@ -42,6 +42,56 @@ def test_jsonl_manifest_and_fpattr_results(tmp_path):
     assert read_path_list(f) == ["a.png", os.fsdecode(b"caf\xe9.png"), "b.png"]
 
 
+def test_skipped_results_are_not_inputs_again(tmp_path):
+    """break-it: re-running a results file listed what its walk skipped (a ``loop -> .``
+    link was walked again, every image twice; a text file failed): skipped records and
+    rows are passed over, failed ones tried again; a manifest of one's own is read whole."""
+    f = tmp_path / "results.jsonl"
+    lines = [
+        {"type": "manifest", "command": "attribute"},
+        {"type": "result", "path": "f/a.png", "status": "ok"},
+        {"type": "result", "path": "f/bad.png", "status": "error"},
+        {"type": "result", "path": "f/loop", "status": "skipped"},
+        {"type": "result", "path": "f/notes.txt", "status": "skipped"},
+        {"path": "own.png", "status": "skipped"},  # not an fpattr result line
+        {"type": "summary", "n_inputs": 2},
+    ]
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    assert read_path_list(f) == ["f/a.png", "f/bad.png", "own.png"]
+    c = tmp_path / "results.csv"
+    c.write_text(
+        "path,sha256,status,decision\nf/a.png,ab,ok,x\nf/loop,,skipped,\nf/bad.png,,error,\n",
+        encoding="utf-8",
+    )
+    assert read_path_list(c) == ["f/a.png", "f/bad.png"]
+    own = tmp_path / "own.csv"
+    own.write_text("path,status\na.png,skipped\n", encoding="utf-8")
+    assert read_path_list(own) == ["a.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_results_file_reruns_the_same_inputs(tmp_path, monkeypatch):
+    from fpattr.testing import write_generator_images
+
+    monkeypatch.chdir(tmp_path)
+    write_generator_images(tmp_path / "refs", "checker", n=3, size=64, seed=0)
+    r = run_cli(["gallery", "add", "checker", "refs", "-g", "g", "-b", "spectrum", "-q"])
+    assert r.exit_code == 0, r.output
+    write_generator_images(tmp_path / "f", "checker", n=3, size=64, seed=5)
+    (tmp_path / "f" / "notes.txt").write_text("notes\n", encoding="utf-8")
+    (tmp_path / "f" / "loop").symlink_to(".", target_is_directory=True)
+    common = ["-g", "g", "-b", "spectrum", "-q"]
+    r = run_cli(["attribute", "f", *common, "-o", "first.jsonl"])
+    assert r.exit_code == 0, r.output
+    r = run_cli(["attribute", "--files-from", "first.jsonl", *common, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    first = [json.loads(x) for x in (tmp_path / "first.jsonl").read_text().splitlines()]
+    ok = [x["path"] for x in first if x.get("status") == "ok"]
+    assert [x["path"] for x in d["results"]] == ok and len(ok) == 3
+    assert d["summary"]["n_inputs"] == 3 and d["summary"]["n_failed"] == 0
+
+
 def test_csv_manifest(tmp_path):
     f = tmp_path / "m.csv"
     f.write_text('\ufeffid,path\n1,a.png\n2,"with, comma.png"\n', encoding="utf-8")

@@ -105,6 +105,51 @@ def test_duplicates_are_yielded_twice(tree):
     assert len(list(iter_inputs([tree / "b.png", tree / "b.png"]))) == 2
 
 
+@needs_symlinks
+def test_once_per_path_keys_on_the_resolved_file_not_its_spelling(tmp_path, monkeypatch):
+    # break-it: ./q was one input with q, but $PWD/q, q/../q/x.png and a folder reached
+    # again through a link (loop -> .) were attributed again, n_repeated 0
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path, "q/a.png", "q/b.png", "odd/ok.png", "elsewhere/h.png")
+    (tmp_path / "odd" / "loop").symlink_to(".", target_is_directory=True)
+    (tmp_path / "odd" / "same.png").symlink_to("ok.png")
+    os.link(tmp_path / "elsewhere" / "h.png", tmp_path / "q" / "hard.png")  # another name
+    given = ["q", "./q", str(tmp_path / "q"), "q/../q/a.png", "odd/ok.png", "odd/loop", "odd"]
+    repeats: list[InputItem] = []
+    kept = list(walk_mod.once_per_path(iter_inputs(given), repeats.append))
+    # each file once, under the path as first given; a hard link is its own name
+    assert [str(i.path) for i in kept if not i.skipped] == [
+        os.path.join("q", "a.png"),
+        os.path.join("q", "b.png"),
+        os.path.join("q", "hard.png"),
+        os.path.join("odd", "ok.png"),
+    ]
+    assert [str(i.path) for i in kept if i.skipped] == [os.path.join("odd", "loop", "loop")]
+    assert sorted(str(i.path) for i in repeats) == sorted(
+        [
+            *(os.path.join("q", n) for n in ("a.png", "b.png", "hard.png")),  # ./q
+            *(os.path.join(str(tmp_path), "q", n) for n in ("a.png", "b.png", "hard.png")),
+            os.path.join("q", "..", "q", "a.png"),
+            os.path.join("odd", "loop", "ok.png"),
+            os.path.join("odd", "loop", "same.png"),  # a link to ok.png: that file again
+            os.path.join("odd", "loop"),  # walking odd: the link back into it, seen before
+            os.path.join("odd", "ok.png"),
+            os.path.join("odd", "same.png"),
+        ]
+    )
+    hard = [tmp_path / "q" / "hard.png", tmp_path / "elsewhere" / "h.png"]
+    assert len(list(walk_mod.once_per_path(iter_inputs(hard)))) == 2
+    # a link left out (not followed) does not shadow the file it points at
+    (tmp_path / "q" / "0link.png").symlink_to("a.png")
+    walked = walk_mod.once_per_path(iter_inputs(["q"], follow_symlinks=False))
+    assert [(i.path.name, i.skipped) for i in walked] == [
+        ("0link.png", True),
+        ("a.png", False),
+        ("b.png", False),
+        ("hard.png", False),
+    ]
+
+
 def test_missing_path_yields_error_item(tmp_path):
     (item,) = iter_inputs([tmp_path / "missing.png"])
     assert item == InputItem(tmp_path / "missing.png", "no such file or directory")
