@@ -5,8 +5,10 @@ What the file holds is told by its name:
 - ``*.jsonl`` / ``*.ndjson``: a manifest, one JSON object per line with a ``path``
   (``path_bytes_hex`` when present: the name's exact bytes). An fpattr results file is one:
   its ``manifest`` and ``summary`` lines are passed over, and so are its *skipped* results.
-- ``*.csv``: a manifest with a header row naming a ``path`` column. An fpattr results
-  CSV (columns ``path``, ``sha256``, ``status``) has its spreadsheet-formula guard undone
+- ``*.csv``: a manifest with a header row naming a ``path`` column (``path_bytes_hex``
+  when present and not empty: the name's exact bytes, as attribute's CSV writes for a
+  name that is not UTF-8). An fpattr results CSV (columns ``path``, ``sha256``,
+  ``status``) has its spreadsheet-formula guard undone
   (:func:`fpattr.report.csvfmt.unguard`), so its paths read back exactly, and its
   *skipped* rows passed over.
 
@@ -105,6 +107,13 @@ def _from_csv(name: str, data: bytes) -> list[str]:
         if fpattr_csv and row.get("status") == _SKIPPED:
             continue  # left out by the run's walk on purpose (module docstring)
         path = row.get("path")
+        raw = row.get("path_bytes_hex")
+        if raw:  # a name that is not UTF-8: its exact bytes (the path cell shows \xNN)
+            try:
+                out.append(os.fsdecode(bytes.fromhex(raw)))
+                continue
+            except ValueError:
+                pass  # not hex: the path cell says it
         if fpattr_csv and path:
             path = unguard(path)
         if not path:

@@ -123,8 +123,17 @@ def attribute_columns(top_k: int, provenance: bool = False) -> list[str]:
         cols += [f"top{rank}_model", f"top{rank}_similarity", f"top{rank}_probability"]
     if provenance:
         cols += PROVENANCE_COLUMNS
-    cols.append("error")
+    # the exact bytes of a name that is not UTF-8 (the path cell shows them as \xNN, which
+    # a real name could spell too): --files-from reads this column back, as JSONL's key
+    cols += ["error", "path_bytes_hex"]
     return cols
+
+
+def path_bytes_cell(path: Any) -> str:
+    """The hex of a file name's bytes when it is not UTF-8 (``path_bytes_hex``), else ""."""
+    from fpattr.report.base import has_surrogates, raw_bytes
+
+    return raw_bytes(path).hex() if isinstance(path, str) and has_surrogates(path) else ""
 
 
 def _top_k(manifest: dict) -> int | None:
@@ -267,6 +276,7 @@ class CsvWriter:
                 "" if agree is None else ("true" if agree else "false"),
             ]
         row.append(self._text(r.get("error")))
+        row.append(path_bytes_cell(r.get("path")))
         return row
 
     def write(self, result: dict) -> None:

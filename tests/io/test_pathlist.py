@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
+import sys
 
 import pytest
 
@@ -158,3 +160,36 @@ def test_fpattr_csv_paths_read_back_exactly(tmp_path, monkeypatch):
     rows = [json.loads(x) for x in again.stdout.splitlines() if '"result"' in x]
     assert sorted(os.path.basename(x["path"]) for x in rows) == sorted(names)
     assert all(x["status"] == "ok" for x in rows)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="names that are not UTF-8: Linux")
+def test_fpattr_csv_keeps_names_that_are_not_utf8(tmp_path, monkeypatch):
+    # break-it 27: the CSV showed b"caf\xe9.png" as "caf\xe9.png" (4 ASCII characters), so
+    # --files-from looked for that name; with a file of that literal name beside it, both
+    # rows read the literal one and the real file was silently left out
+    from PIL import Image
+
+    from fpattr.testing import generator_image, write_generator_images
+
+    d = tmp_path / "q"
+    d.mkdir()
+    latin = os.path.join(os.fsencode(d), b"caf\xe9.png")
+    Image.fromarray(generator_image("nearest", size=64, seed=1)).save(os.fsdecode(latin))
+    Image.fromarray(generator_image("nearest", size=64, seed=2)).save(d / "caf\\xe9.png")
+    write_generator_images(tmp_path / "refs", "nearest", n=3, size=64, seed=50)
+    monkeypatch.setenv("FPATTR_HOME", str(tmp_path / "home"))
+    assert run_cli(["gallery", "add", "m", tmp_path / "refs", "-q"]).exit_code == 0
+    out = tmp_path / "a.csv"
+    assert run_cli(["attribute", d, "-q", "-o", out]).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    # both names show as "caf\xe9.png" in the path cell; the hex tells them apart
+    assert len({r["path"] for r in rows}) == 1
+    assert sorted(r["path_bytes_hex"] for r in rows) == ["", latin.hex()]
+    back = read_path_list(out)
+    assert sorted(os.fsencode(p) for p in back) == sorted(
+        [latin, os.path.join(os.fsencode(d), b"caf\\xe9.png")]
+    )
+    again = run_cli(["attribute", "--files-from", out, "-q", "-f", "jsonl"])
+    assert again.exit_code == 0, again.output
+    res = [json.loads(x) for x in again.stdout.splitlines() if '"result"' in x]
+    assert len({x["sha256"] for x in res}) == 2 and all(x["status"] == "ok" for x in res)

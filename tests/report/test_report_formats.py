@@ -173,6 +173,7 @@ def test_csv(manifest, results, summary, run_writer):
         "top2_similarity",
         "top2_probability",
         "error",
+        "path_bytes_hex",
     ]
     assert len(rows) == len(results)
     assert rows[0]["top1_model"] == "sdxl"
@@ -200,7 +201,13 @@ def test_csv_top_k_from_first_result_when_not_in_settings(manifest, results, sum
     manifest["settings"] = {}
     out = run_writer(builtin.csv, manifest, results, summary)
     header = next(csv.reader(io.StringIO(out)))
-    assert header[-4:] == ["top2_model", "top2_similarity", "top2_probability", "error"]
+    assert header[-5:] == [
+        "top2_model",
+        "top2_similarity",
+        "top2_probability",
+        "error",
+        "path_bytes_hex",
+    ]
 
 
 def test_csv_top_k_is_capped_at_the_gallerys_models(manifest, results, summary, run_writer):
