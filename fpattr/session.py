@@ -298,6 +298,8 @@ class Session:
                 "threshold": None,
                 "target_far": None,
                 "calibration": None,
+                # on every record ([] when none), so a reader can index it unguarded
+                "caveats": [],
                 "thumbnail": e.thumbnail,
             }
             if e.embedding is not None and not e.error:
@@ -316,15 +318,19 @@ class Session:
                         "sha256): it is scored against a centroid it is part of, so the "
                         "answer is not independent evidence"
                     )
-                if any(caveats):
-                    res["caveats"] = [c for c in caveats if c]
+                res["caveats"] = [c for c in caveats if c]
                 key = res["decision"] or "undecided"
                 stats.decisions[key] = stats.decisions.get(key, 0) + 1
                 if not e.flat:  # sets pool in the score space, as the policy's set calibration
                     stats.add_embedding(p, e.effective_views, res["sha256"], kind)
             if self.provenance:
                 res["provenance"] = _provenance(
-                    e.path, res["decision"], e.error, e.skipped, read=e.metadata
+                    e.path,
+                    res["decision"],
+                    e.error,
+                    e.skipped,
+                    read=e.metadata,
+                    models=self.gallery.models,  # its names
                 )
             yield res
 
@@ -379,11 +385,12 @@ class Session:
             flat=flat,
             processing=processing,
         )
+        res["caveats"] = []  # present on every answer, as on attribute's records
         if processing is not None and (res.get("calibration") or {}).get("processing") is None:
-            res["caveats"] = [
+            res["caveats"].append(
                 f"the gallery does not hold {processing} copies of every model's references: "
                 "decided with the clean references' calibration"
-            ]
+            )
         return res
 
     def _decide(
@@ -667,9 +674,16 @@ class Session:
                     "independent to compare"
                 )
                 return res
-            res["error"] = f"{side} has no usable image" + (
-                f" ({failed[0]['error']})" if failed else ""
-            )
+            skipped = (ia if side == "A" else ib)["skipped"]
+            if failed:
+                res["error"] = f"{side} has no usable image ({failed[0]['error']})"
+            elif skipped:
+                res["error"] = (
+                    f"{side} has no usable image: it holds no image ({len(skipped)} file(s) "
+                    "skipped, listed in skipped)"
+                )
+            else:  # nothing read or refused: said as what it is, no input failed
+                res["error"] = f"{side} has no usable image: it is an empty folder"
             return res
         if ea is None or eb is None:  # a side read whole, but every image flat
             res["similarity"] = None
@@ -681,28 +695,24 @@ class Session:
 
     @staticmethod
     def verify_counts(res: dict[str, Any]) -> dict[str, Any]:
-        """A :meth:`verify` result's inputs accounted for, as a run summary counts them:
-        ``n_inputs`` (files read or refused; a side with nothing read or refused, an empty
-        folder or one of non-images only, or one whose images are all on the other side,
-        counts as one failed input), ``n_ok`` (read: the images pooled, and the flat images,
-        repeats and images also on the other side, read but carrying no further evidence),
-        ``n_failed``, ``n_skipped`` and ``decisions`` ({decision: 1}, or {})."""
-        n_ok = n_in = 0
+        """A :meth:`verify` result's inputs accounted for, as a run summary counts them: the
+        files, never the sides. ``n_inputs``: files read or refused; ``n_ok``: read (the
+        images pooled, and the flat images, repeats and images also on the other side, read
+        but carrying no further evidence); ``n_failed``: refused; ``n_skipped``;
+        ``decisions`` ({decision: 1}, or {}). A side that compares nothing (an empty folder,
+        non-images only, every image also on the other side) is the result's error, not a
+        failed input: it counted as one, and a folder against itself read "8 inputs, 2
+        failed" for 6 files all read (break-it)."""
+        n_ok = n_failed = 0
         for side in "ab":
-            read = sum(
+            n_ok += sum(
                 res.get(f"{side}_{k}", 0) for k in ("images", "flat", "duplicates", "shared")
             )
-            failed = res.get(f"{side}_failed", 0)
-            # a side of images all on the other side compares nothing: the side fails
-            failed += bool(res.get(f"{side}_shared")) and not (
-                res[f"{side}_images"] or res[f"{side}_flat"]
-            )
-            n_ok += read
-            n_in += read + failed + (read + failed == 0)
+            n_failed += res.get(f"{side}_failed", 0)
         return {
-            "n_inputs": n_in,
+            "n_inputs": n_ok + n_failed,
             "n_ok": n_ok,
-            "n_failed": n_in - n_ok,
+            "n_failed": n_failed,
             "n_skipped": len(res["skipped"]),
             "decisions": {res["decision"]: 1} if res["decision"] else {},
         }
@@ -1017,9 +1027,11 @@ def _provenance(
     skipped: bool = False,
     *,
     read: dict[str, Any] | None = None,
+    models: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The file's metadata claims beside the decision (read from the file by the metadata
-    readers only: metadata never reaches the fingerprint).
+    readers only: metadata never reaches the fingerprint). ``models``: the gallery's model
+    names, so that a claim naming another enrolled model never agrees with the decision.
 
     ``read``: the record already read in a decode thread (:class:`fpattr.pipeline.Embedder`
     ``metadata``); without it the file is read now. A skipped input (hidden, a special file
@@ -1032,7 +1044,8 @@ def _provenance(
         rec = empty_record()
         rec["read_error"] = f"input skipped ({error})" if error else "input skipped"
         return with_decision(rec, None)
-    return with_decision(read if read is not None else _read_provenance(path), decision)
+    rec = read if read is not None else _read_provenance(path)
+    return with_decision(rec, decision, models)
 
 
 def _image_info(e: Embedded) -> dict[str, Any] | None:

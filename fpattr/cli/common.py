@@ -135,6 +135,17 @@ def stderr_console(quiet: bool = False) -> Any:
     return Console(stderr=True, quiet=quiet)
 
 
+def print_error(console: Any, *objects: Any, **kwargs: Any) -> None:
+    """Print on ``console`` even when it is quiet: ``-q`` silences progress and notes,
+    never the reason a command exits non-zero (a failed input, nothing enrolled or found).
+    """
+    quiet, console.quiet = console.quiet, False
+    try:
+        console.print(*objects, **kwargs)
+    finally:
+        console.quiet = quiet
+
+
 def parse_opts(pairs: list[str] | None, flag: str = "--backbone-opt") -> dict[str, Any]:
     """KEY=VALUE pairs -> dict; values parsed as JSON when they parse (2, true, "x")."""
     out: dict[str, Any] = {}

@@ -101,17 +101,21 @@ def add(
     from fpattr.report.base import printable
 
     shown = escape(repr(name))  # model names are the user's text: "[...]" is not markup
-    for label, rows in (("[red]failed[/]", failed), ("[yellow]skipped[/]", skipped)):
-        for x in rows:
-            why = printable(str(x["path"]) + ": " + str(x["error"]))
-            console.print(f"{label} {escape(why)}")
+    for x in failed:  # why the exit is 1 (or 2): said under -q too
+        why = printable(str(x["path"]) + ": " + str(x["error"]))
+        common.print_error(console, f"[red]failed[/] {escape(why)}")
+    for x in skipped:
+        why = printable(str(x["path"]) + ": " + str(x["error"]))
+        console.print(f"[yellow]skipped[/] {escape(why)}")
     if duplicates:
         console.print(
             f"[yellow]note:[/] {len(duplicates)} exact duplicate reference(s) left out "
             "(same sha256 as another reference: one file is one piece of evidence)"
         )
     if embs is None:
-        console.print(f"[red]no usable reference image for {shown}[/]; gallery unchanged")
+        common.print_error(
+            console, f"[red]no usable reference image for {shown}[/]; gallery unchanged"
+        )
         raise typer.Exit(2)
     with gal.editing(path, bb.info()) as g:
         before = len(g.models[name].refs) if name in g.models and append else 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -386,48 +387,144 @@ def _families(text: str | None) -> set[str]:
     return {_LINEAGE.get(f, f) for f in _FAMILIES if f and f in t}
 
 
-def _names_model(name: str, field_: str) -> bool:
-    """Whether a claim's model name field names the enrolled model: the normalised name is
-    in the field (`sdxl-turbo` in `sd_xl_turbo_1.0`), or every word and number of the name
-    is one of the field's (`flux-dev` in `flux1-dev.safetensors`)."""
-    if _norm(name) in _norm(field_):
-        return True
-    words = lambda t: set(re.findall(r"[a-z]+|[0-9]+", t.lower()))  # noqa: E731
-    mine = words(name)
-    return bool(mine) and mine <= words(field_)
+def _words(text: str | None) -> list[str]:
+    """The runs of ASCII letters and digits of ``text``, lower-cased: the words names are
+    compared by (a space, "-", "_", ".", "/" or any other character separates two)."""
+    return re.findall(r"[0-9a-z]+", (text or "").lower())
+
+
+#: A number glued to the end of a word ("flux1"): a version when more of the name follows.
+_GLUED_NUMBER = re.compile(r"(?<=[a-z])[0-9]+$")
+#: Words of a claim read for names: metadata is the file's text, bounded here.
+_MAX_WORDS = 64
+
+
+@lru_cache(maxsize=1 << 17)
+def _key(name: str) -> str:
+    """:func:`_norm` of an enrolled model's name, kept: every claim is compared with every
+    name of the gallery."""
+    return _norm(name)
+
+
+def _runs(text: str | None, longest: int) -> dict[str, tuple[int, int, bool]]:
+    """Every name ``text`` spells in whole words, up to ``longest`` letters: spelling ->
+    ``(first, end, exact)`` of the first run of its words (:func:`_words`) spelling it.
+
+    A run spells its words' letters and digits joined, separators aside (`sd_xl_turbo`
+    spells `sdxlturbo`), never part of a word (`checker2` does not spell `checker`). It
+    also spells them with the numbers glued to its words but the last left out, read as
+    versions (`flux1-dev` spells `fluxdev`; ``exact`` False); the last word's is part of
+    the name (`stylegan2` does not spell `stylegan`).
+    """
+    words = _words(text)[:_MAX_WORDS]
+    bare = [_GLUED_NUMBER.sub("", w) for w in words]
+    found: dict[str, tuple[int, int, bool]] = {}
+    for i in range(len(words)):
+        exact = loose = ""
+        for j in range(i, len(words)):
+            found.setdefault(exact + words[j], (i, j + 1, True))
+            found.setdefault(loose + words[j], (i, j + 1, False))
+            exact += words[j]
+            loose += bare[j]
+            if len(loose) >= longest:  # every longer run spells more than any name asked
+                break
+    return found
+
+
+def _span(name: str, text: str | None) -> tuple[int, int, bool] | None:
+    """Where ``text`` spells ``name`` in whole words (:func:`_runs`): ``(first, end,
+    exact)``, None when it does not. Separators and case do not count (`sdxl-turbo` is
+    `SD_XL_Turbo_1.0`'s first three words), word edges do: a name never matches a longer
+    one that starts with it (`checker` is not in `checker2`, `sdxl` not in `sdxlturbo`).
+    Words after the name are not read (`nearest` in `nearest-v1`, `sdxl` in `sdxl_turbo`:
+    :func:`_names_model` tells that one from an enrolled `sdxl-turbo`)."""
+    target = _norm(name)
+    return _runs(text, len(target)).get(target) if target else None
+
+
+def _covers(other: tuple[int, int, bool], own: tuple[int, int, bool]) -> bool:
+    """Whether a match (:func:`_span`) holds ``own`` and says more: more words, or the same
+    words spelled exactly where ``own`` left a version out."""
+    if not (other[0] <= own[0] and own[1] <= other[1]):
+        return False
+    return other[1] - other[0] > own[1] - own[0] or (other[2] and not own[2])
+
+
+def _names_model(
+    name: str, text: str | None, enrolled: Iterable[str] = ()
+) -> tuple[bool, str | None]:
+    """Whether ``text`` (a model name field, or a claim's family) names the model ``name``,
+    and the other enrolled model it names instead (None when none).
+
+    It names ``name`` when it spells it in whole words (:func:`_span`; each of a list
+    "a, b" on its own) and no other enrolled model's name is spelled over it more fully:
+    `sd_xl_turbo_1.0` names `sdxl`, but names `sdxl-turbo` instead when that is enrolled
+    too; `flux1-dev` names `flux-dev`, but `flux1-dev` instead when that is enrolled. A text
+    that does not name ``name`` but names another enrolled model gives that model (the
+    most fully spelled, the first enrolled on a tie).
+    """
+    mine = _norm(name)
+    keys = [(cand, k) for cand in enrolled if (k := _key(cand)) and k != mine]
+    longest = max([len(mine), *(len(k) for _, k in keys)])
+    named = False
+    other: tuple[str, int] | None = None  # (model, letters spelled)
+    for item in (text or "").split(", "):
+        runs = _runs(item, longest)
+        own = runs.get(mine) if mine else None
+        beaten = False
+        for cand, k in keys:
+            theirs = runs.get(k)
+            if theirs is None or (own is not None and not _covers(theirs, own)):
+                continue
+            beaten = True
+            if other is None or len(k) > other[1]:
+                other = (cand, len(k))
+        named = named or (own is not None and not beaten)
+    return named, (None if named or other is None else other[0])
 
 
 def _same_claim(a: str, b: str) -> bool:
-    """Whether two claims name the same generator: one family contains the other, or
-    their model name fields do (the same checkpoint written by two tools)."""
+    """Whether two claims name the same generator: one family spells the other in whole
+    words, or their model name fields do (the same checkpoint written by two tools):
+    `checker` and `checker2` are two models (:func:`_span`)."""
     fa, ma = split_claim(a)
     fb, mb = split_claim(b)
-    na, nb = _norm(fa), _norm(fb)
-    if na and nb and (na in nb or nb in na):
+    if _norm(fa) and _norm(fb) and (_span(fa, fb) or _span(fb, fa)):
         return True
-    ma_n, mb_n = _norm(ma), _norm(mb)
-    return bool(ma_n and mb_n and (ma_n in mb_n or mb_n in ma_n))
+    return bool(_norm(ma) and _norm(mb) and (_span(ma, mb) or _span(mb, ma)))
 
 
-def agreement(claimed: str | None, model: str | None) -> dict[str, Any] | None:
+def agreement(
+    claimed: str | None, model: str | None, models: Iterable[str] = ()
+) -> dict[str, Any] | None:
     """How a claim compares with an enrolled model name (None when either is missing).
 
-    Both are lower-cased with every non-alphanumeric character dropped. ``model_name``:
-    the enrolled name is contained in the claim's model name field (None: the claim has
-    no such field; also matched word for word, :func:`_names_model`). ``family``: True
-    when the enrolled name is contained in the claim's generator family, False when both
-    name known generator family lines (StyleGAN, Stable Diffusion with SDXL and SD3,
-    DALL-E with GPT-4o, ...) and they share none, None when that cannot be told (an
-    enrolled name that names no known family, or a claim that names only a front-end such
-    as ComfyUI). ``agrees``: something matched, the family does not contradict it and the
-    model field, if any, names this model; ``matched``: which parts matched.
+    ``models``: every enrolled model's name (the gallery's), so that a claim naming
+    another of them is never read as naming this one. Names are compared in whole words,
+    case and separators aside (:func:`_span`, :func:`_names_model`): `sdxl-turbo` is
+    `sd_xl_turbo_1.0`, `checker` is not `checker2`, and `sdxl` is not `sd_xl_turbo` when
+    `sdxl-turbo` is enrolled. ``model_name``: the claim's model name field names this
+    model (None: the claim has no such field). ``family``: True when the claim's
+    generator family names it, False when both name known generator family lines
+    (StyleGAN, Stable Diffusion with SDXL and SD3, DALL-E with GPT-4o, ...) and they share
+    none, or when a claim without a model field names another enrolled model; None when
+    that cannot be told (an enrolled name that names no known family, or a claim that
+    names only a front-end such as ComfyUI). ``other_model``: the other enrolled model the
+    claim names instead (its model field, or its family when it has no field), else None.
+    ``agrees``: something matched, the family does not contradict it and the model field,
+    if any, names this model; ``matched``: which parts matched.
     """
     m = _norm(model)
     if not m or not _norm(claimed):
         return None
+    enrolled = [n for n in models if n]
     family, field_ = split_claim(claimed)
-    model_name = _names_model(model or "", field_) if field_ else None
-    fam: bool | None = True if m in _norm(family) else None
+    model_name, other = _names_model(model or "", field_, enrolled) if field_ else (None, None)
+    # with a model field, the family is a front-end's or a line's label ("Stable
+    # Diffusion"): only the field can name another enrolled model
+    in_family, other_family = _names_model(model or "", family, () if field_ else enrolled)
+    other = other or other_family
+    fam: bool | None = True if in_family else (False if other_family else None)
     if fam is None:
         mine, theirs = _families(model), _families(family)
         if mine and theirs:
@@ -437,15 +534,16 @@ def agreement(claimed: str | None, model: str | None) -> dict[str, Any] | None:
         "model_name": model_name,
         "family": fam,
         "matched": matched,
+        "other_model": other,
         # a model field naming another checkpoint is a disagreement whatever the family
         "agrees": bool(matched) and fam is not False and model_name is not False,
     }
 
 
-def agrees(claimed: str | None, model: str | None) -> bool | None:
-    """Whether a claimed generator names ``model`` (:func:`agreement`'s ``agrees``); None
-    when either is missing."""
-    a = agreement(claimed, model)
+def agrees(claimed: str | None, model: str | None, models: Iterable[str] = ()) -> bool | None:
+    """Whether a claimed generator names ``model`` (:func:`agreement`'s ``agrees``, with
+    ``models`` the enrolled names); None when either is missing."""
+    a = agreement(claimed, model, models)
     return None if a is None else a["agrees"]
 
 
@@ -491,10 +589,14 @@ def describe(rec: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def with_decision(rec: dict[str, Any], decision: str | None) -> dict[str, Any]:
+def with_decision(
+    rec: dict[str, Any], decision: str | None, models: Iterable[str] = ()
+) -> dict[str, Any]:
     """``rec`` plus ``agrees_with_fingerprint`` (True/False/None), ``agreement`` (which
     parts matched, :func:`agreement`) and a one-line ``summary`` comparing it with a
-    fingerprint decision (None unless the decision names a model).
+    fingerprint decision (None unless the decision names a model). ``models``: the
+    gallery's model names: a claim naming another of them (`sdxl-turbo` against the
+    decision `sdxl`) disagrees.
 
     A source type that says camera capture disagrees with a decision naming a model
     when no generator claim agrees with it: the file claims not to be generated at all.
@@ -502,13 +604,18 @@ def with_decision(rec: dict[str, Any], decision: str | None) -> dict[str, Any]:
     from fpattr.decision import names_a_model
 
     named = decision if names_a_model(decision) else None
-    how = agreement(rec.get("claimed_generator"), named)
+    how = agreement(rec.get("claimed_generator"), named, models)
     agree = None if how is None else how["agrees"]
     line = describe(rec)
     capture = named is not None and is_capture_source_type(rec.get("digital_source_type"))
     if how is not None:
         if agree:
             line += f"; fingerprint says {named}: they agree on the {' and '.join(how['matched'])}"
+        elif how["other_model"]:
+            line += (
+                f"; fingerprint says {named}: the metadata names another enrolled model "
+                f"({how['other_model']}): they DISAGREE"
+            )
         elif how["model_name"] and how["family"] is False:
             family = split_claim(rec.get("claimed_generator"))[0]
             line += (

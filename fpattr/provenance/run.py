@@ -44,7 +44,7 @@ def run(
 
     from rich.markup import escape
 
-    from fpattr.cli.common import exit_code
+    from fpattr.cli.common import exit_code, print_error
     from fpattr.io.atomic import atomic_open
     from fpattr.provenance import c2pa_check
     from fpattr.provenance.batch import Counts, provenance_rows
@@ -115,6 +115,6 @@ def run(
         if not has_c2pa:
             # escaped: "[provenance]" in the text would be read as rich markup and vanish
             console.print(f"[yellow]note:[/] {escape(c2pa_check.NOT_CHECKED)}", highlight=False)
-        if counts.n_inputs == 0:
-            console.print("[red]no images found[/]")
+        if counts.n_inputs == 0:  # the reason for exit 2: said under -q too
+            print_error(console, "[red]no images found[/]")
     return exit_code(counts.n_inputs, counts.n_ok)

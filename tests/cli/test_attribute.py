@@ -452,9 +452,50 @@ def test_every_record_has_the_decision_keys_failed_ones_too(enrolled, tmp_path):
     s = Session.open("spectrum", enrolled["gallery"])
     ok, bad = list(s.attribute([q, tmp_path / "bad.png"]))
     assert bad["status"] == "error" and ok["status"] == "ok"
-    assert set(ok) - {"caveats", "p_not_retrieved"} <= set(bad)
+    assert set(ok) - {"p_not_retrieved"} <= set(bad)
     for key in ("threshold", "target_far", "p_unknown", "leaning", "calibration"):
         assert bad[key] is None
+
+
+def test_every_record_carries_caveats_ok_failed_skipped_and_flat(enrolled, tmp_path):
+    # break-it: `caveats` was set only when there was one: the API's records and the
+    # JSON/JSONL results of clean, failed, skipped and flat inputs had no such key
+    import shutil
+
+    from PIL import Image
+
+    from fpattr import Session
+
+    d = tmp_path / "in"
+    d.mkdir()
+    q = sorted(enrolled["queries"].glob("checker*"))[0]
+    shutil.copy(q, d / "clean.png")
+    Image.new("RGB", (64, 64), (40, 90, 200)).save(d / "flat.png")
+    (d / "bad.png").write_text("not an image", encoding="utf-8")
+    (d / "notes.txt").write_text("not an image", encoding="utf-8")  # skipped in a folder
+    s = Session.open("spectrum", enrolled["gallery"])
+    recs = {Path(r["path"]).name: r for r in s.attribute([d])}
+    assert [recs[n]["status"] for n in ("clean.png", "bad.png", "notes.txt")] == [
+        "ok",
+        "error",
+        "skipped",
+    ]
+    assert recs["flat.png"]["decision"] == "insufficient signal"
+    for name in ("clean.png", "bad.png", "notes.txt"):
+        assert recs[name]["caveats"] == [], name
+    assert isinstance(recs["flat.png"]["caveats"], list)
+    emb = next(iter(s.gallery.models.values())).embeddings[0]
+    assert s.decide(emb)["caveats"] == []
+    base = ["attribute", d, "-g", enrolled["gallery"], "-b", "spectrum", "-q"]
+    for fmt in ("json", "jsonl"):
+        r = run_cli([*base, "-f", fmt])
+        assert r.exit_code == 1, r.output  # bad.png failed
+        rows = (
+            json.loads(r.stdout)["results"]
+            if fmt == "json"
+            else [x for x in map(json.loads, r.stdout.splitlines()) if x["type"] == "result"]
+        )
+        assert len(rows) == 4 and all(isinstance(x["caveats"], list) for x in rows), fmt
 
 
 def test_results_stream_from_a_slow_source_and_from_a_run_of_failures(enrolled):

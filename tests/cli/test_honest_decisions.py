@@ -97,8 +97,11 @@ def test_verify_leaves_out_images_on_both_sides(enrolled, tmp_path):
     res = rep["results"][0]
     assert res["status"] == "error" and res["decision"] is None
     assert "every image of A is also in B" in res["error"]
-    # as many images on each side: the shared ones leave both (either order agrees)
-    assert (res["a_shared"], res["b_shared"], rep["summary"]["n_failed"]) == (3, 3, 2)
+    # as many images on each side: the shared ones leave both (either order agrees); the
+    # six files were all read: no input failed, the pair did (it said 8 inputs, 2 failed)
+    assert (res["a_shared"], res["b_shared"], res["a_failed"], res["b_failed"]) == (3, 3, 0, 0)
+    s = rep["summary"]
+    assert (s["n_inputs"], s["n_ok"], s["n_failed"]) == (6, 6, 0)
     two = tmp_path / "two"
     two.mkdir()
     x, s, y = sorted(folder.iterdir())[:3]
@@ -117,25 +120,28 @@ def test_verify_leaves_out_images_on_both_sides(enrolled, tmp_path):
 
 def test_verify_a_side_with_nothing_read_is_an_error_beside_any_other(enrolled, tmp_path):
     # break-it pass: a flat side hid an empty one ('insufficient signal', exit 0, the empty
-    # side not counted); two empty sides counted as one failed input, with a speed
+    # side not counted). The inputs are the files: an empty side is the pair's error, said
+    # as such, never a failed input (it counted as one: "4 inputs, 1 failed" for 3 files)
     flat, empty, texts = (tmp_path / n for n in ("flat", "empty", "texts"))
     for d in (flat, empty, texts):
         d.mkdir()
     _solid(flat / "grey.png", (128, 128, 128))
     (texts / "notes.txt").write_text("hi", encoding="utf-8")
     opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
-    for a, b, want in (
-        (flat, empty, (2, 1, 1)),  # (n_inputs, n_ok, n_failed)
-        (empty, flat, (2, 1, 1)),
-        (flat, texts, (2, 1, 1)),
-        (empty, empty, (2, 0, 2)),
+    for a, b, want, why in (
+        (flat, empty, (1, 1, 0, 0), "B has no usable image: it is an empty folder"),
+        (empty, flat, (1, 1, 0, 0), "A has no usable image: it is an empty folder"),
+        (flat, texts, (1, 1, 0, 1), "B has no usable image: it holds no image (1 file(s)"),
+        (empty, empty, (0, 0, 0, 0), "A has no usable image: it is an empty folder"),
+        (flat, tmp_path / "gone", (2, 1, 1, 0), "B has no usable image (no such file"),
     ):
         r = run_cli(["verify", a, b, *opts])
         assert r.exit_code == 2, (a.name, b.name, r.output)
         rep = _res(r)
         res, s = rep["results"][0], rep["summary"]
-        assert res["status"] == "error" and "has no usable image" in res["error"]
-        assert (s["n_inputs"], s["n_ok"], s["n_failed"]) == want, (a.name, b.name)
+        assert res["status"] == "error" and res["error"].startswith(why), res["error"]
+        got = (s["n_inputs"], s["n_ok"], s["n_failed"], s["n_skipped"])
+        assert got == want, (a.name, b.name)
         assert s["images_per_second"] is None or s["n_ok"]
     # a flat side beside a usable one is still 'insufficient signal', never an error
     src = next(enrolled["queries"].glob("nearest_*.png"))

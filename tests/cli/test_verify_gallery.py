@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from fpattr.testing import run_cli
+from fpattr.testing import run_cli, write_generator_images
 
 
 def test_verify_files_and_folders(enrolled):
@@ -103,6 +103,17 @@ def test_gallery_add_with_no_usable_reference(tmp_path):
         ["gallery", "add", "m", tmp_path / "bad.png", "-g", tmp_path / "g", "-b", "spectrum", "-q"]
     )
     assert r.exit_code == 2 and not (tmp_path / "g" / "gallery.json").exists()
+    # break-it: under -q the exit 2 came with nothing printed; -q silences progress and
+    # notes, never the reason for a non-zero exit
+    assert "no usable reference image for 'm'" in r.stderr
+    assert "failed " in r.stderr and "bad.png" in r.stderr
+    base = ["gallery", "add", "m", "-g", tmp_path / "g", "-b", "spectrum", "-q"]
+    r = run_cli([*base, tmp_path / "nonexistent"])
+    assert r.exit_code == 2 and "no such file or directory" in " ".join(r.stderr.split())
+    # a failed reference beside usable ones is why the exit is 1: said under -q too
+    write_generator_images(tmp_path / "refs", "checker", n=3, size=64, seed=0)
+    r = run_cli([*base, tmp_path / "refs", tmp_path / "bad.png", "-f", "none"])
+    assert r.exit_code == 1 and "failed " in r.stderr and "bad.png" in r.stderr, r.output
     r = run_cli(["gallery", "add", "bad/name", tmp_path, "-g", tmp_path / "g"])
     assert r.exit_code == 2
 

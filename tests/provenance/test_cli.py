@@ -77,6 +77,10 @@ def test_provenance_exit_codes(folder, tmp):
     assert run_cli(["provenance", tmp / "missing.png", "-q"]).exit_code == 2
     assert run_cli(["provenance", folder / "notes.txt", "-q"]).exit_code == 2  # not an image
     assert run_cli(["provenance", folder, "-f", "html"]).exit_code == 2
+    # nothing found is why the exit is 2: said under -q too (it printed nothing)
+    (tmp / "empty").mkdir()
+    r = run_cli(["provenance", tmp / "empty", "-q", "-f", "json"])
+    assert r.exit_code == 2 and "no images found" in r.stderr
     assert run_cli(["provenance", folder, "--trust-anchors", folder / "notes.txt"]).exit_code == 2
 
 
@@ -130,7 +134,7 @@ def test_attribute_results_carry_provenance(gallery, tmp, pf):
         rows[0]
     )
     assert {row["provenance_agrees"] for row in rows} >= {"true", "false", ""}
-    assert list(rows[0])[-1] == "error"
+    assert list(rows[0])[-2:] == ["error", "path_bytes_hex"]
     lines = run_cli([*base, "-f", "jsonl"]).stdout.splitlines()
     assert all("provenance" in json.loads(x) for x in lines[1:-1])
     table = run_cli([*base, "-f", "table"]).stdout
@@ -147,7 +151,7 @@ def test_csv_keeps_the_provenance_columns_when_no_result_comes(gallery, tmp):
     assert {"provenance_claimed_generator", "provenance_source_type", "provenance_agrees"} <= set(
         header
     )
-    assert header[-1] == "error"
+    assert header[-2:] == ["error", "path_bytes_hex"]
 
 
 def test_csv_shows_metadata_control_characters_as_escapes(tmp):

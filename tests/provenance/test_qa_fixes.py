@@ -253,6 +253,7 @@ def test_agreement_says_what_matched():
         "model_name": True,
         "family": False,
         "matched": ["model name"],
+        "other_model": None,
         "agrees": False,
     }
     assert "claimed generator family (Stable Diffusion) is another" in out["summary"]
@@ -265,6 +266,7 @@ def test_agreement_says_what_matched():
         "model_name": None,
         "family": False,
         "matched": [],
+        "other_model": None,
         "agrees": False,
     }
 
@@ -290,6 +292,85 @@ def test_agreement_of_front_ends_family_lines_and_checkpoint_names(claim, model,
     assert out["agrees_with_fingerprint"] is agrees, out["agreement"]
     if not agrees and out["agreement"]["model_name"] is False:
         assert "the metadata names another model" in out["summary"]
+
+
+@pytest.mark.parametrize(
+    ("claim", "model", "enrolled", "agrees", "other"),
+    [
+        # break-it: names were matched as substrings: `checker` "agreed" with a claim of
+        # `checker2` (both enrolled), `sdxl` with `sdxl-turbo`
+        (
+            "Stable Diffusion (model: checker2)",
+            "checker",
+            ("checker", "checker2"),
+            False,
+            "checker2",
+        ),
+        ("Stable Diffusion (model: checker2)", "checker", ("checker",), False, None),
+        ("Stable Diffusion (model: checker2)", "checker2", ("checker", "checker2"), True, None),
+        ("Stable Diffusion (model: stylegan2)", "stylegan", (), False, None),
+        (
+            "Stable Diffusion (model: sdxl-turbo)",
+            "sdxl",
+            ("sdxl", "sdxl-turbo"),
+            False,
+            "sdxl-turbo",
+        ),
+        (
+            "ComfyUI (model: sd_xl_turbo_1.0_fp16)",
+            "sdxl",
+            ("sdxl", "sdxl-turbo"),
+            False,
+            "sdxl-turbo",
+        ),
+        ("ComfyUI (model: sd_xl_turbo_1.0_fp16)", "sdxl-turbo", ("sdxl", "sdxl-turbo"), True, None),
+        ("ComfyUI (model: sd_xl_base_1.0)", "sdxl", ("sdxl", "sdxl-turbo"), True, None),
+        (
+            "ComfyUI (model: flux1-dev.safetensors)",
+            "flux-dev",
+            ("flux-dev", "flux1-dev"),
+            False,
+            "flux1-dev",
+        ),
+        ("ComfyUI (model: a.ckpt, SDXL_Turbo.safetensors)", "sdxl-turbo", ("sdxl",), True, None),
+        ("Stable Diffusion (model: Checker-V2)", "checker", ("checker", "checker2"), True, None),
+        # a claim without a model field: its family text names the model
+        ("DALL\u00b7E 3 (C2PA)", "dall-e-3", ("dall-e-2", "dall-e-3"), True, None),
+        ("DALL\u00b7E 3 (C2PA)", "dall-e-2", ("dall-e-2", "dall-e-3"), False, "dall-e-3"),
+        ("DALL\u00b7E 3 (C2PA)", "dall-e", ("dall-e", "dall-e-3"), False, "dall-e-3"),
+    ],
+)
+def test_a_claim_naming_another_enrolled_model_never_agrees(claim, model, enrolled, agrees, other):
+    rec = {"claimed_generator": claim, "errors": [], "claims": [claim]}
+    out = with_decision(rec, model, [model, *enrolled])
+    assert out["agrees_with_fingerprint"] is agrees, out["agreement"]
+    assert out["agreement"]["other_model"] == other
+    if other:
+        assert f"names another enrolled model ({other}): they DISAGREE" in out["summary"]
+
+
+def test_attribute_tells_the_enrolled_models_apart_in_the_claim(tmp):
+    # end to end: the gallery's names reach the comparison (checker's image claiming the
+    # enrolled `nearest`, and `checker2`, enrolled or not, never agree with `checker`)
+    refs, q = tmp / "refs", tmp / "q"
+    for gen in ("nearest", "checker"):
+        write_generator_images(refs / gen, gen, n=5, size=64, seed=0)
+        args = ["gallery", "add", gen, refs / gen, "-g", tmp / "g", "-b", "spectrum", "-q"]
+        assert run_cli(args).exit_code == 0
+    from PIL import PngImagePlugin
+
+    (src,) = write_generator_images(tmp / "src", "checker", n=1, size=64, seed=100)
+    q.mkdir()
+    for claim in ("checker2", "nearest", "checker-v1"):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", f"a cat\nSteps: 20, Seed: 1, Model: {claim}")
+        Image.open(src).save(q / f"{claim}.png", pnginfo=info)
+    r = run_cli(["attribute", q, "-g", tmp / "g", "-b", "spectrum", "-q", "-f", "json"])
+    rows = {Path(x["path"]).stem: x for x in json.loads(r.stdout)["results"]}
+    assert {rows[c]["decision"] for c in ("checker2", "nearest", "checker-v1")} == {"checker"}
+    got = {c: row["provenance"]["agrees_with_fingerprint"] for c, row in rows.items()}
+    assert got == {"checker2": False, "nearest": False, "checker-v1": True}
+    assert rows["nearest"]["provenance"]["agreement"]["other_model"] == "nearest"
 
 
 # -- 7. ComfyUI needs the node-graph shape ----------------------------------------------------
