@@ -295,6 +295,9 @@ class Session:
                 "leaning": None,
                 "candidates": [],
                 "p_unknown": None,
+                # set by an approximate index's search only (fpattr.decision.
+                # DecisionPolicy.decide_scores); None: every model was scored
+                "p_not_retrieved": None,
                 "threshold": None,
                 "target_far": None,
                 "calibration": None,
@@ -416,7 +419,9 @@ class Session:
             n_models = len(idx.names)
         else:
             names, sims = self.policy.scores(projected)
-        if processing is None and image is not None and len(names):
+        if processing is None and image is not None and len(names) and not flat:
+            # (a flat image is decided by no calibration: a 1x1 PNG read as "x0.5" was
+            # said to be decided with the references' x0.5 copies, break-it 27)
             processing = self.query_processing(image, names[int(np.argmax(sims))])
         policy = self.processed_policy(processing) or self.policy
         return policy.decide_scores(

@@ -452,8 +452,17 @@ def test_every_record_has_the_decision_keys_failed_ones_too(enrolled, tmp_path):
     s = Session.open("spectrum", enrolled["gallery"])
     ok, bad = list(s.attribute([q, tmp_path / "bad.png"]))
     assert bad["status"] == "error" and ok["status"] == "ok"
-    assert set(ok) - {"p_not_retrieved"} <= set(bad)
-    for key in ("threshold", "target_far", "p_unknown", "leaning", "calibration"):
+    # the same keys on every record (p_not_retrieved too: null without an index)
+    assert set(ok) == set(bad)
+    assert ok["p_not_retrieved"] is None
+    for key in (
+        "threshold",
+        "target_far",
+        "p_unknown",
+        "leaning",
+        "calibration",
+        "p_not_retrieved",
+    ):
         assert bad[key] is None
 
 
@@ -548,3 +557,24 @@ def test_a_source_that_raises_gets_the_results_before_it(enrolled):
         for r in s.attribute(broken()):
             got.append(r["path"])
     assert got == [str(p) for p in images]
+
+
+def test_a_flat_image_is_said_decided_with_no_processed_calibration(enrolled, tmp_path):
+    # break-it 27: a 1x1 PNG ("insufficient signal") was read as an x0.5 copy and its
+    # caveat said it was decided with the references' x0.5 copies: nothing was decided
+    from PIL import Image
+
+    one = tmp_path / "one.png"
+    Image.new("RGB", (1, 1), (10, 20, 30)).save(one)
+    r = run_cli(["attribute", one, "-g", enrolled["gallery"], "-b", "spectrum", "-q", "-f", "json"])
+    rec = _json(r)["results"][0]
+    assert rec["decision"] == "insufficient signal"
+    assert rec["caveats"] == [] and (rec["calibration"] or {}).get("processing") is None
+    small = tmp_path / "small.png"  # a real but halved image is still judged as one
+    Image.open(sorted(enrolled["queries"].glob("checker*"))[0]).reduce(2).save(small)
+    r = run_cli(
+        ["attribute", small, "-g", enrolled["gallery"], "-b", "spectrum", "-q", "-f", "json"]
+    )
+    rec = _json(r)["results"][0]
+    assert rec["decision"] != "insufficient signal"
+    assert (rec["calibration"] or {}).get("processing") == "x0.5", rec
