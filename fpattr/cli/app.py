@@ -103,10 +103,8 @@ class FpattrGroup(TyperGroup):
                 from fpattr.report.outputs import _silence_stdout
 
                 _silence_stdout()  # what is still buffered cannot fail again at exit
-                where = f" to {printable(str(exc.filename))}" if exc.filename else ""
-                print(
-                    f"fpattr: error: cannot write results{where}: {exc.strerror}", file=sys.stderr
-                )
+                what = f"write {printable(str(exc.filename))}" if exc.filename else "write results"
+                print(f"fpattr: error: cannot {what}: {exc.strerror}", file=sys.stderr)
                 raise typer.Exit(int(ExitCode.OUTPUT_LOST)) from None
             _plugin_exit(exc)
             print(
