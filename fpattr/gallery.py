@@ -78,6 +78,21 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return l2_normalize(np.asarray(x, dtype=np.float32))
 
 
+def _listed_files(path: Path) -> set[str]:
+    """Names of the emb/ files the gallery.json at ``path`` lists (none when there is no
+    readable one): the only files :meth:`Gallery.save` may delete."""
+    try:
+        doc = json.loads((path / "gallery.json").read_text(encoding="utf-8"))
+        models = doc.get("models") or {}
+        files = {Path(str(e["file"])).name for e in models.values()}
+        files |= {
+            Path(str(f)).name for e in models.values() for f in (e.get("processed") or {}).values()
+        }
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+    return files
+
+
 def _npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
@@ -398,6 +413,7 @@ class Gallery:
             raise GalleryError("no gallery path given")
         emb_dir = path / "emb"
         emb_dir.mkdir(parents=True, exist_ok=True)
+        listed = _listed_files(path)  # what the gallery being replaced wrote, before the commit
         entries = {}
         for name, m in self.models.items():
             check_model_name(name)  # the name becomes part of a file path
@@ -433,9 +449,11 @@ class Gallery:
         atomic_write_text(path / "gallery.json", json.dumps(doc, indent=2, sort_keys=False) + "\n")
         used = {Path(e["file"]).name for e in entries.values()}
         used |= {Path(f).name for e in entries.values() for f in e.get("processed", {}).values()}
-        for f in emb_dir.glob("*.npy"):
-            if f.name not in used:
-                f.unlink(missing_ok=True)
+        # only files the previous gallery.json listed: never a file fpattr did not write (a
+        # user's own .npy in emb/, the arrays of a gallery whose gallery.json was lost were
+        # deleted by `gallery add`, break-it 27)
+        for name in listed - used:
+            (emb_dir / name).unlink(missing_ok=True)
         self.path = path
         return path
 
@@ -511,11 +529,23 @@ class Gallery:
 
     @classmethod
     def open_or_create(cls, path: Path, backbone_info: dict[str, Any]) -> Gallery:
+        """The gallery at ``path``, or a new one there. Raises :class:`GalleryError` for a
+        damaged gallery (:meth:`load`), another backbone's, or a folder whose ``emb/``
+        holds arrays but no ``gallery.json`` lists them (a gallery that lost its metadata,
+        or files of the user's own): a new gallery is not made on top of them."""
         path = Path(path)
         if (path / "gallery.json").is_file():
             g = cls.load(path)
             g.check_backbone(backbone_info)
             return g
+        stray = sorted(p.name for p in (path / "emb").glob("*.npy")) if path.is_dir() else []
+        if stray:
+            raise GalleryError(
+                f"{path} has no gallery.json but its emb/ holds {len(stray)} array file(s) "
+                f"({', '.join(stray[:3])}{', ...' if len(stray) > 3 else ''}): a gallery "
+                "that lost its metadata, or files of your own; fpattr makes no gallery on "
+                "top of them. Give another folder, or move emb/ aside"
+            )
         binding = {k: backbone_info.get(k) for k in ("name", "id", "sha256")}
         return cls(backbone=binding, path=path)
 

@@ -318,3 +318,32 @@ def test_a_damaged_gallery_says_the_way_out(tmp_path):
     with pytest.raises(GalleryError, match="missing gallery.json") as e:
         Gallery.load(tmp_path / "nowhere")
     assert "move the folder aside" not in str(e.value)
+
+
+def test_save_deletes_only_the_files_its_previous_gallery_listed(tmp_path):
+    # break-it 27: save() deleted every emb/*.npy the new gallery.json did not list: a
+    # user's own array in the folder, or the arrays of a gallery that lost its gallery.json
+    g = _gallery(tmp_path)
+    emb = tmp_path / "g" / "emb"
+    mine = emb / "my_features.npy"
+    np.save(mine, np.zeros(3))
+    m2 = json.loads((tmp_path / "g" / "gallery.json").read_text())["models"]["m2"]["file"]
+    g.remove("m2")
+    g.save()
+    assert mine.is_file()  # not fpattr's
+    assert not (tmp_path / "g" / m2).exists()  # the removed model's array is gone
+    assert Gallery.load(tmp_path / "g").sha256 == g.sha256
+    # a folder whose emb/ holds arrays but no gallery.json is refused, its files kept
+    before = sorted(p.name for p in emb.iterdir())
+    (tmp_path / "g" / "gallery.json").unlink()
+    with pytest.raises(GalleryError, match="no gallery.json but its emb/ holds 3 array"):
+        Gallery.open_or_create(tmp_path / "g", BB)
+    assert sorted(p.name for p in emb.iterdir()) == before
+    # a new gallery saved beside files it did not write leaves them alone
+    other = tmp_path / "other"
+    (other / "emb").mkdir(parents=True)
+    np.save(other / "emb" / "x.npy", np.zeros(2))
+    h = Gallery(backbone=BB, path=other)
+    h.add("m0", _emb(0), _refs("m0"))
+    h.save()
+    assert (other / "emb" / "x.npy").is_file() and Gallery.load(other).models
