@@ -295,6 +295,22 @@ def plugin_in_traceback(tb: Any) -> PluginInfo | None:
     such, so plugins of one distribution are told apart). What the CLI names instead of
     calling a plugin's bug its own (break-it: a plugin backbone's error read "fpattr:
     internal error ... please report it")."""
+    for frame in reversed([frame for frame, _ in traceback.walk_tb(tb)]):
+        owner = _plugin_of_module(str(frame.f_globals.get("__name__", "")))
+        if owner is not None:
+            return owner
+    return None
+
+
+def plugin_of(obj: Any) -> PluginInfo | None:
+    """The loaded third-party plugin whose module defines ``obj``'s class, or None (a
+    built-in, or no plugin host yet): who to name when a plugin's object returns something
+    wrong without raising."""
+    return _plugin_of_module(str(getattr(type(obj), "__module__", "") or ""))
+
+
+def _plugin_of_module(name: str) -> PluginInfo | None:
+    """The plugin whose entry point's module is ``name`` or contains it (the longest)."""
     if _HOST is None:
         return None
     owners = {
@@ -302,14 +318,11 @@ def plugin_in_traceback(tb: Any) -> PluginInfo | None:
         for info in _HOST.plugins.values()
         if not info.builtin and info.module
     }
-    frames = [frame for frame, _ in traceback.walk_tb(tb)]
-    for frame in reversed(frames):
-        name = str(frame.f_globals.get("__name__", ""))
-        parts = name.split(".")
-        for k in range(len(parts), 0, -1):
-            owner = owners.get(".".join(parts[:k]))
-            if owner is not None:
-                return owner
+    parts = name.split(".")
+    for k in range(len(parts), 0, -1):
+        owner = owners.get(".".join(parts[:k]))
+        if owner is not None:
+            return owner
     return None
 
 

@@ -242,6 +242,32 @@ def backbone_views(
     )
 
 
+class EmbeddingShapeError(ValueError):
+    """A backbone returned something other than one row of its dimension per view."""
+
+
+def _check_embedded(backbone: Backbone, emb: np.ndarray, n: int) -> None:
+    """Raise :class:`EmbeddingShapeError` unless ``emb`` is a numeric (n, D) array: rows
+    are sliced by position, so a plugin backbone that returned one row short scored every
+    image of the batch with another's rows, silently, and a 1-D array ended in an internal
+    error (break-it 27b). The message names the backbone and the plugin that ships it."""
+    if emb.ndim == 2 and emb.shape[0] == n and np.issubdtype(emb.dtype, np.number):
+        return
+    from fpattr.plugins import plugin_of
+
+    plugin = plugin_of(backbone)
+    who = ""
+    if plugin is not None:
+        who = f" (plugin {plugin.name!r}" + (
+            f", {plugin.distribution})" if plugin.distribution else ")"
+        )
+    raise EmbeddingShapeError(
+        f"backbone {getattr(backbone, 'name', type(backbone).__name__)!r}{who} returned an "
+        f"array of shape {emb.shape} and dtype {emb.dtype} for {n} views, not ({n}, D): a "
+        "bug in the backbone"
+    )
+
+
 def l2_normalize(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """Rows (or a vector) scaled to unit L2 norm; all-zero rows stay zero.
 
@@ -321,8 +347,10 @@ class ViewBatcher:
             return
         t0 = time.perf_counter()
         pending, self.pending, self.n_pending = self.pending, [], 0
+        n = sum(len(v) for _, v in pending)
         try:
             emb = np.asarray(self.backbone.embed(np.concatenate([v for _, v in pending])))
+            _check_embedded(self.backbone, emb, n)
         except Exception as exc:  # noqa: BLE001 - report per image, keep going
             for k, _ in pending:
                 self.errors[k] = f"backbone failed: {type(exc).__name__}: {exc}"
@@ -331,16 +359,19 @@ class ViewBatcher:
             for k, v in pending:
                 rows = emb[start : start + len(v)]
                 start += len(v)
+                # a non-finite or all-zero row has no direction to pool (an extractor can
+                # divide by zero on a flat crop; an all-zero one was enrolled, break-it 27b)
                 finite = np.isfinite(rows).all(axis=1)
-                if not finite.all():
-                    if not finite.any():
+                usable = finite & np.any(np.where(finite[:, None], rows, 0.0) != 0, axis=1)
+                if not usable.all():
+                    if not usable.any():
                         self.errors[k] = (
-                            "backbone returned non-finite values for every view "
+                            "backbone returned non-finite or all-zero values for every view "
                             "(a flat image carries no fingerprint)"
                         )
                         continue
-                    self.dropped[k] = int((~finite).sum())
-                    rows = rows[finite]
+                    self.dropped[k] = int((~usable).sum())
+                    rows = rows[usable]
                 self.out[k] = l2_normalize(l2_normalize(rows).mean(axis=0))
         self.seconds += time.perf_counter() - t0
 

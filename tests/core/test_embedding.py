@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import numpy as np
@@ -208,7 +209,7 @@ def test_non_finite_views_are_left_out_and_an_all_flat_image_is_an_error():
     views, _ = make_views(half, 16, 4, "grid")
     finite = Patches().embed(views[2:])  # the two bottom views, pooled the same way
     assert np.allclose(b.out[0], l2_normalize(l2_normalize(finite).mean(axis=0)))
-    assert "non-finite values for every view" in b.errors[1] and 1 not in b.out
+    assert "non-finite or all-zero values for every view" in b.errors[1] and 1 not in b.out
     emb, err = b.pop(0)
     assert emb is not None and err is None and 0 not in b.dropped
 
@@ -220,3 +221,37 @@ def test_embedder_reports_left_out_views(tmp_path):
     (e,) = Embedder(FlatIsNaN(), Settings(views=4)).embed_paths([tmp_path / "half.png"])
     assert e.error is None and e.n_views == 2 and e.dropped_views == 2
     assert np.isfinite(e.embedding).all()
+
+
+class Wrong(Patches):
+    """A plugin-like backbone that returns a wrong shape or all-zero rows."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def embed(self, views: np.ndarray) -> np.ndarray:
+        out = super().embed(views)
+        if self.mode == "short":
+            return out[:-1]
+        if self.mode == "1d":
+            return out[:, 0]
+        return np.zeros_like(out)
+
+
+@pytest.mark.parametrize("mode", ["short", "1d"])
+def test_a_backbone_of_the_wrong_shape_fails_the_batch_and_is_named(mode):
+    # break-it 27b: one row short scored every image of the batch with another's rows,
+    # silently; a 1-D array was "internal error: AxisError"
+    b = _run(ViewBatcher(Wrong(mode), n_views=4, batch_views=8), _images(2))
+    assert not b.out and set(b.errors) == {0, 1}
+    msg = b.errors[0]
+    assert msg.startswith("backbone failed: EmbeddingShapeError: backbone 'patches'")
+    assert re.search(r"for (\d+) views, not \(\1, D\): a bug in the backbone$", msg), msg
+
+
+def test_all_zero_rows_are_no_embedding():
+    # break-it 27b: all-zero rows were pooled into a zero "unit" vector and enrolled
+    b = _run(ViewBatcher(Wrong("zero"), n_views=4, batch_views=8), _images(2))
+    assert not b.out
+    assert all("non-finite or all-zero values for every view" in e for e in b.errors.values())
