@@ -355,8 +355,9 @@ class Session:
         Only the embedding's direction counts (it is scaled to unit length in float64).
         Raises ValueError for an embedding that is not a finite, non-zero vector of the
         gallery's dimension (a NaN one was answered "inconclusive" at probability NaN), for
-        ``set_size`` or ``views`` not a whole number >= 1 and for an unknown
-        ``processing``; :class:`~fpattr.errors.UsageError` without a gallery."""
+        ``set_size`` or ``views`` not a whole number >= 1 (a bool is not), ``flat`` not a
+        bool and an unknown ``processing``; :class:`~fpattr.errors.UsageError` without a
+        gallery."""
         from fpattr.processing import PROCESSINGS
 
         if self.gallery is None or not self.gallery.models:
@@ -381,6 +382,8 @@ class Session:
             raise ValueError(
                 f"unknown processing {processing!r}; expected one of {sorted(PROCESSINGS)}"
             )
+        if not isinstance(flat, bool | np.bool_):  # "no" is truthy: read as flat (break-it)
+            raise ValueError(f"flat must be True or False, got {flat!r}")
         res = self._decide(
             self.policy.project(as32),
             set_size=set_size,
@@ -964,7 +967,10 @@ def reference_caveat(
 
 
 def _whole(x: Any) -> bool:
-    """``x`` is a whole number >= 1 (inf, NaN, 1.5 and 0 are not)."""
+    """``x`` is a whole number >= 1 (inf, NaN, 1.5, 0 and True are not: a bool passed
+    for a set size was taken as 1, break-it 27b)."""
+    if isinstance(x, bool | np.bool_):
+        return False
     try:
         return bool(np.isfinite(x)) and int(x) == x and x >= 1
     except (TypeError, ValueError):

@@ -133,10 +133,17 @@ def test_decide_refuses_an_embedding_that_is_not_a_finite_vector():
         ({"views": float("inf")}, "views"),
         ({"set_size": float("inf")}, "set_size"),
         ({"set_size": float("nan")}, "set_size"),
+        # break-it 27b: True was a set size of 1 and flat="no" (truthy) answered
+        # "insufficient signal"
+        ({"set_size": True}, "set_size"),
+        ({"views": True}, "views"),
+        ({"flat": "no"}, "flat must be True or False"),
+        ({"flat": 1}, "flat must be True or False"),
     ):
         with pytest.raises(ValueError, match=match):
             s.decide(np.ones(16), **kw)
     assert s.decide(np.ones(16), set_size=3, views=2)["decision"] is not None
+    assert s.decide(np.ones(16), flat=np.bool_(True))["decision"] == "insufficient signal"
     from fpattr.errors import UsageError
 
     with pytest.raises(UsageError, match="needs a gallery"):
