@@ -361,6 +361,10 @@ class Embedder:
             embedding, error = batcher.pop(key)
             if embedding is not None:
                 e.embedding = embedding
+                # the backbone saw no fingerprint (every row zero: the spectrum backbone on
+                # flat views, a plugin's): no evidence, like a flat image; a zero "unit"
+                # vector was enrolled and attributed (break-it 27b)
+                e.flat = e.flat or not np.any(embedding)
             if error is not None:
                 e.error = error
             yield e

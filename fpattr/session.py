@@ -596,10 +596,13 @@ class Session:
         :func:`_pool_side` once the two sides are compared for shared files."""
         n_flat, n_dup, failed, skipped, shas = 0, 0, [], [], set()
         images: list[tuple[str | None, np.ndarray, Any]] = []
+        read: list[str | None] = []  # the sha256 of every file decoded, evidence or not
         for e in self.embed([path]):
             if e.skipped:
                 skipped.append({"path": e.path, "reason": e.error})
                 continue
+            if e.image is not None:
+                read.append(e.image.sha256)
             if e.embedding is None or e.error:
                 failed.append({"path": e.path, "error": e.error})
                 continue
@@ -615,6 +618,9 @@ class Session:
             images.append((sha, self.policy.project(e.embedding), e.effective_views))
         info = {
             "path": str(path),
+            # a side of one file keeps its sha256 whatever becomes of it (flat, or left out
+            # as shared with the other side: `verify a.png a.png` reported null, break-it)
+            "sha256": read[0] if len(read) == 1 else None,
             "n_duplicates": n_dup,
             "n_flat": n_flat,
             "failed": failed,
@@ -761,9 +767,12 @@ class Session:
             elif e.embedding is None or e.error:
                 left_out.append({"path": e.path, "error": e.error})
             elif e.flat:
-                left_out.append(
-                    {"path": e.path, "error": "insufficient signal: every view is flat"}
+                why = (
+                    "every view is flat"
+                    if e.embedding is None or np.any(e.embedding)
+                    else "the backbone returned an all-zero embedding"
                 )
+                left_out.append({"path": e.path, "error": f"insufficient signal: {why}"})
             elif sha is not None and sha in seen:
                 left_out.append(
                     {
@@ -1003,18 +1012,13 @@ def _pool_side(
     images: list[tuple[str | None, np.ndarray, Any]], info: dict[str, Any]
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """A verify side's fingerprint (the L2-normalised sum of its images' embeddings, None
-    without any) and its counts completed with ``n_images``, ``sha256`` (of a lone image)
-    and ``views`` (the least evidence among them)."""
+    without any) and its counts completed with ``n_images`` and ``views`` (the least
+    evidence among them)."""
     total = None
     for _, p, _ in images:
         total = p if total is None else total + p
     views = [v for _, _, v in images]
-    info = {
-        **info,
-        "n_images": len(images),
-        "sha256": images[0][0] if len(images) == 1 else None,
-        "views": min(views) if views else None,
-    }
+    info = {**info, "n_images": len(images), "views": min(views) if views else None}
     return (l2_normalize(total) if total is not None else None), info
 
 

@@ -359,19 +359,18 @@ class ViewBatcher:
             for k, v in pending:
                 rows = emb[start : start + len(v)]
                 start += len(v)
-                # a non-finite or all-zero row has no direction to pool (an extractor can
-                # divide by zero on a flat crop; an all-zero one was enrolled, break-it 27b)
+                # (an all-zero row adds nothing to the pooled direction; an image whose rows
+                # are all zero pools to zero: the Embedder calls it flat, no evidence)
                 finite = np.isfinite(rows).all(axis=1)
-                usable = finite & np.any(np.where(finite[:, None], rows, 0.0) != 0, axis=1)
-                if not usable.all():
-                    if not usable.any():
+                if not finite.all():
+                    if not finite.any():
                         self.errors[k] = (
-                            "backbone returned non-finite or all-zero values for every view "
+                            "backbone returned non-finite values for every view "
                             "(a flat image carries no fingerprint)"
                         )
                         continue
-                    self.dropped[k] = int((~usable).sum())
-                    rows = rows[usable]
+                    self.dropped[k] = int((~finite).sum())
+                    rows = rows[finite]
                 self.out[k] = l2_normalize(l2_normalize(rows).mean(axis=0))
         self.seconds += time.perf_counter() - t0
 

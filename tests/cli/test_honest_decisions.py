@@ -417,3 +417,27 @@ def test_gallery_tables_never_cut_long_model_names(world, tmp_path):
         flat = re.sub(r"[^A-Za-z0-9_]", "", first)
         for name in names:
             assert name in flat, (cmd, out)
+
+
+def test_verify_keeps_each_files_sha256_whatever_becomes_of_it(enrolled, tmp_path):
+    # break-it 27b: `verify a.png a.png` (or a copy) reported a_sha256 and b_sha256 null,
+    # and so did a flat file: the files were read and hashed, and chain of custody needs it
+    import hashlib
+
+    q = sorted(enrolled["queries"].glob("checker*"))[0]
+    copy = tmp_path / "copy.png"
+    shutil.copy(q, copy)
+    flat = _solid(tmp_path / "flat.png", (9, 9, 9))
+    opts = ["-g", enrolled["gallery"], "-b", "spectrum", "-f", "json", "-q"]
+    sha = hashlib.sha256(q.read_bytes()).hexdigest()
+    for a, b in ((q, q), (q, copy)):
+        res = _res(run_cli(["verify", a, b, *opts]))["results"][0]
+        assert (res["a_sha256"], res["b_sha256"]) == (sha, sha), res
+    res = _res(run_cli(["verify", q, flat, *opts]))["results"][0]
+    assert res["b_sha256"] == hashlib.sha256(flat.read_bytes()).hexdigest()
+    folder = tmp_path / "two"
+    folder.mkdir()
+    shutil.copy(q, folder / "a.png")
+    shutil.copy(flat, folder / "b.png")
+    res = _res(run_cli(["verify", q, folder, *opts]))["results"][0]
+    assert res["a_sha256"] == sha and res["b_sha256"] is None  # a side of two files

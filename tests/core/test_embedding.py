@@ -209,7 +209,7 @@ def test_non_finite_views_are_left_out_and_an_all_flat_image_is_an_error():
     views, _ = make_views(half, 16, 4, "grid")
     finite = Patches().embed(views[2:])  # the two bottom views, pooled the same way
     assert np.allclose(b.out[0], l2_normalize(l2_normalize(finite).mean(axis=0)))
-    assert "non-finite or all-zero values for every view" in b.errors[1] and 1 not in b.out
+    assert "non-finite values for every view" in b.errors[1] and 1 not in b.out
     emb, err = b.pop(0)
     assert emb is not None and err is None and 0 not in b.dropped
 
@@ -250,8 +250,19 @@ def test_a_backbone_of_the_wrong_shape_fails_the_batch_and_is_named(mode):
     assert re.search(r"for (\d+) views, not \(\1, D\): a bug in the backbone$", msg), msg
 
 
-def test_all_zero_rows_are_no_embedding():
-    # break-it 27b: all-zero rows were pooled into a zero "unit" vector and enrolled
-    b = _run(ViewBatcher(Wrong("zero"), n_views=4, batch_views=8), _images(2))
-    assert not b.out
-    assert all("non-finite or all-zero values for every view" in e for e in b.errors.values())
+def test_an_all_zero_embedding_is_no_evidence(image_files):
+    # break-it 27b: a backbone returning zero rows had them enrolled (zero "unit" vectors)
+    # and attributed (similarity 0, "unknown"); it is flat now, like an image with no
+    # fingerprint: left out of enrolment, "insufficient signal" when attributed
+    ok = [p for p in image_files if p.name != "bad.png"]
+    out = list(Embedder(Wrong("zero"), Settings(batch_size=4)).embed_paths(ok))
+    assert all(e.flat and e.error is None and not np.any(e.embedding) for e in out)
+    real = list(Embedder(Patches(), Settings(batch_size=4)).embed_paths(ok))
+    assert not any(e.flat for e in real)
+    from fpattr.session import Session
+
+    embs, refs, left_out = Session(Wrong("zero"), None).embed_references(ok)
+    assert embs is None and not refs
+    assert {x["error"] for x in left_out} == {
+        "insufficient signal: the backbone returned an all-zero embedding"
+    }
