@@ -196,6 +196,28 @@ def gallery_path(spec: str | None, backbone_name: str) -> Path:
     return Path(spec).expanduser()
 
 
+def editable_gallery_path(spec: str | None, backbone_name: str) -> Path:
+    """:func:`gallery_path` for a command that writes the gallery (add, remove, import).
+
+    A gallery a plugin registers by name is read-only: its folder belongs to the plugin's
+    package (a reinstall would drop the edits, a site-packages folder may not be the
+    user's to change), and a registered folder that does not exist was created wherever
+    the plugin said (``/nonexistent/...``; break-it 27b). Raises :class:`UsageError`
+    saying how to make an editable copy.
+    """
+    from fpattr.errors import UsageError
+    from fpattr.plugins import galleries
+
+    path = gallery_path(spec, backbone_name)
+    if spec is not None and spec in galleries() and not Path(spec).exists():
+        raise UsageError(
+            f"{spec!r} is a gallery a plugin registers ({path}): it is read-only. Copy it "
+            f"to a folder of your own and edit that: fpattr gallery export {spec}.npz -g "
+            f"{spec}; fpattr gallery import {spec}.npz -g FOLDER"
+        )
+    return path
+
+
 def backbone_for_gallery(backbone: str | None, gallery: str | None) -> str | None:
     """``--backbone auto`` with a named gallery becomes the backbone the gallery is bound to
     (a plugin's gallery may be made with ``spectrum``); an explicit backbone is kept, so a

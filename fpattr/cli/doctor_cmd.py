@@ -87,6 +87,8 @@ def collect() -> tuple[list[dict[str, Any]], int]:
         reg = host.registry(kind)
         label = {"gallery": "galleries", "report_format": "report formats"}.get(kind, kind + "s")
         add(label, "ok", ", ".join(reg.names()) or "-")
+    for check, status, detail in _gallery_checks(host.registry("gallery")):
+        add(check, status, detail)
     for p in host.plugins.values():
         if not p.builtin:
             add(
@@ -107,6 +109,22 @@ def collect() -> tuple[list[dict[str, Any]], int]:
             continue
         add(f"plugin {f.plugin}", "fail", f"{f.stage}: {f.error}")
     return rows, sum(r["status"] == "fail" for r in rows)
+
+
+def _gallery_checks(reg: Any) -> list[tuple[str, str, str]]:
+    """(check, status, detail) per registered gallery whose folder holds no gallery.json:
+    "galleries ok" was said of one whose folder was missing (break-it 27b)."""
+    rows = []
+    for name in reg.names():
+        try:
+            obj = reg.get(name)
+            path = Path(obj() if callable(obj) else obj)
+        except Exception as exc:  # noqa: BLE001 - a plugin's callable: reported, not raised
+            rows.append((f"gallery {name}", "fail", f"its path could not be read: {exc}"))
+            continue
+        if not (path / "gallery.json").is_file():
+            rows.append((f"gallery {name}", "fail", f"no gallery.json in {path}"))
+    return rows
 
 
 def _model_checks(folder: Path, default_card: Path) -> list[tuple[str, str, str]]:

@@ -81,7 +81,7 @@ def add(
     # an existing named gallery keeps its backbone (as attribute, verify and calibrate do)
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
-    path = common.gallery_path(gallery, bb.name)
+    path = common.editable_gallery_path(gallery, bb.name)
     from fpattr.io.atomic import check_writable_folder
 
     check_writable_folder(path, "gallery")  # before embedding: a read-only gallery is exit 2
@@ -466,7 +466,7 @@ def remove(
     from fpattr.backbones.resolve import resolve_backbone_name
     from fpattr.gallery import Gallery, editing
 
-    path = common.gallery_path(gallery, resolve_backbone_name(backbone))
+    path = common.editable_gallery_path(gallery, resolve_backbone_name(backbone))
     binding = Gallery.load(path).backbone  # refuses a missing/corrupt gallery first
     with editing(path, binding) as g:
         g.remove(name)
@@ -520,7 +520,7 @@ def import_(
     from fpattr.report.base import printable
 
     src_g = import_npz(src)
-    path = common.gallery_path(gallery, src_g.backbone.get("name", "default"))
+    path = common.editable_gallery_path(gallery, src_g.backbone.get("name", "default"))
     check_writable_folder(path, "gallery")
     with editing(path, src_g.backbone) as g:
         before = g.processed_kinds() if g.models else None

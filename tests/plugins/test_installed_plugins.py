@@ -186,3 +186,48 @@ def test_a_named_gallery_picks_its_own_backbone_under_auto(tmp_path):
     assert json.loads(r.stdout)["backbone"]["name"] == "spectrum"
     r = fpattr("attribute", tmp_path / "q", "--gallery", "taesd", "-b", "default", "-f", "json")
     assert r.returncode == 2 and "was made with backbone spectrum" in r.stderr
+
+
+@taesd_installed
+def test_a_plugins_gallery_is_read_only(tmp_path):
+    """break-it 27b: `gallery remove/add -g taesd` rewrote the plugin's own package folder
+    (a reinstall drops the edits) and a registered folder that did not exist was created;
+    the commands that write a gallery now refuse a registered one and say how to copy it."""
+    from fpattr.cli.common import gallery_path
+    from fpattr.io.loader import sha256_file
+    from fpattr.testing import write_generator_images
+
+    meta = gallery_path("taesd", "spectrum") / "gallery.json"
+    before = sha256_file(meta)
+    write_generator_images(tmp_path / "refs", "nearest", n=3)
+    for args in (
+        ("gallery", "remove", "taesd-sd", "-g", "taesd"),
+        ("gallery", "add", "new", tmp_path / "refs", "-g", "taesd", "-b", "spectrum"),
+    ):
+        r = fpattr(*args, env={"FPATTR_HOME": str(tmp_path / "home")})
+        assert r.returncode == 2, r.stderr
+        assert "is a gallery a plugin registers" in r.stderr and "gallery export" in r.stderr
+    assert sha256_file(meta) == before
+    # the way out the message gives: an export imported into a folder of one's own
+    r = fpattr("gallery", "export", tmp_path / "t.npz", "-g", "taesd")
+    assert r.returncode == 0, r.stderr
+    r = fpattr("gallery", "import", tmp_path / "t.npz", "-g", tmp_path / "mine")
+    assert r.returncode == 0, r.stderr
+    r = fpattr("gallery", "remove", "taesd-sd", "-g", tmp_path / "mine")
+    assert r.returncode == 0, r.stderr
+
+
+def test_doctor_flags_a_registered_gallery_without_its_folder(tmp_path):
+    from fpattr.cli.doctor_cmd import _gallery_checks
+    from fpattr.registry import Registry
+
+    reg: Registry = Registry("gallery")
+    reg.add("gone", str(tmp_path / "missing"), plugin="p")
+    reg.add("raises", lambda: 1 / 0, plugin="p")
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "gallery.json").write_text("{}", encoding="utf-8")
+    reg.add("ok", tmp_path / "ok", plugin="p")
+    rows = {name: (status, detail) for name, status, detail in _gallery_checks(reg)}
+    assert rows["gallery gone"] == ("fail", f"no gallery.json in {tmp_path / 'missing'}")
+    assert rows["gallery raises"][0] == "fail" and "division by zero" in rows["gallery raises"][1]
+    assert "gallery ok" not in rows
