@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -184,14 +185,28 @@ def run(
         require_ray()
     given = list(paths or [])  # the manifest lists these; --files-from's are in its file
     paths = list(given)
+    streamed = False  # --files-from read as the run goes (paths: an iterator)
     if files_from is not None:
-        from fpattr.io.pathlist import read_path_list
+        from fpattr.io.pathlist import iter_path_list
 
-        paths += map(Path, read_path_list(files_from))
+        listed = map(Path, iter_path_list(files_from))  # opened now: unreadable is exit 2
+        # read as the run goes, so `find ... | fpattr attribute --files-from -` answers
+        # as the paths come and a list of millions is never held (it was read whole
+        # first); whole first where every input must be known before the first result:
+        # --resume plans against them, the Ray engine hands them to its dataset, and an
+        # output file that exists already is checked against every input before it is
+        # replaced
+        outputs_exist = any(
+            p is not None and str(p) != "-" and Path(p).exists() for p in (output, report)
+        )
+        if resume or engine == "ray" or outputs_exist:
+            paths += listed
+        else:
+            paths, streamed = itertools.chain(given, listed), True
     elif not given:
         raise UsageError("give image files or folders, or --files-from FILE")
-    # before any work: exit 2 now, not after the run
-    check_output_paths(output, report, inputs=paths)
+    # before any work: exit 2 now, not after the run (no existing output when streamed)
+    check_output_paths(output, report, inputs=given if streamed else paths)
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
     g = common.open_gallery(gallery, bb, need_models=True)
@@ -254,7 +269,7 @@ def run(
         # beside the settings, not in them: a resume may switch engines
         manifest = {**manifest, "engine": ray_run.info()}
     stats = pipeline.RunStats()
-    todo: list[Any] = list(paths)
+    todo: Any = paths if streamed else list(paths)  # a list: progress counts it first
     items: list[Any] | None = None  # inputs already walked (--resume's leftovers)
     state: Resume | None = None
     # the run's own output files are not inputs, even inside a scanned folder

@@ -276,8 +276,10 @@ def plugin_versions() -> list[dict[str, Any]]:
 
 
 @contextmanager
-def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
-    """A rich progress bar on stderr (total from a cheap pre-walk), or a no-op.
+def progress(console: Any, paths: Any, label: str) -> Iterator[Any]:
+    """A rich progress bar on stderr (total from a cheap pre-walk of a list of ``paths``;
+    none for an iterator, which the run itself reads: ``--files-from`` streamed), or a
+    no-op.
 
     Yields ``advance(result_dict)``; nothing is drawn when stderr is not a terminal.
     """
@@ -294,7 +296,7 @@ def progress(console: Any, paths: list[Path], label: str) -> Iterator[Any]:
 
     from fpattr.io.walk import iter_inputs
 
-    total = sum(1 for _ in iter_inputs(paths))
+    total = sum(1 for _ in iter_inputs(paths)) if isinstance(paths, list | tuple) else None
     columns = (
         TextColumn(label),
         BarColumn(),

@@ -34,44 +34,67 @@ import csv
 import io
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from fpattr.errors import UsageError
 from fpattr.io.jsonlines import json_objects
 
-__all__ = ["read_path_list"]
+__all__ = ["iter_path_list", "read_path_list"]
 
 
 def read_path_list(source: str | os.PathLike[str]) -> list[str]:
     """The paths listed in ``source`` (see the module docstring), in file order."""
+    return list(iter_path_list(source))
+
+
+def iter_path_list(source: str | os.PathLike[str]) -> Iterator[str]:
+    """The paths listed in ``source``, read as they are asked for: a list piped from a
+    slow producer (``find ... | fpattr attribute --files-from -``) feeds a run line by
+    line, and a list of millions of paths is never held whole.
+
+    ``source`` is opened now: an unreadable one raises :class:`UsageError` before any
+    work. A bad line (a JSONL line that is not an object, a row with no path) raises
+    :class:`UsageError` when it is reached.
+    """
     name = os.fspath(source)
     try:
-        if name == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(name, "rb") as f:
-                data = f.read()
+        stream: BinaryIO = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"cannot read --files-from {name!r}: {exc.strerror or exc}") from exc
-    suffix = Path(name).suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return _from_jsonl(name, data)
-    if suffix == ".csv":
-        return _from_csv(name, data)
-    # split on b"\n" only: "\r" and other bytes may be part of a name (a CRLF file: stripped).
-    # An empty line is passed over after the strip: "" would be Path(""), the current folder
-    lines = (line.removesuffix(b"\r") for line in data.split(b"\n"))
-    return [os.fsdecode(line) for line in lines if line]
+    return _read(name, stream, close=name != "-")
+
+
+def _read(name: str, stream: BinaryIO, *, close: bool) -> Iterator[str]:
+    try:
+        suffix = Path(name).suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            yield from _from_jsonl(name, stream)
+        elif suffix == ".csv":
+            yield from _from_csv(name, stream)
+        else:
+            # lines end at b"\n" only: "\r" and other bytes may be part of a name (a CRLF
+            # file: stripped). An empty line is passed over: "" would be Path(""), the
+            # current folder
+            for line in stream:
+                line = line.removesuffix(b"\n").removesuffix(b"\r")
+                if line:
+                    yield os.fsdecode(line)
+    except OSError as exc:
+        raise UsageError(f"cannot read --files-from {name!r}: {exc.strerror or exc}") from exc
+    finally:
+        if close:
+            stream.close()
 
 
 #: The status of a result the run left out on purpose (never an input again).
 _SKIPPED = "skipped"
 
 
-def _from_jsonl(name: str, data: bytes) -> list[str]:
-    out: list[str] = []
+def _from_jsonl(name: str, lines: Iterable[bytes]) -> Iterator[str]:
     bad = lambda i: f"--files-from {name!r} line {i}: not a JSON object"  # noqa: E731
-    for i, obj in json_objects(data.split(b"\n"), bad):
+    for i, obj in json_objects(lines, bad):
         kind = obj.get("type")
         if kind in ("manifest", "summary"):
             continue  # an fpattr results file: only its result lines name inputs
@@ -80,21 +103,20 @@ def _from_jsonl(name: str, data: bytes) -> list[str]:
         raw = obj.get("path_bytes_hex")
         if isinstance(raw, str):
             try:
-                out.append(os.fsdecode(bytes.fromhex(raw)))
+                yield os.fsdecode(bytes.fromhex(raw))
                 continue
             except ValueError:
                 pass  # not hex: the path field says it
         path = obj.get("path")
         if not isinstance(path, str) or not path:
             raise UsageError(f'--files-from {name!r} line {i}: no "path"')
-        out.append(path)
-    return out
+        yield path
 
 
-def _from_csv(name: str, data: bytes) -> list[str]:
+def _from_csv(name: str, stream: BinaryIO) -> Iterator[str]:
     # utf-8-sig: spreadsheets write a BOM; surrogateescape keeps undecodable names exact
-    text = data.decode("utf-8-sig", errors="surrogateescape")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.DictReader(text)
     if "path" not in (reader.fieldnames or []):
         raise UsageError(f'--files-from {name!r}: no "path" column in its header')
     # an fpattr results CSV (attribute, provenance) quotes paths a spreadsheet would run
@@ -102,7 +124,6 @@ def _from_csv(name: str, data: bytes) -> list[str]:
     from fpattr.report.csvfmt import unguard
 
     fpattr_csv = {"path", "sha256", "status"} <= set(reader.fieldnames or [])
-    out: list[str] = []
     for row in reader:
         if fpattr_csv and row.get("status") == _SKIPPED:
             continue  # left out by the run's walk on purpose (module docstring)
@@ -110,7 +131,7 @@ def _from_csv(name: str, data: bytes) -> list[str]:
         raw = row.get("path_bytes_hex")
         if raw:  # a name that is not UTF-8: its exact bytes (the path cell shows \xNN)
             try:
-                out.append(os.fsdecode(bytes.fromhex(raw)))
+                yield os.fsdecode(bytes.fromhex(raw))
                 continue
             except ValueError:
                 pass  # not hex: the path cell says it
@@ -118,5 +139,4 @@ def _from_csv(name: str, data: bytes) -> list[str]:
             path = unguard(path)
         if not path:
             raise UsageError(f"--files-from {name!r} line {reader.line_num}: empty path")
-        out.append(path)
-    return out
+        yield path

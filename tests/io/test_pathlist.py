@@ -193,3 +193,73 @@ def test_fpattr_csv_keeps_names_that_are_not_utf8(tmp_path, monkeypatch):
     assert again.exit_code == 0, again.output
     res = [json.loads(x) for x in again.stdout.splitlines() if '"result"' in x]
     assert len({x["sha256"] for x in res}) == 2 and all(x["status"] == "ok" for x in res)
+
+
+def test_a_piped_list_is_answered_as_it_comes(tmp_path, monkeypatch):
+    # the list was read whole before the first result: `find ... | fpattr attribute
+    # --files-from -` answered nothing until find ended, and held every path. Results now
+    # come as the paths do (one input behind a pause); the run's records are the same
+    import select
+    import subprocess
+    import time
+
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(tmp_path / "refs", "nearest", n=3, size=64, seed=50)
+    write_generator_images(tmp_path / "q", "nearest", n=5, size=64, seed=1)
+    monkeypatch.setenv("FPATTR_HOME", str(tmp_path / "home"))
+    assert run_cli(["gallery", "add", "m", tmp_path / "refs", "-q"]).exit_code == 0
+    queries = sorted(str(p) for p in (tmp_path / "q").glob("*.png"))
+    cmd = [sys.executable, "-m", "fpattr", "attribute", "--files-from", "-", "-f", "jsonl", "-q"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    early = []
+    try:
+        for q in queries:  # a slow producer: a path every 0.6 s
+            proc.stdin.write(q.encode() + b"\n")
+            proc.stdin.flush()
+            time.sleep(0.6)
+            while select.select([proc.stdout], [], [], 0)[0]:
+                early.append(json.loads(proc.stdout.readline()))
+        # every input (but perhaps the last, one input behind) is answered while the
+        # list is still open (a loaded machine: up to 60 s)
+        deadline = time.monotonic() + 60
+        while sum(x["type"] == "result" for x in early) < len(queries) - 1:
+            assert time.monotonic() < deadline, early
+            if select.select([proc.stdout], [], [], 0.2)[0]:
+                early.append(json.loads(proc.stdout.readline()))
+        early = [x for x in early if x["type"] == "result"]
+        assert [x["path"] for x in early] == queries[: len(early)]
+        proc.stdin.close()
+        rest = [json.loads(x) for x in proc.stdout.read().splitlines()]
+    finally:
+        proc.kill() if proc.poll() is None else None
+        proc.wait()
+    results = early + [x for x in rest if x["type"] == "result"]
+    assert [x["path"] for x in results] == queries and proc.returncode == 0
+    assert rest[-1]["type"] == "summary" and rest[-1]["n_inputs"] == len(queries)
+
+
+def test_a_bad_line_met_while_streaming_keeps_the_results_before_it(tmp_path, monkeypatch):
+    # read as the run goes, a bad manifest line is met after the inputs before it were
+    # answered: exit 2 with the reason, their records kept whole, and --resume completes
+    # the run once the line is fixed
+    from fpattr.testing import write_generator_images
+
+    write_generator_images(tmp_path / "refs", "nearest", n=3, size=64, seed=50)
+    qs = write_generator_images(tmp_path / "q", "nearest", n=3, size=64, seed=1)
+    monkeypatch.setenv("FPATTR_HOME", str(tmp_path / "home"))
+    assert run_cli(["gallery", "add", "m", tmp_path / "refs", "-q"]).exit_code == 0
+    good = [json.dumps({"path": str(p)}) for p in qs]
+    lst, out = tmp_path / "list.jsonl", tmp_path / "out.jsonl"
+    lst.write_text("\n".join([*good[:2], "not json", good[2]]) + "\n", encoding="utf-8")
+    r = run_cli(["attribute", "--files-from", lst, "-q", "-o", out])
+    assert r.exit_code == 2 and "line 3: not a JSON object" in r.stderr, r.output
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["type"] for x in lines] == ["manifest", "result", "result"]
+    lst.write_text("\n".join(good) + "\n", encoding="utf-8")
+    r = run_cli(["attribute", "--files-from", lst, "-q", "-o", out, "--resume"])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(x["path"] for x in lines if x["type"] == "result") == sorted(map(str, qs))
+    assert lines[-1]["type"] == "summary"
