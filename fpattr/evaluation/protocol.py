@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 
 from fpattr.backbones.base import Backbone
+from fpattr.decision import NOT_A_MODEL
 from fpattr.errors import ImageLoadError, UsageError
 from fpattr.evaluation import DISJOINT_SPLITS, metrics
 from fpattr.evaluation.decisions import make_gallery
+from fpattr.gallery import RESERVED_NAMES
 from fpattr.io.loader import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, LoadedImage, load_image
 from fpattr.io.prefetch import iter_loaded
 from fpattr.io.sniff import HEAD_BYTES, image_kind
@@ -42,6 +44,8 @@ from fpattr.scorespace import ScoreSpace
 from fpattr.views import ViewBatcher, all_flat
 
 SCHEMA = "fpattr.evaluate/1"
+#: Folder names a model cannot have: the words results use for decisions
+_DECISION_WORDS = RESERVED_NAMES | NOT_A_MODEL
 THRESHOLDS_NOTE = "none fitted on queries"
 TRANSFORM_ORDER = ("resize", "crop", "jpeg")
 
@@ -362,6 +366,17 @@ def discover_bench(
             continue
         if entry.name == real_dir:
             real = files
+        elif entry.name.lower() in _DECISION_WORDS:
+            # a model named like a decision: its right answers read as that decision
+            # ("unknown" named: counted as not named, accuracy halved; break-it 27c)
+            skipped.append(
+                {
+                    "model": entry.name,
+                    "n_images": len(files),
+                    "reason": "named like a decision (reserved in any letter case: "
+                    f"{', '.join(sorted(_DECISION_WORDS))}): rename the folder",
+                }
+            )
         elif len(files) < need:
             skipped.append(
                 {

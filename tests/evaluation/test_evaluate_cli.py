@@ -480,3 +480,15 @@ def test_min_probability_reaches_the_decisions(bench_master: Path, clean_json: d
     assert table.exit_code == 0 and "named at P >= 0.99" in table.stdout
     r = run_cli(["evaluate", bench_master, *BASE, "--min-probability", "0"])
     assert r.exit_code == 2
+
+
+def test_a_model_folder_named_like_a_decision_is_skipped_with_its_reason(bench: Path):
+    # break-it 27c: a folder "unknown" (or "ambiguous") was a model, and its right answers
+    # read as the decision "unknown": accuracy and coverage halved, without a word
+    (bench / "nearest").rename(bench / "Unknown")
+    r = run_cli(["evaluate", bench, *BASE, "--pairs", "300", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert "Unknown" not in d["bench"]["models"] and "Unknown" not in d["per_model"]
+    why = {s["model"]: s["reason"] for s in d["skipped"]}["Unknown"]
+    assert why.startswith("named like a decision") and "rename the folder" in why
