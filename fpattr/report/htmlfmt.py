@@ -226,10 +226,22 @@ def _cal_text(r: dict) -> str:
     return text
 
 
+def _p_label(r: Mapping[str, Any]) -> str:
+    """What the shown probability is of (escaped): the decision's outcome, the leaning one
+    for "inconclusive" (it read "P(inconclusive) 0.483" for P(bilinear), break-it 27c),
+    the candidates together for "ambiguous"."""
+    decision = r.get("decision")
+    if decision == "inconclusive" and r.get("leaning"):
+        return _e(r["leaning"])
+    if decision == "ambiguous" and r.get("candidates"):
+        return _e(" or ".join(map(str, r["candidates"])))
+    return _e(decision or "decision")
+
+
 def _decision_line(r: dict) -> str:
     """The decision, the probability of that decision and the threshold in force."""
     prob = number(r.get("probability"))
-    parts = [f"<span>P({_e(r.get('decision') or 'decision')}) <b>{fmt_score(prob, 3)}</b></span>"]
+    parts = [f"<span>P({_p_label(r)}) <b>{fmt_score(prob, 3)}</b></span>"]
     if r.get("leaning"):
         parts.append(f"<span>leaning {_e(r['leaning'])}</span>")
     if r.get("candidates"):
@@ -473,7 +485,7 @@ class HtmlWriter:
                 '<div class="sim"><span class="m">similarity</span>'
                 f'<span class="bar"><span style="width:{_pct(sim)}"></span>{marker}</span>'
                 f'<span class="v">{fmt_score(sim, 3)}</span></div>'
-                f'<div class="meta"><span>P({_e(r.get("decision") or "decision")}) '
+                f'<div class="meta"><span>P({_p_label(r)}) '
                 f"<b>{fmt_score(prob, 3)}</b></span>"
                 + (f"<span>leaning {_e(r.get('leaning'))}</span>" if r.get("leaning") else "")
                 + f"<span>threshold {fmt_score(thr, 3)}{_far_text(r)}</span>"

@@ -530,3 +530,19 @@ def test_html_verify_shows_each_sides_metadata(
     assert cards.count('class="plabel">A metadata<') == 1
     assert 'class="plabel">B metadata<' not in cards
     assert "C2PA: DALL·E 3 &lt;b&gt;signed&lt;/b&gt;" in cards  # escaped, visible
+
+
+def test_html_names_what_the_probability_is_of(manifest, results, summary, run_writer):
+    # break-it 27c: an inconclusive card read "P(inconclusive) 0.483" for P(bilinear),
+    # the outcome it leans to; an ambiguous one's P is of its candidates together
+    base = {"path": "x.png", "sha256": "ab" * 32, "status": "ok", "top": [], "threshold": 0.9}
+    rows = [
+        {**base, "decision": "inconclusive", "leaning": "bilinear", "probability": 0.483},
+        {**base, "path": "y.png", "decision": "ambiguous", "candidates": ["a", "b<c"]},
+        {**base, "path": "z.png", "decision": "unknown", "probability": 0.7},
+    ]
+    rows[1]["probability"] = 0.66
+    out = run_writer(builtin.html, manifest, rows, summary)
+    assert "P(bilinear) <b>0.483</b>" in out and "P(inconclusive)" not in out
+    assert "P(a or b&lt;c) <b>0.660</b>" in out and "P(ambiguous)" not in out
+    assert "P(unknown) <b>0.700</b>" in out
