@@ -255,8 +255,9 @@ class Session:
         exclude: Iterable[Any] = (),
     ) -> Iterator[dict[str, Any]]:
         """One result dict per input (schema in docs/user-guide.md), errors included; a
-        path given again (or named and found in a folder) is one input, counted in
-        ``stats.n_repeated`` (:func:`fpattr.io.walk.once_per_path`). Copies of one file
+        file given again under any spelling (named twice, named and found in a folder,
+        reached through a symlinked folder) is one input, counted in ``stats.n_repeated``
+        (:func:`fpattr.io.walk.once_per_path`; hard links stay two). Copies of one file
         (the same sha256) within :data:`SAME_CONTENT_WINDOW` inputs of each other get the
         numbers of the first one, bit for bit.
 
