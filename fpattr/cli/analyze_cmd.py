@@ -58,22 +58,37 @@ def fit(
     import numpy as np
 
     from fpattr.analysis import Heads, cluster_nmi, design_labels
-    from fpattr.io.atomic import atomic_write_text
+    from fpattr.errors import UsageError
+    from fpattr.io.atomic import atomic_write_text, check_writable
 
+    check_writable(out, "heads file")  # before any work (a missing folder was exit 70, after)
     bb = common.load_backbone(backbone, backbone_opt)
     entries = _labelled_entries(zoo)
     if not entries:
-        from fpattr.errors import UsageError
-
         raise UsageError(f"{zoo} has no labelled models (done.json from fpattr synth)")
     held: dict[str, list[str]] = {}
     if run is not None:
-        held = json.loads((run / "train_result.json").read_text())["held_out_ids"]
+        result = run / "train_result.json"
+        try:
+            held = json.loads(result.read_text(encoding="utf-8"))["held_out_ids"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # (a missing --run folder was exit 70 "internal error", break-it 27d)
+            raise UsageError(
+                f"--run {run}: cannot read its held-out models from {result} "
+                f"({type(exc).__name__}: {exc}); give a folder made by `fpattr train`"
+            ) from None
     else:
         ids = sorted(entries)
         rng = np.random.default_rng(seed)
         pick = list(rng.permutation(ids)[: max(2, len(ids) // 5)])
         held = {"val": sorted(pick)}
+    if not [i for i in entries if i not in {m for v in held.values() for m in v}]:
+        # (a 2-model zoo drew both as held out: "need at least one array", exit 70)
+        raise UsageError(
+            f"{zoo}: every one of its {len(entries)} labelled model(s) is held out for "
+            "scoring, none is left to fit the heads on; synthesize more models (at least 3 "
+            "without --run)"
+        )
     emb = _embed_folder_tree(zoo, bb, views)
     held_ids = {i for v in held.values() for i in v}
     train_ids = [i for i in sorted(emb) if i in entries and i not in held_ids]

@@ -337,3 +337,22 @@ def test_predict_paths_is_the_api_the_cli_calls(world, tmp_path):
         ]
     )
     assert r.exit_code == 0, r.output  # answered undetermined, as attribute's insufficient signal
+
+
+def test_fit_refuses_what_it_cannot_fit_before_the_work(world, tmp_path):
+    # break-it 27d: a 2-model zoo (both drawn as held out), a --run without
+    # train_result.json and a missing output folder were exit 70 "internal error"
+    small = tmp_path / "zoo2"
+    for m in range(2):
+        d = small / f"m{m}"
+        write_generator_images(d, "nearest", n=3, size=64, seed=m)
+        entry = {"id": f"m{m}", "family": "gan_decoder", "design": {"upsampling": "nearest"}}
+        (d / "done.json").write_text(json.dumps(entry))
+    heads = tmp_path / "h.json"
+    r = run_cli(["analyze", "fit", small, "--out", heads, "-b", "spectrum"])
+    assert r.exit_code == 2 and "none is left to fit the heads on" in r.stderr, r.output
+    zoo = world["zoo"]
+    r = run_cli(["analyze", "fit", zoo, "--out", heads, "-b", "spectrum", "--run", tmp_path / "no"])
+    assert r.exit_code == 2 and "cannot read its held-out models" in r.stderr, r.output
+    r = run_cli(["analyze", "fit", zoo, "--out", tmp_path / "missing" / "h.json", "-b", "spectrum"])
+    assert r.exit_code == 2 and "not found" in r.stderr and not heads.exists(), r.output
