@@ -171,8 +171,10 @@ def new(
     Example: fpattr plugins new acme-detector --dir ~/src && cd ~/src/fpattr-acme-detector
     && fpattr plugins install -e . && pytest
     """
+    from fpattr.io.atomic import check_writable_folder
     from fpattr.scaffold import create, plugin_names
 
+    check_writable_folder(dir_, "--dir")  # a file for a folder was exit 70 (break-it 27d)
     root = create(name, dir_)
     names = plugin_names(name)
     print(root)

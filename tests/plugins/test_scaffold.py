@@ -125,3 +125,12 @@ def test_derived_names_and_installed_plugins_are_checked(tmp_path):
     with pytest.raises(UsageError, match=r"plugin 'other' \(already installed\)"):
         check_names_free("other", host)
     check_names_free("acme-y", host)  # free
+
+
+def test_a_file_given_as_the_folder_is_a_usage_error(tmp_path):
+    # break-it 27d: `plugins new zz --dir afile` was exit 70 "internal error"
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    r = run_cli(["plugins", "new", "zz", "--dir", afile])
+    assert r.exit_code == 2 and "internal error" not in r.stderr, r.output
+    assert afile.read_text(encoding="utf-8") == "x"
