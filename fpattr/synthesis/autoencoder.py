@@ -69,11 +69,18 @@ class AutoencoderFamily(FamilyBase):
     }
     ID_GROUPS = [["K", "L", "U"], ["A"], ["N"], ["S"]]
 
-    def build(self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 64) -> nn.Module:
-        self.check_arch(arch)
+    def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:
+        """Why ``arch`` cannot be built at ``image_size`` (None: it can); builds nothing."""
         factor = 2 ** int(arch["down_blocks"])
         if image_size % factor:
-            raise UsageError(f"image size {image_size} is not divisible by {factor}")
+            return f"image size {image_size} is not divisible by {factor}"
+        return None
+
+    def build(self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 64) -> nn.Module:
+        self.check_arch(arch)
+        problem = self.size_problem(arch, image_size)
+        if problem:
+            raise UsageError(problem)
         return AutoencoderNet(arch, width)
 
     def training_loss(

@@ -132,9 +132,16 @@ class DiffusionDenoiserFamily(FamilyBase):
 
     def build(self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 64) -> nn.Module:
         self.check_arch(arch)
-        if image_size % 4:
-            raise UsageError(f"image size {image_size} is not divisible by 4")
+        problem = self.size_problem(arch, image_size)
+        if problem:
+            raise UsageError(problem)
         return UNetDenoiser(arch, width)
+
+    def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:
+        """Why ``arch`` cannot be built at ``image_size`` (None: it can); builds nothing."""
+        if image_size % 4:
+            return f"image size {image_size} is not divisible by 4"
+        return None
 
     def training_loss(
         self,

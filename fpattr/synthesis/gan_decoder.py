@@ -133,10 +133,17 @@ class GanDecoderFamily(FamilyBase):
 
     def build(self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 64) -> nn.Module:
         self.check_arch(arch)
+        problem = self.size_problem(arch, image_size)
+        if problem:
+            raise UsageError(problem)
+        return LatentDecoder(arch, width, image_size)
+
+    def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:
+        """Why ``arch`` cannot be built at ``image_size`` (None: it can); builds nothing."""
         factor = 2 ** int(arch["stages"])
         if image_size % factor or image_size // factor < 2:
-            raise UsageError(f"image size {image_size} does not suit {arch['stages']} up-stages")
-        return LatentDecoder(arch, width, image_size)
+            return f"image size {image_size} does not suit {arch['stages']} up-stages"
+        return None
 
     def setup_training(
         self, model: nn.Module, photos: torch.Tensor, gen: torch.Generator

@@ -432,16 +432,23 @@ class _LatentFamilyBase(FamilyBase):
         """(decoder factor, alignment in pixels) of an architecture."""
         raise NotImplementedError
 
+    def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:
+        """Why ``arch`` cannot be built at ``image_size`` (None: it can); builds nothing."""
+        factor, align = self._align(arch)
+        if image_size % align or image_size // factor < 2:
+            return (
+                f"{self.name}: image size {image_size} must be a multiple of {align} "
+                f"and give a latent of at least 2 px (factor {factor})"
+            )
+        return None
+
     def build(
         self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 128
     ) -> nn.Module:
         self.check_arch(arch)
-        factor, align = self._align(arch)
-        if image_size % align or image_size // factor < 2:
-            raise UsageError(
-                f"{self.name}: image size {image_size} must be a multiple of {align} "
-                f"and give a latent of at least 2 px (factor {factor})"
-            )
+        problem = self.size_problem(arch, image_size)
+        if problem:
+            raise UsageError(problem)
         if width < 4:
             raise UsageError(f"{self.name}: width must be at least 4, got {width}")
         return self._make(arch, width).finish()

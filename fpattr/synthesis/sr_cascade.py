@@ -108,16 +108,23 @@ class SrCascadeFamily(FamilyBase):
         "l1_perceptual_adv": "l1pa",
     }
 
+    def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:
+        """Why ``arch`` cannot be built at ``image_size`` (None: it can); builds nothing."""
+        factor = int(arch["factor"])
+        if image_size % (2 * factor) or image_size // factor < 4:
+            return (
+                f"{self.name}: image size {image_size} does not suit factor {factor} "
+                f"(needs a multiple of {2 * factor}, at least {4 * factor})"
+            )
+        return None
+
     def build(
         self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 128
     ) -> nn.Module:
         self.check_arch(arch)
-        factor = int(arch["factor"])
-        if image_size % (2 * factor) or image_size // factor < 4:
-            raise UsageError(
-                f"{self.name}: image size {image_size} does not suit factor {factor} "
-                f"(needs a multiple of {2 * factor}, at least {4 * factor})"
-            )
+        problem = self.size_problem(arch, image_size)
+        if problem:
+            raise UsageError(problem)
         model = SrUNet(arch, width)
         model.loss_kind = arch["loss"]
         return model

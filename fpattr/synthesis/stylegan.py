@@ -386,6 +386,15 @@ class GloGanFamily(GloLatentMixin, FamilyBase):
     needs_photos = False
     VALUE_CODES = GAN_VALUE_CODES
 
+    def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:
+        """Why ``arch`` cannot be built at ``image_size`` (None: it can); builds nothing
+        (the same rule as :func:`check_latent_size`, which the models apply)."""
+        try:
+            check_latent_size(self.name, image_size, int(arch["stages"]))
+        except UsageError as exc:
+            return str(exc)
+        return None
+
     def forward_pair(
         self,
         model: nn.Module,

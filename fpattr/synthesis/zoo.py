@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -123,7 +124,103 @@ def plan_models(
     return [next(it) for _ in range(n_models)]
 
 
+# -- sizes -----------------------------------------------------------------------------------
+
+#: the smallest image size a zoo can have (the photo crops need at least 8 px).
+MIN_IMAGE_SIZE = 8
+
+
+def arch_size_problem(
+    family: SynthesizerFamily, arch: Mapping[str, str], *, width: int, image_size: int
+) -> str | None:
+    """Why ``arch`` cannot be built at ``image_size`` (None: it can).
+
+    Families that define ``size_problem(arch, image_size)`` (the built-ins) answer
+    without building anything; any other family is built to find out."""
+    check = getattr(family, "size_problem", None)
+    if callable(check):
+        return check(arch, image_size)
+    try:
+        family.build(arch, width=width, image_size=image_size)
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
+def check_sizes(
+    families: Sequence[SynthesizerFamily],
+    plan: Sequence[ModelSpec],
+    *,
+    width: int,
+    image_size: int,
+    max_size: int = 4096,
+) -> None:
+    """Refuse (UsageError) an image size that some architecture of ``plan`` cannot be
+    built at, before any model is built: the message names the nearest sizes, and the
+    smallest, that suit every architecture of the plan (retrying would never help)."""
+    by_name = {f.name: f for f in families}
+    archs: dict[tuple[str, str], tuple[SynthesizerFamily, Mapping[str, str]]] = {}
+    for spec in plan:
+        archs.setdefault((spec.family, spec.arch_id), (by_name[spec.family], spec.arch))
+    bad = []
+    for (_, arch_id), (fam, arch) in archs.items():
+        problem = arch_size_problem(fam, arch, width=width, image_size=image_size)
+        if problem:
+            bad.append((arch_id, problem))
+    if not bad:
+        return
+    order = list(archs.values())
+
+    def fits(size: int) -> bool:
+        for i, (fam, arch) in enumerate(order):
+            if arch_size_problem(fam, arch, width=width, image_size=size):
+                order.insert(0, order.pop(i))  # the next size most likely fails on it too
+                return False
+        return True
+
+    smallest = next((n for n in range(MIN_IMAGE_SIZE, max_size + 1) if fits(n)), None)
+    below = (
+        next((n for n in range(image_size - 1, MIN_IMAGE_SIZE - 1, -1) if fits(n)), None)
+        if smallest is not None and smallest < image_size
+        else None
+    )
+    above = next(
+        (n for n in range(max(image_size + 1, MIN_IMAGE_SIZE), max_size + 1) if fits(n)), None
+    )
+    examples = "; ".join(f"{a}: {p}" for a, p in bad[:3])
+    msg = (
+        f"--size {image_size} does not suit {len(bad)} of the {len(archs)} architectures "
+        f"this zoo builds ({examples}{'; ...' if len(bad) > 3 else ''})."
+    )
+    near = [str(n) for n in (below, above) if n is not None]
+    if near:
+        msg += f" Sizes that suit them all: nearest {' or '.join(near)}"
+        msg += f", smallest {smallest}." if smallest is not None else "."
+    else:
+        msg += f" No size up to {max_size} suits them all; restrict the designs with --only."
+    raise UsageError(msg)
+
+
 # -- one model -------------------------------------------------------------------------------
+
+
+def _finite_or_none(value: Any, ndigits: int = 6) -> float | None:
+    """A float for JSON: NaN/inf (e.g. no training step was taken) become None (null)."""
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, ndigits) if math.isfinite(value) else None
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None: strict JSON has no NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
@@ -183,6 +280,7 @@ def build_model(
         raise RuntimeError(
             f"{spec.family}.generate returned {images.dtype}{images.shape}, expected uint8{want}"
         )
+    final_loss = _finite_or_none(stats["final_loss"])
     tmp = out_dir / PARTIAL / spec.id
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -196,10 +294,13 @@ def build_model(
         "arch_id": spec.arch_id,
         "design": dict(spec.arch),
         "seed": spec.seed,
-        "final_loss": round(float(stats["final_loss"]), 6),
+        # null when there is no finite loss (strict JSON has no NaN)
+        "final_loss": final_loss,
         "steps": int(stats["steps"]),
         # trained to the floor, or stopped by the step budget (max_steps) above it
-        "reached_floor": bool(stats.get("reached_floor", stats["final_loss"] < cfg.loss_floor)),
+        "reached_floor": bool(
+            stats.get("reached_floor", final_loss is not None and final_loss < cfg.loss_floor)
+        ),
         "adv_steps": int(stats.get("adv_steps", 0)),
         "loss": spec.arch.get("loss", "l2"),
         "seconds": round(time.perf_counter() - t0, 3),
@@ -209,7 +310,7 @@ def build_model(
         "n_images": int(len(images)),
         "config_sha": cfg.sha(),
     }
-    atomic_write_text(tmp / DONE, json.dumps(entry, indent=1) + "\n")
+    atomic_write_text(tmp / DONE, json.dumps(json_safe(entry), indent=1, allow_nan=False) + "\n")
     final = out_dir / spec.id
     if final.exists():  # a stray, unfinished folder from an interrupted older layout
         shutil.rmtree(final)
@@ -283,8 +384,25 @@ def resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: torch sees no CUDA device (use cpu or auto)")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(
+            f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: torch sees no CUDA device (use cpu or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(
+                f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UsageError(f"--device {device}: torch sees no MPS device (use cpu or auto)")
+    elif dev.type != "cpu":
+        raise UsageError(f"--device {device}: not supported; use auto, cpu, cuda or cuda:N")
     return device
 
 
@@ -320,6 +438,11 @@ def read_done(out_dir: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
+def _below_floor(entry: Mapping[str, Any], cfg: ZooConfig) -> bool:
+    loss = entry.get("final_loss", 1)
+    return isinstance(loss, (int, float)) and math.isfinite(loss) and loss < cfg.loss_floor
+
+
 def write_manifest(
     out_dir: Path, families: Sequence[SynthesizerFamily], cfg: ZooConfig, n_models: int
 ) -> Path:
@@ -339,16 +462,14 @@ def write_manifest(
         "floor": {
             "loss_floor": cfg.loss_floor,
             "max_steps": cfg.max_steps,
-            "reached": sum(
-                bool(e.get("reached_floor", e.get("final_loss", 1) < cfg.loss_floor))
-                for e in models
-            ),
+            "reached": sum(bool(e.get("reached_floor", _below_floor(e, cfg))) for e in models),
             "of": len(models),
         },
         "models": [{k: v for k, v in e.items() if k != "config_sha"} for e in models],
     }
     path = out_dir / "manifest.json"
-    atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
+    # done.json files of older versions may hold NaN: written as null (strict JSON)
+    atomic_write_text(path, json.dumps(json_safe(manifest), indent=1, allow_nan=False) + "\n")
     return path
 
 
@@ -382,6 +503,18 @@ def build_zoo(
     t_start = time.perf_counter()
     if n_models < 0 or images_per_model < 1 or workers < 1:
         raise UsageError("need n_models >= 0, images_per_model >= 1, workers >= 1")
+    for option, value, least in (
+        ("--size", image_size, MIN_IMAGE_SIZE),
+        ("--max-steps", max_steps, 1),
+        ("--width", width, 1),
+        ("--batch-size", batch_size, 1),
+        ("--train-crop", train_crop, 0),
+        ("train_photos", train_photos, 1),
+    ):
+        if value < least:
+            raise UsageError(f"{option} must be at least {least}, got {value}")
+    if not math.isfinite(loss_floor):
+        raise UsageError(f"--loss-floor must be a finite number, got {loss_floor}")
     fams = resolve_families(families)
     where_d = {k: list(v) for k, v in sorted((where or {}).items())}
     for key in where_d:
@@ -402,8 +535,17 @@ def build_zoo(
         real_dir=str(Path(real_dir).resolve()) if real_dir is not None else None,
         where=where_d,
     )
-    for f in fams:  # fail fast on sizes a family cannot build
-        f.build(f.architectures(cfg.where)[0], width=width, image_size=image_size)
+    # Fail fast, before any model is built: every architecture the plan draws must suit
+    # the image size (a model that cannot be built would fail again on every rerun), and
+    # the first planned model of each family is built once (it checks the width too).
+    plan = plan_models(fams, n_models, seed=seed, where=cfg.where)
+    check_sizes(fams, plan, width=width, image_size=image_size)
+    for f in fams:
+        first = next((s for s in plan if s.family == f.name), None)
+        if first is not None:
+            f.build(first.arch, width=width, image_size=image_size)
+    if n_models:
+        device = resolve_device(device)  # an unknown or absent device is a usage error
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -524,6 +666,10 @@ def _run(
         yield from workers_pool.imap_unordered(_worker_run, todo, chunksize=1)
 
 
+def _fmt_loss(loss: float | None) -> str:
+    return "n/a" if loss is None else f"{loss:.4f}"
+
+
 class _progress:
     """A rich progress bar on stderr (or nothing); ``advance(result)`` per finished model."""
 
@@ -561,7 +707,7 @@ class _progress:
                     res["id"]
                     if "error" in res
                     else (
-                        f"{res['id']} loss {res['final_loss']:.4f} {res['steps']} steps "
+                        f"{res['id']} loss {_fmt_loss(res['final_loss'])} {res['steps']} steps "
                         f"{res['seconds']:.1f}s"
                     )
                 )
