@@ -13,12 +13,12 @@ fpattr synth "$RUN/zoo" --models 640 --images-per-model 16 --size 128 --real "$R
   --workers 2 --max-steps 150 --batch-size 16 --seed 0 -q > "$RUN/synth.json"
 fpattr train "$RUN/zoo" --out "$RUN/train" --preset compact --steps "$STEPS" --set eval_every=1000 \
   --threads 2 --seed 0
-fpattr export "$RUN/train" --out models --name default --fuse-spectrum
+fpattr export "$RUN/train" --out models --name default --fuse-spectrum --replace-shipped
 python benchmarks/eval_default.py "$RUN/train" "$PUBLIC" --out docs/results/default_eval.json \
   --card models/default.json
 # the INT8 variant is quantized from this export: redo it, then render the page with both
 fpattr quantize models/default.json --out models --name default-int8 \
-  --calib-images ../shared/data/bsds500/train -q
+  --calib-images ../shared/data/bsds500/train -q --replace-shipped
 python scripts/model_card_md.py models/default.json docs/model-card.md \
   --int8 models/default-int8.json
 # design-choice heads are bound to the extractor's sha256: refit them after every export

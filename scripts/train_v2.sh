@@ -33,4 +33,4 @@ fpattr synth "$RUN/zoo" "${FAMILY_ARGS[@]}" --models "$MODELS" --images-per-mode
   --seed 0 --device "$DEVICE" -q > "$RUN/synth.json"
 fpattr train "$RUN/zoo" --out "$RUN/train" --preset "$PRESET" --steps "$STEPS" \
   --threads "$WORKERS" --seed 0 --device "$DEVICE"
-fpattr export "$RUN/train" --out models --name "$NAME" --fuse-spectrum
+fpattr export "$RUN/train" --out models --name "$NAME" --fuse-spectrum --replace-shipped

@@ -339,3 +339,37 @@ def print_policy_notes(console: Any, info: dict[str, Any]) -> None:
         for note in cal.get("notes") or []:
             first.setdefault(note, f"{label}: {note}")
     print_notes(console, list(first.values()))
+
+
+def check_export_target(out: Path, name: str, replace_shipped: bool) -> None:
+    """Before an export (or quantize) does any work, :class:`UsageError` (exit 2) when:
+    ``out`` cannot take files; ``name`` is a registered backbone that is not an ONNX model
+    (a model file ``marra.onnx`` hid the built-in ``-b marra`` and could not be reached
+    itself); or it would replace a shipped extractor (:data:`fpattr.paths.
+    SHIPPED_EXTRACTORS` in :func:`fpattr.paths.models_dir`) without ``replace_shipped``:
+    the defaults ``--out models --name default`` replaced the shipped default with a toy
+    model, and every gallery and analysis head bound to it stopped working (break-it 27d).
+    """
+    import os
+
+    from fpattr.backbones.onnx import is_onnx_backbone
+    from fpattr.errors import UsageError
+    from fpattr.io.atomic import check_writable_folder
+    from fpattr.paths import SHIPPED_EXTRACTORS, models_dir
+    from fpattr.plugins import backbones
+
+    check_writable_folder(out, "model folder")
+    # "auto" and "onnx" are words of -b itself (the resolver, the generic ONNX backbone)
+    if name in ("auto", "onnx") or (name in backbones() and not is_onnx_backbone(name)):
+        raise UsageError(
+            f"{name!r} is the name of a backbone fpattr or a plugin provides: a model of "
+            "that name would hide it (and could not be reached itself); choose another --name"
+        )
+    shipped = os.path.realpath(out) == os.path.realpath(models_dir())
+    if shipped and name in SHIPPED_EXTRACTORS and (Path(out) / f"{name}.json").exists():
+        if not replace_shipped:
+            raise UsageError(
+                f"{Path(out) / (name + '.json')} is the shipped {name!r} extractor: galleries "
+                "and analysis heads are bound to it. Export under another --name (use it "
+                "with -b NAME), or pass --replace-shipped to replace it on purpose"
+            )

@@ -60,6 +60,7 @@ def train(
     Example: fpattr train runs/zoo --out runs/extractor --preset compact
     """
     common.need_torch("train")
+    from fpattr.errors import UsageError
     from fpattr.training.presets import preset as get_preset
     from fpattr.training.train import TrainConfig
     from fpattr.training.train import train as run_train
@@ -71,13 +72,23 @@ def train(
     for key, value in common.parse_opts(set_, "--set").items():
         head, _, tail = key.partition(".")
         if tail:
-            d.setdefault(head, {})[tail] = value
+            group = d.setdefault(head, {})
+            if not isinstance(group, dict):
+                raise UsageError(f"--set {key}: {head} is a single setting, not a group")
+            group[tail] = value
         else:
             d[head] = value
     cfg = TrainConfig.from_dict(d)
     console = common.stderr_console(quiet)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "command.txt").write_text("fpattr " + shlex.join(sys.argv[1:]) + "\n")
+    command = "fpattr " + shlex.join(sys.argv[1:]) + "\n"
+
+    def record_command() -> None:
+        # only once the run is accepted (checks passed, run folder locked): a refused
+        # invocation must not replace the command that made the checkpoint (export's card)
+        from fpattr.io.atomic import atomic_write_text
+
+        atomic_write_text(out / "command.txt", command)
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(
@@ -96,7 +107,10 @@ def train(
             )
 
         result = run_train(
-            cfg, log=lambda s: console.print(s, markup=False, highlight=False), progress=progress
+            cfg,
+            log=lambda s: console.print(s, markup=False, highlight=False),
+            progress=progress,
+            on_start=record_command,
         )
     if "rank" in result:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -122,11 +136,18 @@ def export(
         "fingerprint; the weight and the calibration are fitted on the run's held-out "
         "calibration models.",
     ),
+    replace_shipped: bool = typer.Option(
+        False,
+        "--replace-shipped",
+        help="Allow replacing a shipped extractor (default, default-int8, v2) in the "
+        "shipped models folder: galleries and analysis heads bound to it stop working.",
+    ),
 ) -> None:
     """Export a trained extractor to ONNX, check parity with torch, write the model card.
 
-    Example: fpattr export runs/extractor --out models --name default
+    Example: fpattr export runs/extractor --out models --name my-extractor
     """
+    common.check_export_target(out, name, replace_shipped)  # before any work
     _need_export_deps()
     from fpattr.paths import data_dir
     from fpattr.training.export import export as run_export
@@ -198,6 +219,12 @@ def quantize(
         "saturate on x86 CPUs without VNNI (AVX2), so the model may lose accuracy there.",
     ),
     quiet: bool = common.QuietOpt,
+    replace_shipped: bool = typer.Option(
+        False,
+        "--replace-shipped",
+        help="Allow replacing a shipped extractor (e.g. default-int8) in the shipped models "
+        "folder.",
+    ),
 ) -> None:
     """Quantize an exported extractor to INT8 (ONNX Runtime QDQ, per-channel weights).
 
@@ -205,9 +232,11 @@ def quantize(
     embeddings stay within --min-cosine of FP32 on held-out views.
 
     Example: fpattr quantize models/default.json --out models --name default-int8
-    --calib-images ../shared/data/bsds500/train
+    --calib-images ../shared/data/bsds500/train --replace-shipped
     """
     import importlib.util
+
+    common.check_export_target(out, name, replace_shipped)  # before any work
 
     from fpattr.errors import UsageError
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from fpattr.errors import UsageError
 from fpattr.io.loader import IMAGE_EXTENSIONS, load_image
 from fpattr.training.augment import AugmentConfig, augment
 
@@ -40,12 +41,20 @@ class Zoo:
 
 def load_zoo(root: Path, *, max_per_model: int | None = None, min_images: int = 2) -> Zoo:
     root = Path(root)
+    if not root.exists():
+        raise UsageError(f"zoo {root} does not exist (make one with `fpattr synth`)")
+    if not root.is_dir():
+        raise UsageError(f"zoo {root} is not a folder (a zoo is a folder per model)")
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     done = [d / "done.json" for d in dirs if (d / "done.json").is_file()]
     if done:  # a zoo: done.json is written last, so it is the truth even after a kill
-        entries = [json.loads(f.read_text()) for f in done]
+        entries = [_zoo_entry(_read_json(f), f) for f in done]
     elif (root / "manifest.json").is_file():
-        entries = json.loads((root / "manifest.json").read_text())["models"]
+        manifest = root / "manifest.json"
+        listed = _read_json(manifest)
+        if not isinstance(listed, dict) or not isinstance(listed.get("models"), list):
+            raise UsageError(f"zoo manifest {manifest} has no 'models' list")
+        entries = [_zoo_entry(e, manifest) for e in listed["models"]]
     else:  # a plain benchmark folder: one folder per model, no labels
         entries = [{"id": d.name} for d in dirs]
 
@@ -67,6 +76,23 @@ def load_zoo(root: Path, *, max_per_model: int | None = None, min_images: int = 
         models.append(e)
         images.append(np.stack(arrs))
     return Zoo(root, models, images)
+
+
+def _read_json(path: Path) -> Any:
+    """A zoo's JSON file; a damaged one is a usage error naming the file (not a traceback)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(
+            f"zoo file {path} cannot be read as JSON ({exc}); the zoo is damaged: "
+            "repair that file or rebuild the zoo"
+        ) from None
+
+
+def _zoo_entry(entry: Any, source: Path) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
+        raise UsageError(f"zoo file {source}: a model entry without an 'id': {entry!r:.80}")
+    return entry
 
 
 def matches(model: dict[str, Any], cond: dict[str, str]) -> bool:

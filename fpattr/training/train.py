@@ -14,7 +14,10 @@ import json
 import math
 import os
 import time
+import types
+import typing
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ import torch.nn.functional as F
 from fpattr.calibration import fit_card
 from fpattr.errors import FpattrError, UsageError
 from fpattr.evaluation.metrics import attribution_metrics
-from fpattr.io.atomic import atomic_write_text
+from fpattr.io.atomic import atomic_write_text, file_lock
 from fpattr.training import checkpoint
 from fpattr.training.augment import AugmentConfig
 from fpattr.training.data import Zoo, eval_views, load_zoo, pk_batches, split_models
@@ -89,6 +92,11 @@ class TrainConfig:
 def _checked(kind: type, values: dict[str, Any], prefix: str) -> Any:
     from dataclasses import fields
 
+    if not isinstance(values, dict):
+        raise UsageError(
+            f"training setting {prefix.rstrip('.')} is a group of settings; set one of them "
+            f"(e.g. --set {prefix}NAME=VALUE), not {values!r}"
+        )
     known = [f.name for f in fields(kind)]
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -96,13 +104,80 @@ def _checked(kind: type, values: dict[str, Any], prefix: str) -> Any:
             f"unknown training setting {prefix}{unknown[0]}; known "
             f"{prefix.rstrip('.') or 'top-level'} settings: {', '.join(known)}"
         )
+    hints = typing.get_type_hints(kind)
+    for name, value in values.items():
+        if not _fits(hints[name], value):
+            raise UsageError(
+                f"training setting {prefix}{name} must be {_describe(hints[name])}, not {value!r}"
+            )
     return kind(**values)
 
 
+def _fits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` (a preset or a JSON-parsed ``--set`` value) has the field's type, so
+    a wrong one (``--set lr=abc``) is a usage error, not a TypeError deep in training."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(a, value) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(args[0], v) for v in value)
+    if origin is tuple:
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(args)
+            and all(_fits(a, v) for a, v in zip(args, value, strict=True))
+        )
+    if origin is dict:
+        return isinstance(value, dict)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return {"int": "an integer", "float": "a number", "bool": "true or false"}.get(
+            hint.__name__, hint.__name__
+        )
+    return str(hint).replace("NoneType", "null")
+
+
 def pick_device(name: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; one this machine cannot use is a usage
+    error (checked before any training work)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(
+                f"--device {name}: CUDA is not available here (no GPU, or torch built "
+                "without CUDA); use --device cpu or auto"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA "
+                "device(s), numbered from 0"
+            )
+    return device
+
+
+TRAIN_LOCK = ".train.lock"  #: in the run folder: one `fpattr train` per run at a time
 
 
 _CKPT_KEYS = {"config", "model", "head", "opt", "sched", "np_rng", "torch_rng", "state"}
@@ -276,9 +351,16 @@ def train(
     *,
     log: Callable[[str], None] = print,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
+    """Train (or resume) the run in ``cfg.out``.
+
+    Everything a user can get wrong (device, zoo, sizes, a checkpoint of another
+    configuration, another process training in the same folder) is checked before any
+    training work; ``on_start`` is then called once, on rank 0, under the run folder's
+    lock (the CLI records its command line there, so a refused run cannot replace it).
+    """
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     rank, world, device = _distributed(device)
     if rank != 0:  # one log, one set of checkpoints: rank 0's
@@ -306,6 +388,55 @@ def train(
             + (f" and {', '.join(knobs)}" if knobs else "")
             + "; need >= 2"
         )
+    _check_images_for_evaluation(cfg, zoo, split)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; the run folder must be a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        if rank == 0:  # one writer per run folder, as `fpattr synth` for its zoo
+            try:
+                stack.enter_context(file_lock(out / TRAIN_LOCK, timeout=1.0))
+            except FpattrError as exc:
+                raise UsageError(f"cannot take the run folder {out}: {exc}") from None
+        return _train_locked(
+            cfg, out, zoo, split, device, rank, world, log=log, progress=progress, on_start=on_start
+        )
+
+
+def _check_images_for_evaluation(cfg: TrainConfig, zoo: Zoo, split: dict[str, list[int]]) -> None:
+    """Every held-out model is enrolled from ``refs`` images and queried with the rest, so
+    it needs at least ``refs + 1``: checked up front, not at the first evaluation."""
+    if cfg.refs < 1:
+        raise UsageError(f"training setting refs must be >= 1, not {cfg.refs}")
+    need = cfg.refs + 1
+    held = list(split["calib"])
+    held += [k for name in ("val", "val_arch") if len(split[name]) >= 2 for k in split[name]]
+    short = sorted((len(zoo.images[k]), zoo.ids[k]) for k in held if len(zoo.images[k]) < need)
+    if short:
+        have, first = short[0]
+        capped = f" (max_per_model={cfg.max_per_model})" if cfg.max_per_model else ""
+        raise UsageError(
+            f"zoo {cfg.zoo}: held-out model {first} has {have} image(s){capped} "
+            f"({len(short)} held-out model(s) have fewer than {need}); evaluation enrols "
+            f"each held-out model from refs={cfg.refs} images and queries it with the "
+            f"others, so every model needs at least {need} images: build the zoo with "
+            f"`fpattr synth --images-per-model {need}` or more, or lower --set refs"
+        )
+
+
+def _train_locked(
+    cfg: TrainConfig,
+    out: Path,
+    zoo: Zoo,
+    split: dict[str, list[int]],
+    device: torch.device,
+    rank: int,
+    world: int,
+    *,
+    log: Callable[[str], None],
+    progress: Callable[[int, int, dict[str, float]], None] | None,
+    on_start: Callable[[], None] | None,
+) -> dict[str, Any]:
     train_zoo = zoo.subset(split["train"])
     log(
         f"zoo: {len(zoo.models)} models; train {len(split['train'])}, calib "
@@ -350,6 +481,8 @@ def train(
             torch.set_rng_state(saved["torch_rng"].cpu())  # map_location may move it
         state = saved["state"]
         log(f"resumed from {ckpt} at step {state['step']}")
+    if on_start is not None and rank == 0:
+        on_start()  # the run is accepted
 
     def save() -> None:
         _save_atomic(
@@ -406,7 +539,9 @@ def train(
         if progress and rank == 0:
             progress(state["step"], cfg.steps, run_loss)
         last = progress_fraction(state["step"]) >= 1.0
-        if rank == 0 and (state["step"] % cfg.eval_every == 0 or last):
+        evaluate = rank == 0 and (state["step"] % cfg.eval_every == 0 or last)
+        if evaluate:
+            save()  # an evaluation that fails must not lose the steps since the last save
             rec = {
                 "step": state["step"],
                 "seconds": round(state["seconds"], 1),
@@ -425,8 +560,8 @@ def train(
                     rec[f"{name}_auc"] = round(m["roc_auc"], 4)
             state["history"].append(rec)
             log(json.dumps(rec))
-        if rank == 0 and (state["step"] % cfg.ckpt_every == 0 or last):
-            save()
+        if evaluate or (rank == 0 and state["step"] % cfg.ckpt_every == 0):
+            save()  # after an evaluation too, so the checkpoint holds its history record
 
     if world > 1:
         import torch.distributed as dist
