@@ -547,6 +547,9 @@ def build_zoo(
     if n_models:
         device = resolve_device(device)  # an unknown or absent device is a usage error
     out_dir = Path(out_dir)
+    from fpattr.io.atomic import check_writable_folder
+
+    check_writable_folder(out_dir, "zoo folder")  # a file for the folder was exit 70
     out_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         try:

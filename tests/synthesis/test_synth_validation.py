@@ -133,3 +133,17 @@ def test_manifest_of_an_older_zoo_with_nan_is_strict_json(tmp_path, tiny, famili
     assert r["kept"] == 1
     manifest = _strict((out / "manifest.json").read_text())
     assert manifest["models"][0]["final_loss"] is None
+
+
+def test_a_file_given_as_the_zoo_folder_is_a_usage_error(tmp_path):
+    # break-it 27d: FileExistsError, exit 70
+    from fpattr.testing import run_cli
+
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    r = run_cli(
+        ["synth", afile, "--family", "autoencoder", "--models", "1", "--images-per-model", "2"]
+        + ["--size", "32", "--max-steps", "2", "--device", "cpu", "-q"]
+    )
+    assert r.exit_code == 2 and "internal error" not in r.stderr, r.output
+    assert afile.read_text(encoding="utf-8") == "x"
