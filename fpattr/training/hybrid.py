@@ -17,6 +17,7 @@ one ONNX graph; a test checks it equals :class:`SpectrumBackbone` numerically.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,23 @@ def fit_theta(
     return {"theta": best["theta"], "selected_on": "calibration split", "grid": rows}
 
 
+def _zoo_of(info: dict[str, Any], run: Path) -> Path:
+    """The zoo a training run used (``train_result.json``'s ``zoo``): its absolute path
+    when recorded and present, else the path as typed (relative to the current folder).
+    Raises :class:`~fpattr.errors.UsageError` naming both when neither is there."""
+    from fpattr.errors import UsageError
+
+    tried = [p for p in (info.get("absolute_path"), info.get("path")) if p]
+    for p in tried:
+        if Path(p).is_dir():
+            return Path(p)
+    raise UsageError(
+        f"the zoo of training run {run} is not at {' nor at '.join(map(repr, tried))} (a "
+        "relative path is from the current folder): run from the folder training ran in, "
+        "or put the zoo back there"
+    )
+
+
 def fuse_run(run: Any, *, n_views: int = 4, refs: int = 5, log: Any = print) -> tuple[Any, dict]:
     """Fit the fusion weight and the calibration on a run's calibration split, measure the
     fused extractor on the validation splits, save ``RUN/fused.pt`` and its result JSON."""
@@ -148,7 +166,7 @@ def fuse_run(run: Any, *, n_views: int = 4, refs: int = 5, log: Any = print) -> 
     run = Path(run)
     tr = json.loads((run / "train_result.json").read_text())
     blob = checkpoint.load(run / "extractor.pt")
-    zoo = load_zoo(Path(tr["zoo"]["path"]))
+    zoo = load_zoo(_zoo_of(tr["zoo"], run))
     index = {m: k for k, m in enumerate(zoo.ids)}
     split = {k: [index[i] for i in v if i in index] for k, v in tr["held_out_ids"].items()}
     extractor = build(blob)

@@ -611,6 +611,9 @@ def finish(
         "held_out_ids": {k: [zoo.ids[i] for i in v] for k, v in split.items() if k != "train"},
         "zoo": {
             "path": str(zoo.root),
+            # as typed, and absolute: export --fuse-spectrum from another folder found no
+            # zoo at a relative path (break-it 27d)
+            "absolute_path": os.path.abspath(zoo.root),
             "n_models": len(zoo.models),
             "families": sorted({m.get("family", "?") for m in zoo.models}),
         },

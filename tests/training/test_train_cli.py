@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +148,20 @@ def test_a_run_folder_in_use_is_refused_and_the_run_is_accepted_under_the_lock(t
 
     with pytest.raises(Accepted):
         train(_cfg(tiny_zoo, out, steps=2), log=lambda s: None, on_start=on_start)
+
+
+def test_fuse_finds_the_zoo_from_any_folder(tmp_path, monkeypatch):
+    # break-it 27d: train_result.json kept the zoo as typed ("zoo"), so export
+    # --fuse-spectrum from another folder was exit 70 (FileNotFoundError 'zoo')
+    from fpattr.training.hybrid import _zoo_of
+
+    zoo = tmp_path / "work" / "zoo"
+    zoo.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # not the folder training ran in
+    info = {"path": "zoo", "absolute_path": str(zoo)}
+    assert _zoo_of(info, tmp_path / "run") == zoo
+    monkeypatch.chdir(tmp_path / "work")  # a run made before the absolute path was kept
+    assert _zoo_of({"path": "zoo"}, tmp_path / "run") == Path("zoo")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="run from the folder training ran in"):
+        _zoo_of({"path": "zoo"}, tmp_path / "run")
