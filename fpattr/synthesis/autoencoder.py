@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.layers import ConvUnit, Upsample2x, conv3
 from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
@@ -77,10 +76,7 @@ class AutoencoderFamily(FamilyBase):
         return None
 
     def build(self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 64) -> nn.Module:
-        self.check_arch(arch)
-        problem = self.size_problem(arch, image_size)
-        if problem:
-            raise UsageError(problem)
+        self.check_buildable(arch, image_size)
         return AutoencoderNet(arch, width)
 
     def training_loss(

@@ -176,6 +176,16 @@ class FamilyBase:
         if missing or bad:
             raise UsageError(f"{self.name}: invalid architecture {dict(arch)} (missing {missing})")
 
+    def check_buildable(self, arch: Mapping[str, str], image_size: int) -> None:
+        """:meth:`check_arch`, then the family's ``size_problem(arch, image_size)`` (when it
+        has one: the reason ``arch`` cannot be built at that size, None when it can) as a
+        :class:`UsageError`; the first lines of a built-in ``build``."""
+        self.check_arch(arch)
+        size_problem = getattr(self, "size_problem", None)
+        problem = size_problem(arch, image_size) if size_problem is not None else None
+        if problem:
+            raise UsageError(problem)
+
     def arch_id(self, arch: Mapping[str, str]) -> str:
         self.check_arch(arch)
         by_code = {code: choice for choice, code in self.ID_CODES.items()}

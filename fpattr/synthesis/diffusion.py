@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fpattr.errors import UsageError
 from fpattr.synthesis.base import FamilyBase, random_crops
 from fpattr.synthesis.layers import Upsample2x, conv3, make_norm
 from fpattr.synthesis.spaces import BUILTIN_DESIGN_SPACES
@@ -131,10 +130,7 @@ class DiffusionDenoiserFamily(FamilyBase):
     ID_GROUPS = [["K", "U"], ["N"], ["T", "S", "P"]]
 
     def build(self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 64) -> nn.Module:
-        self.check_arch(arch)
-        problem = self.size_problem(arch, image_size)
-        if problem:
-            raise UsageError(problem)
+        self.check_buildable(arch, image_size)
         return UNetDenoiser(arch, width)
 
     def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:

@@ -132,10 +132,7 @@ class GanDecoderFamily(FamilyBase):
     spectral_weight = 0.05
 
     def build(self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 64) -> nn.Module:
-        self.check_arch(arch)
-        problem = self.size_problem(arch, image_size)
-        if problem:
-            raise UsageError(problem)
+        self.check_buildable(arch, image_size)
         return LatentDecoder(arch, width, image_size)
 
     def size_problem(self, arch: Mapping[str, str], image_size: int) -> str | None:

@@ -445,10 +445,7 @@ class _LatentFamilyBase(FamilyBase):
     def build(
         self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 128
     ) -> nn.Module:
-        self.check_arch(arch)
-        problem = self.size_problem(arch, image_size)
-        if problem:
-            raise UsageError(problem)
+        self.check_buildable(arch, image_size)
         if width < 4:
             raise UsageError(f"{self.name}: width must be at least 4, got {width}")
         return self._make(arch, width).finish()

@@ -121,10 +121,7 @@ class SrCascadeFamily(FamilyBase):
     def build(
         self, arch: Mapping[str, str], *, width: int = 32, image_size: int = 128
     ) -> nn.Module:
-        self.check_arch(arch)
-        problem = self.size_problem(arch, image_size)
-        if problem:
-            raise UsageError(problem)
+        self.check_buildable(arch, image_size)
         model = SrUNet(arch, width)
         model.loss_kind = arch["loss"]
         return model
