@@ -379,31 +379,11 @@ def _worker_run(spec: ModelSpec) -> dict[str, Any]:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> cuda when available, else cpu; a cuda device that is absent is an error."""
-    import torch
+    """``auto`` -> cuda when available, else cpu; a device this machine has not (cpu, cuda,
+    cuda:N or mps) is a usage error (:func:`fpattr.devices.resolve_device`)."""
+    from fpattr.devices import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise UsageError(
-            f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: torch sees no CUDA device (use cpu or auto)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(
-                f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)"
-            )
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise UsageError(f"--device {device}: torch sees no MPS device (use cpu or auto)")
-    elif dev.type != "cpu":
-        raise UsageError(f"--device {device}: not supported; use auto, cpu, cuda or cuda:N")
-    return device
+    return resolve(device, kinds=("cpu", "cuda", "mps"))
 
 
 def resolve_families(families: Sequence[str | SynthesizerFamily]) -> list[SynthesizerFamily]:

@@ -154,27 +154,10 @@ def _describe(hint: Any) -> str:
 
 def pick_device(name: str) -> torch.device:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; one this machine cannot use is a usage
-    error (checked before any training work)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(
-                f"--device {name}: CUDA is not available here (no GPU, or torch built "
-                "without CUDA); use --device cpu or auto"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(
-                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA "
-                "device(s), numbered from 0"
-            )
-    return device
+    error (checked before any training work; :func:`fpattr.devices.resolve_device`)."""
+    from fpattr.devices import resolve_device
+
+    return torch.device(resolve_device(name, kinds=("cpu", "cuda")))
 
 
 TRAIN_LOCK = ".train.lock"  #: in the run folder: one `fpattr train` per run at a time
