@@ -40,6 +40,7 @@ from typing import BinaryIO
 
 from fpattr.errors import UsageError
 from fpattr.io.jsonlines import json_objects
+from fpattr.report.base import from_bytes_hex
 
 __all__ = ["iter_path_list", "read_path_list"]
 
@@ -100,13 +101,10 @@ def _from_jsonl(name: str, lines: Iterable[bytes]) -> Iterator[str]:
             continue  # an fpattr results file: only its result lines name inputs
         if kind == "result" and obj.get("status") == _SKIPPED:
             continue  # left out by the run's walk on purpose (module docstring)
-        raw = obj.get("path_bytes_hex")
-        if isinstance(raw, str):
-            try:
-                yield os.fsdecode(bytes.fromhex(raw))
-                continue
-            except ValueError:
-                pass  # not hex: the path field says it
+        exact = from_bytes_hex(obj.get("path_bytes_hex"))  # (not hex: the path field says it)
+        if exact is not None:
+            yield exact
+            continue
         path = obj.get("path")
         if not isinstance(path, str) or not path:
             raise UsageError(f'--files-from {name!r} line {i}: no "path"')
@@ -128,13 +126,11 @@ def _from_csv(name: str, stream: BinaryIO) -> Iterator[str]:
         if fpattr_csv and row.get("status") == _SKIPPED:
             continue  # left out by the run's walk on purpose (module docstring)
         path = row.get("path")
-        raw = row.get("path_bytes_hex")
-        if raw:  # a name that is not UTF-8: its exact bytes (the path cell shows \xNN)
-            try:
-                yield os.fsdecode(bytes.fromhex(raw))
-                continue
-            except ValueError:
-                pass  # not hex: the path cell says it
+        # a name that is not UTF-8: its exact bytes (the path cell shows \xNN)
+        exact = from_bytes_hex(row.get("path_bytes_hex"))
+        if exact is not None:
+            yield exact
+            continue
         if fpattr_csv and path:
             path = unguard(path)
         if not path:

@@ -234,6 +234,20 @@ def escape_surrogates(text: str) -> str:
     return _SURROGATE.sub(lambda m: _surrogate_escape(m.group(0)), text)
 
 
+def from_bytes_hex(value: Any) -> str | None:
+    """The exact name a ``*_bytes_hex`` field (or CSV cell) holds, as Python names files
+    (``os.fsdecode``); None when it is missing, empty or not hex (the escaped text field
+    then says the name). The reverse of the sibling :func:`to_jsonable` writes."""
+    import os
+
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return os.fsdecode(bytes.fromhex(value))
+    except ValueError:
+        return None
+
+
 def raw_bytes(text: str) -> bytes:
     """The exact bytes behind ``text`` (a name read with ``surrogateescape``)."""
     try:

@@ -56,15 +56,10 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def _record_path(rec: dict[str, Any]) -> str:
     """The input a result is for, exactly: a name that is not UTF-8 is shown escaped in
     ``path`` and kept exactly in ``path_bytes_hex`` (fpattr.report.base)."""
-    import os
+    from fpattr.report.base import from_bytes_hex
 
-    raw = rec.get("path_bytes_hex")
-    if isinstance(raw, str):
-        try:
-            return os.fsdecode(bytes.fromhex(raw))
-        except ValueError:
-            pass
-    return str(rec.get("path"))
+    exact = from_bytes_hex(rec.get("path_bytes_hex"))
+    return exact if exact is not None else str(rec.get("path"))
 
 
 class Resume:
