@@ -415,6 +415,11 @@ def _pool_rows(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ece_pooled": ece, "ece_pooled_floor": ece_floor(p, w), "reliability_pooled": table}
 
 
+def _new_look() -> dict[str, Any]:
+    """One generator's look-alike counts (:func:`_count_look`, :func:`look_alikes`)."""
+    return {"queries": 0, "named": 0, "named_as": {}, "accepted": 0, "comparisons": 0}
+
+
 def _count_look(
     look: dict[str, dict[str, Any]],
     source: str,
@@ -423,9 +428,7 @@ def _count_look(
     accepted: int,
     comparisons: int,
 ) -> None:
-    u = look.setdefault(
-        source, {"queries": 0, "named": 0, "named_as": {}, "accepted": 0, "comparisons": 0}
-    )
+    u = look.setdefault(source, _new_look())
     u["queries"] += 1
     u["accepted"] += accepted
     u["comparisons"] += comparisons
@@ -445,9 +448,7 @@ def look_alikes(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     total: dict[str, dict[str, Any]] = {}
     for b in blocks:
         for g, u in (b.get("_look") or {}).items():
-            t = total.setdefault(
-                g, {"queries": 0, "named": 0, "named_as": {}, "accepted": 0, "comparisons": 0}
-            )
+            t = total.setdefault(g, _new_look())
             for k in ("queries", "named", "accepted", "comparisons"):
                 t[k] += u[k]
             for m, c in u["named_as"].items():
