@@ -56,6 +56,24 @@ class Interrupted(KeyboardInterrupt):
             return f"signal {self.signum}"
 
 
+def interruption_in(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or :class:`Interrupted` signal) behind ``exc``, if any: the first
+    :class:`KeyboardInterrupt` along its ``__cause__`` / ``__context__`` chain.
+
+    Some libraries catch everything, the interruption included, and raise their own error
+    from it (``torch.onnx.export`` reports a Ctrl-C as a failed export); the CLI reads the
+    chain so that such a run still ends as interrupted (130, 143, 129), not as a failure.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 class UsageError(FpattrError):
     """Bad arguments or options."""
 

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from fpattr import __version__
-from fpattr.errors import ExitCode, FpattrError, Interrupted
+from fpattr.errors import ExitCode, FpattrError, Interrupted, interruption_in
 
 
 def _debug() -> bool:
@@ -68,6 +68,13 @@ class FpattrGroup(TyperGroup):
                     raise
                 except typer.Exit:
                     flush_stdout()  # a failed flush turns the exit status into 74
+                    raise
+                except Exception as exc:
+                    # a library that wrapped the Ctrl-C in its own error (torch.onnx.export
+                    # reported one as "ONNX export failed", exit 2): still an interruption
+                    interrupt = interruption_in(exc)
+                    if interrupt is not None and not _debug():
+                        raise interrupt from None
                     raise
                 flush_stdout()
                 return rv

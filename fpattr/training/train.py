@@ -386,6 +386,46 @@ def train(
         )
 
 
+#: Settings a run may change when it is resumed: where the zoo and the run folder lie and
+#: which machine runs it (the run moves to another machine, a GPU, more cores). The zoo
+#: itself is compared by its models (the checkpoint's ``zoo_ids``), not by how its path is
+#: spelled. Every other setting changes what is trained, so a checkpoint made under
+#: another value is refused.
+RESUMABLE_ACROSS = ("zoo", "out", "device", "threads", "workers", "eval_every", "ckpt_every")
+
+
+def _check_resumable(
+    ckpt: Path, saved: dict[str, Any], cfg: TrainConfig, zoo: Zoo, log: Callable[[str], None]
+) -> None:
+    """Refuse (UsageError) a checkpoint of another configuration or another zoo; log the
+    machine-side settings (:data:`RESUMABLE_ACROSS`) that changed since it was saved."""
+    now, then = cfg.to_dict(), saved["config"]
+    if not isinstance(then, dict):
+        raise UsageError(f"{ckpt} was made with another configuration; use a new --out")
+    differ = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+    fixed = [k for k in differ if k not in RESUMABLE_ACROSS]
+    if fixed:
+        shown = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in fixed[:3])
+        raise UsageError(f"{ckpt} was made with another configuration ({shown}); use a new --out")
+    ids = saved.get("zoo_ids")
+    if ids is not None and list(ids) != list(zoo.ids):
+        raise UsageError(
+            f"{ckpt} was trained on another zoo ({len(ids)} models; {cfg.zoo} has "
+            f"{len(zoo.ids)}, {len(set(ids) ^ set(zoo.ids))} differing); use a new --out"
+        )
+    moved = [k for k in differ if k in RESUMABLE_ACROSS]
+    if moved:
+        log(
+            "resuming with "
+            + ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in moved)
+            + (
+                " (the batches drawn from here on differ from an uninterrupted run's)"
+                if "workers" in moved
+                else ""
+            )
+        )
+
+
 def _check_images_for_evaluation(cfg: TrainConfig, zoo: Zoo, split: dict[str, list[int]]) -> None:
     """Every held-out model is enrolled from ``refs`` images and queried with the rest, so
     it needs at least ``refs + 1``: checked up front, not at the first evaluation."""
@@ -453,8 +493,7 @@ def _train_locked(
             raise FpattrError(
                 f"{ckpt} is not an fpattr training checkpoint (lacks {sorted(missing)})"
             )
-        if saved["config"] != cfg.to_dict():
-            raise UsageError(f"{ckpt} was made with another configuration; use a new --out")
+        _check_resumable(ckpt, saved, cfg, zoo, log)
         model.load_state_dict(saved["model"])
         head.load_state_dict(saved["head"])
         opt.load_state_dict(saved["opt"])

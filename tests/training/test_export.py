@@ -128,3 +128,47 @@ def test_shipped_default_model_loads_and_embeds():
         assert emb.shape == (len(views), card["output"]["dim"]) and np.isfinite(emb).all()
         assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
     assert bb.sha256 == card["sha256"]
+
+
+def test_ctrl_c_inside_the_exporter_is_an_interruption_not_a_failure(
+    tiny_zoo, tmp_path, monkeypatch
+):
+    """torch.onnx.export catches the KeyboardInterrupt and raises its own error from it: the
+    CLI still ends as interrupted (130), not "ONNX export failed" (exit 2; break-it F11)."""
+    from fpattr.testing import run_cli
+
+    pytest.importorskip("onnxscript")
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Failed to export the model with torch.export") from exc
+
+    run = tmp_path / "run"
+    run.mkdir()
+    _checkpoint(tmp_path).rename(run / "extractor.pt")
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    r = run_cli(
+        ["export", run, "--out", tmp_path / "m", "--name", "t", "--parity-images", tiny_zoo]
+    )
+    assert r.exit_code == 130, r.output
+    assert "interrupted (SIGINT)" in r.output and "export failed" not in r.output
+    assert not (tmp_path / "m" / "t.onnx").exists()
+
+
+def test_interruption_in_reads_the_cause_chain():
+    from fpattr.errors import FpattrError as E
+    from fpattr.errors import interruption_in
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            raise E("wrapped") from ki
+    except E as exc:
+        assert isinstance(interruption_in(exc), KeyboardInterrupt)
+    assert interruption_in(ValueError("plain")) is None
+    a, b = ValueError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a  # a cycle ends the walk
+    assert interruption_in(a) is None

@@ -310,3 +310,32 @@ def test_too_few_training_models_names_the_knob_that_left_them(tiny_zoo, tmp_pat
     cfg = _cfg(tiny_zoo, tmp_path / "run", steps=1, max_train_models=1)
     with pytest.raises(UsageError, match=r"1 training model\(s\) left .* max_train_models"):
         train(cfg, log=lambda s: None)
+
+
+def test_a_run_resumes_on_another_machine_but_not_on_another_zoo(tiny_zoo, tmp_path):
+    import json
+    import shutil
+
+    out = tmp_path / "run"
+    train(_cfg(tiny_zoo, out, steps=6, device="auto"), log=lambda s: None)
+    # the same zoo under another spelling, another device name and thread count: the run
+    # moved machines (stop 27 found these refused as "another configuration")
+    link = tmp_path / "zoo-link"
+    link.symlink_to(tiny_zoo, target_is_directory=True)
+    logs: list[str] = []
+    r = train(_cfg(f"{link}/", out, steps=6, device="cpu", threads=1), log=logs.append)
+    assert any("resumed from" in s for s in logs) and r["steps"] == 6
+    moved = next(s for s in logs if s.startswith("resuming with"))
+    assert "device 'auto' -> 'cpu'" in moved and "threads" in moved and "zoo" in moved
+    # another zoo (one model replaced) is refused, whatever its path
+    other = tmp_path / "other-zoo"
+    shutil.copytree(tiny_zoo, other)
+    (other / "m11").rename(other / "x11")
+    man = json.loads((other / "manifest.json").read_text())
+    man["models"][-1]["id"] = "x11"
+    (other / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(UsageError, match="another zoo"):
+        train(_cfg(other, out, steps=6), log=lambda s: None)
+    # a setting that changes what is trained is still refused, and named
+    with pytest.raises(UsageError, match=r"another configuration \(lr"):
+        train(_cfg(tiny_zoo, out, steps=6, lr=1e-3), log=lambda s: None)
