@@ -25,8 +25,8 @@ import shutil
 import sys
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -424,10 +424,23 @@ def _below_floor(entry: Mapping[str, Any], cfg: ZooConfig) -> bool:
 
 
 def write_manifest(
-    out_dir: Path, families: Sequence[SynthesizerFamily], cfg: ZooConfig, n_models: int
+    out_dir: Path,
+    families: Sequence[SynthesizerFamily],
+    cfg: ZooConfig,
+    n_models: int,
+    planned: Iterable[str] | None = None,
 ) -> Path:
-    """Rebuild ``manifest.json`` from the ``done.json`` files (the source of truth)."""
-    models = sorted(read_done(out_dir).values(), key=lambda e: e.get("index", 0))
+    """Rebuild ``manifest.json`` from the ``done.json`` files (the source of truth).
+
+    ``planned``: the ids of the first ``n_models`` of the plan; the manifest lists the
+    built ones among them, so that it never lists more than ``n_models`` (a rerun with a
+    smaller ``--models`` selects the first ones), and counts the others it leaves out in
+    ``unlisted_models`` (still on disk: a rerun with a larger ``--models`` lists them again).
+    None: every built model.
+    """
+    done = sorted(read_done(out_dir).values(), key=lambda e: e.get("index", 0))
+    keep = None if planned is None else set(planned)
+    models = [e for e in done if keep is None or e.get("id") in keep]
     manifest = {
         "schema": SCHEMA,
         "families": {
@@ -446,6 +459,7 @@ def write_manifest(
             "of": len(models),
         },
         "models": [{k: v for k, v in e.items() if k != "config_sha"} for e in models],
+        "unlisted_models": len(done) - len(models),
     }
     path = out_dir / "manifest.json"
     # done.json files of older versions may hold NaN: written as null (strict JSON)
@@ -559,8 +573,9 @@ def _build_locked(
         )
     kept = [s for s in plan if s.id in done]
     todo = [s for s in plan if s.id not in done]
+    ids = [s.id for s in plan]
     shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
-    write_manifest(out_dir, fams, cfg, n_models)
+    write_manifest(out_dir, fams, cfg, n_models, ids)
 
     built: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
@@ -571,19 +586,27 @@ def _build_locked(
         perceptual = perceptual_for(out_dir, fams, pool, cfg)
         results = _run(todo, by_name, pool, cfg, out_dir, device, workers, perceptual)
         last_manifest = time.monotonic()
-        with _progress(progress, len(plan), len(kept)) as advance:
-            for res in results:
-                if "error" in res:
-                    failed.append(res)
-                    print(f"model {res['id']} failed: {res['error']}", file=sys.stderr)
-                else:
-                    built.append(res)
-                advance(res)
-                if time.monotonic() - last_manifest > 30:
-                    write_manifest(out_dir, fams, cfg, n_models)
-                    last_manifest = time.monotonic()
+        try:
+            with _progress(progress, len(plan), len(kept)) as advance:
+                for res in results:
+                    if "error" in res:
+                        failed.append(res)
+                        print(f"model {res['id']} failed: {res['error']}", file=sys.stderr)
+                    else:
+                        built.append(res)
+                    advance(res)
+                    if time.monotonic() - last_manifest > 30:
+                        write_manifest(out_dir, fams, cfg, n_models, ids)
+                        last_manifest = time.monotonic()
+        except BaseException:
+            # interrupted (Ctrl-C, SIGTERM) or failed: the manifest still lists every model
+            # finished so far (it listed none until a rerun when the first model finished
+            # within 30 s of the last write; break-it)
+            with suppress(Exception):
+                write_manifest(out_dir, fams, cfg, n_models, ids)
+            raise
     shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
-    manifest = write_manifest(out_dir, fams, cfg, n_models)
+    manifest = write_manifest(out_dir, fams, cfg, n_models, ids)
     secs = [e["seconds"] for e in built]
     cpu = [e["cpu_seconds"] for e in built]
     return {

@@ -115,3 +115,36 @@ def test_a_zoo_being_built_elsewhere_is_refused(tmp_path, families, tiny):
     out.mkdir()
     with file_lock(out / ".zoo.lock"), pytest.raises(UsageError, match="another process"):
         build_zoo(out, families=[families["autoencoder"]], n_models=1, seed=0, **tiny)
+
+
+def test_an_interrupted_build_lists_what_it_finished_and_models_selects_the_first(
+    tmp_path, families, tiny, monkeypatch
+):
+    from fpattr.synthesis import zoo as zoo_mod
+
+    fams = [families["autoencoder"]]
+    out = tmp_path / "zoo"
+    build_zoo(out, families=fams, n_models=1, seed=5, **tiny)
+    real, calls = zoo_mod._worker_run, []
+
+    def then_ctrl_c(spec):
+        calls.append(spec.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(spec)
+
+    monkeypatch.setattr(zoo_mod, "_worker_run", then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        build_zoo(out, families=fams, n_models=4, seed=5, **tiny)
+    monkeypatch.undo()
+    # the model finished seconds before the Ctrl-C is listed (it was not, until a rerun)
+    manifest = json.loads((out / "manifest.json").read_text())
+    ids = [p.id for p in plan_models(fams, 2, seed=5)]
+    assert [m["id"] for m in manifest["models"]] == ids
+    assert manifest["unlisted_models"] == 0
+    # a rerun with a smaller --models lists the first models only, and counts the rest
+    build_zoo(out, families=fams, n_models=1, seed=5, **tiny)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [m["id"] for m in manifest["models"]] == ids[:1]
+    assert manifest["config"]["n_models"] == 1 and manifest["unlisted_models"] == 1
+    assert (out / ids[1] / "done.json").is_file()  # kept on disk
