@@ -22,10 +22,7 @@ import numpy as np
 from fpattr.backbones.resolve import create_backbone
 from fpattr.evaluation.metrics import roc_auc
 from fpattr.evaluation.protocol import EvalConfig, discover_bench, embed_images
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+from fpattr.views import l2_normalize as unit
 
 
 def embed(paths: list, name: str = "default") -> np.ndarray:

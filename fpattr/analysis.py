@@ -352,17 +352,15 @@ def labelled_images(
     return LabelledImages(ids, labels, x, image_labels, groups)
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def set_fingerprint(emb: np.ndarray) -> np.ndarray:
     """One fingerprint for images assumed to share a source: the unit-norm mean (1, D).
 
     The same reduction for ``score`` (per model), ``calibrate`` (sets) and
     ``analyze predict --as-set``, so a set is judged by the calibration fitted on sets.
     """
-    return unit_rows(np.atleast_2d(emb).mean(0, keepdims=True))
+    from fpattr.views import l2_normalize
+
+    return l2_normalize(np.atleast_2d(emb).mean(0, keepdims=True))
 
 
 def score(

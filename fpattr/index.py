@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from fpattr.io.atomic import atomic_write_bytes, atomic_write_text
+from fpattr.views import l2_normalize
 
 log = logging.getLogger("fpattr.index")
 
@@ -108,9 +109,8 @@ def choose_kind(n_entries: int, requested: str = "auto") -> str:
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(np.atleast_2d(x), dtype=np.float32)
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
+    # float32 and C-contiguous: what faiss / hnswlib read without a copy
+    return l2_normalize(np.ascontiguousarray(np.atleast_2d(x), dtype=np.float32))
 
 
 @dataclass

@@ -103,7 +103,9 @@ def check_backbone(backbone: Any, *, n_views: int = 3, seed: int = 0) -> dict[st
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
+    from fpattr.views import l2_normalize
+
+    return l2_normalize(v)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

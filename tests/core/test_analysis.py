@@ -26,9 +26,9 @@ from fpattr.analysis import (
     kmeans,
     nmi,
     softmax,
-    unit_rows,
 )
 from fpattr.testing import run_cli, write_generator_images
+from fpattr.views import l2_normalize
 
 
 def test_nmi_bounds():
@@ -411,7 +411,7 @@ def test_calibrate_end_to_end_and_roundtrip(tmp_path):
     per_model, entries = {}, {}
     for m in range(6):
         up = ("nearest", "transposed")[m % 2]
-        per_model[f"g{m}"] = unit_rows(rng.normal(2.0 if m % 2 == 0 else -2.0, 1.5, (12, 4)))
+        per_model[f"g{m}"] = l2_normalize(rng.normal(2.0 if m % 2 == 0 else -2.0, 1.5, (12, 4)))
         entries[f"g{m}"] = {"id": f"g{m}", "kind": "gan", "design": {"upsampling": up}}
     cal = calibrate(heads, per_model, entries, set_size=4, target=0.7)
     assert cal["schema"] == CALIBRATION_SCHEMA and cal["generators"] == sorted(per_model)
