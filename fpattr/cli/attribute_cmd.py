@@ -210,6 +210,7 @@ def run(
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
     g = common.open_gallery(gallery, bb, need_models=True)
+    common.check_outputs_spare_run(output, report, gallery=g, backbone=bb)
     settings = pipeline.Settings(
         top_k=top_k,
         views=views,

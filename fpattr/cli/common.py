@@ -260,6 +260,15 @@ def open_gallery(spec: str | None, backbone: Any, *, need_models: bool = False) 
     return g
 
 
+def check_outputs_spare_run(*paths: Path | None, gallery: Any = None, backbone: Any = None) -> None:
+    """:func:`fpattr.report.outputs.check_outputs_spare` for the gallery and backbone a
+    command has opened: no output inside the gallery's folder or over the model files."""
+    from fpattr.report.outputs import check_outputs_spare
+
+    files = [getattr(backbone, k, None) for k in ("model_path", "card_path")]
+    check_outputs_spare(*paths, folders=[getattr(gallery, "path", None)], files=files)
+
+
 def exit_code(n_inputs: int, n_ok: int) -> int:
     if n_ok == 0:
         return int(ExitCode.USAGE)

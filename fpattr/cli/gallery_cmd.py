@@ -499,6 +499,7 @@ def export(
         raise UsageError("gallery export writes a file: name one (stdout is not supported)")
     check_writable(dest, "export")  # exit 2 before loading anything
     g = _load(gallery, backbone)
+    common.check_outputs_spare_run(dest, gallery=g)  # a backup must not wreck the original
     export_npz(g, dest)
     print(f"exported {len(g.models)} models to {dest} (sha256 {g.sha256[:16]}...)", file=sys.stderr)
 

@@ -62,6 +62,7 @@ def verify(
     except FpattrError:
         if gallery is not None:
             raise
+    common.check_outputs_spare_run(output, report, gallery=g, backbone=bb)
     settings = pipeline.Settings(views=views, target_far=target_far, threshold=threshold)
     session = Session(bb, g, settings=settings)
     scoring = time.monotonic()

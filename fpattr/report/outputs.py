@@ -170,6 +170,34 @@ def check_output_paths(*paths: Path | None, inputs: Iterable[Any] = ()) -> None:
         )
 
 
+def check_outputs_spare(
+    *paths: Path | None, folders: Iterable[Any] = (), files: Iterable[Any] = ()
+) -> None:
+    """:class:`UsageError` (exit 2) when an output path lies inside one of ``folders`` or
+    is one of ``files``, by any name: the files the run itself reads, beside its inputs
+    (the gallery in use, the extractor's model and card). A break-it pass wrote
+    ``-o GALLERY/gallery.json`` and ``gallery export GALLERY/gallery.json``: exit 0, and
+    the gallery no command could read any more.
+    """
+    guarded = [os.path.realpath(f) for f in folders if f is not None]
+    exact = {os.path.realpath(f) for f in files if f is not None}
+    for path in paths:
+        if path is None or str(path) == "-":
+            continue
+        real = os.path.realpath(path)
+        inside = next((f for f in guarded if real == f or real.startswith(f + os.sep)), None)
+        if inside is not None:
+            raise UsageError(
+                f"output {str(path)!r} is inside the gallery in use ({inside}): writing it "
+                "would damage the gallery; write the output elsewhere"
+            )
+        if real in exact:
+            raise UsageError(
+                f"output {str(path)!r} is a file this run reads (the extractor's model or "
+                "card): write the output elsewhere"
+            )
+
+
 class Outputs:
     """Fans results out to stdout (or --output) and an optional HTML report.
 

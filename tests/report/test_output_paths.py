@@ -328,3 +328,47 @@ def test_a_format_given_against_the_suffix_is_said(queries, tmp_path):
     # agreeing or default: no note
     r = run_cli(["attribute", queries, "-g", g, "-b", "spectrum", "-o", tmp_path / "r.jsonl"])
     assert r.exit_code == 0 and "its suffix names" not in r.stderr
+
+
+def test_an_output_inside_the_gallery_in_use_or_over_the_model_is_refused(queries, tmp_path):
+    # break-it 28: `gallery export G/gallery.json -g G` and `attribute -o G/gallery.json`
+    # exited 0 and left a gallery no command could read
+    g = tmp_path / "g"
+    refs = write_generator_images(tmp_path / "refs", "checker", n=3, size=64)
+    assert run_cli(["gallery", "add", "checker", *refs, "-g", g, "-b", "spectrum"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in g.rglob("*") if p.is_file()}
+    img = sorted(queries.glob("*.png"))[0]
+    (tmp_path / "link").symlink_to(g, target_is_directory=True)
+    for cmd in (
+        ["attribute", queries, "-o", g / "gallery.json"],
+        ["attribute", queries, "--report", g / "emb" / "x.html"],
+        ["attribute", queries, "-f", "csv", "-o", tmp_path / "link" / "gallery.json"],
+        ["verify", img, img, "-o", g / "gallery.json"],
+        ["gallery", "export", g / "gallery.json"],
+        ["gallery", "export", g / "backup.npz"],
+    ):
+        r = run_cli([*cmd, "-g", g, "-b", "spectrum"])
+        assert r.exit_code == 2 and "inside the gallery in use" in r.stderr, (cmd, r.output)
+    assert {p.name: p.read_bytes() for p in g.rglob("*") if p.is_file()} == before
+    assert run_cli(["gallery", "export", tmp_path / "backup.npz", "-g", g]).exit_code == 0
+
+
+def test_an_output_over_the_extractors_model_or_card_is_refused(queries, tmp_path):
+    import shutil
+
+    from fpattr.backbones.onnx import default_card_path, read_card
+
+    card = default_card_path()
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(card, models / card.name)
+    shutil.copy(card.parent / read_card(card)["file"], models / read_card(card)["file"])
+    mine = models / card.name
+    g = tmp_path / "g"
+    refs = write_generator_images(tmp_path / "refs", "checker", n=3, size=64)
+    opt = ["-b", "onnx", "--backbone-opt", f"model={mine}"]
+    assert run_cli(["gallery", "add", "checker", *refs, "-g", g, *opt]).exit_code == 0
+    was = mine.read_bytes()
+    r = run_cli(["attribute", queries, "-g", g, *opt, "-f", "json", "-o", mine])
+    assert r.exit_code == 2 and "extractor's model or card" in r.stderr, r.output
+    assert mine.read_bytes() == was
