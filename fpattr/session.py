@@ -15,6 +15,7 @@ decisions and probabilities come from the session's :class:`fpattr.decision.Deci
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -649,8 +650,10 @@ class Session:
         ea, ia = _pool_side(images_a, ia)
         eb, ib = _pool_side(images_b, ib)
         res: dict[str, Any] = {
-            "a": str(a),
-            "b": str(b),
+            # as attribute records paths: bytes and path objects decoded, not their repr
+            # ("b'q/x.png'" came back for bytes paths; break-it 28)
+            "a": os.fsdecode(os.fspath(a)),
+            "b": os.fsdecode(os.fspath(b)),
             **self._verify_provenance(a, b),
             "a_sha256": ia["sha256"],
             "b_sha256": ib["sha256"],

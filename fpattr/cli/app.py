@@ -54,6 +54,19 @@ class FpattrGroup(TyperGroup):
     (``| head``) stops quietly. stdout is flushed here, inside the guarded region, so Python's
     own flush at exit can never hide a failed write."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # an empty argument names nothing; the path options and arguments would read it as
+        # Path("") == ".", and `gallery add m "$REFS"` with REFS unset enrolled everything
+        # under the working folder (break-it 28). No fpattr option takes an empty value.
+        if "" in args:
+            at = args.index("")
+            after = f" after {args[at - 1]!r}" if at else ""
+            ctx.fail(
+                f"argument {at + 1}{after} is empty: a path or value left empty (an unset "
+                "shell variable?) names nothing; give it, or leave the argument out"
+            )
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         from fpattr.io.atomic import graceful_signals
         from fpattr.report.outputs import flush_stdout

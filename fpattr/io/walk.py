@@ -36,6 +36,8 @@ _NOT_FOLLOWED = "skipped: symbolic link not followed"
 #: can block forever (a FIFO without a writer) or read a stream that cannot be re-read
 #: (process substitution), so it is never opened for reading.
 NOT_REGULAR = "not a regular file (device, pipe or socket)"
+#: The reason an empty path ("") fails: an unset shell variable, most often.
+EMPTY_PATH = "empty path: it names no file or folder (an unset variable?)"
 _SPECIAL = f"skipped: {NOT_REGULAR}"
 
 
@@ -120,6 +122,9 @@ def iter_inputs(
     for given in paths:
         name = os.fsdecode(os.fspath(given))
         if skip and skip.matches(name):
+            continue
+        if not name:  # os.stat("") fails as "no such file", and the record showed "."
+            yield InputItem(Path(name), EMPTY_PATH)
             continue
         try:
             st = os.stat(name)

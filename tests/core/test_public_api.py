@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -148,3 +149,42 @@ def test_decide_refuses_an_embedding_that_is_not_a_finite_vector():
 
     with pytest.raises(UsageError, match="needs a gallery"):
         Session(bb, None).decide(np.ones(16))
+
+
+def test_an_empty_path_is_an_error_of_its_own_and_bytes_paths_read_as_paths(tmp_path):
+    # break-it 28: "" failed as "no such file or directory" under the name ".", which
+    # exists; verify() of bytes paths returned "b'q/x.png'" as the path
+    from fpattr.io.walk import EMPTY_PATH, iter_inputs
+    from fpattr.session import Session
+    from fpattr.testing import write_generator_images
+
+    assert [i.error for i in iter_inputs([""])] == [EMPTY_PATH]
+    a, b = write_generator_images(tmp_path / "q", "nearest", n=2, size=64, seed=0)
+    s = Session.open("spectrum")
+    r = s.verify(os.fsencode(a), os.fsencode(b))
+    assert (r["a"], r["b"], r["status"]) == (str(a), str(b), "ok")
+    r = s.verify("", str(b))
+    assert r["status"] == "error" and EMPTY_PATH in r["error"] and r["a"] == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gallery", "add", "m", ""],
+        ["attribute", "", "-f", "csv"],
+        ["verify", "", "x.png"],
+        ["provenance", ""],
+        ["analyze", "predict", ""],
+        ["attribute", "q", "-o", ""],
+    ],
+)
+def test_an_empty_argument_is_a_usage_error_before_any_work(tmp_path, monkeypatch, args):
+    # break-it 28: `gallery add m "$REFS"` with REFS unset enrolled every image under the
+    # working folder (Path("") is "."), exit 0
+    from fpattr.testing import run_cli, write_generator_images
+
+    write_generator_images(tmp_path / "here", "nearest", n=2, size=64, seed=0)
+    monkeypatch.chdir(tmp_path / "here")
+    r = run_cli([*args, "-g", tmp_path / "g"] if args[0] == "gallery" else args)
+    assert r.exit_code == 2 and "is empty" in r.output, r.output
+    assert not (tmp_path / "g").exists()
