@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ def run(
     """The attribute run behind the command (the demo reuses it); returns the exit code."""
     from fpattr import pipeline
     from fpattr.errors import UsageError
-    from fpattr.io.atomic import uninterrupted
+    from fpattr.io.atomic import claim_output, uninterrupted
     from fpattr.report.manifest import build_manifest
     from fpattr.report.outputs import Outputs, check_format, check_output_paths, output_format
     from fpattr.report.resume import Resume, check_resume_options
@@ -275,7 +276,10 @@ def run(
     state: Resume | None = None
     # the run's own output files are not inputs, even inside a scanned folder
     own = [p for p in (output, report) if p is not None and str(p) != "-"]
+    claims = ExitStack()  # the output files, held against a second run until this one ends
     try:
+        for path in own:
+            claims.enter_context(claim_output(path))
         if resume and output is not None:
             state = Resume.prepare(output, paths, manifest, console, exclude=own)
             if state is not None:
@@ -287,6 +291,7 @@ def run(
     except BaseException:
         if ray_run is not None:
             ray_run.close()
+        claims.close()
         raise
     settings.thumbnails = out.thumbnails
     n_done = 0
@@ -352,6 +357,7 @@ def run(
     finally:
         if ray_run is not None:
             ray_run.close()
+        claims.close()
     common.print_policy_notes(console, session.policy_info())
     common.print_notes(console, session.view_notes())
     if stats.n_inputs == 0:

@@ -143,6 +143,61 @@ def file_lock(
         os.close(fd)
 
 
+@contextmanager
+def claim_output(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Hold the output file ``path`` for one run: a second fpattr run given the same file
+    (by any name) meanwhile gets :class:`UsageError` (exit 2) instead of writing into it.
+
+    Why: two ``attribute --resume -o r.jsonl`` at once each planned the same leftovers and
+    appended them, so every remaining input was written twice (break-it 28). The lock
+    (:func:`file_lock`, no waiting) is on a file named by the hash of the output's real
+    path in a per-user folder of the temp directory, not on the output: ``--resume`` may
+    replace the output's inode, and nothing is left beside the user's files. ``None``,
+    ``"-"`` and non-regular files (``/dev/stdout``) are not held; where the lock folder
+    cannot be made the run goes on unguarded.
+    """
+    import hashlib
+
+    if path is None or str(path) == "-":
+        yield
+        return
+    real = os.path.realpath(path)
+    with suppress(OSError):
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            yield
+            return
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    folder = os.path.join(tempfile.gettempdir(), f"fpattr-{uid}", "output-locks")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        yield
+        return
+    lock_path = os.path.join(folder, hashlib.sha256(os.fsencode(real)).hexdigest()[:32] + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            held: bool | None = _try_lock(fd, lock_path)
+        except FpattrError:  # no locks on this file system: unguarded
+            held = None
+        if held is False:
+            raise UsageError(
+                f"{os.fspath(path)!r} is being written by another fpattr run: wait for it to "
+                "finish (or stop it), then run again"
+            )
+        try:
+            yield
+        finally:
+            if held:
+                _unlock(fd)
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------- output paths
 
 

@@ -449,3 +449,41 @@ def _hangup_in_a_write(tmp_path, ExitCode, Interrupted, atomic_open, graceful_si
             time.sleep(1)  # the handler raises before this ends
     assert info.value.exit_code == ExitCode.HANGUP == 129 and info.value.signal_name == "SIGHUP"
     assert list(tmp_path.iterdir()) == []  # no .report.csv.tmp-*
+
+
+def test_an_output_another_run_is_writing_is_refused(small, tmp_path):
+    # break-it 28: two `--resume -o r.jsonl` at once both appended the leftovers: every
+    # remaining input twice in the file. A run holds its outputs; a second one is exit 2.
+    import threading
+
+    from fpattr.io.atomic import claim_output
+
+    out = tmp_path / "r.jsonl"
+    assert _run(small, out).exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    out.write_text("\n".join(lines[:4]) + "\n", encoding="utf-8")  # 3 results kept
+    (tmp_path / "alias.jsonl").symlink_to(out)
+    other = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:  # another run holding the file, as a thread of its own
+        with claim_output(out):
+            other.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert other.wait(10)
+        for name in (out, tmp_path / "alias.jsonl"):
+            for extra in (["--resume"], []):
+                r = _run(small, name, *extra)
+                assert r.exit_code == 2 and "being written by another fpattr run" in r.stderr
+        assert out.read_text(encoding="utf-8").splitlines() == lines[:4]  # untouched
+    finally:
+        release.set()
+        t.join()
+    assert _run(small, out, "--resume").exit_code == 0
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    paths = [x["path"] for x in got if x["type"] == "result"]
+    assert len(paths) == len(set(paths)) == 9
