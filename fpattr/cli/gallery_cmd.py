@@ -77,6 +77,13 @@ def add(
     if replace and append:
         raise UsageError("--replace and --append are exclusive")
     gal.check_model_name(name)
+    if Path(name).is_file():
+        # `gallery add *.png` (the name forgotten) enrolled a model named after the first
+        # file, without it (break-it 28); a folder of the model's name stays fine
+        raise UsageError(
+            f"the model name {name!r} is a file here: give the model's name first "
+            f"(fpattr gallery add MODEL {name} ...)"
+        )
     console = common.stderr_console(quiet)
     # an existing named gallery keeps its backbone (as attribute, verify and calibrate do)
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]

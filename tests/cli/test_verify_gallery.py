@@ -174,3 +174,17 @@ def test_gallery_export_to_dash_is_refused(enrolled, tmp_path, monkeypatch):
     r = run_cli(["gallery", "export", "-", "-g", enrolled["gallery"]])
     assert r.exit_code == 2 and "stdout is not supported" in r.output
     assert not (tmp_path / "-").exists()
+
+
+def test_gallery_add_with_the_name_forgotten_is_refused(tmp_path, monkeypatch):
+    # break-it 28: `gallery add *.png` enrolled a model named "000.png" from the others
+    refs = write_generator_images(tmp_path / "sdxl", "checker", n=3, size=64)
+    monkeypatch.chdir(tmp_path / "sdxl")
+    names = [p.name for p in refs]
+    r = run_cli(["gallery", "add", *names, "-g", tmp_path / "g", "-b", "spectrum"])
+    assert r.exit_code == 2 and "is a file here" in r.output, r.output
+    assert not (tmp_path / "g").exists()
+    # a folder named like the model stays the usual way to enrol it
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(["gallery", "add", "sdxl", "sdxl", "-g", tmp_path / "g", "-b", "spectrum"])
+    assert r.exit_code == 0, r.output
