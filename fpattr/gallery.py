@@ -17,10 +17,12 @@ concurrent ``fpattr gallery add`` never lose each other's model. No pickle:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import re
+import time
 import tokenize
 import zipfile
 import zlib
@@ -38,6 +40,8 @@ from fpattr.io.atomic import atomic_write_bytes, atomic_write_text, file_lock
 from fpattr.views import l2_normalize
 
 SCHEMA = "fpattr.gallery/1"
+#: Reads of a gallery that an edit changed meanwhile (see :meth:`Gallery.load`).
+LOAD_ATTEMPTS = 5
 #: What numpy's .npy / .npz readers raise on a damaged file (a truncated header parses as
 #: Python literals; a damaged zip fails in zipfile or zlib).
 _DAMAGED: tuple[type[BaseException], ...] = (
@@ -464,23 +468,38 @@ class Gallery:
         Raises :class:`GalleryError` for a missing gallery, and for a damaged one with the
         way out (no command edits a gallery that fails these checks)."""
         path = Path(path)
-        if not (path / "gallery.json").is_file():
+        meta_file = path / "gallery.json"
+        if not meta_file.is_file():
             raise GalleryError(f"no gallery at {path} (missing gallery.json)")
-        try:
-            return cls._load(path)
-        except GalleryError as exc:
-            raise GalleryError(
-                f"{exc} -- the gallery is damaged and no command will change it: move the "
-                f"folder aside and enrol the models again (`fpattr gallery add ... -g "
-                f"{path}`), or `fpattr gallery import` an export of it into a new folder"
-            ) from None
+        for attempt in range(LOAD_ATTEMPTS):
+            try:
+                text = meta_file.read_bytes()
+            except OSError as exc:
+                raise GalleryError(f"cannot read {meta_file}: {exc}") from exc
+            try:
+                return cls._load(path, text)
+            except GalleryError as exc:
+                # readers take no lock: an edit that committed a new gallery.json and then
+                # deleted the arrays of the old one meanwhile is not damage (a break-it pass
+                # saw "the gallery is damaged" beside a writer). Read it again as it is now.
+                with contextlib.suppress(OSError):
+                    if meta_file.read_bytes() != text and attempt + 1 < LOAD_ATTEMPTS:
+                        time.sleep(0.01 * (attempt + 1))
+                        continue
+                error = exc
+                break
+        raise GalleryError(
+            f"{error} -- the gallery is damaged and no command will change it: move the "
+            f"folder aside and enrol the models again (`fpattr gallery add ... -g "
+            f"{path}`), or `fpattr gallery import` an export of it into a new folder"
+        ) from None
 
     @classmethod
-    def _load(cls, path: Path) -> Gallery:
+    def _load(cls, path: Path, text: bytes) -> Gallery:
         meta_file = path / "gallery.json"
         try:
-            doc = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            doc = json.loads(text.decode("utf-8"))
+        except ValueError as exc:
             raise GalleryError(f"cannot read {meta_file}: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             schema = doc.get("schema") if isinstance(doc, dict) else None

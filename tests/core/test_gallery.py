@@ -347,3 +347,28 @@ def test_save_deletes_only_the_files_its_previous_gallery_listed(tmp_path):
     h.add("m0", _emb(0), _refs("m0"))
     h.save()
     assert (other / "emb" / "x.npy").is_file() and Gallery.load(other).models
+
+
+def test_a_read_beside_an_edit_reads_the_new_gallery_not_damage(tmp_path, monkeypatch):
+    # break-it 28: a reader that read gallery.json just before an edit committed found the
+    # old arrays deleted and said "the gallery is damaged ... enrol the models again"
+    import fpattr.gallery as gallery_mod
+
+    old = _gallery(tmp_path).sha256
+    real, edits = gallery_mod._load_npy, []
+
+    def edit_meanwhile(path, file, name):
+        if not edits:  # a writer replaces m1 between the reader's JSON and its arrays
+            edits.append(name)
+            with editing(tmp_path / "g", BB) as g:
+                g.add("m1", _emb(9), _refs("m1"), replace=True)
+        return real(path, file, name)
+
+    monkeypatch.setattr(gallery_mod, "_load_npy", edit_meanwhile)
+    h = Gallery.load(tmp_path / "g")
+    monkeypatch.undo()
+    assert edits and h.sha256 != old and h.sha256 == Gallery.load(tmp_path / "g").sha256
+    # real damage is still damage, said once the file stops changing
+    next((tmp_path / "g").glob("emb/m0*.npy")).unlink()
+    with pytest.raises(GalleryError, match="the gallery is damaged"):
+        Gallery.load(tmp_path / "g")
