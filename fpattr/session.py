@@ -82,9 +82,9 @@ class Session:
         self._refs: tuple[int, dict[str | None, Any], dict[str | None, Any], dict] | None = None
         self._own_policy = policy is None  # built here: refitted when the gallery changes
         self._policy = policy or self._new_policy()
+        self._decided_with = self._decision_settings()
         self._gallery_version = getattr(gallery, "version", 0)
         self._processed: dict[str, DecisionPolicy | None] = {}
-        self._processed_version = self._gallery_version
 
     @property
     def gallery(self) -> Gallery | None:
@@ -104,9 +104,33 @@ class Session:
         self._refs = None
         self._index, self._approximate = None, None
         self._gallery_version = getattr(gallery, "version", 0)
-        self._processed, self._processed_version = {}, self._gallery_version
+        self._processed = {}
         if self._own_policy:
             self._policy = self._new_policy()
+            self._decided_with = self._decision_settings()
+
+    def _decision_settings(self) -> tuple[Any, ...]:
+        """The settings the session's own policy is fitted from."""
+        s = self.settings
+        return (s.target_far, s.threshold, s.prior_unknown, s.min_probability)
+
+    def _sync_policy(self) -> None:
+        """Refit the session's own policy when the gallery was edited (``gallery.add``,
+        ``gallery.remove``: a break-it pass found a removed model still named, an added one
+        never) or the decision settings changed (``session.settings = Settings(...)`` or a
+        field of it set: a break-it pass found ``top_k`` applied and ``threshold``,
+        ``target_far`` and ``min_probability`` silently not)."""
+        if not self._own_policy:
+            return
+        version = getattr(self.gallery, "version", 0)
+        if version != self._gallery_version:
+            self._gallery_version = version
+            self._index, self._approximate = None, None
+        elif self._decision_settings() == self._decided_with:
+            return
+        self._policy = self._new_policy()
+        self._decided_with = self._decision_settings()
+        self._processed = {}
 
     def _new_policy(self, **processed: Any) -> DecisionPolicy:
         """The policy from the settings; ``processed``: ``processed_references=`` and
@@ -151,9 +175,7 @@ class Session:
         without those copies for every model, and for a policy the caller supplied."""
         if kind is None or not self._own_policy or self.gallery is None:
             return None
-        version = getattr(self.gallery, "version", 0)
-        if self._processed_version != version:
-            self._processed, self._processed_version = {}, version
+        self._sync_policy()
         if kind not in self._processed:
             refs = self.gallery.processed_references(kind)
             self._processed[kind] = None
@@ -174,13 +196,9 @@ class Session:
     @property
     def policy(self) -> DecisionPolicy:
         """The decision policy; the session's own is refitted after ``gallery.add`` or
-        ``gallery.remove`` (a break-it pass: a removed model was still named, an added one
-        never appeared), with the gallery index rebuilt on next use."""
-        version = getattr(self.gallery, "version", 0)
-        if self._own_policy and version != self._gallery_version:
-            self._policy = self._new_policy()
-            self._gallery_version = version
-            self._index, self._approximate = None, None
+        ``gallery.remove`` (the gallery index rebuilt on next use) and after the decision
+        settings change (:meth:`_sync_policy`)."""
+        self._sync_policy()
         return self._policy
 
     @policy.setter

@@ -442,6 +442,26 @@ def test_a_session_given_another_gallery_decides_with_it(enrolled, tmp_path):
     assert "nearest" not in s.policy.gallery.models
 
 
+def test_a_session_decides_with_settings_assigned_or_changed_later(enrolled):
+    # break-it 28: s.settings = Settings(threshold=0.99, target_far=0.2) applied top_k but
+    # decided with the old threshold and target FAR, unsaid
+    from fpattr import Session
+    from fpattr.pipeline import Settings
+
+    q = sorted(enrolled["queries"].glob("nearest*"))[0]
+    s = Session.open("spectrum", enrolled["gallery"])
+    assert next(iter(s.attribute([q])))["target_far"] == 0.01
+    s.settings = Settings(threshold=0.99, top_k=1, target_far=0.2)
+    got = next(iter(s.attribute([q])))
+    assert (got["threshold"], len(got["top"])) == (0.99, 1)
+    s.settings.threshold = None  # a field set on the settings object acts too
+    got = next(iter(s.attribute([q])))
+    fresh = Session.open("spectrum", enrolled["gallery"], settings=Settings(target_far=0.2))
+    want = next(iter(fresh.attribute([q])))
+    for key in ("decision", "probability", "threshold", "target_far"):
+        assert got[key] == want[key], key
+
+
 def test_every_record_has_the_decision_keys_failed_ones_too(enrolled, tmp_path):
     # break-it: the user guide's loop (r["threshold"], r["target_far"]) met a KeyError on
     # the first input that failed
