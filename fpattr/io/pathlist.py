@@ -10,7 +10,7 @@ What the file holds is told by its name:
   name that is not UTF-8). An fpattr results CSV (columns ``path``, ``sha256``,
   ``status``) has its spreadsheet-formula guard undone
   (:func:`fpattr.report.csvfmt.unguard`), so its paths read back exactly, and its
-  *skipped* rows passed over.
+  *skipped* rows and ``--as-set``'s set row (status ``set``) passed over.
 
 A results file re-runs the inputs of its run: its ``ok`` and ``error`` records (a failure
 is tried again). A *skipped* record is a path the run's walk left out on purpose (a
@@ -20,7 +20,9 @@ walked again, every image twice; a text file failed). Only lines of an fpattr re
 file (``"type": "result"``; the CSV's three columns) are read that way: a manifest of
 one's own is read whole.
 - anything else (``-``: standard input): one path per line, read as bytes so names that
-  are not UTF-8 survive exactly; empty lines are passed over.
+  are not UTF-8 survive exactly, or NUL-separated (``find -print0``: told by the first
+  separator in the stream); empty lines and a leading UTF-8 byte-order mark are passed
+  over.
 
 Relative paths are relative to the current directory, as paths typed on the command line
 are (and as ``tar -T`` and ``xargs`` read them). Each listed path is an input exactly as if
@@ -75,18 +77,59 @@ def _read(name: str, stream: BinaryIO, *, close: bool) -> Iterator[str]:
         elif suffix == ".csv":
             yield from _from_csv(name, stream)
         else:
-            # lines end at b"\n" only: "\r" and other bytes may be part of a name (a CRLF
-            # file: stripped). An empty line is passed over: "" would be Path(""), the
-            # current folder
-            for line in stream:
-                line = line.removesuffix(b"\n").removesuffix(b"\r")
-                if line:
-                    yield os.fsdecode(line)
+            yield from _from_text(name, stream)
     except OSError as exc:
         raise UsageError(f"cannot read --files-from {name!r}: {exc.strerror or exc}") from exc
     finally:
         if close:
             stream.close()
+
+
+#: A UTF-8 byte-order mark, which Windows editors put at the start of a text file.
+_BOM = b"\xef\xbb\xbf"
+
+
+def _records(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+    """(record, separator) of a path list as the bytes arrive: records end at b"\n", or
+    at b"\0" when the first bytes that hold a separator hold a NUL (``find -print0``,
+    ``xargs -0``: a name may then hold a newline, even the first one)."""
+    read = getattr(stream, "read1", stream.read)  # what has arrived, without waiting for more
+    sep: bytes | None = None
+    buf = b""
+    while chunk := read(1 << 16):
+        buf += chunk
+        if sep is None:
+            if b"\0" in buf:
+                sep = b"\0"
+            elif b"\n" in buf:
+                sep = b"\n"
+            else:
+                continue
+        *done, buf = buf.split(sep)
+        for rec in done:
+            yield rec, sep
+    if buf:
+        yield buf, sep or b"\n"
+
+
+def _from_text(name: str, stream: BinaryIO) -> Iterator[str]:
+    """One path per line, read as bytes so names that are not UTF-8 survive exactly; or
+    NUL-separated (``find -print0``). A line ends at b"\n" only: "\r" and other bytes may
+    be part of a name (a CRLF file: stripped). An empty line is passed over: "" would be
+    Path(""), the current folder. A leading UTF-8 BOM is dropped (it broke the first path,
+    unseen; break-it 28)."""
+    for i, (rec, sep) in enumerate(_records(stream), 1):
+        if i == 1:
+            rec = rec.removeprefix(_BOM)
+        if sep == b"\n":
+            rec = rec.removesuffix(b"\r")
+            if b"\0" in rec:  # (an internal error, exit 70, before)
+                raise UsageError(
+                    f"--files-from {name!r} line {i} holds a NUL byte: a list is one path "
+                    "per line, or NUL-separated throughout (find -print0)"
+                )
+        if rec:
+            yield os.fsdecode(rec)
 
 
 #: The status of a result the run left out on purpose (never an input again).
@@ -119,12 +162,12 @@ def _from_csv(name: str, stream: BinaryIO) -> Iterator[str]:
         raise UsageError(f'--files-from {name!r}: no "path" column in its header')
     # an fpattr results CSV (attribute, provenance) quotes paths a spreadsheet would run
     # as formulas: its guard is undone so that every path reads back exactly
-    from fpattr.report.csvfmt import unguard
+    from fpattr.report.csvfmt import SET_STATUS, unguard
 
     fpattr_csv = {"path", "sha256", "status"} <= set(reader.fieldnames or [])
     for row in reader:
-        if fpattr_csv and row.get("status") == _SKIPPED:
-            continue  # left out by the run's walk on purpose (module docstring)
+        if fpattr_csv and row.get("status") in (_SKIPPED, SET_STATUS):
+            continue  # left out by the run's walk on purpose, or --as-set's set row
         path = row.get("path")
         # a name that is not UTF-8: its exact bytes (the path cell shows \xNN)
         exact = from_bytes_hex(row.get("path_bytes_hex"))

@@ -36,6 +36,8 @@ _NOT_FOLLOWED = "skipped: symbolic link not followed"
 #: can block forever (a FIFO without a writer) or read a stream that cannot be re-read
 #: (process substitution), so it is never opened for reading.
 NOT_REGULAR = "not a regular file (device, pipe or socket)"
+#: The reason a path holding a NUL byte fails (no file system name can hold one).
+NUL_IN_PATH = "the path holds a NUL byte: no file can be named so"
 #: The reason an empty path ("") fails: an unset shell variable, most often.
 EMPTY_PATH = "empty path: it names no file or folder (an unset variable?)"
 _SPECIAL = f"skipped: {NOT_REGULAR}"
@@ -53,8 +55,13 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 
     Opened with O_NONBLOCK (opening a FIFO without a writer would hang), then checked with
     fstat on the open descriptor (no race with a path swapped after a stat): a directory
-    raises IsADirectoryError, anything else not regular :class:`NotRegularFileError`.
+    raises IsADirectoryError, anything else not regular :class:`NotRegularFileError`. A
+    path holding a NUL byte raises OSError (EINVAL), as every other unopenable path does,
+    not os.open's ValueError (an internal error where callers catch OSError).
     """
+    name = os.fsdecode(os.fspath(path))
+    if "\0" in name:
+        raise OSError(errno.EINVAL, NUL_IN_PATH, name)
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags)
     try:
@@ -125,6 +132,9 @@ def iter_inputs(
             continue
         if not name:  # os.stat("") fails as "no such file", and the record showed "."
             yield InputItem(Path(name), EMPTY_PATH)
+            continue
+        if "\0" in name:  # os.stat raises ValueError: an internal error, exit 70, before
+            yield InputItem(Path(name), NUL_IN_PATH)
             continue
         try:
             st = os.stat(name)

@@ -84,6 +84,9 @@ class RowWriter:
             self.writerow(list(row))
 
 
+#: The status of ``attribute --as-set``'s last CSV row, the set's decision (no file's).
+SET_STATUS = "set"
+
 #: Provenance columns of ``attribute``, before ``error``, when results carry provenance.
 PROVENANCE_COLUMNS = (
     "provenance_claimed_generator",
@@ -296,9 +299,11 @@ class CsvWriter:
         pooled = summary.get("as_set")
         if not self.verify and isinstance(pooled, dict) and pooled:
             # `attribute --as-set`: the set's decision, a last row named "<set>" (as
-            # `analyze predict --as-set` writes it); without it the CSV lost the answer
+            # `analyze predict --as-set` writes it); without it the CSV lost the answer.
+            # Its status, SET_STATUS, tells it from a file's row (a file may be named
+            # "<set>"): --files-from passed it as an input (break-it 28)
             decided = pooled.get("decision") is not None
-            row = {**pooled, "path": "<set>", "status": "ok" if decided else "error"}
+            row = {**pooled, "path": "<set>", "status": SET_STATUS}
             row["error"] = None if decided else pooled.get("note") or "no set decision"
             self._csv.writerow(self._row(row))
         self.stream.flush()

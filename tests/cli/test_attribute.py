@@ -267,7 +267,7 @@ def test_as_set_csv_has_the_set_decision(enrolled):
     pooled = _json(run_cli([*base, "--as-set", "-f", "json"]))["summary"]["as_set"]
     rows = list(csv.DictReader(io.StringIO(run_cli([*base, "--as-set", "-f", "csv"]).stdout)))
     assert [r["path"] for r in rows].count("<set>") == 1 and rows[-1]["path"] == "<set>"
-    assert rows[-1]["decision"] == pooled["decision"] and rows[-1]["status"] == "ok"
+    assert rows[-1]["decision"] == pooled["decision"] and rows[-1]["status"] == "set"
     assert float(rows[-1]["probability"]) == pytest.approx(pooled["probability"])
     plain = list(csv.DictReader(io.StringIO(run_cli([*base, "-f", "csv"]).stdout)))
     assert "<set>" not in [r["path"] for r in plain]

@@ -263,3 +263,34 @@ def test_a_bad_line_met_while_streaming_keeps_the_results_before_it(tmp_path, mo
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(x["path"] for x in lines if x["type"] == "result") == sorted(map(str, qs))
     assert lines[-1]["type"] == "summary"
+
+
+def test_nul_separated_lists_a_bom_and_a_stray_nul(tmp_path):
+    # break-it 28: `find -print0 | fpattr attribute --files-from -` was an internal error
+    # (exit 70); a BOM broke the first path, unseen
+    f = tmp_path / "list0"
+    f.write_bytes(b"we\nird.png\0b.png\0\0caf\xe9.png\0")  # the first name holds a newline
+    assert read_path_list(f) == ["we\nird.png", "b.png", os.fsdecode(b"caf\xe9.png")]
+    f.write_bytes(b"\xef\xbb\xbfa.png\r\nb.png\n")
+    assert read_path_list(f) == ["a.png", "b.png"]
+    f.write_bytes(b"a.png\n" * 40000 + b"b\0c.png\n")  # a NUL past the first bytes read
+    with pytest.raises(UsageError, match="line 40001 holds a NUL byte"):
+        read_path_list(f)
+
+
+def test_a_path_holding_a_nul_fails_as_an_input_not_as_the_run(tmp_path):
+    from fpattr.io.walk import NUL_IN_PATH, iter_inputs
+
+    assert [i.error for i in iter_inputs(["a\0b"])] == [NUL_IN_PATH]
+    from fpattr.testing import write_generator_images
+
+    g = tmp_path / "g"
+    for gen in ("checker", "nearest"):
+        refs = write_generator_images(tmp_path / gen, gen, n=2, size=64)
+        assert run_cli(["gallery", "add", gen, *refs, "-g", g, "-b", "spectrum"]).exit_code == 0
+    listed = tmp_path / "in.jsonl"
+    listed.write_text(json.dumps({"path": "a\0b.png"}) + "\n", encoding="utf-8")
+    r = run_cli(["attribute", "--files-from", listed, "-g", g, "-b", "spectrum", "-f", "jsonl"])
+    assert r.exit_code == 2, r.output  # nothing processed; not an internal error (70)
+    rec = next(json.loads(x) for x in r.stdout.splitlines() if '"result"' in x)
+    assert rec["error"] == NUL_IN_PATH
