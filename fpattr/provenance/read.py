@@ -457,30 +457,32 @@ def _names_model(
     and the other enrolled model it names instead (None when none).
 
     It names ``name`` when it spells it in whole words (:func:`_span`; each of a list
-    "a, b" on its own) and no other enrolled model's name is spelled over it more fully:
-    `sd_xl_turbo_1.0` names `sdxl`, but names `sdxl-turbo` instead when that is enrolled
-    too; `flux1-dev` names `flux-dev`, but `flux1-dev` instead when that is enrolled. A text
-    that does not name ``name`` but names another enrolled model gives that model (the
-    most fully spelled, the first enrolled on a tie).
+    "a, b" on its own) and names no other enrolled model: `sd_xl_turbo_1.0` names `sdxl`,
+    but names `sdxl-turbo` instead when that is enrolled too (spelled over it more
+    fully); `flux1-dev` names `flux-dev`, but `flux1-dev` instead when that is enrolled.
+    Another enrolled name spelled elsewhere in the text (`bilinear-nearest`, `a, b`) makes
+    it name that one: a claim naming two models of the gallery agrees with neither (it
+    agreed with whichever the fingerprint picked; break-it 28). Another enrolled name
+    spelled inside this one's words, less fully (`sdxl` in `sdxl-turbo`), does not count.
+    The other model given is the most fully spelled, the first enrolled on a tie.
     """
     mine = _norm(name)
     keys = [(cand, k) for cand in enrolled if (k := _key(cand)) and k != mine]
     longest = max([len(mine), *(len(k) for _, k in keys)])
-    named = False
+    spelled = False
     other: tuple[str, int] | None = None  # (model, letters spelled)
     for item in (text or "").split(", "):
         runs = _runs(item, longest)
         own = runs.get(mine) if mine else None
-        beaten = False
+        spelled = spelled or own is not None
         for cand, k in keys:
             theirs = runs.get(k)
-            if theirs is None or (own is not None and not _covers(theirs, own)):
-                continue
-            beaten = True
+            if theirs is None or (own is not None and _covers(own, theirs)):
+                continue  # not spelled, or a shorter name inside this one's words
             if other is None or len(k) > other[1]:
                 other = (cand, len(k))
-        named = named or (own is not None and not beaten)
-    return named, (None if named or other is None else other[0])
+    named = spelled and other is None
+    return named, (None if other is None else other[0])
 
 
 def _same_claim(a: str, b: str) -> bool:
@@ -598,8 +600,10 @@ def with_decision(
     gallery's model names: a claim naming another of them (`sdxl-turbo` against the
     decision `sdxl`) disagrees.
 
-    A source type that says camera capture disagrees with a decision naming a model
-    when no generator claim agrees with it: the file claims not to be generated at all.
+    A source type that says camera capture disagrees with a decision naming a model: the
+    file claims not to be generated at all. Also beside a generator claim that names the
+    model: metadata that contradicts itself corroborates nothing (it read as agreeing;
+    break-it 28), and the summary says which parts matched and which did not.
     """
     from fpattr.decision import names_a_model
 
@@ -632,13 +636,11 @@ def with_decision(
             line += f"; fingerprint says {named}: they DISAGREE"
     elif rec.get("claimed_generator") and decision and named is None:
         line += f"; fingerprint decision '{decision}' names no enrolled model"
-    if capture and agree is not True:
+    if capture:
         label = source_type_label(rec.get("digital_source_type"))
-        agree = False
         line += (
             f"; the file claims to be a camera capture ({label}) but the fingerprint says "
-            f"{named}: they DISAGREE"
+            f"{named}: they DISAGREE" + (" (the metadata contradicts itself)" if agree else "")
         )
-    elif capture:
-        line += "; though its source type claims a camera capture"
+        agree = False
     return {**rec, "agrees_with_fingerprint": agree, "agreement": how, "summary": line}

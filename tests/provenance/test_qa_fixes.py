@@ -241,6 +241,12 @@ def test_camera_source_type_disagrees_with_a_named_model(tmp, pf):
     assert "claims to be a camera capture (digital capture (camera))" in out["summary"]
     assert "DISAGREE" in out["summary"]
     assert with_decision(rec, "unknown")["agrees_with_fingerprint"] is None
+    # beside a generator claim naming the model too: self-contradicting metadata
+    # corroborates nothing (break-it 28: it read as agreeing)
+    both = {**rec, "claimed_generator": "ComfyUI (model: stylegan2-ffhq)"}
+    out = with_decision(both, "stylegan2-ffhq")
+    assert out["agrees_with_fingerprint"] is False and out["agreement"]["agrees"] is True
+    assert "the metadata contradicts itself" in out["summary"]
 
 
 def test_agreement_says_what_matched():
@@ -338,6 +344,12 @@ def test_agreement_of_front_ends_family_lines_and_checkpoint_names(claim, model,
         ("DALL\u00b7E 3 (C2PA)", "dall-e-3", ("dall-e-2", "dall-e-3"), True, None),
         ("DALL\u00b7E 3 (C2PA)", "dall-e-2", ("dall-e-2", "dall-e-3"), False, "dall-e-3"),
         ("DALL\u00b7E 3 (C2PA)", "dall-e", ("dall-e", "dall-e-3"), False, "dall-e-3"),
+        # a claim naming two enrolled models agrees with neither (break-it 28: it agreed
+        # with whichever the fingerprint picked)
+        ("Stable Diffusion (model: bilinear-nearest)", "nearest", ("bilinear",), False, "bilinear"),
+        ("Stable Diffusion (model: bilinear-nearest)", "bilinear", ("nearest",), False, "nearest"),
+        ("ComfyUI (model: nearest_and_checker)", "checker", ("nearest",), False, "nearest"),
+        ("ComfyUI (model: a.ckpt, nearest.ckpt)", "nearest", ("a",), False, "a"),
     ],
 )
 def test_a_claim_naming_another_enrolled_model_never_agrees(claim, model, enrolled, agrees, other):
