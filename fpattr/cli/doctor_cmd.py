@@ -81,7 +81,8 @@ def collect() -> tuple[list[dict[str, Any]], int]:
     card = default_card_path()  # a missing one fails below, as every shipped model
     for check, status, detail in _model_checks(models_dir(), card):
         add(check, status, detail)
-    add("user data", "ok", str(home()))
+    for check, status, detail in _user_data_checks(home()):
+        add(check, status, detail)
     host = get_host()
     for kind in KINDS:
         reg = host.registry(kind)
@@ -109,6 +110,40 @@ def collect() -> tuple[list[dict[str, Any]], int]:
             continue
         add(f"plugin {f.plugin}", "fail", f"{f.stage}: {f.error}")
     return rows, sum(r["status"] == "fail" for r in rows)
+
+
+def _user_data_checks(folder: Path) -> list[tuple[str, str, str]]:
+    """(check, status, detail) for the user's data folder (``FPATTR_HOME``): can galleries
+    be made there, and does every gallery in it load. It said "user data ok" while the
+    default gallery was damaged (every `attribute` then failed) or the folder could not
+    be written (break-it 28)."""
+    from fpattr.errors import GalleryError, UsageError
+    from fpattr.gallery import Gallery
+    from fpattr.io.atomic import check_writable_folder
+
+    try:  # a file written and removed there (or in the parent that would hold it)
+        check_writable_folder(folder, "user data")
+    except UsageError as exc:
+        return [
+            (
+                "user data",
+                "warn",
+                f"{exc}: `gallery add` without -g cannot enrol (set FPATTR_HOME to a "
+                "writable folder, or give -g)",
+            )
+        ]
+    rows = [("user data", "ok", str(folder))]
+    galleries = folder / "galleries"
+    for g in sorted(galleries.iterdir()) if galleries.is_dir() else []:
+        if not (g / "gallery.json").is_file():
+            continue
+        try:
+            loaded = Gallery.load(g)
+        except GalleryError as exc:
+            rows.append((f"gallery {g.name} (user)", "fail", str(exc)))
+            continue
+        rows.append((f"gallery {g.name} (user)", "ok", f"{len(loaded.models)} models, {g}"))
+    return rows
 
 
 def _gallery_checks(reg: Any) -> list[tuple[str, str, str]]:

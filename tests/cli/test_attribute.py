@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fpattr.testing import make_hostile_inputs, run_cli
+from fpattr.testing import make_hostile_inputs, run_cli, write_generator_images
 
 
 def _json(r):
@@ -319,6 +319,31 @@ def test_doctor_fails_when_a_shipped_model_is_missing(tmp_path, monkeypatch):
     rows = {x["check"]: x for x in json.loads(r.stdout)["checks"]}
     for check in ("extractor default-int8", "extractor v2", "analysis heads", "default extractor"):
         assert rows[check]["status"] == "fail" and "missing" in rows[check]["detail"], check
+
+
+def test_doctor_checks_the_user_data_folder_and_its_galleries(tmp_path, monkeypatch):
+    # break-it 28: "user data ok" with the default gallery damaged (every attribute then
+    # failed) and with an FPATTR_HOME no gallery could be made in
+    home = tmp_path / "home"
+    monkeypatch.setenv("FPATTR_HOME", str(home))
+    refs = write_generator_images(tmp_path / "refs", "checker", n=3, size=64)
+    assert run_cli(["gallery", "add", "checker", *refs, "-b", "spectrum"]).exit_code == 0
+
+    def rows() -> tuple[int, dict]:
+        r = run_cli(["doctor", "-f", "json"])
+        return r.exit_code, {x["check"]: x for x in json.loads(r.stdout)["checks"]}
+
+    _, got = rows()
+    assert got["user data"]["status"] == "ok"
+    assert got["gallery spectrum (user)"]["status"] == "ok"
+    next((home / "galleries" / "spectrum" / "emb").glob("*.npy")).unlink()
+    code, got = rows()
+    assert code == 1 and got["gallery spectrum (user)"]["status"] == "fail"
+    assert "damaged" in got["gallery spectrum (user)"]["detail"]
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("FPATTR_HOME", str(tmp_path / "a-file" / "home"))
+    _, got = rows()
+    assert got["user data"]["status"] == "warn" and "cannot write" in got["user data"]["detail"]
 
 
 def test_doctor_verifies_every_shipped_model(tmp_path, monkeypatch):
