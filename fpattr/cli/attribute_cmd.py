@@ -353,6 +353,14 @@ def run(
                 )
             # said under -q too: where the results went is not progress
             common.stderr_console().print(msg, highlight=False, markup=False)
+        if isinstance(exc, KeyboardInterrupt) and report is not None and str(report) != "-":
+            # (the report went unmentioned: break-it 28)
+            common.stderr_console().print(
+                f"interrupted: nothing written to {report} (the report is written whole by "
+                "a finished run only)",
+                highlight=False,
+                markup=False,
+            )
         raise
     finally:
         if ray_run is not None:

@@ -45,6 +45,11 @@ def demo(
         raise FpattrError(f"bundled demo data is missing ({root}); reinstall fpattr")
     from rich.markup import escape
 
+    from fpattr.report.outputs import check_output_paths
+
+    # before enrolling: an unwritable --report was refused only after the enrolment
+    # (break-it 28); attribute checks it again, against its inputs
+    check_output_paths(report)
     console = common.stderr_console(quiet)
     with tempfile.TemporaryDirectory(prefix="fpattr-demo-") as tmp:
         gdir = Path(workdir) if workdir else Path(tmp) / "gallery"

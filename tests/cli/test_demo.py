@@ -27,3 +27,13 @@ def test_demo_runs_end_to_end(tmp_path):
     assert report.is_file() and "data:image/png;base64," in report.read_text()
     reals = [x for x in out["results"] if "/real_" in x["path"]]
     assert reals and all(x["decision"] == "unknown" for x in reals)
+
+
+def test_demo_refuses_an_unwritable_report_before_enrolling(tmp_path):
+    # break-it 28: `demo --report /nonexistent/x.html` enrolled every model first
+    from fpattr.testing import run_cli
+
+    work = tmp_path / "work"
+    r = run_cli(["demo", "--report", tmp_path / "missing" / "x.html", "--workdir", work, "-q"])
+    assert r.exit_code == 2 and "not found" in r.output, r.output
+    assert not work.exists()

@@ -168,12 +168,15 @@ def test_an_interrupted_whole_file_output_says_nothing_was_written(world, tmp_pa
     # format; a JSON or CSV file is written whole at the end, so an interrupted run leaves
     # none (never a partial report that reads as complete), and now says so, under -q too
     out = tmp_path / f"r.{suffix}"
+    rep = tmp_path / "r.html"  # the report is named too (break-it 28: it went unsaid)
     t0 = time.monotonic()  # start-up, then a few of the ~3 s of slow inputs
-    p = _interrupt(_attribute(world, out), signal.SIGINT, lambda: time.monotonic() - t0 > 1.0)
+    cmd = _attribute(world, out, "--report", str(rep))
+    p = _interrupt(cmd, signal.SIGINT, lambda: time.monotonic() - t0 > 1.0)
     assert p.returncode == 130, p.stderr.decode()
     stderr = p.stderr
     said = " ".join(stderr.decode().split())
     assert f"nothing written to {out}" in said and "-o FILE.jsonl streams" in said
+    assert f"nothing written to {rep}" in said
     assert list(tmp_path.iterdir()) == []
 
 

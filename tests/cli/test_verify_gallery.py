@@ -188,3 +188,18 @@ def test_gallery_add_with_the_name_forgotten_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run_cli(["gallery", "add", "sdxl", "sdxl", "-g", tmp_path / "g", "-b", "spectrum"])
     assert r.exit_code == 0, r.output
+
+
+def test_gallery_calibrate_of_one_model_says_why_there_is_no_leave_one_out(tmp_path):
+    # break-it 28: an empty leave-one-out table, unexplained
+    refs = write_generator_images(tmp_path / "r", "checker", n=3, size=64)
+    assert (
+        run_cli(
+            ["gallery", "add", "checker", *refs, "-g", tmp_path / "g", "-b", "spectrum"]
+        ).exit_code
+        == 0
+    )
+    r = run_cli(["gallery", "calibrate", "-g", tmp_path / "g"])
+    assert r.exit_code == 0, r.output
+    assert "leave-one-out): needs at least 2 models" in " ".join(r.stderr.split())
+    assert "references as queries" not in r.stdout
