@@ -78,6 +78,15 @@ class UsageError(FpattrError):
     """Bad arguments or options."""
 
 
+class NoReferenceError(UsageError):
+    """An enrolment none of whose reference images is usable (the gallery is unchanged);
+    ``left_out``: each input left out, ``{"path", "error", ...}``."""
+
+    def __init__(self, message: str, left_out: list[dict]) -> None:
+        super().__init__(message)
+        self.left_out = left_out
+
+
 class PluginError(FpattrError):
     """A plugin failed to load or misbehaved."""
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from fpattr.backbones.base import Backbone
 from fpattr.decision import INSUFFICIENT, UNKNOWN, DecisionPolicy, names_a_model
-from fpattr.errors import UsageError
+from fpattr.errors import NoReferenceError, UsageError
 from fpattr.gallery import Gallery
 from fpattr.index import GalleryIndex, choose_kind, open_index
 from fpattr.pipeline import Embedded, Embedder, RunStats, Settings
@@ -852,6 +852,168 @@ class Session:
             else:
                 notes.append(f"no {kind} copies enrolled ({bad or 'no reference'})")
         return out, notes
+
+    # -- enrol -----------------------------------------------------------------------------------
+
+    def enrol(
+        self,
+        name: str,
+        paths: Iterable[Any],
+        *,
+        replace: bool = False,
+        append: bool = False,
+        processed_copies: bool = True,
+        save_to: str | os.PathLike[str] | None = None,
+        on_each: Any = None,
+        on_stage: Any = None,
+    ) -> dict[str, Any]:
+        """Enrol model ``name`` from reference images or folders (zero-shot: no training),
+        the one enrolment path (``fpattr gallery add`` calls it).
+
+        The references are embedded as queries are (:meth:`embed_references`: failed,
+        flat and exact-duplicate files left out with their reasons), with their JPEG 75
+        and x0.5 copies when ``processed_copies`` (:meth:`embed_processed`). ``save_to``: a
+        gallery folder, edited under its lock (read, add, save) and then the session's
+        gallery; None: the session's gallery in memory (a new one for the backbone when it
+        has none). The session's own policy is refitted either way. ``replace`` /
+        ``append``: what to do with a model of that name already enrolled (else
+        :class:`fpattr.errors.GalleryError`). ``on_each``: called with each reference's
+        record as it is read (progress); ``on_stage``: called with a short text before
+        the processed copies are embedded.
+
+        Returns the enrolment report (``gallery add --format json``): ``model``,
+        ``n_refs``, ``n_models``, ``failed`` / ``skipped`` / ``duplicates_dropped`` /
+        ``already_enrolled`` (what was left out), ``shared_references`` (other models
+        holding the same files), ``enrolment_check`` (this model's references under
+        leave-one-out, :meth:`DecisionPolicy.enrolment_check`; None with one model),
+        ``calibration``, ``processed_copies``, and ``warnings`` / ``notes`` (plain text,
+        for the user). Raises :class:`fpattr.errors.NoReferenceError` (a UsageError)
+        when no reference is usable (the gallery is then unchanged), UsageError for
+        ``replace`` with ``append``.
+        """
+        from fpattr import gallery as gal
+
+        if replace and append:
+            raise UsageError("--replace and --append are exclusive")
+        gal.check_model_name(name)
+        embs, refs, left_out = self.embed_references(paths, on_each=on_each)
+        failed = [x for x in left_out if not x.get("duplicate") and not x.get("skipped")]
+        skipped = [x for x in left_out if x.get("skipped")]
+        duplicates = [x for x in left_out if x.get("duplicate")]
+        if embs is None:
+            raise NoReferenceError(
+                f"no usable reference image for {name!r}; gallery unchanged", left_out
+            )
+        processed: dict[str, np.ndarray] = {}
+        notes: list[str] = []
+        if processed_copies:
+            if on_stage is not None:
+                on_stage(f"enrolling the processed copies of {len(refs)} reference(s)")
+            processed, notes = self.embed_processed([r["path"] for r in refs])
+
+        def add(g: Gallery) -> tuple[Any, ...]:
+            before = len(g.models[name].refs) if name in g.models and append else 0
+            kinds_before = g.processed_kinds()
+            model = g.add(name, embs, refs, replace=replace, append=append, processed=processed)
+            return model, before, g.processed_change_note(kinds_before)
+
+        if save_to is not None:
+            with gal.editing(Path(save_to), self.backbone.info()) as g:
+                model, before, lost_note = add(g)
+            self.gallery = g  # the saved gallery (refits the session's policy)
+        else:
+            if self.gallery is None:
+                binding = {k: self.backbone.info().get(k) for k in ("name", "id", "sha256")}
+                self.gallery = Gallery(backbone=binding)
+            g = self.gallery
+            model, before, lost_note = add(g)
+        shared = g.shared_references(name)
+        already = before + len(refs) - len(model.refs)
+        shown = repr(name)
+        warnings: list[str] = []
+        if duplicates:
+            notes.insert(
+                0,
+                f"{len(duplicates)} exact duplicate reference(s) left out (same sha256 as "
+                "another reference: one file is one piece of evidence)",
+            )
+        for other, n in shared.items():
+            warnings.append(
+                f"{n} reference(s) of {shown} are also enrolled under {other!r} (same file "
+                "content): queries will be split between the two"
+            )
+        if len(model.refs) < 3:
+            notes.append(
+                f"{shown} has {len(model.refs)} reference(s); 5-10 give much more reliable "
+                "centroids"
+            )
+        rules = sorted({str(r.get("views", "unrecorded")) for r in model.refs})
+        if len(rules) > 1:  # appended references cropped otherwise than the earlier ones
+            warnings.append(
+                f"{shown}'s references were enrolled with views {' and '.join(rules)}: its "
+                "centroid mixes fingerprints cropped differently"
+            )
+        if already:
+            notes.append(
+                f"{already} reference(s) already enrolled under {shown} (same sha256) were not "
+                "added again"
+            )
+        pol = self.policy
+        mine = pol.enrolment_check().get(name)
+        if mine is not None and not mine["checkable"]:
+            notes.append(f"{shown} has one reference: leave-one-out cannot check it")
+        elif mine is not None and mine["recognised"] * 2 < mine["n_refs"]:
+            warnings.append(
+                f"fewer than half of {shown}'s references are recognised as their own model: "
+                "expect it to be answered 'unknown' or 'ambiguous'; add references (5-10 from "
+                "the same source) or check that they really share one source"
+            )
+        warnings += pol.enrolment_warnings(name)
+        if append and processed and not model.processed:
+            # Gallery.add keeps only the kinds both batches have
+            notes.append(
+                f"{name!r}'s earlier references have no processed copies, so the copies of "
+                "the appended ones were not kept (re-enrol the model with --replace to have "
+                "them)"
+            )
+        lacking = g.lacking_processed()
+        if lost_note:
+            notes.append(lost_note)
+        elif processed_copies and model.processed and lacking:
+            others = sorted({n for v in lacking.values() for n in v} - {name})
+            if others:
+                notes.append(
+                    "not every enrolled model has processed copies of its references (missing "
+                    f"for {', '.join(repr(n) for n in others[:5])}"
+                    f"{' and more' if len(others) > 5 else ''}): JPEG or down-scaled queries "
+                    "are decided with the clean references' calibration and a caveat "
+                    "(re-enrol them with --replace)"
+                )
+        cal = pol.calibration("image-vs-model")
+        pair = pol.calibration("image-vs-image")
+        return {
+            "gallery": str(save_to) if save_to is not None else None,
+            "model": name,
+            "n_refs": len(model.refs),
+            "n_models": len(g.models),
+            "failed": failed,
+            "skipped": skipped,
+            "duplicates_dropped": [x["path"] for x in duplicates],
+            "already_enrolled": already,
+            "backbone": self.backbone.id,
+            "shared_references": shared,
+            "enrolment_check": mine,
+            "warnings": warnings,
+            "calibration": {
+                "image-vs-model": cal.info() if cal else None,
+                "image-vs-image": pair.info() if pair else None,
+            },
+            "processed_copies": {
+                "enrolled": sorted(model.processed),
+                "gallery": g.processed_kinds(),
+            },
+            "notes": notes,
+        }
 
 
 #: Measured on the public generators, 5 references, queries processed unlike their

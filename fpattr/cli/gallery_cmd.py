@@ -69,9 +69,13 @@ def add(
 
     Example: fpattr gallery add stylegan2-ffhq refs/stylegan2/*.png
     """
+    from rich.markup import escape
+
     from fpattr import gallery as gal
-    from fpattr.errors import UsageError
+    from fpattr.errors import NoReferenceError, UsageError
+    from fpattr.io.atomic import check_writable_folder
     from fpattr.pipeline import Settings
+    from fpattr.report.base import printable
     from fpattr.session import Session
 
     if replace and append:
@@ -89,157 +93,65 @@ def add(
     backbone = common.backbone_for_gallery(backbone, gallery)  # type: ignore[assignment]
     bb = common.load_backbone(backbone, backbone_opt, device)
     path = common.editable_gallery_path(gallery, bb.name)
-    from fpattr.io.atomic import check_writable_folder
-
     check_writable_folder(path, "gallery")  # before embedding: a read-only gallery is exit 2
+    session = Session(bb, settings=Settings(views=views))
+    status = None
     with common.progress(console, images, f"enrolling {name}") as advance:
-        session = Session(bb, settings=Settings(views=views))
-        embs, refs, left_out = session.embed_references(images, on_each=advance)
-    processed: dict[str, Any] = {}
-    processed_notes: list[str] = []
-    if embs is not None and processed_copies:
-        with console.status(f"enrolling the processed copies of {len(refs)} reference(s)"):
-            processed, processed_notes = session.embed_processed([r["path"] for r in refs])
-    failed = [x for x in left_out if not x.get("duplicate") and not x.get("skipped")]
-    skipped = [x for x in left_out if x.get("skipped")]
-    duplicates = [x for x in left_out if x.get("duplicate")]
-    from rich.markup import escape
 
-    from fpattr.report.base import printable
+        def stage(text: str) -> None:
+            nonlocal status
+            status = console.status(text)
+            status.start()
 
+        try:
+            result = session.enrol(
+                name,
+                images,
+                replace=replace,
+                append=append,
+                processed_copies=processed_copies,
+                save_to=path,
+                on_each=advance,
+                on_stage=stage,
+            )
+        except NoReferenceError as exc:  # every reference's reason, then the verdict
+            for x in exc.left_out:
+                why = printable(str(x["path"]) + ": " + str(x["error"]))
+                kind = "[yellow]skipped[/]" if x.get("skipped") else "[red]failed[/]"
+                common.print_error(console, f"{kind} {escape(why)}")
+            common.print_error(console, f"[red]{escape(printable(str(exc)))}[/]")
+            raise typer.Exit(2) from None
+        finally:
+            if status is not None:
+                status.stop()
     shown = escape(repr(name))  # model names are the user's text: "[...]" is not markup
-    for x in failed:  # why the exit is 1 (or 2): said under -q too
+    for x in result["failed"]:  # why the exit is 1 (or 2): said under -q too
         why = printable(str(x["path"]) + ": " + str(x["error"]))
         common.print_error(console, f"[red]failed[/] {escape(why)}")
-    for x in skipped:
+    for x in result["skipped"]:
         why = printable(str(x["path"]) + ": " + str(x["error"]))
         console.print(f"[yellow]skipped[/] {escape(why)}")
-    if duplicates:
-        console.print(
-            f"[yellow]note:[/] {len(duplicates)} exact duplicate reference(s) left out "
-            "(same sha256 as another reference: one file is one piece of evidence)"
-        )
-    if embs is None:
-        common.print_error(
-            console, f"[red]no usable reference image for {shown}[/]; gallery unchanged"
-        )
-        raise typer.Exit(2)
-    with gal.editing(path, bb.info()) as g:
-        before = len(g.models[name].refs) if name in g.models and append else 0
-        kinds_before = g.processed_kinds()
-        model = g.add(name, embs, refs, replace=replace, append=append, processed=processed)
-        kinds = g.processed_kinds()
-        lost_note = g.processed_change_note(kinds_before)
-        lacking = g.lacking_processed()
-        n_models = len(g.models)
-        shared = g.shared_references(name)
-        already = before + len(refs) - len(model.refs)
-    for other, n in shared.items():
-        console.print(
-            f"[yellow]warning:[/] {n} reference(s) of {shown} are also enrolled under "
-            f"{escape(repr(other))} (same file content): queries will be split between the two"
-        )
-    if len(model.refs) < 3:
-        console.print(
-            f"[yellow]note:[/] {shown} has {len(model.refs)} reference(s); 5-10 give "
-            "much more reliable centroids"
-        )
-    rules = sorted({str(r.get("views", "unrecorded")) for r in model.refs})
-    if len(rules) > 1:  # appended references cropped otherwise than the earlier ones
-        console.print(
-            f"[yellow]warning:[/] {shown}'s references were enrolled with views "
-            f"{' and '.join(rules)}: its centroid mixes fingerprints cropped differently"
-        )
-    if already:
-        console.print(
-            f"[yellow]note:[/] {already} reference(s) already enrolled under {shown} "
-            "(same sha256) were not added again"
-        )
-    check = _calibration_report(bb, g, name)
-    mine = check["enrolment_check"].get(name)
-    if mine is not None and not mine["checkable"]:
-        console.print(f"[yellow]note:[/] {shown} has one reference: leave-one-out cannot check it")
-    elif mine is not None:
+    mine = result["enrolment_check"]
+    if mine is not None and mine["checkable"]:
         console.print(
             f"leave-one-out: {mine['recognised']}/{mine['n_refs']} references of {shown} "
             f"recognised as {shown} ({mine['unknown']} unknown, {mine['ambiguous']} "
             f"ambiguous, {mine['inconclusive']} inconclusive, confused with "
-            f"{mine['confused_with'] or 'none'})"
+            f"{escape(str(mine['confused_with'] or 'none'))})"
         )
-        if mine["recognised"] * 2 < mine["n_refs"]:
-            console.print(
-                f"[yellow]warning:[/] fewer than half of {shown}'s references are "
-                "recognised as their own model: expect it to be answered 'unknown' or "
-                "'ambiguous'; add references (5-10 from the same source) or check that they "
-                "really share one source"
-            )
-    for w in check["warnings"]:
-        console.print(f"[yellow]warning:[/] {escape(w)}")
-    if append and processed and not model.processed:
-        # Gallery.add keeps only the kinds both batches have
-        processed_notes.append(
-            f"{name!r}'s earlier references have no processed copies, so the copies of the "
-            "appended ones were not kept (re-enrol the model with --replace to have them)"
-        )
-    if lost_note:
-        processed_notes.append(lost_note)
-    elif processed_copies and model.processed and lacking:
-        others = sorted({n for v in lacking.values() for n in v} - {name})
-        if others:
-            processed_notes.append(
-                "not every enrolled model has processed copies of its references (missing "
-                f"for {', '.join(repr(n) for n in others[:5])}"
-                f"{' and more' if len(others) > 5 else ''}): JPEG or down-scaled queries are "
-                "decided with the clean references' calibration and a caveat (re-enrol "
-                "them with --replace)"
-            )
-    for w in processed_notes:
+    for w in result["warnings"]:
+        console.print(f"[yellow]warning:[/] {escape(printable(w))}")
+    for w in result["notes"]:
         console.print(f"[yellow]note:[/] {escape(printable(w))}")
-    result_processed = {"enrolled": sorted(model.processed), "gallery": kinds}
-    result = {
-        "gallery": str(path),
-        "model": name,
-        "n_refs": len(model.refs),
-        "n_models": n_models,
-        "failed": failed,
-        "skipped": skipped,
-        "duplicates_dropped": [x["path"] for x in duplicates],
-        "already_enrolled": already,
-        "backbone": bb.id,
-        "shared_references": shared,
-        "enrolment_check": mine,
-        "warnings": check["warnings"],
-        "calibration": check["calibration"],
-        "processed_copies": result_processed,
-        "notes": processed_notes,
-    }
     from rich.table import Table
 
     t = Table(title=f"enrolled {name} in {path}")
     for k in ("model", "n_refs", "n_models", "recognised (LOO)", "backbone"):
         t.add_column(k)
     rec = f"{mine['recognised']}/{mine['n_refs']}" if mine else "-"
-    t.add_row(name, str(len(model.refs)), str(n_models), rec, bb.id)
+    t.add_row(name, str(result["n_refs"]), str(result["n_models"]), rec, bb.id)
     _emit(result, fmt, t)
-    raise typer.Exit(1 if failed else 0)
-
-
-def _calibration_report(bb: Any, g: Any, name: str) -> dict[str, Any]:
-    """The policy's calibrations for a gallery, its enrolment check and the warnings
-    about model ``name``."""
-    from fpattr.decision import DecisionPolicy
-
-    pol = DecisionPolicy(bb.calibration(), g)
-    cal = pol.calibration("image-vs-model")
-    pair = pol.calibration("image-vs-image")
-    return {
-        "calibration": {
-            "image-vs-model": cal.info() if cal else None,
-            "image-vs-image": pair.info() if pair else None,
-        },
-        "enrolment_check": pol.enrolment_check(),
-        "warnings": pol.enrolment_warnings(name),
-    }
+    raise typer.Exit(1 if result["failed"] else 0)
 
 
 @gallery_app.command("calibrate")

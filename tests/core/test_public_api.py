@@ -188,3 +188,34 @@ def test_an_empty_argument_is_a_usage_error_before_any_work(tmp_path, monkeypatc
     r = run_cli([*args, "-g", tmp_path / "g"] if args[0] == "gallery" else args)
     assert r.exit_code == 2 and "is empty" in r.output, r.output
     assert not (tmp_path / "g").exists()
+
+
+def test_session_enrol_in_memory_and_to_a_folder(tmp_path):
+    # issue 9 item 7: Session(backbone, gallery, policy) with enrol, attribute, verify;
+    # `gallery add` enrolled through CLI code of its own
+    from fpattr.errors import NoReferenceError
+    from fpattr.gallery import Gallery
+    from fpattr.session import Session
+    from fpattr.testing import write_generator_images
+
+    s = Session.open("spectrum")
+    for gen in ("nearest", "checker"):
+        refs = write_generator_images(tmp_path / gen, gen, n=4, size=64, seed=1)
+        res = s.enrol(gen, refs + refs[:1], processed_copies=False)  # one exact duplicate
+        assert (res["model"], res["n_refs"], res["gallery"]) == (gen, 4, None)
+        assert res["duplicates_dropped"] == [str(refs[0])] and res["notes"]
+    assert sorted(s.gallery.models) == ["checker", "nearest"] and s.gallery.path is None
+    assert res["enrolment_check"]["n_refs"] == 4
+    (q,) = write_generator_images(tmp_path / "q", "checker", n=1, size=64, seed=9)
+    assert next(iter(s.attribute([q])))["top"][0]["model"] == "checker"
+    # to a folder: saved under its lock, and the session decides with the saved gallery
+    saved = Session.open("spectrum")
+    out = saved.enrol("checker", [tmp_path / "checker"], save_to=tmp_path / "g")
+    assert out["gallery"] == str(tmp_path / "g") and out["processed_copies"]["enrolled"]
+    assert Gallery.load(tmp_path / "g").sha256 == saved.gallery.sha256
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(NoReferenceError, match="no usable reference") as err:
+        saved.enrol("bad", [tmp_path / "bad"], save_to=tmp_path / "g")
+    assert [x["path"] for x in err.value.left_out] == [str(tmp_path / "bad" / "x.png")]
+    assert "bad" not in Gallery.load(tmp_path / "g").models
