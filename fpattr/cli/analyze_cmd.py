@@ -203,6 +203,7 @@ def run_predict(
     console = common.stderr_console(quiet)
     bb = common.load_backbone(backbone, backbone_opt)
     heads, heads_path = load_heads(heads_file, bb.info())
+    common.check_outputs_spare_run(output, backbone=bb, files=[heads_path])
     mode = "set" if as_set else "image"
     info = head_info(heads, mode)
     cal, why = heads.calibration_status()

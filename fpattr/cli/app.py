@@ -57,7 +57,16 @@ class FpattrGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         # an empty argument names nothing; the path options and arguments would read it as
         # Path("") == ".", and `gallery add m "$REFS"` with REFS unset enrolled everything
-        # under the working folder (break-it 28). No fpattr option takes an empty value.
+        # under the working folder (break-it 28). No fpattr option takes an empty value,
+        # given apart ("") or glued to its option ("--gallery=", review 28).
+        for arg in args:
+            if arg == "--":
+                break  # what follows is positional: "" still caught below
+            if arg.startswith("-") and arg.endswith("=") and "=" not in arg[:-1]:
+                ctx.fail(
+                    f"{arg!r} gives the option an empty value: a path or value left empty "
+                    "(an unset shell variable?) names nothing; give it, or leave it out"
+                )
         if "" in args:
             at = args.index("")
             after = f" after {args[at - 1]!r}" if at else ""

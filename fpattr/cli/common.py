@@ -260,13 +260,16 @@ def open_gallery(spec: str | None, backbone: Any, *, need_models: bool = False) 
     return g
 
 
-def check_outputs_spare_run(*paths: Path | None, gallery: Any = None, backbone: Any = None) -> None:
-    """:func:`fpattr.report.outputs.check_outputs_spare` for the gallery and backbone a
-    command has opened: no output inside the gallery's folder or over the model files."""
+def check_outputs_spare_run(
+    *paths: Path | None, gallery: Any = None, backbone: Any = None, files: Any = ()
+) -> None:
+    """:func:`fpattr.report.outputs.check_outputs_spare` for what a command has opened: no
+    output inside the gallery's folder, over the backbone's model files or over ``files``
+    (analysis heads, ...)."""
     from fpattr.report.outputs import check_outputs_spare
 
-    files = [getattr(backbone, k, None) for k in ("model_path", "card_path")]
-    check_outputs_spare(*paths, folders=[getattr(gallery, "path", None)], files=files)
+    read = [getattr(backbone, k, None) for k in ("model_path", "card_path")] + list(files)
+    check_outputs_spare(*paths, folders=[getattr(gallery, "path", None)], files=read)
 
 
 def exit_code(n_inputs: int, n_ok: int) -> int:

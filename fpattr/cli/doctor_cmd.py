@@ -123,8 +123,9 @@ def _user_data_checks(folder: Path) -> list[tuple[str, str, str]]:
 
     try:  # a file written and removed there (or in the parent that would hold it)
         check_writable_folder(folder, "user data")
-    except UsageError as exc:
-        return [
+        rows = [("user data", "ok", str(folder))]
+    except UsageError as exc:  # the galleries in it are checked all the same (review 28)
+        rows = [
             (
                 "user data",
                 "warn",
@@ -132,9 +133,12 @@ def _user_data_checks(folder: Path) -> list[tuple[str, str, str]]:
                 "writable folder, or give -g)",
             )
         ]
-    rows = [("user data", "ok", str(folder))]
     galleries = folder / "galleries"
-    for g in sorted(galleries.iterdir()) if galleries.is_dir() else []:
+    try:
+        found = sorted(galleries.iterdir()) if galleries.is_dir() else []
+    except OSError as exc:
+        return [*rows, ("user galleries", "fail", f"cannot list {galleries}: {exc}")]
+    for g in found:
         if not (g / "gallery.json").is_file():
             continue
         try:

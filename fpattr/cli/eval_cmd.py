@@ -301,6 +301,8 @@ def run(
         )
     opts = split_backbone_opts(names, backbone_opt)
     backbones = [common.load_backbone(n, opts[n], device) for n in names]
+    for bb in backbones:  # the results must not replace a model or card the run reads
+        common.check_outputs_spare_run(output, report, backbone=bb)
 
     paths, _, _ = bench_obj.images()
     with common.progress(console, paths, "embedding") as advance:

@@ -95,13 +95,11 @@ def add(
     path = common.editable_gallery_path(gallery, bb.name)
     check_writable_folder(path, "gallery")  # before embedding: a read-only gallery is exit 2
     session = Session(bb, settings=Settings(views=views))
-    status = None
     with common.progress(console, images, f"enrolling {name}") as advance:
-
+        # a line, not a status spinner: a second live display inside the progress bar is
+        # an error before rich 14.1 (review 28), and pyproject allows rich 13
         def stage(text: str) -> None:
-            nonlocal status
-            status = console.status(text)
-            status.start()
+            console.print(escape(text))
 
         try:
             result = session.enrol(
@@ -121,9 +119,6 @@ def add(
                 common.print_error(console, f"{kind} {escape(why)}")
             common.print_error(console, f"[red]{escape(printable(str(exc)))}[/]")
             raise typer.Exit(2) from None
-        finally:
-            if status is not None:
-                status.stop()
     shown = escape(repr(name))  # model names are the user's text: "[...]" is not markup
     for x in result["failed"]:  # why the exit is 1 (or 2): said under -q too
         why = printable(str(x["path"]) + ": " + str(x["error"]))

@@ -91,20 +91,20 @@ _BOM = b"\xef\xbb\xbf"
 
 def _records(stream: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
     """(record, separator) of a path list as the bytes arrive: records end at b"\n", or
-    at b"\0" when the first bytes that hold a separator hold a NUL (``find -print0``,
-    ``xargs -0``: a name may then hold a newline, even the first one)."""
+    at b"\0" when the first separator in the stream is a NUL (``find -print0``, ``xargs
+    -0``: later names may then hold newlines). Told by the first separator, not by what
+    one read returned, so the answer never depends on how the bytes arrive (review 28); a
+    NUL list whose first name holds a newline is refused at its first NUL (usage error)."""
     read = getattr(stream, "read1", stream.read)  # what has arrived, without waiting for more
     sep: bytes | None = None
     buf = b""
     while chunk := read(1 << 16):
         buf += chunk
         if sep is None:
-            if b"\0" in buf:
-                sep = b"\0"
-            elif b"\n" in buf:
-                sep = b"\n"
-            else:
+            nl, nul = buf.find(b"\n"), buf.find(b"\0")
+            if nl < 0 and nul < 0:
                 continue
+            sep = b"\0" if nul >= 0 and (nl < 0 or nul < nl) else b"\n"
         *done, buf = buf.split(sep)
         for rec in done:
             yield rec, sep

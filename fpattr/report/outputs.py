@@ -194,7 +194,7 @@ def check_outputs_spare(
         if real in exact:
             raise UsageError(
                 f"output {str(path)!r} is a file this run reads (the extractor's model or "
-                "card): write the output elsewhere"
+                "card, the analysis heads): write the output elsewhere"
             )
 
 

@@ -340,6 +340,19 @@ def test_doctor_checks_the_user_data_folder_and_its_galleries(tmp_path, monkeypa
     code, got = rows()
     assert code == 1 and got["gallery spectrum (user)"]["status"] == "fail"
     assert "damaged" in got["gallery spectrum (user)"]["detail"]
+    # a read-only data folder: said, and its galleries still checked (review 28)
+    from fpattr.errors import UsageError
+    from fpattr.io import atomic
+
+    def read_only(*_a, **_k):
+        raise UsageError("cannot write user data: read-only file system")
+
+    monkeypatch.setattr(atomic, "check_writable_folder", read_only)
+    code, got = rows()
+    assert got["user data"]["status"] == "warn" and code == 1
+    assert got["gallery spectrum (user)"]["status"] == "fail"
+    monkeypatch.undo()
+    monkeypatch.setenv("FPATTR_HOME", str(home))
     (tmp_path / "a-file").write_text("x", encoding="utf-8")
     monkeypatch.setenv("FPATTR_HOME", str(tmp_path / "a-file" / "home"))
     _, got = rows()

@@ -269,8 +269,28 @@ def test_nul_separated_lists_a_bom_and_a_stray_nul(tmp_path):
     # break-it 28: `find -print0 | fpattr attribute --files-from -` was an internal error
     # (exit 70); a BOM broke the first path, unseen
     f = tmp_path / "list0"
-    f.write_bytes(b"we\nird.png\0b.png\0\0caf\xe9.png\0")  # the first name holds a newline
-    assert read_path_list(f) == ["we\nird.png", "b.png", os.fsdecode(b"caf\xe9.png")]
+    f.write_bytes(b"b.png\0we\nird.png\0\0caf\xe9.png\0")  # a later name holds a newline
+    assert read_path_list(f) == ["b.png", "we\nird.png", os.fsdecode(b"caf\xe9.png")]
+    # told by the first separator, however the bytes arrive (review 28): a newline list
+    # with a stray NUL is refused whether it is read whole or byte by byte
+    from fpattr.io.pathlist import _from_text
+
+    data = b"a.png\nb\0c.png\nd.png\n"
+
+    class Trickle(io.RawIOBase):
+        def __init__(self) -> None:
+            self.left = data
+
+        def readable(self) -> bool:
+            return True
+
+        def read1(self, n: int = -1) -> bytes:
+            out, self.left = self.left[:1], self.left[1:]
+            return out
+
+    for stream in (io.BytesIO(data), Trickle()):
+        with pytest.raises(UsageError, match="line 2 holds a NUL byte"):
+            list(_from_text("x", stream))
     f.write_bytes(b"\xef\xbb\xbfa.png\r\nb.png\n")
     assert read_path_list(f) == ["a.png", "b.png"]
     f.write_bytes(b"a.png\n" * 40000 + b"b\0c.png\n")  # a NUL past the first bytes read

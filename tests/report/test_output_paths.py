@@ -372,3 +372,18 @@ def test_an_output_over_the_extractors_model_or_card_is_refused(queries, tmp_pat
     r = run_cli(["attribute", queries, "-g", g, *opt, "-f", "json", "-o", mine])
     assert r.exit_code == 2 and "extractor's model or card" in r.stderr, r.output
     assert mine.read_bytes() == was
+    # evaluate and analyze predict too (review 28): the results replaced the card, exit 0
+    bench = tmp_path / "bench"
+    for gen in ("checker", "nearest"):
+        write_generator_images(bench / gen, gen, n=4, size=64)
+    r = run_cli(["evaluate", bench, "--refs", "2", *opt, "-f", "json", "-o", mine, "-q"])
+    assert r.exit_code == 2 and "a file this run reads" in r.stderr, r.output
+    assert mine.read_bytes() == was
+    from fpattr.paths import SHIPPED_HEADS, models_dir
+
+    heads = tmp_path / "heads.json"
+    shutil.copy(models_dir() / SHIPPED_HEADS, heads)
+    kept = heads.read_bytes()
+    r = run_cli(["analyze", "predict", queries, "--heads", heads, "-f", "json", "-o", heads])
+    assert r.exit_code == 2 and "a file this run reads" in r.stderr, r.output
+    assert heads.read_bytes() == kept
