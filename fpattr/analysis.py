@@ -410,11 +410,16 @@ def score(
 
 def labelled_entries(root: Path) -> dict[str, dict[str, Any]]:
     """Model labels of a zoo or benchmark: each folder's done.json, else manifest.json."""
+    from fpattr.synthesis.zoo import manifest_selection
+
     root = Path(root)
     entries = {}
+    chosen = manifest_selection(root)  # the first --models of a larger build
     for f in sorted(root.glob("*/done.json")):
         m = json.loads(f.read_text())
-        entries[m.get("id", f.parent.name)] = m
+        key = m.get("id", f.parent.name)
+        if chosen is None or key in chosen:
+            entries[key] = m
     if not entries and (root / "manifest.json").is_file():
         doc = json.loads((root / "manifest.json").read_text())
         models = doc.get("models", []) if isinstance(doc, dict) else doc

@@ -958,7 +958,9 @@ class Session:
                 f"{already} reference(s) already enrolled under {shown} (same sha256) were not "
                 "added again"
             )
-        pol = self.policy
+        # a policy the caller supplied is theirs (not refitted): the report is made with
+        # one fitted on the edited gallery (it described the old one; review 28)
+        pol = self.policy if self._own_policy else self._new_policy()
         mine = pol.enrolment_check().get(name)
         if mine is not None and not mine["checkable"]:
             notes.append(f"{shown} has one reference: leave-one-out cannot check it")

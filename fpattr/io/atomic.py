@@ -149,53 +149,75 @@ def claim_output(path: str | os.PathLike[str] | None) -> Iterator[None]:
     (by any name) meanwhile gets :class:`UsageError` (exit 2) instead of writing into it.
 
     Why: two ``attribute --resume -o r.jsonl`` at once each planned the same leftovers and
-    appended them, so every remaining input was written twice (break-it 28). The lock
-    (:func:`file_lock`, no waiting) is on a file named by the hash of the output's real
-    path in a per-user folder of the temp directory, not on the output: ``--resume`` may
-    replace the output's inode, and nothing is left beside the user's files. ``None``,
-    ``"-"`` and non-regular files (``/dev/stdout``) are not held; where the lock folder
-    cannot be made the run goes on unguarded.
+    appended them, so every remaining input was written twice (break-it 28). The locks
+    (:func:`_try_lock`, no waiting) are on files in a per-user folder of the temp
+    directory, not on the output (``--resume`` may replace the output's inode, and nothing
+    is left beside the user's files), named by the output's folder's identity (device,
+    inode) and its name (``os.path.normcase``), and, when the file exists, by its own
+    identity too (another hard link to it). Not covered: a case-insensitive file system
+    on a system whose ``normcase`` keeps case (macOS), and two runs with different temp
+    directories (``TMPDIR``). ``None``, ``"-"`` and non-regular files (``/dev/stdout``)
+    are not held; where no lock can be taken the run goes on unguarded.
     """
     import hashlib
 
-    if path is None or str(path) == "-":
-        yield
-        return
-    real = os.path.realpath(path)
-    with suppress(OSError):
-        if not stat.S_ISREG(os.stat(real).st_mode):
-            yield
-            return
+    keys = [] if path is None or str(path) == "-" else _claim_keys(os.fspath(path))
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     folder = os.path.join(tempfile.gettempdir(), f"fpattr-{uid}", "output-locks")
+    held: list[int] = []
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
+        if keys:
+            try:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+            except OSError:
+                keys = []  # no place for locks: unguarded
+        for key in keys:
+            name = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+            lock_path = os.path.join(folder, name + ".lock")
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                continue
+            try:
+                ok = _try_lock(fd, lock_path)
+            except FpattrError:  # no locks on this file system: unguarded
+                os.close(fd)
+                continue
+            if not ok:
+                os.close(fd)
+                raise UsageError(
+                    f"{str(path)!r} is being written by another fpattr run: wait for it to "
+                    "finish (or stop it), then run again"
+                )
+            held.append(fd)
         yield
-        return
-    lock_path = os.path.join(folder, hashlib.sha256(os.fsencode(real)).hexdigest()[:32] + ".lock")
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        yield
-        return
-    try:
-        try:
-            held: bool | None = _try_lock(fd, lock_path)
-        except FpattrError:  # no locks on this file system: unguarded
-            held = None
-        if held is False:
-            raise UsageError(
-                f"{os.fspath(path)!r} is being written by another fpattr run: wait for it to "
-                "finish (or stop it), then run again"
-            )
-        try:
-            yield
-        finally:
-            if held:
-                _unlock(fd)
     finally:
-        os.close(fd)
+        for fd in held:
+            with suppress(OSError):
+                _unlock(fd)
+            os.close(fd)
+
+
+def _claim_keys(path: str) -> list[str]:
+    """What names the output file ``path`` for :func:`claim_output`: its folder's (device,
+    inode) and its name, and its own (device, inode) when it exists; [] for a file that
+    is not regular (a device, a pipe: never claimed)."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return []
+    folder, name = os.path.split(real)
+    try:
+        fst = os.stat(folder)
+        keys = [f"entry {fst.st_dev}:{fst.st_ino}:{os.path.normcase(name)}"]
+    except OSError:
+        keys = [f"path {os.path.normcase(real)}"]
+    if st is not None:
+        keys.append(f"file {st.st_dev}:{st.st_ino}")
+    return keys
 
 
 # --------------------------------------------------------------------------- output paths

@@ -416,14 +416,27 @@ def _runs(text: str | None, longest: int) -> dict[str, tuple[int, int, bool]]:
     versions (`flux1-dev` spells `fluxdev`; ``exact`` False); the last word's is part of
     the name (`stylegan2` does not spell `stylegan`).
     """
+    return {k: v[0] for k, v in _all_runs(text, longest).items()}
+
+
+def _all_runs(text: str | None, longest: int) -> dict[str, list[tuple[int, int, bool]]]:
+    """:func:`_runs` with every run spelling each name, in text order (a name may be
+    spelled twice: `sdxl-turbo + sdxl refiner` spells `sdxl` inside `sdxl-turbo` and on
+    its own)."""
     words = _words(text)[:_MAX_WORDS]
     bare = [_GLUED_NUMBER.sub("", w) for w in words]
-    found: dict[str, tuple[int, int, bool]] = {}
+    found: dict[str, list[tuple[int, int, bool]]] = {}
+
+    def put(key: str, span: tuple[int, int, bool]) -> None:
+        spans = found.setdefault(key, [])
+        if all(s[:2] != span[:2] for s in spans):  # one entry per run (exact first)
+            spans.append(span)
+
     for i in range(len(words)):
         exact = loose = ""
         for j in range(i, len(words)):
-            found.setdefault(exact + words[j], (i, j + 1, True))
-            found.setdefault(loose + words[j], (i, j + 1, False))
+            put(exact + words[j], (i, j + 1, True))
+            put(loose + words[j], (i, j + 1, False))
             exact += words[j]
             loose += bare[j]
             if len(loose) >= longest:  # every longer run spells more than any name asked
@@ -472,15 +485,15 @@ def _names_model(
     spelled = False
     other: tuple[str, int] | None = None  # (model, letters spelled)
     for item in (text or "").split(", "):
-        runs = _runs(item, longest)
-        own = runs.get(mine) if mine else None
-        spelled = spelled or own is not None
+        runs = _all_runs(item, longest)
+        own = runs.get(mine, []) if mine else []
+        spelled = spelled or bool(own)
         for cand, k in keys:
-            theirs = runs.get(k)
-            if theirs is None or (own is not None and _covers(own, theirs)):
-                continue  # not spelled, or a shorter name inside this one's words
-            if other is None or len(k) > other[1]:
-                other = (cand, len(k))
+            # spelled anywhere but inside this one's words, less fully (`sdxl` in
+            # `sdxl-turbo`): every run counts, not the first (review 28)
+            if any(not any(_covers(o, t) for o in own) for t in runs.get(k, [])):
+                if other is None or len(k) > other[1]:
+                    other = (cand, len(k))
     named = spelled and other is None
     return named, (None if other is None else other[0])
 
@@ -642,5 +655,7 @@ def with_decision(
             f"; the file claims to be a camera capture ({label}) but the fingerprint says "
             f"{named}: they DISAGREE" + (" (the metadata contradicts itself)" if agree else "")
         )
+        if how is not None:  # one verdict: `agreement.agrees` said True beside it (review 28)
+            how = {**how, "agrees": False, "capture_conflict": True}
         agree = False
     return {**rec, "agrees_with_fingerprint": agree, "agreement": how, "summary": line}

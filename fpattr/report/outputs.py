@@ -179,19 +179,35 @@ def check_outputs_spare(
     ``-o GALLERY/gallery.json`` and ``gallery export GALLERY/gallery.json``: exit 0, and
     the gallery no command could read any more.
     """
-    guarded = [os.path.realpath(f) for f in folders if f is not None]
-    exact = {os.path.realpath(f) for f in files if f is not None}
+
+    def identity(p: Any) -> tuple[int, int] | None:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            return None
+        return st.st_dev, st.st_ino
+
+    # compared by (device, inode), not by spelling: a hard link, or another letter case
+    # on a case-insensitive file system, names the same file (review 28)
+    guarded = {i: str(f) for f in folders if f is not None and (i := identity(f))}
+    exact = {i for f in files if f is not None and (i := identity(f))}
     for path in paths:
         if path is None or str(path) == "-":
             continue
         real = os.path.realpath(path)
-        inside = next((f for f in guarded if real == f or real.startswith(f + os.sep)), None)
+        inside = None
+        # the output's folder and each folder above it (the output may not exist yet)
+        for up in [real, *Path(real).parents]:
+            ident = identity(up)
+            if ident in guarded:
+                inside = guarded[ident]
+                break
         if inside is not None:
             raise UsageError(
                 f"output {str(path)!r} is inside the gallery in use ({inside}): writing it "
                 "would damage the gallery; write the output elsewhere"
             )
-        if real in exact:
+        if identity(real) in exact:
             raise UsageError(
                 f"output {str(path)!r} is a file this run reads (the extractor's model or "
                 "card, the analysis heads): write the output elsewhere"

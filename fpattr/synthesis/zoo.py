@@ -401,6 +401,25 @@ def resolve_families(families: Sequence[str | SynthesizerFamily]) -> list[Synthe
     return out
 
 
+def manifest_selection(out_dir: Path) -> set[str] | None:
+    """The model ids ``manifest.json`` lists when it leaves built models out (a rerun with a
+    smaller ``--models``: ``unlisted_models`` > 0), else None (every built model). What
+    reads a zoo by its ``done.json`` files (training, the analysis labels) keeps to it, so
+    that ``--models`` selects the first models for them too (review 28: the manifest said
+    100 while training read all 500)."""
+    path = Path(out_dir) / "manifest.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not doc.get("unlisted_models"):
+        return None
+    models = doc.get("models")
+    if not isinstance(models, list):
+        return None
+    return {m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)}
+
+
 def read_done(out_dir: Path) -> dict[str, dict[str, Any]]:
     """Finished models in a zoo folder: id -> done.json entry."""
     done: dict[str, dict[str, Any]] = {}
@@ -601,7 +620,10 @@ def _build_locked(
         except BaseException:
             # interrupted (Ctrl-C, SIGTERM) or failed: the manifest still lists every model
             # finished so far (it listed none until a rerun when the first model finished
-            # within 30 s of the last write; break-it)
+            # within 30 s of the last write; break-it), the pool stopped first so that no
+            # model finishes after it is written (review 28)
+            with suppress(BaseException):
+                results.close()
             with suppress(Exception):
                 write_manifest(out_dir, fams, cfg, n_models, ids)
             raise

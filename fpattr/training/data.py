@@ -48,7 +48,12 @@ def load_zoo(root: Path, *, max_per_model: int | None = None, min_images: int = 
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     done = [d / "done.json" for d in dirs if (d / "done.json").is_file()]
     if done:  # a zoo: done.json is written last, so it is the truth even after a kill
+        from fpattr.synthesis.zoo import manifest_selection
+
         entries = [_zoo_entry(_read_json(f), f) for f in done]
+        chosen = manifest_selection(root)  # the first --models of a larger build
+        if chosen is not None:
+            entries = [e for e in entries if e["id"] in chosen]
     elif (root / "manifest.json").is_file():
         manifest = root / "manifest.json"
         listed = _read_json(manifest)

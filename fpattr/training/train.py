@@ -386,6 +386,19 @@ def train(
         )
 
 
+def zoo_signature(zoo: Zoo) -> str:
+    """What a zoo holds, for a resumed run to compare: each model's id, the settings hash
+    it was built with (``config_sha`` of its done.json) and its images' count and shape."""
+    import hashlib
+    import json
+
+    rows = [
+        [zid, m.get("config_sha"), *map(int, imgs.shape)]
+        for zid, m, imgs in zip(zoo.ids, zoo.models, zoo.images, strict=True)
+    ]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
 #: Settings a run may change when it is resumed: where the zoo and the run folder lie and
 #: which machine runs it (the run moves to another machine, a GPU, more cores). The zoo
 #: itself is compared by its models (the checkpoint's ``zoo_ids``), not by how its path is
@@ -407,11 +420,23 @@ def _check_resumable(
     if fixed:
         shown = ", ".join(f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in fixed[:3])
         raise UsageError(f"{ckpt} was made with another configuration ({shown}); use a new --out")
-    ids = saved.get("zoo_ids")
+    ids, sig = saved.get("zoo_ids"), saved.get("zoo_signature")
     if ids is not None and list(ids) != list(zoo.ids):
         raise UsageError(
             f"{ckpt} was trained on another zoo ({len(ids)} models; {cfg.zoo} has "
             f"{len(zoo.ids)}, {len(set(ids) ^ set(zoo.ids))} differing); use a new --out"
+        )
+    if sig is not None and sig != zoo_signature(zoo):
+        # the same ids, built otherwise (another --size, --images-per-model, step budget:
+        # the ids do not say; review 28)
+        raise UsageError(
+            f"{ckpt} was trained on another zoo (the same models' names, built with other "
+            f"settings or other images than {cfg.zoo}'s); use a new --out"
+        )
+    if ids is None and sig is None and then.get("zoo") != now.get("zoo"):
+        raise UsageError(
+            f"{ckpt} does not record its zoo's models (an older fpattr): resume it with the "
+            f"zoo path it was started with ({then.get('zoo')!r}), or use a new --out"
         )
     moved = [k for k in differ if k in RESUMABLE_ACROSS]
     if moved:
@@ -519,6 +544,7 @@ def _train_locked(
                 "state": state,
                 "split": split,
                 "zoo_ids": zoo.ids,
+                "zoo_signature": zoo_signature(zoo),
             },
             ckpt,
         )

@@ -221,3 +221,21 @@ def test_session_enrol_in_memory_and_to_a_folder(tmp_path):
         saved.enrol("bad", [tmp_path / "bad"], save_to=tmp_path / "g")
     assert [x["path"] for x in err.value.left_out] == [str(tmp_path / "bad" / "x.png")]
     assert "bad" not in Gallery.load(tmp_path / "g").models
+
+
+def test_session_enrol_reports_on_the_edited_gallery_with_a_callers_policy(tmp_path):
+    # review 28: with a policy the caller supplied, the report described the old gallery
+    from fpattr.backbones.resolve import create_backbone
+    from fpattr.decision import DecisionPolicy
+    from fpattr.gallery import Gallery
+    from fpattr.session import Session
+    from fpattr.testing import write_generator_images
+
+    bb = create_backbone("spectrum")
+    first = Session(bb)
+    first.enrol("nearest", write_generator_images(tmp_path / "n", "nearest", n=3, size=64))
+    g = first.gallery
+    s = Session(bb, g, policy=DecisionPolicy(bb.calibration(), g))
+    res = s.enrol("checker", write_generator_images(tmp_path / "c", "checker", n=3, size=64))
+    assert res["n_models"] == 2 and res["enrolment_check"]["n_refs"] == 3
+    assert isinstance(s.gallery, Gallery) and "checker" in s.gallery.models

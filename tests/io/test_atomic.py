@@ -166,3 +166,29 @@ def test_lock_path_naming_and_missing_folder(tmp_path):
     with pytest.raises(FpattrError, match="cannot create lock file"):
         with file_lock(tmp_path / "missing" / "x.json"):
             pass
+
+
+def test_claim_output_holds_a_file_by_any_name_and_passes_errors_through(tmp_path):
+    # review 28: a hard link got past the claim, and an OSError inside the claim of a
+    # non-regular output became "generator didn't stop after throw()"
+    from fpattr.errors import UsageError
+    from fpattr.io.atomic import claim_output
+
+    out = tmp_path / "r.jsonl"
+    out.write_text("", encoding="utf-8")
+    os.link(out, tmp_path / "hard.jsonl")
+    (tmp_path / "sym.jsonl").symlink_to(out)
+    with claim_output(out):
+        for other in ("hard.jsonl", "sym.jsonl", "./r.jsonl"):
+            with pytest.raises(UsageError, match="being written by another fpattr run"):
+                with claim_output(tmp_path / other):
+                    pass
+        with claim_output(tmp_path / "other.jsonl"):  # another file: no conflict
+            pass
+    with claim_output(out):  # released at the end of the first claim
+        pass
+    with pytest.raises(OSError, match="No space left"):
+        with claim_output(os.devnull):
+            raise OSError(28, "No space left on device")
+    with claim_output(None), claim_output("-"):
+        pass

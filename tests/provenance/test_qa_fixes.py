@@ -245,7 +245,8 @@ def test_camera_source_type_disagrees_with_a_named_model(tmp, pf):
     # corroborates nothing (break-it 28: it read as agreeing)
     both = {**rec, "claimed_generator": "ComfyUI (model: stylegan2-ffhq)"}
     out = with_decision(both, "stylegan2-ffhq")
-    assert out["agrees_with_fingerprint"] is False and out["agreement"]["agrees"] is True
+    assert out["agrees_with_fingerprint"] is False and out["agreement"]["agrees"] is False
+    assert out["agreement"]["capture_conflict"] and out["agreement"]["matched"] == ["model name"]
     assert "the metadata contradicts itself" in out["summary"]
 
 
@@ -350,6 +351,9 @@ def test_agreement_of_front_ends_family_lines_and_checkpoint_names(claim, model,
         ("Stable Diffusion (model: bilinear-nearest)", "bilinear", ("nearest",), False, "nearest"),
         ("ComfyUI (model: nearest_and_checker)", "checker", ("nearest",), False, "nearest"),
         ("ComfyUI (model: a.ckpt, nearest.ckpt)", "nearest", ("a",), False, "a"),
+        # every run counts, in either order (review 28: only the first was read)
+        ("ComfyUI (model: sdxl-turbo + sdxl refiner)", "sdxl-turbo", ("sdxl",), False, "sdxl"),
+        ("ComfyUI (model: sdxl refiner + sdxl-turbo)", "sdxl-turbo", ("sdxl",), False, "sdxl"),
     ],
 )
 def test_a_claim_naming_another_enrolled_model_never_agrees(claim, model, enrolled, agrees, other):

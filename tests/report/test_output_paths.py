@@ -372,6 +372,9 @@ def test_an_output_over_the_extractors_model_or_card_is_refused(queries, tmp_pat
     r = run_cli(["attribute", queries, "-g", g, *opt, "-f", "json", "-o", mine])
     assert r.exit_code == 2 and "extractor's model or card" in r.stderr, r.output
     assert mine.read_bytes() == was
+    os.link(mine, tmp_path / "alias.json")  # another name of the card (review 28)
+    r = run_cli(["attribute", queries, "-g", g, *opt, "-f", "json", "-o", tmp_path / "alias.json"])
+    assert r.exit_code == 2 and "extractor's model or card" in r.stderr, r.output
     # evaluate and analyze predict too (review 28): the results replaced the card, exit 0
     bench = tmp_path / "bench"
     for gen in ("checker", "nearest"):

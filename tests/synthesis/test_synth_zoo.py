@@ -148,3 +148,11 @@ def test_an_interrupted_build_lists_what_it_finished_and_models_selects_the_firs
     assert [m["id"] for m in manifest["models"]] == ids[:1]
     assert manifest["config"]["n_models"] == 1 and manifest["unlisted_models"] == 1
     assert (out / ids[1] / "done.json").is_file()  # kept on disk
+    # and what reads the zoo keeps to that selection (review 28: training read them all)
+    from fpattr.analysis import labelled_entries
+    from fpattr.training.data import load_zoo
+
+    assert [m["id"] for m in load_zoo(out, min_images=1).models] == ids[:1]
+    assert list(labelled_entries(out)) == ids[:1]
+    build_zoo(out, families=fams, n_models=2, seed=5, **tiny)
+    assert [m["id"] for m in load_zoo(out, min_images=1).models] == ids

@@ -336,6 +336,12 @@ def test_a_run_resumes_on_another_machine_but_not_on_another_zoo(tiny_zoo, tmp_p
     (other / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(UsageError, match="another zoo"):
         train(_cfg(other, out, steps=6), log=lambda s: None)
+    # the same names, other images (review 28: the ids alone let it through)
+    same_ids = tmp_path / "same-ids"
+    shutil.copytree(tiny_zoo, same_ids)
+    sorted((same_ids / "m03").glob("*.png"))[-1].unlink()
+    with pytest.raises(UsageError, match="same models' names, built with other settings"):
+        train(_cfg(same_ids, out, steps=6), log=lambda s: None)
     # a setting that changes what is trained is still refused, and named
     with pytest.raises(UsageError, match=r"another configuration \(lr"):
         train(_cfg(tiny_zoo, out, steps=6, lr=1e-3), log=lambda s: None)
