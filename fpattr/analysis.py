@@ -417,7 +417,9 @@ def labelled_entries(root: Path) -> dict[str, dict[str, Any]]:
     chosen = manifest_selection(root)  # the first --models of a larger build
     for f in sorted(root.glob("*/done.json")):
         m = json.loads(f.read_text())
-        key = m.get("id", f.parent.name)
+        # keyed by its folder, whose images are the model's: an id of another spelling
+        # left the folder's images unlabelled, dropped unsaid (break-it 28)
+        key = f.parent.name
         if chosen is None or key in chosen:
             entries[key] = m
     if not entries and (root / "manifest.json").is_file():
@@ -427,15 +429,58 @@ def labelled_entries(root: Path) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def embed_folder_tree(root: Path, backbone: Any, views: int | None) -> dict[str, np.ndarray]:
-    """Embeddings of every image under ``root``, grouped by parent folder (= model id)."""
+def embed_folder_tree(
+    root: Path,
+    backbone: Any,
+    views: int | None,
+    ignored: list[dict[str, str]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Embeddings of the images directly in each model folder of ``root`` (folder name =
+    model id): ``{model_id: (n, D)}``.
+
+    As ``evaluate`` reads a bench: a file at the top of ``root`` or in a folder inside a
+    model folder is no model's image (it was counted as the model its own folder was
+    named like, or dropped unsaid; break-it 28), and a file that fails or is flat
+    contributes nothing. Each such file is appended to ``ignored`` (when given) as
+    ``{"path", "reason"}``.
+    """
     from fpattr.pipeline import Embedder, Settings
 
+    root = Path(root)
     per_model: dict[str, list] = {}
-    for e in Embedder(backbone, Settings(views=views)).embed_paths([root]):
-        if e.embedding is not None and not e.error:
-            per_model.setdefault(Path(e.path).parent.name, []).append(e.embedding)
+    left: list[dict[str, str]] = ignored if ignored is not None else []
+    embedder = Embedder(backbone, Settings(views=views), include_skipped=True)
+    for e in embedder.embed_paths([root]):
+        parts = Path(e.path).relative_to(root).parts if Path(e.path).is_relative_to(root) else ()
+        if len(parts) != 2:
+            where = (
+                "at the top of the folder, in no model folder"
+                if len(parts) < 2
+                else f"in a folder inside model folder {parts[0]!r} (only the images directly "
+                "in a model folder are read)"
+            )
+            left.append({"path": e.path, "reason": where})
+        elif e.skipped or e.error or e.embedding is None:
+            left.append({"path": e.path, "reason": e.error or "not read"})
+        elif e.flat:
+            left.append({"path": e.path, "reason": "insufficient signal: every view is flat"})
+        else:
+            per_model.setdefault(parts[0], []).append(e.embedding)
     return {k: np.stack(v) for k, v in per_model.items()}
+
+
+def unlabelled(
+    per_model: dict[str, np.ndarray], entries: dict[str, Any], ignored: list[dict[str, str]]
+) -> None:
+    """Append each model folder that has images but no labels to ``ignored``."""
+    for k in sorted(set(per_model) - set(entries)):
+        ignored.append(
+            {
+                "path": k,
+                "reason": f"model folder with {len(per_model[k])} image(s) but no labels "
+                "(no done.json, no manifest entry)",
+            }
+        )
 
 
 def load_heads(heads_file: Path | None, backbone_info: dict[str, Any]) -> tuple[Heads, Path]:
@@ -1023,8 +1068,20 @@ def predict_paths(
             "error": None if ok else "no image could be read",
         }
         if pooled:
+            # a set smaller than the sets its calibration was fitted on is decided with
+            # the single-image calibration: one image answered 0.98 as a "set" and 0.96
+            # on its own (break-it 28). Weaker evidence is never stated more strongly.
+            cal, _ = heads.calibration_status()
+            k = ((cal or {}).get("modes") or {}).get("set", {}).get("set_size")
+            used = "image" if k and len(pooled) < int(k) else mode
+            set_res["calibration_mode"] = used
+            if used != mode:
+                set_res["note"] = (
+                    f"{len(pooled)} distinct usable image(s), fewer than the {k} the set "
+                    "calibration was fitted on: decided with the single-image calibration"
+                )
             x = set_fingerprint(np.stack(pooled))
-            set_res["predictions"] = decide(heads, x, mode)[0]
+            set_res["predictions"] = decide(heads, x, used)[0]
         elif ok:
             set_res["predictions"] = _flat_predictions(heads)
         # the inputs that could not join the set keep their record (break-it: a failed

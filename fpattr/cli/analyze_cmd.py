@@ -21,10 +21,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(analyze_app, name="analyze")
 
 
-def _embed_folder_tree(root: Path, bb: object, views: int | None) -> dict[str, object]:
-    from fpattr.analysis import embed_folder_tree
+def _embed_folder_tree(
+    root: Path, bb: object, views: int | None, entries: dict[str, dict]
+) -> tuple[dict[str, object], list[dict[str, str]]]:
+    """The model folders' embeddings and every file or folder left out, with its reason
+    (said on stderr: an analysis of a tree must account for every file, as evaluate)."""
+    from fpattr.analysis import embed_folder_tree, unlabelled
+    from fpattr.report.base import printable
 
-    return embed_folder_tree(root, bb, views)  # type: ignore[return-value]
+    ignored: list[dict[str, str]] = []
+    emb = embed_folder_tree(root, bb, views, ignored)
+    unlabelled(emb, entries, ignored)  # type: ignore[arg-type]
+    if ignored:
+        first = ignored[0]
+        print(
+            f"note: {len(ignored)} file(s) or folder(s) of {printable(str(root))} not used, "
+            f"e.g. {printable(first['path'])}: {first['reason']} (each in ignored_files)",
+            file=sys.stderr,
+        )
+    return emb, ignored  # type: ignore[return-value]
 
 
 def _load_heads(heads_file: Path | None, bb: object) -> object:
@@ -89,7 +104,7 @@ def fit(
             "scoring, none is left to fit the heads on; synthesize more models (at least 3 "
             "without --run)"
         )
-    emb = _embed_folder_tree(zoo, bb, views)
+    emb, ignored = _embed_folder_tree(zoo, bb, views, entries)
     held_ids = {i for v in held.values() for i in v}
     train_ids = [i for i in sorted(emb) if i in entries and i not in held_ids]
 
@@ -100,7 +115,11 @@ def fit(
 
     x, labels = stack(train_ids)
     heads = Heads.fit(x, labels, bb.info())
-    metrics: dict = {"n_train_models": len(train_ids), "n_train_images": len(labels)}
+    metrics: dict = {
+        "n_train_models": len(train_ids),
+        "n_train_images": len(labels),
+        "ignored_files": ignored,
+    }
     for name, ids in held.items():
         ids = [i for i in ids if i in emb]
         if ids:
@@ -273,6 +292,9 @@ def run_predict(
         },
         started,
     )
+    for row in pred.rows:  # e.g. a set smaller than its calibration's sets
+        if row.get("note"):
+            console.print(f"note: {row['path']}: {row['note']}", markup=False, highlight=False)
     _write(fmt, output, manifest, pred.rows, summary)
     if pred.n_inputs == 0:
         common.stderr_console().print("no inputs found", highlight=False)  # -q too: exit 2
@@ -480,9 +502,10 @@ def score_cmd(
         raise UsageError(f"{bench} has no model labels (done.json per folder or manifest.json)")
     bb = common.load_backbone(backbone, backbone_opt)
     heads = _load_heads(heads_file, bb)
-    emb = _embed_folder_tree(bench, bb, views)
+    emb, ignored = _embed_folder_tree(bench, bb, views, entries)
     res = {"bench": str(bench), "heads": str(heads_file or "shipped"), "backbone": bb.id}
     res |= score(heads, emb, entries, seed)  # type: ignore[arg-type]
+    res["ignored_files"] = ignored
     text = json.dumps(res, indent=2)
     if out is not None:
         atomic_write_text(out, text + "\n")

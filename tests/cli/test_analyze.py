@@ -224,6 +224,45 @@ def test_predict_as_set_uses_the_set_calibration(world):
     assert any("sets of 3 images" in c for c in doc["caveats"])
 
 
+def test_a_set_smaller_than_its_calibrations_sets_is_decided_as_images(world, tmp_path):
+    # break-it 28: one image as a "set" got the 3-image set calibration (p 0.98 against
+    # 0.96 on its own): weaker evidence stated more strongly
+    one = sorted(world["queries"].glob("c*.png"))[:1]
+    base = ["analyze", "predict", *one, "--heads", world["calibrated"], "-b", "spectrum"]
+    alone = json.loads(run_cli([*base, "-f", "json"]).stdout)["results"][0]
+    r = run_cli([*base, "--as-set", "-f", "json"])
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["n_images"] == 1 and res["calibration_mode"] == "image"
+    assert "fewer than the 3 the set calibration was fitted on" in res["note"]
+    for choice, ans in res["predictions"].items():
+        assert ans["probability"] == alone["predictions"][choice]["probability"], choice
+    full = json.loads(_predict(world, "--as-set", "-f", "json").stdout)["results"][0]
+    assert full["calibration_mode"] == "set" and "note" not in full
+
+
+def test_score_reads_model_folders_as_evaluate_does_and_lists_what_it_leaves(world, tmp_path):
+    # break-it 28: images in a folder inside a model folder were scored as the model that
+    # folder was named like; unlabelled folders and failed files were dropped unsaid
+    import shutil
+
+    bench = tmp_path / "bench"
+    shutil.copytree(world["bench"], bench)
+    base = ["analyze", "score", bench, "--heads", world["calibrated"], "-b", "spectrum"]
+    before = json.loads(run_cli(base).stdout)
+    write_generator_images(bench / "b1" / "b2", "nearest", n=3, size=64, seed=7)
+    write_generator_images(bench / "nolabel", "checker", n=2, size=64, seed=8)
+    (bench / "b0" / "bad.png").write_bytes(b"not a png")
+    r = run_cli(base)
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert (got["n_images"], got["n_models"]) == (before["n_images"], before["n_models"])
+    assert got["per_image"] == before["per_image"]
+    reasons = {Path(x["path"]).name: x["reason"] for x in got["ignored_files"]}
+    assert "in a folder inside model folder 'b1'" in reasons["000.png"]
+    assert "no labels" in reasons["nolabel"] and "bad.png" in reasons
+    assert "not used" in r.stderr
+
+
 def test_predict_reports_failed_inputs(world, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
