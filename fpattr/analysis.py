@@ -494,6 +494,8 @@ def load_heads(heads_file: Path | None, backbone_info: dict[str, Any]) -> tuple[
         if not heads_file.is_file():
             raise UsageError(f"no shipped heads at {heads_file}: pass --heads (fpattr analyze fit)")
     heads = Heads.load(heads_file)
+    if not heads.heads:  # every image's row was left empty (break-it 28b)
+        raise UsageError(f"{heads_file} holds no heads: fit them again with `fpattr analyze fit`")
     if heads.backbone.get("sha256") != backbone_info.get("sha256"):
         raise GalleryError(
             f"{heads_file} was fitted with backbone {heads.backbone.get('id')}, "

@@ -101,8 +101,8 @@ def fit(
         # (a 2-model zoo drew both as held out: "need at least one array", exit 70)
         raise UsageError(
             f"{zoo}: every one of its {len(entries)} labelled model(s) is held out for "
-            "scoring, none is left to fit the heads on; synthesize more models (at least 3 "
-            "without --run)"
+            "scoring, none is left to fit the heads on; synthesize more models (without --run, "
+            "2 of up to 10 are held out: at least 4, of two designs or more)"
         )
     emb, ignored = _embed_folder_tree(zoo, bb, views, entries)
     held_ids = {i for v in held.values() for i in v}
@@ -113,8 +113,19 @@ def fit(
         labs = [design_labels(entries[i]) for i in ids if i in emb for _ in range(len(emb[i]))]
         return np.concatenate(xs), labs
 
+    if not train_ids:  # (no image read: "need at least one array", exit 70; break-it 28b)
+        raise UsageError(
+            f"{zoo}: no image of its labelled training models could be read (each model's "
+            "images lie directly in its folder); nothing to fit the heads on"
+        )
     x, labels = stack(train_ids)
     heads = Heads.fit(x, labels, bb.info())
+    if not heads.heads:  # (an empty heads file, exit 0; break-it 28b)
+        raise UsageError(
+            f"{zoo}: no design choice takes two values among the {len(train_ids)} training "
+            "model(s), so no head can be fitted; synthesize more models of several designs "
+            "(`fpattr synth --models` of at least a few per family)"
+        )
     metrics: dict = {
         "n_train_models": len(train_ids),
         "n_train_images": len(labels),

@@ -323,12 +323,20 @@ def discover_bench(
     without a suffix counts. Every file not read (a non-image, a hidden file, an image
     directly in ``root``) is in ``ignored_files`` with its reason.
 
-    Raises UsageError for a missing folder, a bad count or an unknown ``ref_choice``."""
+    Raises UsageError for a missing folder (the bench, or a ``real_dir`` other than the
+    default), a bad count or an unknown ``ref_choice``."""
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"bench folder not found: {root}")
     if refs < 1 or min_queries < 1:
         raise UsageError("--refs and --min-queries must be >= 1")
+    if real_dir != "real" and not (root / real_dir).is_dir():
+        # a mistyped --real-dir left the real photos' folder scored as a generator, unsaid
+        # (break-it 28b); the default "real" may be absent (no real photos)
+        raise UsageError(
+            f"--real-dir {real_dir!r}: no such folder in {root} (the folder of real photos, "
+            "by name)"
+        )
     if ref_choice not in REF_CHOICES:
         raise UsageError(f"unknown --ref-choice {ref_choice!r}; choose {' | '.join(REF_CHOICES)}")
     need = refs + min_queries

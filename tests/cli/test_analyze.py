@@ -263,6 +263,34 @@ def test_score_reads_model_folders_as_evaluate_does_and_lists_what_it_leaves(wor
     assert "not used" in r.stderr
 
 
+def test_fit_refuses_to_write_heads_it_cannot_fit_and_predict_refuses_empty_heads(tmp_path):
+    # break-it 28b: 3 one-design models wrote {"heads": {}} with exit 0 (predict then left
+    # every image out of the table); labelled folders without images were exit 70
+    zoo = tmp_path / "zoo"
+    for m in range(3):
+        d = zoo / f"m{m}"
+        write_generator_images(d, "nearest", n=3, size=64, seed=m)
+        (d / "done.json").write_text(
+            json.dumps({"id": f"m{m}", "family": "gan_decoder", "design": {"upsampling": "nn"}})
+        )
+    r = run_cli(["analyze", "fit", zoo, "-o", tmp_path / "h.json", "-b", "spectrum"])
+    assert r.exit_code == 2 and "no head can be fitted" in r.output, r.output
+    assert not (tmp_path / "h.json").exists()
+    empty = tmp_path / "empty"
+    for m in range(5):
+        (empty / f"m{m}").mkdir(parents=True)
+        (empty / f"m{m}" / "done.json").write_text(json.dumps({"id": f"m{m}", "family": "x"}))
+    r = run_cli(["analyze", "fit", empty, "-o", tmp_path / "h.json", "-b", "spectrum"])
+    assert r.exit_code == 2 and "no image of its labelled training models" in r.output
+    from fpattr.analysis import Heads
+
+    (tmp_path / "none.json").write_text(
+        Heads(heads={}, backbone={"id": "x", "sha256": "y"}).to_json(), encoding="utf-8"
+    )
+    r = run_cli(["analyze", "predict", zoo, "--heads", tmp_path / "none.json", "-b", "spectrum"])
+    assert r.exit_code == 2 and "holds no heads" in r.output, r.output
+
+
 def test_predict_reports_failed_inputs(world, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")

@@ -492,3 +492,9 @@ def test_a_model_folder_named_like_a_decision_is_skipped_with_its_reason(bench: 
     assert "Unknown" not in d["bench"]["models"] and "Unknown" not in d["per_model"]
     why = {s["model"]: s["reason"] for s in d["skipped"]}["Unknown"]
     assert why.startswith("named like a decision") and "rename the folder" in why
+
+
+def test_a_real_dir_that_is_not_there_is_refused(bench: Path):
+    # break-it 28b: a mistyped --real-dir scored the real/ folder as a generator, unsaid
+    r = run_cli(["evaluate", bench, *BASE, "--real-dir", "photos"])
+    assert r.exit_code == 2 and "--real-dir 'photos': no such folder" in r.output, r.output
