@@ -17,21 +17,31 @@ from typing import Any
 from fpattr.errors import UsageError
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
+#: Names the command line reads itself, which no registry entry could take.
+RESERVED_NAMES = frozenset({"auto"})
 
 
 def plugin_names(name: str) -> dict[str, str]:
     """``{"name", "pkg", "dist", "family"}`` for a plugin name (``fpattr-`` prefix optional).
 
-    Raises :class:`~fpattr.errors.UsageError` unless the name is lowercase letters and
-    digits, words joined by single ``-`` or ``_``, starting with a letter.
+    Raises :class:`~fpattr.errors.UsageError` unless the name is letters (read in
+    lowercase) and digits, words joined by single ``-`` or ``_``, starting with a letter,
+    and not one the command line reads itself (:data:`RESERVED_NAMES`).
     """
-    base = name.strip().lower()
+    base = name.strip().lower()  # read in lowercase, as the error says
     for prefix in ("fpattr-", "fpattr_"):
         base = base.removeprefix(prefix)
     if not _NAME_RE.fullmatch(base) or len(base) > 40:
         raise UsageError(
-            f"invalid plugin name {name!r}: use lowercase letters and digits, words joined by "
-            "'-' or '_', starting with a letter (e.g. 'acme-detector')"
+            f"invalid plugin name {name!r}: use letters and digits (read in lowercase), words "
+            "joined by '-' or '_', starting with a letter (e.g. 'acme-detector')"
+        )
+    if base in RESERVED_NAMES:
+        # `-b auto` never reaches a backbone registered as "auto" (break-it 28b)
+        raise UsageError(
+            f"invalid plugin name {name!r}: {base!r} is a word of the command line (`-b "
+            f"{base}` picks the default extractor), so the plugin's backbone could never "
+            "be selected; pick another name"
         )
     snake = base.replace("-", "_")
     return {"name": base, "pkg": f"fpattr_{snake}", "dist": f"fpattr-{base}", "family": snake}

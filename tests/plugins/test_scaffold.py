@@ -34,7 +34,9 @@ def test_names_and_files():
         assert f"def fpattr_register_{kind}" in files["fpattr_acme/__init__.py"]
 
 
-@pytest.mark.parametrize("name", ["", "1abc", "Bad Name", "a--b", "x/y", "a" * 41])
+@pytest.mark.parametrize(
+    "name", ["", "1abc", "Bad Name", "a--b", "x/y", "a" * 41, "auto", "fpattr-AUTO"]
+)
 def test_bad_names_are_usage_errors(name, tmp_path):
     r = run_cli(["plugins", "new", name, "--dir", tmp_path])
     assert r.exit_code == 2 and not any(tmp_path.iterdir())
