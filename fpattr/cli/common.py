@@ -69,7 +69,7 @@ ViewsOpt = typer.Option(
 )
 
 
-def _check_threshold(value: float | None) -> float | None:
+def check_threshold(value: float | None) -> float | None:
     import math
 
     if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
@@ -80,7 +80,7 @@ def _check_threshold(value: float | None) -> float | None:
 ThresholdOpt = typer.Option(
     None,
     "--threshold",
-    callback=_check_threshold,
+    callback=check_threshold,
     help="Use this cosine threshold instead of the one fitted for --target-far (the report "
     "says so, with the false-accept rate it gives on the gallery's held-out references).",
 )

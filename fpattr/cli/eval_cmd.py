@@ -96,7 +96,13 @@ def evaluate(
         help="Seed of the pair sampling (and of the draw of --ref-choice random).",
     ),
     target_far: float = common.TargetFarOpt,
-    threshold: float = common.ThresholdOpt,
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        callback=common.check_threshold,
+        help="Decide with this cosine threshold instead of one fitted for --target-far (the "
+        "decision metrics then give the false-accept rate it achieves; target FAR shows -).",
+    ),
     min_probability: float = common.MinProbabilityOpt,
     splits: int = typer.Option(
         DISJOINT_SPLITS,
@@ -114,7 +120,10 @@ def evaluate(
         None, "--report", help="Also write a self-contained HTML report (ROC, confusion)."
     ),
     plots: Path = typer.Option(
-        None, "--plots", help="Also write roc.png and confusion.png into this folder."
+        None,
+        "--plots",
+        help="Also write roc.png, confusion.png and reliability.png into this folder (made "
+        "if missing; its parent must exist, as for -o).",
     ),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Views per inference batch."),
     workers: int = common.WorkersOpt,
@@ -239,9 +248,16 @@ def run(
             f"evaluate writes {' | '.join(EVAL_FORMATS)} to --output, not {fmt!r} (suffix of "
             f"{str(output)!r}); the HTML report is --report"
         )
-    names = [n.strip() for n in compare.split(",") if n.strip()] if compare else [backbone]
+    names = [n.strip() for n in compare.split(",")] if compare is not None else [backbone]
+    if compare is not None and not all(names):  # ("default,,spectrum": break-it 28b)
+        raise UsageError(f"--compare has an empty entry: {compare!r}; list backbone names")
     if len(set(names)) != len(names):
         raise UsageError(f"--compare names a backbone twice: {compare}")
+    if not processed_copies and not queries_only:  # accepted and doing nothing (break-it 28b)
+        raise UsageError(
+            "--no-processed-copies acts with --degrade-queries-only only (every image "
+            "processed alike needs no processed calibration)"
+        )
     transform = protocol.Transform(jpeg=jpeg, resize=resize, crop=crop, queries_only=queries_only)
     cfg = protocol.EvalConfig(
         refs=refs,
@@ -268,6 +284,11 @@ def run(
     # now (a break-it pass lost a whole evaluation to -o /nonexistent/x.json: exit 70)
     check_output_paths(output, report, inputs=[bench])
     if plots is not None:
+        parent = plots.absolute().parent
+        if not parent.is_dir():  # (it made /nonexistent/p whole, unlike -o; break-it 28b)
+            raise UsageError(
+                f"cannot write --plots folder {str(plots)!r}: {str(parent)!r} not found"
+            )
         check_writable_folder(plots, "--plots folder")
     bench_obj = protocol.discover_bench(
         bench,

@@ -85,6 +85,11 @@ def _fmt(value: Any, digits: int) -> str:
         return printable(value)
     if digits == 0 and number(value) is not None:
         return str(int(value))
+    x = number(value)
+    if x is not None and digits > 0 and 0 < abs(x) < 0.5 * 10.0**-digits:
+        # never a non-zero figure shown as 0 (--target-far 0.00001 read "0.0000"; break-it
+        # 28b): two significant digits
+        return f"{x:.2g}"
     return fmt_score(value, digits)
 
 

@@ -501,3 +501,18 @@ def test_a_real_dir_that_is_not_there_is_refused(bench: Path):
     # break-it 28b: a mistyped --real-dir scored the real/ folder as a generator, unsaid
     r = run_cli(["evaluate", bench, *BASE, "--real-dir", "photos"])
     assert r.exit_code == 2 and "--real-dir 'photos': no such folder" in r.output, r.output
+
+
+def test_options_that_would_do_nothing_or_hide_a_typo_are_refused(bench: Path, tmp_path: Path):
+    # break-it 28b: each of these was accepted without a word
+    for args, said in (
+        (["--compare", "spectrum,,spectrum"], "--compare has an empty entry"),
+        (["--no-processed-copies"], "acts with --degrade-queries-only only"),
+        (["--plots", tmp_path / "missing" / "p"], "not found"),
+    ):
+        r = run_cli(["evaluate", bench, *BASE, *args])
+        assert r.exit_code == 2 and said in " ".join(r.output.split()), (args, r.output)
+    assert not (tmp_path / "missing").exists()
+    from fpattr.evaluation.report import _fmt
+
+    assert _fmt(1e-5, 4) == "1e-05" and _fmt(0.0, 3) == "0.000"  # never a rate shown as 0
