@@ -195,12 +195,16 @@ def _output_format(fmt: str, output: Path | None) -> str:
     if fmt not in common.FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose {' | '.join(common.FORMATS)}")
     if output is not None and fmt == "table" and output.suffix.lower() not in ("", ".txt"):
-        from fpattr.report.files import format_for_path
+        from fpattr.report.files import SUFFIX_FORMATS, format_for_path
 
-        fmt = format_for_path(output)
+        fmt = format_for_path(output, default="")
         if fmt not in common.FORMATS:
+            # only the suffixes of the formats it writes (the shared list offered .html,
+            # which it then refused; break-it 28b)
+            ok = ", ".join(f"{s} ({f})" for s, f in SUFFIX_FORMATS.items() if f in common.FORMATS)
             raise UsageError(
-                f"analyze predict writes {' | '.join(common.FORMATS)}, not {fmt} ({output})"
+                f"analyze predict writes {' | '.join(common.FORMATS)}: cannot tell a format "
+                f"from {str(output)!r}; use one of {ok}, or pass --format"
             )
     return fmt
 

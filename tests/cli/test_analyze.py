@@ -423,3 +423,12 @@ def test_fit_refuses_what_it_cannot_fit_before_the_work(world, tmp_path):
     assert r.exit_code == 2 and "cannot read its held-out models" in r.stderr, r.output
     r = run_cli(["analyze", "fit", zoo, "--out", tmp_path / "missing" / "h.json", "-b", "spectrum"])
     assert r.exit_code == 2 and "not found" in r.stderr and not heads.exists(), r.output
+
+
+def test_predict_names_only_the_suffixes_it_writes(world, tmp_path):
+    # break-it 28b: "-o x.weird" offered ".html (html)", which "-o x.html" then refused
+    for name in ("x.weird", "x.html"):
+        r = _predict(world, "-o", tmp_path / name)
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "cannot tell a format" in said, r.output
+        assert ".csv (csv)" in said and ".html" not in said.split("use one of")[1]
