@@ -610,6 +610,12 @@ def decision_quality(
             make_gallery(ref_emb[rs], ref_lab[rs], sub),
             make_gallery(*cal, cal_sub) if cal else None,
         )
+        cal_in_force = pol.calibration("image-vs-model")
+        # what the fit says of itself (a threshold that cannot reach the target FAR on so
+        # few impostor scores): said by gallery calibrate, unsaid here (break-it 28b)
+        res["calibration_notes"] = list(
+            (cal_in_force.details if cal_in_force else {}).get("notes", [])
+        )
         res["pairs"] = decide_pairs(
             pol,
             q_emb[qs],
@@ -621,6 +627,7 @@ def decision_quality(
         return res
 
     out: dict[str, Any] = {"in_gallery": block(names), "notes": []}
+    out["notes"] += [f"in-gallery calibration: {n}" for n in out["in_gallery"]["calibration_notes"]]
     out["reference_gap"] = reference_gap(policy_for, ref_emb, ref_lab, q_emb, q_lab, names)
     if out["reference_gap"]["warn"]:
         out["notes"].append(

@@ -516,3 +516,11 @@ def test_options_that_would_do_nothing_or_hide_a_typo_are_refused(bench: Path, t
     from fpattr.evaluation.report import _fmt
 
     assert _fmt(1e-5, 4) == "1e-05" and _fmt(0.0, 3) == "0.000"  # never a rate shown as 0
+
+
+def test_evaluate_says_what_the_in_gallery_calibration_could_not_do(bench_master: Path):
+    # break-it 28b: target FAR 1e-6, 1e-3 and 1e-2 gave one threshold on a small bench,
+    # with no word that so few impostor scores cannot fit it (gallery calibrate said so)
+    d = _ev(bench_master, "--target-far", "0.000001")
+    notes = d["decisions"]["protocols"]["notes"]
+    assert any(n.startswith("in-gallery calibration:") and "impostor scores" in n for n in notes)
