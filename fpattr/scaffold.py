@@ -17,8 +17,6 @@ from typing import Any
 from fpattr.errors import UsageError
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
-#: Names the command line reads itself, which no registry entry could take.
-RESERVED_NAMES = frozenset({"auto"})
 
 
 def plugin_names(name: str) -> dict[str, str]:
@@ -26,7 +24,7 @@ def plugin_names(name: str) -> dict[str, str]:
 
     Raises :class:`~fpattr.errors.UsageError` unless the name is letters (read in
     lowercase) and digits, words joined by single ``-`` or ``_``, starting with a letter,
-    and not one the command line reads itself (:data:`RESERVED_NAMES`).
+    and not ``auto``, the name ``-b`` resolves itself (:data:`fpattr.backbones.resolve.AUTO`).
     """
     base = name.strip().lower()  # read in lowercase, as the error says
     for prefix in ("fpattr-", "fpattr_"):
@@ -36,7 +34,9 @@ def plugin_names(name: str) -> dict[str, str]:
             f"invalid plugin name {name!r}: use letters and digits (read in lowercase), words "
             "joined by '-' or '_', starting with a letter (e.g. 'acme-detector')"
         )
-    if base in RESERVED_NAMES:
+    from fpattr.backbones.resolve import AUTO
+
+    if base == AUTO:
         # `-b auto` never reaches a backbone registered as "auto" (break-it 28b)
         raise UsageError(
             f"invalid plugin name {name!r}: {base!r} is a word of the command line (`-b "

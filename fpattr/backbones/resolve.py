@@ -12,10 +12,14 @@ from typing import Any
 from fpattr.backbones.base import Backbone
 from fpattr.errors import BackboneError
 
+#: The backbone name the resolver reads itself: no registered backbone (a plugin's, an
+#: exported model) can be reached under it, so none may take it.
+AUTO = "auto"
+
 
 def resolve_backbone_name(name: str | None) -> str:
     """``auto``/None -> the shipped learned extractor when usable, else ``spectrum``."""
-    if name not in (None, "", "auto"):
+    if name not in (None, "", AUTO):
         return name
     from fpattr.backbones.onnx import default_model_available
 

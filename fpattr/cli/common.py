@@ -365,6 +365,7 @@ def check_export_target(out: Path, name: str, replace_shipped: bool) -> None:
     import os
 
     from fpattr.backbones.onnx import is_onnx_backbone
+    from fpattr.backbones.resolve import AUTO
     from fpattr.errors import UsageError
     from fpattr.io.atomic import check_writable_folder
     from fpattr.paths import SHIPPED_EXTRACTORS, models_dir
@@ -372,7 +373,7 @@ def check_export_target(out: Path, name: str, replace_shipped: bool) -> None:
 
     check_writable_folder(out, "model folder")
     # "auto" and "onnx" are words of -b itself (the resolver, the generic ONNX backbone)
-    if name in ("auto", "onnx") or (name in backbones() and not is_onnx_backbone(name)):
+    if name in (AUTO, "onnx") or (name in backbones() and not is_onnx_backbone(name)):
         raise UsageError(
             f"{name!r} is the name of a backbone fpattr or a plugin provides: a model of "
             "that name would hide it (and could not be reached itself); choose another --name"
