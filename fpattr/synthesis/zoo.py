@@ -447,7 +447,7 @@ def write_manifest(
     families: Sequence[SynthesizerFamily],
     cfg: ZooConfig,
     n_models: int,
-    planned: Iterable[str] | None = None,
+    planned: Iterable[str],
 ) -> Path:
     """Rebuild ``manifest.json`` from the ``done.json`` files (the source of truth).
 
@@ -455,11 +455,10 @@ def write_manifest(
     built ones among them, so that it never lists more than ``n_models`` (a rerun with a
     smaller ``--models`` selects the first ones), and counts the others it leaves out in
     ``unlisted_models`` (still on disk: a rerun with a larger ``--models`` lists them again).
-    None: every built model.
     """
     done = sorted(read_done(out_dir).values(), key=lambda e: e.get("index", 0))
-    keep = None if planned is None else set(planned)
-    models = [e for e in done if keep is None or e.get("id") in keep]
+    keep = set(planned)
+    models = [e for e in done if e.get("id") in keep]
     manifest = {
         "schema": SCHEMA,
         "families": {
