@@ -116,6 +116,13 @@ def synth(
         150, "--max-steps", min=1, help="Training steps at most per model."
     ),
     width: int = typer.Option(32, "--width", min=1, help="Channels of the hidden layers."),
+    siblings: int = typer.Option(
+        1,
+        "--siblings",
+        min=1,
+        help="Models per architecture, built in a row, differing only in seed (weights, "
+        "training photos): siblings, as real generators trained twice are.",
+    ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Training batch size."),
     train_crop: int = typer.Option(
         32,
@@ -175,6 +182,7 @@ def synth(
         batch_size=batch_size,
         train_crop=train_crop,
         where=where,
+        siblings=siblings,
     )
     print(json.dumps(summary, indent=2))
     if summary["failed"]:

@@ -60,10 +60,14 @@ class ZooConfig:
     photo_pool: int = 512
     real_dir: str | None = None
     where: dict[str, list[str]] = field(default_factory=dict)
+    siblings: int = 1
 
     def sha(self) -> str:
         """Fingerprint of the settings; a zoo folder never mixes two of them."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        d = asdict(self)
+        if d["siblings"] == 1:  # the default leaves the zoos built before it the same sha
+            del d["siblings"]
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -75,6 +79,9 @@ class ModelSpec:
     arch: dict[str, str]
     arch_id: str
     seed: int
+    #: the architecture slot: models of one slot (``siblings`` > 1) share the architecture and
+    #: differ only in seed (weights, training photos, the images drawn)
+    group: int = -1
 
 
 def model_seed(zoo_seed: int, index: int) -> int:
@@ -87,11 +94,23 @@ def iter_plan(
     *,
     seed: int,
     where: Mapping[str, Sequence[str]] | None = None,
+    siblings: int = 1,
 ) -> Iterator[ModelSpec]:
     """Models in build order: round-robin over families; within a family every
-    architecture once (in a seeded random order) before any repeats."""
+    architecture once (in a seeded random order) before any repeats.
+
+    ``siblings`` > 1: each architecture slot is built that many times in a row, every model
+    with its own seed, so its own initial weights, training photos and samples. Real
+    generators that differ only so (two seeds, or one design trained on other photos) are
+    the pairs a zero-shot extractor trained on one model per design confuses most
+    (docs/benchmarks.md, "Where the false accepts come from"); siblings give training
+    such pairs as distinct classes. Model *i* of the plan with ``siblings=1`` is the
+    same as before the option existed.
+    """
     if not families:
         raise UsageError("no synthesizer family selected")
+    if siblings < 1:
+        raise UsageError(f"--siblings must be at least 1, got {siblings}")
     archs = [fam.architectures(where) for fam in families]
     for fam, a in zip(families, archs, strict=True):
         if not a:
@@ -99,16 +118,17 @@ def iter_plan(
     perms: dict[int, tuple[int, np.ndarray]] = {}  # family -> (cycle, order of its archs)
     index = 0
     while True:
-        f = index % len(families)
+        slot = index // siblings
+        f = slot % len(families)
         fam, fam_archs = families[f], archs[f]
-        cycle, pos = divmod(index // len(families), len(fam_archs))
+        cycle, pos = divmod(slot // len(families), len(fam_archs))
         if f not in perms or perms[f][0] != cycle:
             ss = np.random.SeedSequence([seed, zlib.crc32(fam.name.encode()), cycle])
             perms[f] = (cycle, np.random.default_rng(ss).permutation(len(fam_archs)))
         arch = fam_archs[int(perms[f][1][pos])]
         arch_id = fam.arch_id(arch)
         spec_id = f"{index:05d}-{arch_id}"
-        yield ModelSpec(index, spec_id, fam.name, arch, arch_id, model_seed(seed, index))
+        yield ModelSpec(index, spec_id, fam.name, arch, arch_id, model_seed(seed, index), slot)
         index += 1
 
 
@@ -118,9 +138,10 @@ def plan_models(
     *,
     seed: int,
     where: Mapping[str, Sequence[str]] | None = None,
+    siblings: int = 1,
 ) -> list[ModelSpec]:
     """The first ``n_models`` of :func:`iter_plan`."""
-    it = iter_plan(families, seed=seed, where=where)
+    it = iter_plan(families, seed=seed, where=where, siblings=siblings)
     return [next(it) for _ in range(n_models)]
 
 
@@ -294,6 +315,8 @@ def build_model(
         "arch_id": spec.arch_id,
         "design": dict(spec.arch),
         "seed": spec.seed,
+        # the architecture slot its siblings share (--siblings > 1 only)
+        **({"sibling_group": spec.group} if cfg.siblings > 1 else {}),
         # null when there is no finite loss (strict JSON has no NaN)
         "final_loss": final_loss,
         "steps": int(stats["steps"]),
@@ -505,8 +528,11 @@ def build_zoo(
     train_photos: int = 64,
     photo_pool: int = 512,
     where: Mapping[str, Sequence[str]] | None = None,
+    siblings: int = 1,
 ) -> dict[str, Any]:
     """Build (or resume) a zoo of ``n_models`` trained synthetic models in ``out_dir``.
+
+    ``siblings``: models per architecture slot, differing only in seed (:func:`iter_plan`).
 
     Returns a JSON-able summary: counts of models built / kept / failed, timings
     and the manifest path. A model that fails is reported, not fatal; running
@@ -522,6 +548,7 @@ def build_zoo(
         ("--batch-size", batch_size, 1),
         ("--train-crop", train_crop, 0),
         ("train_photos", train_photos, 1),
+        ("--siblings", siblings, 1),
     ):
         if value < least:
             raise UsageError(f"{option} must be at least {least}, got {value}")
@@ -546,11 +573,12 @@ def build_zoo(
         photo_pool=max(photo_pool, train_photos + images_per_model),
         real_dir=str(Path(real_dir).resolve()) if real_dir is not None else None,
         where=where_d,
+        siblings=siblings,
     )
     # Fail fast, before any model is built: every architecture the plan draws must suit
     # the image size (a model that cannot be built would fail again on every rerun), and
     # the first planned model of each family is built once (it checks the width too).
-    plan = plan_models(fams, n_models, seed=seed, where=cfg.where)
+    plan = plan_models(fams, n_models, seed=seed, where=cfg.where, siblings=siblings)
     check_sizes(fams, plan, width=width, image_size=image_size)
     for f in fams:
         first = next((s for s in plan if s.family == f.name), None)
@@ -581,7 +609,7 @@ def _build_locked(
     progress: bool,
     t_start: float,
 ) -> dict[str, Any]:
-    plan = plan_models(fams, n_models, seed=cfg.seed, where=cfg.where)
+    plan = plan_models(fams, n_models, seed=cfg.seed, where=cfg.where, siblings=cfg.siblings)
     done = read_done(out_dir)
     foreign = sorted(e["id"] for e in done.values() if e.get("config_sha") != cfg.sha())
     if foreign:

@@ -27,6 +27,43 @@ def test_plan_covers_every_architecture_before_repeating(families):
     assert plan_models(fams, 10, seed=1) != first
 
 
+def test_siblings_share_an_architecture_and_differ_in_seed(families):
+    fams = [families["autoencoder"], families["gan_decoder"]]
+    plain = plan_models(fams, 6, seed=0)
+    sib = plan_models(fams, 12, seed=0, siblings=2)
+    # each slot of the plain plan, built twice in a row, with every model its own seed
+    assert [s.arch_id for s in sib] == [a for s in plain for a in (s.arch_id, s.arch_id)]
+    assert [s.group for s in sib] == [g for g in range(6) for _ in range(2)]
+    assert len({s.seed for s in sib}) == 12 and len({s.id for s in sib}) == 12
+    # the default plan is the plan before the option existed (ids, seeds)
+    assert [(s.id, s.seed) for s in plain[:2]] == [
+        ("00000-ae-K1L1Unearest-Arelu-Nnone-Spost", 821328062),
+        ("00001-gan-G2Unearest-Arelu-Nnone-Osigmoid", 1817441348),
+    ]
+    with pytest.raises(UsageError, match="--siblings"):
+        plan_models(fams, 2, seed=0, siblings=0)
+
+
+def test_siblings_leave_the_default_settings_hash_alone():
+    from fpattr.synthesis.zoo import ZooConfig
+
+    # the hash of zoos built before --siblings existed (so they still resume)
+    assert ZooConfig(families=("autoencoder", "gan_decoder")).sha() == "eee62a232b4da755"
+    assert ZooConfig(families=("autoencoder", "gan_decoder"), siblings=2).sha() != (
+        "eee62a232b4da755"
+    )
+
+
+def test_a_sibling_zoo_records_each_model_s_group(tmp_path, families, tiny):
+    fams = [families["autoencoder"]]
+    build_zoo(tmp_path / "zoo", families=fams, n_models=2, seed=0, siblings=2, **tiny)
+    models = json.loads((tmp_path / "zoo" / "manifest.json").read_text())["models"]
+    assert [m["sibling_group"] for m in models] == [0, 0]
+    assert models[0]["arch_id"] == models[1]["arch_id"] and models[0]["seed"] != models[1]["seed"]
+    with pytest.raises(UsageError, match="other settings"):  # siblings are a setting
+        build_zoo(tmp_path / "zoo", families=fams, n_models=2, seed=0, **tiny)
+
+
 def test_plan_restrictions(families):
     plan = plan_models(
         [families["autoencoder"]],
