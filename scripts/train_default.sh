@@ -9,7 +9,10 @@ PUBLIC=${2:-../shared/data/public-generators}
 RUN=${RUN:-runs/default}
 STEPS=${STEPS:-5000}
 
-fpattr synth "$RUN/zoo" --models 640 --images-per-model 16 --size 128 --real "$REAL" \
+# the three families v1 was trained on, named: without --family every registered family is
+# used (the v2 ones, a plugin's), which is not the zoo the shipped model card records
+fpattr synth "$RUN/zoo" --family autoencoder --family diffusion_denoiser --family gan_decoder \
+  --models 640 --images-per-model 16 --size 128 --real "$REAL" \
   --workers 2 --max-steps 150 --batch-size 16 --seed 0 -q > "$RUN/synth.json"
 fpattr train "$RUN/zoo" --out "$RUN/train" --preset compact --steps "$STEPS" --set eval_every=1000 \
   --threads 2 --seed 0
