@@ -246,6 +246,9 @@ def run(
         plugins=common.plugin_versions(),
     )
     ray_run = None
+    # what this run holds until it ends, released in one place: the Ray engine (actors, a
+    # local cluster) and the output files, claimed against a second run
+    held = ExitStack()
     if engine == "local":  # the threads this run uses (workers None in the settings: default)
         manifest = {
             **manifest,
@@ -268,18 +271,21 @@ def run(
             decode_workers=workers,
             notify=lambda msg: console.print(msg, highlight=False, markup=False),
         )
-        # beside the settings, not in them: a resume may switch engines
-        manifest = {**manifest, "engine": ray_run.info()}
+        held.callback(ray_run.close)
+        try:  # beside the settings, not in them: a resume may switch engines
+            manifest = {**manifest, "engine": ray_run.info()}
+        except BaseException:
+            held.close()
+            raise
     stats = pipeline.RunStats()
     todo: Any = paths if streamed else list(paths)  # a list: progress counts it first
     items: list[Any] | None = None  # inputs already walked (--resume's leftovers)
     state: Resume | None = None
     # the run's own output files are not inputs, even inside a scanned folder
     own = [p for p in (output, report) if p is not None and str(p) != "-"]
-    claims = ExitStack()  # the output files, held against a second run until this one ends
     try:
         for path in own:
-            claims.enter_context(claim_output(path))
+            held.enter_context(claim_output(path))
         if resume and output is not None:
             state = Resume.prepare(output, paths, manifest, console, exclude=own)
             if state is not None:
@@ -289,9 +295,7 @@ def run(
         out = Outputs(fmt, output, report, manifest, append=state is not None)
         common.print_notes(console, out.notes)
     except BaseException:
-        if ray_run is not None:
-            ray_run.close()
-        claims.close()
+        held.close()
         raise
     settings.thumbnails = out.thumbnails
     n_done = 0
@@ -363,9 +367,7 @@ def run(
             )
         raise
     finally:
-        if ray_run is not None:
-            ray_run.close()
-        claims.close()
+        held.close()
     common.print_policy_notes(console, session.policy_info())
     common.print_notes(console, session.view_notes())
     if stats.n_inputs == 0:

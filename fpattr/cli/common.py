@@ -224,7 +224,9 @@ def backbone_for_gallery(backbone: str | None, gallery: str | None) -> str | Non
     mismatch is still reported by :func:`open_gallery`."""
     import json
 
-    if backbone not in (None, "", "auto") or gallery is None:
+    from fpattr.backbones.resolve import AUTO
+
+    if backbone not in (None, "", AUTO) or gallery is None:
         return backbone
     meta = gallery_path(gallery, "default") / "gallery.json"
     try:
